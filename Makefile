@@ -1,0 +1,125 @@
+# Top-level build.  `make` builds every library and program (programs land in
+# bin/), `make check` runs every test, `make bench` the benchmarks, `make demo`
+# the demo.  Variants: `make SANITIZE=address` (ASan+UBSan), `make
+# SANITIZE=thread` (TSan) build into build/<variant>/ with programs in
+# build/<variant>/bin.  `make WERROR=0` relaxes -Werror.
+
+CC      ?= cc
+WERROR  ?= 1
+SANITIZE ?=
+
+ifeq ($(SANITIZE),address)
+VARIANT := asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(SANITIZE),thread)
+VARIANT := tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+else ifeq ($(SANITIZE),)
+VARIANT := default
+SANFLAGS :=
+else
+$(error SANITIZE must be address or thread)
+endif
+
+O := build/$(VARIANT)
+ifeq ($(VARIANT),default)
+BIN := bin
+OPT := -O2
+else
+BIN := $(O)/bin
+OPT := -O1
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+PKGS := liburing libiscsi cmocka
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) $(SANFLAGS) \
+	$(PKG_CFLAGS) -MMD -MP
+LDFLAGS ?=
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+
+MP_LIBS := -luring -laio -liscsi -lpthread
+CMOCKA_LIBS := -lcmocka
+
+# ---- libraries -----------------------------------------------------------
+MP_SRCS := $(wildcard multipath/*.c)
+MP_OBJS := $(MP_SRCS:%.c=$(O)/%.o)
+LIBMP   := $(O)/multipath/libmp.a
+
+LIBS_ALL := $(LIBMP)
+SYS_LIBS := $(MP_LIBS)
+
+# ---- programs ------------------------------------------------------------
+# tools/<name>.c -> bin/<name>
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOLS := $(TOOL_SRCS:tools/%.c=$(BIN)/%)
+
+# ---- tests and benchmarks ------------------------------------------------
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:%.c=$(O)/%)
+HELPER_SRCS := $(wildcard tests/helpers/*.c)
+HELPER_BINS := $(HELPER_SRCS:%.c=$(O)/%)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:%.c=$(O)/%)
+
+.PHONY: all libs tools tests check check-unit bench demo deps clean
+all: $(LIBS_ALL) $(TOOLS) $(UNIT_BINS) $(HELPER_BINS) $(BENCH_BINS)
+libs: $(LIBS_ALL)
+tools: $(TOOLS)
+tests: $(UNIT_BINS) $(HELPER_BINS)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBMP): $(MP_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/%: $(O)/tools/%.o $(LIBS_ALL)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
+
+$(O)/tests/unit/%: $(O)/tests/unit/%.o $(LIBS_ALL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS) $(CMOCKA_LIBS)
+
+$(O)/tests/helpers/%: $(O)/tests/helpers/%.o $(LIBS_ALL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
+
+$(O)/bench/%: $(O)/bench/%.o $(LIBS_ALL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
+
+# Installs missing Debian packages (quick no-op when all are present).
+deps:
+	@scripts/install-deps.sh
+
+# Every test: unit and integration on the default build, then the unit tests
+# again under ASan+UBSan and TSan.  Ends with "N passed, N failed, N skipped".
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SANITIZE=address tests
+	@$(MAKE) --no-print-directory SANITIZE=thread tests
+	@tests/run-tests.sh
+
+# Unit tests of the current variant only (e.g. make SANITIZE=address check-unit)
+check-unit: tests
+	@tests/run-tests.sh --unit-only --variant $(VARIANT)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run-bench.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+clean:
+	rm -rf build bin
+
+-include $(wildcard $(O)/*/*.d $(O)/*/*/*.d)

@@ -1,0 +1,324 @@
+/*
+ * mp.h - the device layer: everything that talks to a LUN.
+ *
+ * A LUN is opened from a spec string and used through an opaque handle
+ * (mp_lun).  Callers never see paths or backends: today a LUN has exactly
+ * one path; the multipath work adds more behind the same handle.
+ *
+ * Spec strings:
+ *   /path/to/file, file:/path        regular file or block device, O_DIRECT
+ *                                    (io_uring, or libaio when io_uring is
+ *                                    unavailable or MP_OPEN_NO_URING is set)
+ *   ...?engine=aio|uring&sector=4096 local options (sector emulates a
+ *                                    4K-native LUN on a regular file)
+ *   iscsi://HOST[:PORT]/TARGET-IQN/LUN
+ *   fault:OPTIONS:INNER-SPEC         fault injection around any other spec,
+ *                                    see mp_fault_* below and docs/ARCHITECTURE.md
+ *
+ * I/O model: the caller owns a struct mp_io, fills it and submits it.  The
+ * completion callback runs on one of the LUN's internal threads (never inside
+ * mp_io_submit itself) and may submit further I/O.  mp_io_wait() waits for a
+ * submitted I/O instead.  Offsets and lengths must be multiples of the
+ * logical sector size; buffers may have any alignment (unaligned buffers go
+ * through a bounce buffer, aligned ones go straight to the device).
+ *
+ * All functions return 0 (or a count) on success and a negative error code on
+ * failure: -errno, or -MP_E_* for what errno cannot say.  mp_strerror()
+ * describes both.
+ */
+#ifndef MP_H
+#define MP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Private error range (returned negated). */
+enum mp_error {
+	MP_E_BASE = 4000,
+	MP_E_MISCOMPARE,    /* compare-and-write: on-disk data differed */
+	MP_E_RESCONFLICT,   /* SCSI RESERVATION CONFLICT */
+	MP_E_BUSY,          /* SCSI BUSY status */
+	MP_E_QFULL,         /* SCSI TASK SET FULL (queue full) */
+	MP_E_PDL,           /* permanent device loss (sense 05/25/00 or gone) */
+	MP_E_MEDIUM,        /* medium error / unrecovered read error */
+	MP_E_ILLEGAL,       /* illegal request not covered by another code */
+	MP_E_SPEC,          /* malformed spec string */
+	MP_E_POWERCUT,      /* fault backend: simulated power cut happened */
+	MP_E_CHECK,         /* other SCSI CHECK CONDITION */
+	MP_E_TRANSPORT,     /* transport failure (connection lost, no retry left) */
+	MP_E_END
+};
+
+/* Describe 0, -errno or -MP_E_*.  Never returns NULL. */
+const char *mp_strerror(int err);
+
+typedef struct mp_lun mp_lun;
+
+/* Open flags. */
+#define MP_OPEN_RDONLY       0x1u  /* refuse writes */
+#define MP_OPEN_NO_URING     0x2u  /* local: use libaio even if io_uring works */
+#define MP_OPEN_RETRY_RESCONFLICT 0x4u /* retry I/O failing with RESERVATION
+					* CONFLICT until resconflict_ms passes */
+
+struct mp_open_opts {
+	unsigned flags;
+	unsigned timeout_ms;       /* iSCSI command timeout; 0 = default 10 s */
+	unsigned resconflict_ms;   /* with MP_OPEN_RETRY_RESCONFLICT; 0 = 10 s */
+	unsigned queue_depth;      /* max I/Os in flight on the device; 0 = 64 */
+	const char *initiator;     /* iSCSI initiator IQN; NULL = generated */
+};
+
+/*
+ * Open a LUN.  opts may be NULL for defaults.  On success *out holds the
+ * handle.  Errors: -MP_E_SPEC for a malformed spec, -ENOENT, -EACCES,
+ * -ECONNREFUSED, -ETIMEDOUT, ...
+ */
+int mp_lun_open(const char *spec, const struct mp_open_opts *opts,
+		mp_lun **out);
+
+/*
+ * Close a LUN.  Waits for every submitted I/O to complete first (their
+ * callbacks run).  Does not flush: call mp_lun_flush() for durability.
+ */
+void mp_lun_close(mp_lun *lun);
+
+/* Capability bits, see struct mp_lun_info. */
+#define MP_CAP_FUA            0x001u /* per-write forced unit access */
+#define MP_CAP_DISCARD        0x002u /* discard supported (see discard_zeroes) */
+#define MP_CAP_DISCARD_ZEROES 0x004u /* discarded ranges read back as zeros */
+#define MP_CAP_ATS            0x008u /* native SCSI COMPARE AND WRITE */
+#define MP_CAP_ATS_EMULATED   0x010u /* compare-and-write emulated with OFD
+				      * locks: atomic only between processes
+				      * of ONE machine */
+#define MP_CAP_RESERVE6       0x020u /* SCSI-2 RESERVE(6)/RELEASE(6) */
+#define MP_CAP_PR             0x040u /* SCSI-3 persistent reservations */
+#define MP_CAP_FAULT          0x080u /* a fault-injection layer is present */
+
+struct mp_lun_info {
+	uint64_t capacity;        /* bytes */
+	uint32_t logical_sector;  /* bytes: I/O granularity */
+	uint32_t physical_sector; /* bytes: atomic write unit */
+	uint32_t max_caw_sectors; /* largest compare-and-write, in sectors */
+	unsigned caps;            /* MP_CAP_* */
+	char backend[16];         /* "uring", "aio", "iscsi" (innermost) */
+	/* Identity: stable across hosts and device names.  For SCSI LUNs from
+	 * VPD page 0x83 (designator) and 0x80 (serial); for files and block
+	 * devices without VPD, derived from the device and inode numbers. */
+	char id[96];              /* e.g. "naa.60000000...", "file.803-1234" */
+	char serial[64];
+	char vendor[9];
+	char product[17];
+};
+
+/* Fill *info; never fails on an open LUN. */
+void mp_lun_get_info(mp_lun *lun, struct mp_lun_info *info);
+
+/* The spec string the LUN was opened with. */
+const char *mp_lun_spec(mp_lun *lun);
+
+/* Operations. */
+enum mp_op {
+	MP_OP_READ = 1,
+	MP_OP_WRITE,
+	MP_OP_FLUSH,    /* make every completed write durable */
+	MP_OP_DISCARD,  /* offset, length; -EOPNOTSUPP when not offered */
+	MP_OP_CAW,      /* compare-and-write: iov[0] = compare data, iov[1] =
+			 * new data, each length bytes; -MP_E_MISCOMPARE and
+			 * the current on-disk data copied into iov[0] when
+			 * they differ */
+	MP_OP_RESERVE,  /* SCSI-2 RESERVE(6) */
+	MP_OP_RELEASE,  /* SCSI-2 RELEASE(6) */
+	MP_OP_PR_OUT,   /* persistent reservation out, see struct mp_pr */
+	MP_OP_PR_IN,    /* persistent reservation in, see struct mp_pr */
+	MP_OP_TUR,      /* TEST UNIT READY (path check) */
+	MP_OP_END
+};
+
+#define MP_IO_FUA 0x1u   /* write reaches stable media before completion */
+
+struct mp_io;
+typedef void (*mp_io_cb)(struct mp_io *io);
+
+/*
+ * One request.  The caller owns the memory until completion.  Fields after
+ * "private" are the layer's own; zero the whole struct (or use
+ * mp_io_prep_*) before filling it.
+ */
+struct mp_io {
+	enum mp_op op;
+	unsigned flags;            /* MP_IO_* */
+	uint64_t offset;           /* bytes */
+	uint64_t length;           /* bytes; for READ/WRITE the iov total */
+	const struct iovec *iov;
+	int iovcnt;
+	void *arg;                 /* PR_OUT/PR_IN parameters (struct mp_pr) */
+	mp_io_cb cb;               /* may be NULL: then use mp_io_wait() */
+	void *priv;                /* caller's */
+	int result;                /* on completion: bytes or 0, or -error */
+
+	/* private */
+	struct mp_io *next_;
+	struct mp_lun *lun_;
+	void *bounce_;
+	int state_;
+	unsigned retries_;
+	uint64_t start_ns_;
+	uint64_t deadline_ns_;
+};
+
+/*
+ * Submit an I/O.  Returns 0 when accepted (its callback will run exactly
+ * once), or a negative error when refused at once (bad alignment, read-only
+ * LUN, unsupported op): then no callback runs and io->result holds it too.
+ */
+int mp_io_submit(mp_lun *lun, struct mp_io *io);
+
+/* Wait for a submitted I/O that has no callback; returns io->result. */
+int mp_io_wait(struct mp_io *io);
+
+/* Synchronous helpers (any thread).  Return bytes done or -error. */
+ssize_t mp_lun_pread(mp_lun *lun, void *buf, size_t len, uint64_t off);
+ssize_t mp_lun_pwrite(mp_lun *lun, const void *buf, size_t len, uint64_t off,
+		      unsigned io_flags);
+ssize_t mp_lun_preadv(mp_lun *lun, const struct iovec *iov, int iovcnt,
+		      uint64_t off);
+ssize_t mp_lun_pwritev(mp_lun *lun, const struct iovec *iov, int iovcnt,
+		       uint64_t off, unsigned io_flags);
+int mp_lun_flush(mp_lun *lun);
+int mp_lun_discard(mp_lun *lun, uint64_t off, uint64_t len);
+
+/*
+ * Atomic compare-and-write of len bytes (a multiple of the logical sector,
+ * at most max_caw_sectors).  Succeeds only if the LUN holds exactly cmp;
+ * otherwise returns -MP_E_MISCOMPARE and, if cur is not NULL, copies the
+ * current contents into cur.  Native ATS on SCSI targets that offer it;
+ * emulated on files and block devices; -EOPNOTSUPP otherwise.
+ *
+ * A timed-out compare-and-write (-ETIMEDOUT) may or may not have been
+ * applied: the caller must re-read before deciding.
+ */
+int mp_lun_caw(mp_lun *lun, uint64_t off, const void *cmp, const void *data,
+	       size_t len, void *cur);
+
+/* SCSI-2 reservations (-EOPNOTSUPP when absent). */
+int mp_lun_reserve(mp_lun *lun);
+int mp_lun_release(mp_lun *lun);
+
+/* SCSI-3 persistent reservations. */
+enum mp_pr_action {          /* PERSISTENT RESERVE OUT service actions */
+	MP_PR_REGISTER = 0x00,
+	MP_PR_RESERVE = 0x01,
+	MP_PR_RELEASE = 0x02,
+	MP_PR_CLEAR = 0x03,
+	MP_PR_PREEMPT = 0x04,
+	MP_PR_PREEMPT_ABORT = 0x05,
+	MP_PR_REGISTER_IGNORE = 0x06,
+	/* PERSISTENT RESERVE IN service actions, offset by 0x100 */
+	MP_PR_READ_KEYS = 0x100,
+	MP_PR_READ_RESERVATION = 0x101,
+};
+enum mp_pr_type {
+	MP_PR_WRITE_EXCLUSIVE = 1,
+	MP_PR_EXCLUSIVE_ACCESS = 3,
+	MP_PR_WRITE_EXCLUSIVE_REGS_ONLY = 5,
+	MP_PR_EXCLUSIVE_ACCESS_REGS_ONLY = 6,
+	MP_PR_WRITE_EXCLUSIVE_ALL_REGS = 7,
+	MP_PR_EXCLUSIVE_ACCESS_ALL_REGS = 8,
+};
+#define MP_PR_MAX_KEYS 32
+struct mp_pr {
+	enum mp_pr_action action;
+	enum mp_pr_type type;
+	uint64_t key;               /* our reservation key */
+	uint64_t sa_key;            /* service action key (new key, preempted) */
+	/* results of READ KEYS / READ RESERVATION */
+	uint32_t generation;
+	unsigned nkeys;
+	uint64_t keys[MP_PR_MAX_KEYS];
+	int reserved;               /* READ RESERVATION: a reservation exists */
+	uint64_t holder_key;        /* its key */
+	enum mp_pr_type holder_type;
+};
+int mp_lun_pr(mp_lun *lun, struct mp_pr *pr);
+
+/* TEST UNIT READY, or a direct read of sector 0 on local LUNs. */
+int mp_lun_test_ready(mp_lun *lun);
+
+/* Counters, for tools and tests. */
+struct mp_lun_stats {
+	uint64_t reads, writes, flushes, discards, caws;
+	uint64_t read_bytes, write_bytes;
+	uint64_t errors, retries;
+	unsigned inflight, queued, queue_depth;
+};
+void mp_lun_get_stats(mp_lun *lun, struct mp_lun_stats *st);
+
+/*
+ * Fault injection (only on LUNs opened with a "fault:" spec; -EINVAL on
+ * others).  A rule matches an op (or any op) that overlaps [off, off+len)
+ * (len 0 = everywhere), skips the first `after` matches, then fires on every
+ * `every`-th match (0/1 = each) at most `count` times (0 = unlimited), each
+ * time with probability `prob` (0 = always).
+ */
+enum mp_fault_action {
+	MP_FAULT_FAIL = 1,   /* complete with -err (default -EIO) */
+	MP_FAULT_DELAY,      /* hold the I/O for ms before issuing it */
+	MP_FAULT_HANG,       /* hold the I/O until mp_fault_clear() */
+	MP_FAULT_BUSY,       /* complete with -MP_E_BUSY */
+	MP_FAULT_QFULL,      /* complete with -MP_E_QFULL */
+	MP_FAULT_TEAR,       /* write only the first `keep` bytes, fail -EIO */
+	MP_FAULT_DROP,       /* report success but write nothing (lost write) */
+	MP_FAULT_POWERCUT,   /* cut the power now (see mp_fault_power_cut) */
+};
+#define MP_FAULT_ANY_OP 0
+struct mp_fault_rule {
+	enum mp_op op;               /* MP_FAULT_ANY_OP = every op */
+	enum mp_fault_action action;
+	uint64_t off, len;
+	unsigned after, every, count;
+	double prob;
+	int err;                     /* positive errno or MP_E_* for FAIL */
+	unsigned ms;                 /* DELAY */
+	uint64_t keep;               /* TEAR: bytes written (sector multiple) */
+};
+/* Add a rule; returns its id (>= 0) or -error. */
+int mp_fault_add(mp_lun *lun, const struct mp_fault_rule *rule);
+/* Remove every rule and release every held (hung or delayed) I/O. */
+int mp_fault_clear(mp_lun *lun);
+
+/*
+ * Simulated power cut.  With the volatile write cache on (option "wcache"),
+ * writes complete before they reach the inner LUN and only a flush or a FUA
+ * write makes them durable; a power cut then loses them: all of them
+ * (MP_POWERCUT_LOSE_ALL) or a random subset of their sectors
+ * (MP_POWERCUT_RANDOM), which models reordering and torn multi-sector
+ * writes.  Afterwards every I/O on the handle fails with -MP_E_POWERCUT;
+ * reopen the LUN to "power it back on".
+ */
+enum mp_powercut_mode { MP_POWERCUT_LOSE_ALL = 0, MP_POWERCUT_RANDOM = 1 };
+int mp_fault_power_cut(mp_lun *lun, enum mp_powercut_mode mode);
+
+struct mp_fault_stats {
+	uint64_t fired;              /* rules fired */
+	uint64_t cached_sectors;     /* unflushed sectors in the write cache */
+	uint64_t lost_sectors;       /* lost at the last power cut */
+	unsigned held;               /* hung or delayed I/Os */
+};
+int mp_fault_get_stats(mp_lun *lun, struct mp_fault_stats *st);
+
+/* Prepare helpers (zero the struct and fill the common fields). */
+void mp_io_prep_read(struct mp_io *io, const struct iovec *iov, int iovcnt,
+		     uint64_t off);
+void mp_io_prep_write(struct mp_io *io, const struct iovec *iov, int iovcnt,
+		      uint64_t off, unsigned flags);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MP_H */

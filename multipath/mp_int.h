@@ -1,0 +1,103 @@
+/*
+ * mp_int.h - private interfaces of the device layer.
+ *
+ * Layering inside multipath/:
+ *
+ *   mp_lun (lun.c)        the device callers see: validation, bounce buffers,
+ *                         queue-depth limit and software queue, retries,
+ *                         statistics, completion delivery.
+ *   mp_path               one way to reach the LUN, driven by a backend
+ *                         (struct mp_backend_ops): local (io_uring / libaio),
+ *                         iscsi, or fault (which wraps an inner path).
+ *
+ * A backend receives I/O through ops->submit() and reports each completion
+ * exactly once with mp_path_done(), from any thread except the submitter's
+ * own call stack (completing inline would let callbacks recurse into
+ * submit).  The result is bytes (READ/WRITE), 0, or -errno / -MP_E_*.
+ */
+#ifndef MP_INT_H
+#define MP_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include "mp.h"
+
+struct mp_path;
+
+struct mp_backend_ops {
+	const char *name;
+	/* Open the path described by spec (the backend's own part of the
+	 * spec, prefix already removed for fault:).  Fill p->info (capacity,
+	 * sectors, caps, identity, backend name) and p->mem_align. */
+	int (*open)(struct mp_path *p, const char *spec,
+		    const struct mp_open_opts *o);
+	/* Stop threads and free everything.  Called with no I/O in flight. */
+	void (*close)(struct mp_path *p);
+	/* Start an I/O.  Alignment, bounds and read-only checks are done by
+	 * the caller.  Must not invoke mp_path_done() from this call stack. */
+	void (*submit)(struct mp_path *p, struct mp_io *io);
+	/* Fault injection control (fault backend only; NULL elsewhere). */
+	int (*fault_add)(struct mp_path *p, const struct mp_fault_rule *r);
+	int (*fault_clear)(struct mp_path *p);
+	int (*power_cut)(struct mp_path *p, enum mp_powercut_mode m);
+	int (*fault_stats)(struct mp_path *p, struct mp_fault_stats *st);
+};
+
+typedef void (*mp_done_fn)(void *arg, struct mp_io *io, int result);
+
+struct mp_path {
+	const struct mp_backend_ops *ops;
+	void *priv;                 /* backend state */
+	mp_done_fn done;            /* where completions go */
+	void *done_arg;
+	struct mp_lun_info info;
+	unsigned mem_align;         /* buffer alignment the backend needs (0/1
+				     * = none); unaligned I/O is bounced */
+	unsigned max_inflight;      /* the backend's own limit */
+};
+
+/* Report completion of io with result. */
+static inline void mp_path_done(struct mp_path *p, struct mp_io *io,
+				int result)
+{
+	p->done(p->done_arg, io, result);
+}
+
+/*
+ * Create and open a path from a full spec string (dispatches on the prefix:
+ * "iscsi://", "fault:", "file:" or a plain path).  On success *out is a
+ * path whose completions go to done(arg, ...).
+ */
+int mp_path_open(const char *spec, const struct mp_open_opts *o,
+		 mp_done_fn done, void *arg, struct mp_path **out);
+void mp_path_close(struct mp_path *p);
+
+extern const struct mp_backend_ops mp_local_ops;
+extern const struct mp_backend_ops mp_iscsi_ops;
+extern const struct mp_backend_ops mp_fault_ops;
+
+/* SCSI status + sense to -errno / -MP_E_* (scsi.c), shared by the iSCSI and
+ * SG backends.  status is the SCSI status byte; key/asc/ascq from sense. */
+int mp_scsi_result(int status, int key, int asc, int ascq);
+/* Whether a result is worth retrying on the same path (UNIT ATTENTION etc.)*/
+bool mp_scsi_retryable(int status, int key, int asc, int ascq);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t mp_now_ns(void);
+
+/* Total length of an iovec array. */
+uint64_t mp_iov_len(const struct iovec *iov, int iovcnt);
+
+/* Copy between a flat buffer and an iovec array; return bytes copied. */
+size_t mp_iov_to_buf(void *buf, const struct iovec *iov, int iovcnt,
+		     size_t skip, size_t len);
+size_t mp_buf_to_iov(const struct iovec *iov, int iovcnt, size_t skip,
+		     const void *buf, size_t len);
+
+/* Aligned allocation (for O_DIRECT); free with free(). */
+void *mp_alloc_aligned(size_t align, size_t len);
+
+/* Log a device-layer message to stderr with a "mp:" prefix. */
+void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* MP_INT_H */

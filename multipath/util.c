@@ -1,0 +1,121 @@
+/*
+ * util.c - small helpers shared by the device layer: clock, iovec copies,
+ * aligned allocation, logging, error strings.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mp_int.h"
+
+uint64_t mp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mp_iov_len(const struct iovec *iov, int iovcnt)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+size_t mp_iov_to_buf(void *buf, const struct iovec *iov, int iovcnt,
+		     size_t skip, size_t len)
+{
+	size_t done = 0;
+
+	for (int i = 0; i < iovcnt && done < len; i++) {
+		size_t l = iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l -= skip;
+		if (l > len - done)
+			l = len - done;
+		memcpy((char *)buf + done, (char *)iov[i].iov_base + skip, l);
+		done += l;
+		skip = 0;
+	}
+	return done;
+}
+
+size_t mp_buf_to_iov(const struct iovec *iov, int iovcnt, size_t skip,
+		     const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	for (int i = 0; i < iovcnt && done < len; i++) {
+		size_t l = iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l -= skip;
+		if (l > len - done)
+			l = len - done;
+		memcpy((char *)iov[i].iov_base + skip, (const char *)buf + done, l);
+		done += l;
+		skip = 0;
+	}
+	return done;
+}
+
+void *mp_alloc_aligned(size_t align, size_t len)
+{
+	void *p = NULL;
+
+	if (align < sizeof(void *))
+		align = sizeof(void *);
+	if (posix_memalign(&p, align, len ? len : align))
+		return NULL;
+	return p;
+}
+
+void mp_log(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	/* One write per line so lines of concurrent threads do not mix. */
+	fprintf(stderr, "mp: %s\n", buf);
+}
+
+static const char *const mp_errs[MP_E_END - MP_E_BASE] = {
+	[MP_E_MISCOMPARE - MP_E_BASE] = "compare-and-write miscompare",
+	[MP_E_RESCONFLICT - MP_E_BASE] = "reservation conflict",
+	[MP_E_BUSY - MP_E_BASE] = "device busy",
+	[MP_E_QFULL - MP_E_BASE] = "device queue full",
+	[MP_E_PDL - MP_E_BASE] = "permanent device loss",
+	[MP_E_MEDIUM - MP_E_BASE] = "medium error",
+	[MP_E_ILLEGAL - MP_E_BASE] = "illegal request",
+	[MP_E_SPEC - MP_E_BASE] = "malformed LUN spec",
+	[MP_E_POWERCUT - MP_E_BASE] = "device lost power (fault injection)",
+	[MP_E_CHECK - MP_E_BASE] = "SCSI check condition",
+	[MP_E_TRANSPORT - MP_E_BASE] = "transport failure",
+};
+
+const char *mp_strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	if (err > MP_E_BASE && err < MP_E_END && mp_errs[err - MP_E_BASE])
+		return mp_errs[err - MP_E_BASE];
+	if (err == 0)
+		return "success";
+	return strerror(err);
+}

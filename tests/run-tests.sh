@@ -1,0 +1,76 @@
+#!/bin/bash
+# Runs every test and ends with one line: "N passed, N failed, N skipped".
+#   unit tests:        build/<variant>/tests/unit/test_*   (cmocka)
+#   integration tests: tests/integ/*.sh (default variant only)
+# Options: --unit-only, --variant V (only that variant), --filter REGEX.
+# Exit status 77 from a test means skipped.  Logs: build/test-logs/.
+set -u
+cd "$(dirname "$0")/.."
+unit_only=0
+variants="default asan tsan"
+filter=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--unit-only) unit_only=1 ;;
+	--variant) variants="$2"; shift ;;
+	--filter) filter="$2"; shift ;;
+	*) echo "usage: $0 [--unit-only] [--variant V] [--filter REGEX]" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+logs=build/test-logs
+mkdir -p "$logs"
+pass=0 fail=0 skip=0
+failed=()
+
+run_one() { # name timeout cmd...
+	local name="$1" to="$2"; shift 2
+	local log="$logs/${name//\//_}.log" rc start end
+	if [ -n "$filter" ] && ! [[ "$name" =~ $filter ]]; then return; fi
+	start=$(date +%s%N)
+	timeout -k 10 "$to" "$@" >"$log" 2>&1 </dev/null
+	rc=$?
+	end=$(date +%s%N)
+	local ms=$(( (end - start) / 1000000 ))
+	local dur="$((ms / 1000)).$(( (ms % 1000) / 100 ))"
+	case $rc in
+	0) pass=$((pass + 1)); printf 'PASS  %-48s %6ss\n' "$name" "$dur" ;;
+	77) skip=$((skip + 1)); printf 'SKIP  %-48s %s\n' "$name" "$(tail -n 1 "$log")" ;;
+	*) fail=$((fail + 1)); failed+=("$name")
+	   [ $rc -eq 124 ] && echo "timed out after ${to}s" >>"$log"
+	   printf 'FAIL  %-48s (exit %d, log %s)\n' "$name" "$rc" "$log"
+	   tail -n 25 "$log" | sed 's/^/      | /' ;;
+	esac
+}
+
+for v in $variants; do
+	dir="build/$v/tests/unit"
+	[ -d "$dir" ] || continue
+	env_prefix=()
+	case $v in
+	asan) env_prefix=(env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1) ;;
+	# TSan needs a memory layout that high ASLR entropy breaks: run
+	# without address randomisation.
+	tsan) env_prefix=(env TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch "$(uname -m)" -R) ;;
+	esac
+	for t in "$dir"/test_*; do
+		[ -x "$t" ] || continue
+		case "$t" in *.o|*.d) continue ;; esac
+		run_one "$v/$(basename "$t")" 300 "${env_prefix[@]}" "$t"
+	done
+done
+
+if [ $unit_only -eq 0 ]; then
+	export VMFS_BUILD=build/default
+	for t in tests/integ/*.sh; do
+		[ -x "$t" ] || continue
+		run_one "integ/$(basename "$t" .sh)" 900 "$t"
+	done
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "failed: ${failed[*]}"
+fi
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
