@@ -1116,8 +1116,10 @@ static int parse_spec(struct fault *f, const char *spec, char **inner,
 
 	*rules = NULL;
 	*nrules = 0;
-	if (!colon || !colon[1])
+	if (!colon || !colon[1]) {
+		mp_log("fault spec '%s': expected fault:OPTIONS:INNER-SPEC", spec);
 		return -MP_E_SPEC;
+	}
 	*inner = strdup(colon + 1);
 	opts = strndup(o, (size_t)(colon - o));
 	if (!*inner || !opts) {

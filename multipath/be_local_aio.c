@@ -90,6 +90,7 @@ static void aio_submit_rw(struct local *l, struct mp_io *io)
 	}
 	r->cb.data = r;
 	cbs[0] = &r->cb;
+	MP_TSAN_RELEASE(r);
 	do {
 		ret = io_submit(a->ctx, 1, cbs);
 	} while (ret == -EINTR || ret == -EAGAIN);
@@ -140,6 +141,7 @@ static void *reaper_main(void *arg)
 				woke = true;
 				continue;
 			}
+			MP_TSAN_ACQUIRE(r);
 			io = r->io;
 			put_req(a, r);
 			local_rw_done(l, io, res);

@@ -77,6 +77,7 @@ static void uring_submit_rw(struct local *l, struct mp_io *io)
 			sqe->rw_flags = RWF_DSYNC;
 	}
 	io_uring_sqe_set_data(sqe, io);
+	MP_TSAN_RELEASE(io);
 	if (tls_reaper == u)
 		u->deferred++;
 	else
@@ -115,8 +116,10 @@ static void *reaper_main(void *arg)
 		for (unsigned i = 0; i < n; i++) {
 			if (!ios[i])
 				stop = true;   /* the NOP from uring_fini */
-			else
+			else {
+				MP_TSAN_ACQUIRE(ios[i]);
 				local_rw_done(l, ios[i], res[i]);
+			}
 		}
 		if (u->deferred) {
 			pthread_mutex_lock(&u->sq_lock);

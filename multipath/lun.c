@@ -238,7 +238,7 @@ static int lun_defer(struct mp_lun *lun, struct mp_io *io, uint64_t delay_ns)
 static void deliver(struct mp_io *io)
 {
 	if (io->cb) {
-		io->state_ = IO_DONE;
+		__atomic_store_n(&io->state_, IO_DONE, __ATOMIC_RELEASE);
 		in_completion++;
 		io->cb(io);
 		in_completion--;
@@ -246,7 +246,7 @@ static void deliver(struct mp_io *io)
 		unsigned s = stripe_of(io);
 
 		pthread_mutex_lock(&wait_stripes[s].m);
-		io->state_ = IO_DONE;
+		__atomic_store_n(&io->state_, IO_DONE, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&wait_stripes[s].c);
 		pthread_mutex_unlock(&wait_stripes[s].m);
 		/* io may be gone now: the waiter owns it again */
@@ -409,7 +409,7 @@ int mp_io_submit(mp_lun *lun, struct mp_io *io)
 	ret = bounce_setup(lun, io);
 	if (ret)
 		goto refuse;
-	io->state_ = IO_SUBMITTED;
+	__atomic_store_n(&io->state_, IO_SUBMITTED, __ATOMIC_RELAXED);
 
 	pthread_mutex_lock(&lun->lock);
 	go = lun->inflight < lun->qdepth;
@@ -430,7 +430,7 @@ int mp_io_submit(mp_lun *lun, struct mp_io *io)
 
 refuse:
 	io->result = ret;
-	io->state_ = IO_DONE;
+	__atomic_store_n(&io->state_, IO_DONE, __ATOMIC_RELEASE);
 	return ret;
 }
 
@@ -438,12 +438,14 @@ int mp_io_wait(struct mp_io *io)
 {
 	unsigned s = stripe_of(io);
 
-	if (io->state_ == IO_IDLE)
+	int st = __atomic_load_n(&io->state_, __ATOMIC_ACQUIRE);
+
+	if (st == IO_IDLE)
 		return -EINVAL;
-	if (in_completion && io->state_ != IO_DONE)
+	if (in_completion && st != IO_DONE)
 		return -EDEADLK;
 	pthread_mutex_lock(&wait_stripes[s].m);
-	while (io->state_ != IO_DONE)
+	while (__atomic_load_n(&io->state_, __ATOMIC_ACQUIRE) != IO_DONE)
 		pthread_cond_wait(&wait_stripes[s].c, &wait_stripes[s].m);
 	pthread_mutex_unlock(&wait_stripes[s].m);
 	return io->result;

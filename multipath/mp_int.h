@@ -22,6 +22,20 @@
 #include <stdbool.h>
 #include "mp.h"
 
+/*
+ * An mp_io handed to the kernel (io_uring SQ, libaio) comes back on another
+ * thread through memory ThreadSanitizer cannot see; these mark that
+ * hand-over as the synchronisation it is.
+ */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define MP_TSAN_RELEASE(p) __tsan_release(p)
+#define MP_TSAN_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define MP_TSAN_RELEASE(p) ((void)(p))
+#define MP_TSAN_ACQUIRE(p) ((void)(p))
+#endif
+
 struct mp_path;
 
 struct mp_backend_ops {

@@ -357,10 +357,11 @@ static void deadlk_cb(struct mp_io *io)
 
 	mp_io_prep_read(&inner, &iov, 1, 0);
 	if (mp_io_submit(io->lun_, &inner) == 0) {
-		deadlk_result = mp_io_wait(&inner);
-		/* it still completes later; wait for that off-thread */
+		__atomic_store_n(&deadlk_result, mp_io_wait(&inner),
+				 __ATOMIC_RELAXED);
+		/* it still completes later; close() waits for it */
 	}
-	*(int *)io->priv = 1;
+	__atomic_store_n((int *)io->priv, 1, __ATOMIC_RELEASE);
 }
 
 static void test_no_self_deadlock(void **state)
@@ -368,17 +369,18 @@ static void test_no_self_deadlock(void **state)
 	unsigned char *b = tu_alloc(512);
 	struct iovec iov = { .iov_base = b, .iov_len = 512 };
 	struct mp_io io;
-	volatile int flag = 0;
+	int flag = 0;
 	mp_lun *lun = open_lun(0);
 
 	(void)state;
 	mp_io_prep_read(&io, &iov, 1, 0);
 	io.cb = deadlk_cb;
-	io.priv = (void *)&flag;
+	io.priv = &flag;
 	assert_int_equal(mp_io_submit(lun, &io), 0);
-	while (!flag)
+	while (!__atomic_load_n(&flag, __ATOMIC_ACQUIRE))
 		usleep(1000);
-	assert_int_equal(deadlk_result, -EDEADLK);
+	assert_int_equal(__atomic_load_n(&deadlk_result, __ATOMIC_RELAXED),
+			 -EDEADLK);
 	mp_lun_close(lun);   /* waits for the inner read too */
 	free(b);
 }
