@@ -242,10 +242,21 @@ static int blockdev_geometry(struct local *l, const struct stat *st,
 	read_sysfs(maj, min, "wwid", buf, sizeof(buf));
 	if (!buf[0])
 		read_sysfs(maj, min, "device/wwid", buf, sizeof(buf));
-	if (buf[0])
+	if (buf[0]) {
 		snprintf(in->id, sizeof(in->id), "%.95s", buf);
-	else
-		snprintf(in->id, sizeof(in->id), "blk.%u:%u", maj, min);
+	} else {
+		struct stat bst;
+
+		/* A loop device is its backing file: give it the file's
+		 * identity so both name one LUN. */
+		read_sysfs(maj, min, "loop/backing_file", buf, sizeof(buf));
+		if (buf[0] && stat(buf, &bst) == 0)
+			snprintf(in->id, sizeof(in->id), "file.%llx-%llu",
+				 (unsigned long long)bst.st_dev,
+				 (unsigned long long)bst.st_ino);
+		else
+			snprintf(in->id, sizeof(in->id), "blk.%u:%u", maj, min);
+	}
 	read_sysfs(maj, min, "device/serial", in->serial, sizeof(in->serial));
 	read_sysfs(maj, min, "device/vendor", in->vendor, sizeof(in->vendor));
 	read_sysfs(maj, min, "device/model", in->product, sizeof(in->product));
