@@ -7,7 +7,8 @@
  *   qslots=K            emulate a target with K queue slots: I/O beyond K in
  *                       flight completes with TASK SET FULL
  *   OP,ACTION[,k=v...]  a rule: OP read|write|flush|discard|caw|tur|any,
- *                       ACTION fail|delay|hang|busy|qfull|tear|drop|powercut,
+ *                       ACTION fail|delay|hang|busy|qfull|tear|drop|powercut|
+ *                       failafter,
  *                       keys off, len, after, every, count, prob, err, ms,
  *                       keep (see struct mp_fault_rule in mp.h)
  * e.g. "fault:wcache;write,hang,off=4096,len=512,after=10:/tmp/lun.img"
@@ -83,6 +84,13 @@ struct fault {
 	pthread_cond_t tcond;
 	struct held *held;       /* sorted by due_ns */
 	bool tstop;
+
+	/* I/O whose success is reported as an error (FAIL_AFTER) */
+	struct override {
+		struct mp_io *io;
+		int err;
+		struct override *next;
+	} *overrides;
 
 	struct mp_fault_stats st;
 };
@@ -364,6 +372,17 @@ static void inner_done(void *arg, struct mp_io *io, int result)
 
 			if (e)
 				memset(e->data, 0, f->ls);
+		}
+	}
+	for (struct override **pp = &f->overrides; *pp; pp = &(*pp)->next) {
+		if ((*pp)->io == io) {
+			struct override *o = *pp;
+
+			/* the I/O happened; say it did not */
+			result = o->err;
+			*pp = o->next;
+			free(o);
+			break;
 		}
 	}
 	f->inflight--;
@@ -805,6 +824,19 @@ static void fault_submit(struct mp_path *p, struct mp_io *io)
 		f->inner->ops->submit(f->inner, &s->io);
 		return;
 	}
+	case MP_FAULT_FAIL_AFTER: {
+		struct override *o = calloc(1, sizeof(*o));
+
+		if (!o)
+			abort();
+		o->io = io;
+		o->err = fr->r.err ? -fr->r.err : -ETIMEDOUT;
+		o->next = f->overrides;
+		f->overrides = o;
+		pthread_mutex_unlock(&f->lock);
+		fault_issue(f, io);
+		return;
+	}
 	case MP_FAULT_POWERCUT: {
 		struct fsub **keep = NULL;
 		size_t nkeep = 0;
@@ -935,7 +967,7 @@ static int fault_add(struct mp_path *p, const struct mp_fault_rule *r)
 	struct frule *fr, **pp;
 	int id = 0;
 
-	if (r->action < MP_FAULT_FAIL || r->action > MP_FAULT_POWERCUT ||
+	if (r->action < MP_FAULT_FAIL || r->action > MP_FAULT_FAIL_AFTER ||
 	    r->op < 0 || r->op >= MP_OP_END || r->prob < 0 || r->prob > 1)
 		return -EINVAL;
 	fr = calloc(1, sizeof(*fr));
@@ -995,6 +1027,7 @@ static const char *const act_names[] = {
 	[MP_FAULT_HANG] = "hang", [MP_FAULT_BUSY] = "busy",
 	[MP_FAULT_QFULL] = "qfull", [MP_FAULT_TEAR] = "tear",
 	[MP_FAULT_DROP] = "drop", [MP_FAULT_POWERCUT] = "powercut",
+	[MP_FAULT_FAIL_AFTER] = "failafter",
 };
 
 static int lookup(const char *const *names, int n, const char *s)
@@ -1030,6 +1063,7 @@ static int parse_err(const char *s)
 		{ "MEDIUM", MP_E_MEDIUM }, { "PDL", MP_E_PDL },
 		{ "RESCONFLICT", MP_E_RESCONFLICT },
 		{ "TRANSPORT", MP_E_TRANSPORT }, { "MISCOMPARE", MP_E_MISCOMPARE },
+		{ "BUSY", MP_E_BUSY }, { "QFULL", MP_E_QFULL },
 	};
 	uint64_t v;
 
@@ -1061,7 +1095,7 @@ static int parse_rule(char *item, struct mp_fault_rule *r)
 			continue;
 		}
 		if (i == 1) {
-			x = lookup(act_names, MP_FAULT_POWERCUT + 1, tok);
+			x = lookup(act_names, MP_FAULT_FAIL_AFTER + 1, tok);
 			if (x < 1)
 				return -1;
 			r->action = (enum mp_fault_action)x;

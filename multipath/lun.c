@@ -45,6 +45,7 @@ struct mp_lun {
 	struct mp_path *path;
 	unsigned flags;
 	unsigned resconflict_ms;
+	bool fenced;                /* atomic: read on every submit */
 
 	pthread_mutex_t lock;
 	pthread_cond_t idle;        /* inflight + queued + deferred == 0 */
@@ -400,6 +401,11 @@ int mp_io_submit(mp_lun *lun, struct mp_io *io)
 	ret = validate(lun, io);
 	if (ret)
 		goto refuse;
+	if (__atomic_load_n(&lun->fenced, __ATOMIC_ACQUIRE) &&
+	    !(io->flags & MP_IO_FENCE_BYPASS)) {
+		ret = -MP_E_FENCED;
+		goto refuse;
+	}
 	io->lun_ = lun;
 	io->bounce_ = NULL;
 	io->retries_ = 0;
@@ -525,6 +531,16 @@ void mp_lun_close(mp_lun *lun)
 	pthread_mutex_destroy(&lun->lock);
 	free(lun->spec);
 	free(lun);
+}
+
+void mp_lun_fence(mp_lun *lun, bool fenced)
+{
+	__atomic_store_n(&lun->fenced, fenced, __ATOMIC_RELEASE);
+}
+
+bool mp_lun_fenced(mp_lun *lun)
+{
+	return __atomic_load_n(&lun->fenced, __ATOMIC_ACQUIRE);
 }
 
 void mp_lun_get_info(mp_lun *lun, struct mp_lun_info *info)

@@ -29,6 +29,7 @@
 #ifndef MP_H
 #define MP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -52,6 +53,7 @@ enum mp_error {
 	MP_E_POWERCUT,      /* fault backend: simulated power cut happened */
 	MP_E_CHECK,         /* other SCSI CHECK CONDITION */
 	MP_E_TRANSPORT,     /* transport failure (connection lost, no retry left) */
+	MP_E_FENCED,        /* I/O refused: this host is fenced from the LUN */
 	MP_E_END
 };
 
@@ -141,6 +143,7 @@ enum mp_op {
 };
 
 #define MP_IO_FUA 0x1u   /* write reaches stable media before completion */
+#define MP_IO_FENCE_BYPASS 0x2u /* allowed while fenced (heartbeat I/O) */
 
 struct mp_io;
 typedef void (*mp_io_cb)(struct mp_io *io);
@@ -250,6 +253,15 @@ int mp_lun_pr(mp_lun *lun, struct mp_pr *pr);
 /* TEST UNIT READY, or a direct read of sector 0 on local LUNs. */
 int mp_lun_test_ready(mp_lun *lun);
 
+/*
+ * Fence the LUN handle: while fenced, every new I/O without
+ * MP_IO_FENCE_BYPASS fails with -MP_E_FENCED.  The lock manager fences a
+ * host whose heartbeat stalled so that it stops writing before other hosts
+ * may break its locks.  I/O already submitted is not recalled.
+ */
+void mp_lun_fence(mp_lun *lun, bool fenced);
+bool mp_lun_fenced(mp_lun *lun);
+
 /* Counters, for tools and tests. */
 struct mp_lun_stats {
 	uint64_t reads, writes, flushes, discards, caws;
@@ -275,6 +287,8 @@ enum mp_fault_action {
 	MP_FAULT_TEAR,       /* write only the first `keep` bytes, fail -EIO */
 	MP_FAULT_DROP,       /* report success but write nothing (lost write) */
 	MP_FAULT_POWERCUT,   /* cut the power now (see mp_fault_power_cut) */
+	MP_FAULT_FAIL_AFTER, /* do the I/O, then report -err anyway (a
+			      * command that timed out after it was applied) */
 };
 #define MP_FAULT_ANY_OP 0
 struct mp_fault_rule {
@@ -311,6 +325,12 @@ struct mp_fault_stats {
 	unsigned held;               /* hung or delayed I/Os */
 };
 int mp_fault_get_stats(mp_lun *lun, struct mp_fault_stats *st);
+
+/*
+ * CRC-32C (Castagnoli) of buf, continuing from crc (0 to start).  The
+ * checksum of every on-disk record of the project.
+ */
+uint32_t mp_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* Prepare helpers (zero the struct and fill the common fields). */
 void mp_io_prep_read(struct mp_io *io, const struct iovec *iov, int iovcnt,

@@ -107,6 +107,7 @@ static const char *const mp_errs[MP_E_END - MP_E_BASE] = {
 	[MP_E_POWERCUT - MP_E_BASE] = "device lost power (fault injection)",
 	[MP_E_CHECK - MP_E_BASE] = "SCSI check condition",
 	[MP_E_TRANSPORT - MP_E_BASE] = "transport failure",
+	[MP_E_FENCED - MP_E_BASE] = "I/O fenced: this host lost access to the LUN",
 };
 
 const char *mp_strerror(int err)

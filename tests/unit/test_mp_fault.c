@@ -227,6 +227,51 @@ static void test_hang(void **state)
 	free(r);
 }
 
+/* failafter: the write lands, yet the caller hears it timed out; a
+ * compare-and-write likewise (the VMFS "ATS miscompare" situation). */
+static void test_fail_after(void **state)
+{
+	unsigned char *b = tu_alloc(512), *r = tu_alloc(512), *o = tu_alloc(512);
+	mp_lun *clean = open_clean(), *lun = open_spec("write,failafter;caw,failafter");
+
+	(void)state;
+	tu_fill(b, 512, 51);
+	assert_int_equal(mp_lun_pwrite(lun, b, 512, 40960, 0), -ETIMEDOUT);
+	assert_int_equal(mp_lun_pread(clean, r, 512, 40960), 512);
+	assert_memory_equal(r, b, 512);
+	tu_fill(o, 512, 52);
+	assert_int_equal(mp_lun_caw(lun, 40960, b, o, 512, NULL), -ETIMEDOUT);
+	assert_int_equal(mp_lun_pread(clean, r, 512, 40960), 512);
+	assert_memory_equal(r, o, 512);
+	mp_lun_close(lun);
+	mp_lun_close(clean);
+	free(b);
+	free(r);
+	free(o);
+}
+
+/* Fencing refuses new I/O except heartbeat I/O. */
+static void test_fence(void **state)
+{
+	unsigned char *b = tu_alloc(512);
+	struct iovec iov = { .iov_base = b, .iov_len = 512 };
+	struct mp_io io;
+	mp_lun *lun = open_clean();
+
+	(void)state;
+	mp_lun_fence(lun, true);
+	assert_true(mp_lun_fenced(lun));
+	assert_int_equal(mp_lun_pread(lun, b, 512, 0), -MP_E_FENCED);
+	assert_int_equal(mp_lun_flush(lun), -MP_E_FENCED);
+	mp_io_prep_write(&io, &iov, 1, 0, MP_IO_FENCE_BYPASS);
+	assert_int_equal(mp_io_submit(lun, &io), 0);
+	assert_int_equal(mp_io_wait(&io), 512);
+	mp_lun_fence(lun, false);
+	assert_int_equal(mp_lun_pread(lun, b, 512, 0), 512);
+	mp_lun_close(lun);
+	free(b);
+}
+
 /* A torn write leaves its first `keep` bytes new and the rest old. */
 static void test_tear(void **state)
 {
@@ -473,6 +518,8 @@ int main(void)
 		cmocka_unit_test(test_every_prob),
 		cmocka_unit_test(test_delay),
 		cmocka_unit_test(test_hang),
+		cmocka_unit_test(test_fail_after),
+		cmocka_unit_test(test_fence),
 		cmocka_unit_test(test_tear),
 		cmocka_unit_test(test_drop),
 		cmocka_unit_test(test_wcache_powercut),
