@@ -52,7 +52,12 @@ MP_SRCS := $(wildcard multipath/*.c)
 MP_OBJS := $(MP_SRCS:%.c=$(O)/%.o)
 LIBMP   := $(O)/multipath/libmp.a
 
-LIBS_ALL := $(LIBMP)
+LK_SRCS := $(wildcard lockmgr/*.c)
+LK_OBJS := $(LK_SRCS:%.c=$(O)/%.o)
+LIBLK   := $(O)/lockmgr/liblk.a
+
+# higher layers first: the linker resolves left to right
+LIBS_ALL := $(LIBLK) $(LIBMP)
 SYS_LIBS := $(MP_LIBS)
 
 # ---- programs ------------------------------------------------------------
@@ -79,6 +84,10 @@ $(O)/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIBMP): $(MP_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBLK): $(LK_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

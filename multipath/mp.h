@@ -332,6 +332,9 @@ int mp_fault_get_stats(mp_lun *lun, struct mp_fault_stats *st);
  */
 uint32_t mp_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* Aligned allocation (buffers for any LUN); free with free(). */
+void *mp_alloc_aligned(size_t align, size_t len);
+
 /* Prepare helpers (zero the struct and fill the common fields). */
 void mp_io_prep_read(struct mp_io *io, const struct iovec *iov, int iovcnt,
 		     uint64_t off);

@@ -108,8 +108,6 @@ size_t mp_iov_to_buf(void *buf, const struct iovec *iov, int iovcnt,
 size_t mp_buf_to_iov(const struct iovec *iov, int iovcnt, size_t skip,
 		     const void *buf, size_t len);
 
-/* Aligned allocation (for O_DIRECT); free with free(). */
-void *mp_alloc_aligned(size_t align, size_t len);
 
 /* Log a device-layer message to stderr with a "mp:" prefix. */
 void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,0 +1,197 @@
+/*
+ * io.c - sector I/O and the compare-and-write methods of the lock manager.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lockmgr/lk_int.h"
+
+#define UNCERTAIN_RETRIES 5
+#define RESERVE_TRIES_MS 10000
+
+uint64_t lk_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t lk_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void lk_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+void lk_log(lk_volume *v, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "lk[%s]: %s\n", v->host_name[0] ? v->host_name : "-",
+		buf);
+}
+
+void *lk_buf(lk_volume *v)
+{
+	void *p = mp_alloc_aligned(4096, v->ss);
+
+	if (p)
+		memset(p, 0, v->ss);
+	return p;
+}
+
+static int rw(lk_volume *v, enum mp_op op, uint64_t off, void *buf,
+	      size_t len, unsigned flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct mp_io io;
+	int ret;
+
+	memset(&io, 0, sizeof(io));
+	io.op = op;
+	io.flags = flags;
+	io.offset = off;
+	io.iov = &iov;
+	io.iovcnt = 1;
+	ret = mp_io_submit(v->lun, &io);
+	if (!ret)
+		ret = mp_io_wait(&io);
+	if (ret >= 0)
+		ret = ret == (int)len ? 0 : -EIO;
+	return ret;
+}
+
+int lk_read(lk_volume *v, uint64_t off, void *buf, size_t len, unsigned flags)
+{
+	return rw(v, MP_OP_READ, off, buf, len, flags);
+}
+
+int lk_write(lk_volume *v, uint64_t off, const void *buf, size_t len,
+	     unsigned flags)
+{
+	return rw(v, MP_OP_WRITE, off, (void *)buf, len, flags);
+}
+
+static int simple(lk_volume *v, enum mp_op op, unsigned flags)
+{
+	struct mp_io io;
+	int ret;
+
+	memset(&io, 0, sizeof(io));
+	io.op = op;
+	io.flags = flags;
+	ret = mp_io_submit(v->lun, &io);
+	return ret ? ret : mp_io_wait(&io);
+}
+
+/* One device compare-and-write (ATS or emulated). */
+static int caw_native(lk_volume *v, uint64_t off, const void *cmp,
+		      const void *nw, void *cur, unsigned flags)
+{
+	struct iovec iov[2];
+	struct mp_io io;
+	int ret;
+
+	memcpy(cur, cmp, v->ss);     /* the layer returns current data here */
+	iov[0].iov_base = cur;
+	iov[0].iov_len = v->ss;
+	iov[1].iov_base = (void *)nw;
+	iov[1].iov_len = v->ss;
+	memset(&io, 0, sizeof(io));
+	io.op = MP_OP_CAW;
+	io.flags = flags;
+	io.offset = off;
+	io.length = v->ss;
+	io.iov = iov;
+	io.iovcnt = 2;
+	ret = mp_io_submit(v->lun, &io);
+	return ret ? ret : mp_io_wait(&io);
+}
+
+/* Reserve, read, compare, write, release. */
+static int caw_reserve(lk_volume *v, uint64_t off, const void *cmp,
+		       const void *nw, void *cur, unsigned flags)
+{
+	uint64_t until = lk_now_ns() + RESERVE_TRIES_MS * 1000000ull;
+	unsigned backoff = 1;
+	int ret, rel;
+
+	pthread_mutex_lock(&v->resv_lock);
+	for (;;) {
+		ret = simple(v, MP_OP_RESERVE, flags);
+		if (ret != -MP_E_RESCONFLICT || lk_now_ns() >= until)
+			break;
+		/* another host's read-modify-write: a few ms at most */
+		lk_sleep_ms(backoff);
+		if (backoff < 32)
+			backoff *= 2;
+	}
+	if (ret)
+		goto unlock;
+	ret = lk_read(v, off, cur, v->ss, flags);
+	if (ret)
+		goto release;
+	if (memcmp(cur, cmp, v->ss)) {
+		ret = -MP_E_MISCOMPARE;
+		goto release;
+	}
+	ret = lk_write(v, off, nw, v->ss, flags | MP_IO_FUA);
+release:
+	rel = simple(v, MP_OP_RELEASE, flags);
+	if (rel && !ret)
+		ret = rel;
+unlock:
+	pthread_mutex_unlock(&v->resv_lock);
+	return ret;
+}
+
+static bool uncertain(int ret)
+{
+	return ret == -ETIMEDOUT || ret == -MP_E_TRANSPORT || ret == -EIO;
+}
+
+int lk_caw(lk_volume *v, uint64_t off, const void *cmp, const void *nw,
+	   void *cur, unsigned flags)
+{
+	int ret = -EIO;
+
+	for (int i = 0; i < UNCERTAIN_RETRIES; i++) {
+		int r;
+
+		if (v->method == LK_METHOD_RESERVE)
+			ret = caw_reserve(v, off, cmp, nw, cur, flags);
+		else
+			ret = caw_native(v, off, cmp, nw, cur, flags);
+		if (!uncertain(ret))
+			return ret;
+		/* Did it land?  Only the sector can tell. */
+		r = lk_read(v, off, cur, v->ss, flags);
+		if (r)
+			continue;
+		if (!memcmp(cur, nw, v->ss))
+			return 0;
+		if (memcmp(cur, cmp, v->ss))
+			return -MP_E_MISCOMPARE;
+		/* still the old contents: it did not happen; try again */
+	}
+	return ret;
+}

@@ -1,0 +1,211 @@
+/*
+ * lk.h - the on-disk lock manager.
+ *
+ * Hosts that share a LUN coordinate only through it, as VMFS does:
+ *
+ *  - a heartbeat region: one slot per host; a host claims a free slot and
+ *    rewrites it (compare-and-write, counter+1) every interval;
+ *  - lock records: one sector each, next to the metadata they protect,
+ *    naming their holders by (heartbeat slot, slot generation);
+ *  - a host is dead when its slot has not changed for the dead timeout on
+ *    the observer's own monotonic clock; its locks may then be broken: the
+ *    breaker marks the slot "being recovered" (only one host can), runs the
+ *    recovery callback (the file system replays the dead host's journal),
+ *    frees the slot with a new generation and takes the lock;
+ *  - a host whose own heartbeat stalls past its fence deadline (shorter than
+ *    the dead timeout) fences its LUN handle before any other host may
+ *    consider it dead, and resumes only if its slot is still its own.
+ *
+ * On-disk layout: docs/FORMAT.md.  Threads and timing: docs/ARCHITECTURE.md.
+ *
+ * Functions return 0 or a negative error: -errno or -LK_E_* (lk_strerror).
+ */
+#ifndef LK_H
+#define LK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "multipath/mp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum lk_error {
+	LK_E_BASE = 5000,
+	LK_E_BADMAGIC,      /* not a lock-manager record (or never formatted) */
+	LK_E_CHECKSUM,      /* record checksum mismatch */
+	LK_E_VERSION,       /* unsupported major version */
+	LK_E_CORRUPT,       /* record fields out of range or misplaced */
+	LK_E_NOSLOT,        /* no free heartbeat slot */
+	LK_E_FENCED,        /* our heartbeat stalled: I/O fenced until it beats */
+	LK_E_LOST,          /* our slot was recovered by another host: every
+			     * lock held before is lost */
+	LK_E_NOTJOINED,     /* lk_join() first */
+	LK_E_RECOVERY,      /* the recovery callback failed */
+	LK_E_TOOMANY,       /* shared lock has no room for another holder */
+	LK_E_NOTHELD,       /* release/convert of a lock we do not hold */
+	LK_E_END
+};
+
+/* Describe 0, -errno, -MP_E_* or -LK_E_*. */
+const char *lk_strerror(int err);
+
+typedef struct lk_volume lk_volume;
+typedef struct lk_lock lk_lock;
+
+/* ---- formatting (mkfs) ---------------------------------------------------- */
+
+struct lk_format_params {
+	uint32_t slots;          /* 0 = 64; at most 2048 */
+	uint32_t interval_ms;    /* 0 = 3000 */
+	uint32_t dead_ms;        /* 0 = 16000; must exceed 2 intervals */
+	uint8_t uuid[16];        /* region (volume) UUID */
+};
+
+/* Bytes a heartbeat region of `slots` slots occupies on lun. */
+uint64_t lk_region_size(mp_lun *lun, uint32_t slots);
+
+/* Write a region header and free slots at region_off (sector aligned). */
+int lk_format(mp_lun *lun, uint64_t region_off,
+	      const struct lk_format_params *p);
+
+/* Write a free lock record at off, belonging to the region with uuid. */
+int lk_lock_format(mp_lun *lun, uint64_t off, const uint8_t uuid[16]);
+
+/* ---- joining -------------------------------------------------------------- */
+
+enum lk_method { LK_METHOD_AUTO = 0, LK_METHOD_ATS, LK_METHOD_RESERVE,
+		 LK_METHOD_EMULATED };
+const char *lk_method_name(enum lk_method m);
+
+/* What the recovery callback learns about the dead host. */
+struct lk_dead_host {
+	uint32_t slot;
+	uint64_t gen;             /* the generation its locks carry */
+	uint8_t uuid[16];
+	char name[65];
+	uint64_t journal_off, journal_len;
+};
+
+/* Replays the dead host's journal (or whatever the user needs).  Must be
+ * idempotent: if the recovering host dies, another one runs it again.
+ * Return 0, or a negative error to leave the slot "being recovered". */
+typedef int (*lk_recover_fn)(void *arg, const struct lk_dead_host *h);
+
+enum lk_event {
+	LK_EV_FENCED,    /* heartbeat stalled past the fence deadline: the LUN
+			  * handle refuses I/O */
+	LK_EV_UNFENCED,  /* beat again, slot still ours: locks still valid */
+	LK_EV_LOST,      /* slot recovered by another host: all locks lost */
+	LK_EV_REJOINED,  /* after LOST: joined again under a new generation */
+};
+/* Called from the heartbeat thread; must not block on volume I/O. */
+typedef void (*lk_event_fn)(void *arg, enum lk_event ev);
+
+struct lk_join_opts {
+	uint8_t host_uuid[16];
+	const char *host_name;
+	uint64_t journal_off, journal_len;   /* recorded in the slot */
+	lk_recover_fn recover;               /* NULL: nothing to replay */
+	void *recover_arg;
+	lk_event_fn event;
+	void *event_arg;
+	enum lk_method method;               /* AUTO: from the LUN's caps */
+	unsigned fence_ms;                   /* 0 = max(dead/2, dead - 2*interval) */
+	bool no_rejoin;                      /* after LOST stay out */
+};
+
+/*
+ * Open the heartbeat region at region_off on lun (read its header).  The
+ * LUN handle stays the caller's; open it with MP_OPEN_RETRY_RESCONFLICT when
+ * the reservation method may be used.
+ */
+int lk_open(mp_lun *lun, uint64_t region_off, lk_volume **out);
+
+/* Claim a slot and start heartbeating. */
+int lk_join(lk_volume *v, const struct lk_join_opts *o);
+
+/* Release every lock still held, free the slot, stop the threads. */
+int lk_leave(lk_volume *v);
+
+/* lk_leave() if joined, then free everything.  Lock handles must be closed. */
+void lk_close(lk_volume *v);
+
+struct lk_vol_info {
+	uint32_t slots, slot_size, interval_ms, dead_ms, fence_ms;
+	uint8_t uuid[16];
+	bool joined, fenced, lost;
+	uint32_t slot;            /* ours, when joined */
+	uint64_t gen;
+	uint64_t beats;           /* successful beats */
+	enum lk_method method;
+};
+void lk_get_info(lk_volume *v, struct lk_vol_info *info);
+
+/* 0 while joined and neither fenced nor lost; else -LK_E_*. */
+int lk_state(lk_volume *v);
+
+/* ---- locks ------------------------------------------------------------------ */
+
+enum lk_mode { LK_FREE = 0, LK_EXCL = 1, LK_SHARED = 2, LK_MULTIWRITER = 3 };
+const char *lk_mode_name(enum lk_mode m);
+
+/* A handle on the lock record at byte offset off (no I/O yet). */
+int lk_lock_open(lk_volume *v, uint64_t off, lk_lock **out);
+/* Release if held, free the handle. */
+void lk_lock_close(lk_lock *l);
+
+/*
+ * Take the lock in mode.  Waits while live hosts hold it in a conflicting
+ * mode, up to timeout_ms (0 = try once), breaking the holds of dead hosts
+ * after recovering them.  Returns 0, -EBUSY (held by a live host: see
+ * lk_lock_holders), -ETIMEDOUT (recovery in progress elsewhere), or another
+ * error.  Taking a lock already held by us in the same mode returns 0.
+ */
+int lk_acquire(lk_lock *l, enum lk_mode mode, unsigned timeout_ms);
+
+/* Release.  -LK_E_LOST if another host had broken our hold. */
+int lk_release(lk_lock *l);
+
+/* Upgrade (shared -> exclusive, waits for other holders to go) or
+ * downgrade (exclusive -> shared / multi-writer). */
+int lk_convert(lk_lock *l, enum lk_mode mode, unsigned timeout_ms);
+
+/* 0 if we still hold it and the host is neither fenced nor lost. */
+int lk_check(lk_lock *l);
+
+/* The mode we hold it in (LK_FREE if not held). */
+enum lk_mode lk_held_mode(lk_lock *l);
+
+/*
+ * True when the record's version shows that no other host has held the
+ * lock since we released it, so metadata cached under it is still good.
+ * Valid right after lk_acquire() returned 0.
+ */
+bool lk_cache_valid(lk_lock *l);
+
+/* Who holds a lock (for EBUSY messages and vmkfstools -D). */
+struct lk_holder_info {
+	uint32_t slot;
+	uint64_t gen;
+	char name[65];
+	uint8_t uuid[16];
+	int status;              /* enum lk_host_status */
+};
+enum lk_host_status { LK_HOST_LIVE, LK_HOST_DEAD, LK_HOST_RECOVERING,
+		      LK_HOST_STALE };
+const char *lk_host_status_name(int s);
+struct lk_lock_info {
+	enum lk_mode mode;
+	uint64_t version;
+	uint32_t nholders;
+	struct lk_holder_info holders[24];
+};
+int lk_lock_info(lk_lock *l, struct lk_lock_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LK_H */

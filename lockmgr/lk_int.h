@@ -1,0 +1,106 @@
+/*
+ * lk_int.h - lock manager internals.
+ */
+#ifndef LK_INT_H
+#define LK_INT_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include "lockmgr/lk.h"
+#include "lockmgr/ondisk.h"
+
+/* What the monitor last saw in one heartbeat slot. */
+struct seen {
+	bool valid;               /* decoded without error */
+	bool ever;                /* read at least once */
+	uint64_t last_change_ns;  /* our monotonic clock */
+	struct lk_slot s;
+};
+
+struct lk_volume {
+	mp_lun *lun;
+	uint64_t region_off;
+	struct lk_hdr hdr;
+	unsigned ss;              /* slot size = sector size */
+
+	pthread_mutex_t lock;     /* everything below */
+	pthread_cond_t cond;      /* wakes the threads (stop, state change) */
+
+	bool joined, fenced, lost, stopping;
+	struct lk_join_opts opts;
+	char host_name[LK_NAME_LEN + 1];
+	enum lk_method method;
+	unsigned fence_ms;
+	uint32_t slot;
+	uint64_t gen;
+	unsigned char *my_raw;    /* the slot image we last wrote */
+	uint64_t last_ok_ns;      /* submission time of the last good beat */
+	uint64_t beats;
+
+	unsigned char *seen_raw;  /* slots * ss: last image of every slot */
+	struct seen *seen;
+
+	pthread_mutex_t resv_lock; /* reservation method: one RMW at a time
+				    * per process (threads share the I_T nexus,
+				    * so the reservation does not exclude them) */
+
+	pthread_t beat_thread, fence_thread;
+	bool threads;
+
+	struct lk_lock *locks;    /* every open handle */
+};
+
+struct lk_lock {
+	lk_volume *v;
+	uint64_t off;
+	enum lk_mode held;
+	uint32_t held_slot;
+	uint64_t held_gen;
+	uint64_t released_version; /* version we wrote when releasing, 0 none */
+	bool cache_valid;
+	struct lk_lock *next;
+};
+
+/* ---- io.c ---------------------------------------------------------------- */
+/* Synchronous sector I/O with device-layer flags (MP_IO_FENCE_BYPASS ...). */
+int lk_read(lk_volume *v, uint64_t off, void *buf, size_t len, unsigned flags);
+int lk_write(lk_volume *v, uint64_t off, const void *buf, size_t len,
+	     unsigned flags);
+/*
+ * Compare-and-write one sector with the volume's method.  0 on success,
+ * -MP_E_MISCOMPARE with the current contents in cur, or an error.  An
+ * outcome the device could not tell (timeout, lost connection) is settled
+ * by re-reading the sector: a compare-and-write that timed out may have been
+ * applied (the VMFS "ATS miscompare" outage came from assuming it was not).
+ */
+int lk_caw(lk_volume *v, uint64_t off, const void *cmp, const void *nw,
+	   void *cur, unsigned flags);
+void *lk_buf(lk_volume *v);   /* one zeroed sector, aligned; free() */
+
+uint64_t lk_now_ns(void);
+uint64_t lk_wall_ns(void);
+void lk_sleep_ms(unsigned ms);
+void lk_log(lk_volume *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static inline uint64_t lk_slot_off(lk_volume *v, uint32_t slot)
+{
+	return v->region_off + (uint64_t)(slot + 1) * v->ss;
+}
+
+/* ---- heartbeat.c ---------------------------------------------------------- */
+int lk_monitor_pass(lk_volume *v);
+int lk_threads_start(lk_volume *v);
+void lk_threads_stop(lk_volume *v);
+/* Claim a free slot (v->lock not held). */
+int lk_claim_slot(lk_volume *v);
+
+/* ---- lock.c -------------------------------------------------------------- */
+/* Status of holder (slot, gen) from the monitor's table (may refresh it). */
+int lk_host_status(lk_volume *v, uint32_t slot, uint64_t gen);
+/* Every handle: our hold is gone (slot recovered). */
+void lk_locks_lost(lk_volume *v);
+int lk_release_all(lk_volume *v);
+
+#endif

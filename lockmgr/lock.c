@@ -1,0 +1,617 @@
+/*
+ * lock.c - lock records: acquire, release, convert, and breaking the holds
+ * of dead hosts after recovering them.
+ *
+ * Invariants:
+ *  - a record changes only by compare-and-write of the whole sector, and
+ *    every change bumps its version;
+ *  - a hold (slot, gen) of a live host is never removed by another host;
+ *  - a dead host's hold is removed only after its slot went through
+ *    "being recovered" (recovery callback run) to free, so whatever it was
+ *    doing under the lock has been replayed first;
+ *  - we act on a hold only while our own slot generation is the one the
+ *    hold carries (lk_check).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lockmgr/lk_int.h"
+
+/* ---- liveness --------------------------------------------------------------- */
+
+/* Re-read one slot into the monitor table (when the table is behind). */
+static void refresh_slot(lk_volume *v, uint32_t slot)
+{
+	unsigned char *buf = lk_buf(v);
+	uint64_t now;
+
+	if (!buf)
+		return;
+	if (lk_read(v, lk_slot_off(v, slot), buf, v->ss, MP_IO_FENCE_BYPASS) == 0) {
+		struct seen *se = &v->seen[slot];
+		unsigned char *old = v->seen_raw + (size_t)slot * v->ss;
+
+		now = lk_now_ns();
+		pthread_mutex_lock(&v->lock);
+		if (!se->ever || memcmp(old, buf, v->ss)) {
+			memcpy(old, buf, v->ss);
+			se->ever = true;
+			se->last_change_ns = now;
+			se->valid = lk_slot_in(buf, &se->s) == 0 &&
+				    se->s.index == slot;
+		}
+		pthread_mutex_unlock(&v->lock);
+	}
+	free(buf);
+}
+
+static int status_locked(lk_volume *v, uint32_t slot, uint64_t gen)
+{
+	struct seen *se = &v->seen[slot];
+
+	if (!se->valid)
+		return LK_HOST_LIVE;    /* unreadable slot: assume the worst */
+	if (se->s.gen < gen)
+		return -EAGAIN;         /* the table is older than the lock */
+	if (se->s.gen == gen) {
+		if (se->s.state != LK_SLOT_LIVE)
+			return LK_HOST_LIVE;  /* cannot happen; be safe */
+		if (slot == v->slot && gen == v->gen && v->joined)
+			return LK_HOST_LIVE;  /* ourselves */
+		if (lk_now_ns() - se->last_change_ns >=
+		    (uint64_t)v->hdr.dead_ms * 1000000)
+			return LK_HOST_DEAD;
+		return LK_HOST_LIVE;
+	}
+	if (se->s.gen == gen + 1 && se->s.state == LK_SLOT_RECOVERING)
+		return LK_HOST_RECOVERING;
+	return LK_HOST_STALE;
+}
+
+int lk_host_status(lk_volume *v, uint32_t slot, uint64_t gen)
+{
+	int st;
+
+	if (slot >= v->hdr.slots)
+		return LK_HOST_STALE;
+	pthread_mutex_lock(&v->lock);
+	st = status_locked(v, slot, gen);
+	pthread_mutex_unlock(&v->lock);
+	if (st == -EAGAIN) {
+		refresh_slot(v, slot);
+		pthread_mutex_lock(&v->lock);
+		st = status_locked(v, slot, gen);
+		pthread_mutex_unlock(&v->lock);
+		if (st == -EAGAIN)
+			st = LK_HOST_LIVE;  /* inconsistent: assume the worst */
+	}
+	return st;
+}
+
+/* ---- recovery ---------------------------------------------------------------- */
+
+static int run_recovery(lk_volume *v, uint32_t slot, const unsigned char *rec_raw)
+{
+	struct lk_dead_host dh;
+	struct lk_slot s;
+	unsigned char *nw = lk_buf(v), *cur = lk_buf(v);
+	int ret;
+
+	if (!nw || !cur) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	lk_slot_in(rec_raw, &s);
+	memset(&dh, 0, sizeof(dh));
+	dh.slot = slot;
+	dh.gen = s.gen - 1;
+	memcpy(dh.uuid, s.host_uuid, 16);
+	snprintf(dh.name, sizeof(dh.name), "%s", s.host_name);
+	dh.journal_off = s.journal_off;
+	dh.journal_len = s.journal_len;
+	lk_log(v, "recovering dead host '%s' (slot %u generation %llu)",
+	       dh.name, slot, (unsigned long long)dh.gen);
+	if (v->opts.recover) {
+		ret = v->opts.recover(v->opts.recover_arg, &dh);
+		if (ret) {
+			lk_log(v, "recovery of '%s' failed: %s", dh.name,
+			       lk_strerror(ret));
+			ret = -LK_E_RECOVERY;
+			goto out;
+		}
+	}
+	s.state = LK_SLOT_FREE;
+	s.gen++;
+	s.wall_ns = lk_wall_ns();
+	lk_slot_out(&s, nw, v->ss);
+	ret = lk_caw(v, lk_slot_off(v, slot), rec_raw, nw, cur, MP_IO_FENCE_BYPASS);
+	if (ret == -MP_E_MISCOMPARE)
+		ret = -EAGAIN;  /* someone took the recovery over from us */
+	if (!ret)
+		lk_log(v, "host '%s' recovered, slot %u free (generation %llu)",
+		       dh.name, slot, (unsigned long long)s.gen);
+	refresh_slot(v, slot);
+out:
+	free(nw);
+	free(cur);
+	return ret;
+}
+
+/*
+ * Make sure holder (slot, gen) is recovered.  0 when its hold may be removed
+ * (recovered now or earlier), -EAGAIN when that cannot be decided yet (alive
+ * after all, or recovery running on a live host), other errors as such.
+ */
+static int recover_host(lk_volume *v, uint32_t slot, uint64_t gen)
+{
+	unsigned char *raw = lk_buf(v), *nw = lk_buf(v), *cur = lk_buf(v);
+	int ret;
+
+	if (!raw || !nw || !cur) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (int tries = 0; tries < 8; tries++) {
+		struct lk_slot s;
+		bool takeover = false;
+
+		ret = lk_read(v, lk_slot_off(v, slot), raw, v->ss,
+			      MP_IO_FENCE_BYPASS);
+		if (ret)
+			goto out;
+		ret = lk_slot_in(raw, &s);
+		if (ret)
+			goto out;
+		if (s.gen >= gen + 2 || (s.gen == gen + 1 && s.state == LK_SLOT_FREE)) {
+			ret = 0;     /* already recovered, or left */
+			goto out;
+		}
+		if (s.gen == gen && s.state == LK_SLOT_LIVE) {
+			/* Dead only if it still shows exactly what the monitor
+			 * watched stand still for the dead timeout. */
+			pthread_mutex_lock(&v->lock);
+			bool same = !memcmp(raw, v->seen_raw + (size_t)slot * v->ss,
+					    v->ss);
+			int st = status_locked(v, slot, gen);
+			pthread_mutex_unlock(&v->lock);
+
+			if (!same || st != LK_HOST_DEAD) {
+				ret = -EAGAIN;
+				goto out;
+			}
+		} else if (s.gen == gen + 1 && s.state == LK_SLOT_RECOVERING) {
+			int rst;
+
+			if (s.rec_slot == v->slot && s.rec_gen == v->gen) {
+				ret = -EAGAIN;  /* another thread of ours */
+				goto out;
+			}
+			rst = lk_host_status(v, s.rec_slot, s.rec_gen);
+			if (rst == LK_HOST_LIVE || rst == LK_HOST_RECOVERING) {
+				ret = -EAGAIN;
+				goto out;
+			}
+			takeover = true;  /* the recoverer died too */
+		} else {
+			ret = -EAGAIN;    /* the table is behind: look again */
+			goto out;
+		}
+		if (!takeover) {
+			s.state = LK_SLOT_RECOVERING;
+			s.gen++;
+		}
+		memcpy(s.rec_uuid, v->opts.host_uuid, 16);
+		s.rec_slot = v->slot;
+		s.rec_gen = v->gen;
+		s.wall_ns = lk_wall_ns();
+		lk_slot_out(&s, nw, v->ss);
+		ret = lk_caw(v, lk_slot_off(v, slot), raw, nw, cur,
+			     MP_IO_FENCE_BYPASS);
+		if (ret == -MP_E_MISCOMPARE)
+			continue;   /* it beat, or another breaker won: re-check */
+		if (ret)
+			goto out;
+		/* We alone own the recovery of this host now. */
+		ret = run_recovery(v, slot, nw);
+		goto out;
+	}
+	ret = -EAGAIN;
+out:
+	free(raw);
+	free(nw);
+	free(cur);
+	return ret;
+}
+
+/* ---- handles ---------------------------------------------------------------- */
+
+int lk_lock_open(lk_volume *v, uint64_t off, lk_lock **out)
+{
+	lk_lock *l;
+
+	if (off % v->ss)
+		return -EINVAL;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->v = v;
+	l->off = off;
+	pthread_mutex_lock(&v->lock);
+	l->next = v->locks;
+	v->locks = l;
+	pthread_mutex_unlock(&v->lock);
+	*out = l;
+	return 0;
+}
+
+void lk_lock_close(lk_lock *l)
+{
+	lk_volume *v;
+
+	if (!l)
+		return;
+	v = l->v;
+	if (l->held != LK_FREE)
+		lk_release(l);
+	pthread_mutex_lock(&v->lock);
+	for (lk_lock **pp = &v->locks; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	free(l);
+}
+
+void lk_locks_lost(lk_volume *v)
+{
+	pthread_mutex_lock(&v->lock);
+	for (lk_lock *l = v->locks; l; l = l->next) {
+		l->held = LK_FREE;
+		l->released_version = 0;
+		l->cache_valid = false;
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+int lk_release_all(lk_volume *v)
+{
+	int ret = 0;
+
+	for (;;) {
+		lk_lock *l = NULL;
+		int r;
+
+		pthread_mutex_lock(&v->lock);
+		for (lk_lock *p = v->locks; p; p = p->next) {
+			if (p->held != LK_FREE) {
+				l = p;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&v->lock);
+		if (!l)
+			break;
+		r = lk_release(l);
+		if (r && !ret)
+			ret = r;
+		l->held = LK_FREE;   /* do not try it again */
+	}
+	return ret;
+}
+
+enum lk_mode lk_held_mode(lk_lock *l)
+{
+	return l->held;
+}
+
+bool lk_cache_valid(lk_lock *l)
+{
+	return l->held != LK_FREE && l->cache_valid;
+}
+
+int lk_check(lk_lock *l)
+{
+	int ret = lk_state(l->v);
+
+	if (ret)
+		return ret;
+	if (l->held == LK_FREE)
+		return -LK_E_NOTHELD;
+	if (l->held_gen != l->v->gen || l->held_slot != l->v->slot)
+		return -LK_E_LOST;
+	return 0;
+}
+
+/* ---- record I/O ------------------------------------------------------------- */
+
+static int read_rec(lk_lock *l, unsigned char *raw, struct lk_lockrec *r)
+{
+	int ret = lk_read(l->v, l->off, raw, l->v->ss, 0);
+
+	if (ret)
+		return ret;
+	ret = lk_lockrec_in(raw, r);
+	if (ret) {
+		lk_log(l->v, "lock record at %llu: %s",
+		       (unsigned long long)l->off, lk_strerror(ret));
+		return ret;
+	}
+	if (r->self_off != l->off) {
+		lk_log(l->v, "lock record at %llu says it lives at %llu",
+		       (unsigned long long)l->off,
+		       (unsigned long long)r->self_off);
+		return -LK_E_CORRUPT;
+	}
+	return 0;
+}
+
+static int find_holder(const struct lk_lockrec *r, uint32_t slot, uint64_t gen)
+{
+	for (uint32_t i = 0; i < r->nholders; i++)
+		if (r->holders[i].slot == slot && r->holders[i].gen == gen)
+			return (int)i;
+	return -1;
+}
+
+static void remove_holder(struct lk_lockrec *r, uint32_t i)
+{
+	memmove(&r->holders[i], &r->holders[i + 1],
+		(r->nholders - i - 1) * sizeof(r->holders[0]));
+	r->nholders--;
+	if (r->nholders == 0)
+		r->mode = LK_FREE;
+}
+
+static unsigned poll_ms(lk_volume *v)
+{
+	unsigned ms = v->hdr.interval_ms / 4;
+
+	return ms > 250 ? 250 : ms < 10 ? 10 : ms;
+}
+
+/*
+ * Bring the record to "we hold it in mode" (acquire and convert).  Other
+ * holders must be compatible: none for exclusive, the same shared mode
+ * otherwise; dead and stale ones are removed on the way.
+ */
+static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
+{
+	lk_volume *v = l->v;
+	unsigned char *raw = lk_buf(v), *nw = lk_buf(v), *cur = lk_buf(v);
+	uint64_t deadline = lk_now_ns() + (uint64_t)timeout_ms * 1000000;
+	int ret;
+
+	if (!raw || !nw || !cur) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		struct lk_lockrec r, n;
+		uint32_t myslot;
+		uint64_t mygen;
+		bool blocked = false, recovering = false;
+		int me;
+
+		ret = lk_state(v);
+		if (ret)
+			goto out;
+		pthread_mutex_lock(&v->lock);
+		myslot = v->slot;
+		mygen = v->gen;
+		pthread_mutex_unlock(&v->lock);
+
+		ret = read_rec(l, raw, &r);
+		if (ret)
+			goto out;
+		n = r;
+		me = find_holder(&n, myslot, mygen);
+		if (me >= 0)
+			remove_holder(&n, (uint32_t)me);
+		if (me >= 0 && r.mode == (uint32_t)mode) {
+			ret = 0;  /* already held so */
+			l->held = mode;
+			l->held_slot = myslot;
+			l->held_gen = mygen;
+			goto out;
+		}
+		/* Judge the other holders: those in our way must go, stale
+		 * ones of compatible holds are pruned on the way. */
+		for (uint32_t i = 0; i < n.nholders;) {
+			bool conflict = mode == LK_EXCL || n.mode != (uint32_t)mode;
+			int st = lk_host_status(v, n.holders[i].slot,
+						n.holders[i].gen);
+
+			if (st == LK_HOST_STALE) {
+				remove_holder(&n, i);
+				continue;
+			}
+			if (st == LK_HOST_DEAD && conflict) {
+				int rr = recover_host(v, n.holders[i].slot,
+						      n.holders[i].gen);
+
+				if (rr == 0) {
+					remove_holder(&n, i);
+					continue;
+				}
+				if (rr != -EAGAIN) {
+					ret = rr;
+					goto out;
+				}
+				recovering = true;
+				blocked = true;
+			} else if (st == LK_HOST_RECOVERING && conflict) {
+				/* let its recoverer finish (or take over once
+				 * that one is dead: recover_host decides) */
+				int rr = recover_host(v, n.holders[i].slot,
+						      n.holders[i].gen);
+
+				if (rr == 0) {
+					remove_holder(&n, i);
+					continue;
+				}
+				if (rr != -EAGAIN) {
+					ret = rr;
+					goto out;
+				}
+				recovering = true;
+				blocked = true;
+			} else if (conflict) {
+				blocked = true;
+			}
+			i++;
+		}
+		if (blocked) {
+			if (lk_now_ns() >= deadline) {
+				ret = recovering ? -ETIMEDOUT : -EBUSY;
+				goto out;
+			}
+			lk_sleep_ms(poll_ms(v));
+			continue;
+		}
+		if (n.nholders >= LK_MAX_HOLDERS) {
+			ret = -LK_E_TOOMANY;
+			goto out;
+		}
+		n.mode = mode;
+		n.holders[n.nholders].slot = myslot;
+		n.holders[n.nholders].gen = mygen;
+		n.nholders++;
+		n.version = r.version + 1;
+		n.wall_ns = lk_wall_ns();
+		memcpy(n.uuid, v->hdr.uuid, 16);
+		lk_lockrec_out(&n, nw, v->ss);
+		ret = lk_caw(v, l->off, raw, nw, cur, 0);
+		if (ret == -MP_E_MISCOMPARE)
+			continue;   /* it changed under us: judge again */
+		if (ret)
+			goto out;
+		l->cache_valid = l->released_version &&
+				 r.version == l->released_version;
+		l->held = mode;
+		l->held_slot = myslot;
+		l->held_gen = mygen;
+		goto out;
+	}
+out:
+	if (ret == -MP_E_FENCED)
+		ret = -LK_E_FENCED;
+	free(raw);
+	free(nw);
+	free(cur);
+	return ret;
+}
+
+int lk_acquire(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
+{
+	if (mode < LK_EXCL || mode > LK_MULTIWRITER)
+		return -EINVAL;
+	if (l->held != LK_FREE && l->held != mode)
+		return -EINVAL;   /* use lk_convert */
+	return change(l, mode, timeout_ms);
+}
+
+int lk_convert(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
+{
+	int ret;
+
+	if (mode < LK_EXCL || mode > LK_MULTIWRITER)
+		return -EINVAL;
+	if (l->held == LK_FREE)
+		return -LK_E_NOTHELD;
+	ret = lk_check(l);
+	if (ret)
+		return ret;
+	return change(l, mode, timeout_ms);
+}
+
+int lk_release(lk_lock *l)
+{
+	lk_volume *v = l->v;
+	unsigned char *raw = lk_buf(v), *nw = lk_buf(v), *cur = lk_buf(v);
+	int ret;
+
+	if (l->held == LK_FREE) {
+		ret = -LK_E_NOTHELD;
+		goto out;
+	}
+	if (!raw || !nw || !cur) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		struct lk_lockrec r;
+		int me;
+
+		ret = read_rec(l, raw, &r);
+		if (ret)
+			goto out;
+		me = find_holder(&r, l->held_slot, l->held_gen);
+		if (me < 0) {
+			/* broken by another host: we were taken for dead */
+			l->held = LK_FREE;
+			ret = -LK_E_LOST;
+			goto out;
+		}
+		remove_holder(&r, (uint32_t)me);
+		r.version++;
+		r.wall_ns = lk_wall_ns();
+		lk_lockrec_out(&r, nw, v->ss);
+		ret = lk_caw(v, l->off, raw, nw, cur, 0);
+		if (ret == -MP_E_MISCOMPARE)
+			continue;
+		if (ret)
+			goto out;
+		l->released_version = r.version;
+		l->held = LK_FREE;
+		goto out;
+	}
+out:
+	if (ret == -MP_E_FENCED)
+		ret = -LK_E_FENCED;
+	free(raw);
+	free(nw);
+	free(cur);
+	return ret;
+}
+
+int lk_lock_info(lk_lock *l, struct lk_lock_info *info)
+{
+	lk_volume *v = l->v;
+	unsigned char *raw = lk_buf(v);
+	struct lk_lockrec r;
+	int ret;
+
+	if (!raw)
+		return -ENOMEM;
+	ret = lk_read(v, l->off, raw, v->ss, MP_IO_FENCE_BYPASS);
+	if (!ret)
+		ret = lk_lockrec_in(raw, &r);
+	if (ret)
+		goto out;
+	memset(info, 0, sizeof(*info));
+	info->mode = r.mode;
+	info->version = r.version;
+	info->nholders = r.nholders;
+	for (uint32_t i = 0; i < r.nholders; i++) {
+		struct lk_holder_info *h = &info->holders[i];
+
+		h->slot = r.holders[i].slot;
+		h->gen = r.holders[i].gen;
+		h->status = lk_host_status(v, h->slot, h->gen);
+		if (h->slot < v->hdr.slots) {
+			pthread_mutex_lock(&v->lock);
+			if (v->seen[h->slot].valid) {
+				memcpy(h->uuid, v->seen[h->slot].s.host_uuid, 16);
+				snprintf(h->name, sizeof(h->name), "%s",
+					 v->seen[h->slot].s.host_name);
+			}
+			pthread_mutex_unlock(&v->lock);
+		}
+	}
+out:
+	free(raw);
+	return ret;
+}
