@@ -203,8 +203,9 @@ int mp_lun_discard(mp_lun *lun, uint64_t off, uint64_t len);
  * current contents into cur.  Native ATS on SCSI targets that offer it;
  * emulated on files and block devices; -EOPNOTSUPP otherwise.
  *
- * A timed-out compare-and-write (-ETIMEDOUT) may or may not have been
- * applied: the caller must re-read before deciding.
+ * A compare-and-write that failed with -ETIMEDOUT or -MP_E_TRANSPORT (the
+ * connection dropped with it in flight) may or may not have been applied:
+ * the caller must re-read before deciding.
  */
 int mp_lun_caw(mp_lun *lun, uint64_t off, const void *cmp, const void *data,
 	       size_t len, void *cur);

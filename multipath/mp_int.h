@@ -48,7 +48,9 @@ struct mp_backend_ops {
 	/* Stop threads and free everything.  Called with no I/O in flight. */
 	void (*close)(struct mp_path *p);
 	/* Start an I/O.  Alignment, bounds and read-only checks are done by
-	 * the caller.  Must not invoke mp_path_done() from this call stack. */
+	 * the caller.  Must not invoke mp_path_done() from this call stack.
+	 * From here until mp_path_done() the backend owns io->next_ (for its
+	 * own queues); lun.c uses it only for I/O not yet handed to a path. */
 	void (*submit)(struct mp_path *p, struct mp_io *io);
 	/* Fault injection control (fault backend only; NULL elsewhere). */
 	int (*fault_add)(struct mp_path *p, const struct mp_fault_rule *r);
