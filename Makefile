@@ -14,11 +14,17 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 else ifeq ($(SANITIZE),thread)
 VARIANT := tsan
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+else ifeq ($(SANITIZE),fuzzer)
+# libFuzzer: clang only; libraries instrumented for coverage, targets linked
+# with the fuzzer's main
+VARIANT := fuzz
+CC := clang
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
 else ifeq ($(SANITIZE),)
 VARIANT := default
 SANFLAGS :=
 else
-$(error SANITIZE must be address or thread)
+$(error SANITIZE must be address, thread or fuzzer)
 endif
 
 O := build/$(VARIANT)
@@ -70,10 +76,12 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(O)/%)
 HELPER_SRCS := $(wildcard tests/helpers/*.c)
 HELPER_BINS := $(HELPER_SRCS:%.c=$(O)/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:%.c=$(O)/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(O)/%)
 
-.PHONY: all libs tools tests check check-unit bench demo deps clean
+.PHONY: all libs tools tests fuzz check check-unit bench demo deps clean
 all: $(LIBS_ALL) $(TOOLS) $(UNIT_BINS) $(HELPER_BINS) $(BENCH_BINS)
 libs: $(LIBS_ALL)
 tools: $(TOOLS)
@@ -101,6 +109,14 @@ $(O)/tests/unit/%: $(O)/tests/unit/%.o $(LIBS_ALL)
 $(O)/tests/helpers/%: $(O)/tests/helpers/%.o $(LIBS_ALL)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
 
+$(O)/tests/fuzz/%: $(O)/tests/fuzz/%.o $(LIBS_ALL)
+	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
+
+# libFuzzer targets (make SANITIZE=fuzzer fuzz, or through make check)
+fuzz:
+	@$(MAKE) --no-print-directory SANITIZE=fuzzer fuzz-targets
+fuzz-targets: $(FUZZ_BINS)
+
 $(O)/bench/%: $(O)/bench/%.o $(LIBS_ALL)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
 
@@ -114,6 +130,7 @@ check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZE=address tests
 	@$(MAKE) --no-print-directory SANITIZE=thread tests
+	@$(MAKE) --no-print-directory fuzz
 	@tests/run-tests.sh
 
 # Unit tests of the current variant only (e.g. make SANITIZE=address check-unit)

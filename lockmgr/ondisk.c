@@ -93,6 +93,12 @@ int lk_slot_in(const void *buf, struct lk_slot *s)
 	memcpy(s->host_name, b + offsetof(struct lk_slot_disk, host_name),
 	       LK_NAME_LEN);
 	s->host_name[LK_NAME_LEN] = 0;
+	/* a C string: nothing after its end survives a re-encode */
+	{
+		size_t n = strlen(s->host_name);
+
+		memset(s->host_name + n, 0, sizeof(s->host_name) - n);
+	}
 	s->journal_off = get64(b + offsetof(struct lk_slot_disk, journal_off));
 	s->journal_len = get64(b + offsetof(struct lk_slot_disk, journal_len));
 	memcpy(s->rec_uuid, b + offsetof(struct lk_slot_disk, rec_uuid), 16);

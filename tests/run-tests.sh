@@ -61,6 +61,19 @@ for v in $variants; do
 	done
 done
 
+# libFuzzer targets: a short run each (FUZZ_SECONDS), corpus kept in
+# build/fuzz-corpus between runs, crashes saved next to the logs.
+if [ $unit_only -eq 0 ] && [ -d build/fuzz/tests/fuzz ]; then
+	for f in build/fuzz/tests/fuzz/fuzz_*; do
+		[ -x "$f" ] || continue
+		case "$f" in *.o|*.d) continue ;; esac
+		n=$(basename "$f")
+		mkdir -p "build/fuzz-corpus/$n"
+		run_one "fuzz/$n" 300 "$f" -max_total_time="${FUZZ_SECONDS:-15}" \
+			-artifact_prefix="$logs/$n-" "build/fuzz-corpus/$n"
+	done
+fi
+
 if [ $unit_only -eq 0 ]; then
 	export VMFS_BUILD=build/default
 	for t in tests/integ/*.sh; do
