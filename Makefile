@@ -62,8 +62,12 @@ LK_SRCS := $(wildcard lockmgr/*.c)
 LK_OBJS := $(LK_SRCS:%.c=$(O)/%.o)
 LIBLK   := $(O)/lockmgr/liblk.a
 
+FS_SRCS := $(wildcard fs/*.c)
+FS_OBJS := $(FS_SRCS:%.c=$(O)/%.o)
+LIBFS   := $(O)/fs/libfs.a
+
 # higher layers first: the linker resolves left to right
-LIBS_ALL := $(LIBLK) $(LIBMP)
+LIBS_ALL := $(LIBFS) $(LIBLK) $(LIBMP)
 SYS_LIBS := $(MP_LIBS)
 
 # ---- programs ------------------------------------------------------------
@@ -96,6 +100,10 @@ $(LIBMP): $(MP_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(LIBLK): $(LK_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBFS): $(FS_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

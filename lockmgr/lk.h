@@ -186,6 +186,17 @@ enum lk_mode lk_held_mode(lk_lock *l);
  */
 bool lk_cache_valid(lk_lock *l);
 
+/*
+ * The record's version as our last change left it, while we hold the lock
+ * (0 when not held).  A journal transaction made under the lock records it:
+ * if the record still shows it after a crash, nobody else has held the lock
+ * since, and the transaction may be replayed.
+ */
+uint64_t lk_lock_version(lk_lock *l);
+
+/* The byte offset of the lock record on its LUN. */
+uint64_t lk_lock_offset(lk_lock *l);
+
 /* Who holds a lock (for EBUSY messages and vmkfstools -D). */
 struct lk_holder_info {
 	uint32_t slot;

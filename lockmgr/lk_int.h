@@ -57,6 +57,7 @@ struct lk_lock {
 	enum lk_mode held;
 	uint32_t held_slot;
 	uint64_t held_gen;
+	uint64_t version;         /* version of our last change while held */
 	uint64_t released_version; /* version we wrote when releasing, 0 none */
 	bool cache_valid;
 	struct lk_lock *next;

@@ -307,6 +307,16 @@ enum lk_mode lk_held_mode(lk_lock *l)
 	return l->held;
 }
 
+uint64_t lk_lock_version(lk_lock *l)
+{
+	return l->held != LK_FREE ? l->version : 0;
+}
+
+uint64_t lk_lock_offset(lk_lock *l)
+{
+	return l->off;
+}
+
 bool lk_cache_valid(lk_lock *l)
 {
 	return l->held != LK_FREE && l->cache_valid;
@@ -412,6 +422,7 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 			remove_holder(&n, (uint32_t)me);
 		if (me >= 0 && r.mode == (uint32_t)mode) {
 			ret = 0;  /* already held so */
+			l->version = r.version;
 			l->held = mode;
 			l->held_slot = myslot;
 			l->held_gen = mygen;
@@ -490,6 +501,7 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 			goto out;
 		l->cache_valid = l->released_version &&
 				 r.version == l->released_version;
+		l->version = n.version;
 		l->held = mode;
 		l->held_slot = myslot;
 		l->held_gen = mygen;
