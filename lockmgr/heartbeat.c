@@ -133,7 +133,7 @@ static void lost(lk_volume *v, const struct lk_slot *now)
 	v->lost = true;
 	v->fenced = true;
 	pthread_mutex_unlock(&v->lock);
-	mp_lun_fence(v->lun, true);
+	lk_fence_all(v, true);
 	lk_log(v, "slot %u was taken from us (state %u generation %llu, "
 	       "recovered by slot %u): every lock held is lost", v->slot,
 	       now->state, (unsigned long long)now->gen, now->rec_slot);
@@ -145,7 +145,7 @@ static void lost(lk_volume *v, const struct lk_slot *now)
 		lk_log(v, "re-join failed; staying fenced");
 		return;
 	}
-	mp_lun_fence(v->lun, false);
+	lk_fence_all(v, false);
 	lk_log(v, "re-joined: slot %u generation %llu", v->slot,
 	       (unsigned long long)v->gen);
 	emit(v, LK_EV_REJOINED);
@@ -198,7 +198,7 @@ static bool beat(lk_volume *v)
 		}
 		pthread_mutex_unlock(&v->lock);
 		if (unfence) {
-			mp_lun_fence(v->lun, false);
+			lk_fence_all(v, false);
 			lk_log(v, "heartbeat resumed, slot still ours: unfenced");
 			emit(v, LK_EV_UNFENCED);
 		}
@@ -292,7 +292,7 @@ static void *fence_main(void *arg)
 
 			v->fenced = true;
 			/* fence before anything else: no more writes */
-			mp_lun_fence(v->lun, true);
+			lk_fence_all(v, true);
 			pthread_mutex_unlock(&v->lock);
 			lk_log(v, "no heartbeat for %llu ms (fence deadline %u ms): "
 			       "lost access, I/O fenced",

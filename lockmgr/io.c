@@ -52,14 +52,19 @@ void lk_log(lk_volume *v, const char *fmt, ...)
 
 void *lk_buf(lk_volume *v)
 {
-	void *p = mp_alloc_aligned(4096, v->ss);
+	return lk_buf_n(v->ss);
+}
+
+void *lk_buf_n(unsigned ss)
+{
+	void *p = mp_alloc_aligned(4096, ss);
 
 	if (p)
-		memset(p, 0, v->ss);
+		memset(p, 0, ss);
 	return p;
 }
 
-static int rw(lk_volume *v, enum mp_op op, uint64_t off, void *buf,
+static int rw(mp_lun *lun, enum mp_op op, uint64_t off, void *buf,
 	      size_t len, unsigned flags)
 {
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
@@ -72,7 +77,7 @@ static int rw(lk_volume *v, enum mp_op op, uint64_t off, void *buf,
 	io.offset = off;
 	io.iov = &iov;
 	io.iovcnt = 1;
-	ret = mp_io_submit(v->lun, &io);
+	ret = mp_io_submit(lun, &io);
 	if (!ret)
 		ret = mp_io_wait(&io);
 	if (ret >= 0)
@@ -80,18 +85,24 @@ static int rw(lk_volume *v, enum mp_op op, uint64_t off, void *buf,
 	return ret;
 }
 
+int lk_read_on(mp_lun *lun, uint64_t off, void *buf, size_t len,
+	       unsigned flags)
+{
+	return rw(lun, MP_OP_READ, off, buf, len, flags);
+}
+
 int lk_read(lk_volume *v, uint64_t off, void *buf, size_t len, unsigned flags)
 {
-	return rw(v, MP_OP_READ, off, buf, len, flags);
+	return rw(v->lun, MP_OP_READ, off, buf, len, flags);
 }
 
 int lk_write(lk_volume *v, uint64_t off, const void *buf, size_t len,
 	     unsigned flags)
 {
-	return rw(v, MP_OP_WRITE, off, (void *)buf, len, flags);
+	return rw(v->lun, MP_OP_WRITE, off, (void *)buf, len, flags);
 }
 
-static int simple(lk_volume *v, enum mp_op op, unsigned flags)
+static int simple(mp_lun *lun, enum mp_op op, unsigned flags)
 {
 	struct mp_io io;
 	int ret;
@@ -99,37 +110,38 @@ static int simple(lk_volume *v, enum mp_op op, unsigned flags)
 	memset(&io, 0, sizeof(io));
 	io.op = op;
 	io.flags = flags;
-	ret = mp_io_submit(v->lun, &io);
+	ret = mp_io_submit(lun, &io);
 	return ret ? ret : mp_io_wait(&io);
 }
 
 /* One device compare-and-write (ATS or emulated). */
-static int caw_native(lk_volume *v, uint64_t off, const void *cmp,
+static int caw_native(mp_lun *lun, unsigned ss, uint64_t off, const void *cmp,
 		      const void *nw, void *cur, unsigned flags)
 {
 	struct iovec iov[2];
 	struct mp_io io;
 	int ret;
 
-	memcpy(cur, cmp, v->ss);     /* the layer returns current data here */
+	memcpy(cur, cmp, ss);     /* the layer returns current data here */
 	iov[0].iov_base = cur;
-	iov[0].iov_len = v->ss;
+	iov[0].iov_len = ss;
 	iov[1].iov_base = (void *)nw;
-	iov[1].iov_len = v->ss;
+	iov[1].iov_len = ss;
 	memset(&io, 0, sizeof(io));
 	io.op = MP_OP_CAW;
 	io.flags = flags;
 	io.offset = off;
-	io.length = v->ss;
+	io.length = ss;
 	io.iov = iov;
 	io.iovcnt = 2;
-	ret = mp_io_submit(v->lun, &io);
+	ret = mp_io_submit(lun, &io);
 	return ret ? ret : mp_io_wait(&io);
 }
 
 /* Reserve, read, compare, write, release. */
-static int caw_reserve(lk_volume *v, uint64_t off, const void *cmp,
-		       const void *nw, void *cur, unsigned flags)
+static int caw_reserve(lk_volume *v, mp_lun *lun, unsigned ss, uint64_t off,
+		       const void *cmp, const void *nw, void *cur,
+		       unsigned flags)
 {
 	uint64_t until = lk_now_ns() + RESERVE_TRIES_MS * 1000000ull;
 	unsigned backoff = 1;
@@ -137,7 +149,7 @@ static int caw_reserve(lk_volume *v, uint64_t off, const void *cmp,
 
 	pthread_mutex_lock(&v->resv_lock);
 	for (;;) {
-		ret = simple(v, MP_OP_RESERVE, flags);
+		ret = simple(lun, MP_OP_RESERVE, flags);
 		if (ret != -MP_E_RESCONFLICT || lk_now_ns() >= until)
 			break;
 		/* another host's read-modify-write: a few ms at most */
@@ -147,16 +159,16 @@ static int caw_reserve(lk_volume *v, uint64_t off, const void *cmp,
 	}
 	if (ret)
 		goto unlock;
-	ret = lk_read(v, off, cur, v->ss, flags);
+	ret = rw(lun, MP_OP_READ, off, cur, ss, flags);
 	if (ret)
 		goto release;
-	if (memcmp(cur, cmp, v->ss)) {
+	if (memcmp(cur, cmp, ss)) {
 		ret = -MP_E_MISCOMPARE;
 		goto release;
 	}
-	ret = lk_write(v, off, nw, v->ss, flags | MP_IO_FUA);
+	ret = rw(lun, MP_OP_WRITE, off, (void *)nw, ss, flags | MP_IO_FUA);
 release:
-	rel = simple(v, MP_OP_RELEASE, flags);
+	rel = simple(lun, MP_OP_RELEASE, flags);
 	if (rel && !ret)
 		ret = rel;
 unlock:
@@ -169,29 +181,36 @@ static bool uncertain(int ret)
 	return ret == -ETIMEDOUT || ret == -MP_E_TRANSPORT || ret == -EIO;
 }
 
-int lk_caw(lk_volume *v, uint64_t off, const void *cmp, const void *nw,
-	   void *cur, unsigned flags)
+int lk_caw_on(lk_volume *v, mp_lun *lun, enum lk_method method, unsigned ss,
+	      uint64_t off, const void *cmp, const void *nw, void *cur,
+	      unsigned flags)
 {
 	int ret = -EIO;
 
 	for (int i = 0; i < UNCERTAIN_RETRIES; i++) {
 		int r;
 
-		if (v->method == LK_METHOD_RESERVE)
-			ret = caw_reserve(v, off, cmp, nw, cur, flags);
+		if (method == LK_METHOD_RESERVE)
+			ret = caw_reserve(v, lun, ss, off, cmp, nw, cur, flags);
 		else
-			ret = caw_native(v, off, cmp, nw, cur, flags);
+			ret = caw_native(lun, ss, off, cmp, nw, cur, flags);
 		if (!uncertain(ret))
 			return ret;
 		/* Did it land?  Only the sector can tell. */
-		r = lk_read(v, off, cur, v->ss, flags);
+		r = rw(lun, MP_OP_READ, off, cur, ss, flags);
 		if (r)
 			continue;
-		if (!memcmp(cur, nw, v->ss))
+		if (!memcmp(cur, nw, ss))
 			return 0;
-		if (memcmp(cur, cmp, v->ss))
+		if (memcmp(cur, cmp, ss))
 			return -MP_E_MISCOMPARE;
 		/* still the old contents: it did not happen; try again */
 	}
 	return ret;
+}
+
+int lk_caw(lk_volume *v, uint64_t off, const void *cmp, const void *nw,
+	   void *cur, unsigned flags)
+{
+	return lk_caw_on(v, v->lun, v->method, v->ss, off, cmp, nw, cur, flags);
 }

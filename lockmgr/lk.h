@@ -124,6 +124,10 @@ struct lk_join_opts {
  */
 int lk_open(mp_lun *lun, uint64_t region_off, lk_volume **out);
 
+/* Another LUN of the same volume (a spanned extent): fenced with the
+ * region's own LUN when the heartbeat stalls. */
+int lk_fence_lun_add(lk_volume *v, mp_lun *lun);
+
 /* Claim a slot and start heartbeating. */
 int lk_join(lk_volume *v, const struct lk_join_opts *o);
 
@@ -154,6 +158,9 @@ const char *lk_mode_name(enum lk_mode m);
 
 /* A handle on the lock record at byte offset off (no I/O yet). */
 int lk_lock_open(lk_volume *v, uint64_t off, lk_lock **out);
+/* The same for a record on another LUN of the volume (its holders are
+ * this region's slots; its compare-and-write method is that LUN's). */
+int lk_lock_open_on(lk_volume *v, mp_lun *lun, uint64_t off, lk_lock **out);
 /* Release if held, free the handle. */
 void lk_lock_close(lk_lock *l);
 

@@ -49,10 +49,17 @@ struct lk_volume {
 	bool threads;
 
 	struct lk_lock *locks;    /* every open handle */
+
+	/* other LUNs of the volume, fenced together with ours */
+	mp_lun *fence_luns[32];
+	unsigned nfence;
 };
 
 struct lk_lock {
 	lk_volume *v;
+	mp_lun *lun;              /* where the record lives (any extent) */
+	enum lk_method method;    /* for that LUN */
+	unsigned ss;              /* its sector size */
 	uint64_t off;
 	enum lk_mode held;
 	uint32_t held_slot;
@@ -77,7 +84,16 @@ int lk_write(lk_volume *v, uint64_t off, const void *buf, size_t len,
  */
 int lk_caw(lk_volume *v, uint64_t off, const void *cmp, const void *nw,
 	   void *cur, unsigned flags);
+/* The same on any LUN, with the method chosen for it. */
+int lk_caw_on(lk_volume *v, mp_lun *lun, enum lk_method method, unsigned ss,
+	      uint64_t off, const void *cmp, const void *nw, void *cur,
+	      unsigned flags);
+int lk_read_on(mp_lun *lun, uint64_t off, void *buf, size_t len,
+	       unsigned flags);
 void *lk_buf(lk_volume *v);   /* one zeroed sector, aligned; free() */
+void *lk_buf_n(unsigned ss);
+/* The method to use on lun, preferring the volume's. */
+enum lk_method lk_method_for(lk_volume *v, mp_lun *lun);
 
 uint64_t lk_now_ns(void);
 uint64_t lk_wall_ns(void);
@@ -89,6 +105,9 @@ static inline uint64_t lk_slot_off(lk_volume *v, uint32_t slot)
 {
 	return v->region_off + (uint64_t)(slot + 1) * v->ss;
 }
+
+/* Fence or unfence every LUN of the volume. */
+void lk_fence_all(lk_volume *v, bool on);
 
 /* ---- heartbeat.c ---------------------------------------------------------- */
 int lk_monitor_pass(lk_volume *v);

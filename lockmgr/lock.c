@@ -228,14 +228,24 @@ out:
 
 int lk_lock_open(lk_volume *v, uint64_t off, lk_lock **out)
 {
+	return lk_lock_open_on(v, v->lun, off, out);
+}
+
+int lk_lock_open_on(lk_volume *v, mp_lun *lun, uint64_t off, lk_lock **out)
+{
+	struct mp_lun_info in;
 	lk_lock *l;
 
-	if (off % v->ss)
+	mp_lun_get_info(lun, &in);
+	if (off % in.logical_sector)
 		return -EINVAL;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->v = v;
+	l->lun = lun;
+	l->ss = in.logical_sector;
+	l->method = v->joined ? lk_method_for(v, lun) : LK_METHOD_AUTO;
 	l->off = off;
 	pthread_mutex_lock(&v->lock);
 	l->next = v->locks;
@@ -339,7 +349,7 @@ int lk_check(lk_lock *l)
 
 static int read_rec(lk_lock *l, unsigned char *raw, struct lk_lockrec *r)
 {
-	int ret = lk_read(l->v, l->off, raw, l->v->ss, 0);
+	int ret = lk_read_on(l->lun, l->off, raw, l->ss, 0);
 
 	if (ret)
 		return ret;
@@ -390,7 +400,8 @@ static unsigned poll_ms(lk_volume *v)
 static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 {
 	lk_volume *v = l->v;
-	unsigned char *raw = lk_buf(v), *nw = lk_buf(v), *cur = lk_buf(v);
+	unsigned char *raw = lk_buf_n(l->ss), *nw = lk_buf_n(l->ss);
+	unsigned char *cur = lk_buf_n(l->ss);
 	uint64_t deadline = lk_now_ns() + (uint64_t)timeout_ms * 1000000;
 	int ret;
 
@@ -493,8 +504,11 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 		n.version = r.version + 1;
 		n.wall_ns = lk_wall_ns();
 		memcpy(n.uuid, v->hdr.uuid, 16);
-		lk_lockrec_out(&n, nw, v->ss);
-		ret = lk_caw(v, l->off, raw, nw, cur, 0);
+		lk_lockrec_out(&n, nw, l->ss);
+		if (l->method == LK_METHOD_AUTO)
+			l->method = lk_method_for(v, l->lun);
+		ret = lk_caw_on(v, l->lun, l->method, l->ss, l->off, raw, nw,
+				cur, 0);
 		if (ret == -MP_E_MISCOMPARE)
 			continue;   /* it changed under us: judge again */
 		if (ret)
@@ -542,7 +556,8 @@ int lk_convert(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 int lk_release(lk_lock *l)
 {
 	lk_volume *v = l->v;
-	unsigned char *raw = lk_buf(v), *nw = lk_buf(v), *cur = lk_buf(v);
+	unsigned char *raw = lk_buf_n(l->ss), *nw = lk_buf_n(l->ss);
+	unsigned char *cur = lk_buf_n(l->ss);
 	int ret;
 
 	if (l->held == LK_FREE) {
@@ -570,8 +585,11 @@ int lk_release(lk_lock *l)
 		remove_holder(&r, (uint32_t)me);
 		r.version++;
 		r.wall_ns = lk_wall_ns();
-		lk_lockrec_out(&r, nw, v->ss);
-		ret = lk_caw(v, l->off, raw, nw, cur, 0);
+		lk_lockrec_out(&r, nw, l->ss);
+		if (l->method == LK_METHOD_AUTO)
+			l->method = lk_method_for(v, l->lun);
+		ret = lk_caw_on(v, l->lun, l->method, l->ss, l->off, raw, nw,
+				cur, 0);
 		if (ret == -MP_E_MISCOMPARE)
 			continue;
 		if (ret)
@@ -592,13 +610,13 @@ out:
 int lk_lock_info(lk_lock *l, struct lk_lock_info *info)
 {
 	lk_volume *v = l->v;
-	unsigned char *raw = lk_buf(v);
+	unsigned char *raw = lk_buf_n(l->ss);
 	struct lk_lockrec r;
 	int ret;
 
 	if (!raw)
 		return -ENOMEM;
-	ret = lk_read(v, l->off, raw, v->ss, MP_IO_FENCE_BYPASS);
+	ret = lk_read_on(l->lun, l->off, raw, l->ss, MP_IO_FENCE_BYPASS);
 	if (!ret)
 		ret = lk_lockrec_in(raw, &r);
 	if (ret)

@@ -194,11 +194,11 @@ free_v:
 	return ret;
 }
 
-static enum lk_method pick_method(lk_volume *v, enum lk_method want)
+static enum lk_method pick_method_lun(mp_lun *lun, enum lk_method want)
 {
 	struct mp_lun_info in;
 
-	mp_lun_get_info(v->lun, &in);
+	mp_lun_get_info(lun, &in);
 	switch (want) {
 	case LK_METHOD_ATS:
 		return in.caps & MP_CAP_ATS ? want : LK_METHOD_AUTO;
@@ -216,6 +216,21 @@ static enum lk_method pick_method(lk_volume *v, enum lk_method want)
 	if (in.caps & MP_CAP_ATS_EMULATED)
 		return LK_METHOD_EMULATED;
 	return LK_METHOD_AUTO;
+}
+
+static enum lk_method pick_method(lk_volume *v, enum lk_method want)
+{
+	return pick_method_lun(v->lun, want);
+}
+
+enum lk_method lk_method_for(lk_volume *v, mp_lun *lun)
+{
+	enum lk_method m;
+
+	if (lun == v->lun)
+		return v->method;
+	m = pick_method_lun(lun, v->method);
+	return m != LK_METHOD_AUTO ? m : pick_method_lun(lun, LK_METHOD_AUTO);
 }
 
 int lk_join(lk_volume *v, const struct lk_join_opts *o)
@@ -298,7 +313,7 @@ int lk_leave(lk_volume *v)
 	}
 	lk_log(v, "left: slot %u freed (%s)", v->slot, lk_strerror(ret));
 out:
-	mp_lun_fence(v->lun, false);
+	lk_fence_all(v, false);
 	v->joined = false;
 	free(nw);
 	free(cur);
@@ -318,6 +333,25 @@ void lk_close(lk_volume *v)
 	free(v->seen);
 	free(v->seen_raw);
 	free(v);
+}
+
+void lk_fence_all(lk_volume *v, bool on)
+{
+	mp_lun_fence(v->lun, on);
+	for (unsigned i = 0; i < v->nfence; i++)
+		mp_lun_fence(v->fence_luns[i], on);
+}
+
+int lk_fence_lun_add(lk_volume *v, mp_lun *lun)
+{
+	if (v->nfence >= sizeof(v->fence_luns) / sizeof(v->fence_luns[0]))
+		return -ENOSPC;
+	pthread_mutex_lock(&v->lock);
+	v->fence_luns[v->nfence++] = lun;
+	if (v->fenced)
+		mp_lun_fence(lun, true);
+	pthread_mutex_unlock(&v->lock);
+	return 0;
 }
 
 void lk_get_info(lk_volume *v, struct lk_vol_info *info)
