@@ -498,6 +498,7 @@ int fs_jh_in(const void *buf, struct fs_jh *h)
 	h->nblocks = G32(b, struct fs_jh_disk, nblocks);
 	h->tail_seq = G64(b, struct fs_jh_disk, tail_seq);
 	h->tail_block = G64(b, struct fs_jh_disk, tail_block);
+	h->jid = G64(b, struct fs_jh_disk, jid);
 	if (h->nblocks < 16 || h->tail_block == 0 || h->tail_block >= h->nblocks)
 		return -FS_E_CORRUPT;
 	return 0;
@@ -512,6 +513,7 @@ void fs_jh_out(const struct fs_jh *h, void *buf)
 	P32(b, struct fs_jh_disk, nblocks, h->nblocks);
 	P64(b, struct fs_jh_disk, tail_seq, h->tail_seq);
 	P64(b, struct fs_jh_disk, tail_block, h->tail_block);
+	P64(b, struct fs_jh_disk, jid, h->jid);
 	seal(b, FS_JH_MAGIC);
 }
 
@@ -527,6 +529,7 @@ int fs_jd_in(const void *buf, struct fs_jd *d)
 	d->seq = g64(b + 8);
 	d->nblocks = g32(b + 16);
 	d->nlocks = g32(b + 20);
+	d->jid = g64(b + 24);
 	if (d->nblocks == 0 || d->nblocks > FS_JD_MAX_BLOCKS ||
 	    d->nlocks > FS_JD_MAX_LOCKS)
 		return -FS_E_CORRUPT;
@@ -556,6 +559,7 @@ void fs_jd_out(const struct fs_jd *d, void *buf)
 	p64(b + 8, d->seq);
 	p32(b + 16, d->nblocks);
 	p32(b + 20, d->nlocks);
+	p64(b + 24, d->jid);
 	t = b + 0x20;
 	l = t + FS_JD_MAX_BLOCKS * 16;
 	for (unsigned i = 0; i < d->nblocks && i < FS_JD_MAX_BLOCKS; i++) {
@@ -581,6 +585,7 @@ int fs_jc_in(const void *buf, struct fs_jc *c)
 	c->seq = g64(b + 8);
 	c->nblocks = g32(b + 16);
 	c->data_crc = g32(b + 20);
+	c->jid = g64(b + 24);
 	return 0;
 }
 
@@ -592,5 +597,6 @@ void fs_jc_out(const struct fs_jc *c, void *buf)
 	p64(b + 8, c->seq);
 	p32(b + 16, c->nblocks);
 	p32(b + 20, c->data_crc);
+	p64(b + 24, c->jid);
 	seal(b, FS_JC_MAGIC);
 }

@@ -321,14 +321,15 @@ struct fs_jh_disk {
 	uint32_t nblocks;             /* 0x00c journal size in blocks */
 	uint64_t tail_seq;            /* 0x010 oldest transaction that may matter */
 	uint64_t tail_block;          /* 0x018 where it starts (1..nblocks-1) */
-	uint8_t reserved[0xfdc];      /* 0x020 */
+	uint64_t jid;                 /* 0x020 random, new at every open */
+	uint8_t reserved[0xfd4];      /* 0x028 */
 	uint32_t crc;                 /* 0xffc */
 };
 _Static_assert(sizeof(struct fs_jh_disk) == FS_BLOCK, "jh size");
 
 struct fs_jh {
 	uint32_t slot, nblocks;
-	uint64_t tail_seq, tail_block;
+	uint64_t tail_seq, tail_block, jid;
 };
 
 struct fs_jtarget {
@@ -342,10 +343,11 @@ struct fs_jlock {
 	uint64_t version;             /* its version while we held it */
 };
 
-/* descriptor: header 0x20, then targets (16 bytes each: extent u32, pad u32,
+/* descriptor: magic/version (8), seq (8), nblocks (4), nlocks (4), jid (8),
+ * then targets (16 bytes each: extent u32, pad u32,
  * off u64), then locks (24 bytes: extent u32, pad u32, off u64, version u64) */
 struct fs_jd {
-	uint64_t seq;
+	uint64_t seq, jid;
 	uint32_t nblocks, nlocks;
 	struct fs_jtarget t[FS_JD_MAX_BLOCKS];
 	struct fs_jlock l[FS_JD_MAX_LOCKS];
@@ -354,7 +356,7 @@ _Static_assert(0x20 + FS_JD_MAX_BLOCKS * 16 + FS_JD_MAX_LOCKS * 24 <= FS_CRC_OFF
 	       "descriptor fits");
 
 struct fs_jc {
-	uint64_t seq;
+	uint64_t seq, jid;
 	uint32_t nblocks;
 	uint32_t data_crc;            /* crc32c of descriptor + images */
 };

@@ -1,0 +1,270 @@
+/*
+ * alloc.c - resource allocation in resource clusters.
+ *
+ * Each resource type (FD, PB, SB, FB) on each extent is divided into
+ * clusters with their own lock and bitmap.  A host allocates under one
+ * cluster's lock, starting from a cluster derived from its heartbeat slot
+ * (affinity), so hosts allocating at the same time work in different
+ * clusters instead of queueing on one lock.  The bitmap change joins the
+ * caller's transaction; the cluster lock is released once it is in place.
+ *
+ * A cluster header read without its lock only steers the search (is there
+ * anything free?); the decision is made on the header re-read under the
+ * lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/fs_int.h"
+
+/* Clusters of `area` over all extents, numbered globally. */
+static uint64_t total_clusters(struct fs_vol *v, unsigned area)
+{
+	uint64_t n = 0;
+
+	for (unsigned e = 0; e < v->sb.nextents; e++)
+		n += v->sb.ext[e].area[area].clusters;
+	return n;
+}
+
+static void split_global(struct fs_vol *v, unsigned area, uint64_t g,
+			 unsigned *ext, uint32_t *c)
+{
+	for (unsigned e = 0; e < v->sb.nextents; e++) {
+		if (g < v->sb.ext[e].area[area].clusters) {
+			*ext = e;
+			*c = (uint32_t)g;
+			return;
+		}
+		g -= v->sb.ext[e].area[area].clusters;
+	}
+	*ext = 0;
+	*c = 0;
+}
+
+static int read_header(struct fs_tx *tx, unsigned ext, unsigned area,
+		       uint32_t c, struct fs_rc *rc, bool via_tx)
+{
+	struct fs_vol *v = fs_tx_vol(tx);
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	uint64_t off;
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	off = fs_cluster_off(v, ext, area, c) + FS_BLOCK;
+	ret = via_tx ? fs_tx_get(tx, ext, off, b) : fs_read(v, ext, off, b, FS_BLOCK);
+	if (!ret) {
+		ret = fs_rc_in(b, rc);
+		if (ret)
+			ret = fs_bad_meta(v, ret, "resource cluster header", ext, off);
+		else if (rc->cluster != c || rc->extent != ext)
+			ret = fs_bad_meta(v, -FS_E_CORRUPT,
+					  "misplaced resource cluster header", ext, off);
+	}
+	free(b);
+	return ret;
+}
+
+static int put_header(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
+		      unsigned area, const struct fs_rc *rc)
+{
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	fs_rc_out(rc, b);
+	ret = fs_tx_put(tx, ext, fs_cluster_off(v, ext, area, rc->cluster) + FS_BLOCK, b);
+	free(b);
+	return ret;
+}
+
+/* Lock cluster c of area on ext for the transaction (once per tx). */
+static int lock_cluster(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
+			unsigned area, uint32_t c, unsigned timeout_ms)
+{
+	uint64_t off = fs_cluster_off(v, ext, area, c);
+	lk_lock *l;
+	int ret;
+
+	if (fs_tx_has_lock(tx, ext, off))
+		return 0;
+	ret = lk_lock_open_on(v->lk, v->ext[ext].lun, off, &l);
+	if (ret)
+		return ret;
+	ret = lk_acquire(l, LK_EXCL, timeout_ms);
+	if (ret) {
+		lk_lock_close(l);
+		return ret;
+	}
+	ret = fs_tx_defer_release(tx, ext, l, true);
+	if (ret) {
+		lk_lock_close(l);
+		return ret;
+	}
+	return 0;
+}
+
+static uint64_t type_addr(enum fs_rtype t, unsigned ext, const struct fs_rc *rc,
+			  unsigned bit)
+{
+	return fs_addr(t, ext, (uint64_t)rc->cluster * rc->nres + bit);
+}
+
+int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
+{
+	struct fs_vol *v = fs_tx_vol(tx);
+	unsigned area = fs_area_of(t);
+	uint64_t total = total_clusters(v, area), start;
+	struct fs_rc rc;
+	struct lk_vol_info li;
+	unsigned got = 0, wait_ms;
+	int ret = -ENOSPC;
+
+	if (n == 0 || n > 64)
+		return -EINVAL;
+	lk_get_info(v->lk, &li);
+	wait_ms = li.dead_ms + 2 * li.interval_ms + 1000;
+	if (v->rdonly || !v->lk)
+		return -EROFS;
+	pthread_mutex_lock(&v->lock);
+	start = v->alloc_cursor[t];
+	pthread_mutex_unlock(&v->lock);
+	/* Two passes: first skip clusters busy with other hosts, then wait
+	 * for them if nothing else had room, long enough for a dead holder
+	 * to be recovered. */
+	for (int pass = 0; pass < 2 && got < n; pass++) {
+		for (uint64_t k = 0; k < total && got < n; k++) {
+			uint64_t g = (start + k) % total;
+			unsigned ext;
+			uint32_t c;
+			int r;
+
+			split_global(v, area, g, &ext, &c);
+			r = read_header(tx, ext, area, c, &rc, true);
+			if (r) {
+				ret = r;
+				goto out;
+			}
+			if (rc.nfree == 0)
+				continue;
+			r = lock_cluster(tx, v, ext, area, c,
+					 pass ? wait_ms : 0);
+			if (r == -EBUSY || r == -ETIMEDOUT)
+				continue;
+			if (r) {
+				ret = r;
+				goto out;
+			}
+			/* fresh, under the lock */
+			r = read_header(tx, ext, area, c, &rc, true);
+			if (r) {
+				ret = r;
+				goto out;
+			}
+			for (unsigned bit = 0; bit < rc.nres && got < n; bit++) {
+				if (rc.bitmap[bit / 8] & (1u << (bit % 8)))
+					continue;
+				rc.bitmap[bit / 8] |= (uint8_t)(1u << (bit % 8));
+				rc.nfree--;
+				out[got++] = type_addr(t, ext, &rc, bit);
+			}
+			r = put_header(tx, v, ext, area, &rc);
+			if (r) {
+				ret = r;
+				goto out;
+			}
+			if (rc.nfree) {
+				pthread_mutex_lock(&v->lock);
+				v->alloc_cursor[t] = (uint32_t)g;
+				pthread_mutex_unlock(&v->lock);
+			} else {
+				pthread_mutex_lock(&v->lock);
+				v->alloc_cursor[t] = (uint32_t)((g + 1) % total);
+				pthread_mutex_unlock(&v->lock);
+			}
+		}
+	}
+	ret = got == n ? 0 : -ENOSPC;
+out:
+	return ret;
+}
+
+int fs_free(struct fs_tx *tx, uint64_t a)
+{
+	struct fs_vol *v = fs_tx_vol(tx);
+	enum fs_rtype t = fs_addr_type(a);
+	unsigned area = fs_area_of(t), ext = fs_addr_ext(a), bit;
+	const struct fs_area *ar;
+	uint64_t idx = fs_addr_index(a);
+	struct fs_rc rc;
+	uint32_t c;
+	int ret;
+
+	if (!fs_addr_valid(v, a, t))
+		return -EINVAL;
+	ar = &v->sb.ext[ext].area[area];
+	c = (uint32_t)(idx / ar->per_cluster);
+	bit = (unsigned)(idx % ar->per_cluster);
+	ret = lock_cluster(tx, v, ext, area, c, 30000);
+	if (ret)
+		return ret;
+	ret = read_header(tx, ext, area, c, &rc, true);
+	if (ret)
+		return ret;
+	if (!(rc.bitmap[bit / 8] & (1u << (bit % 8)))) {
+		fs_log(v, "freeing a free resource %llx (cluster %u bit %u)",
+		       (unsigned long long)a, c, bit);
+		return -FS_E_CORRUPT;
+	}
+	rc.bitmap[bit / 8] &= (uint8_t)~(1u << (bit % 8));
+	rc.nfree++;
+	return put_header(tx, v, ext, area, &rc);
+}
+
+int fs_count(struct fs_vol *v, uint64_t freec[FS_R_TYPES],
+	     uint64_t totalc[FS_R_TYPES])
+{
+	static const enum fs_rtype types[] = { FS_R_FD, FS_R_PB, FS_R_SB, FS_R_FB };
+	int ret = 0;
+
+	memset(freec, 0, sizeof(uint64_t) * FS_R_TYPES);
+	memset(totalc, 0, sizeof(uint64_t) * FS_R_TYPES);
+	for (unsigned ti = 0; ti < 4; ti++) {
+		enum fs_rtype t = types[ti];
+		unsigned area = fs_area_of(t);
+
+		for (unsigned e = 0; e < v->sb.nextents; e++) {
+			const struct fs_area *ar = &v->sb.ext[e].area[area];
+			size_t len = (size_t)ar->clusters * FS_SLOT;
+			unsigned char *b;
+
+			if (!ar->clusters)
+				continue;
+			/* all cluster slots of the area in one read */
+			b = fs_balloc(len);
+			if (!b)
+				return -ENOMEM;
+			ret = fs_read(v, e, ar->meta_off, b, len);
+			for (uint32_t c = 0; !ret && c < ar->clusters; c++) {
+				struct fs_rc rc;
+				int r = fs_rc_in(b + (size_t)c * FS_SLOT + FS_BLOCK, &rc);
+
+				if (r) {
+					ret = fs_bad_meta(v, r, "resource cluster header",
+							  e, fs_cluster_off(v, e, area, c) +
+							  FS_BLOCK);
+					break;
+				}
+				freec[t] += rc.nfree;
+				totalc[t] += rc.nres;
+			}
+			free(b);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}

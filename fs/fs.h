@@ -1,0 +1,97 @@
+/*
+ * fs.h - the cluster file system library.
+ *
+ * A volume spans 1..32 LUNs (extents) that several hosts mount at once;
+ * hosts coordinate through the lock manager's heartbeats and on-disk locks
+ * only.  On-disk format: docs/FORMAT.md.  Layers and locking:
+ * docs/ARCHITECTURE.md.
+ *
+ * Functions return 0 (or a count) or a negative error: -errno, or
+ * -FS_E_* / -LK_E_* / -MP_E_* (fs_strerror describes all of them).
+ * Metadata that fails its checksum is -EIO to the caller and logged with
+ * the object and its location; it is never returned as data.
+ */
+#ifndef FS_H
+#define FS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "fs/fs_err.h"
+#include "lockmgr/lk.h"
+#include "multipath/mp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fs_vol fs_vol;
+
+/* ---- making a volume ------------------------------------------------------ */
+
+struct fs_mkfs_opts {
+	const char *label;          /* NULL = "" */
+	uint32_t block_size;        /* 0 = 1 MiB; 64 KiB .. 8 MiB, power of 2 */
+	uint32_t max_hosts;         /* 0 = 64; 1 .. 2048 (heartbeat slots) */
+	uint32_t journal_mib;       /* 0 = automatic (1 .. 16 MiB per host) */
+	uint32_t hb_interval_ms;    /* 0 = 3000 */
+	uint32_t hb_dead_ms;        /* 0 = 16000 */
+	uint32_t files;             /* 0 = automatic: file descriptors on the
+				     * head extent (others get a quarter) */
+	bool force;                 /* overwrite an existing volume */
+	const uint8_t *uuid;        /* NULL = random */
+};
+
+/*
+ * Format the LUNs as one volume (specs[0] is the head extent).  Refuses
+ * (-EEXIST) a LUN that already holds a volume unless o->force.
+ */
+int fs_mkfs(const char *const *specs, unsigned n, const struct fs_mkfs_opts *o);
+
+/* ---- mounting ----------------------------------------------------------- */
+
+struct fs_mount_opts {
+	const char *host;           /* host name shown to other hosts */
+	const uint8_t *host_uuid;   /* NULL = derived from host name + random */
+	bool read_only;             /* never write, no heartbeat */
+	unsigned hb_interval_ms;    /* 0 = the volume's */
+	unsigned hb_dead_ms;        /* informational: the volume's is used */
+	lk_event_fn event;          /* lock manager events (fenced, lost) */
+	void *event_arg;
+};
+
+/*
+ * Mount the volume whose extents are among specs (any order, device names
+ * may differ between hosts: extents are found by their headers).  Joins the
+ * heartbeat region unless read-only.
+ */
+int fs_mount(const char *const *specs, unsigned n,
+	     const struct fs_mount_opts *o, fs_vol **out);
+
+/* Flush, release every lock and the heartbeat slot, close the LUNs. */
+void fs_umount(fs_vol *v);
+
+struct fs_vol_info {
+	uint8_t uuid[16];
+	char label[65];
+	uint32_t block_size, sb_size, sector, slots, nextents;
+	uint64_t capacity;          /* bytes of file blocks */
+	uint64_t free;              /* bytes of free file blocks */
+	uint64_t files, files_free; /* file descriptors */
+	uint32_t slot;              /* ours */
+	bool read_only;
+	enum lk_method method;
+	uint64_t extent_size[32];
+	uint64_t extent_free[32];   /* bytes of free file blocks per extent */
+	char extent_spec[32][256];
+};
+int fs_vol_info(fs_vol *v, struct fs_vol_info *info);
+
+/* The lock manager volume (for tools and tests). */
+lk_volume *fs_lk(fs_vol *v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FS_H */

@@ -1,0 +1,141 @@
+/*
+ * fs_int.h - file system internals shared by the fs/ sources.
+ */
+#ifndef FS_INT_H
+#define FS_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "fs/fs.h"
+#include "fs/ondisk.h"
+#include "lockmgr/lk.h"
+
+struct fs_extent {
+	mp_lun *lun;
+	char *spec;
+	uint64_t capacity;
+};
+
+struct fs_journal;
+
+struct fs_vol {
+	struct fs_extent ext[FS_MAX_EXTENTS];
+	unsigned next;
+	struct fs_sb sb;
+	unsigned ss;                 /* sector size */
+	bool rdonly;
+	char host[65];
+
+	lk_volume *lk;               /* NULL when read-only */
+	uint32_t slot;
+	struct fs_journal *j;
+
+	pthread_mutex_t lock;        /* below */
+	struct fs_inode *inodes;     /* open inodes (hash chain list) */
+	unsigned alloc_cursor[FS_R_TYPES]; /* affinity: next cluster to try */
+};
+
+/* ---- geometry ---------------------------------------------------------- */
+
+static inline unsigned fs_area_of(enum fs_rtype t)
+{
+	switch (t) {
+	case FS_R_FD: return FS_A_FD;
+	case FS_R_PB: return FS_A_PB;
+	case FS_R_SB: return FS_A_SB;
+	default: return FS_A_FB;
+	}
+}
+
+/* Size of one resource of type t. */
+static inline uint64_t fs_res_size(const struct fs_vol *v, enum fs_rtype t)
+{
+	switch (t) {
+	case FS_R_FD: return FS_SLOT;
+	case FS_R_PB: return FS_BLOCK;
+	case FS_R_SB: return v->sb.sb_size;
+	default: return v->sb.block_size;
+	}
+}
+
+/* Byte offset on its extent of resource `a` (for FD: the slot, whose lock
+ * sector comes first and whose 4 KiB FD body is at +4096). */
+static inline uint64_t fs_res_off(const struct fs_vol *v, uint64_t a)
+{
+	const struct fs_area *ar =
+		&v->sb.ext[fs_addr_ext(a)].area[fs_area_of(fs_addr_type(a))];
+
+	return ar->res_off + fs_addr_index(a) * fs_res_size(v, fs_addr_type(a));
+}
+
+/* Whether address a names an existing resource of type t. */
+bool fs_addr_valid(const struct fs_vol *v, uint64_t a, enum fs_rtype t);
+
+/* Cluster slot offset (lock record; header at +4096) of the cluster of a. */
+static inline uint64_t fs_cluster_off(const struct fs_vol *v, unsigned ext,
+				      unsigned area, uint32_t cluster)
+{
+	return v->sb.ext[ext].area[area].meta_off + (uint64_t)cluster * FS_SLOT;
+}
+
+/* Read and verify the extent header of a LUN. */
+int fs_read_ext_header(mp_lun *lun, struct fs_ext *e);
+
+/* ---- block I/O (io.c) ---------------------------------------------------- */
+/* Read / write whole 4 KiB metadata blocks (or anything sector aligned). */
+int fs_read(struct fs_vol *v, unsigned ext, uint64_t off, void *buf, size_t len);
+int fs_write(struct fs_vol *v, unsigned ext, uint64_t off, const void *buf,
+	     size_t len);
+int fs_flush_all(struct fs_vol *v);
+void *fs_balloc(size_t len);     /* aligned, zeroed */
+void fs_log(struct fs_vol *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Report a damaged metadata block: logged with what and where. */
+int fs_bad_meta(struct fs_vol *v, int err, const char *what, unsigned ext,
+		uint64_t off);
+uint64_t fs_now_ns(void);
+
+/* ---- journal and transactions (journal.c) ------------------------------ */
+
+struct fs_tx;
+
+/* Open the journal of our slot (after join): new sequence numbers. */
+int fs_journal_open(struct fs_vol *v);
+void fs_journal_close(struct fs_vol *v);
+/* Replay the journal of `slot` (a dead host's, or any for fsck). */
+int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied);
+
+struct fs_tx *fs_tx_begin(struct fs_vol *v);
+/* Record a lock (its record on extent ext) the transaction depends on. */
+int fs_tx_lock(struct fs_tx *tx, unsigned ext, lk_lock *l);
+/* Add / replace the image of the 4 KiB block at (ext, off). */
+int fs_tx_put(struct fs_tx *tx, unsigned ext, uint64_t off, const void *blk);
+/* Read a block as the transaction would leave it. */
+int fs_tx_get(struct fs_tx *tx, unsigned ext, uint64_t off, void *blk);
+/* A lock to release once the transaction is in place (cluster locks); with
+ * close, the handle is closed too.  Also recorded as with fs_tx_lock. */
+int fs_tx_defer_release(struct fs_tx *tx, unsigned ext, lk_lock *l,
+			bool close);
+/* Whether the transaction already depends on the lock at (ext, off). */
+bool fs_tx_has_lock(struct fs_tx *tx, unsigned ext, uint64_t off);
+/* Commit (journal, flush, in place, flush) and free; releases deferred
+ * locks either way. */
+int fs_tx_commit(struct fs_tx *tx);
+void fs_tx_abort(struct fs_tx *tx);
+unsigned fs_tx_blocks(const struct fs_tx *tx);
+struct fs_vol *fs_tx_vol(struct fs_tx *tx);
+
+/* ---- allocation (alloc.c) ---------------------------------------------- */
+
+/* Allocate n resources of type t inside tx (n <= 64).  The cluster locks are
+ * held until the transaction is done. */
+int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out);
+/* Free one resource inside tx. */
+int fs_free(struct fs_tx *tx, uint64_t a);
+/* Free and total counts of every type (statfs), by reading the headers. */
+int fs_count(struct fs_vol *v, uint64_t free[FS_R_TYPES],
+	     uint64_t total[FS_R_TYPES]);
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * journal.c - per-host metadata redo journal and transactions.
+ *
+ * A transaction gathers the new images of the 4 KiB metadata blocks an
+ * operation changes and the locks it holds while changing them.  Commit:
+ *
+ *   1. write descriptor + images + commit block to our journal, flush;
+ *   2. write the images in place, flush;
+ *   3. release the locks the transaction was asked to release.
+ *
+ * Step 1 is one write: if it tears, the commit block's crc over descriptor
+ * and images does not match and replay ignores the transaction.  Commits are
+ * serialised (journal mutex held through step 2), so every transaction
+ * before the current one is in place: the log needs no checkpointing, and
+ * when it wraps the header is moved to the start of the log before the
+ * transaction is written there.
+ *
+ * Replay (docs/FORMAT.md): in sequence from the header's position, each
+ * complete transaction whose lock records all still show the version it
+ * was made under is written in place again.  Sequence numbers start at
+ * (slot generation << 32), so a new owner of the slot never runs into the
+ * previous owner's transactions.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "fs/fs_int.h"
+#include "lockmgr/ondisk.h"
+
+struct fs_journal {
+	uint32_t slot, nblocks;
+	uint64_t base;               /* byte offset of block 0 on extent 0 */
+	uint64_t seq;                /* next transaction's sequence */
+	uint64_t jid;                /* this incarnation's journal id */
+	uint32_t head;               /* next free block */
+	pthread_mutex_t lock;
+	uint64_t commits;
+};
+
+struct txblk {
+	unsigned ext;
+	uint64_t off;
+	unsigned char *img;
+};
+
+struct fs_tx {
+	struct fs_vol *v;
+	unsigned n;
+	struct txblk b[FS_JD_MAX_BLOCKS];
+	unsigned nl;
+	struct fs_jlock l[FS_JD_MAX_LOCKS];
+	unsigned nrel;
+	lk_lock *rel[FS_JD_MAX_LOCKS];
+	bool rel_close[FS_JD_MAX_LOCKS];  /* the handle is ours to close */
+};
+
+static uint64_t jbase(struct fs_vol *v, uint32_t slot)
+{
+	return v->sb.journal_off + (uint64_t)slot * v->sb.journal_blocks * FS_BLOCK;
+}
+
+int fs_journal_open(struct fs_vol *v)
+{
+	struct fs_journal *j = calloc(1, sizeof(*j));
+	struct lk_vol_info li;
+	struct fs_jh h = { 0 };
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	ssize_t n;
+	int ret = 0;
+
+	if (!j || !b) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	lk_get_info(v->lk, &li);
+	j->slot = li.slot;
+	j->nblocks = v->sb.journal_blocks;
+	j->base = jbase(v, j->slot);
+	j->seq = (li.gen << 32) | 1;
+	j->head = 1;
+	/* A new id at every open: blocks left by an earlier owner of the
+	 * slot, or by a volume this LUN held before mkfs -f, never pass for
+	 * ours, whatever their sequence numbers. */
+	if (getrandom(&j->jid, sizeof(j->jid), 0) != sizeof(j->jid)) {
+		ret = -errno;
+		goto out;
+	}
+	pthread_mutex_init(&j->lock, NULL);
+	h.slot = j->slot;
+	h.nblocks = j->nblocks;
+	h.tail_seq = j->seq;
+	h.tail_block = 1;
+	h.jid = j->jid;
+	fs_jh_out(&h, b);
+	/* Safe to overwrite: a slot is free only after its previous owner
+	 * left cleanly or was recovered (its journal replayed). */
+	n = mp_lun_pwrite(v->ext[0].lun, b, FS_BLOCK, j->base, MP_IO_FUA);
+	if (n < 0) {
+		ret = (int)n;
+		goto out;
+	}
+	v->j = j;
+	j = NULL;
+out:
+	if (j)
+		pthread_mutex_destroy(&j->lock);
+	free(j);
+	free(b);
+	return ret;
+}
+
+void fs_journal_close(struct fs_vol *v)
+{
+	if (!v->j)
+		return;
+	pthread_mutex_destroy(&v->j->lock);
+	free(v->j);
+	v->j = NULL;
+}
+
+/* ---- transactions ---------------------------------------------------------- */
+
+struct fs_tx *fs_tx_begin(struct fs_vol *v)
+{
+	struct fs_tx *tx = calloc(1, sizeof(*tx));
+
+	if (tx)
+		tx->v = v;
+	return tx;
+}
+
+struct fs_vol *fs_tx_vol(struct fs_tx *tx)
+{
+	return tx->v;
+}
+
+unsigned fs_tx_blocks(const struct fs_tx *tx)
+{
+	return tx->n;
+}
+
+int fs_tx_lock(struct fs_tx *tx, unsigned ext, lk_lock *l)
+{
+	uint64_t off = lk_lock_offset(l), ver = lk_lock_version(l);
+
+	if (!ver)
+		return -LK_E_NOTHELD;
+	for (unsigned i = 0; i < tx->nl; i++) {
+		if (tx->l[i].off == off && tx->l[i].extent == ext) {
+			tx->l[i].version = ver;
+			return 0;
+		}
+	}
+	if (tx->nl >= FS_JD_MAX_LOCKS)
+		return -FS_E_JOURNAL;
+	tx->l[tx->nl].extent = ext;
+	tx->l[tx->nl].off = off;
+	tx->l[tx->nl].version = ver;
+	tx->nl++;
+	return 0;
+}
+
+int fs_tx_defer_release(struct fs_tx *tx, unsigned ext, lk_lock *l,
+			bool close)
+{
+	if (tx->nrel >= FS_JD_MAX_LOCKS)
+		return -FS_E_JOURNAL;
+	tx->rel[tx->nrel] = l;
+	tx->rel_close[tx->nrel] = close;
+	tx->nrel++;
+	return fs_tx_lock(tx, ext, l);
+}
+
+bool fs_tx_has_lock(struct fs_tx *tx, unsigned ext, uint64_t off)
+{
+	for (unsigned i = 0; i < tx->nl; i++)
+		if (tx->l[i].extent == ext && tx->l[i].off == off)
+			return true;
+	return false;
+}
+
+static struct txblk *find(struct fs_tx *tx, unsigned ext, uint64_t off)
+{
+	for (unsigned i = 0; i < tx->n; i++)
+		if (tx->b[i].ext == ext && tx->b[i].off == off)
+			return &tx->b[i];
+	return NULL;
+}
+
+int fs_tx_put(struct fs_tx *tx, unsigned ext, uint64_t off, const void *blk)
+{
+	struct txblk *b = find(tx, ext, off);
+
+	if (!b) {
+		if (tx->n >= FS_JD_MAX_BLOCKS)
+			return -FS_E_JOURNAL;
+		b = &tx->b[tx->n];
+		b->img = fs_balloc(FS_BLOCK);
+		if (!b->img)
+			return -ENOMEM;
+		b->ext = ext;
+		b->off = off;
+		tx->n++;
+	}
+	memcpy(b->img, blk, FS_BLOCK);
+	return 0;
+}
+
+int fs_tx_get(struct fs_tx *tx, unsigned ext, uint64_t off, void *blk)
+{
+	struct txblk *b = find(tx, ext, off);
+
+	if (b) {
+		memcpy(blk, b->img, FS_BLOCK);
+		return 0;
+	}
+	return fs_read(tx->v, ext, off, blk, FS_BLOCK);
+}
+
+static void tx_free(struct fs_tx *tx)
+{
+	for (unsigned i = 0; i < tx->n; i++)
+		free(tx->b[i].img);
+	free(tx);
+}
+
+static void release_deferred(struct fs_tx *tx, bool keep)
+{
+	for (unsigned i = 0; i < tx->nrel; i++) {
+		int r = keep ? 0 : lk_release(tx->rel[i]);
+
+		if (r)
+			fs_log(tx->v, "releasing a lock after a transaction: %s",
+			       fs_strerror(r));
+		/* kept (not in place): the handle goes, the hold stays on
+		 * disk for the recovering host to see */
+		if (tx->rel_close[i])
+			lk_lock_close_keep(tx->rel[i]);
+	}
+	tx->nrel = 0;
+}
+
+void fs_tx_abort(struct fs_tx *tx)
+{
+	if (!tx)
+		return;
+	release_deferred(tx, false);
+	tx_free(tx);
+}
+
+/* Write every image in place, all in flight at once. */
+static int write_in_place(struct fs_tx *tx)
+{
+	struct fs_vol *v = tx->v;
+	struct mp_io *ios = calloc(tx->n, sizeof(*ios));
+	struct iovec *iov = calloc(tx->n, sizeof(*iov));
+	int ret = 0;
+
+	if (!ios || !iov) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < tx->n; i++) {
+		iov[i].iov_base = tx->b[i].img;
+		iov[i].iov_len = FS_BLOCK;
+		mp_io_prep_write(&ios[i], &iov[i], 1, tx->b[i].off, 0);
+		/* a refused submit completes at once with its error */
+		mp_io_submit(v->ext[tx->b[i].ext].lun, &ios[i]);
+	}
+	for (unsigned i = 0; i < tx->n; i++) {
+		int r = mp_io_wait(&ios[i]);
+
+		if (r < 0 && !ret)
+			ret = r;
+	}
+out:
+	free(ios);
+	free(iov);
+	return ret;
+}
+
+int fs_tx_commit(struct fs_tx *tx)
+{
+	struct fs_vol *v = tx->v;
+	struct fs_journal *j = v->j;
+	unsigned char *buf = NULL;
+	struct fs_jd d;
+	struct fs_jc c = { 0 };
+	bool keep = false;
+	size_t len;
+	ssize_t n;
+	int ret;
+
+	if (tx->n == 0) {
+		ret = 0;
+		goto done;
+	}
+	if (!j) {
+		ret = -EROFS;
+		goto done;
+	}
+	len = (size_t)(tx->n + 2) * FS_BLOCK;
+	if (tx->n + 3 > j->nblocks) {
+		ret = -FS_E_JOURNAL;
+		goto done;
+	}
+	buf = fs_balloc(len);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto done;
+	}
+	pthread_mutex_lock(&j->lock);
+	if (j->head + tx->n + 2 > j->nblocks) {
+		/* wrap: the header must point at where this transaction will
+		 * be before anything is written there */
+		struct fs_jh h = { .slot = j->slot, .nblocks = j->nblocks,
+				   .tail_seq = j->seq, .tail_block = 1,
+				   .jid = j->jid };
+
+		fs_jh_out(&h, buf);
+		n = mp_lun_pwrite(v->ext[0].lun, buf, FS_BLOCK, j->base, MP_IO_FUA);
+		if (n < 0) {
+			ret = (int)n;
+			goto unlock;
+		}
+		j->head = 1;
+	}
+	memset(&d, 0, sizeof(d));
+	d.seq = j->seq;
+	d.jid = j->jid;
+	d.nblocks = tx->n;
+	d.nlocks = tx->nl;
+	for (unsigned i = 0; i < tx->n; i++) {
+		d.t[i].extent = tx->b[i].ext;
+		d.t[i].off = tx->b[i].off;
+		memcpy(buf + (size_t)(i + 1) * FS_BLOCK, tx->b[i].img, FS_BLOCK);
+	}
+	memcpy(d.l, tx->l, tx->nl * sizeof(tx->l[0]));
+	fs_jd_out(&d, buf);
+	c.seq = j->seq;
+	c.jid = j->jid;
+	c.nblocks = tx->n;
+	c.data_crc = mp_crc32c(0, buf, (size_t)(tx->n + 1) * FS_BLOCK);
+	fs_jc_out(&c, buf + (size_t)(tx->n + 1) * FS_BLOCK);
+
+	n = mp_lun_pwrite(v->ext[0].lun, buf, len,
+			  j->base + (uint64_t)j->head * FS_BLOCK, 0);
+	ret = n < 0 ? (int)n : 0;
+	if (!ret)
+		ret = mp_lun_flush(v->ext[0].lun);
+	if (ret)
+		goto unlock;
+	/* committed: from here a crash is repaired by replay */
+	ret = write_in_place(tx);
+	if (!ret)
+		ret = fs_flush_all(v);
+	if (ret) {
+		/* The journal holds it; the in-place copy may be partial.  Our
+		 * locks must not go to anyone before a replay: keep them, and
+		 * report.  (A recovering host replays, since the versions
+		 * still match.) */
+		fs_log(v, "transaction %llu committed but not written in place: "
+		       "%s", (unsigned long long)j->seq, fs_strerror(ret));
+		keep = true;
+	}
+	j->head += tx->n + 2;
+	j->seq++;
+	j->commits++;
+unlock:
+	pthread_mutex_unlock(&j->lock);
+done:
+	release_deferred(tx, keep);
+	free(buf);
+	tx_free(tx);
+	return ret;
+}
+
+/* ---- replay ------------------------------------------------------------------- */
+
+static int lock_version_matches(struct fs_vol *v, const struct fs_jlock *l,
+				bool *match)
+{
+	unsigned char *b = fs_balloc(v->ss);
+	struct lk_lockrec r;
+	int ret;
+
+	*match = false;
+	if (!b)
+		return -ENOMEM;
+	ret = fs_read(v, l->extent, l->off, b, v->ss);
+	if (!ret) {
+		if (lk_lockrec_in(b, &r) == 0 && r.version == l->version)
+			*match = true;
+	}
+	free(b);
+	return ret;
+}
+
+int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied)
+{
+	uint64_t base = jbase(v, slot);
+	unsigned char *b = fs_balloc(FS_BLOCK), *data = NULL;
+	unsigned n_applied = 0, n_skipped = 0;
+	struct fs_jh h;
+	uint64_t expect;
+	uint32_t pos;
+	int ret;
+
+	if (applied)
+		*applied = 0;
+	if (!b)
+		return -ENOMEM;
+	ret = fs_read(v, 0, base, b, FS_BLOCK);
+	if (ret)
+		goto out;
+	ret = fs_jh_in(b, &h);
+	if (ret == -FS_E_BADMAGIC) {
+		ret = 0;    /* never used */
+		goto out;
+	}
+	if (ret || h.nblocks != v->sb.journal_blocks || h.slot != slot) {
+		ret = fs_bad_meta(v, ret ? ret : -FS_E_CORRUPT, "journal header",
+				  0, base);
+		goto out;
+	}
+	data = fs_balloc((size_t)(FS_JD_MAX_BLOCKS + 2) * FS_BLOCK);
+	if (!data) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	pos = (uint32_t)h.tail_block;
+	expect = h.tail_seq;
+	while (pos + 2 <= h.nblocks) {
+		struct fs_jd d;
+		struct fs_jc c;
+		bool all = true;
+		size_t len;
+
+		if (fs_read(v, 0, base + (uint64_t)pos * FS_BLOCK, data, FS_BLOCK) ||
+		    fs_jd_in(data, &d) || d.seq != expect || d.jid != h.jid ||
+		    pos + d.nblocks + 2 > h.nblocks)
+			break;
+		len = (size_t)(d.nblocks + 2) * FS_BLOCK;
+		if (fs_read(v, 0, base + (uint64_t)pos * FS_BLOCK, data, len))
+			break;
+		if (fs_jc_in(data + (size_t)(d.nblocks + 1) * FS_BLOCK, &c) ||
+		    c.seq != d.seq || c.jid != h.jid || c.nblocks != d.nblocks ||
+		    c.data_crc != mp_crc32c(0, data, (size_t)(d.nblocks + 1) * FS_BLOCK))
+			break;   /* torn or never completed: the end */
+		for (unsigned i = 0; i < d.nlocks && all; i++) {
+			bool m;
+
+			ret = lock_version_matches(v, &d.l[i], &m);
+			if (ret)
+				goto out;
+			all = m;
+		}
+		if (all) {
+			for (unsigned i = 0; i < d.nblocks; i++) {
+				ret = fs_write(v, d.t[i].extent, d.t[i].off,
+					       data + (size_t)(i + 1) * FS_BLOCK,
+					       FS_BLOCK);
+				if (ret)
+					goto out;
+			}
+			n_applied++;
+		} else {
+			n_skipped++;
+		}
+		pos += d.nblocks + 2;
+		expect++;
+	}
+	ret = fs_flush_all(v);
+	if (n_applied || n_skipped)
+		fs_log(v, "journal of slot %u: %u transaction(s) replayed, %u "
+		       "already superseded", slot, n_applied, n_skipped);
+	if (applied)
+		*applied = n_applied;
+out:
+	free(b);
+	free(data);
+	return ret;
+}

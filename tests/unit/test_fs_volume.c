@@ -1,0 +1,313 @@
+/*
+ * test_fs_volume.c - making and mounting volumes, finding extents by their
+ * headers, allocation in resource clusters by several hosts, and journal
+ * replay of a host that died between commit and in-place write.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fs/fs_int.h"
+#include "tests/unit/testutil.h"
+
+static char p0[256], p1[256], p2[256], px[256];
+
+static int setup(void **state)
+{
+	(void)state;
+	tu_make_file(p0, sizeof(p0), "fsv0", 512ull << 20);
+	tu_make_file(p1, sizeof(p1), "fsv1", 256ull << 20);
+	tu_make_file(p2, sizeof(p2), "fsv2", 256ull << 20);
+	tu_make_file(px, sizeof(px), "fsvx", 256ull << 20);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(p0);
+	unlink(p1);
+	unlink(p2);
+	unlink(px);
+	return 0;
+}
+
+static struct fs_mkfs_opts mk = {
+	.label = "test", .max_hosts = 8, .hb_interval_ms = 250,
+	.hb_dead_ms = 2500, .force = true,
+};
+
+static fs_vol *mount1(const char *spec, const char *host, bool ro)
+{
+	struct fs_mount_opts mo = { .host = host, .read_only = ro };
+	const char *specs[1] = { spec };
+	fs_vol *v = NULL;
+	int ret = fs_mount(specs, 1, &mo, &v);
+
+	if (ret)
+		fail_msg("mount %s: %s", spec, fs_strerror(ret));
+	return v;
+}
+
+static void test_mkfs_mount(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mkfs_opts o = mk;
+	struct fs_vol_info in;
+	fs_vol *v;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 1, &o), 0);
+	o.force = false;
+	assert_int_equal(fs_mkfs(specs, 1, &o), -EEXIST);
+	v = mount1(p0, "alpha", false);
+	assert_int_equal(fs_vol_info(v, &in), 0);
+	assert_string_equal(in.label, "test");
+	assert_int_equal(in.block_size, 1 << 20);
+	assert_int_equal(in.nextents, 1);
+	assert_true(in.capacity > (300ull << 20));
+	assert_true(in.capacity < (512ull << 20));
+	assert_true(in.free == in.capacity);
+	assert_int_equal(in.files_free, in.files - 1);   /* the root */
+	assert_int_equal(in.method, LK_METHOD_EMULATED);
+	fs_umount(v);
+	/* read-only mounts need no heartbeat */
+	v = mount1(p0, "ro", true);
+	assert_int_equal(fs_vol_info(v, &in), 0);
+	assert_true(in.read_only);
+	fs_umount(v);
+}
+
+static void test_bad_options(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mkfs_opts o = mk;
+
+	(void)state;
+	o.block_size = 3000;
+	assert_int_equal(fs_mkfs(specs, 1, &o), -EINVAL);
+	o.block_size = 16 << 20;
+	assert_int_equal(fs_mkfs(specs, 1, &o), -EINVAL);
+	o.block_size = 0;
+	o.max_hosts = 5000;
+	assert_int_equal(fs_mkfs(specs, 1, &o), -EINVAL);
+}
+
+static void test_spanned(void **state)
+{
+	const char *specs[3] = { p0, p1, p2 };
+	const char *shuffled[3] = { p2, p0, p1 };
+	const char *partial[2] = { p2, p0 };
+	const char *other[1] = { px };
+	const char *mixed[4] = { p0, p1, p2, px };
+	struct fs_mount_opts mo = { .host = "span" };
+	struct fs_vol_info in;
+	fs_vol *v = NULL;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 3, &mk), 0);
+	assert_int_equal(fs_mkfs(other, 1, &mk), 0);
+	/* any order: the headers say which is which */
+	assert_int_equal(fs_mount(shuffled, 3, &mo, &v), 0);
+	assert_int_equal(fs_vol_info(v, &in), 0);
+	assert_int_equal(in.nextents, 3);
+	assert_string_equal(in.extent_spec[0], p0);
+	assert_string_equal(in.extent_spec[2], p2);
+	assert_true(in.capacity > (800ull << 20));
+	fs_umount(v);
+	v = NULL;
+	assert_int_equal(fs_mount(partial, 2, &mo, &v), -FS_E_EXTENTS);
+	assert_int_equal(fs_mount(mixed, 4, &mo, &v), -FS_E_EXTENTS);
+	assert_null(v);
+}
+
+/* Allocations of several resource types; freeing gives everything back. */
+static void test_alloc_free(void **state)
+{
+	const char *specs[1] = { p0 };
+	uint64_t a[64], fr0[FS_R_TYPES], tot[FS_R_TYPES], fr1[FS_R_TYPES];
+	struct fs_tx *tx;
+	fs_vol *v;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	v = mount1(p0, "alpha", false);
+	assert_int_equal(fs_count(v, fr0, tot), 0);
+	tx = fs_tx_begin(v);
+	assert_int_equal(fs_alloc(tx, FS_R_FB, 40, a), 0);
+	assert_int_equal(fs_alloc(tx, FS_R_FD, 3, a + 40), 0);
+	assert_int_equal(fs_alloc(tx, FS_R_PB, 2, a + 43), 0);
+	for (int i = 0; i < 45; i++)
+		for (int k = 0; k < i; k++)
+			assert_true(a[i] != a[k]);
+	for (int i = 0; i < 40; i++)
+		assert_true(fs_addr_valid(v, a[i], FS_R_FB));
+	assert_int_equal(fs_tx_commit(tx), 0);
+	assert_int_equal(fs_count(v, fr1, tot), 0);
+	assert_true(fr1[FS_R_FB] == fr0[FS_R_FB] - 40);
+	assert_true(fr1[FS_R_FD] == fr0[FS_R_FD] - 3);
+	assert_true(fr1[FS_R_PB] == fr0[FS_R_PB] - 2);
+	tx = fs_tx_begin(v);
+	for (int i = 0; i < 45; i++)
+		assert_int_equal(fs_free(tx, a[i]), 0);
+	assert_int_equal(fs_tx_commit(tx), 0);
+	assert_int_equal(fs_count(v, fr1, tot), 0);
+	assert_memory_equal(fr1, fr0, sizeof(fr0));
+	/* double free is caught */
+	tx = fs_tx_begin(v);
+	assert_int_equal(fs_free(tx, a[0]), -FS_E_CORRUPT);
+	fs_tx_abort(tx);
+	fs_umount(v);
+}
+
+struct allocer {
+	fs_vol *v;
+	uint64_t a[160];
+	int n, err;
+};
+
+static void *alloc_thread(void *p)
+{
+	struct allocer *al = p;
+
+	for (int i = 0; i < 8 && !al->err; i++) {
+		struct fs_tx *tx = fs_tx_begin(al->v);
+
+		al->err = fs_alloc(tx, FS_R_FB, 20, al->a + al->n);
+		if (!al->err)
+			al->err = fs_tx_commit(tx);
+		else
+			fs_tx_abort(tx);
+		if (!al->err)
+			al->n += 20;
+	}
+	return NULL;
+}
+
+/* Two hosts allocate at once: never the same block twice, and (affinity)
+ * from different clusters. */
+static void test_two_hosts_alloc(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct allocer x = { 0 }, y = { 0 };
+	struct fs_mkfs_opts o = mk;
+	pthread_t tx, ty;
+	unsigned same_cluster = 0;
+
+	(void)state;
+	o.block_size = 64 << 10;   /* many clusters on a small volume */
+	assert_int_equal(fs_mkfs(specs, 1, &o), 0);
+	x.v = mount1(p0, "alpha", false);
+	y.v = mount1(p0, "bravo", false);
+	pthread_create(&tx, NULL, alloc_thread, &x);
+	pthread_create(&ty, NULL, alloc_thread, &y);
+	pthread_join(tx, NULL);
+	pthread_join(ty, NULL);
+	assert_int_equal(x.err, 0);
+	assert_int_equal(y.err, 0);
+	assert_int_equal(x.n, 160);
+	assert_int_equal(y.n, 160);
+	for (int i = 0; i < 160; i++)
+		for (int k = 0; k < 160; k++) {
+			assert_true(x.a[i] != y.a[k]);
+			if (fs_addr_index(x.a[i]) / 512 == fs_addr_index(y.a[k]) / 512)
+				same_cluster++;
+		}
+	assert_int_equal(same_cluster, 0);
+	fs_umount(x.v);
+	fs_umount(y.v);
+}
+
+/*
+ * Alpha commits an allocation to its journal, but its in-place writes fail
+ * and then its LUN dies altogether.  Bravo, needing that cluster, waits for
+ * alpha to be dead, replays alpha's journal (the cluster lock still shows
+ * the version alpha made the transaction under), and finds the allocation.
+ */
+static void test_replay_after_death(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mount_opts mo = { .host = "alpha" };
+	char spec[600];
+	const char *fspecs[1] = { spec };
+	uint64_t a[8], b[600];
+	struct fs_tx *tx;
+	fs_vol *va = NULL, *vb;
+	struct fs_rc rc;
+	unsigned char *blk = tu_alloc(FS_BLOCK);
+	unsigned area_fb;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	snprintf(spec, sizeof(spec), "fault::%s", p0);
+	assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
+	area_fb = FS_A_FB;
+	/* in-place writes to the resource areas fail from now on (the
+	 * journal, below them on the LUN, still works) */
+	{
+		struct mp_fault_rule r = {
+			.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
+			.off = va->sb.ext[0].area[FS_A_FD].meta_off,
+			.len = 1ull << 40,
+		};
+
+		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
+	}
+	tx = fs_tx_begin(va);
+	assert_int_equal(fs_alloc(tx, FS_R_FB, 8, a), 0);
+	assert_int_not_equal(fs_tx_commit(tx), 0);
+	/* the header on disk does not show it yet */
+	assert_int_equal(fs_read(va, 0, fs_cluster_off(va, 0, area_fb, 0) +
+				 FS_BLOCK, blk, FS_BLOCK), 0);
+	assert_int_equal(fs_rc_in(blk, &rc), 0);
+	assert_int_equal(rc.nfree, rc.nres);
+	/* now alpha's LUN dies */
+	{
+		struct mp_fault_rule r = { .op = MP_FAULT_ANY_OP,
+					   .action = MP_FAULT_FAIL };
+
+		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
+	}
+	vb = mount1(p0, "bravo", false);
+	/* bravo allocates the whole volume's worth from cluster 0 onwards:
+	 * it must get past alpha's lock on cluster 0 */
+	vb->alloc_cursor[FS_R_FB] = 0;
+	tx = fs_tx_begin(vb);
+	assert_int_equal(fs_alloc(tx, FS_R_FB, 60, b), 0);
+	assert_int_equal(fs_tx_commit(tx), 0);
+	assert_int_equal(fs_read(vb, 0, fs_cluster_off(vb, 0, area_fb, 0) +
+				 FS_BLOCK, blk, FS_BLOCK), 0);
+	assert_int_equal(fs_rc_in(blk, &rc), 0);
+	/* alpha's 8 blocks are allocated (replayed), bravo's are others */
+	for (int i = 0; i < 8; i++) {
+		unsigned bit = (unsigned)fs_addr_index(a[i]);
+
+		assert_true(rc.bitmap[bit / 8] & (1u << (bit % 8)));
+		for (int k = 0; k < 60; k++)
+			assert_true(b[k] != a[i]);
+	}
+	fs_umount(vb);
+	fs_umount(va);
+	free(blk);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mkfs_mount),
+		cmocka_unit_test(test_bad_options),
+		cmocka_unit_test(test_spanned),
+		cmocka_unit_test(test_alloc_free),
+		cmocka_unit_test(test_two_hosts_alloc),
+		cmocka_unit_test(test_replay_after_death),
+	};
+
+	return cmocka_run_group_tests_name("fs_volume", tests, setup, teardown);
+}
