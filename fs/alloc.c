@@ -107,10 +107,14 @@ static int lock_cluster(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 	return 0;
 }
 
-static uint64_t type_addr(enum fs_rtype t, unsigned ext, const struct fs_rc *rc,
-			  unsigned bit)
+static uint64_t type_addr(struct fs_vol *v, enum fs_rtype t, unsigned ext,
+			  const struct fs_rc *rc, unsigned bit)
 {
-	return fs_addr(t, ext, (uint64_t)rc->cluster * rc->nres + bit);
+	/* per_cluster of the area, not rc->nres: the last cluster of an
+	 * area may be partial */
+	uint32_t pc = v->sb.ext[ext].area[fs_area_of(t)].per_cluster;
+
+	return fs_addr(t, ext, (uint64_t)rc->cluster * pc + bit);
 }
 
 int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
@@ -169,7 +173,7 @@ int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
 					continue;
 				rc.bitmap[bit / 8] |= (uint8_t)(1u << (bit % 8));
 				rc.nfree--;
-				out[got++] = type_addr(t, ext, &rc, bit);
+				out[got++] = type_addr(v, t, ext, &rc, bit);
 			}
 			r = put_header(tx, v, ext, area, &rc);
 			if (r) {

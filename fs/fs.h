@@ -91,6 +91,51 @@ int fs_vol_info(fs_vol *v, struct fs_vol_info *info);
 /* The lock manager volume (for tools and tests). */
 lk_volume *fs_lk(fs_vol *v);
 
+/* ---- files --------------------------------------------------------------- */
+
+/* File types (fs_stat.type). */
+enum { FS_TYPE_FILE = 1, FS_TYPE_DIR = 2, FS_TYPE_SYMLINK = 3, FS_TYPE_RDM = 4 };
+
+struct fs_stat {
+	uint64_t ino;               /* the FD address */
+	uint64_t gen;
+	uint8_t type;
+	uint32_t mode, nlink, uid, gid;
+	uint64_t size;
+	uint64_t alloc;             /* bytes allocated (data and map) */
+	uint64_t atime, mtime, ctime, btime;   /* ns since the epoch */
+};
+
+/* Address of the root directory. */
+uint64_t fs_root(fs_vol *v);
+
+/* Attributes of a file (read without locks). */
+int fs_getattr(fs_vol *v, uint64_t ino, struct fs_stat *st);
+
+typedef struct fs_file fs_file;
+
+#define FS_O_RDONLY 0
+#define FS_O_RDWR 1
+
+/*
+ * Open a file.  Read-write takes the file's on-disk lock exclusively for
+ * as long as it is open on this host (-EBUSY when another host has it open,
+ * its name in the log); read-only shares it with other readers.
+ */
+int fs_open(fs_vol *v, uint64_t ino, int flags, fs_file **out);
+/* Commit what is pending (size, times), release the lock with the last
+ * open on this host. */
+int fs_close(fs_file *f);
+
+ssize_t fs_pread(fs_file *f, void *buf, size_t len, uint64_t off);
+/* Allocates on first write (thin), zeroes a to-be-zeroed block on its
+ * first write; -ENOSPC when the volume is full, nothing written lost. */
+ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off);
+/* Make data and metadata durable and visible to every host. */
+int fs_fsync(fs_file *f);
+int fs_ftruncate(fs_file *f, uint64_t size);
+int fs_fstat(fs_file *f, struct fs_stat *st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -127,6 +127,87 @@ void fs_tx_abort(struct fs_tx *tx);
 unsigned fs_tx_blocks(const struct fs_tx *tx);
 struct fs_vol *fs_tx_vol(struct fs_tx *tx);
 
+/* ---- inodes (inode.c) ------------------------------------------------------ */
+
+#define FS_PBCACHE 8
+
+/* One file descriptor as this host knows it.  Table entries are shared by
+ * every user on the host and reference counted. */
+struct fs_inode {
+	struct fs_vol *v;
+	uint64_t addr;
+	unsigned ext;
+	uint64_t slot_off;          /* lock sector; FD body at +4096 */
+	unsigned refs;              /* under v->lock */
+	struct fs_inode *next;      /* v->inodes */
+
+	/* Operations on this inode in this host: writers (metadata changes,
+	 * allocation) exclusive, data I/O on mapped blocks shared.  Taken in
+	 * the on-disk lock order: directories before files, lower address
+	 * first. */
+	pthread_rwlock_t rw;
+
+	pthread_mutex_t m;          /* the fields below */
+	lk_lock *lock;
+	enum lk_mode held;          /* on disk, for this host */
+	unsigned lock_users;        /* operations in progress using it */
+	unsigned opens_rw, opens_ro;
+	bool valid;                 /* fd is current (read under the lock) */
+	struct fs_fd fd;
+	bool fd_dirty;              /* size / times changed, not committed */
+	struct { uint64_t addr; struct fs_pb pb; } pbc[FS_PBCACHE];
+	unsigned pbc_next;
+};
+
+/* Decode the FD at addr without any lock; re-read on checksum mismatch a
+ * few times (another host may be writing it in place). */
+int fs_fd_read(struct fs_vol *v, uint64_t addr, struct fs_fd *fd);
+/* Put an FD image into a transaction. */
+int fs_fd_put(struct fs_tx *tx, const struct fs_fd *fd);
+
+int fs_inode_get(struct fs_vol *v, uint64_t addr, struct fs_inode **out);
+void fs_inode_put(struct fs_inode *ino);
+/*
+ * Hold the inode's on-disk lock at least in mode for an operation (0, or
+ * -EBUSY naming the holder in the log).  Refreshes ino->fd from disk when
+ * another host may have changed it.
+ */
+int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms);
+void fs_inode_unlock(struct fs_inode *ino);
+/* Add the inode's lock to a transaction (it must be held). */
+int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino);
+/* Allocate and initialise a new FD of type in tx; returns its address.
+ * The FD's lock record is (re)written free, version above any old one. */
+int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
+		   uint32_t gid, uint64_t parent, struct fs_fd *out);
+/* Who holds the lock of FD addr, for messages ("" if nobody). */
+void fs_inode_holder(struct fs_vol *v, uint64_t addr, char *buf, size_t len);
+
+/* ---- block mapping (bmap.c) ------------------------------------------------- */
+
+/* Unit size of a file (sub-block or file block). */
+static inline uint64_t fs_unit(const struct fs_vol *v, const struct fs_fd *fd)
+{
+	return fd->unit == FS_UNIT_SB ? v->sb.sb_size : v->sb.block_size;
+}
+
+/* Address mapped at unit index b (0 = hole), reading pointer blocks
+ * through the inode's cache. */
+int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr);
+/* Map unit b to addr inside tx (allocating pointer blocks, deepening the
+ * map as needed); ino->fd is updated (and put into tx by the caller). */
+int fs_bmap_set(struct fs_tx *tx, struct fs_inode *ino, uint64_t b,
+		uint64_t addr);
+/* Units the current map can address. */
+uint64_t fs_bmap_capacity(const struct fs_fd *fd);
+/* Byte offset on its extent where unit address a starts. */
+static inline uint64_t fs_unit_off(const struct fs_vol *v, uint64_t a)
+{
+	return fs_res_off(v, a & ~FS_ADDR_TBZ);
+}
+/* Drop cached pointer blocks (after the map changed or the lock moved). */
+void fs_bmap_forget(struct fs_inode *ino);
+
 /* ---- allocation (alloc.c) ---------------------------------------------- */
 
 /* Allocate n resources of type t inside tx (n <= 64).  The cluster locks are

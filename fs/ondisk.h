@@ -250,7 +250,7 @@ struct fs_pb {
 
 /* ---- directories ------------------------------------------------------------ */
 
-#define FS_DIR_OVERFLOW_BASE (1ull << 40)   /* file offset of overflow blocks */
+#define FS_DIR_OVERFLOW_BASE (1ull << 32)   /* file offset of overflow blocks */
 #define FS_DB_HDR 0x20u
 #define FS_DB_SPACE (FS_CRC_OFF - FS_DB_HDR)
 

@@ -1,0 +1,239 @@
+/*
+ * bmap.c - file offset to block address: inline data, direct addresses in
+ * the FD, and up to three levels of pointer blocks (docs/FORMAT.md).
+ *
+ * Pointer blocks read for a file are cached in its inode while this host
+ * holds the file's lock (nobody else can change them then); changes made
+ * inside a transaction update the cache too, and an aborted transaction
+ * must call fs_bmap_forget().
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/fs_int.h"
+
+static uint64_t pow503(unsigned k)
+{
+	uint64_t r = 1;
+
+	while (k--)
+		r *= FS_PB_ADDRS;
+	return r;
+}
+
+static unsigned levels(const struct fs_fd *fd)
+{
+	return fd->map >= FS_MAP_DIRECT ? fd->map - FS_MAP_DIRECT : 0;
+}
+
+uint64_t fs_bmap_capacity(const struct fs_fd *fd)
+{
+	if (fd->map == FS_MAP_INLINE)
+		return 0;
+	if (fd->unit == FS_UNIT_SB)
+		return FS_SB_DIRECT_MAX;
+	return FS_FD_ADDRS * pow503(levels(fd));
+}
+
+void fs_bmap_forget(struct fs_inode *ino)
+{
+	for (unsigned i = 0; i < FS_PBCACHE; i++)
+		ino->pbc[i].addr = 0;
+}
+
+static struct fs_pb *cache_find(struct fs_inode *ino, uint64_t a)
+{
+	for (unsigned i = 0; i < FS_PBCACHE; i++)
+		if (ino->pbc[i].addr == a)
+			return &ino->pbc[i].pb;
+	return NULL;
+}
+
+static struct fs_pb *cache_put(struct fs_inode *ino, uint64_t a,
+			       const struct fs_pb *pb)
+{
+	struct fs_pb *c = cache_find(ino, a);
+	unsigned i;
+
+	if (!c) {
+		i = ino->pbc_next++ % FS_PBCACHE;
+		ino->pbc[i].addr = a;
+		c = &ino->pbc[i].pb;
+	}
+	*c = *pb;
+	return c;
+}
+
+/* Read pointer block a of this file (through the cache, or the tx). */
+static int pb_get(struct fs_inode *ino, struct fs_tx *tx, uint64_t a,
+		  unsigned level, struct fs_pb **out)
+{
+	struct fs_vol *v = ino->v;
+	struct fs_pb pb, *c = cache_find(ino, a);
+	unsigned char *b;
+	uint64_t off;
+	int ret;
+
+	if (c) {
+		*out = c;
+		return 0;
+	}
+	if (!fs_addr_valid(v, a, FS_R_PB))
+		return fs_bad_meta(v, -FS_E_CORRUPT, "pointer block address",
+				   ino->ext, ino->slot_off + FS_BLOCK);
+	b = fs_balloc(FS_BLOCK);
+	if (!b)
+		return -ENOMEM;
+	off = fs_res_off(v, a);
+	ret = tx ? fs_tx_get(tx, fs_addr_ext(a), off, b) :
+		   fs_read(v, fs_addr_ext(a), off, b, FS_BLOCK);
+	if (!ret) {
+		ret = fs_pb_in(b, &pb);
+		if (!ret && (pb.owner != ino->addr || pb.owner_gen != ino->fd.gen ||
+			     pb.level != level))
+			ret = -FS_E_CORRUPT;
+		if (ret)
+			ret = fs_bad_meta(v, ret, "pointer block", fs_addr_ext(a), off);
+	}
+	free(b);
+	if (!ret)
+		*out = cache_put(ino, a, &pb);
+	return ret;
+}
+
+static int pb_put(struct fs_tx *tx, struct fs_inode *ino, uint64_t a,
+		  const struct fs_pb *pb)
+{
+	struct fs_vol *v = ino->v;
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	fs_pb_out(pb, b);
+	ret = fs_tx_put(tx, fs_addr_ext(a), fs_res_off(v, a), b);
+	free(b);
+	if (!ret)
+		cache_put(ino, a, pb);
+	return ret;
+}
+
+int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr)
+{
+	const struct fs_fd *fd = &ino->fd;
+	unsigned lv = levels(fd);
+	uint64_t span, a, rem;
+
+	*addr = 0;
+	if (b >= fs_bmap_capacity(fd))
+		return 0;
+	span = pow503(lv);
+	a = fd->addr[b / span];
+	rem = b % span;
+	for (unsigned l = lv; l > 0 && a; l--) {
+		struct fs_pb *pb;
+		int ret = pb_get(ino, NULL, a, l, &pb);
+
+		if (ret)
+			return ret;
+		span /= FS_PB_ADDRS;
+		a = pb->addr[rem / span];
+		rem %= span;
+	}
+	*addr = a;
+	return 0;
+}
+
+static int new_pb(struct fs_tx *tx, struct fs_inode *ino, unsigned level,
+		  uint64_t *a, struct fs_pb *pb)
+{
+	int ret = fs_alloc(tx, FS_R_PB, 1, a);
+
+	if (ret)
+		return ret;
+	memset(pb, 0, sizeof(*pb));
+	pb->owner = ino->addr;
+	pb->owner_gen = ino->fd.gen;
+	pb->level = level;
+	ino->fd.alloc_bytes += FS_BLOCK;
+	return 0;
+}
+
+/* One more level: a new top pointer block takes the FD's addresses. */
+static int deepen(struct fs_tx *tx, struct fs_inode *ino)
+{
+	struct fs_fd *fd = &ino->fd;
+	struct fs_pb pb;
+	uint64_t a;
+	int ret;
+
+	if (fd->unit != FS_UNIT_FB || fd->map == FS_MAP_IND3 ||
+	    fd->map == FS_MAP_INLINE)
+		return -EFBIG;
+	ret = new_pb(tx, ino, levels(fd) + 1, &a, &pb);
+	if (ret)
+		return ret;
+	memcpy(pb.addr, fd->addr, sizeof(fd->addr));
+	ret = pb_put(tx, ino, a, &pb);
+	if (ret)
+		return ret;
+	memset(fd->addr, 0, sizeof(fd->addr));
+	fd->addr[0] = a;
+	fd->map++;
+	return 0;
+}
+
+int fs_bmap_set(struct fs_tx *tx, struct fs_inode *ino, uint64_t b,
+		uint64_t addr)
+{
+	struct fs_fd *fd = &ino->fd;
+	struct fs_pb cur;          /* a copy: cache entries move under us */
+	uint64_t span, rem, *slot, parent = 0;
+	unsigned lv;
+	int ret;
+
+	if (fd->map == FS_MAP_INLINE)
+		return -EINVAL;   /* the caller converts inline data first */
+	while (b >= fs_bmap_capacity(fd)) {
+		ret = deepen(tx, ino);
+		if (ret)
+			return ret;
+	}
+	lv = levels(fd);
+	span = pow503(lv);
+	slot = &fd->addr[b / span];
+	rem = b % span;
+	for (unsigned l = lv; l > 0; l--) {
+		uint64_t a = *slot;
+		struct fs_pb *p;
+
+		if (!a) {
+			struct fs_pb fresh;
+
+			if (!addr)
+				return 0;   /* clearing a hole: nothing to do */
+			ret = new_pb(tx, ino, l, &a, &fresh);
+			if (!ret)
+				ret = pb_put(tx, ino, a, &fresh);
+			if (ret)
+				return ret;
+			*slot = a;
+			if (parent) {
+				ret = pb_put(tx, ino, parent, &cur);
+				if (ret)
+					return ret;
+			}
+		}
+		ret = pb_get(ino, tx, a, l, &p);
+		if (ret)
+			return ret;
+		cur = *p;
+		parent = a;
+		span /= FS_PB_ADDRS;
+		slot = &cur.addr[rem / span];
+		rem %= span;
+	}
+	*slot = addr;
+	return parent ? pb_put(tx, ino, parent, &cur) : 0;
+}

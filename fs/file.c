@@ -1,0 +1,711 @@
+/*
+ * file.c - open files and their data: read, write with allocation on first
+ * write, truncate, fsync.
+ *
+ * Ordering for crash consistency ("ordered" like ext4): a newly allocated
+ * unit is written whole (the caller's data, zeros elsewhere) *before* the
+ * transaction that maps it commits, so a crash never exposes another file's
+ * old data.  A to-be-zeroed (TBZ) unit is written whole before its TBZ flag
+ * is cleared.
+ *
+ * Size and times of a file open for writing change in memory and reach
+ * the disk at fsync, close, or with the next allocation; another host sees
+ * them after the writer's fsync (VMFS promises no more).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/fs_int.h"
+
+#define TX_UNITS 32       /* units allocated or freed per transaction */
+
+struct fs_file {
+	struct fs_inode *ino;
+	bool rw;
+};
+
+uint64_t fs_root(fs_vol *v)
+{
+	return v->sb.root;
+}
+
+static void stat_from_fd(const struct fs_fd *fd, struct fs_stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->ino = fd->self;
+	st->gen = fd->gen;
+	st->type = fd->type;
+	st->mode = fd->mode;
+	st->nlink = fd->nlink;
+	st->uid = fd->uid;
+	st->gid = fd->gid;
+	st->size = fd->size;
+	st->alloc = fd->alloc_bytes;
+	st->atime = fd->atime;
+	st->mtime = fd->mtime;
+	st->ctime = fd->ctime;
+	st->btime = fd->btime;
+}
+
+int fs_getattr(fs_vol *v, uint64_t ino, struct fs_stat *st)
+{
+	struct fs_inode *in = NULL;
+	struct fs_fd fd;
+	int ret;
+
+	/* an inode this host holds has the current FD in memory (including
+	 * size and times not yet committed) */
+	pthread_mutex_lock(&v->lock);
+	for (struct fs_inode *i = v->inodes; i; i = i->next)
+		if (i->addr == ino)
+			in = i;
+	if (in)
+		in->refs++;
+	pthread_mutex_unlock(&v->lock);
+	if (in) {
+		bool have;
+
+		pthread_mutex_lock(&in->m);
+		have = in->held != LK_FREE && in->valid;
+		if (have)
+			stat_from_fd(&in->fd, st);
+		pthread_mutex_unlock(&in->m);
+		fs_inode_put(in);
+		if (have)
+			return 0;
+	}
+	ret = fs_fd_read(v, ino, &fd);
+	if (ret)
+		return ret;
+	if (fd.type == FS_T_FREE)
+		return -ENOENT;
+	stat_from_fd(&fd, st);
+	return 0;
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+int fs_open(fs_vol *v, uint64_t addr, int flags, fs_file **out)
+{
+	struct fs_file *f;
+	struct fs_inode *ino;
+	bool rw = flags == FS_O_RDWR;
+	int ret;
+
+	if (rw && v->rdonly)
+		return -EROFS;
+	ret = fs_inode_get(v, addr, &ino);
+	if (ret)
+		return ret;
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		ret = -ENOMEM;
+		goto put;
+	}
+	f->ino = ino;
+	f->rw = rw;
+	if (v->rdonly) {
+		/* no locks at all: a read-only host reads what is on disk */
+		pthread_mutex_lock(&ino->m);
+		ret = fs_fd_read(v, addr, &ino->fd);
+		ino->valid = false;
+		pthread_mutex_unlock(&ino->m);
+		if (ret)
+			goto free_f;
+		if (ino->fd.type == FS_T_FREE) {
+			ret = -ENOENT;
+			goto free_f;
+		}
+		*out = f;
+		return 0;
+	}
+	ret = fs_inode_lock(ino, rw ? LK_EXCL : LK_SHARED, 0);
+	if (ret)
+		goto free_f;
+	pthread_mutex_lock(&ino->m);
+	if (ino->fd.type == FS_T_FREE) {
+		ret = -ENOENT;
+	} else if (ino->fd.type == FS_T_DIR && rw) {
+		ret = -EISDIR;
+	} else {
+		if (rw)
+			ino->opens_rw++;
+		else
+			ino->opens_ro++;
+	}
+	pthread_mutex_unlock(&ino->m);
+	fs_inode_unlock(ino);
+	if (ret)
+		goto free_f;
+	*out = f;
+	return 0;
+
+free_f:
+	free(f);
+put:
+	fs_inode_put(ino);
+	return ret;
+}
+
+/* Commit size and times changed in memory. */
+static int commit_fd(struct fs_inode *ino)
+{
+	struct fs_tx *tx;
+	struct fs_fd fd;
+	int ret;
+
+	pthread_mutex_lock(&ino->m);
+	if (!ino->fd_dirty) {
+		pthread_mutex_unlock(&ino->m);
+		return 0;
+	}
+	fd = ino->fd;
+	ino->fd_dirty = false;
+	pthread_mutex_unlock(&ino->m);
+	tx = fs_tx_begin(ino->v);
+	if (!tx)
+		return -ENOMEM;
+	ret = fs_inode_tx(tx, ino);
+	if (!ret)
+		ret = fs_fd_put(tx, &fd);
+	if (ret) {
+		fs_tx_abort(tx);
+		return ret;
+	}
+	return fs_tx_commit(tx);
+}
+
+int fs_close(fs_file *f)
+{
+	struct fs_inode *ino = f->ino;
+	int ret = 0;
+
+	if (!ino->v->rdonly) {
+		/* the write lock (rw) orders this against writers of ours */
+		pthread_rwlock_wrlock(&ino->rw);
+		if (f->rw)
+			ret = commit_fd(ino);
+		pthread_rwlock_unlock(&ino->rw);
+		pthread_mutex_lock(&ino->m);
+		if (f->rw)
+			ino->opens_rw--;
+		else
+			ino->opens_ro--;
+		ino->lock_users++;      /* so that unlock re-evaluates */
+		pthread_mutex_unlock(&ino->m);
+		fs_inode_unlock(ino);
+	}
+	fs_inode_put(ino);
+	free(f);
+	return ret;
+}
+
+int fs_fstat(fs_file *f, struct fs_stat *st)
+{
+	pthread_mutex_lock(&f->ino->m);
+	stat_from_fd(&f->ino->fd, st);
+	pthread_mutex_unlock(&f->ino->m);
+	return 0;
+}
+
+/* ---- read ------------------------------------------------------------------ */
+
+/* Read [off, off+len) of unit address a (0/TBZ = zeros) into buf.  off and
+ * len need not be sector aligned. */
+static int unit_read(struct fs_vol *v, uint64_t a, uint64_t off, void *buf,
+		     size_t len)
+{
+	uint64_t start, end, base;
+	unsigned ss = v->ss;
+	unsigned char *bounce;
+	ssize_t n;
+
+	if (!a || (a & FS_ADDR_TBZ)) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	base = fs_unit_off(v, a);
+	if (off % ss == 0 && len % ss == 0) {
+		n = mp_lun_pread(v->ext[fs_addr_ext(a)].lun, buf, len, base + off);
+		return n < 0 ? (int)n : 0;
+	}
+	start = off - off % ss;
+	end = (off + len + ss - 1) / ss * ss;
+	bounce = fs_balloc(end - start);
+	if (!bounce)
+		return -ENOMEM;
+	n = mp_lun_pread(v->ext[fs_addr_ext(a)].lun, bounce, end - start,
+			 base + start);
+	if (n >= 0)
+		memcpy(buf, bounce + (off - start), len);
+	free(bounce);
+	return n < 0 ? (int)n : 0;
+}
+
+static ssize_t read_locked(struct fs_inode *ino, void *buf, size_t len,
+			   uint64_t off)
+{
+	struct fs_vol *v = ino->v;
+	struct fs_fd *fd = &ino->fd;
+	uint64_t size, unit, done = 0;
+
+	pthread_mutex_lock(&ino->m);
+	size = fd->size;
+	pthread_mutex_unlock(&ino->m);
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	if (fd->map == FS_MAP_INLINE) {
+		memcpy(buf, fd->inline_data + off, len);
+		return (ssize_t)len;
+	}
+	unit = fs_unit(v, fd);
+	while (done < len) {
+		uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
+		size_t n = (size_t)(unit - in < len - done ? unit - in : len - done);
+		int ret = fs_bmap_get(ino, b, &a);
+
+		if (!ret)
+			ret = unit_read(v, a, in, (char *)buf + done, n);
+		if (ret)
+			return done ? (ssize_t)done : ret;
+		done += n;
+	}
+	return (ssize_t)len;
+}
+
+ssize_t fs_pread(fs_file *f, void *buf, size_t len, uint64_t off)
+{
+	struct fs_inode *ino = f->ino;
+	ssize_t ret;
+
+	pthread_rwlock_rdlock(&ino->rw);
+	ret = read_locked(ino, buf, len, off);
+	pthread_rwlock_unlock(&ino->rw);
+	return ret;
+}
+
+/* ---- write ------------------------------------------------------------------- */
+
+/* Write buf to [off, off+len) of mapped, non-TBZ unit a; unaligned edges
+ * by read-modify-write of their sectors. */
+static int unit_write(struct fs_vol *v, uint64_t a, uint64_t off,
+		      const void *buf, size_t len)
+{
+	uint64_t start, end, base = fs_unit_off(v, a);
+	mp_lun *lun = v->ext[fs_addr_ext(a)].lun;
+	unsigned ss = v->ss;
+	unsigned char *bounce;
+	ssize_t n;
+
+	if (off % ss == 0 && len % ss == 0) {
+		n = mp_lun_pwrite(lun, buf, len, base + off, 0);
+		return n < 0 ? (int)n : 0;
+	}
+	start = off - off % ss;
+	end = (off + len + ss - 1) / ss * ss;
+	bounce = fs_balloc(end - start);
+	if (!bounce)
+		return -ENOMEM;
+	/* only the first and last sector can be partial */
+	n = mp_lun_pread(lun, bounce, ss, base + start);
+	if (n >= 0 && end - start > ss)
+		n = mp_lun_pread(lun, bounce + (end - start - ss), ss, base + end - ss);
+	if (n >= 0) {
+		memcpy(bounce + (off - start), buf, len);
+		n = mp_lun_pwrite(lun, bounce, end - start, base + start, 0);
+	}
+	free(bounce);
+	return n < 0 ? (int)n : 0;
+}
+
+/* Write a whole new unit: old contents (copied from `from`, 0 = zeros) with
+ * [in, in+len) replaced by buf. */
+static int unit_fill(struct fs_vol *v, uint64_t a, uint64_t unit, uint64_t from,
+		     uint64_t in, const void *buf, size_t len)
+{
+	unsigned char *b = fs_balloc(unit);
+	ssize_t n;
+	int ret = 0;
+
+	if (!b)
+		return -ENOMEM;
+	if (from)
+		ret = unit_read(v, from, 0, b, unit);
+	if (!ret) {
+		if (buf)
+			memcpy(b + in, buf, len);
+		n = mp_lun_pwrite(v->ext[fs_addr_ext(a)].lun, b, unit,
+				  fs_unit_off(v, a), 0);
+		ret = n < 0 ? (int)n : 0;
+	}
+	free(b);
+	return ret;
+}
+
+/*
+ * Move a file out of inline data, or out of sub-blocks once it outgrows
+ * them (new_size), into units able to hold new_size.  Data first, then the
+ * transaction that switches the map and frees what it replaces.
+ */
+static int convert(struct fs_inode *ino, uint64_t new_size)
+{
+	struct fs_vol *v = ino->v;
+	struct fs_fd *fd = &ino->fd;
+	bool to_fb = new_size > (uint64_t)FS_SB_DIRECT_MAX * v->sb.sb_size;
+	enum fs_rtype t = to_fb ? FS_R_FB : FS_R_SB;
+	uint64_t unit = to_fb ? v->sb.block_size : v->sb.sb_size;
+	uint64_t nunits = (fd->size + unit - 1) / unit, old[FS_SB_DIRECT_MAX];
+	uint64_t newa[FS_SB_DIRECT_MAX] = { 0 };
+	unsigned char *data = NULL;
+	struct fs_tx *tx;
+	unsigned nold = 0;
+	int ret;
+
+	if (fd->map == FS_MAP_DIRECT && fd->unit == FS_UNIT_SB && !to_fb)
+		return 0;   /* sub-blocks still do */
+	if (nunits > FS_SB_DIRECT_MAX)
+		return -EINVAL;
+	data = fs_balloc(fd->size ? fd->size : 1);
+	if (!data)
+		return -ENOMEM;
+	if (read_locked(ino, data, fd->size, 0) != (ssize_t)fd->size) {
+		ret = -EIO;
+		goto out;
+	}
+	tx = fs_tx_begin(v);
+	if (!tx) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = fs_inode_tx(tx, ino);
+	if (!ret && nunits)
+		ret = fs_alloc(tx, t, (unsigned)nunits, newa);
+	for (uint64_t i = 0; !ret && i < nunits; i++) {
+		uint64_t n = fd->size - i * unit < unit ? fd->size - i * unit : unit;
+
+		ret = unit_fill(v, newa[i], unit, 0, 0, data + i * unit, n);
+	}
+	if (!ret && fd->map != FS_MAP_INLINE) {
+		for (unsigned i = 0; i < FS_SB_DIRECT_MAX; i++)
+			if (fd->addr[i])
+				old[nold++] = fd->addr[i] & ~FS_ADDR_TBZ;
+		for (unsigned i = 0; !ret && i < nold; i++)
+			ret = fs_free(tx, old[i]);
+	}
+	if (ret) {
+		fs_tx_abort(tx);
+		fs_fd_read(v, ino->addr, fd);   /* back to what is on disk */
+		goto out;
+	}
+	memset(fd->addr, 0, sizeof(fd->addr));
+	fd->map = FS_MAP_DIRECT;
+	fd->unit = to_fb ? FS_UNIT_FB : FS_UNIT_SB;
+	for (uint64_t i = 0; i < nunits; i++)
+		fd->addr[i] = newa[i];
+	fd->alloc_bytes = nunits * unit;
+	fs_bmap_forget(ino);
+	ret = fs_fd_put(tx, fd);
+	if (ret) {
+		fs_tx_abort(tx);
+		goto out;
+	}
+	ret = fs_tx_commit(tx);
+out:
+	free(data);
+	return ret;
+}
+
+/*
+ * Slow path of a write: allocate what [off, off+len) lacks and write it.
+ * Called with ino->rw held for writing.
+ */
+static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
+			   size_t len, uint64_t off)
+{
+	struct fs_vol *v = ino->v;
+	struct fs_fd *fd = &ino->fd;
+	uint64_t end = off + len, unit, done = 0;
+	int ret = 0;
+
+	/* inline while it fits */
+	if (fd->map == FS_MAP_INLINE && end <= FS_INLINE_MAX &&
+	    fd->type == FS_T_FILE) {
+		struct fs_tx *tx = fs_tx_begin(v);
+
+		if (!tx)
+			return -ENOMEM;
+		memcpy(fd->inline_data + off, buf, len);
+		if (end > fd->size)
+			fd->size = end;
+		fd->mtime = fd->ctime = fs_now_ns();
+		ret = fs_inode_tx(tx, ino);
+		if (!ret)
+			ret = fs_fd_put(tx, fd);
+		if (ret) {
+			fs_tx_abort(tx);
+			return ret;
+		}
+		ret = fs_tx_commit(tx);
+		pthread_mutex_lock(&ino->m);
+		ino->fd_dirty = false;
+		pthread_mutex_unlock(&ino->m);
+		return ret ? ret : (ssize_t)len;
+	}
+	if (fd->map == FS_MAP_INLINE ||
+	    (fd->unit == FS_UNIT_SB &&
+	     end > (uint64_t)FS_SB_DIRECT_MAX * v->sb.sb_size)) {
+		ret = convert(ino, end > fd->size ? end : fd->size);
+		if (ret)
+			return ret;
+	}
+	unit = fs_unit(v, fd);
+	while (done < len) {
+		struct fs_tx *tx = fs_tx_begin(v);
+		uint64_t newa[TX_UNITS];
+		unsigned nnew = 0;
+		uint64_t chunk_start = done;
+
+		if (!tx)
+			return done ? (ssize_t)done : -ENOMEM;
+		ret = fs_inode_tx(tx, ino);
+		/* up to TX_UNITS units that need allocation, plus the mapped
+		 * ones in between, per transaction */
+		while (!ret && done < len && nnew < TX_UNITS) {
+			uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
+			size_t n = (size_t)(unit - in < len - done ? unit - in : len - done);
+
+			ret = fs_bmap_get(ino, b, &a);
+			if (ret)
+				break;
+			if (a && !(a & FS_ADDR_TBZ)) {
+				ret = unit_write(v, a, in, buf + done, n);
+			} else if (a & FS_ADDR_TBZ) {
+				/* zero the rest, then clear the flag */
+				uint64_t real = a & ~FS_ADDR_TBZ;
+
+				ret = unit_fill(v, real, unit, 0, in, buf + done, n);
+				if (!ret)
+					ret = fs_bmap_set(tx, ino, b, real);
+			} else {
+				ret = fs_alloc(tx, fd->unit == FS_UNIT_SB ? FS_R_SB :
+					       FS_R_FB, 1, &newa[nnew]);
+				if (!ret)
+					ret = unit_fill(v, newa[nnew], unit, 0, in,
+							buf + done, n);
+				if (!ret)
+					ret = fs_bmap_set(tx, ino, b, newa[nnew]);
+				if (!ret) {
+					fd->alloc_bytes += unit;
+					nnew++;
+				}
+			}
+			if (!ret)
+				done += n;
+		}
+		if (!ret) {
+			pthread_mutex_lock(&ino->m);
+			if (off + done > fd->size)
+				fd->size = off + done;
+			fd->mtime = fd->ctime = fs_now_ns();
+			ino->fd_dirty = false;
+			pthread_mutex_unlock(&ino->m);
+			ret = fs_fd_put(tx, fd);
+		}
+		if (ret) {
+			fs_tx_abort(tx);
+			fs_bmap_forget(ino);
+			/* the map in memory may hold what was not committed */
+			fs_fd_read(v, ino->addr, fd);
+			done = chunk_start;
+			break;
+		}
+		ret = fs_tx_commit(tx);
+		if (ret) {
+			done = chunk_start;
+			break;
+		}
+	}
+	return done ? (ssize_t)done : ret;
+}
+
+ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
+{
+	struct fs_inode *ino = f->ino;
+	struct fs_vol *v = ino->v;
+	struct fs_fd *fd = &ino->fd;
+	uint64_t unit, done = 0;
+	bool slow = false;
+	ssize_t ret = 0;
+
+	if (!f->rw)
+		return -EBADF;
+	if (len == 0)
+		return 0;
+	if (off + len < off || off + len > (1ull << 62))
+		return -EFBIG;
+	/* fast path: every unit is mapped and ready, write in place */
+	pthread_rwlock_rdlock(&ino->rw);
+	if (fd->map == FS_MAP_INLINE) {
+		slow = true;
+	} else {
+		unit = fs_unit(v, fd);
+		if (fd->unit == FS_UNIT_SB &&
+		    off + len > (uint64_t)FS_SB_DIRECT_MAX * unit)
+			slow = true;
+		for (uint64_t b = off / unit; !slow && b <= (off + len - 1) / unit; b++) {
+			uint64_t a;
+
+			ret = fs_bmap_get(ino, b, &a);
+			if (ret)
+				break;
+			if (!a || (a & FS_ADDR_TBZ))
+				slow = true;
+		}
+		while (!slow && !ret && done < len) {
+			uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
+			size_t n = (size_t)(unit - in < len - done ? unit - in : len - done);
+
+			ret = fs_bmap_get(ino, b, &a);
+			if (!ret)
+				ret = unit_write(v, a, in, (const char *)buf + done, n);
+			if (!ret)
+				done += n;
+		}
+		if (!slow && !ret) {
+			pthread_mutex_lock(&ino->m);
+			if (off + len > fd->size)
+				fd->size = off + len;
+			fd->mtime = fd->ctime = fs_now_ns();
+			ino->fd_dirty = true;
+			pthread_mutex_unlock(&ino->m);
+		}
+	}
+	pthread_rwlock_unlock(&ino->rw);
+	if (ret < 0)
+		return done ? (ssize_t)done : ret;
+	if (!slow)
+		return (ssize_t)len;
+	pthread_rwlock_wrlock(&ino->rw);
+	ret = write_alloc(ino, buf, len, off);
+	pthread_rwlock_unlock(&ino->rw);
+	return ret;
+}
+
+/* ---- truncate, fsync --------------------------------------------------------- */
+
+int fs_ftruncate(fs_file *f, uint64_t size)
+{
+	struct fs_inode *ino = f->ino;
+	struct fs_vol *v = ino->v;
+	struct fs_fd *fd = &ino->fd;
+	uint64_t unit, first, last;
+	int ret = 0;
+
+	if (!f->rw)
+		return -EBADF;
+	pthread_rwlock_wrlock(&ino->rw);
+	if (size >= fd->size || fd->map == FS_MAP_INLINE) {
+		if (fd->map == FS_MAP_INLINE && size > FS_INLINE_MAX) {
+			ret = convert(ino, size);
+			if (ret)
+				goto out;
+		} else if (fd->map == FS_MAP_INLINE && size < fd->size) {
+			memset(fd->inline_data + size, 0, fd->size - size);
+		}
+		if (fd->unit == FS_UNIT_SB && fd->map != FS_MAP_INLINE &&
+		    size > (uint64_t)FS_SB_DIRECT_MAX * v->sb.sb_size) {
+			ret = convert(ino, size);
+			if (ret)
+				goto out;
+		}
+		pthread_mutex_lock(&ino->m);
+		fd->size = size;
+		fd->mtime = fd->ctime = fs_now_ns();
+		ino->fd_dirty = true;
+		pthread_mutex_unlock(&ino->m);
+		ret = commit_fd(ino);
+		goto out;
+	}
+	unit = fs_unit(v, fd);
+	/* zero the tail of the last unit kept, so that growing again later
+	 * reads zeros there */
+	if (size % unit) {
+		uint64_t a, in = size % unit;
+
+		ret = fs_bmap_get(ino, size / unit, &a);
+		if (!ret && a && !(a & FS_ADDR_TBZ)) {
+			unsigned char *z = fs_balloc(unit - in);
+
+			ret = z ? unit_write(v, a, in, z, unit - in) : -ENOMEM;
+			free(z);
+		}
+		if (ret)
+			goto out;
+	}
+	first = (size + unit - 1) / unit;
+	last = (fd->size + unit - 1) / unit;
+	/* free from the end, a chunk per transaction: a crash leaves a
+	 * consistent, partly shortened file */
+	while (last > first && !ret) {
+		struct fs_tx *tx = fs_tx_begin(v);
+		unsigned nfree = 0;
+
+		if (!tx) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = fs_inode_tx(tx, ino);
+		while (!ret && last > first && nfree < TX_UNITS) {
+			uint64_t a;
+
+			last--;
+			ret = fs_bmap_get(ino, last, &a);
+			if (ret || !a)
+				continue;
+			ret = fs_bmap_set(tx, ino, last, 0);
+			if (!ret)
+				ret = fs_free(tx, a & ~FS_ADDR_TBZ);
+			if (!ret) {
+				fd->alloc_bytes -= unit;
+				nfree++;
+			}
+		}
+		if (!ret) {
+			pthread_mutex_lock(&ino->m);
+			fd->size = last > first ? last * unit : size;
+			fd->mtime = fd->ctime = fs_now_ns();
+			ino->fd_dirty = false;
+			pthread_mutex_unlock(&ino->m);
+			ret = fs_fd_put(tx, fd);
+		}
+		if (ret) {
+			fs_tx_abort(tx);
+			fs_bmap_forget(ino);
+			fs_fd_read(v, ino->addr, fd);
+			break;
+		}
+		ret = fs_tx_commit(tx);
+	}
+out:
+	pthread_rwlock_unlock(&ino->rw);
+	return ret;
+}
+
+int fs_fsync(fs_file *f)
+{
+	struct fs_inode *ino = f->ino;
+	int ret = 0;
+
+	if (f->rw) {
+		pthread_rwlock_wrlock(&ino->rw);
+		ret = commit_fd(ino);
+		pthread_rwlock_unlock(&ino->rw);
+	}
+	if (!ret && !ino->v->rdonly)
+		ret = fs_flush_all(ino->v);
+	return ret;
+}

@@ -1,0 +1,305 @@
+/*
+ * inode.c - file descriptors in memory: the table of inodes this host
+ * uses, their on-disk locks, and FD allocation.
+ *
+ * An FD read without its lock is a snapshot (checksummed, re-read if it was
+ * being rewritten).  An inode whose lock this host holds keeps its FD in
+ * memory (ino->fd) for as long as it holds it: nobody else can change it.
+ * When the lock is taken again later, lk_cache_valid() tells whether another
+ * host held it in between; if so the FD is read again.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/fs_int.h"
+#include "lockmgr/ondisk.h"
+
+#define FD_READ_TRIES 5
+#define DEFAULT_LOCK_MS 10000
+
+int fs_fd_read(struct fs_vol *v, uint64_t addr, struct fs_fd *fd)
+{
+	unsigned char *b;
+	uint64_t off;
+	int ret = -EIO;
+
+	if (!fs_addr_valid(v, addr, FS_R_FD))
+		return -ENOENT;
+	b = fs_balloc(FS_BLOCK);
+	if (!b)
+		return -ENOMEM;
+	off = fs_res_off(v, addr) + FS_BLOCK;
+	for (int i = 0; i < FD_READ_TRIES; i++) {
+		ret = fs_read(v, fs_addr_ext(addr), off, b, FS_BLOCK);
+		if (ret)
+			break;
+		ret = fs_fd_in(b, fd);
+		if (ret != -FS_E_CHECKSUM)
+			break;
+		/* another host may be writing it in place right now */
+	}
+	if (!ret && fd->self != addr)
+		ret = -FS_E_CORRUPT;
+	if (ret == -FS_E_BADMAGIC) {
+		/* never allocated: as good as free */
+		memset(fd, 0, sizeof(*fd));
+		fd->self = addr;
+		ret = 0;
+	} else if (ret == -FS_E_CHECKSUM || ret == -FS_E_CORRUPT ||
+		   ret == -FS_E_VERSION) {
+		ret = fs_bad_meta(v, ret, "file descriptor", fs_addr_ext(addr), off);
+	}
+	free(b);
+	return ret;
+}
+
+int fs_fd_put(struct fs_tx *tx, const struct fs_fd *fd)
+{
+	struct fs_vol *v = fs_tx_vol(tx);
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	fs_fd_out(fd, b);
+	ret = fs_tx_put(tx, fs_addr_ext(fd->self), fs_res_off(v, fd->self) + FS_BLOCK, b);
+	free(b);
+	return ret;
+}
+
+int fs_inode_get(struct fs_vol *v, uint64_t addr, struct fs_inode **out)
+{
+	struct fs_inode *ino;
+
+	if (!fs_addr_valid(v, addr, FS_R_FD))
+		return -ENOENT;
+	pthread_mutex_lock(&v->lock);
+	for (ino = v->inodes; ino; ino = ino->next)
+		if (ino->addr == addr)
+			break;
+	if (ino) {
+		ino->refs++;
+		pthread_mutex_unlock(&v->lock);
+		*out = ino;
+		return 0;
+	}
+	ino = calloc(1, sizeof(*ino));
+	if (!ino) {
+		pthread_mutex_unlock(&v->lock);
+		return -ENOMEM;
+	}
+	ino->v = v;
+	ino->addr = addr;
+	ino->ext = fs_addr_ext(addr);
+	ino->slot_off = fs_res_off(v, addr);
+	ino->refs = 1;
+	pthread_rwlock_init(&ino->rw, NULL);
+	pthread_mutex_init(&ino->m, NULL);
+	ino->next = v->inodes;
+	v->inodes = ino;
+	pthread_mutex_unlock(&v->lock);
+	*out = ino;
+	return 0;
+}
+
+void fs_inode_put(struct fs_inode *ino)
+{
+	struct fs_vol *v;
+
+	if (!ino)
+		return;
+	v = ino->v;
+	pthread_mutex_lock(&v->lock);
+	if (--ino->refs) {
+		pthread_mutex_unlock(&v->lock);
+		return;
+	}
+	for (struct fs_inode **pp = &v->inodes; *pp; pp = &(*pp)->next) {
+		if (*pp == ino) {
+			*pp = ino->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (ino->lock)
+		lk_lock_close(ino->lock);   /* releases a hold left over */
+	pthread_rwlock_destroy(&ino->rw);
+	pthread_mutex_destroy(&ino->m);
+	free(ino);
+}
+
+void fs_inode_holder(struct fs_vol *v, uint64_t addr, char *buf, size_t len)
+{
+	struct lk_lock_info li;
+	lk_lock *l;
+
+	buf[0] = 0;
+	if (!v->lk || lk_lock_open_on(v->lk, v->ext[fs_addr_ext(addr)].lun,
+				      fs_res_off(v, addr), &l))
+		return;
+	if (lk_lock_info(l, &li) == 0 && li.nholders)
+		snprintf(buf, len, "%s (slot %u, %s)",
+			 li.holders[0].name[0] ? li.holders[0].name : "?",
+			 li.holders[0].slot,
+			 lk_host_status_name(li.holders[0].status));
+	lk_lock_close_keep(l);
+}
+
+int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
+{
+	struct fs_vol *v = ino->v;
+	int ret = 0;
+
+	if (v->rdonly || !v->lk)
+		return mode == LK_EXCL ? -EROFS : 0;
+	if (!timeout_ms)
+		timeout_ms = DEFAULT_LOCK_MS;
+	pthread_mutex_lock(&ino->m);
+	if (!ino->lock) {
+		ret = lk_lock_open_on(v->lk, v->ext[ino->ext].lun, ino->slot_off,
+				      &ino->lock);
+		if (ret)
+			goto out;
+	}
+	if (ino->held == mode || ino->held == LK_EXCL) {
+		ino->lock_users++;
+		goto out;
+	}
+	if (ino->held == LK_FREE)
+		ret = lk_acquire(ino->lock, mode, timeout_ms);
+	else
+		ret = lk_convert(ino->lock, mode, timeout_ms);
+	if (ret == -EBUSY) {
+		char who[128];
+
+		fs_inode_holder(v, ino->addr, who, sizeof(who));
+		fs_log(v, "file %llx is locked by %s",
+		       (unsigned long long)ino->addr, who[0] ? who : "another host");
+		goto out;
+	}
+	if (ret)
+		goto out;
+	if (ino->held == LK_FREE && !lk_cache_valid(ino->lock)) {
+		/* someone else may have changed it since we last held it */
+		ino->valid = false;
+		fs_bmap_forget(ino);
+	}
+	ino->held = mode;
+	ino->lock_users++;
+	if (!ino->valid) {
+		ret = fs_fd_read(v, ino->addr, &ino->fd);
+		if (ret) {
+			ino->lock_users--;
+			goto out;
+		}
+		ino->valid = true;
+	}
+out:
+	if (ret && ino->lock_users == 0 && ino->held != LK_FREE &&
+	    !ino->opens_rw && !ino->opens_ro) {
+		lk_release(ino->lock);
+		ino->held = LK_FREE;
+	}
+	pthread_mutex_unlock(&ino->m);
+	return ret;
+}
+
+void fs_inode_unlock(struct fs_inode *ino)
+{
+	pthread_mutex_lock(&ino->m);
+	if (ino->lock_users)
+		ino->lock_users--;
+	if (ino->lock_users == 0 && ino->held != LK_FREE) {
+		if (ino->opens_rw) {
+			/* a read-write open keeps it exclusive */
+		} else if (ino->opens_ro) {
+			if (ino->held == LK_EXCL &&
+			    lk_convert(ino->lock, LK_SHARED, 0) == 0)
+				ino->held = LK_SHARED;
+		} else {
+			int r = lk_release(ino->lock);
+
+			if (r && r != -LK_E_NOTHELD)
+				fs_log(ino->v, "releasing file %llx: %s",
+				       (unsigned long long)ino->addr,
+				       fs_strerror(r));
+			ino->held = LK_FREE;
+		}
+	}
+	pthread_mutex_unlock(&ino->m);
+}
+
+int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
+{
+	if (!ino->lock || ino->held != LK_EXCL)
+		return -LK_E_NOTHELD;
+	return fs_tx_lock(tx, ino->ext, ino->lock);
+}
+
+/* (Re)write the lock record of a newly allocated FD: free, and with a
+ * version above whatever an earlier incarnation left, so that another host's
+ * cached view of the old file can never pass for current. */
+static int reset_fd_lock(struct fs_vol *v, uint64_t addr)
+{
+	unsigned ss = v->ss, ext = fs_addr_ext(addr);
+	uint64_t off = fs_res_off(v, addr);
+	unsigned char *b = fs_balloc(ss);
+	struct lk_lockrec r;
+	uint64_t ver = 1;
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	ret = fs_read(v, ext, off, b, ss);
+	if (ret)
+		goto out;
+	if (lk_lockrec_in(b, &r) == 0)
+		ver = r.version + 1;
+	memset(&r, 0, sizeof(r));
+	r.mode = LK_FREE;
+	r.version = ver;
+	r.self_off = off;
+	memcpy(r.uuid, v->sb.uuid, 16);
+	lk_lockrec_out(&r, b, ss);
+	ret = fs_write(v, ext, off, b, ss);
+out:
+	free(b);
+	return ret;
+}
+
+int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
+		   uint32_t gid, uint64_t parent, struct fs_fd *out)
+{
+	struct fs_vol *v = fs_tx_vol(tx);
+	struct fs_fd old;
+	uint64_t a, now = fs_now_ns();
+	int ret;
+
+	ret = fs_alloc(tx, FS_R_FD, 1, &a);
+	if (ret)
+		return ret;
+	ret = fs_fd_read(v, a, &old);
+	if (ret && ret != -EIO)
+		return ret;
+	if (ret)
+		memset(&old, 0, sizeof(old));   /* damaged but free: reuse */
+	/* Nobody can hold the lock of a free FD legitimately: any hold left
+	 * there is from before it was freed (or from another volume). */
+	ret = reset_fd_lock(v, a);
+	if (ret)
+		return ret;
+	memset(out, 0, sizeof(*out));
+	out->self = a;
+	out->gen = old.gen + 1;
+	out->type = type;
+	out->map = FS_MAP_INLINE;
+	out->unit = FS_UNIT_SB;
+	out->mode = mode;
+	out->nlink = type == FS_T_DIR ? 2 : 1;
+	out->uid = uid;
+	out->gid = gid;
+	out->atime = out->mtime = out->ctime = out->btime = now;
+	out->parent = parent;
+	return fs_fd_put(tx, out);
+}

@@ -1,0 +1,251 @@
+/*
+ * test_fs_file.c - file data: inline, sub-blocks, file blocks, pointer
+ * block levels, sparse files, truncate, and the open lock between hosts.
+ * Files are made with the internal FD allocator (directories are tested on
+ * their own).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fs/fs_int.h"
+#include "tests/unit/testutil.h"
+
+static char path[256];
+static fs_vol *va, *vb;
+
+static struct fs_mkfs_opts mk = {
+	.label = "files", .max_hosts = 8, .hb_interval_ms = 250,
+	.hb_dead_ms = 2500, .force = true, .block_size = 1 << 20,
+};
+
+static fs_vol *mount1(const char *host)
+{
+	struct fs_mount_opts mo = { .host = host };
+	const char *specs[1] = { path };
+	fs_vol *v = NULL;
+
+	assert_int_equal(fs_mount(specs, 1, &mo, &v), 0);
+	return v;
+}
+
+static int setup(void **state)
+{
+	const char *specs[1];
+
+	(void)state;
+	tu_make_file(path, sizeof(path), "fsfile", 2ull << 30);
+	specs[0] = path;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	va = mount1("alpha");
+	vb = mount1("bravo");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fs_umount(va);
+	fs_umount(vb);
+	unlink(path);
+	return 0;
+}
+
+static uint64_t new_file(fs_vol *v)
+{
+	struct fs_tx *tx = fs_tx_begin(v);
+	struct fs_fd fd;
+
+	assert_int_equal(fs_inode_alloc(tx, FS_T_FILE, S_IFREG | 0644, 0, 0,
+					fs_root(v), &fd), 0);
+	assert_int_equal(fs_tx_commit(tx), 0);
+	return fd.self;
+}
+
+static void check_pattern(fs_file *f, uint64_t off, size_t len, uint32_t seed)
+{
+	unsigned char *want = malloc(len), *got = malloc(len);
+
+	tu_fill(want, len, seed);
+	assert_int_equal(fs_pread(f, got, len, off), (ssize_t)len);
+	assert_memory_equal(got, want, len);
+	free(want);
+	free(got);
+}
+
+static void write_pattern(fs_file *f, uint64_t off, size_t len, uint32_t seed)
+{
+	unsigned char *b = malloc(len);
+
+	tu_fill(b, len, seed);
+	assert_int_equal(fs_pwrite(f, b, len, off), (ssize_t)len);
+	free(b);
+}
+
+/* A file grows from inline data to sub-blocks to file blocks to indirect
+ * maps; every byte written reads back, holes read as zeros. */
+static void test_growth(void **state)
+{
+	uint64_t ino = new_file(va);
+	struct fs_stat st;
+	unsigned char z[4096];
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	write_pattern(f, 0, 700, 1);                     /* inline */
+	assert_int_equal(fs_fstat(f, &st), 0);
+	assert_int_equal(st.size, 700);
+	assert_int_equal(st.alloc, 0);
+	write_pattern(f, 700, 3000, 2);                  /* -> sub-blocks */
+	check_pattern(f, 0, 700, 1);
+	check_pattern(f, 700, 3000, 2);
+	write_pattern(f, 100000, 5000, 3);               /* still SB (<=128K) */
+	check_pattern(f, 700, 3000, 2);
+	assert_int_equal(fs_pread(f, z, sizeof(z), 20000), sizeof(z));
+	for (size_t i = 0; i < sizeof(z); i++)
+		assert_int_equal(z[i], 0);
+	write_pattern(f, 300000, 1000, 4);               /* -> file blocks */
+	check_pattern(f, 0, 700, 1);
+	check_pattern(f, 100000, 5000, 3);
+	check_pattern(f, 300000, 1000, 4);
+	/* beyond 256 direct blocks: one level of pointer blocks */
+	write_pattern(f, 300ull << 20, 8192, 5);
+	/* beyond 256*503 blocks (125 GiB): two levels, sparse */
+	write_pattern(f, 200ull << 30, 4096, 6);
+	check_pattern(f, 300000, 1000, 4);
+	check_pattern(f, 300ull << 20, 8192, 5);
+	check_pattern(f, 200ull << 30, 4096, 6);
+	assert_int_equal(fs_fstat(f, &st), 0);
+	assert_true(st.size == (200ull << 30) + 4096);
+	/* 1 + 1 + 1 data blocks (the first holds 0..~1M), plus map blocks */
+	assert_true(st.alloc >= 3ull << 20 && st.alloc < (3ull << 20) + 65536);
+	assert_int_equal(fs_fsync(f), 0);
+	assert_int_equal(fs_close(f), 0);
+	/* the other host sees all of it */
+	assert_int_equal(fs_open(vb, ino, FS_O_RDONLY, &f), 0);
+	check_pattern(f, 0, 700, 1);
+	check_pattern(f, 300ull << 20, 8192, 5);
+	check_pattern(f, 200ull << 30, 4096, 6);
+	assert_int_equal(fs_close(f), 0);
+}
+
+/* Unaligned writes and reads across unit boundaries. */
+static void test_unaligned(void **state)
+{
+	uint64_t ino = new_file(va);
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	write_pattern(f, 0, 3 << 20, 10);
+	write_pattern(f, (1 << 20) - 333, 777, 11);      /* across a block end */
+	check_pattern(f, (1 << 20) - 333, 777, 11);
+	check_pattern(f, 0, 1000, 10);
+	write_pattern(f, 5, 3, 12);
+	check_pattern(f, 5, 3, 12);
+	assert_int_equal(fs_close(f), 0);
+}
+
+static void test_truncate(void **state)
+{
+	uint64_t ino = new_file(va);
+	unsigned char b[8192];
+	struct fs_stat st;
+	uint64_t fr0[FS_R_TYPES], fr1[FS_R_TYPES], tot[FS_R_TYPES];
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_count(va, fr0, tot), 0);
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	write_pattern(f, 0, 5 << 20, 20);
+	assert_int_equal(fs_ftruncate(f, (2 << 20) + 100), 0);
+	assert_int_equal(fs_fstat(f, &st), 0);
+	assert_true(st.size == (2 << 20) + 100);
+	check_pattern(f, 0, 4096, 20);
+	/* growing again reads zeros past the old end */
+	assert_int_equal(fs_ftruncate(f, 4 << 20), 0);
+	assert_int_equal(fs_pread(f, b, sizeof(b), (2 << 20) + 100), sizeof(b));
+	for (size_t i = 0; i < sizeof(b); i++)
+		assert_int_equal(b[i], 0);
+	assert_int_equal(fs_ftruncate(f, 0), 0);
+	assert_int_equal(fs_count(va, fr1, tot), 0);
+	assert_true(fr1[FS_R_FB] == fr0[FS_R_FB]);
+	assert_int_equal(fs_pread(f, b, 10, 0), 0);
+	assert_int_equal(fs_close(f), 0);
+}
+
+/* Read-write opens exclude other hosts; read-only ones share. */
+static void test_open_lock(void **state)
+{
+	uint64_t ino = new_file(va);
+	fs_file *fa, *fb, *fc;
+
+	(void)state;
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &fa), 0);
+	assert_int_equal(fs_open(vb, ino, FS_O_RDWR, &fb), -EBUSY);
+	assert_int_equal(fs_open(vb, ino, FS_O_RDONLY, &fb), -EBUSY);
+	/* same host: a second open shares the hold */
+	assert_int_equal(fs_open(va, ino, FS_O_RDONLY, &fc), 0);
+	write_pattern(fa, 0, 4096, 30);
+	assert_int_equal(fs_pwrite(fc, "x", 1, 0), -EBADF);
+	assert_int_equal(fs_close(fa), 0);
+	assert_int_equal(fs_close(fc), 0);
+	assert_int_equal(fs_open(vb, ino, FS_O_RDONLY, &fb), 0);
+	assert_int_equal(fs_open(va, ino, FS_O_RDONLY, &fa), 0);
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &fc), -EBUSY);
+	check_pattern(fb, 0, 4096, 30);
+	assert_int_equal(fs_close(fa), 0);
+	assert_int_equal(fs_close(fb), 0);
+	assert_int_equal(fs_open(vb, ino, FS_O_RDWR, &fb), 0);
+	assert_int_equal(fs_close(fb), 0);
+}
+
+static void test_enospc(void **state)
+{
+	uint64_t ino = new_file(va);
+	unsigned char *b = malloc(1 << 20);
+	struct fs_vol_info in;
+	uint64_t off = 0;
+	ssize_t n = 0;
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_vol_info(va, &in), 0);
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	tu_fill(b, 1 << 20, 40);
+	for (;;) {
+		n = fs_pwrite(f, b, 1 << 20, off);
+		if (n < 0)
+			break;
+		off += (uint64_t)n;
+		assert_true(off <= in.free);
+	}
+	assert_int_equal(n, -ENOSPC);
+	/* everything acknowledged is there */
+	check_pattern(f, 0, 1 << 20, 40);
+	check_pattern(f, off - (1 << 20), 1 << 20, 40);
+	assert_int_equal(fs_ftruncate(f, 0), 0);
+	assert_int_equal(fs_close(f), 0);
+	free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_unaligned),
+		cmocka_unit_test(test_truncate),
+		cmocka_unit_test(test_open_lock),
+		cmocka_unit_test(test_enospc),
+	};
+
+	return cmocka_run_group_tests_name("fs_file", tests, setup, teardown);
+}
