@@ -237,3 +237,27 @@ int fs_bmap_set(struct fs_tx *tx, struct fs_inode *ino, uint64_t b,
 	*slot = addr;
 	return parent ? pb_put(tx, ino, parent, &cur) : 0;
 }
+
+int fs_bmap_free_tree(struct fs_tx *tx, struct fs_inode *ino, uint64_t a,
+		      unsigned lv)
+{
+	struct fs_pb *pb, copy;
+	int ret;
+
+	if (lv == 0 || !a)
+		return 0;
+	ret = pb_get(ino, tx, a, lv, &pb);
+	if (ret)
+		return ret;
+	copy = *pb;
+	for (unsigned i = 0; lv > 1 && i < FS_PB_ADDRS; i++) {
+		ret = fs_bmap_free_tree(tx, ino, copy.addr[i], lv - 1);
+		if (ret)
+			return ret;
+	}
+	/* level 1 entries are data, already freed by the truncate */
+	ret = fs_free(tx, a);
+	if (!ret)
+		ino->fd.alloc_bytes -= FS_BLOCK;
+	return ret;
+}

@@ -150,7 +150,7 @@ put:
 }
 
 /* Commit size and times changed in memory. */
-static int commit_fd(struct fs_inode *ino)
+int fs_commit_fd(struct fs_inode *ino)
 {
 	struct fs_tx *tx;
 	struct fs_fd fd;
@@ -186,7 +186,7 @@ int fs_close(fs_file *f)
 		/* the write lock (rw) orders this against writers of ours */
 		pthread_rwlock_wrlock(&ino->rw);
 		if (f->rw)
-			ret = commit_fd(ino);
+			ret = fs_commit_fd(ino);
 		pthread_rwlock_unlock(&ino->rw);
 		pthread_mutex_lock(&ino->m);
 		if (f->rw)
@@ -351,7 +351,7 @@ static int unit_fill(struct fs_vol *v, uint64_t a, uint64_t unit, uint64_t from,
  * them (new_size), into units able to hold new_size.  Data first, then the
  * transaction that switches the map and frees what it replaces.
  */
-static int convert(struct fs_inode *ino, uint64_t new_size)
+int fs_file_convert(struct fs_inode *ino, uint64_t new_size)
 {
 	struct fs_vol *v = ino->v;
 	struct fs_fd *fd = &ino->fd;
@@ -458,7 +458,7 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 	if (fd->map == FS_MAP_INLINE ||
 	    (fd->unit == FS_UNIT_SB &&
 	     end > (uint64_t)FS_SB_DIRECT_MAX * v->sb.sb_size)) {
-		ret = convert(ino, end > fd->size ? end : fd->size);
+		ret = fs_file_convert(ino, end > fd->size ? end : fd->size);
 		if (ret)
 			return ret;
 	}
@@ -599,18 +599,26 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 
 int fs_ftruncate(fs_file *f, uint64_t size)
 {
-	struct fs_inode *ino = f->ino;
+	int ret;
+
+	if (!f->rw)
+		return -EBADF;
+	pthread_rwlock_wrlock(&f->ino->rw);
+	ret = fs_truncate_ino(f->ino, size);
+	pthread_rwlock_unlock(&f->ino->rw);
+	return ret;
+}
+
+int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
+{
 	struct fs_vol *v = ino->v;
 	struct fs_fd *fd = &ino->fd;
 	uint64_t unit, first, last;
 	int ret = 0;
 
-	if (!f->rw)
-		return -EBADF;
-	pthread_rwlock_wrlock(&ino->rw);
 	if (size >= fd->size || fd->map == FS_MAP_INLINE) {
 		if (fd->map == FS_MAP_INLINE && size > FS_INLINE_MAX) {
-			ret = convert(ino, size);
+			ret = fs_file_convert(ino, size);
 			if (ret)
 				goto out;
 		} else if (fd->map == FS_MAP_INLINE && size < fd->size) {
@@ -618,7 +626,7 @@ int fs_ftruncate(fs_file *f, uint64_t size)
 		}
 		if (fd->unit == FS_UNIT_SB && fd->map != FS_MAP_INLINE &&
 		    size > (uint64_t)FS_SB_DIRECT_MAX * v->sb.sb_size) {
-			ret = convert(ino, size);
+			ret = fs_file_convert(ino, size);
 			if (ret)
 				goto out;
 		}
@@ -627,7 +635,7 @@ int fs_ftruncate(fs_file *f, uint64_t size)
 		fd->mtime = fd->ctime = fs_now_ns();
 		ino->fd_dirty = true;
 		pthread_mutex_unlock(&ino->m);
-		ret = commit_fd(ino);
+		ret = fs_commit_fd(ino);
 		goto out;
 	}
 	unit = fs_unit(v, fd);
@@ -691,7 +699,6 @@ int fs_ftruncate(fs_file *f, uint64_t size)
 		ret = fs_tx_commit(tx);
 	}
 out:
-	pthread_rwlock_unlock(&ino->rw);
 	return ret;
 }
 
@@ -702,7 +709,7 @@ int fs_fsync(fs_file *f)
 
 	if (f->rw) {
 		pthread_rwlock_wrlock(&ino->rw);
-		ret = commit_fd(ino);
+		ret = fs_commit_fd(ino);
 		pthread_rwlock_unlock(&ino->rw);
 	}
 	if (!ret && !ino->v->rdonly)

@@ -128,6 +128,52 @@ int fs_open(fs_vol *v, uint64_t ino, int flags, fs_file **out);
 int fs_close(fs_file *f);
 
 ssize_t fs_pread(fs_file *f, void *buf, size_t len, uint64_t off);
+
+/* ---- namespace --------------------------------------------------------------- */
+
+/* Look name up in directory dir. */
+int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st);
+
+struct fs_create_args {
+	uint8_t type;               /* FS_TYPE_FILE, _DIR, _SYMLINK */
+	uint32_t mode;              /* permission bits */
+	uint32_t uid, gid;
+	const char *target;         /* symlink target (at most 1 KiB) */
+};
+/* Create name in dir: -EEXIST if it exists. */
+int fs_create(fs_vol *v, uint64_t dir, const char *name,
+	      const struct fs_create_args *a, struct fs_stat *st);
+/* Remove a file or symlink (-EBUSY if another host has it open). */
+int fs_unlink(fs_vol *v, uint64_t dir, const char *name);
+/* Remove an empty directory. */
+int fs_rmdir(fs_vol *v, uint64_t dir, const char *name);
+
+#define FS_RENAME_NOREPLACE 1u
+/* Atomic within the volume: replaces an existing target (a file by a file,
+ * an empty directory by a directory) unless FS_RENAME_NOREPLACE. */
+int fs_rename(fs_vol *v, uint64_t odir, const char *oname, uint64_t ndir,
+	      const char *nname, unsigned flags);
+
+int fs_readlink(fs_vol *v, uint64_t ino, char *buf, size_t len);
+
+#define FS_SET_MODE 0x01u
+#define FS_SET_UID 0x02u
+#define FS_SET_GID 0x04u
+#define FS_SET_SIZE 0x08u
+#define FS_SET_ATIME 0x10u
+#define FS_SET_MTIME 0x20u
+struct fs_setattr {
+	unsigned mask;
+	uint32_t mode, uid, gid;
+	uint64_t size, atime, mtime;
+};
+int fs_setattr(fs_vol *v, uint64_t ino, const struct fs_setattr *sa,
+	       struct fs_stat *st);
+
+/* Every entry of a directory (a snapshot; cb returns nonzero to stop). */
+typedef int (*fs_readdir_cb)(void *arg, const char *name, uint64_t ino,
+			     uint8_t type);
+int fs_readdir(fs_vol *v, uint64_t dir, fs_readdir_cb cb, void *arg);
 /* Allocates on first write (thin), zeroes a to-be-zeroed block on its
  * first write; -ENOSPC when the volume is full, nothing written lost. */
 ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off);

@@ -205,8 +205,39 @@ static inline uint64_t fs_unit_off(const struct fs_vol *v, uint64_t a)
 {
 	return fs_res_off(v, a & ~FS_ADDR_TBZ);
 }
+/* Free the pointer block tree under PB a (level lv), itself included. */
+int fs_bmap_free_tree(struct fs_tx *tx, struct fs_inode *ino, uint64_t a,
+		      unsigned lv);
 /* Drop cached pointer blocks (after the map changed or the lock moved). */
 void fs_bmap_forget(struct fs_inode *ino);
+
+/* ---- directories (dir.c) ----------------------------------------------------- */
+
+/* Make dir (a fresh FD, map/unit set here) an empty directory in tx. */
+int fs_dir_init(struct fs_tx *tx, struct fs_inode *dir);
+/* Find name (tx may be NULL for a lock-free lookup). */
+int fs_dir_find(struct fs_tx *tx, struct fs_inode *dir, const char *name,
+		struct fs_dirent *de);
+int fs_dir_add(struct fs_tx *tx, struct fs_inode *dir, const char *name,
+	       uint64_t fd, uint64_t gen, uint8_t type);
+int fs_dir_remove(struct fs_tx *tx, struct fs_inode *dir, const char *name,
+		  struct fs_dirent *removed);
+/* Split a bucket first if the next insert would overload the table. */
+int fs_dir_maybe_split(struct fs_tx *tx, struct fs_inode *dir);
+/* Whether the directory should move to file blocks before growing. */
+bool fs_dir_needs_fb(struct fs_tx *tx, struct fs_inode *dir);
+int fs_dir_count(struct fs_tx *tx, struct fs_inode *dir, uint64_t *n);
+/* Every entry (cb returns nonzero to stop; negative is an error). */
+int fs_dir_iterate(struct fs_inode *dir,
+		   int (*cb)(void *arg, const struct fs_dirent *de), void *arg);
+
+/* file.c: move a file (or directory) to larger units before it grows to
+ * new_size.  ino->rw held for writing and its lock exclusive. */
+int fs_file_convert(struct fs_inode *ino, uint64_t new_size);
+/* Truncate (ino->rw held for writing, lock exclusive). */
+int fs_truncate_ino(struct fs_inode *ino, uint64_t size);
+/* Commit size / times changed in memory. */
+int fs_commit_fd(struct fs_inode *ino);
 
 /* ---- allocation (alloc.c) ---------------------------------------------- */
 

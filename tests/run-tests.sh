@@ -49,10 +49,10 @@ for v in $variants; do
 	[ -d "$dir" ] || continue
 	env_prefix=()
 	case $v in
-	asan) env_prefix=(env ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1) ;;
+	asan) env_prefix=(env VMFS_TEST_SMALL=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1) ;;
 	# TSan needs a memory layout that high ASLR entropy breaks: run
 	# without address randomisation.
-	tsan) env_prefix=(env TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch "$(uname -m)" -R) ;;
+	tsan) env_prefix=(env VMFS_TEST_SMALL=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch "$(uname -m)" -R) ;;
 	esac
 	for t in "$dir"/test_*; do
 		[ -x "$t" ] || continue

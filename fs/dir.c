@@ -1,0 +1,508 @@
+/*
+ * dir.c - directories as linear hash tables of 4 KiB blocks
+ * (docs/FORMAT.md), so that lookup, insert and remove touch one bucket
+ * however many entries a directory holds.
+ *
+ * Block 0 of the directory file is the header; bucket b's primary block is
+ * block 1+b; overflow blocks live from FS_DIR_OVERFLOW_BASE.  Every block is
+ * metadata: changes go through the caller's transaction, and reads inside a
+ * modifying operation read through it.  Callers hold the directory's lock
+ * exclusively to modify, and its rw lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/fs_int.h"
+
+#define SPLIT_LOAD 48u      /* average entries per bucket before a split */
+
+static uint32_t name_hash(const char *name, size_t len)
+{
+	return mp_crc32c(0x5bd1e995u, name, len);
+}
+
+static uint64_t bucket_of(const struct fs_dh *h, uint32_t hash)
+{
+	uint64_t b = hash & ((1ull << h->level) - 1);
+
+	if (b < h->split)
+		b = hash & ((1ull << (h->level + 1)) - 1);
+	return b;
+}
+
+/* Where directory block at file offset foff lives; -ENOENT for a hole. */
+static int dblk_loc(struct fs_inode *dir, uint64_t foff, unsigned *ext,
+		    uint64_t *off)
+{
+	uint64_t unit = fs_unit(dir->v, &dir->fd), a;
+	int ret = fs_bmap_get(dir, foff / unit, &a);
+
+	if (ret)
+		return ret;
+	if (!a || (a & FS_ADDR_TBZ))
+		return -ENOENT;
+	*ext = fs_addr_ext(a);
+	*off = fs_unit_off(dir->v, a) + foff % unit;
+	return 0;
+}
+
+static int dblk_read(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
+		     unsigned char *b)
+{
+	unsigned ext;
+	uint64_t off;
+	int ret = dblk_loc(dir, foff, &ext, &off);
+
+	if (ret == -ENOENT)
+		return fs_bad_meta(dir->v, -FS_E_CORRUPT, "directory block (hole)",
+				   dir->ext, dir->slot_off + FS_BLOCK);
+	if (ret)
+		return ret;
+	return tx ? fs_tx_get(tx, ext, off, b) : fs_read(dir->v, ext, off, b, FS_BLOCK);
+}
+
+static int read_dh(struct fs_tx *tx, struct fs_inode *dir, struct fs_dh *h)
+{
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	ret = dblk_read(tx, dir, 0, b);
+	if (!ret) {
+		ret = fs_dh_in(b, h);
+		if (ret)
+			ret = fs_bad_meta(dir->v, ret, "directory header", dir->ext,
+					  dir->slot_off + FS_BLOCK);
+	}
+	free(b);
+	return ret;
+}
+
+static int read_db(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
+		   struct fs_db *d)
+{
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	ret = dblk_read(tx, dir, foff, b);
+	if (!ret) {
+		ret = fs_db_in(b, d);
+		if (ret)
+			ret = fs_bad_meta(dir->v, ret, "directory block", dir->ext,
+					  dir->slot_off + FS_BLOCK);
+	}
+	free(b);
+	return ret;
+}
+
+/* Put a directory block (allocating its unit if it is a hole). */
+static int dblk_put(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
+		    const unsigned char *b)
+{
+	struct fs_vol *v = dir->v;
+	unsigned ext;
+	uint64_t off;
+	int ret = dblk_loc(dir, foff, &ext, &off);
+
+	if (ret == -ENOENT) {
+		uint64_t unit = fs_unit(v, &dir->fd), a;
+
+		if (dir->fd.unit == FS_UNIT_SB &&
+		    foff / unit >= FS_SB_DIRECT_MAX)
+			return -EFBIG;   /* caller converts to file blocks */
+		ret = fs_alloc(tx, dir->fd.unit == FS_UNIT_SB ? FS_R_SB : FS_R_FB,
+			       1, &a);
+		if (!ret)
+			ret = fs_bmap_set(tx, dir, foff / unit, a);
+		if (ret)
+			return ret;
+		dir->fd.alloc_bytes += unit;
+		ret = dblk_loc(dir, foff, &ext, &off);
+	}
+	if (ret)
+		return ret;
+	/* the size covers header and buckets (overflow blocks lie beyond) */
+	if (foff + FS_BLOCK > dir->fd.size && foff < FS_DIR_OVERFLOW_BASE)
+		dir->fd.size = foff + FS_BLOCK;
+	return fs_tx_put(tx, ext, off, b);
+}
+
+static int put_dh(struct fs_tx *tx, struct fs_inode *dir, const struct fs_dh *h)
+{
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	fs_dh_out(h, b);
+	ret = dblk_put(tx, dir, 0, b);
+	free(b);
+	return ret;
+}
+
+static int put_db(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
+		  const struct fs_db *d)
+{
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	fs_db_out(d, b);
+	ret = dblk_put(tx, dir, foff, b);
+	free(b);
+	return ret;
+}
+
+static uint64_t primary(uint64_t bucket)
+{
+	return (bucket + 1) * FS_BLOCK;
+}
+
+int fs_dir_init(struct fs_tx *tx, struct fs_inode *dir)
+{
+	struct fs_dh h = { .level = 0, .split = 0, .nbuckets = 1 };
+	struct fs_db d;
+	int ret;
+
+	dir->fd.map = FS_MAP_DIRECT;
+	dir->fd.unit = FS_UNIT_SB;
+	dir->fd.size = 0;
+	memset(dir->fd.addr, 0, sizeof(dir->fd.addr));
+	memset(&d, 0, sizeof(d));
+	ret = put_dh(tx, dir, &h);
+	if (!ret)
+		ret = put_db(tx, dir, primary(0), &d);
+	return ret;
+}
+
+/* ---- lookup --------------------------------------------------------------- */
+
+static int find_in_chain(struct fs_tx *tx, struct fs_inode *dir, uint64_t bucket,
+			 const char *name, size_t len, struct fs_dirent *de,
+			 uint64_t *blk, unsigned *pos)
+{
+	uint64_t foff = primary(bucket);
+	struct fs_db *d = malloc(sizeof(*d));
+	int ret = -ENOENT;
+
+	if (!d)
+		return -ENOMEM;
+	for (unsigned hops = 0; foff && hops < 100000; hops++) {
+		int p = 0, r = read_db(tx, dir, foff, d);
+
+		if (r) {
+			ret = r;
+			break;
+		}
+		while (p < d->used) {
+			int next = fs_db_entry(d, (unsigned)p, de);
+
+			if (next < 0)
+				break;
+			if (de->name_len == len && !memcmp(de->name, name, len)) {
+				if (blk)
+					*blk = foff;
+				if (pos)
+					*pos = (unsigned)p;
+				ret = 0;
+				goto out;
+			}
+			p = next;
+		}
+		foff = d->next;
+	}
+out:
+	free(d);
+	return ret;
+}
+
+int fs_dir_find(struct fs_tx *tx, struct fs_inode *dir, const char *name,
+		struct fs_dirent *de)
+{
+	size_t len = strlen(name);
+	struct fs_dh h;
+	int ret;
+
+	if (len == 0 || len > FS_NAME_MAX)
+		return len ? -ENAMETOOLONG : -ENOENT;
+	ret = read_dh(tx, dir, &h);
+	if (ret)
+		return ret;
+	return find_in_chain(tx, dir, bucket_of(&h, name_hash(name, len)), name,
+			     len, de, NULL, NULL);
+}
+
+/* ---- insert, split, remove --------------------------------------------------- */
+
+/* Where a new overflow block goes. */
+static uint64_t overflow_slot(struct fs_dh *h)
+{
+	return FS_DIR_OVERFLOW_BASE + h->next_overflow++ * FS_BLOCK;
+}
+
+/* Add de to the chain of bucket b (h may change: overflow allocation). */
+static int chain_add(struct fs_tx *tx, struct fs_inode *dir, struct fs_dh *h,
+		     uint64_t b, const struct fs_dirent *de)
+{
+	struct fs_db *d = malloc(sizeof(*d));
+	uint64_t foff = primary(b);
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	for (;;) {
+		ret = read_db(tx, dir, foff, d);
+		if (ret)
+			break;
+		if (fs_db_add(d, de) == 0) {
+			ret = put_db(tx, dir, foff, d);
+			break;
+		}
+		if (d->next) {
+			foff = d->next;
+			continue;
+		}
+		/* full chain: link a new overflow block */
+		{
+			uint64_t nf = overflow_slot(h);
+			struct fs_db *o = calloc(1, sizeof(*o));
+
+			if (!o) {
+				ret = -ENOMEM;
+				break;
+			}
+			o->bucket = b;
+			ret = fs_db_add(o, de);
+			if (!ret)
+				ret = put_db(tx, dir, nf, o);
+			free(o);
+			if (ret)
+				break;
+			d->next = nf;
+			ret = put_db(tx, dir, foff, d);
+			break;
+		}
+	}
+	free(d);
+	return ret;
+}
+
+/*
+ * Split bucket h->split into itself and split + 2^level: take every entry
+ * of the old chain out, empty its blocks (kept linked, for reuse), and
+ * add each entry again where the new table shape puts it.
+ */
+static int split(struct fs_tx *tx, struct fs_inode *dir, struct fs_dh *h)
+{
+	uint64_t from = h->split, to = from + (1ull << h->level), foff;
+	struct fs_db *d = malloc(sizeof(*d)), *empty = calloc(1, sizeof(*empty));
+	struct fs_dirent *ents = NULL;
+	size_t nents = 0, cap = 0;
+	struct fs_dh nh = *h;
+	int ret = 0;
+
+	if (!d || !empty) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	nh.split++;
+	if (nh.split == (1u << nh.level)) {
+		nh.level++;
+		nh.split = 0;
+	}
+	nh.nbuckets++;
+	for (foff = primary(from); foff && !ret;) {
+		int p = 0;
+
+		ret = read_db(tx, dir, foff, d);
+		if (ret)
+			break;
+		while (p < d->used) {
+			if (nents == cap) {
+				struct fs_dirent *n;
+
+				cap = cap ? cap * 2 : 64;
+				n = realloc(ents, cap * sizeof(*ents));
+				if (!n) {
+					ret = -ENOMEM;
+					goto out;
+				}
+				ents = n;
+			}
+			p = fs_db_entry(d, (unsigned)p, &ents[nents]);
+			if (p < 0) {
+				ret = fs_bad_meta(dir->v, -FS_E_CORRUPT,
+						  "directory entry", dir->ext,
+						  dir->slot_off);
+				goto out;
+			}
+			nents++;
+		}
+		empty->bucket = from;
+		empty->next = d->next;
+		ret = put_db(tx, dir, foff, empty);
+		foff = d->next;
+	}
+	if (ret)
+		goto out;
+	memset(empty, 0, sizeof(*empty));
+	empty->bucket = to;
+	ret = put_db(tx, dir, primary(to), empty);
+	for (size_t i = 0; !ret && i < nents; i++) {
+		uint64_t nb = bucket_of(&nh, name_hash(ents[i].name,
+						       ents[i].name_len));
+
+		ret = chain_add(tx, dir, &nh, nb, &ents[i]);
+	}
+out:
+	free(d);
+	free(empty);
+	free(ents);
+	if (!ret)
+		*h = nh;
+	return ret;
+}
+
+int fs_dir_add(struct fs_tx *tx, struct fs_inode *dir, const char *name,
+	       uint64_t fd, uint64_t gen, uint8_t type)
+{
+	size_t len = strlen(name);
+	struct fs_dirent de;
+	struct fs_dh h;
+	int ret;
+
+	if (len == 0 || len > FS_NAME_MAX)
+		return len ? -ENAMETOOLONG : -EINVAL;
+	ret = read_dh(tx, dir, &h);
+	if (ret)
+		return ret;
+	if (find_in_chain(tx, dir, bucket_of(&h, name_hash(name, len)), name, len,
+			  &de, NULL, NULL) == 0)
+		return -EEXIST;
+	memset(&de, 0, sizeof(de));
+	de.fd = fd;
+	de.gen = gen;
+	de.type = type;
+	de.name_len = (uint8_t)len;
+	memcpy(de.name, name, len);
+	ret = chain_add(tx, dir, &h, bucket_of(&h, name_hash(name, len)), &de);
+	if (ret)
+		return ret;
+	h.nentries++;
+	return put_dh(tx, dir, &h);
+}
+
+/* Whether the next insert should split first (done by the caller before
+ * fs_dir_add, in the same transaction, via fs_dir_maybe_split). */
+int fs_dir_maybe_split(struct fs_tx *tx, struct fs_inode *dir)
+{
+	struct fs_dh h;
+	int ret = read_dh(tx, dir, &h);
+
+	if (ret)
+		return ret;
+	if (h.nentries + 1 <= h.nbuckets * SPLIT_LOAD)
+		return 0;
+	ret = split(tx, dir, &h);
+	if (!ret)
+		ret = put_dh(tx, dir, &h);
+	return ret;
+}
+
+/* Whether growing the directory needs file blocks first. */
+bool fs_dir_needs_fb(struct fs_tx *tx, struct fs_inode *dir)
+{
+	struct fs_dh h;
+
+	if (dir->fd.unit == FS_UNIT_FB)
+		return false;
+	if (read_dh(tx, dir, &h))
+		return false;
+	/* a split adds a bucket; SBs hold 2 * FS_SB_DIRECT_MAX - 1 buckets and
+	 * no overflow blocks at all: go to file blocks early */
+	return h.nbuckets + 2 >= 2 * FS_SB_DIRECT_MAX - 1 ||
+	       h.nentries + 1 > h.nbuckets * SPLIT_LOAD / 2;
+}
+
+int fs_dir_remove(struct fs_tx *tx, struct fs_inode *dir, const char *name,
+		  struct fs_dirent *removed)
+{
+	size_t len = strlen(name);
+	struct fs_db *d;
+	struct fs_dh h;
+	uint64_t blk;
+	unsigned pos;
+	int ret;
+
+	ret = read_dh(tx, dir, &h);
+	if (ret)
+		return ret;
+	ret = find_in_chain(tx, dir, bucket_of(&h, name_hash(name, len)), name,
+			    len, removed, &blk, &pos);
+	if (ret)
+		return ret;
+	d = malloc(sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	ret = read_db(tx, dir, blk, d);
+	if (!ret) {
+		fs_db_del(d, pos);
+		ret = put_db(tx, dir, blk, d);
+	}
+	free(d);
+	if (ret)
+		return ret;
+	h.nentries--;
+	return put_dh(tx, dir, &h);
+}
+
+int fs_dir_count(struct fs_tx *tx, struct fs_inode *dir, uint64_t *n)
+{
+	struct fs_dh h;
+	int ret = read_dh(tx, dir, &h);
+
+	if (!ret)
+		*n = h.nentries;
+	return ret;
+}
+
+int fs_dir_iterate(struct fs_inode *dir,
+		   int (*cb)(void *arg, const struct fs_dirent *de), void *arg)
+{
+	struct fs_db *d = malloc(sizeof(*d));
+	struct fs_dirent de;
+	struct fs_dh h;
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	ret = read_dh(NULL, dir, &h);
+	for (uint64_t b = 0; !ret && b < h.nbuckets; b++) {
+		uint64_t foff = primary(b);
+
+		for (unsigned hops = 0; foff && !ret && hops < 100000; hops++) {
+			int p = 0;
+
+			ret = read_db(NULL, dir, foff, d);
+			while (!ret && p < d->used) {
+				p = fs_db_entry(d, (unsigned)p, &de);
+				if (p < 0) {
+					ret = fs_bad_meta(dir->v, -FS_E_CORRUPT,
+							  "directory entry", dir->ext,
+							  dir->slot_off);
+					break;
+				}
+				ret = cb(arg, &de);
+			}
+			if (!ret)
+				foff = d->next;
+		}
+	}
+	free(d);
+	return ret > 0 ? 0 : ret;
+}

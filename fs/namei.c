@@ -1,0 +1,719 @@
+/*
+ * namei.c - namespace operations: lookup, create, unlink, rmdir, rename,
+ * setattr, readlink, readdir, and deleting a file whose last link went.
+ *
+ * Lock order (hosts and threads alike): directories before files; two
+ * directories lower address first; resource clusters last (alloc.c).  Each
+ * operation commits one transaction for its namespace change (a file's data
+ * is freed afterwards in transactions of its own: a crash leaves a
+ * shortened orphan for fsck, never a name pointing at freed blocks).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/fs_int.h"
+
+#define OP_LOCK_MS 10000
+
+/* Take a directory for modification: its on-disk lock and its rw lock. */
+static int dir_begin(fs_vol *v, uint64_t addr, struct fs_inode **out)
+{
+	struct fs_inode *d;
+	int ret;
+
+	if (v->rdonly)
+		return -EROFS;
+	ret = fs_inode_get(v, addr, &d);
+	if (ret)
+		return ret;
+	ret = fs_inode_lock(d, LK_EXCL, OP_LOCK_MS);
+	if (ret) {
+		fs_inode_put(d);
+		return ret;
+	}
+	pthread_rwlock_wrlock(&d->rw);
+	if (d->fd.type != FS_T_DIR) {
+		pthread_rwlock_unlock(&d->rw);
+		fs_inode_unlock(d);
+		fs_inode_put(d);
+		return d->fd.type == FS_T_FREE ? -ENOENT : -ENOTDIR;
+	}
+	*out = d;
+	return 0;
+}
+
+static void ino_end(struct fs_inode *d)
+{
+	pthread_rwlock_unlock(&d->rw);
+	fs_inode_unlock(d);
+	fs_inode_put(d);
+}
+
+/* After a failed transaction, what we hold in memory may be ahead of the
+ * disk: read it again. */
+static void ino_reload(struct fs_inode *ino)
+{
+	fs_bmap_forget(ino);
+	if (fs_fd_read(ino->v, ino->addr, &ino->fd))
+		ino->valid = false;
+}
+
+/* Directories that must grow move to file blocks first (own transaction). */
+static int dir_prepare(struct fs_inode *d)
+{
+	if (!fs_dir_needs_fb(NULL, d))
+		return 0;
+	return fs_file_convert(d, (uint64_t)FS_SB_DIRECT_MAX * d->v->sb.sb_size + 1);
+}
+
+int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
+{
+	struct fs_inode *d;
+	struct fs_dirent de;
+	int ret;
+
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;   /* the caller (FUSE) resolves those */
+	ret = fs_inode_get(v, dir, &d);
+	if (ret)
+		return ret;
+	pthread_rwlock_rdlock(&d->rw);
+	if (d->held == LK_FREE || !d->valid) {
+		/* not held here: a snapshot of the FD is enough for reading */
+		struct fs_fd fd;
+
+		ret = fs_fd_read(v, dir, &fd);
+		if (!ret) {
+			pthread_mutex_lock(&d->m);
+			if (d->held == LK_FREE) {
+				d->fd = fd;
+				fs_bmap_forget(d);
+			}
+			pthread_mutex_unlock(&d->m);
+		}
+	}
+	if (!ret && d->fd.type != FS_T_DIR)
+		ret = -ENOTDIR;
+	if (!ret)
+		ret = fs_dir_find(NULL, d, name, &de);
+	pthread_rwlock_unlock(&d->rw);
+	fs_inode_put(d);
+	if (!ret)
+		ret = fs_getattr(v, de.fd, st);
+	return ret;
+}
+
+int fs_create(fs_vol *v, uint64_t dir, const char *name,
+	      const struct fs_create_args *a, struct fs_stat *st)
+{
+	struct fs_inode *d, *ni = NULL;
+	struct fs_dirent de;
+	struct fs_tx *tx = NULL;
+	struct fs_fd fd;
+	uint32_t ftype;
+	int ret;
+
+	if (strlen(name) > FS_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/'))
+		return -EINVAL;
+	switch (a->type) {
+	case FS_TYPE_FILE: ftype = S_IFREG; break;
+	case FS_TYPE_DIR: ftype = S_IFDIR; break;
+	case FS_TYPE_SYMLINK:
+		ftype = S_IFLNK;
+		if (!a->target || strlen(a->target) > FS_INLINE_MAX)
+			return -ENAMETOOLONG;
+		break;
+	default: return -EINVAL;
+	}
+	ret = dir_begin(v, dir, &d);
+	if (ret)
+		return ret;
+	if (fs_dir_find(NULL, d, name, &de) == 0) {
+		ret = -EEXIST;
+		goto end;
+	}
+	ret = dir_prepare(d);
+	if (ret)
+		goto end;
+	tx = fs_tx_begin(v);
+	if (!tx) {
+		ret = -ENOMEM;
+		goto end;
+	}
+	ret = fs_inode_tx(tx, d);
+	if (!ret)
+		ret = fs_inode_alloc(tx, a->type, ftype | (a->mode & 07777),
+				     a->uid, a->gid, dir, &fd);
+	if (ret)
+		goto abort;
+	if (a->type == FS_TYPE_SYMLINK) {
+		fd.size = strlen(a->target);
+		memcpy(fd.inline_data, a->target, fd.size);
+		ret = fs_fd_put(tx, &fd);
+	} else if (a->type == FS_TYPE_DIR) {
+		ret = fs_inode_get(v, fd.self, &ni);
+		if (!ret) {
+			/* new: nobody else can know it yet */
+			ni->fd = fd;
+			ret = fs_dir_init(tx, ni);
+			if (!ret)
+				ret = fs_fd_put(tx, &ni->fd);
+			fd = ni->fd;
+			fs_bmap_forget(ni);
+		}
+		d->fd.nlink++;
+	}
+	if (!ret)
+		ret = fs_dir_maybe_split(tx, d);
+	if (!ret)
+		ret = fs_dir_add(tx, d, name, fd.self, fd.gen, a->type);
+	if (ret)
+		goto abort;
+	d->fd.mtime = d->fd.ctime = fs_now_ns();
+	ret = fs_fd_put(tx, &d->fd);
+	if (ret)
+		goto abort;
+	ret = fs_tx_commit(tx);
+	tx = NULL;
+	if (ret)
+		ino_reload(d);
+	goto end;
+abort:
+	fs_tx_abort(tx);
+	ino_reload(d);
+end:
+	if (ni)
+		fs_inode_put(ni);
+	ino_end(d);
+	if (!ret && st)
+		ret = fs_getattr(v, fd.self, st);
+	return ret;
+}
+
+/*
+ * The last link of ino is gone (ino locked exclusive, rw held): free its
+ * data and map blocks, then the FD itself.
+ */
+static int delete_inode(struct fs_inode *ino)
+{
+	struct fs_vol *v = ino->v;
+	struct fs_tx *tx;
+	uint64_t pbs[64];
+	unsigned npb = 0;
+	int ret;
+
+	if (ino->fd.type != FS_T_SYMLINK && ino->fd.map != FS_MAP_INLINE) {
+		/* a directory maps blocks past its size (overflow blocks):
+		 * make the truncate look at everything the map can hold */
+		if (ino->fd.type == FS_T_DIR)
+			ino->fd.size = fs_bmap_capacity(&ino->fd) *
+				       fs_unit(v, &ino->fd);
+		ret = fs_truncate_ino(ino, 0);
+		if (ret)
+			return ret;
+		/* the map blocks left (empty now) */
+		if (ino->fd.map > FS_MAP_DIRECT) {
+			for (unsigned i = 0; i < FS_FD_ADDRS && npb < 64; i++)
+				if (ino->fd.addr[i])
+					pbs[npb++] = ino->fd.addr[i];
+		}
+	}
+	tx = fs_tx_begin(v);
+	if (!tx)
+		return -ENOMEM;
+	ret = fs_inode_tx(tx, ino);
+	/* pointer blocks below the top level: walk them (rare: huge files) */
+	for (unsigned i = 0; !ret && i < npb; i++) {
+		ret = fs_bmap_free_tree(tx, ino, pbs[i],
+					(unsigned)(ino->fd.map - FS_MAP_DIRECT));
+	}
+	if (ino->fd.unit == FS_UNIT_SB && ino->fd.map == FS_MAP_DIRECT) {
+		for (unsigned i = 0; !ret && i < FS_SB_DIRECT_MAX; i++)
+			if (ino->fd.addr[i])
+				ret = fs_free(tx, ino->fd.addr[i] & ~FS_ADDR_TBZ);
+	}
+	if (!ret) {
+		struct fs_fd fd = ino->fd;
+
+		fd.type = FS_T_FREE;
+		fd.nlink = 0;
+		fd.size = 0;
+		fd.map = FS_MAP_INLINE;
+		memset(fd.addr, 0, sizeof(fd.addr));
+		ret = fs_fd_put(tx, &fd);
+		if (!ret)
+			ret = fs_free(tx, ino->addr);
+		if (!ret)
+			ino->fd = fd;
+	}
+	if (ret) {
+		fs_tx_abort(tx);
+		ino_reload(ino);
+		return ret;
+	}
+	return fs_tx_commit(tx);
+}
+
+/* Remove name from d (d begun); rmdir when want_dir. */
+static int remove_name(fs_vol *v, struct fs_inode *d, const char *name,
+		       bool want_dir)
+{
+	struct fs_inode *ino = NULL;
+	struct fs_dirent de;
+	struct fs_tx *tx = NULL;
+	bool last = false;
+	int ret;
+
+	ret = fs_dir_find(NULL, d, name, &de);
+	if (ret)
+		return ret;
+	ret = fs_inode_get(v, de.fd, &ino);
+	if (ret)
+		return ret;
+	/* the file's lock: another host with it open keeps it (EBUSY) */
+	ret = fs_inode_lock(ino, LK_EXCL, 0);
+	if (ret)
+		goto put;
+	pthread_rwlock_wrlock(&ino->rw);
+	if (ino->fd.gen != de.gen || ino->fd.type == FS_T_FREE) {
+		ret = fs_bad_meta(v, -FS_E_CORRUPT, "directory entry to a reused "
+				  "file descriptor", d->ext, d->slot_off);
+		goto unlock;
+	}
+	if (want_dir != (ino->fd.type == FS_T_DIR)) {
+		ret = want_dir ? -ENOTDIR : -EISDIR;
+		goto unlock;
+	}
+	if (want_dir) {
+		uint64_t n;
+
+		ret = fs_dir_count(NULL, ino, &n);
+		if (!ret && n)
+			ret = -ENOTEMPTY;
+		if (ret)
+			goto unlock;
+	}
+	tx = fs_tx_begin(v);
+	if (!tx) {
+		ret = -ENOMEM;
+		goto unlock;
+	}
+	ret = fs_inode_tx(tx, d);
+	if (!ret)
+		ret = fs_inode_tx(tx, ino);
+	if (!ret)
+		ret = fs_dir_remove(tx, d, name, &de);
+	if (ret)
+		goto abort;
+	if (want_dir) {
+		d->fd.nlink--;
+		ino->fd.nlink = 0;
+	} else {
+		ino->fd.nlink--;
+	}
+	ino->fd.ctime = d->fd.mtime = d->fd.ctime = fs_now_ns();
+	last = ino->fd.nlink == 0;
+	ret = fs_fd_put(tx, &d->fd);
+	if (!ret)
+		ret = fs_fd_put(tx, &ino->fd);
+	if (ret)
+		goto abort;
+	ret = fs_tx_commit(tx);
+	tx = NULL;
+	if (ret) {
+		ino_reload(d);
+		ino_reload(ino);
+		goto unlock;
+	}
+	/* open on this host: deleted at its last close (not yet: its data
+	 * stays until fsck reclaims the orphan) */
+	if (last && !ino->opens_rw && !ino->opens_ro) {
+		int r = delete_inode(ino);
+
+		if (r)
+			fs_log(v, "freeing removed file %llx: %s (fsck reclaims it)",
+			       (unsigned long long)ino->addr, fs_strerror(r));
+	}
+	goto unlock;
+abort:
+	fs_tx_abort(tx);
+	ino_reload(d);
+	ino_reload(ino);
+unlock:
+	pthread_rwlock_unlock(&ino->rw);
+	fs_inode_unlock(ino);
+put:
+	fs_inode_put(ino);
+	return ret;
+}
+
+int fs_unlink(fs_vol *v, uint64_t dir, const char *name)
+{
+	struct fs_inode *d;
+	int ret = dir_begin(v, dir, &d);
+
+	if (ret)
+		return ret;
+	ret = remove_name(v, d, name, false);
+	ino_end(d);
+	return ret;
+}
+
+int fs_rmdir(fs_vol *v, uint64_t dir, const char *name)
+{
+	struct fs_inode *d;
+	int ret;
+
+	if (!strcmp(name, "."))
+		return -EINVAL;
+	if (!strcmp(name, ".."))
+		return -ENOTEMPTY;
+	ret = dir_begin(v, dir, &d);
+	if (ret)
+		return ret;
+	ret = remove_name(v, d, name, true);
+	ino_end(d);
+	return ret;
+}
+
+/* Whether directory `anc` is `dir` or one of its ancestors. */
+static int is_ancestor(fs_vol *v, uint64_t anc, uint64_t dir)
+{
+	for (unsigned depth = 0; depth < 4096; depth++) {
+		struct fs_fd fd;
+		int ret;
+
+		if (dir == anc)
+			return 1;
+		if (dir == v->sb.root)
+			return 0;
+		ret = fs_fd_read(v, dir, &fd);
+		if (ret)
+			return ret;
+		dir = fd.parent;
+	}
+	return -ELOOP;
+}
+
+int fs_rename(fs_vol *v, uint64_t odir, const char *oname, uint64_t ndir,
+	      const char *nname, unsigned flags)
+{
+	struct fs_inode *od = NULL, *nd = NULL, *src = NULL, *dst = NULL;
+	struct fs_dirent sde, dde;
+	struct fs_tx *tx = NULL;
+	bool have_dst, dst_last = false;
+	int ret;
+
+	if (strlen(nname) > FS_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!*nname || !strcmp(nname, ".") || !strcmp(nname, "..") ||
+	    !strcmp(oname, ".") || !strcmp(oname, ".."))
+		return -EINVAL;
+	/* directories in address order */
+	if (odir == ndir) {
+		ret = dir_begin(v, odir, &od);
+		nd = od;
+	} else if (odir < ndir) {
+		ret = dir_begin(v, odir, &od);
+		if (!ret)
+			ret = dir_begin(v, ndir, &nd);
+	} else {
+		ret = dir_begin(v, ndir, &nd);
+		if (!ret)
+			ret = dir_begin(v, odir, &od);
+	}
+	if (ret)
+		goto end;
+	ret = fs_dir_find(NULL, od, oname, &sde);
+	if (ret)
+		goto end;
+	have_dst = fs_dir_find(NULL, nd, nname, &dde) == 0;
+	if (have_dst && dde.fd == sde.fd)
+		goto end;   /* same file: nothing to do */
+	if (have_dst && (flags & FS_RENAME_NOREPLACE)) {
+		ret = -EEXIST;
+		goto end;
+	}
+	if (sde.type == FS_T_DIR && odir != ndir) {
+		ret = is_ancestor(v, sde.fd, ndir);
+		if (ret) {
+			ret = ret > 0 ? -EINVAL : ret;
+			goto end;
+		}
+	}
+	/* files: source, then target, lower address first */
+	{
+		uint64_t first = sde.fd, second = have_dst ? dde.fd : 0;
+		struct fs_inode **pf = &src, **ps = &dst;
+
+		if (second && second < first) {
+			uint64_t t = first;
+
+			first = second;
+			second = t;
+			pf = &dst;
+			ps = &src;
+		}
+		ret = fs_inode_get(v, first, pf);
+		if (!ret)
+			ret = fs_inode_lock(*pf, LK_EXCL, OP_LOCK_MS);
+		if (ret) {
+			fs_inode_put(*pf);
+			*pf = NULL;
+			goto end;
+		}
+		pthread_rwlock_wrlock(&(*pf)->rw);
+		if (second) {
+			ret = fs_inode_get(v, second, ps);
+			if (!ret)
+				ret = fs_inode_lock(*ps, LK_EXCL, 0);
+			if (ret) {
+				fs_inode_put(*ps);
+				*ps = NULL;
+				goto end;
+			}
+			pthread_rwlock_wrlock(&(*ps)->rw);
+		}
+	}
+	if (dst) {
+		if (dst->fd.type == FS_T_DIR) {
+			uint64_t n;
+
+			if (src->fd.type != FS_T_DIR) {
+				ret = -EISDIR;
+				goto end;
+			}
+			ret = fs_dir_count(NULL, dst, &n);
+			if (!ret && n)
+				ret = -ENOTEMPTY;
+			if (ret)
+				goto end;
+		} else if (src->fd.type == FS_T_DIR) {
+			ret = -ENOTDIR;
+			goto end;
+		}
+	}
+	ret = dir_prepare(nd);
+	if (ret)
+		goto end;
+	tx = fs_tx_begin(v);
+	if (!tx) {
+		ret = -ENOMEM;
+		goto end;
+	}
+	ret = fs_inode_tx(tx, od);
+	if (!ret && nd != od)
+		ret = fs_inode_tx(tx, nd);
+	if (!ret)
+		ret = fs_inode_tx(tx, src);
+	if (!ret && dst)
+		ret = fs_inode_tx(tx, dst);
+	if (!ret && dst) {
+		ret = fs_dir_remove(tx, nd, nname, &dde);
+		if (!ret) {
+			if (dst->fd.type == FS_T_DIR) {
+				dst->fd.nlink = 0;
+				nd->fd.nlink--;
+			} else {
+				dst->fd.nlink--;
+			}
+			dst->fd.ctime = fs_now_ns();
+			dst_last = dst->fd.nlink == 0;
+			ret = fs_fd_put(tx, &dst->fd);
+		}
+	}
+	if (!ret)
+		ret = fs_dir_remove(tx, od, oname, &sde);
+	if (!ret)
+		ret = fs_dir_maybe_split(tx, nd);
+	if (!ret)
+		ret = fs_dir_add(tx, nd, nname, sde.fd, sde.gen, sde.type);
+	if (ret)
+		goto abort;
+	if (src->fd.type == FS_T_DIR && od != nd) {
+		src->fd.parent = ndir;
+		od->fd.nlink--;
+		nd->fd.nlink++;
+	}
+	src->fd.ctime = od->fd.mtime = od->fd.ctime = fs_now_ns();
+	nd->fd.mtime = nd->fd.ctime = od->fd.mtime;
+	ret = fs_fd_put(tx, &src->fd);
+	if (!ret)
+		ret = fs_fd_put(tx, &od->fd);
+	if (!ret && nd != od)
+		ret = fs_fd_put(tx, &nd->fd);
+	if (ret)
+		goto abort;
+	ret = fs_tx_commit(tx);
+	tx = NULL;
+	if (ret) {
+		ino_reload(od);
+		ino_reload(nd);
+		ino_reload(src);
+		if (dst)
+			ino_reload(dst);
+		goto end;
+	}
+	if (dst_last && !dst->opens_rw && !dst->opens_ro) {
+		int r = delete_inode(dst);
+
+		if (r)
+			fs_log(v, "freeing replaced file %llx: %s (fsck reclaims it)",
+			       (unsigned long long)dst->addr, fs_strerror(r));
+	}
+	goto end;
+abort:
+	fs_tx_abort(tx);
+	ino_reload(od);
+	if (nd != od)
+		ino_reload(nd);
+	ino_reload(src);
+	if (dst)
+		ino_reload(dst);
+end:
+	if (dst)
+		ino_end(dst);
+	if (src)
+		ino_end(src);
+	if (nd && nd != od)
+		ino_end(nd);
+	if (od)
+		ino_end(od);
+	return ret;
+}
+
+int fs_readlink(fs_vol *v, uint64_t ino, char *buf, size_t len)
+{
+	struct fs_fd fd;
+	int ret = fs_fd_read(v, ino, &fd);
+
+	if (ret)
+		return ret;
+	if (fd.type != FS_T_SYMLINK)
+		return -EINVAL;
+	if (len == 0)
+		return -ERANGE;
+	if (fd.size >= len)
+		fd.size = len - 1;
+	memcpy(buf, fd.inline_data, fd.size);
+	buf[fd.size] = 0;
+	return (int)fd.size;
+}
+
+int fs_setattr(fs_vol *v, uint64_t addr, const struct fs_setattr *sa,
+	       struct fs_stat *st)
+{
+	struct fs_inode *ino;
+	struct fs_tx *tx;
+	int ret;
+
+	if (v->rdonly)
+		return -EROFS;
+	ret = fs_inode_get(v, addr, &ino);
+	if (ret)
+		return ret;
+	ret = fs_inode_lock(ino, LK_EXCL, OP_LOCK_MS);
+	if (ret)
+		goto put;
+	pthread_rwlock_wrlock(&ino->rw);
+	if (ino->fd.type == FS_T_FREE) {
+		ret = -ENOENT;
+		goto unlock;
+	}
+	if (sa->mask & FS_SET_SIZE) {
+		if (ino->fd.type != FS_T_FILE) {
+			ret = ino->fd.type == FS_T_DIR ? -EISDIR : -EINVAL;
+			goto unlock;
+		}
+		ret = fs_truncate_ino(ino, sa->size);
+		if (ret)
+			goto unlock;
+	}
+	tx = fs_tx_begin(v);
+	if (!tx) {
+		ret = -ENOMEM;
+		goto unlock;
+	}
+	if (sa->mask & FS_SET_MODE)
+		ino->fd.mode = (ino->fd.mode & ~07777u) | (sa->mode & 07777u);
+	if (sa->mask & FS_SET_UID)
+		ino->fd.uid = sa->uid;
+	if (sa->mask & FS_SET_GID)
+		ino->fd.gid = sa->gid;
+	if (sa->mask & FS_SET_ATIME)
+		ino->fd.atime = sa->atime;
+	if (sa->mask & FS_SET_MTIME)
+		ino->fd.mtime = sa->mtime;
+	ino->fd.ctime = fs_now_ns();
+	pthread_mutex_lock(&ino->m);
+	ino->fd_dirty = false;
+	pthread_mutex_unlock(&ino->m);
+	ret = fs_inode_tx(tx, ino);
+	if (!ret)
+		ret = fs_fd_put(tx, &ino->fd);
+	if (ret) {
+		fs_tx_abort(tx);
+		ino_reload(ino);
+	} else {
+		ret = fs_tx_commit(tx);
+	}
+unlock:
+	pthread_rwlock_unlock(&ino->rw);
+	fs_inode_unlock(ino);
+put:
+	fs_inode_put(ino);
+	if (!ret && st)
+		ret = fs_getattr(v, addr, st);
+	return ret;
+}
+
+struct rd_ctx {
+	fs_readdir_cb cb;
+	void *arg;
+};
+
+static int rd_one(void *arg, const struct fs_dirent *de)
+{
+	struct rd_ctx *c = arg;
+
+	return c->cb(c->arg, de->name, de->fd, de->type);
+}
+
+int fs_readdir(fs_vol *v, uint64_t dir, fs_readdir_cb cb, void *arg)
+{
+	struct rd_ctx c = { .cb = cb, .arg = arg };
+	struct fs_inode *d;
+	bool locked = false;
+	int ret;
+
+	ret = fs_inode_get(v, dir, &d);
+	if (ret)
+		return ret;
+	/* a consistent snapshot: shared lock, so no host splits a bucket
+	 * under us (read-only hosts read what is there) */
+	if (!v->rdonly) {
+		ret = fs_inode_lock(d, LK_SHARED, OP_LOCK_MS);
+		if (ret)
+			goto put;
+		locked = true;
+	}
+	pthread_rwlock_rdlock(&d->rw);
+	if (v->rdonly) {
+		ret = fs_fd_read(v, dir, &d->fd);
+		fs_bmap_forget(d);
+	}
+	if (!ret && d->fd.type != FS_T_DIR)
+		ret = -ENOTDIR;
+	if (!ret)
+		ret = fs_dir_iterate(d, rd_one, &c);
+	pthread_rwlock_unlock(&d->rw);
+	if (locked)
+		fs_inode_unlock(d);
+put:
+	fs_inode_put(d);
+	return ret;
+}

@@ -1,0 +1,287 @@
+/*
+ * test_fs_namei.c - the namespace: create, lookup, readdir, unlink, rmdir,
+ * rename, symlinks, setattr; a directory of 10,000 entries; two hosts.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fs/fs_int.h"
+#include "tests/unit/testutil.h"
+
+static char path[256];
+static fs_vol *va, *vb;
+static uint64_t root;
+
+static struct fs_mkfs_opts mk = {
+	.label = "ns", .max_hosts = 8, .hb_interval_ms = 250,
+	.hb_dead_ms = 2500, .force = true, .files = 16384,
+};
+
+static fs_vol *mount1(const char *host)
+{
+	struct fs_mount_opts mo = { .host = host };
+	const char *specs[1] = { path };
+	fs_vol *v = NULL;
+
+	assert_int_equal(fs_mount(specs, 1, &mo, &v), 0);
+	return v;
+}
+
+static int setup(void **state)
+{
+	const char *specs[1];
+
+	(void)state;
+	tu_make_file(path, sizeof(path), "fsns", 2ull << 30);
+	specs[0] = path;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	va = mount1("alpha");
+	vb = mount1("bravo");
+	root = fs_root(va);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fs_umount(va);
+	fs_umount(vb);
+	unlink(path);
+	return 0;
+}
+
+static uint64_t mk_(fs_vol *v, uint64_t dir, const char *name, uint8_t type)
+{
+	struct fs_create_args a = { .type = type, .mode = 0644, .target = "t" };
+	struct fs_stat st;
+	int ret = fs_create(v, dir, name, &a, &st);
+
+	if (ret)
+		fail_msg("create %s: %s", name, fs_strerror(ret));
+	return st.ino;
+}
+
+struct names {
+	char **n;
+	size_t count;
+};
+
+static int collect(void *arg, const char *name, uint64_t ino, uint8_t type)
+{
+	struct names *c = arg;
+
+	(void)ino;
+	(void)type;
+	c->n = realloc(c->n, (c->count + 1) * sizeof(char *));
+	c->n[c->count++] = strdup(name);
+	return 0;
+}
+
+static size_t count_dir(fs_vol *v, uint64_t dir)
+{
+	struct names c = { 0 };
+
+	assert_int_equal(fs_readdir(v, dir, collect, &c), 0);
+	for (size_t i = 0; i < c.count; i++)
+		free(c.n[i]);
+	free(c.n);
+	return c.count;
+}
+
+static void test_basic(void **state)
+{
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0600, .uid = 7 };
+	struct fs_stat st, rs;
+	char buf[64];
+	uint64_t d, f;
+
+	(void)state;
+	f = mk_(va, root, "file1", FS_TYPE_FILE);
+	d = mk_(va, root, "dir1", FS_TYPE_DIR);
+	assert_int_equal(fs_create(va, root, "file1", &a, &st), -EEXIST);
+	assert_int_equal(fs_lookup(va, root, "file1", &st), 0);
+	assert_true(st.ino == f);
+	assert_int_equal(st.type, FS_TYPE_FILE);
+	assert_int_equal(fs_lookup(vb, root, "dir1", &st), 0);   /* other host */
+	assert_true(st.ino == d);
+	assert_int_equal(st.nlink, 2);
+	assert_true(S_ISDIR(st.mode));
+	assert_int_equal(fs_getattr(va, root, &rs), 0);
+	assert_int_equal(rs.nlink, 3);
+	assert_int_equal(fs_lookup(va, root, "nope", &st), -ENOENT);
+	/* symlink */
+	a.type = FS_TYPE_SYMLINK;
+	a.target = "../some/where";
+	assert_int_equal(fs_create(va, d, "link", &a, &st), 0);
+	assert_int_equal(fs_readlink(vb, st.ino, buf, sizeof(buf)), 13);
+	assert_string_equal(buf, "../some/where");
+	assert_true(S_ISLNK(st.mode));
+	/* rmdir of a non-empty directory */
+	assert_int_equal(fs_rmdir(va, root, "dir1"), -ENOTEMPTY);
+	assert_int_equal(fs_unlink(va, root, "dir1"), -EISDIR);
+	assert_int_equal(fs_rmdir(va, root, "file1"), -ENOTDIR);
+	assert_int_equal(fs_unlink(vb, d, "link"), 0);
+	assert_int_equal(fs_rmdir(vb, root, "dir1"), 0);
+	assert_int_equal(fs_lookup(va, root, "dir1", &st), -ENOENT);
+	assert_int_equal(fs_getattr(va, root, &rs), 0);
+	assert_int_equal(rs.nlink, 2);
+	/* setattr */
+	{
+		struct fs_setattr sa = { .mask = FS_SET_MODE | FS_SET_UID |
+					 FS_SET_MTIME, .mode = 0755, .uid = 42,
+					 .mtime = 123456789 };
+
+		assert_int_equal(fs_setattr(vb, f, &sa, &st), 0);
+		assert_int_equal(st.mode & 07777, 0755);
+		assert_int_equal(st.uid, 42);
+		assert_true(st.mtime == 123456789);
+		assert_int_equal(fs_getattr(va, f, &st), 0);
+		assert_int_equal(st.uid, 42);
+	}
+	assert_int_equal(fs_unlink(va, root, "file1"), 0);
+	assert_int_equal(fs_getattr(va, f, &st), -ENOENT);
+	assert_int_equal(fs_create(va, root, "", &a, &st), -EINVAL);
+	memset(buf, 'x', sizeof(buf) - 1);
+	buf[sizeof(buf) - 1] = 0;
+	{
+		char longname[300];
+
+		memset(longname, 'y', 299);
+		longname[299] = 0;
+		assert_int_equal(fs_create(va, root, longname, &a, &st),
+				 -ENAMETOOLONG);
+	}
+}
+
+static void test_rename(void **state)
+{
+	struct fs_stat st;
+	uint64_t d1, d2, sub, f1, f2;
+
+	(void)state;
+	d1 = mk_(va, root, "r1", FS_TYPE_DIR);
+	d2 = mk_(va, root, "r2", FS_TYPE_DIR);
+	sub = mk_(va, d1, "sub", FS_TYPE_DIR);
+	f1 = mk_(va, d1, "a", FS_TYPE_FILE);
+	f2 = mk_(va, d2, "b", FS_TYPE_FILE);
+	assert_int_equal(fs_rename(va, d1, "a", d1, "a2", 0), 0);
+	assert_int_equal(fs_lookup(va, d1, "a", &st), -ENOENT);
+	assert_int_equal(fs_lookup(va, d1, "a2", &st), 0);
+	assert_true(st.ino == f1);
+	/* across directories, replacing a file (its last link goes) */
+	assert_int_equal(fs_rename(vb, d1, "a2", d2, "b", FS_RENAME_NOREPLACE),
+			 -EEXIST);
+	assert_int_equal(fs_rename(vb, d1, "a2", d2, "b", 0), 0);
+	assert_int_equal(fs_lookup(va, d2, "b", &st), 0);
+	assert_true(st.ino == f1);
+	assert_int_equal(fs_getattr(va, f2, &st), -ENOENT);
+	/* a directory into its own subtree */
+	assert_int_equal(fs_rename(va, root, "r1", sub, "x", 0), -EINVAL);
+	/* a directory moves: link counts follow */
+	assert_int_equal(fs_rename(va, d1, "sub", d2, "sub", 0), 0);
+	assert_int_equal(fs_getattr(va, d1, &st), 0);
+	assert_int_equal(st.nlink, 2);
+	assert_int_equal(fs_getattr(va, d2, &st), 0);
+	assert_int_equal(st.nlink, 3);
+	/* a file over a directory, a directory over a non-empty one */
+	mk_(va, d1, "f", FS_TYPE_FILE);
+	assert_int_equal(fs_rename(va, d1, "f", d2, "sub", 0), -EISDIR);
+	mk_(va, sub, "inside", FS_TYPE_FILE);
+	mk_(va, d1, "dd", FS_TYPE_DIR);
+	assert_int_equal(fs_rename(va, d1, "dd", d2, "sub", 0), -ENOTEMPTY);
+}
+
+/* 10,000 entries: every one is found, listed once, and removable. */
+static void test_big_dir(void **state)
+{
+	/* sanitizer runs are 5-20x slower: they check the same code on fewer */
+	const char *small = getenv("VMFS_TEST_SMALL");
+	const int N = small && *small ? 2000 : 10000;
+	struct fs_stat st;
+	struct timespec t0, t1;
+	char name[64];
+	uint64_t d;
+	double secs;
+
+	(void)state;
+	d = mk_(va, root, "big", FS_TYPE_DIR);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "vm-%05d.vmdk", i);
+		mk_(va, d, name, FS_TYPE_FILE);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	print_message("%d creates in %.1f s (%.0f/s)\n", N, secs, N / secs);
+	assert_int_equal(count_dir(vb, d), N);
+	for (int i = 0; i < N; i += 7) {
+		snprintf(name, sizeof(name), "vm-%05d.vmdk", i);
+		assert_int_equal(fs_lookup(vb, d, name, &st), 0);
+	}
+	for (int i = 0; i < N; i += 2) {
+		snprintf(name, sizeof(name), "vm-%05d.vmdk", i);
+		assert_int_equal(fs_unlink(vb, d, name), 0);
+	}
+	assert_int_equal(count_dir(va, d), N / 2);
+	snprintf(name, sizeof(name), "vm-%05d.vmdk", 2);
+	assert_int_equal(fs_lookup(va, d, name, &st), -ENOENT);
+	snprintf(name, sizeof(name), "vm-%05d.vmdk", 3);
+	assert_int_equal(fs_lookup(va, d, name, &st), 0);
+}
+
+/* A file open read-write on one host cannot be removed by another. */
+static void test_unlink_busy(void **state)
+{
+	uint64_t f = mk_(va, root, "busy", FS_TYPE_FILE);
+	fs_file *fh;
+
+	(void)state;
+	assert_int_equal(fs_open(va, f, FS_O_RDWR, &fh), 0);
+	assert_int_equal(fs_unlink(vb, root, "busy"), -EBUSY);
+	assert_int_equal(fs_close(fh), 0);
+	assert_int_equal(fs_unlink(vb, root, "busy"), 0);
+}
+
+/* Deleting a big file gives its blocks back. */
+static void test_space_back(void **state)
+{
+	uint64_t fr0[FS_R_TYPES], fr1[FS_R_TYPES], tot[FS_R_TYPES];
+	unsigned char *b = calloc(1, 1 << 20);
+	uint64_t f;
+	fs_file *fh;
+
+	(void)state;
+	assert_int_equal(fs_count(va, fr0, tot), 0);
+	f = mk_(va, root, "big.img", FS_TYPE_FILE);
+	assert_int_equal(fs_open(va, f, FS_O_RDWR, &fh), 0);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(fs_pwrite(fh, b, 1 << 20, (uint64_t)i << 22),
+				 1 << 20);
+	assert_int_equal(fs_close(fh), 0);
+	assert_int_equal(fs_unlink(vb, root, "big.img"), 0);
+	assert_int_equal(fs_count(va, fr1, tot), 0);
+	assert_memory_equal(fr1, fr0, sizeof(fr0));
+	free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_rename),
+		cmocka_unit_test(test_big_dir),
+		cmocka_unit_test(test_unlink_busy),
+		cmocka_unit_test(test_space_back),
+	};
+
+	return cmocka_run_group_tests_name("fs_namei", tests, setup, teardown);
+}
