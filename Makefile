@@ -74,6 +74,8 @@ SYS_LIBS := $(MP_LIBS)
 # tools/<name>.c -> bin/<name>
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOLS := $(TOOL_SRCS:tools/%.c=$(BIN)/%)
+MKFS_SRCS := $(wildcard mkfs/*.c)
+TOOLS += $(MKFS_SRCS:mkfs/%.c=$(BIN)/%)
 
 # ---- tests and benchmarks ------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -108,6 +110,10 @@ $(LIBFS): $(FS_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BIN)/%: $(O)/tools/%.o $(LIBS_ALL)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
+
+$(BIN)/%: $(O)/mkfs/%.o $(LIBS_ALL)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
 

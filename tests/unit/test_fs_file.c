@@ -210,16 +210,24 @@ static void test_open_lock(void **state)
 
 static void test_enospc(void **state)
 {
-	uint64_t ino = new_file(va);
 	unsigned char *b = malloc(1 << 20);
 	struct fs_vol_info in;
-	uint64_t off = 0;
+	char small[256];
+	const char *specs[1] = { small };
+	struct fs_mount_opts mo = { .host = "full" };
+	uint64_t off = 0, ino;
 	ssize_t n = 0;
+	fs_vol *vs;
 	fs_file *f;
 
 	(void)state;
-	assert_int_equal(fs_vol_info(va, &in), 0);
-	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	/* a small volume of its own, to fill quickly */
+	tu_make_file(small, sizeof(small), "fsfull", 160ull << 20);
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	assert_int_equal(fs_mount(specs, 1, &mo, &vs), 0);
+	ino = new_file(vs);
+	assert_int_equal(fs_vol_info(vs, &in), 0);
+	assert_int_equal(fs_open(vs, ino, FS_O_RDWR, &f), 0);
 	tu_fill(b, 1 << 20, 40);
 	for (;;) {
 		n = fs_pwrite(f, b, 1 << 20, off);
@@ -234,6 +242,8 @@ static void test_enospc(void **state)
 	check_pattern(f, off - (1 << 20), 1 << 20, 40);
 	assert_int_equal(fs_ftruncate(f, 0), 0);
 	assert_int_equal(fs_close(f), 0);
+	fs_umount(vs);
+	unlink(small);
 	free(b);
 }
 
