@@ -163,6 +163,9 @@ int lk_lock_open(lk_volume *v, uint64_t off, lk_lock **out);
 int lk_lock_open_on(lk_volume *v, mp_lun *lun, uint64_t off, lk_lock **out);
 /* Release if held, free the handle. */
 void lk_lock_close(lk_lock *l);
+/* Free the handle but leave a hold on disk (after a failure that must keep
+ * other hosts out until this host is recovered). */
+void lk_lock_close_keep(lk_lock *l);
 
 /*
  * Take the lock in mode.  Waits while live hosts hold it in a conflicting

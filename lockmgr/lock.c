@@ -255,14 +255,14 @@ int lk_lock_open_on(lk_volume *v, mp_lun *lun, uint64_t off, lk_lock **out)
 	return 0;
 }
 
-void lk_lock_close(lk_lock *l)
+static void lock_close(lk_lock *l, bool release)
 {
 	lk_volume *v;
 
 	if (!l)
 		return;
 	v = l->v;
-	if (l->held != LK_FREE)
+	if (release && l->held != LK_FREE)
 		lk_release(l);
 	pthread_mutex_lock(&v->lock);
 	for (lk_lock **pp = &v->locks; *pp; pp = &(*pp)->next) {
@@ -273,6 +273,16 @@ void lk_lock_close(lk_lock *l)
 	}
 	pthread_mutex_unlock(&v->lock);
 	free(l);
+}
+
+void lk_lock_close(lk_lock *l)
+{
+	lock_close(l, true);
+}
+
+void lk_lock_close_keep(lk_lock *l)
+{
+	lock_close(l, false);
 }
 
 void lk_locks_lost(lk_volume *v)
