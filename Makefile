@@ -42,7 +42,7 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 
-PKGS := liburing libiscsi cmocka
+PKGS := liburing libiscsi cmocka fuse3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) $(SANFLAGS) \
@@ -76,6 +76,7 @@ TOOL_SRCS := $(wildcard tools/*.c)
 TOOLS := $(TOOL_SRCS:tools/%.c=$(BIN)/%)
 MKFS_SRCS := $(wildcard mkfs/*.c)
 TOOLS += $(MKFS_SRCS:mkfs/%.c=$(BIN)/%)
+TOOLS += $(BIN)/vmfsd
 
 # ---- tests and benchmarks ------------------------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -112,6 +113,10 @@ $(LIBFS): $(FS_OBJS)
 $(BIN)/%: $(O)/tools/%.o $(LIBS_ALL)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
+
+$(BIN)/vmfsd: $(O)/vmfsd/vmfsd.o $(LIBS_ALL)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS) -lfuse3
 
 $(BIN)/%: $(O)/mkfs/%.o $(LIBS_ALL)
 	@mkdir -p $(dir $@)

@@ -1,0 +1,595 @@
+/*
+ * vmfsd - one host of a volume: joins it (a heartbeat slot) and serves its
+ * namespace through FUSE.
+ *
+ *   vmfsd --host NAME --mount DIR [--read-only] [--daemon] DEVICE...
+ *
+ * Coherence between hosts: entry, attribute and negative timeouts are 0
+ * (every lookup and stat asks the volume), and regular files are opened
+ * with direct_io (no page cache on any host), so what one host wrote and
+ * fsync'd is what every other host reads next.
+ *
+ * On SIGTERM or SIGINT: unmount, commit, release every lock and the
+ * heartbeat slot.
+ */
+#define FUSE_USE_VERSION 35
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+
+static fs_vol *vol;
+static uint64_t root_addr;
+
+static uint64_t to_fs(fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? root_addr : (uint64_t)ino;
+}
+
+static fuse_ino_t to_fuse(uint64_t a)
+{
+	return a == root_addr ? FUSE_ROOT_ID : (fuse_ino_t)a;
+}
+
+static int err(int ret)
+{
+	/* FUSE wants a positive errno; private codes map to the nearest */
+	if (ret >= 0)
+		return 0;
+	ret = -ret;
+	if (ret > 1000) {
+		fprintf(stderr, "vmfsd: %s\n", fs_strerror(-ret));
+		if (ret == FS_E_CHECKSUM || ret == FS_E_CORRUPT || ret == FS_E_BADMAGIC)
+			return EIO;
+		if (ret == LK_E_FENCED || ret == LK_E_LOST || ret == MP_E_FENCED)
+			return EIO;
+		if (ret == MP_E_RESCONFLICT)
+			return EBUSY;
+		return EIO;
+	}
+	return ret;
+}
+
+static void fill_stat(const struct fs_stat *s, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = to_fuse(s->ino);
+	st->st_mode = s->mode;
+	st->st_nlink = s->nlink;
+	st->st_uid = s->uid;
+	st->st_gid = s->gid;
+	st->st_size = (off_t)s->size;
+	st->st_blocks = (blkcnt_t)((s->alloc + 511) / 512);
+	st->st_blksize = 1 << 20;
+	st->st_atim.tv_sec = (time_t)(s->atime / 1000000000ull);
+	st->st_atim.tv_nsec = (long)(s->atime % 1000000000ull);
+	st->st_mtim.tv_sec = (time_t)(s->mtime / 1000000000ull);
+	st->st_mtim.tv_nsec = (long)(s->mtime % 1000000000ull);
+	st->st_ctim.tv_sec = (time_t)(s->ctime / 1000000000ull);
+	st->st_ctim.tv_nsec = (long)(s->ctime % 1000000000ull);
+}
+
+static void reply_entry(fuse_req_t req, const struct fs_stat *s)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = to_fuse(s->ino);
+	e.generation = s->gen;
+	fill_stat(s, &e.attr);
+	e.attr_timeout = 0;
+	e.entry_timeout = 0;
+	fuse_reply_entry(req, &e);
+}
+
+static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_stat s;
+	int ret = fs_lookup(vol, to_fs(parent), name, &s);
+
+	if (ret)
+		fuse_reply_err(req, err(ret));
+	else
+		reply_entry(req, &s);
+}
+
+static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_stat s;
+	struct stat st;
+	int ret;
+
+	if (fi && fi->fh)
+		ret = fs_fstat((fs_file *)(uintptr_t)fi->fh, &s);
+	else
+		ret = fs_getattr(vol, to_fs(ino), &s);
+	if (ret) {
+		fuse_reply_err(req, err(ret));
+		return;
+	}
+	fill_stat(&s, &st);
+	fuse_reply_attr(req, &st, 0);
+}
+
+static uint64_t ts_ns(const struct timespec *t)
+{
+	return (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
+}
+
+static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct fs_setattr sa = { 0 };
+	struct fs_stat s;
+	struct stat st;
+	struct timespec now;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (to_set & FUSE_SET_ATTR_SIZE && fi && fi->fh) {
+		ret = fs_ftruncate((fs_file *)(uintptr_t)fi->fh, (uint64_t)attr->st_size);
+		to_set &= ~FUSE_SET_ATTR_SIZE;
+	}
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		sa.mask |= FS_SET_MODE;
+		sa.mode = attr->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		sa.mask |= FS_SET_UID;
+		sa.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		sa.mask |= FS_SET_GID;
+		sa.gid = attr->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		sa.mask |= FS_SET_SIZE;
+		sa.size = (uint64_t)attr->st_size;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		sa.mask |= FS_SET_ATIME;
+		sa.atime = to_set & FUSE_SET_ATTR_ATIME_NOW ? ts_ns(&now) :
+			   ts_ns(&attr->st_atim);
+	}
+	if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+		sa.mask |= FS_SET_MTIME;
+		sa.mtime = to_set & FUSE_SET_ATTR_MTIME_NOW ? ts_ns(&now) :
+			   ts_ns(&attr->st_mtim);
+	}
+	if (!ret && sa.mask) {
+		/* an open file's lock is ours: go through the handle's inode */
+		ret = fs_setattr(vol, to_fs(ino), &sa, &s);
+	}
+	if (!ret)
+		ret = fi && fi->fh ? fs_fstat((fs_file *)(uintptr_t)fi->fh, &s) :
+				     fs_getattr(vol, to_fs(ino), &s);
+	if (ret) {
+		fuse_reply_err(req, err(ret));
+		return;
+	}
+	fill_stat(&s, &st);
+	fuse_reply_attr(req, &st, 0);
+}
+
+static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
+			  uint8_t type, mode_t mode, const char *target)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fs_create_args a = { .type = type, .mode = mode,
+				    .uid = ctx->uid, .gid = ctx->gid,
+				    .target = target };
+	struct fs_stat s;
+	int ret = fs_create(vol, to_fs(parent), name, &a, &s);
+
+	if (ret)
+		fuse_reply_err(req, err(ret));
+	else
+		reply_entry(req, &s);
+}
+
+static void vd_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	create_common(req, parent, name, FS_TYPE_DIR, mode, NULL);
+}
+
+static void vd_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)rdev;
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	create_common(req, parent, name, FS_TYPE_FILE, mode, NULL);
+}
+
+static void vd_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	create_common(req, parent, name, FS_TYPE_SYMLINK, 0777, link);
+}
+
+static void vd_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[1100];
+	int ret = fs_readlink(vol, to_fs(ino), buf, sizeof(buf));
+
+	if (ret < 0)
+		fuse_reply_err(req, err(ret));
+	else
+		fuse_reply_readlink(req, buf);
+}
+
+static void vd_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, err(fs_unlink(vol, to_fs(parent), name)));
+}
+
+static void vd_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, err(fs_rmdir(vol, to_fs(parent), name)));
+}
+
+static void vd_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned flags)
+{
+	unsigned f = 0;
+
+	if (flags & ~RENAME_NOREPLACE) {
+		fuse_reply_err(req, EINVAL);   /* RENAME_EXCHANGE, WHITEOUT */
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		f |= FS_RENAME_NOREPLACE;
+	fuse_reply_err(req, err(fs_rename(vol, to_fs(parent), name,
+					  to_fs(newparent), newname, f)));
+}
+
+static int open_common(fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int acc = fi->flags & O_ACCMODE;
+	fs_file *f;
+	int ret = fs_open(vol, to_fs(ino), acc == O_RDONLY ? FS_O_RDONLY :
+			  FS_O_RDWR, &f);
+
+	if (ret)
+		return ret;
+	if (fi->flags & O_TRUNC && acc != O_RDONLY) {
+		ret = fs_ftruncate(f, 0);
+		if (ret) {
+			fs_close(f);
+			return ret;
+		}
+	}
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->direct_io = 1;    /* no page cache: coherent between hosts */
+	fi->keep_cache = 0;
+	return 0;
+}
+
+static void vd_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int ret = open_common(ino, fi);
+
+	if (ret)
+		fuse_reply_err(req, err(ret));
+	else
+		fuse_reply_open(req, fi);
+}
+
+static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = mode,
+				    .uid = ctx->uid, .gid = ctx->gid };
+	struct fuse_entry_param e;
+	struct fs_stat s;
+	int ret = fs_create(vol, to_fs(parent), name, &a, &s);
+
+	if (ret == -EEXIST && !(fi->flags & O_EXCL))
+		ret = fs_lookup(vol, to_fs(parent), name, &s);
+	if (!ret)
+		ret = open_common(to_fuse(s.ino), fi);
+	if (ret) {
+		fuse_reply_err(req, err(ret));
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = to_fuse(s.ino);
+	e.generation = s.gen;
+	fill_stat(&s, &e.attr);
+	fuse_reply_create(req, &e, fi);
+}
+
+static void vd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	void *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	(void)ino;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = fs_pread((fs_file *)(uintptr_t)fi->fh, buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, err((int)n));
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void vd_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n = fs_pwrite((fs_file *)(uintptr_t)fi->fh, buf, size,
+			      (uint64_t)off);
+
+	(void)ino;
+	if (n < 0)
+		fuse_reply_err(req, err((int)n));
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void vd_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void vd_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fuse_reply_err(req, err(fs_close((fs_file *)(uintptr_t)fi->fh)));
+}
+
+static void vd_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	fuse_reply_err(req, err(fs_fsync((fs_file *)(uintptr_t)fi->fh)));
+}
+
+/* Directory listings: a snapshot taken at opendir. */
+struct dirbuf {
+	char *p;
+	size_t len, cap;
+	fuse_req_t req;
+	int err;
+};
+
+static void dir_add(struct dirbuf *b, const char *name, fuse_ino_t ino,
+		    mode_t type)
+{
+	struct stat st = { .st_ino = ino, .st_mode = type };
+	size_t need = fuse_add_direntry(b->req, NULL, 0, name, NULL, 0);
+
+	if (b->len + need > b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 65536;
+		char *np;
+
+		while (ncap < b->len + need)
+			ncap *= 2;
+		np = realloc(b->p, ncap);
+		if (!np) {
+			b->err = ENOMEM;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	fuse_add_direntry(b->req, b->p + b->len, need, name, &st,
+			  (off_t)(b->len + need));
+	b->len += need;
+}
+
+static int dir_cb(void *arg, const char *name, uint64_t ino, uint8_t type)
+{
+	struct dirbuf *b = arg;
+
+	dir_add(b, name, to_fuse(ino), type == FS_TYPE_DIR ? S_IFDIR :
+		type == FS_TYPE_SYMLINK ? S_IFLNK : S_IFREG);
+	return b->err ? -ENOMEM : 0;
+}
+
+static void vd_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct dirbuf *b = calloc(1, sizeof(*b));
+	int ret;
+
+	if (!b) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	b->req = req;
+	dir_add(b, ".", ino, S_IFDIR);
+	dir_add(b, "..", ino, S_IFDIR);
+	ret = fs_readdir(vol, to_fs(ino), dir_cb, b);
+	if (ret || b->err) {
+		int e = ret ? err(ret) : b->err;
+
+		free(b->p);
+		free(b);
+		fuse_reply_err(req, e);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)b;
+	fuse_reply_open(req, fi);
+}
+
+static void vd_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if ((size_t)off >= b->len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	/* entries end at their offsets; hand out whole ones */
+	{
+		size_t end = (size_t)off + size < b->len ? (size_t)off + size : b->len;
+
+		fuse_reply_buf(req, b->p + off, end - (size_t)off);
+	}
+}
+
+static void vd_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct dirbuf *b = (struct dirbuf *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	free(b->p);
+	free(b);
+	fuse_reply_err(req, 0);
+}
+
+static void vd_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_vol_info in;
+	struct statvfs sv;
+	int ret = fs_vol_info(vol, &in);
+
+	(void)ino;
+	if (ret) {
+		fuse_reply_err(req, err(ret));
+		return;
+	}
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = in.block_size;
+	sv.f_frsize = in.block_size;
+	sv.f_blocks = in.capacity / in.block_size;
+	sv.f_bfree = in.free / in.block_size;
+	sv.f_bavail = sv.f_bfree;
+	sv.f_files = in.files;
+	sv.f_ffree = in.files_free;
+	sv.f_favail = in.files_free;
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.lookup = vd_lookup,
+	.getattr = vd_getattr,
+	.setattr = vd_setattr,
+	.readlink = vd_readlink,
+	.mknod = vd_mknod,
+	.mkdir = vd_mkdir,
+	.unlink = vd_unlink,
+	.rmdir = vd_rmdir,
+	.symlink = vd_symlink,
+	.rename = vd_rename,
+	.open = vd_open,
+	.read = vd_read,
+	.write = vd_write,
+	.flush = vd_flush,
+	.release = vd_release,
+	.fsync = vd_fsync,
+	.opendir = vd_opendir,
+	.readdir = vd_readdir,
+	.releasedir = vd_releasedir,
+	.statfs = vd_statfs,
+	.create = vd_create,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vmfsd --host NAME --mount DIR [--read-only] [--daemon] "
+		   "DEVICE...\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'n' },
+		{ "mount", required_argument, NULL, 'm' },
+		{ "read-only", no_argument, NULL, 'r' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "debug", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct fs_mount_opts mo = { 0 };
+	const char *mnt = NULL;
+	bool daemonize = false, debug = false;
+	char *fargv[8];
+	int fargc = 0, c, ret = 1;
+	struct fuse_args fa;
+	struct fuse_session *se;
+	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': mo.host = optarg; break;
+		case 'm': mnt = optarg; break;
+		case 'r': mo.read_only = true; break;
+		case 'd': daemonize = true; break;
+		case 'D': debug = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!mo.host || !mnt || optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	ret = fs_mount((const char *const *)argv + optind,
+		       (unsigned)(argc - optind), &mo, &vol);
+	if (ret) {
+		fprintf(stderr, "vmfsd: mounting the volume: %s\n", fs_strerror(ret));
+		return 1;
+	}
+	root_addr = fs_root(vol);
+	fargv[fargc++] = argv[0];
+	fargv[fargc++] = "-o";
+	fargv[fargc++] = mo.read_only ?
+		"fsname=vmfs,subtype=vmfs,default_permissions,allow_other,ro" :
+		"fsname=vmfs,subtype=vmfs,default_permissions,allow_other";
+	if (debug)
+		fargv[fargc++] = "-d";
+	fa = (struct fuse_args)FUSE_ARGS_INIT(fargc, fargv);
+	se = fuse_session_new(&fa, &ops, sizeof(ops), NULL);
+	if (!se) {
+		fprintf(stderr, "vmfsd: cannot create the FUSE session\n");
+		goto umount_vol;
+	}
+	if (fuse_set_signal_handlers(se)) {
+		fprintf(stderr, "vmfsd: cannot set signal handlers\n");
+		goto destroy;
+	}
+	if (fuse_session_mount(se, mnt)) {
+		fprintf(stderr, "vmfsd: cannot mount on %s\n", mnt);
+		goto remove_handlers;
+	}
+	fprintf(stderr, "vmfsd: host '%s' serving the volume on %s\n", mo.host, mnt);
+	if (daemonize && fuse_daemonize(0)) {
+		fprintf(stderr, "vmfsd: cannot become a daemon\n");
+		goto unmount;
+	}
+	ret = fuse_session_loop_mt(se, &lc) ? 1 : 0;
+unmount:
+	fuse_session_unmount(se);
+remove_handlers:
+	fuse_remove_signal_handlers(se);
+destroy:
+	fuse_session_destroy(se);
+umount_vol:
+	fs_umount(vol);
+	fprintf(stderr, "vmfsd: host '%s' left the volume\n", mo.host);
+	return ret;
+}
