@@ -1,7 +1,7 @@
 #!/bin/bash
 # make demo: the product on its embedded default, sparse files as LUNs.
-# It grows with each capability; today: the device layer and the on-disk
-# lock manager with two hosts (two processes) sharing one LUN.
+# It grows with each capability; today: the device layer, the on-disk lock
+# manager, and a spanned datastore of two LUNs served by two hosts.
 set -eu
 cd "$(dirname "$0")/.."
 B=build/default
@@ -11,6 +11,9 @@ mkdir -p "$D"
 PIDS=()
 cleanup() {
 	set +e
+	for m in "$D/esx-a" "$D/esx-b"; do
+		mountpoint -q "$m" 2>/dev/null && fusermount3 -uz "$m"
+	done
 	[ -z "${TGT_PID:-}" ] || tgt_stop
 	for p in "${PIDS[@]}"; do
 		kill -KILL "$p" 2>/dev/null || true
@@ -58,6 +61,41 @@ $B/tests/helpers/lk_host grab "$D/lun1.img" esx-b excl 20000 100 0 2>&1 |
 	grep -E "RECOVER|ACQ|recover" || true
 echo "lock taken $(( ($(date +%s%N) - t0) / 1000000 )) ms after the kill (dead timeout 4000 ms)"
 run bin/vmfs-lk slots "$D/lun1.img"
+
+step "A datastore spanning two LUNs, mounted by two hosts"
+truncate -s 2G "$D/ds0.img" "$D/ds1.img"
+run bin/mkfs.vmfs -L datastore1 -H 16 --hb-interval 500 --hb-timeout 5000 "$D/ds0.img" "$D/ds1.img"
+mkdir -p "$D/esx-a" "$D/esx-b"
+bin/vmfsd --host esx-a --mount "$D/esx-a" "$D/ds0.img" "$D/ds1.img" 2>"$D/vmfsd-a.log" &
+PIDS+=($!)
+VA=$!
+# the second host names the devices in another order: extents are found by
+# their headers
+bin/vmfsd --host esx-b --mount "$D/esx-b" "$D/ds1.img" "$D/ds0.img" 2>"$D/vmfsd-b.log" &
+PIDS+=($!)
+VB=$!
+for _ in $(seq 50); do
+	mountpoint -q "$D/esx-a" && mountpoint -q "$D/esx-b" && break
+	sleep 0.1
+done
+echo "esx-a writes a 64 MiB disk image into a VM folder:"
+mkdir "$D/esx-a/vm01"
+head -c 64M /dev/urandom >"$D/seed.bin"
+run cp "$D/seed.bin" "$D/esx-a/vm01/vm01-flat.vmdk"
+echo "esx-b reads it back:"
+run ls -l "$D/esx-b/vm01"
+echo "  sha256 written on esx-a: $(sha256sum <"$D/seed.bin" | cut -c1-16)..."
+echo "  sha256 read on esx-b:    $(sha256sum <"$D/esx-b/vm01/vm01-flat.vmdk" | cut -c1-16)..."
+run df -h "$D/esx-b"
+run bin/vmfs-lk slots "$D/ds0.img" --region 1M --watch 1200
+echo "esx-a holds the disk open for writing; esx-b may not remove it:"
+exec 7<>"$D/esx-a/vm01/vm01-flat.vmdk"
+rm "$D/esx-b/vm01/vm01-flat.vmdk" 2>&1 | sed 's/^/  /' || true
+grep "locked by" "$D/vmfsd-b.log" | tail -n 1 | sed 's/^/  esx-b log: /'
+exec 7>&-
+kill -TERM "$VA" "$VB"
+wait "$VA" "$VB" 2>/dev/null || true
+echo "both hosts left the volume (SIGTERM: locks and heartbeat slots released)"
 
 step "An iSCSI LUN served by tgtd on loopback"
 if command -v tgtd >/dev/null; then
