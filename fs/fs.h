@@ -55,6 +55,8 @@ struct fs_mount_opts {
 	const char *host;           /* host name shown to other hosts */
 	const uint8_t *host_uuid;   /* NULL = derived from host name + random */
 	bool read_only;             /* never write, no heartbeat */
+	bool offline;               /* no heartbeat, no locks, but writes (fsck
+				     * -y on a volume no host has mounted) */
 	unsigned hb_interval_ms;    /* 0 = the volume's */
 	unsigned hb_dead_ms;        /* informational: the volume's is used */
 	lk_event_fn event;          /* lock manager events (fenced, lost) */
@@ -87,6 +89,26 @@ struct fs_vol_info {
 	char extent_spec[32][256];
 };
 int fs_vol_info(fs_vol *v, struct fs_vol_info *info);
+
+/* ---- checking ------------------------------------------------------------ */
+
+struct fs_check_opts {
+	bool repair;                /* fix what can be fixed (fsck -y) */
+	unsigned watch_ms;          /* how long to watch for live hosts;
+				     * 0 = two heartbeat intervals */
+};
+struct fs_check_result {
+	unsigned errors;            /* problems found */
+	unsigned fixed;             /* of which repaired */
+};
+/*
+ * Check a volume no host has mounted (-EBUSY if a heartbeat still beats):
+ * journals of hosts that did not leave cleanly, the namespace, every
+ * checksum on the way, blocks referenced twice, link counts, cluster
+ * bitmaps against references, stale locks.  Findings go to stdout.
+ */
+int fs_check(const char *const *specs, unsigned n,
+	     const struct fs_check_opts *o, struct fs_check_result *res);
 
 /* The lock manager volume (for tools and tests). */
 lk_volume *fs_lk(fs_vol *v);

@@ -104,8 +104,10 @@ struct fs_tx;
 /* Open the journal of our slot (after join): new sequence numbers. */
 int fs_journal_open(struct fs_vol *v);
 void fs_journal_close(struct fs_vol *v);
-/* Replay the journal of `slot` (a dead host's, or any for fsck). */
-int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied);
+/* Replay the journal of `slot` (a dead host's, or any for fsck); with dry,
+ * only count what would be replayed. */
+int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
+		      bool dry);
 
 struct fs_tx *fs_tx_begin(struct fs_vol *v);
 /* Record a lock (its record on extent ext) the transaction depends on. */

@@ -398,7 +398,8 @@ static int lock_version_matches(struct fs_vol *v, const struct fs_jlock *l,
 	return ret;
 }
 
-int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied)
+int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
+		      bool dry)
 {
 	uint64_t base = jbase(v, slot);
 	unsigned char *b = fs_balloc(FS_BLOCK), *data = NULL;
@@ -457,7 +458,7 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied)
 				goto out;
 			all = m;
 		}
-		if (all) {
+		if (all && !dry) {
 			for (unsigned i = 0; i < d.nblocks; i++) {
 				ret = fs_write(v, d.t[i].extent, d.t[i].off,
 					       data + (size_t)(i + 1) * FS_BLOCK,
@@ -466,14 +467,16 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied)
 					goto out;
 			}
 			n_applied++;
+		} else if (all) {
+			n_applied++;   /* dry run: would be replayed */
 		} else {
 			n_skipped++;
 		}
 		pos += d.nblocks + 2;
 		expect++;
 	}
-	ret = fs_flush_all(v);
-	if (n_applied || n_skipped)
+	ret = dry ? 0 : fs_flush_all(v);
+	if ((n_applied || n_skipped) && !dry)
 		fs_log(v, "journal of slot %u: %u transaction(s) replayed, %u "
 		       "already superseded", slot, n_applied, n_skipped);
 	if (applied)

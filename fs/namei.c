@@ -258,6 +258,45 @@ static int delete_inode(struct fs_inode *ino)
 	return fs_tx_commit(tx);
 }
 
+/*
+ * A file whose map is direct (at most 32 units): free its units and the FD
+ * inside tx and return true.  Bigger files are freed after the name goes,
+ * in transactions of their own (delete_inode).
+ */
+static int free_small(struct fs_tx *tx, struct fs_inode *ino)
+{
+	struct fs_fd fd = ino->fd;
+	unsigned n = 0;
+	int ret = 0;
+
+	if (fd.map > FS_MAP_DIRECT)
+		return 0;
+	if (fd.map == FS_MAP_DIRECT)
+		for (unsigned i = 0; i < FS_FD_ADDRS; i++)
+			if (fd.addr[i])
+				n++;
+	if (n > 32)
+		return 0;
+	for (unsigned i = 0; !ret && fd.map == FS_MAP_DIRECT && i < FS_FD_ADDRS; i++)
+		if (fd.addr[i])
+			ret = fs_free(tx, fd.addr[i] & ~FS_ADDR_TBZ);
+	if (ret)
+		return ret;   /* the caller aborts the whole transaction */
+	fd.type = FS_T_FREE;
+	fd.nlink = 0;
+	fd.size = 0;
+	fd.map = FS_MAP_INLINE;
+	fd.alloc_bytes = 0;
+	memset(fd.addr, 0, sizeof(fd.addr));
+	ret = fs_fd_put(tx, &fd);
+	if (!ret)
+		ret = fs_free(tx, ino->addr);
+	if (ret)
+		return ret;
+	ino->fd = fd;
+	return 1;
+}
+
 /* Remove name from d (d begun); rmdir when want_dir. */
 static int remove_name(fs_vol *v, struct fs_inode *d, const char *name,
 		       bool want_dir)
@@ -317,9 +356,20 @@ static int remove_name(fs_vol *v, struct fs_inode *d, const char *name,
 	}
 	ino->fd.ctime = d->fd.mtime = d->fd.ctime = fs_now_ns();
 	last = ino->fd.nlink == 0;
-	ret = fs_fd_put(tx, &d->fd);
-	if (!ret)
+	if (last && !ino->opens_rw && !ino->opens_ro)
+		ret = free_small(tx, ino);
+	if (ret < 0)
+		goto abort;
+	if (ret == 1) {
+		/* freed with the name, in one transaction: no orphan even if
+		 * we crash right after */
+		last = false;
+		ret = 0;
+	} else {
 		ret = fs_fd_put(tx, &ino->fd);
+	}
+	if (!ret)
+		ret = fs_fd_put(tx, &d->fd);
 	if (ret)
 		goto abort;
 	ret = fs_tx_commit(tx);

@@ -367,7 +367,7 @@ static int recover_cb(void *arg, const struct lk_dead_host *h)
 {
 	struct fs_vol *v = arg;
 
-	return fs_journal_replay(v, h->slot, NULL);
+	return fs_journal_replay(v, h->slot, NULL, false);
 }
 
 static int read_sb(struct fs_vol *v)
@@ -405,9 +405,9 @@ int fs_mount(const char *const *specs, unsigned n,
 	if (!v)
 		return -ENOMEM;
 	pthread_mutex_init(&v->lock, NULL);
-	v->rdonly = o->read_only;
+	v->rdonly = o->read_only && !o->offline;
 	snprintf(v->host, sizeof(v->host), "%s", o->host ? o->host : "host");
-	if (v->rdonly)
+	if (o->read_only)
 		mo.flags |= MP_OPEN_RDONLY;
 	/* find each extent by its header, whatever the device is called */
 	for (unsigned i = 0; i < n; i++) {
@@ -486,7 +486,7 @@ int fs_mount(const char *const *specs, unsigned n,
 		}
 	}
 	v->ss = v->sb.sector;
-	if (!v->rdonly) {
+	if (!v->rdonly && !o->offline) {
 		struct lk_join_opts jo = { 0 };
 		struct lk_vol_info li;
 

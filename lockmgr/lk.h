@@ -131,6 +131,13 @@ int lk_fence_lun_add(lk_volume *v, mp_lun *lun);
 /* Claim a slot and start heartbeating. */
 int lk_join(lk_volume *v, const struct lk_join_opts *o);
 
+/*
+ * Recover every host that is dead (its slot live but still for the dead
+ * timeout), whether or not we need its locks: waits up to the dead timeout
+ * plus three intervals for hosts not yet known to be dead or alive.
+ */
+int lk_recover_dead(lk_volume *v, unsigned *recovered);
+
 /* Release every lock still held, free the slot, stop the threads. */
 int lk_leave(lk_volume *v);
 

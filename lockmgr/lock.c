@@ -655,3 +655,50 @@ out:
 	free(raw);
 	return ret;
 }
+
+int lk_recover_dead(lk_volume *v, unsigned *recovered)
+{
+	uint64_t deadline = lk_now_ns() +
+		(uint64_t)(v->hdr.dead_ms + 3 * v->hdr.interval_ms) * 1000000;
+	unsigned n = 0;
+	int ret = 0;
+
+	if (recovered)
+		*recovered = 0;
+	if (!v->joined)
+		return -LK_E_NOTJOINED;
+	for (uint32_t i = 0; i < v->hdr.slots && !ret; i++) {
+		for (;;) {
+			struct lk_slot s;
+			int st;
+
+			pthread_mutex_lock(&v->lock);
+			s = v->seen[i].s;
+			st = v->seen[i].valid && s.state == LK_SLOT_LIVE &&
+			     !(i == v->slot && s.gen == v->gen) ?
+			     status_locked(v, i, s.gen) : LK_HOST_STALE;
+			pthread_mutex_unlock(&v->lock);
+			if (st == LK_HOST_DEAD) {
+				int r = recover_host(v, i, s.gen);
+
+				if (r == 0) {
+					n++;
+					break;
+				}
+				if (r != -EAGAIN) {
+					ret = r;
+					break;
+				}
+			} else if (st != LK_HOST_LIVE || lk_now_ns() >= deadline) {
+				break;     /* free, ours, or alive after all */
+			}
+			/* live as far as we know: has it stopped beating? */
+			if (lk_now_ns() >= deadline)
+				break;
+			lk_sleep_ms(poll_ms(v));
+		}
+	}
+	if (recovered)
+		*recovered = n;
+	return ret;
+}

@@ -269,6 +269,18 @@ static int cmd_verify(const char *spec, const char *host, const char *dname,
 	}
 	printf("directory lock obtained after %.1f s\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	{
+		unsigned nrec = 0;
+
+		/* hosts that died holding nothing we needed: recover them too,
+		 * so that the volume is clean for fsck afterwards */
+		ret = lk_recover_dead(fs_lk(v), &nrec);
+		if (ret) {
+			fprintf(stderr, "recovering dead hosts: %s\n", fs_strerror(ret));
+			return 1;
+		}
+		printf("%u more dead host(s) recovered\n", nrec);
+	}
 	c.v = v;
 	ret = fs_readdir(v, dir, check_one, &c);
 	if (ret) {

@@ -60,6 +60,9 @@ crash_once() { # label fault-options(or "") seed hang(0/1)
 	fi
 	[ "$hang" = 0 ] || grep -q "transaction(s) replayed" "$T/$label.verify" ||
 		fail "$label: no journal replay"
+	bin/fsck.vmfs -n "$T/lun-$label.img" >"$T/$label.fsck" 2>&1 ||
+		fail "$label: fsck.vmfs -n afterwards: $(cat "$T/$label.fsck")"
+	echo "$label: fsck.vmfs -n clean"
 }
 
 crash_once plain "" 11 0
