@@ -716,3 +716,231 @@ int fs_fsync(fs_file *f)
 		ret = fs_flush_all(ino->v);
 	return ret;
 }
+
+/* ---- fallocate, punch, seek ------------------------------------------------- */
+
+/*
+ * Reserve the units of [off, off+len) without writing them: each new unit
+ * is mapped "to be zeroed" (reads as zeros until its first write, which
+ * zeroes the rest of it first).  Unless keep_size, the size grows to cover
+ * the range.  A chunk of units per transaction; ENOSPC keeps what was
+ * reserved before it.
+ */
+int fs_fallocate(fs_file *f, uint64_t off, uint64_t len, bool keep_size)
+{
+	struct fs_inode *ino = f->ino;
+	struct fs_vol *v = ino->v;
+	struct fs_fd *fd = &ino->fd;
+	uint64_t unit, b, end;
+	int ret = 0;
+
+	if (!f->rw)
+		return -EBADF;
+	if (len == 0 || off + len < off)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&ino->rw);
+	/* reservations are in file blocks: leave inline data and sub-blocks */
+	if (fd->map == FS_MAP_INLINE || fd->unit == FS_UNIT_SB) {
+		ret = fs_file_convert(ino, (uint64_t)FS_SB_DIRECT_MAX *
+				      v->sb.sb_size + 1);
+		if (ret)
+			goto out;
+	}
+	unit = fs_unit(v, fd);
+	b = off / unit;
+	end = (off + len + unit - 1) / unit;
+	while (b < end && !ret) {
+		struct fs_tx *tx = fs_tx_begin(v);
+		unsigned n = 0;
+
+		if (!tx) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = fs_inode_tx(tx, ino);
+		while (!ret && b < end && n < TX_UNITS) {
+			uint64_t a;
+
+			ret = fs_bmap_get(ino, b, &a);
+			if (!ret && !a) {
+				ret = fs_alloc(tx, FS_R_FB, 1, &a);
+				if (!ret)
+					ret = fs_bmap_set(tx, ino, b, a | FS_ADDR_TBZ);
+				if (!ret) {
+					fd->alloc_bytes += unit;
+					n++;
+				}
+			}
+			if (!ret)
+				b++;
+		}
+		if (!ret) {
+			pthread_mutex_lock(&ino->m);
+			if (!keep_size && b * unit > fd->size)
+				fd->size = b * unit < off + len ? b * unit : off + len;
+			fd->ctime = fs_now_ns();
+			ino->fd_dirty = false;
+			pthread_mutex_unlock(&ino->m);
+			ret = fs_fd_put(tx, fd);
+		}
+		if (ret) {
+			fs_tx_abort(tx);
+			fs_bmap_forget(ino);
+			fs_fd_read(v, ino->addr, fd);
+			break;
+		}
+		ret = fs_tx_commit(tx);
+	}
+out:
+	pthread_rwlock_unlock(&ino->rw);
+	return ret;
+}
+
+/*
+ * Punch a hole: units wholly inside [off, off+len) are freed (and given
+ * back to the LUN with discard where it has one), the partial edges are
+ * zeroed in place.  The size does not change.
+ */
+/* Write zeros over [s, t) inside one unit, if it holds data. */
+static int zero_range(struct fs_vol *v, struct fs_inode *ino, uint64_t s,
+		      uint64_t t)
+{
+	uint64_t unit = fs_unit(v, &ino->fd), a;
+	unsigned char *z;
+	int ret = fs_bmap_get(ino, s / unit, &a);
+
+	if (ret || !a || (a & FS_ADDR_TBZ))
+		return ret;
+	z = fs_balloc(t - s);
+	if (!z)
+		return -ENOMEM;
+	ret = unit_write(v, a, s % unit, z, t - s);
+	free(z);
+	return ret;
+}
+
+int fs_punch(fs_file *f, uint64_t off, uint64_t len)
+{
+	struct fs_inode *ino = f->ino;
+	struct fs_vol *v = ino->v;
+	struct fs_fd *fd = &ino->fd;
+	uint64_t unit, first, last, end = off + len;
+	int ret = 0;
+
+	if (!f->rw)
+		return -EBADF;
+	if (len == 0 || end < off)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&ino->rw);
+	if (fd->map == FS_MAP_INLINE) {
+		if (off < fd->size) {
+			uint64_t e = end < fd->size ? end : fd->size;
+
+			memset(fd->inline_data + off, 0, e - off);
+			pthread_mutex_lock(&ino->m);
+			ino->fd_dirty = true;
+			pthread_mutex_unlock(&ino->m);
+			ret = fs_commit_fd(ino);
+		}
+		goto out;
+	}
+	unit = fs_unit(v, fd);
+	first = (off + unit - 1) / unit;
+	last = end / unit;
+	/* partial edges: zeros written in place */
+	if (off % unit) {
+		uint64_t head_end = (off / unit + 1) * unit < end ?
+				    (off / unit + 1) * unit : end;
+
+		ret = zero_range(v, ino, off, head_end);
+	}
+	if (!ret && end % unit && end / unit * unit > off)
+		ret = zero_range(v, ino, end / unit * unit, end);
+	while (first < last && !ret) {
+		struct fs_tx *tx = fs_tx_begin(v);
+		uint64_t freed[TX_UNITS];
+		unsigned n = 0;
+
+		if (!tx) {
+			ret = -ENOMEM;
+			break;
+		}
+		ret = fs_inode_tx(tx, ino);
+		while (!ret && first < last && n < TX_UNITS) {
+			uint64_t a;
+
+			ret = fs_bmap_get(ino, first, &a);
+			if (!ret && a) {
+				ret = fs_bmap_set(tx, ino, first, 0);
+				if (!ret)
+					ret = fs_free(tx, a & ~FS_ADDR_TBZ);
+				if (!ret) {
+					fd->alloc_bytes -= unit;
+					freed[n++] = a & ~FS_ADDR_TBZ;
+				}
+			}
+			if (!ret)
+				first++;
+		}
+		if (!ret)
+			ret = fs_fd_put(tx, fd);
+		if (ret) {
+			fs_tx_abort(tx);
+			fs_bmap_forget(ino);
+			fs_fd_read(v, ino->addr, fd);
+			break;
+		}
+		ret = fs_tx_commit(tx);
+		/* free space goes back to the LUN (thin LUNs, files) */
+		for (unsigned i = 0; !ret && i < n; i++) {
+			int r = mp_lun_discard(v->ext[fs_addr_ext(freed[i])].lun,
+					       fs_unit_off(v, freed[i]), unit);
+
+			if (r && r != -EOPNOTSUPP)
+				fs_log(v, "discard after punch: %s", fs_strerror(r));
+		}
+	}
+out:
+	pthread_rwlock_unlock(&ino->rw);
+	return ret;
+}
+
+int64_t fs_seek(fs_file *f, uint64_t off, bool data)
+{
+	struct fs_inode *ino = f->ino;
+	struct fs_fd *fd = &ino->fd;
+	uint64_t unit, b, size;
+	int64_t ret;
+
+	pthread_rwlock_rdlock(&ino->rw);
+	size = fd->size;
+	if (off >= size) {
+		ret = -ENXIO;
+		goto out;
+	}
+	if (fd->map == FS_MAP_INLINE) {
+		ret = data ? (int64_t)off : (int64_t)size;
+		goto out;
+	}
+	unit = fs_unit(ino->v, fd);
+	for (b = off / unit; b * unit < size; b++) {
+		uint64_t a;
+		int r = fs_bmap_get(ino, b, &a);
+		bool is_data = a && !(a & FS_ADDR_TBZ);
+
+		if (r) {
+			ret = r;
+			goto out;
+		}
+		if (is_data == data) {
+			uint64_t pos = b * unit > off ? b * unit : off;
+
+			ret = (int64_t)(pos < size ? pos : size);
+			goto out;
+		}
+	}
+	ret = data ? -ENXIO : (int64_t)size;   /* the end is a hole */
+out:
+	pthread_rwlock_unlock(&ino->rw);
+	return ret;
+}

@@ -202,6 +202,15 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off);
 /* Make data and metadata durable and visible to every host. */
 int fs_fsync(fs_file *f);
 int fs_ftruncate(fs_file *f, uint64_t size);
+/* Reserve [off, off+len) in file blocks that read as zeros until written
+ * ("to be zeroed"); the size grows unless keep_size. */
+int fs_fallocate(fs_file *f, uint64_t off, uint64_t len, bool keep_size);
+/* Free the file blocks inside [off, off+len) (discarded on the LUN),
+ * zero the partial edges; the size stays. */
+int fs_punch(fs_file *f, uint64_t off, uint64_t len);
+/* SEEK_DATA (data) or SEEK_HOLE from off: the offset, or -ENXIO past the
+ * end.  Reserved, never written blocks count as holes. */
+int64_t fs_seek(fs_file *f, uint64_t off, bool data);
 int fs_fstat(fs_file *f, struct fs_stat *st);
 
 #ifdef __cplusplus

@@ -14,6 +14,8 @@
  */
 #define FUSE_USE_VERSION 35
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <fuse_lowlevel.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -342,6 +344,45 @@ static void vd_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)n);
 }
 
+static void vd_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	fs_file *f = (fs_file *)(uintptr_t)fi->fh;
+	int ret;
+
+	(void)ino;
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
+		ret = fs_punch(f, (uint64_t)off, (uint64_t)len);
+	else if (mode == 0 || mode == FALLOC_FL_KEEP_SIZE)
+		ret = fs_fallocate(f, (uint64_t)off, (uint64_t)len,
+				   mode == FALLOC_FL_KEEP_SIZE);
+	else
+		ret = -EOPNOTSUPP;
+	fuse_reply_err(req, err(ret));
+}
+
+static void vd_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	int64_t r;
+
+	(void)ino;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	r = fs_seek((fs_file *)(uintptr_t)fi->fh, off < 0 ? 0 : (uint64_t)off,
+		    whence == SEEK_DATA);
+	if (r < 0)
+		fuse_reply_err(req, err((int)r));
+	else
+		fuse_reply_lseek(req, (off_t)r);
+}
+
 static void vd_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -505,6 +546,8 @@ static const struct fuse_lowlevel_ops ops = {
 	.releasedir = vd_releasedir,
 	.statfs = vd_statfs,
 	.create = vd_create,
+	.fallocate = vd_fallocate,
+	.lseek = vd_lseek,
 };
 
 static void usage(FILE *f)

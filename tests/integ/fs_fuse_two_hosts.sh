@@ -41,6 +41,23 @@ timeout 120 fio --name=v --filename="$T/b/fio.dat" --size=32M --rw=randwrite \
 	fail "fio verify: $(tail -n 20 "$T/fio.out")"
 echo "fio verify=crc32c passed through FUSE"
 
+# reserved space (fallocate) reads zeros, is a hole for SEEK_DATA, and
+# punching gives it back; seen from the other host
+fallocate -l 8M "$T/a/thick.bin" || fail "fallocate"
+[ "$(stat -c %s "$T/b/thick.bin")" = 8388608 ] || fail "fallocate size"
+[ "$(du -k "$T/b/thick.bin" | cut -f1)" -ge 8192 ] || fail "fallocate did not reserve"
+cmp -n 8388608 "$T/b/thick.bin" /dev/zero || fail "reserved space does not read zeros"
+printf 'data' | dd of="$T/a/thick.bin" bs=1 seek=3145728 conv=notrunc status=none
+python3 - "$T/b/thick.bin" <<'PY' || fail "SEEK_DATA/SEEK_HOLE"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+assert os.lseek(fd, 0, os.SEEK_DATA) == 3 << 20, os.lseek(fd, 0, os.SEEK_DATA)
+assert os.lseek(fd, 3 << 20, os.SEEK_HOLE) == 4 << 20
+PY
+fallocate -p -o 0 -l 3M "$T/a/thick.bin" || fail "punch hole"
+[ "$(du -k "$T/b/thick.bin" | cut -f1)" -lt 8192 ] || fail "punch gave nothing back"
+echo "fallocate, SEEK_DATA/SEEK_HOLE and punch hole through FUSE"
+
 vmfsd_stop A
 vmfsd_stop B
 slots=$(bin/vmfs-lk slots "$T/lun0.img" --region 1M)

@@ -247,6 +247,68 @@ static void test_enospc(void **state)
 	free(b);
 }
 
+/* fallocate reserves "to be zeroed" blocks; the first write zeroes the
+ * rest of its block; SEEK_DATA/HOLE see written blocks only; punch gives
+ * blocks back. */
+static void test_fallocate_punch_seek(void **state)
+{
+	uint64_t ino = new_file(va);
+	uint64_t fr0[FS_R_TYPES], fr1[FS_R_TYPES], tot[FS_R_TYPES];
+	unsigned char *b = malloc(2 << 20);
+	struct fs_stat st;
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_count(va, fr0, tot), 0);
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	assert_int_equal(fs_fallocate(f, 0, 8 << 20, false), 0);
+	assert_int_equal(fs_fstat(f, &st), 0);
+	assert_true(st.size == 8 << 20);
+	assert_true(st.alloc >= 8u << 20);
+	assert_int_equal(fs_count(va, fr1, tot), 0);
+	assert_true(fr1[FS_R_FB] == fr0[FS_R_FB] - 8);
+	/* reserved blocks read as zeros */
+	memset(b, 0xee, 1 << 20);
+	assert_int_equal(fs_pread(f, b, 1 << 20, 3 << 20), 1 << 20);
+	for (size_t i = 0; i < (1 << 20); i++)
+		assert_int_equal(b[i], 0);
+	/* everything reserved is a hole for SEEK_DATA */
+	assert_int_equal(fs_seek(f, 0, true), -ENXIO);
+	/* first write into a reserved block: the rest of it reads zeros */
+	write_pattern(f, (2 << 20) + 4096, 100, 50);
+	check_pattern(f, (2 << 20) + 4096, 100, 50);
+	assert_int_equal(fs_pread(f, b, 4096, 2 << 20), 4096);
+	for (size_t i = 0; i < 4096; i++)
+		assert_int_equal(b[i], 0);
+	assert_int_equal(fs_seek(f, 0, true), 2 << 20);
+	assert_int_equal(fs_seek(f, 2 << 20, false), 3 << 20);
+	assert_int_equal(fs_seek(f, 9 << 20, true), -ENXIO);
+	/* punch: whole blocks freed, the edges zeroed */
+	write_pattern(f, 4 << 20, 2 << 20, 51);
+	assert_int_equal(fs_punch(f, (4 << 20) + 1000, (1 << 20) + 2000), 0);
+	check_pattern(f, 4 << 20, 1000, 51);
+	assert_int_equal(fs_pread(f, b, (1 << 20) + 2000, (4 << 20) + 1000),
+			 (1 << 20) + 2000);
+	for (size_t i = 0; i < (1 << 20) + 2000; i++)
+		assert_int_equal(b[i], 0);
+	/* past the punched range the data is untouched */
+	{
+		unsigned char *want = malloc(2 << 20);
+
+		tu_fill(want, 2 << 20, 51);
+		assert_int_equal(fs_pread(f, b, 4096, (6 << 20) - 4096), 4096);
+		assert_memory_equal(b, want + (2 << 20) - 4096, 4096);
+		free(want);
+	}
+	assert_int_equal(fs_fstat(f, &st), 0);
+	assert_true(st.size == 8 << 20);
+	assert_int_equal(fs_ftruncate(f, 0), 0);
+	assert_int_equal(fs_close(f), 0);
+	assert_int_equal(fs_count(va, fr1, tot), 0);
+	assert_true(fr1[FS_R_FB] == fr0[FS_R_FB]);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_unaligned),
 		cmocka_unit_test(test_truncate),
 		cmocka_unit_test(test_open_lock),
+		cmocka_unit_test(test_fallocate_punch_seek),
 		cmocka_unit_test(test_enospc),
 	};
 
