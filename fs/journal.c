@@ -404,6 +404,12 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 	uint64_t base = jbase(v, slot);
 	unsigned char *b = fs_balloc(FS_BLOCK), *data = NULL;
 	unsigned n_applied = 0, n_skipped = 0;
+	struct rtx {
+		uint32_t pos, nblocks;
+		bool replay;
+	} *txs = NULL;
+	size_t ntx = 0, txcap = 0, ndone = 0, donecap = 0;
+	struct fs_jtarget *done = NULL;
 	struct fs_jh h;
 	uint64_t expect;
 	uint32_t pos;
@@ -431,6 +437,8 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		ret = -ENOMEM;
 		goto out;
 	}
+	/* Pass 1: the complete transactions, in order, and whether each may
+	 * be replayed (every lock still at its version). */
 	pos = (uint32_t)h.tail_block;
 	expect = h.tail_seq;
 	while (pos + 2 <= h.nblocks) {
@@ -458,22 +466,71 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 				goto out;
 			all = m;
 		}
-		if (all && !dry) {
-			for (unsigned i = 0; i < d.nblocks; i++) {
-				ret = fs_write(v, d.t[i].extent, d.t[i].off,
-					       data + (size_t)(i + 1) * FS_BLOCK,
-					       FS_BLOCK);
-				if (ret)
-					goto out;
+		if (ntx == txcap) {
+			struct rtx *n;
+
+			txcap = txcap ? txcap * 2 : 64;
+			n = realloc(txs, txcap * sizeof(*txs));
+			if (!n) {
+				ret = -ENOMEM;
+				goto out;
 			}
-			n_applied++;
-		} else if (all) {
-			n_applied++;   /* dry run: would be replayed */
-		} else {
-			n_skipped++;
+			txs = n;
 		}
+		txs[ntx].pos = pos;
+		txs[ntx].nblocks = d.nblocks;
+		txs[ntx].replay = all;
+		ntx++;
+		if (all)
+			n_applied++;
+		else
+			n_skipped++;
 		pos += d.nblocks + 2;
 		expect++;
+	}
+	/*
+	 * Pass 2, newest first: each block takes the image of the LAST
+	 * transaction that wrote it, and only if that one may be replayed.
+	 * A later transaction that may not (it was in place before its lock
+	 * moved on) means the block on disk is already newer than any earlier
+	 * image: replaying an earlier one would take it back in time.
+	 */
+	for (size_t k = ntx; !dry && k-- > 0;) {
+		struct fs_jd d;
+
+		ret = fs_read(v, 0, base + (uint64_t)txs[k].pos * FS_BLOCK, data,
+			      (size_t)(txs[k].nblocks + 1) * FS_BLOCK);
+		if (!ret)
+			ret = fs_jd_in(data, &d);
+		if (ret)
+			goto out;
+		for (unsigned i = 0; i < d.nblocks; i++) {
+			bool seen = false;
+
+			for (size_t q = 0; q < ndone && !seen; q++)
+				seen = done[q].extent == d.t[i].extent &&
+				       done[q].off == d.t[i].off;
+			if (seen)
+				continue;
+			if (ndone == donecap) {
+				struct fs_jtarget *n;
+
+				donecap = donecap ? donecap * 2 : 256;
+				n = realloc(done, donecap * sizeof(*done));
+				if (!n) {
+					ret = -ENOMEM;
+					goto out;
+				}
+				done = n;
+			}
+			done[ndone++] = d.t[i];
+			if (!txs[k].replay)
+				continue;
+			ret = fs_write(v, d.t[i].extent, d.t[i].off,
+				       data + (size_t)(i + 1) * FS_BLOCK, FS_BLOCK);
+			if (ret)
+				goto out;
+		}
 	}
 	ret = dry ? 0 : fs_flush_all(v);
 	if ((n_applied || n_skipped) && !dry)
@@ -482,6 +539,8 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 	if (applied)
 		*applied = n_applied;
 out:
+	free(txs);
+	free(done);
 	free(b);
 	free(data);
 	return ret;
