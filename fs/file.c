@@ -398,7 +398,7 @@ int fs_file_convert(struct fs_inode *ino, uint64_t new_size)
 	}
 	if (ret) {
 		fs_tx_abort(tx);
-		fs_fd_read(v, ino->addr, fd);   /* back to what is on disk */
+		fs_inode_reload(ino);
 		goto out;
 	}
 	memset(fd->addr, 0, sizeof(fd->addr));
@@ -517,9 +517,7 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 		}
 		if (ret) {
 			fs_tx_abort(tx);
-			fs_bmap_forget(ino);
-			/* the map in memory may hold what was not committed */
-			fs_fd_read(v, ino->addr, fd);
+			fs_inode_reload(ino);
 			done = chunk_start;
 			break;
 		}
@@ -692,8 +690,7 @@ int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
 		}
 		if (ret) {
 			fs_tx_abort(tx);
-			fs_bmap_forget(ino);
-			fs_fd_read(v, ino->addr, fd);
+			fs_inode_reload(ino);
 			break;
 		}
 		ret = fs_tx_commit(tx);
@@ -785,8 +782,7 @@ int fs_fallocate(fs_file *f, uint64_t off, uint64_t len, bool keep_size)
 		}
 		if (ret) {
 			fs_tx_abort(tx);
-			fs_bmap_forget(ino);
-			fs_fd_read(v, ino->addr, fd);
+			fs_inode_reload(ino);
 			break;
 		}
 		ret = fs_tx_commit(tx);
@@ -886,8 +882,7 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len)
 			ret = fs_fd_put(tx, fd);
 		if (ret) {
 			fs_tx_abort(tx);
-			fs_bmap_forget(ino);
-			fs_fd_read(v, ino->addr, fd);
+			fs_inode_reload(ino);
 			break;
 		}
 		ret = fs_tx_commit(tx);

@@ -176,6 +176,9 @@ void fs_inode_put(struct fs_inode *ino);
  */
 int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms);
 void fs_inode_unlock(struct fs_inode *ino);
+/* After a failed transaction the FD and map in memory may be ahead of the
+ * disk: drop cached pointer blocks and read the FD again. */
+void fs_inode_reload(struct fs_inode *ino);
 /* Add the inode's lock to a transaction (it must be held). */
 int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino);
 /* Allocate and initialise a new FD of type in tx; returns its address.

@@ -303,3 +303,10 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 	out->parent = parent;
 	return fs_fd_put(tx, out);
 }
+
+void fs_inode_reload(struct fs_inode *ino)
+{
+	fs_bmap_forget(ino);
+	if (fs_fd_read(ino->v, ino->addr, &ino->fd))
+		ino->valid = false;
+}

@@ -51,15 +51,6 @@ static void ino_end(struct fs_inode *d)
 	fs_inode_put(d);
 }
 
-/* After a failed transaction, what we hold in memory may be ahead of the
- * disk: read it again. */
-static void ino_reload(struct fs_inode *ino)
-{
-	fs_bmap_forget(ino);
-	if (fs_fd_read(ino->v, ino->addr, &ino->fd))
-		ino->valid = false;
-}
-
 /* Directories that must grow move to file blocks first (own transaction). */
 static int dir_prepare(struct fs_inode *d)
 {
@@ -180,11 +171,11 @@ int fs_create(fs_vol *v, uint64_t dir, const char *name,
 	ret = fs_tx_commit(tx);
 	tx = NULL;
 	if (ret)
-		ino_reload(d);
+		fs_inode_reload(d);
 	goto end;
 abort:
 	fs_tx_abort(tx);
-	ino_reload(d);
+	fs_inode_reload(d);
 end:
 	if (ni)
 		fs_inode_put(ni);
@@ -252,10 +243,25 @@ static int delete_inode(struct fs_inode *ino)
 	}
 	if (ret) {
 		fs_tx_abort(tx);
-		ino_reload(ino);
+		fs_inode_reload(ino);
 		return ret;
 	}
 	return fs_tx_commit(tx);
+}
+
+/* The last name of ino went in a committed transaction: free it now unless
+ * it is open on this host (then its data stays until fsck reclaims the
+ * orphan: deleting at the last close is not written yet). */
+static void delete_unused(struct fs_inode *ino)
+{
+	int r;
+
+	if (ino->opens_rw || ino->opens_ro)
+		return;
+	r = delete_inode(ino);
+	if (r)
+		fs_log(ino->v, "freeing removed file %llx: %s (fsck reclaims it)",
+		       (unsigned long long)ino->addr, fs_strerror(r));
 }
 
 /*
@@ -375,24 +381,17 @@ static int remove_name(fs_vol *v, struct fs_inode *d, const char *name,
 	ret = fs_tx_commit(tx);
 	tx = NULL;
 	if (ret) {
-		ino_reload(d);
-		ino_reload(ino);
+		fs_inode_reload(d);
+		fs_inode_reload(ino);
 		goto unlock;
 	}
-	/* open on this host: deleted at its last close (not yet: its data
-	 * stays until fsck reclaims the orphan) */
-	if (last && !ino->opens_rw && !ino->opens_ro) {
-		int r = delete_inode(ino);
-
-		if (r)
-			fs_log(v, "freeing removed file %llx: %s (fsck reclaims it)",
-			       (unsigned long long)ino->addr, fs_strerror(r));
-	}
+	if (last)
+		delete_unused(ino);
 	goto unlock;
 abort:
 	fs_tx_abort(tx);
-	ino_reload(d);
-	ino_reload(ino);
+	fs_inode_reload(d);
+	fs_inode_reload(ino);
 unlock:
 	pthread_rwlock_unlock(&ino->rw);
 	fs_inode_unlock(ino);
@@ -601,29 +600,24 @@ int fs_rename(fs_vol *v, uint64_t odir, const char *oname, uint64_t ndir,
 	ret = fs_tx_commit(tx);
 	tx = NULL;
 	if (ret) {
-		ino_reload(od);
-		ino_reload(nd);
-		ino_reload(src);
+		fs_inode_reload(od);
+		fs_inode_reload(nd);
+		fs_inode_reload(src);
 		if (dst)
-			ino_reload(dst);
+			fs_inode_reload(dst);
 		goto end;
 	}
-	if (dst_last && !dst->opens_rw && !dst->opens_ro) {
-		int r = delete_inode(dst);
-
-		if (r)
-			fs_log(v, "freeing replaced file %llx: %s (fsck reclaims it)",
-			       (unsigned long long)dst->addr, fs_strerror(r));
-	}
+	if (dst_last)
+		delete_unused(dst);
 	goto end;
 abort:
 	fs_tx_abort(tx);
-	ino_reload(od);
+	fs_inode_reload(od);
 	if (nd != od)
-		ino_reload(nd);
-	ino_reload(src);
+		fs_inode_reload(nd);
+	fs_inode_reload(src);
 	if (dst)
-		ino_reload(dst);
+		fs_inode_reload(dst);
 end:
 	if (dst)
 		ino_end(dst);
@@ -707,7 +701,7 @@ int fs_setattr(fs_vol *v, uint64_t addr, const struct fs_setattr *sa,
 		ret = fs_fd_put(tx, &ino->fd);
 	if (ret) {
 		fs_tx_abort(tx);
-		ino_reload(ino);
+		fs_inode_reload(ino);
 	} else {
 		ret = fs_tx_commit(tx);
 	}

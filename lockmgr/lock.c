@@ -460,23 +460,11 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 				remove_holder(&n, i);
 				continue;
 			}
-			if (st == LK_HOST_DEAD && conflict) {
-				int rr = recover_host(v, n.holders[i].slot,
-						      n.holders[i].gen);
-
-				if (rr == 0) {
-					remove_holder(&n, i);
-					continue;
-				}
-				if (rr != -EAGAIN) {
-					ret = rr;
-					goto out;
-				}
-				recovering = true;
-				blocked = true;
-			} else if (st == LK_HOST_RECOVERING && conflict) {
-				/* let its recoverer finish (or take over once
-				 * that one is dead: recover_host decides) */
+			if ((st == LK_HOST_DEAD || st == LK_HOST_RECOVERING) &&
+			    conflict) {
+				/* recover it, or let its recoverer finish (or
+				 * take over once that one is dead too:
+				 * recover_host decides) */
 				int rr = recover_host(v, n.holders[i].slot,
 						      n.holders[i].gen);
 
