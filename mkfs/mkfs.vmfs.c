@@ -24,23 +24,6 @@ static void usage(FILE *f)
 		   "BLOCKSIZE: 64k .. 8m, a power of two (default 1m)\n");
 }
 
-static int parse_size(const char *s, uint64_t *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': *v <<= 10; end++; break;
-	case 'm': case 'M': *v <<= 20; end++; break;
-	case 'g': case 'G': *v <<= 30; end++; break;
-	default: break;
-	}
-	return *end ? -1 : 0;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -67,7 +50,7 @@ int main(int argc, char **argv)
 		case 'f': o.force = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'b': case 'H': case 'J': case 'i': case 'I': case 'T':
-			if (parse_size(optarg, &x) || x > UINT32_MAX) {
+			if (mp_parse_size(optarg, &x) || x > UINT32_MAX) {
 				fprintf(stderr, "mkfs.vmfs: bad number '%s'\n", optarg);
 				return 2;
 			}

@@ -1038,23 +1038,6 @@ static int lookup(const char *const *names, int n, const char *s)
 	return -1;
 }
 
-static int parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': *v <<= 10; end++; break;
-	case 'm': case 'M': *v <<= 20; end++; break;
-	case 'g': case 'G': *v <<= 30; end++; break;
-	default: break;
-	}
-	return *end ? -1 : 0;
-}
-
 static int parse_err(const char *s)
 {
 	static const struct { const char *n; int e; } names[] = {
@@ -1070,7 +1053,7 @@ static int parse_err(const char *s)
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(names[i].n, s))
 			return names[i].e;
-	if (parse_u64(s, &v) || v == 0 || v >= MP_E_END)
+	if (mp_parse_size(s, &v) || v == 0 || v >= MP_E_END)
 		return -1;
 	return (int)v;
 }
@@ -1118,7 +1101,7 @@ static int parse_rule(char *item, struct mp_fault_rule *r)
 				return -1;
 			continue;
 		}
-		if (parse_u64(eq, &v))
+		if (mp_parse_size(eq, &v))
 			return -1;
 		if (!strcmp(tok, "off"))
 			r->off = v;
@@ -1167,11 +1150,11 @@ static int parse_spec(struct fault *f, const char *spec, char **inner,
 		if (!strcmp(item, "wcache")) {
 			f->wcache = true;
 		} else if (!strncmp(item, "seed=", 5)) {
-			if (parse_u64(item + 5, &v))
+			if (mp_parse_size(item + 5, &v))
 				goto bad;
 			f->rng = v ? v : 1;
 		} else if (!strncmp(item, "qslots=", 7)) {
-			if (parse_u64(item + 7, &v) || v == 0 || v > 65536)
+			if (mp_parse_size(item + 7, &v) || v == 0 || v > 65536)
 				goto bad;
 			f->qslots = (unsigned)v;
 		} else {

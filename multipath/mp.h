@@ -333,6 +333,10 @@ int mp_fault_get_stats(mp_lun *lun, struct mp_fault_stats *st);
  */
 uint32_t mp_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* A number with an optional k/m/g suffix (powers of 1024), for command
+ * lines and spec strings: 0 or -EINVAL. */
+int mp_parse_size(const char *s, uint64_t *v);
+
 /* Aligned allocation (buffers for any LUN); free with free(). */
 void *mp_alloc_aligned(size_t align, size_t len);
 

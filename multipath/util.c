@@ -95,6 +95,23 @@ void mp_log(const char *fmt, ...)
 	fprintf(stderr, "mp: %s\n", buf);
 }
 
+int mp_parse_size(const char *s, uint64_t *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(s, &end, 0);
+	if (errno || end == s || *s == '-')
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': *v <<= 10; end++; break;
+	case 'm': case 'M': *v <<= 20; end++; break;
+	case 'g': case 'G': *v <<= 30; end++; break;
+	default: break;
+	}
+	return *end ? -EINVAL : 0;
+}
+
 static const char *const mp_errs[MP_E_END - MP_E_BASE] = {
 	[MP_E_MISCOMPARE - MP_E_BASE] = "compare-and-write miscompare",
 	[MP_E_RESCONFLICT - MP_E_BASE] = "reservation conflict",

@@ -32,23 +32,6 @@ static void usage(FILE *f)
 		"[--interval MS] [--dead MS] [--locks OFF:COUNT]\n");
 }
 
-static int parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': *v <<= 10; end++; break;
-	case 'm': case 'M': *v <<= 20; end++; break;
-	case 'g': case 'G': *v <<= 30; end++; break;
-	default: break;
-	}
-	return *end ? -1 : 0;
-}
-
 static int open_lun(const char *spec, unsigned flags, mp_lun **lun,
 		    unsigned *ss)
 {
@@ -108,8 +91,8 @@ static int cmd_slots(int argc, char **argv)
 	};
 
 	while ((c = getopt_long(argc, argv, "r:w:", opts, NULL)) != -1) {
-		if ((c == 'r' && parse_u64(optarg, &region)) ||
-		    (c == 'w' && parse_u64(optarg, &watch)) || c == '?') {
+		if ((c == 'r' && mp_parse_size(optarg, &region)) ||
+		    (c == 'w' && mp_parse_size(optarg, &watch)) || c == '?') {
 			usage(stderr);
 			return 2;
 		}
@@ -195,7 +178,7 @@ static int cmd_locks(int argc, char **argv)
 	unsigned ss;
 	int rc = 1;
 
-	if (argc != 3 || parse_u64(argv[1], &off) || parse_u64(argv[2], &len) ||
+	if (argc != 3 || mp_parse_size(argv[1], &off) || mp_parse_size(argv[2], &len) ||
 	    len > (256ull << 20)) {
 		usage(stderr);
 		return 2;
@@ -261,15 +244,15 @@ static int cmd_format(int argc, char **argv)
 		char *colon;
 
 		switch (c) {
-		case 'r': if (parse_u64(optarg, &region)) goto bad; break;
-		case 's': if (parse_u64(optarg, &v)) goto bad; p.slots = (uint32_t)v; break;
-		case 'i': if (parse_u64(optarg, &v)) goto bad; p.interval_ms = (uint32_t)v; break;
-		case 'd': if (parse_u64(optarg, &v)) goto bad; p.dead_ms = (uint32_t)v; break;
+		case 'r': if (mp_parse_size(optarg, &region)) goto bad; break;
+		case 's': if (mp_parse_size(optarg, &v)) goto bad; p.slots = (uint32_t)v; break;
+		case 'i': if (mp_parse_size(optarg, &v)) goto bad; p.interval_ms = (uint32_t)v; break;
+		case 'd': if (mp_parse_size(optarg, &v)) goto bad; p.dead_ms = (uint32_t)v; break;
 		case 'l':
 			colon = strchr(optarg, ':');
 			if (!colon) goto bad;
 			*colon = 0;
-			if (parse_u64(optarg, &loff) || parse_u64(colon + 1, &lcount))
+			if (mp_parse_size(optarg, &loff) || mp_parse_size(colon + 1, &lcount))
 				goto bad;
 			break;
 		default: goto bad;

@@ -104,27 +104,16 @@ static int cmd_ready(const char *spec)
 	return ret ? 1 : 0;
 }
 
-static int parse_size(const char *s, unsigned long long *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtoull(s, &end, 0);
-	if (errno || end == s || *end)
-		return -1;
-	return 0;
-}
-
 static int cmd_dump(const char *spec, const char *soff, const char *slen)
 {
-	unsigned long long off, len = 512;
+	uint64_t off, len = 512;
 	struct mp_lun_info in;
 	unsigned char *buf = NULL;
 	mp_lun *lun;
 	ssize_t n;
 	int rc = 1;
 
-	if (parse_size(soff, &off) || (slen && parse_size(slen, &len)) ||
+	if (mp_parse_size(soff, &off) || (slen && mp_parse_size(slen, &len)) ||
 	    len == 0 || len > (64ull << 20)) {
 		fprintf(stderr, "vmfs-lun: bad offset or length\n");
 		return 2;
@@ -145,8 +134,8 @@ static int cmd_dump(const char *spec, const char *soff, const char *slen)
 		fprintf(stderr, "vmfs-lun: read: %s\n", mp_strerror((int)n));
 		goto close_lun;
 	}
-	for (unsigned long long i = 0; i < len; i += 16) {
-		printf("%012llx ", off + i);
+	for (uint64_t i = 0; i < len; i += 16) {
+		printf("%012llx ", (unsigned long long)(off + i));
 		for (int j = 0; j < 16; j++)
 			printf("%s%02x", j == 8 ? "  " : " ", buf[i + j]);
 		printf("  |");
@@ -163,7 +152,7 @@ close_lun:
 
 static int cmd_write(int argc, char **argv)
 {
-	unsigned long long off, len, byte;
+	uint64_t off, len, byte;
 	unsigned flags = 0;
 	bool flush = false;
 	unsigned char *buf = NULL;
@@ -171,8 +160,8 @@ static int cmd_write(int argc, char **argv)
 	ssize_t n;
 	int rc = 1;
 
-	if (argc < 4 || parse_size(argv[1], &off) || parse_size(argv[2], &len) ||
-	    parse_size(argv[3], &byte) || byte > 255 || len == 0 ||
+	if (argc < 4 || mp_parse_size(argv[1], &off) || mp_parse_size(argv[2], &len) ||
+	    mp_parse_size(argv[3], &byte) || byte > 255 || len == 0 ||
 	    len > (64ull << 20)) {
 		usage(stderr);
 		return 2;
@@ -206,7 +195,8 @@ static int cmd_write(int argc, char **argv)
 			goto close_lun;
 		}
 	}
-	printf("wrote %llu bytes of 0x%02llx at %llu%s%s\n", len, byte, off,
+	printf("wrote %llu bytes of 0x%02x at %llu%s%s\n",
+	       (unsigned long long)len, (unsigned)byte, (unsigned long long)off,
 	       flags & MP_IO_FUA ? " (FUA)" : "", flush ? ", flushed" : "");
 	rc = 0;
 close_lun:
