@@ -167,4 +167,8 @@ demo: deps
 clean:
 	rm -rf build bin
 
+# Subsystems with their own build rules (e.g. hypervisor/build.mk) add to
+# `all` and `tests` from their fragment; they see every variable above.
+include $(sort $(wildcard */build.mk))
+
 -include $(wildcard $(O)/*/*.d $(O)/*/*/*.d)
