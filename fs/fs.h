@@ -57,8 +57,11 @@ struct fs_mount_opts {
 	bool read_only;             /* never write, no heartbeat */
 	bool offline;               /* no heartbeat, no locks, but writes (fsck
 				     * -y on a volume no host has mounted) */
-	unsigned hb_interval_ms;    /* 0 = the volume's */
-	unsigned hb_dead_ms;        /* informational: the volume's is used */
+	unsigned hb_interval_ms;    /* 0 = the volume's; this host's beat */
+	unsigned hb_dead_ms;        /* 0 = the volume's; other hosts call this
+				     * one dead after it (declared in its
+				     * heartbeat slot), it fences itself
+				     * before */
 	lk_event_fn event;          /* lock manager events (fenced, lost) */
 	void *event_arg;
 };

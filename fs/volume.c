@@ -508,6 +508,8 @@ int fs_mount(const char *const *specs, unsigned n,
 		jo.recover_arg = v;
 		jo.event = o->event;
 		jo.event_arg = o->event_arg;
+		jo.interval_ms = o->hb_interval_ms;
+		jo.dead_ms = o->hb_dead_ms;
 		ret = lk_join(v->lk, &jo);
 		if (ret) {
 			fs_log(v, "joining the volume: %s", fs_strerror(ret));

@@ -89,6 +89,8 @@ int lk_claim_slot(lk_volume *v)
 		s.rec_slot = 0;
 		s.rec_gen = 0;
 		s.wall_ns = lk_wall_ns();
+		s.interval_ms = v->interval_ms;
+		s.dead_ms = v->dead_ms;
 		lk_slot_out(&s, nw, v->ss);
 		start = lk_now_ns();
 		r = lk_caw(v, lk_slot_off(v, i), old, nw, cur,
@@ -244,7 +246,7 @@ static void timed_wait(lk_volume *v, unsigned ms)
 static void *beat_main(void *arg)
 {
 	lk_volume *v = arg;
-	unsigned half = v->hdr.interval_ms / 2 ? v->hdr.interval_ms / 2 : 1;
+	unsigned half = v->interval_ms / 2 ? v->interval_ms / 2 : 1;
 	uint64_t next = lk_now_ns();
 	unsigned n = 0;
 	bool again = false;
@@ -276,7 +278,7 @@ static void *beat_main(void *arg)
 static void *fence_main(void *arg)
 {
 	lk_volume *v = arg;
-	unsigned tick = v->hdr.interval_ms / 4;
+	unsigned tick = v->interval_ms / 4;
 
 	if (tick > 100)
 		tick = 100;

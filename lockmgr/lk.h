@@ -114,6 +114,9 @@ struct lk_join_opts {
 	void *event_arg;
 	enum lk_method method;               /* AUTO: from the LUN's caps */
 	unsigned fence_ms;                   /* 0 = max(dead/2, dead - 2*interval) */
+	unsigned interval_ms;                /* 0 = the region's; written in our
+					      * slot with dead_ms: */
+	unsigned dead_ms;                    /* others call us dead by ours */
 	bool no_rejoin;                      /* after LOST stay out */
 };
 

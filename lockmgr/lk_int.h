@@ -32,6 +32,8 @@ struct lk_volume {
 	char host_name[LK_NAME_LEN + 1];
 	enum lk_method method;
 	unsigned fence_ms;
+	uint32_t interval_ms;     /* our beat interval and the dead timeout */
+	uint32_t dead_ms;         /* we declare in our slot (join options) */
 	uint32_t slot;
 	uint64_t gen;
 	unsigned char *my_raw;    /* the slot image we last wrote */

@@ -59,8 +59,10 @@ static int status_locked(lk_volume *v, uint32_t slot, uint64_t gen)
 			return LK_HOST_LIVE;  /* cannot happen; be safe */
 		if (slot == v->slot && gen == v->gen && v->joined)
 			return LK_HOST_LIVE;  /* ourselves */
+		/* the host's own dead timeout: it fences itself by it */
 		if (lk_now_ns() - se->last_change_ns >=
-		    (uint64_t)v->hdr.dead_ms * 1000000)
+		    (uint64_t)(se->s.dead_ms ? se->s.dead_ms : v->hdr.dead_ms) *
+		    1000000)
 			return LK_HOST_DEAD;
 		return LK_HOST_LIVE;
 	}
@@ -646,10 +648,25 @@ out:
 
 int lk_recover_dead(lk_volume *v, unsigned *recovered)
 {
-	uint64_t deadline = lk_now_ns() +
-		(uint64_t)(v->hdr.dead_ms + 3 * v->hdr.interval_ms) * 1000000;
+	uint32_t dead = v->hdr.dead_ms, ival = v->hdr.interval_ms;
+	uint64_t deadline;
 	unsigned n = 0;
 	int ret = 0;
+
+	/* long enough for the slowest host's declared timing */
+	pthread_mutex_lock(&v->lock);
+	for (uint32_t i = 0; i < v->hdr.slots; i++) {
+		const struct lk_slot *s = &v->seen[i].s;
+
+		if (!v->seen[i].valid || s->state != LK_SLOT_LIVE)
+			continue;
+		if (s->dead_ms > dead)
+			dead = s->dead_ms;
+		if (s->interval_ms > ival)
+			ival = s->interval_ms;
+	}
+	pthread_mutex_unlock(&v->lock);
+	deadline = lk_now_ns() + (uint64_t)(dead + 3 * ival) * 1000000;
 
 	if (recovered)
 		*recovered = 0;

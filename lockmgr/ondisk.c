@@ -105,6 +105,8 @@ int lk_slot_in(const void *buf, struct lk_slot *s)
 	s->rec_slot = get32(b + offsetof(struct lk_slot_disk, rec_slot));
 	s->rec_gen = get64(b + offsetof(struct lk_slot_disk, rec_gen));
 	s->wall_ns = get64(b + offsetof(struct lk_slot_disk, wall_ns));
+	s->interval_ms = get32(b + offsetof(struct lk_slot_disk, interval_ms));
+	s->dead_ms = get32(b + offsetof(struct lk_slot_disk, dead_ms));
 	if (s->state > LK_SLOT_RECOVERING || s->index >= LK_MAX_SLOTS)
 		return -LK_E_CORRUPT;
 	return 0;
@@ -128,6 +130,8 @@ void lk_slot_out(const struct lk_slot *s, void *buf, size_t len)
 	put32(b + offsetof(struct lk_slot_disk, rec_slot), s->rec_slot);
 	put64(b + offsetof(struct lk_slot_disk, rec_gen), s->rec_gen);
 	put64(b + offsetof(struct lk_slot_disk, wall_ns), s->wall_ns);
+	put32(b + offsetof(struct lk_slot_disk, interval_ms), s->interval_ms);
+	put32(b + offsetof(struct lk_slot_disk, dead_ms), s->dead_ms);
 	seal(b, LK_SLOT_MAGIC);
 }
 

@@ -56,7 +56,11 @@ struct lk_slot_disk {
 	uint32_t reserved0;        /* 0x094 */
 	uint64_t rec_gen;          /* 0x098 */
 	uint64_t wall_ns;          /* 0x0a0 */
-	uint8_t reserved[0x154];   /* 0x0a8 */
+	uint32_t interval_ms;      /* 0x0a8: this host's beat interval (0 = the
+				    * region's) */
+	uint32_t dead_ms;          /* 0x0ac: others call it dead after this
+				    * (0 = the region's) */
+	uint8_t reserved[0x14c];   /* 0x0b0 */
 	uint32_t crc;              /* 0x1fc */
 };
 _Static_assert(sizeof(struct lk_slot_disk) == LK_REC_SIZE, "slot size");
@@ -103,6 +107,7 @@ struct lk_slot {
 	uint32_t rec_slot;
 	uint64_t rec_gen;
 	uint64_t wall_ns;
+	uint32_t interval_ms, dead_ms;
 };
 
 struct lk_holder {

@@ -165,6 +165,8 @@ int lk_open(mp_lun *lun, uint64_t region_off, lk_volume **out)
 	free(buf);
 	if (ret)
 		goto free_v;
+	v->interval_ms = v->hdr.interval_ms;
+	v->dead_ms = v->hdr.dead_ms;
 	if (v->hdr.self_off != region_off || v->hdr.slot_size != v->ss) {
 		/* a region copied elsewhere, or a LUN whose sector size changed */
 		ret = -LK_E_CORRUPT;
@@ -251,15 +253,25 @@ int lk_join(lk_volume *v, const struct lk_join_opts *o)
 	snprintf(v->host_name, sizeof(v->host_name), "%s",
 		 o->host_name ? o->host_name : "");
 	v->opts.host_name = v->host_name;
+	/* Our own timing, declared in our slot: others call us dead by our
+	 * dead timeout, never by a shorter one of theirs. */
+	v->interval_ms = o->interval_ms ? o->interval_ms : v->hdr.interval_ms;
+	v->dead_ms = o->dead_ms ? o->dead_ms : v->hdr.dead_ms;
+	if (v->interval_ms < 20 || v->dead_ms < 2 * v->interval_ms) {
+		lk_log(v, "heartbeat interval %u ms and dead timeout %u ms: the "
+		       "interval must be at least 20 ms and the timeout at "
+		       "least twice the interval", v->interval_ms, v->dead_ms);
+		return -EINVAL;
+	}
 	/* Fence well before anyone may call us dead: the margin covers I/O we
 	 * already issued and the observers' polling. */
-	dflt_fence = v->hdr.dead_ms - 2 * v->hdr.interval_ms;
-	if (dflt_fence < v->hdr.dead_ms / 2)
-		dflt_fence = v->hdr.dead_ms / 2;
+	dflt_fence = v->dead_ms - 2 * v->interval_ms;
+	if (dflt_fence < v->dead_ms / 2)
+		dflt_fence = v->dead_ms / 2;
 	v->fence_ms = o->fence_ms ? o->fence_ms : dflt_fence;
-	if (v->fence_ms >= v->hdr.dead_ms) {
+	if (v->fence_ms >= v->dead_ms) {
 		lk_log(v, "fence deadline %u ms must be below the dead timeout "
-		       "%u ms", v->fence_ms, v->hdr.dead_ms);
+		       "%u ms", v->fence_ms, v->dead_ms);
 		return -EINVAL;
 	}
 	ret = lk_monitor_pass(v);
@@ -271,7 +283,7 @@ int lk_join(lk_volume *v, const struct lk_join_opts *o)
 	lk_log(v, "joined: slot %u generation %llu, method %s, interval %u ms, "
 	       "dead timeout %u ms, fence %u ms", v->slot,
 	       (unsigned long long)v->gen, lk_method_name(v->method),
-	       v->hdr.interval_ms, v->hdr.dead_ms, v->fence_ms);
+	       v->interval_ms, v->dead_ms, v->fence_ms);
 	ret = lk_threads_start(v);
 	return ret;
 }
@@ -360,8 +372,8 @@ void lk_get_info(lk_volume *v, struct lk_vol_info *info)
 	pthread_mutex_lock(&v->lock);
 	info->slots = v->hdr.slots;
 	info->slot_size = v->ss;
-	info->interval_ms = v->hdr.interval_ms;
-	info->dead_ms = v->hdr.dead_ms;
+	info->interval_ms = v->interval_ms;
+	info->dead_ms = v->dead_ms;
 	info->fence_ms = v->fence_ms;
 	memcpy(info->uuid, v->hdr.uuid, 16);
 	info->joined = v->joined;

@@ -69,6 +69,7 @@ static void event_cb(void *arg, enum lk_event ev)
 }
 
 static unsigned fence_ms;   /* for the next host_up; 0 = default */
+static unsigned hb_interval_ms, hb_dead_ms;   /* the same */
 
 /* Hosts live here, not on a test's stack: a failed assertion leaves the
  * test function early, and the hosts' threads must not write into a dead
@@ -102,6 +103,8 @@ static struct host *host_up(const char *name, const char *fault)
 	o.event = event_cb;
 	o.event_arg = h;
 	o.fence_ms = fence_ms;
+	o.interval_ms = hb_interval_ms;
+	o.dead_ms = hb_dead_ms;
 	ret = lk_join(h->v, &o);
 	if (ret)
 		fail_msg("join %s: %s", name, lk_strerror(ret));
@@ -127,6 +130,7 @@ static int test_teardown(void **state)
 		host_down(&pool[i]);
 	}
 	fence_ms = 0;
+	hb_interval_ms = hb_dead_ms = 0;
 	return 0;
 }
 
@@ -334,6 +338,65 @@ static void test_break_dead_host(void **state)
 	host_down(c);
 }
 
+/* A host declares its own heartbeat timing in its slot; the others judge it
+ * by that, not by the region's default (nor by their own). */
+#define OWN_INTERVAL 200
+#define OWN_DEAD 1200
+static void test_per_host_timing(void **state)
+{
+	struct lk_join_opts o = { 0 };
+	struct lk_vol_info ia;
+	struct host *a, *b;
+	lk_lock *la, *lb;
+	uint64_t t_dead, t_got;
+	mp_lun *lun;
+	lk_volume *v;
+
+	(void)state;
+	/* a timeout shorter than two intervals is refused */
+	assert_int_equal(mp_lun_open(lunpath, NULL, &lun), 0);
+	assert_int_equal(lk_open(lun, 0, &v), 0);
+	o.host_name = "bad";
+	o.interval_ms = 500;
+	o.dead_ms = 900;
+	assert_int_equal(lk_join(v, &o), -EINVAL);
+	lk_close(v);
+	mp_lun_close(lun);
+
+	hb_interval_ms = OWN_INTERVAL;
+	hb_dead_ms = OWN_DEAD;
+	a = host_up("alpha", "");
+	hb_interval_ms = hb_dead_ms = 0;
+	b = host_up("bravo", NULL);
+	lk_get_info(a->v, &ia);
+	assert_int_equal(ia.interval_ms, OWN_INTERVAL);
+	assert_int_equal(ia.dead_ms, OWN_DEAD);
+	assert_true(ia.fence_ms < OWN_DEAD);
+	assert_int_equal(lk_lock_open(a->v, lock_off(5), &la), 0);
+	assert_int_equal(lk_lock_open(b->v, lock_off(5), &lb), 0);
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), 0);
+	{
+		struct mp_fault_rule r = { .op = MP_FAULT_ANY_OP,
+					   .action = MP_FAULT_FAIL };
+
+		assert_true(mp_fault_add(a->lun, &r) >= 0);
+	}
+	t_dead = now_ns();
+	assert_int_equal(lk_acquire(lb, LK_EXCL, 3 * DEAD), 0);
+	t_got = now_ns();
+	assert_int_equal(ATOMIC(b->recovered), 1);
+	/* broken by alpha's 1.2 s, well before the region's 2.5 s */
+	assert_true(t_got - t_dead >= (uint64_t)(OWN_DEAD - 2 * OWN_INTERVAL) * 1000000);
+	assert_true(t_got - t_dead < (uint64_t)DEAD * 1000000);
+	assert_int_equal(ATOMIC(a->events[LK_EV_FENCED]), 1);
+	assert_true(ATOMIC(a->fenced_ns) != 0 && ATOMIC(a->fenced_ns) < t_got);
+	assert_int_equal(lk_release(lb), 0);
+	lk_lock_close(lb);
+	lk_lock_close(la);
+	host_down(a);
+	host_down(b);
+}
+
 /* A stall shorter than the dead timeout but longer than the fence deadline:
  * alpha fences, then resumes with its lock still valid; bravo never gets it. */
 static void test_stall_resume(void **state)
@@ -478,6 +541,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_exclusive, test_teardown),
 		cmocka_unit_test_teardown(test_shared_modes, test_teardown),
 		cmocka_unit_test_teardown(test_break_dead_host, test_teardown),
+		cmocka_unit_test_teardown(test_per_host_timing, test_teardown),
 		cmocka_unit_test_teardown(test_stall_resume, test_teardown),
 		cmocka_unit_test_teardown(test_stall_lost, test_teardown),
 		cmocka_unit_test_teardown(test_caw_timeout_applied, test_teardown),
