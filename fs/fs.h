@@ -64,6 +64,9 @@ struct fs_mount_opts {
 				     * before */
 	lk_event_fn event;          /* lock manager events (fenced, lost) */
 	void *event_arg;
+	bool no_janitor;            /* do not recover dead hosts in the
+				     * background (only when their locks are
+				     * needed) */
 };
 
 /*
@@ -215,6 +218,24 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len);
  * end.  Reserved, never written blocks count as holes. */
 int64_t fs_seek(fs_file *f, uint64_t off, bool data);
 int fs_fstat(fs_file *f, struct fs_stat *st);
+
+/* ---- reports (tools) ------------------------------------------------------ */
+
+/* Resolve a path relative to the root ("" or "/" = the root); no "..",
+ * symlinks are not followed. */
+int fs_resolve(fs_vol *v, const char *path, struct fs_stat *st);
+
+/* A file's lock and who holds it (vmkfstools -D). */
+struct fs_lock_report {
+	uint32_t ext;               /* extent holding the lock record */
+	uint64_t lock_off;          /* its byte offset on that extent */
+	uint64_t hb_off;            /* heartbeat region (head extent) */
+	unsigned opens_rw, opens_ro;/* opens on this host */
+	enum lk_mode held;          /* this host's hold */
+	struct lk_lock_info info;   /* the record: mode, version, holders */
+};
+/* -EROFS on a read-only mount (it keeps no lock state). */
+int fs_lock_report(fs_vol *v, uint64_t ino, struct fs_lock_report *r);
 
 #ifdef __cplusplus
 }

@@ -35,7 +35,15 @@ struct fs_vol {
 	pthread_mutex_t lock;        /* below */
 	struct fs_inode *inodes;     /* open inodes (hash chain list) */
 	unsigned alloc_cursor[FS_R_TYPES]; /* affinity: next cluster to try */
+	bool jan_stop;               /* the janitor (janitor.c) */
+	bool jan_running;
+	pthread_cond_t jan_cond;
+	pthread_t jan;
 };
+
+/* Start / stop the thread recovering dead hosts (read-write mounts). */
+int fs_janitor_start(struct fs_vol *v);
+void fs_janitor_stop(struct fs_vol *v);
 
 /* ---- geometry ---------------------------------------------------------- */
 

@@ -529,6 +529,11 @@ int fs_mount(const char *const *specs, unsigned n,
 			v->alloc_cursor[t] = total ? (unsigned)((uint64_t)v->slot *
 					     total / v->sb.slots % total) : 0;
 		}
+		if (!o->no_janitor) {
+			ret = fs_janitor_start(v);
+			if (ret)
+				goto fail;
+		}
 	}
 	*out = v;
 	return 0;
@@ -542,6 +547,7 @@ void fs_umount(fs_vol *v)
 {
 	if (!v)
 		return;
+	fs_janitor_stop(v);
 	if (v->lk) {
 		fs_flush_all(v);
 		lk_close(v->lk);

@@ -140,6 +140,8 @@ int lk_join(lk_volume *v, const struct lk_join_opts *o);
  * plus three intervals for hosts not yet known to be dead or alive.
  */
 int lk_recover_dead(lk_volume *v, unsigned *recovered);
+/* The same without waiting: only hosts already seen dead (a janitor). */
+int lk_recover_dead_now(lk_volume *v, unsigned *recovered);
 
 /* Release every lock still held, free the slot, stop the threads. */
 int lk_leave(lk_volume *v);

@@ -646,7 +646,7 @@ out:
 	return ret;
 }
 
-int lk_recover_dead(lk_volume *v, unsigned *recovered)
+static int recover_dead(lk_volume *v, bool wait, unsigned *recovered)
 {
 	uint32_t dead = v->hdr.dead_ms, ival = v->hdr.interval_ms;
 	uint64_t deadline;
@@ -666,7 +666,7 @@ int lk_recover_dead(lk_volume *v, unsigned *recovered)
 			ival = s->interval_ms;
 	}
 	pthread_mutex_unlock(&v->lock);
-	deadline = lk_now_ns() + (uint64_t)(dead + 3 * ival) * 1000000;
+	deadline = lk_now_ns() + (wait ? (uint64_t)(dead + 3 * ival) * 1000000 : 0);
 
 	if (recovered)
 		*recovered = 0;
@@ -706,4 +706,14 @@ int lk_recover_dead(lk_volume *v, unsigned *recovered)
 	if (recovered)
 		*recovered = n;
 	return ret;
+}
+
+int lk_recover_dead(lk_volume *v, unsigned *recovered)
+{
+	return recover_dead(v, true, recovered);
+}
+
+int lk_recover_dead_now(lk_volume *v, unsigned *recovered)
+{
+	return recover_dead(v, false, recovered);
 }
