@@ -6,6 +6,9 @@
  *   seed=N              random seed for prob= rules and random power cuts
  *   qslots=K            emulate a target with K queue slots: I/O beyond K in
  *                       flight completes with TASK SET FULL
+ *   bw=RATE             a device that moves RATE bytes per second (k/m/g):
+ *                       each READ and WRITE is held until the device has
+ *                       had the time to move the bytes before it
  *   OP,ACTION[,k=v...]  a rule: OP read|write|flush|discard|caw|tur|any,
  *                       ACTION fail|delay|hang|busy|qfull|tear|drop|powercut|
  *                       failafter,
@@ -72,6 +75,8 @@ struct fault {
 	struct frule *rules;
 	uint64_t rng;
 	unsigned qslots, inflight;
+	uint64_t bw;             /* bytes per second, 0 = unlimited */
+	uint64_t bw_next;        /* ns: when the device is free again */
 	bool powered_off;
 
 	bool wcache;
@@ -770,6 +775,21 @@ static void fault_submit(struct mp_path *p, struct mp_io *io)
 		if (rule_matches(f, fr, io))
 			break;
 	f->inflight++;
+	if (!fr && f->bw && (io->op == MP_OP_READ || io->op == MP_OP_WRITE)) {
+		/* One transfer at a time at bw bytes/s: issue when done. */
+		uint64_t now = mp_now_ns();
+
+		if (f->bw_next < now)
+			f->bw_next = now;
+		f->bw_next += io->length * 1000000000ull / f->bw;
+		h = calloc(1, sizeof(*h));
+		if (!h)
+			abort();
+		h->io = io;
+		h->due_ns = f->bw_next;
+		held_insert(f, h);
+		goto unlock;
+	}
 	if (!fr) {
 		pthread_mutex_unlock(&f->lock);
 		fault_issue(f, io);
@@ -1153,6 +1173,10 @@ static int parse_spec(struct fault *f, const char *spec, char **inner,
 			if (mp_parse_size(item + 5, &v))
 				goto bad;
 			f->rng = v ? v : 1;
+		} else if (!strncmp(item, "bw=", 3)) {
+			if (mp_parse_size(item + 3, &v) || v == 0)
+				goto bad;
+			f->bw = v;
 		} else if (!strncmp(item, "qslots=", 7)) {
 			if (mp_parse_size(item + 7, &v) || v == 0 || v > 65536)
 				goto bad;

@@ -34,6 +34,7 @@ struct isc_conf {
 	 * same I_T nexus and keeps its PR registrations. */
 	uint32_t isid;
 	unsigned timeout_ms;
+	bool failfast;              /* MP_OPEN_PATH_FAILFAST_ */
 };
 
 /* What the target told us at open, used to build commands. */

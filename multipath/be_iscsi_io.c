@@ -502,7 +502,10 @@ static void issue_part(struct isc_path *ip, struct isc_part *pt)
 void isc_walk_ready(struct isc_path *ip, uint64_t now)
 {
 	bool up = ip->state == ISC_UP;
-	bool dead = !up && now - ip->down_since >= ip->timeout_ns;
+	/* A path of a multipath device is dead as soon as it is down: the
+	 * device fails over rather than wait for this path's reconnect. */
+	bool dead = !up && (ip->conf.failfast ||
+			    now - ip->down_since >= ip->timeout_ns);
 	struct isc_req *r, *next;
 
 	for (r = ip->reqs; r && ip->nready; r = next) {

@@ -10,7 +10,8 @@
  *
  * Locks: lun->lock protects the queue, counters and statistics; it is never
  * held while calling into a backend or a user callback.  The waiter stripes
- * (wait_stripes) are leaves.
+ * (wait_stripes) are leaves.  The queue itself, shares and adaptive depth
+ * are in lunq.c, multipath devices in mpath.c (see lun_int.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -18,13 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp_int.h"
+#include "lun_int.h"
 
 enum { IO_IDLE = 0, IO_SUBMITTED = 1, IO_DONE = 2 };
 
 #define DEFAULT_QDEPTH 64
 #define DEFAULT_RESCONFLICT_MS 10000
 #define MAX_EAGAIN_RETRIES 5
+#define QFULL_GIVEUP_NS (30ull * 1000000000ull) /* requeue QUEUE FULL this long */
 
 struct mp_bounce {
 	const struct iovec *uiov;   /* the caller's vector, restored at done */
@@ -38,28 +40,6 @@ struct deferred {
 	struct mp_io *io;
 	uint64_t due_ns;
 	struct deferred *next;
-};
-
-struct mp_lun {
-	char *spec;
-	struct mp_path *path;
-	unsigned flags;
-	unsigned resconflict_ms;
-	bool fenced;                /* atomic: read on every submit */
-
-	pthread_mutex_t lock;
-	pthread_cond_t idle;        /* inflight + queued + deferred == 0 */
-	unsigned inflight;          /* at the path, or deferred for retry */
-	unsigned queued;
-	unsigned qdepth;
-	struct mp_io *qhead, *qtail;
-	struct mp_lun_stats st;
-
-	/* retry timer */
-	pthread_t timer;
-	bool timer_started, timer_stop;
-	pthread_cond_t timer_cond;
-	struct deferred *dlist;     /* sorted by due_ns */
 };
 
 /* Waiters of mp_io_wait() sleep on a stripe chosen by the io's address, so a
@@ -90,9 +70,12 @@ static unsigned stripe_of(const struct mp_io *io)
  * for the very thread that must deliver it. */
 static __thread int in_completion;
 
-static void lun_submit_path(struct mp_lun *lun, struct mp_io *io)
+void lun_submit_path(struct mp_lun *lun, struct mp_io *io)
 {
-	lun->path->ops->submit(lun->path, io);
+	if (lun->mp)
+		mpath_submit(lun->mp, io);
+	else
+		lun->path->ops->submit(lun->path, io);
 }
 
 /* ---- bounce buffers ------------------------------------------------------ */
@@ -276,10 +259,48 @@ static bool want_retry(struct mp_lun *lun, struct mp_io *io, int result,
 	return false;
 }
 
-static void lun_done(void *arg, struct mp_io *io, int result)
+/* A QUEUE FULL / BUSY completion with adaptive depth: the I/O goes back to
+ * the head of the queue instead of failing.  false when it must surface. */
+static bool requeue_qfull(struct mp_lun *lun, struct mp_io *io, int result)
+{
+	struct mp_io *ready;
+	bool alone;
+
+	if (!lun->adaptive || (result != -MP_E_QFULL && result != -MP_E_BUSY) ||
+	    mp_now_ns() - io->start_ns_ > QFULL_GIVEUP_NS)
+		return false;
+	io->retries_++;
+	pthread_mutex_lock(&lun->lock);
+	lun->st.retries++;
+	lunq_adapt(lun, true);
+	alone = lun->inflight == 1;
+	if (!alone) {
+		/* Others are in flight: their completions free the target's
+		 * slots; this one goes first when the depth allows. */
+		lun->inflight--;
+		lunq_push_front(lun, io);
+		lun->queued++;
+	}
+	ready = lunq_take_ready(lun);
+	pthread_mutex_unlock(&lun->lock);
+	while (ready) {
+		struct mp_io *n = ready->next_;
+
+		ready->next_ = NULL;
+		lun_submit_path(lun, ready);
+		ready = n;
+	}
+	/* Nothing else in flight (the target is full of other hosts' I/O):
+	 * back off a millisecond instead of spinning; it keeps its slot. */
+	if (alone && lun_defer(lun, io, 1000000ull) != 0)
+		return false;
+	return true;
+}
+
+void lun_done(void *arg, struct mp_io *io, int result)
 {
 	struct mp_lun *lun = arg;
-	struct mp_io *next = NULL;
+	struct mp_io *ready;
 	uint64_t delay;
 
 	if (result < 0 && want_retry(lun, io, result, &delay)) {
@@ -290,6 +311,8 @@ static void lun_done(void *arg, struct mp_io *io, int result)
 		if (lun_defer(lun, io, delay) == 0)
 			return;
 	}
+	if (result < 0 && requeue_qfull(lun, io, result))
+		return;
 	if (result == -EAGAIN)
 		result = -EIO;  /* retries exhausted: the device stays unready */
 
@@ -315,21 +338,23 @@ static void lun_done(void *arg, struct mp_io *io, int result)
 	}
 	if (result < 0 && result != -MP_E_MISCOMPARE)
 		lun->st.errors++;
-	if (lun->qhead) {
-		next = lun->qhead;
-		lun->qhead = next->next_;
-		if (!lun->qhead)
-			lun->qtail = NULL;
-		lun->queued--;
-	} else {
-		lun->inflight--;
-	}
+	if (lun->adaptive)
+		lunq_adapt(lun, false);
+	if (lun->sfq)
+		lunq_share_done(lun, io);
+	lun->inflight--;
+	ready = lunq_take_ready(lun);
 	if (lun->inflight == 0 && lun->queued == 0)
 		pthread_cond_broadcast(&lun->idle);
 	pthread_mutex_unlock(&lun->lock);
 
-	if (next)
-		lun_submit_path(lun, next);
+	while (ready) {
+		struct mp_io *n = ready->next_;
+
+		ready->next_ = NULL;
+		lun_submit_path(lun, ready);
+		ready = n;
+	}
 	deliver(io);
 }
 
@@ -393,7 +418,7 @@ static int validate(struct mp_lun *lun, struct mp_io *io)
 	return 0;
 }
 
-int mp_io_submit(mp_lun *lun, struct mp_io *io)
+static int submit(mp_lun *lun, struct mp_share *share, struct mp_io *io)
 {
 	bool go;
 	int ret;
@@ -410,6 +435,7 @@ int mp_io_submit(mp_lun *lun, struct mp_io *io)
 	io->bounce_ = NULL;
 	io->retries_ = 0;
 	io->next_ = NULL;
+	io->share_ = share;
 	io->start_ns_ = mp_now_ns();
 	io->result = 0;
 	ret = bounce_setup(lun, io);
@@ -418,15 +444,16 @@ int mp_io_submit(mp_lun *lun, struct mp_io *io)
 	__atomic_store_n(&io->state_, IO_SUBMITTED, __ATOMIC_RELAXED);
 
 	pthread_mutex_lock(&lun->lock);
-	go = lun->inflight < lun->qdepth;
+	if (share)
+		share->pending++;
+	else if (lun->sfq)
+		lun->dflt.pending++;
+	/* Unsaturated: straight to the device, whatever the shares. */
+	go = lun->inflight < lun->qdepth && !lun->queued;
 	if (go) {
 		lun->inflight++;
 	} else {
-		if (lun->qtail)
-			lun->qtail->next_ = io;
-		else
-			lun->qhead = io;
-		lun->qtail = io;
+		lunq_push(lun, io);
 		lun->queued++;
 	}
 	pthread_mutex_unlock(&lun->lock);
@@ -438,6 +465,16 @@ refuse:
 	io->result = ret;
 	__atomic_store_n(&io->state_, IO_DONE, __ATOMIC_RELEASE);
 	return ret;
+}
+
+int mp_io_submit(mp_lun *lun, struct mp_io *io)
+{
+	return submit(lun, NULL, io);
+}
+
+int mp_io_submit_share(mp_share *s, struct mp_io *io)
+{
+	return submit(s->lun, s, io);
 }
 
 int mp_io_wait(struct mp_io *io)
@@ -457,14 +494,90 @@ int mp_io_wait(struct mp_io *io)
 	return io->result;
 }
 
-static int submit_wait(mp_lun *lun, struct mp_io *io)
-{
-	int ret = mp_io_submit(lun, io);
+/* ---- open / close ------------------------------------------------------- */
 
-	return ret ? ret : mp_io_wait(io);
+/* The LUN object without its paths. */
+static int lun_new(const char *spec, const struct mp_open_opts *opts,
+		   struct mp_lun **out)
+{
+	struct mp_lun *lun;
+
+	pthread_once(&wait_once, wait_init);
+	lun = calloc(1, sizeof(*lun));
+	if (!lun)
+		return -ENOMEM;
+	lun->spec = strdup(spec);
+	if (!lun->spec) {
+		free(lun);
+		return -ENOMEM;
+	}
+	lun->flags = opts->flags;
+	lun->resconflict_ms = opts->resconflict_ms ? opts->resconflict_ms :
+						    DEFAULT_RESCONFLICT_MS;
+	lun->adaptive = opts->flags & MP_OPEN_ADAPTIVE_QD;
+	lun->qfull_sample = opts->qfull_sample ? opts->qfull_sample : 32;
+	lun->qfull_threshold = opts->qfull_threshold ? opts->qfull_threshold : 4;
+	lun->dflt.lun = lun;
+	lun->dflt.shares = MP_SHARES_NORMAL;
+	pthread_mutex_init(&lun->lock, NULL);
+	pthread_cond_init(&lun->idle, NULL);
+	pthread_cond_init(&lun->timer_cond, NULL);
+	*out = lun;
+	return 0;
 }
 
-/* ---- open / close ------------------------------------------------------- */
+static void lun_free(struct mp_lun *lun)
+{
+	pthread_cond_destroy(&lun->timer_cond);
+	pthread_cond_destroy(&lun->idle);
+	pthread_mutex_destroy(&lun->lock);
+	free(lun->spec);
+	free(lun);
+}
+
+/* Depth limits once the paths are open. */
+static void lun_ready(struct mp_lun *lun, const struct mp_open_opts *opts)
+{
+	lun->qdepth = opts->queue_depth ? opts->queue_depth : DEFAULT_QDEPTH;
+	if (lun->path->max_inflight && lun->qdepth > lun->path->max_inflight)
+		lun->qdepth = lun->path->max_inflight;
+	lun->max_qdepth = lun->qdepth;
+	mp_registry_add(lun);
+}
+
+/* Split "multi:A|B|C" into specs (modifies buf). */
+static int split_multi(char *buf, const char **specs, unsigned *n)
+{
+	char *save = NULL, *tok;
+
+	*n = 0;
+	for (tok = strtok_r(buf, "|", &save); tok;
+	     tok = strtok_r(NULL, "|", &save)) {
+		if (*n == MP_MAX_PATHS)
+			return -MP_E_SPEC;
+		specs[(*n)++] = tok;
+	}
+	return *n ? 0 : -MP_E_SPEC;
+}
+
+static int open_multi(const char *spec, const char *const specs[], unsigned n,
+		      const struct mp_open_opts *opts, mp_lun **out)
+{
+	struct mp_lun *lun;
+	int ret;
+
+	ret = lun_new(spec, opts, &lun);
+	if (ret)
+		return ret;
+	ret = mpath_open(lun, specs, n, opts);
+	if (ret) {
+		lun_free(lun);
+		return ret;
+	}
+	lun_ready(lun, opts);
+	*out = lun;
+	return 0;
+}
 
 int mp_lun_open(const char *spec, const struct mp_open_opts *opts,
 		mp_lun **out)
@@ -473,42 +586,66 @@ int mp_lun_open(const char *spec, const struct mp_open_opts *opts,
 	struct mp_lun *lun;
 	int ret;
 
-	pthread_once(&wait_once, wait_init);
 	if (!spec || !*spec || !out)
 		return -MP_E_SPEC;
 	if (!opts)
 		opts = &dflt;
-	lun = calloc(1, sizeof(*lun));
-	if (!lun)
-		return -ENOMEM;
-	lun->spec = strdup(spec);
-	if (!lun->spec) {
-		ret = -ENOMEM;
-		goto free_lun;
-	}
-	lun->flags = opts->flags;
-	lun->resconflict_ms = opts->resconflict_ms ? opts->resconflict_ms :
-						    DEFAULT_RESCONFLICT_MS;
-	pthread_mutex_init(&lun->lock, NULL);
-	pthread_cond_init(&lun->idle, NULL);
-	pthread_cond_init(&lun->timer_cond, NULL);
+	if (!strncmp(spec, "multi:", 6)) {
+		const char *specs[MP_MAX_PATHS];
+		char *buf = strdup(spec + 6);
+		unsigned n;
 
-	ret = mp_path_open(spec, opts, lun_done, lun, &lun->path);
+		if (!buf)
+			return -ENOMEM;
+		ret = split_multi(buf, specs, &n);
+		if (ret)
+			mp_log("bad multipath spec '%s': expected "
+			       "multi:SPEC1|SPEC2|... (at most %d paths)", spec,
+			       MP_MAX_PATHS);
+		else
+			ret = open_multi(spec, specs, n, opts, out);
+		free(buf);
+		return ret;
+	}
+	ret = lun_new(spec, opts, &lun);
 	if (ret)
-		goto free_sync;
-	lun->qdepth = opts->queue_depth ? opts->queue_depth : DEFAULT_QDEPTH;
-	if (lun->path->max_inflight && lun->qdepth > lun->path->max_inflight)
-		lun->qdepth = lun->path->max_inflight;
+		return ret;
+	ret = mp_path_open(spec, opts, lun_done, lun, &lun->path);
+	if (ret) {
+		lun_free(lun);
+		return ret;
+	}
+	lun_ready(lun, opts);
 	*out = lun;
 	return 0;
+}
 
-free_sync:
-	pthread_cond_destroy(&lun->timer_cond);
-	pthread_cond_destroy(&lun->idle);
-	pthread_mutex_destroy(&lun->lock);
-	free(lun->spec);
-free_lun:
-	free(lun);
+int mp_lun_open_paths(const char *const specs[], unsigned n,
+		      const struct mp_open_opts *opts, mp_lun **out)
+{
+	struct mp_open_opts dflt = { 0 };
+	size_t len = 7;
+	char *spec;
+	int ret;
+
+	if (!specs || !n || n > MP_MAX_PATHS || !out)
+		return -MP_E_SPEC;
+	for (unsigned i = 0; i < n; i++) {
+		if (!specs[i] || !*specs[i] || strchr(specs[i], '|'))
+			return -MP_E_SPEC;
+		len += strlen(specs[i]) + 1;
+	}
+	spec = malloc(len);
+	if (!spec)
+		return -ENOMEM;
+	strcpy(spec, "multi:");
+	for (unsigned i = 0; i < n; i++) {
+		if (i)
+			strcat(spec, "|");
+		strcat(spec, specs[i]);
+	}
+	ret = open_multi(spec, specs, n, opts ? opts : &dflt, out);
+	free(spec);
 	return ret;
 }
 
@@ -516,6 +653,7 @@ void mp_lun_close(mp_lun *lun)
 {
 	if (!lun)
 		return;
+	mp_registry_del(lun);
 	pthread_mutex_lock(&lun->lock);
 	while (lun->inflight || lun->queued)
 		pthread_cond_wait(&lun->idle, &lun->lock);
@@ -525,12 +663,11 @@ void mp_lun_close(mp_lun *lun)
 	if (lun->timer_started)
 		pthread_join(lun->timer, NULL);
 	/* Joins the backend's threads, so every callback has returned. */
-	mp_path_close(lun->path);
-	pthread_cond_destroy(&lun->timer_cond);
-	pthread_cond_destroy(&lun->idle);
-	pthread_mutex_destroy(&lun->lock);
-	free(lun->spec);
-	free(lun);
+	if (lun->mp)
+		mpath_close(lun->mp);
+	else
+		mp_path_close(lun->path);
+	lun_free(lun);
 }
 
 void mp_lun_fence(mp_lun *lun, bool fenced)
@@ -563,164 +700,8 @@ void mp_lun_get_stats(mp_lun *lun, struct mp_lun_stats *st)
 	pthread_mutex_unlock(&lun->lock);
 }
 
-/* ---- synchronous helpers ------------------------------------------------- */
-
-void mp_io_prep_read(struct mp_io *io, const struct iovec *iov, int iovcnt,
-		     uint64_t off)
+bool mp_lun_is_multipath(mp_lun *lun)
 {
-	memset(io, 0, sizeof(*io));
-	io->op = MP_OP_READ;
-	io->iov = iov;
-	io->iovcnt = iovcnt;
-	io->offset = off;
+	return lun->mp != NULL;
 }
 
-void mp_io_prep_write(struct mp_io *io, const struct iovec *iov, int iovcnt,
-		      uint64_t off, unsigned flags)
-{
-	memset(io, 0, sizeof(*io));
-	io->op = MP_OP_WRITE;
-	io->flags = flags;
-	io->iov = iov;
-	io->iovcnt = iovcnt;
-	io->offset = off;
-}
-
-ssize_t mp_lun_preadv(mp_lun *lun, const struct iovec *iov, int iovcnt,
-		      uint64_t off)
-{
-	struct mp_io io;
-
-	mp_io_prep_read(&io, iov, iovcnt, off);
-	return submit_wait(lun, &io);
-}
-
-ssize_t mp_lun_pwritev(mp_lun *lun, const struct iovec *iov, int iovcnt,
-		       uint64_t off, unsigned io_flags)
-{
-	struct mp_io io;
-
-	mp_io_prep_write(&io, iov, iovcnt, off, io_flags);
-	return submit_wait(lun, &io);
-}
-
-ssize_t mp_lun_pread(mp_lun *lun, void *buf, size_t len, uint64_t off)
-{
-	struct iovec iov = { .iov_base = buf, .iov_len = len };
-
-	return mp_lun_preadv(lun, &iov, 1, off);
-}
-
-ssize_t mp_lun_pwrite(mp_lun *lun, const void *buf, size_t len, uint64_t off,
-		      unsigned io_flags)
-{
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-
-	return mp_lun_pwritev(lun, &iov, 1, off, io_flags);
-}
-
-static int simple_op(mp_lun *lun, enum mp_op op, uint64_t off, uint64_t len,
-		     void *arg)
-{
-	struct mp_io io;
-
-	memset(&io, 0, sizeof(io));
-	io.op = op;
-	io.offset = off;
-	io.length = len;
-	io.arg = arg;
-	return submit_wait(lun, &io);
-}
-
-int mp_lun_flush(mp_lun *lun)
-{
-	return simple_op(lun, MP_OP_FLUSH, 0, 0, NULL);
-}
-
-int mp_lun_discard(mp_lun *lun, uint64_t off, uint64_t len)
-{
-	return simple_op(lun, MP_OP_DISCARD, off, len, NULL);
-}
-
-int mp_lun_reserve(mp_lun *lun)
-{
-	return simple_op(lun, MP_OP_RESERVE, 0, 0, NULL);
-}
-
-int mp_lun_release(mp_lun *lun)
-{
-	return simple_op(lun, MP_OP_RELEASE, 0, 0, NULL);
-}
-
-int mp_lun_pr(mp_lun *lun, struct mp_pr *pr)
-{
-	enum mp_op op = pr->action >= MP_PR_READ_KEYS ? MP_OP_PR_IN : MP_OP_PR_OUT;
-
-	return simple_op(lun, op, 0, 0, pr);
-}
-
-int mp_lun_test_ready(mp_lun *lun)
-{
-	return simple_op(lun, MP_OP_TUR, 0, 0, NULL);
-}
-
-int mp_lun_caw(mp_lun *lun, uint64_t off, const void *cmp, const void *data,
-	       size_t len, void *cur)
-{
-	struct iovec iov[2];
-	struct mp_io io;
-	void *c;
-	int ret;
-
-	/* The layer writes the current contents into iov[0] on miscompare,
-	 * so compare against a private copy and hand it out through cur. */
-	c = malloc(len ? len : 1);
-	if (!c)
-		return -ENOMEM;
-	memcpy(c, cmp, len);
-	iov[0].iov_base = c;
-	iov[0].iov_len = len;
-	iov[1].iov_base = (void *)data;
-	iov[1].iov_len = len;
-	memset(&io, 0, sizeof(io));
-	io.op = MP_OP_CAW;
-	io.offset = off;
-	io.length = len;
-	io.iov = iov;
-	io.iovcnt = 2;
-	ret = submit_wait(lun, &io);
-	if (ret == -MP_E_MISCOMPARE && cur)
-		memcpy(cur, c, len);
-	free(c);
-	return ret;
-}
-
-/* ---- fault injection passthrough ------------------------------------------ */
-
-int mp_fault_add(mp_lun *lun, const struct mp_fault_rule *rule)
-{
-	struct mp_path *p = lun->path;
-
-	return p->ops->fault_add ? p->ops->fault_add(p, rule) : -EINVAL;
-}
-
-int mp_fault_clear(mp_lun *lun)
-{
-	struct mp_path *p = lun->path;
-
-	return p->ops->fault_clear ? p->ops->fault_clear(p) : -EINVAL;
-}
-
-int mp_fault_power_cut(mp_lun *lun, enum mp_powercut_mode mode)
-{
-	struct mp_path *p = lun->path;
-
-	return p->ops->power_cut ? p->ops->power_cut(p, mode) : -EINVAL;
-}
-
-int mp_fault_get_stats(mp_lun *lun, struct mp_fault_stats *st)
-{
-	struct mp_path *p = lun->path;
-
-	return p->ops->fault_stats ? p->ops->fault_stats(p, st) : -EINVAL;
-}

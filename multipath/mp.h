@@ -2,8 +2,12 @@
  * mp.h - the device layer: everything that talks to a LUN.
  *
  * A LUN is opened from a spec string and used through an opaque handle
- * (mp_lun).  Callers never see paths or backends: today a LUN has exactly
- * one path; the multipath work adds more behind the same handle.
+ * (mp_lun).  Callers never see backends.  A LUN opened from one plain spec
+ * has exactly one path and works as it always did; a LUN opened with
+ * "multi:" (or mp_lun_open_paths) is a multipath device: several paths to
+ * the same LUN (same identity) behind the one handle, with path selection
+ * policies, a path checker, failover, all-paths-down handling (see
+ * "Multipath" below).
  *
  * Spec strings:
  *   /path/to/file, file:/path        regular file or block device, O_DIRECT
@@ -14,6 +18,13 @@
  *   iscsi://HOST[:PORT]/TARGET-IQN/LUN
  *   fault:OPTIONS:INNER-SPEC         fault injection around any other spec,
  *                                    see mp_fault_* below and docs/ARCHITECTURE.md
+ *   multi:SPEC1|SPEC2|...            one multipath device over every listed
+ *                                    path (any of the specs above); they
+ *                                    must lead to the same LUN (identity,
+ *                                    capacity, sector size) or the open
+ *                                    fails with -MP_E_IDMISMATCH.  One path
+ *                                    ("multi:SPEC") is allowed: paths may be
+ *                                    added later with mp_lun_path_add().
  *
  * I/O model: the caller owns a struct mp_io, fills it and submits it.  The
  * completion callback runs on one of the LUN's internal threads (never inside
@@ -54,6 +65,7 @@ enum mp_error {
 	MP_E_CHECK,         /* other SCSI CHECK CONDITION */
 	MP_E_TRANSPORT,     /* transport failure (connection lost, no retry left) */
 	MP_E_FENCED,        /* I/O refused: this host is fenced from the LUN */
+	MP_E_IDMISMATCH,    /* multipath: a path leads to a different LUN */
 	MP_E_END
 };
 
@@ -67,13 +79,29 @@ typedef struct mp_lun mp_lun;
 #define MP_OPEN_NO_URING     0x2u  /* local: use libaio even if io_uring works */
 #define MP_OPEN_RETRY_RESCONFLICT 0x4u /* retry I/O failing with RESERVATION
 					* CONFLICT until resconflict_ms passes */
+#define MP_OPEN_ADAPTIVE_QD  0x8u  /* adaptive queue depth: QUEUE FULL / BUSY
+				    * completions are requeued, not failed,
+				    * and the depth adapts (see below) */
 
 struct mp_open_opts {
 	unsigned flags;
-	unsigned timeout_ms;       /* iSCSI command timeout; 0 = default 10 s */
+	unsigned timeout_ms;       /* iSCSI command timeout; 0 = default 10 s
+				    * (4 s on the paths of a multipath
+				    * device, so failover stays under 6 s) */
 	unsigned resconflict_ms;   /* with MP_OPEN_RETRY_RESCONFLICT; 0 = 10 s */
 	unsigned queue_depth;      /* max I/Os in flight on the device; 0 = 64 */
 	const char *initiator;     /* iSCSI initiator IQN; NULL = generated */
+	/* Multipath devices only (multi: / mp_lun_open_paths). */
+	unsigned apd_timeout_ms;   /* all paths down: I/O waits this long for a
+				    * path, then fails with -EIO; 0 = 140 s */
+	unsigned path_check_ms;    /* path checker period; 0 = 5 s */
+	const char *policy;        /* initial policy, see mp_lun_set_policy();
+				    * NULL = "fixed" (preferred = first path) */
+	/* With MP_OPEN_ADAPTIVE_QD (VMware's QFullSampleSize/QFullThreshold):
+	 * after qfull_sample QUEUE FULL/BUSY completions the depth halves;
+	 * after qfull_threshold good ones it grows by one up to queue_depth. */
+	unsigned qfull_sample;     /* 0 = 32 */
+	unsigned qfull_threshold;  /* 0 = 4 */
 };
 
 /*
@@ -173,6 +201,10 @@ struct mp_io {
 	unsigned retries_;
 	uint64_t start_ns_;
 	uint64_t deadline_ns_;
+	struct mp_share *share_;   /* opener (disk shares), NULL = default */
+	uint64_t tag_;             /* start tag while queued (shares) */
+	void *mpath_;              /* multipath: the path it goes to / is on */
+	uint64_t path_ns_;         /* multipath: when it went to that path */
 };
 
 /*
@@ -326,6 +358,154 @@ struct mp_fault_stats {
 	unsigned held;               /* hung or delayed I/Os */
 };
 int mp_fault_get_stats(mp_lun *lun, struct mp_fault_stats *st);
+
+/*
+ * Multipath.
+ *
+ * A multipath device reaches one LUN through several paths.  Each path is
+ * active (takes I/O under the policy), standby (works, not used by the
+ * policy now: the non-current paths of fixed and mru), dead (its last I/O
+ * or check failed for a path reason) or disabled (by the administrator).
+ * A checker sends TEST UNIT READY (a direct read of sector 0 on files)
+ * down every path that is not disabled every path_check_ms (every second
+ * while all paths are down); a dead path that passes becomes usable again.
+ *
+ * Failover: an I/O that fails on a path for a path reason (transport error,
+ * connection lost, timeout) marks the path dead and is issued again on
+ * another path; NOT READY / UNIT ATTENTION retry on another path without
+ * killing this one.  The caller does not see these errors, except for
+ * COMPARE AND WRITE, RESERVE and PERSISTENT RESERVE OUT, which may have been
+ * applied before the path failed and therefore surface (see mp_lun_caw).
+ * Medium, illegal-request and other device errors surface at once.  PDL
+ * (05/25/00 and the other MP_E_PDL senses) fails the I/O at once; once every
+ * path reported it, every I/O fails at once with -MP_E_PDL.  With all paths
+ * dead (APD) I/O waits for a path up to apd_timeout_ms after the last path
+ * died, then fails with -EIO, and so does new I/O until a path returns.
+ * A SCSI-2 RESERVE pins the device to the path that took it until RELEASE
+ * (the reservation belongs to that I_T nexus).
+ *
+ * Policies (mp_lun_set_policy, changeable while I/O runs):
+ *   fixed[,pref=N]     path N (default 0) while it works; fails back to it
+ *                      when it returns
+ *   mru                the path in use until it fails, no failback
+ *   rr[,iops=N|,bytes=SIZE]  round robin over the working paths, switching
+ *                      after N I/Os (default 1000; iops=1 allowed) or SIZE
+ *                      bytes
+ *   lqd                least queue depth: fewest I/Os outstanding
+ *   st                 service time: least (outstanding + 1) x average
+ *                      service time of the path
+ */
+#define MP_MAX_PATHS 16
+
+enum mp_path_state {
+	MP_PATH_ACTIVE = 0,
+	MP_PATH_STANDBY,
+	MP_PATH_DEAD,
+	MP_PATH_DISABLED,
+};
+const char *mp_path_state_name(enum mp_path_state s);
+
+/*
+ * Open a multipath device over n path specs (the same as
+ * "multi:SPEC1|...|SPECn").  -MP_E_IDMISMATCH when a path leads to another
+ * LUN, and the error of the first path that failed to open.
+ */
+int mp_lun_open_paths(const char *const specs[], unsigned n,
+		      const struct mp_open_opts *opts, mp_lun **out);
+
+/* Whether lun is a multipath device (opened with multi: or _open_paths). */
+bool mp_lun_is_multipath(mp_lun *lun);
+
+/*
+ * Add a path to an open multipath device while I/O runs.  Returns its
+ * index, -MP_E_IDMISMATCH (and logs both identities) when spec leads to a
+ * different LUN, -EOPNOTSUPP on a single-path LUN, -ENOSPC beyond
+ * MP_MAX_PATHS.
+ */
+int mp_lun_path_add(mp_lun *lun, const char *spec);
+
+/* Set the policy (syntax above); -EINVAL for an unknown one or a bad
+ * parameter, -EOPNOTSUPP on a single-path LUN. */
+int mp_lun_set_policy(mp_lun *lun, const char *policy);
+
+/* Disable (no new I/O; what is in flight completes) or re-enable path idx.
+ * Disabling the last usable path is allowed: I/O then waits as in APD. */
+int mp_lun_path_enable(mp_lun *lun, unsigned idx, bool enable);
+
+/* Run the path checker on every path now and wait for it; 0 or -error. */
+int mp_lun_check_paths(mp_lun *lun);
+
+struct mp_path_status {
+	char spec[256];
+	enum mp_path_state state;
+	bool preferred;            /* fixed policy's preferred path */
+	unsigned inflight;         /* I/Os outstanding on the path */
+	uint64_t ios, bytes, errors;
+	uint64_t svc_us;           /* average service time (EWMA), us */
+	int last_error;            /* of the last failed I/O or check */
+};
+
+struct mp_lun_status {
+	char id[96];
+	char policy[48];           /* as mp_lun_set_policy takes it */
+	unsigned npaths;
+	unsigned queue_depth;      /* current (adaptive) */
+	unsigned max_queue_depth;  /* configured */
+	bool adaptive;             /* MP_OPEN_ADAPTIVE_QD */
+	bool apd, pdl;             /* all paths down / permanent loss */
+	unsigned inflight, queued;
+	uint64_t failovers;        /* I/Os moved to another path */
+	uint64_t qfull;            /* QUEUE FULL / BUSY completions */
+};
+
+/*
+ * Status of the device and up to max of its paths (single-path LUNs report
+ * one path, "active", policy "single").  Returns the number of paths.
+ */
+int mp_lun_get_status(mp_lun *lun, struct mp_lun_status *st,
+		      struct mp_path_status *paths, unsigned max);
+
+/*
+ * Every open LUN of the process, as a json-c array of objects
+ * {"device", "spec", "policy", "queue_depth", "max_queue_depth",
+ *  "adaptive", "apd", "pdl", "paths": [{"index", "spec", "state",
+ *  "preferred", "inflight", "ios", "bytes", "errors", "svc_us"}]}.
+ * Returns a new reference or NULL (no memory).  For management front ends
+ * (vmfsd's control socket).
+ */
+struct json_object;
+struct json_object *mp_devices_json(void);
+
+/* Find an open LUN by its identity (mp_lun_info.id) or spec; NULL when
+ * none.  The handle stays valid only while its opener keeps it open. */
+mp_lun *mp_lun_find(const char *id_or_spec);
+
+/*
+ * Disk shares.  Each opener of a device (a VM's disk) may submit through a
+ * share handle; I/O without one belongs to a default opener with normal
+ * shares.  While the device is saturated (every queue slot taken), queued
+ * I/O is dispatched by start-time fair queuing, so bandwidth divides in
+ * proportion to shares; while it is not, I/O goes straight to the device
+ * and nobody is held back.
+ */
+#define MP_SHARES_LOW    500
+#define MP_SHARES_NORMAL 1000
+#define MP_SHARES_HIGH   2000
+#define MP_SHARES_MIN    200
+#define MP_SHARES_MAX    4000
+typedef struct mp_share mp_share;
+/* -EINVAL unless MP_SHARES_MIN <= shares <= MP_SHARES_MAX. */
+int mp_share_create(mp_lun *lun, unsigned shares, mp_share **out);
+int mp_share_set(mp_share *s, unsigned shares);
+/* Free a share handle; -EBUSY while its I/O is queued or in flight. */
+int mp_share_destroy(mp_share *s);
+/* mp_io_submit on behalf of opener s. */
+int mp_io_submit_share(mp_share *s, struct mp_io *io);
+
+/* Fault injection on path idx of a multipath device (mp_fault_add and
+ * mp_fault_clear act on path 0). */
+int mp_fault_add_path(mp_lun *lun, unsigned idx, const struct mp_fault_rule *r);
+int mp_fault_clear_path(mp_lun *lun, unsigned idx);
 
 /*
  * CRC-32C (Castagnoli) of buf, continuing from crc (0 to start).  The

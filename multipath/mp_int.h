@@ -38,6 +38,11 @@
 
 struct mp_path;
 
+/* Private open flag: the path belongs to a multipath device.  Backends fail
+ * I/O fast while their connection is down (instead of waiting for it up to
+ * the command timeout) so that the device fails over to another path. */
+#define MP_OPEN_PATH_FAILFAST_ 0x80000000u
+
 struct mp_backend_ops {
 	const char *name;
 	/* Open the path described by spec (the backend's own part of the

@@ -16,7 +16,11 @@ int mp_path_open(const char *spec, const struct mp_open_opts *o,
 
 	if (!spec || !*spec)
 		return -MP_E_SPEC;
-	if (!strncmp(spec, "fault:", 6)) {
+	if (!strncmp(spec, "multi:", 6)) {
+		mp_log("'%s': multi: must be the whole spec (a path cannot be "
+		       "a multipath device)", spec);
+		return -MP_E_SPEC;
+	} else if (!strncmp(spec, "fault:", 6)) {
 		ops = &mp_fault_ops;
 	} else if (!strncmp(spec, "iscsi://", 8)) {
 		ops = &mp_iscsi_ops;

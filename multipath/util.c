@@ -125,6 +125,7 @@ static const char *const mp_errs[MP_E_END - MP_E_BASE] = {
 	[MP_E_CHECK - MP_E_BASE] = "SCSI check condition",
 	[MP_E_TRANSPORT - MP_E_BASE] = "transport failure",
 	[MP_E_FENCED - MP_E_BASE] = "I/O fenced: this host lost access to the LUN",
+	[MP_E_IDMISMATCH - MP_E_BASE] = "path leads to a different LUN (identity mismatch)",
 };
 
 const char *mp_strerror(int err)

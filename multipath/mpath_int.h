@@ -1,0 +1,109 @@
+/*
+ * mpath_int.h - multipath devices, private to mpath*.c.
+ *
+ *   mpath.c         paths of a device, submission, failover, APD / PDL, the
+ *                   path checker thread
+ *   mpath_policy.c  path selection policies (ops tables) and their syntax
+ *   mpath_mgmt.c    status, management calls, registry of open LUNs, json
+ *
+ * Locks: mpath.lock protects everything in struct mpath and struct mpp
+ * (states, counters, policy, lists).  It is taken after lun->lock is
+ * released and never held while calling into a backend or lun_done(): I/O
+ * picked under the lock is submitted after unlocking.  Order when both are
+ * needed (never today): mp_lun.lock, then mpath.lock.
+ */
+#ifndef MPATH_INT_H
+#define MPATH_INT_H
+
+#include "lun_int.h"
+
+struct mpath;
+
+/* One path of a multipath device. */
+struct mpp {
+	struct mpath *m;
+	struct mp_path *path;
+	char *spec;
+	unsigned idx;
+	enum mp_path_state state;   /* ACTIVE (usable), DEAD or DISABLED;
+				     * STANDBY is only reported (status) */
+	bool pdl;                   /* its last failure was PDL */
+	unsigned inflight;
+	uint64_t ios, bytes, errors;
+	uint64_t svc_ns;            /* service time, EWMA 1/8 */
+	int last_err;
+	bool checking;              /* chk is at the path */
+	struct mp_io chk;           /* the checker's TEST UNIT READY */
+};
+
+struct mp_policy_conf {
+	const struct mp_policy_ops *ops;
+	unsigned pref;              /* fixed */
+	uint64_t iops, bytes;       /* rr: switch after (bytes 0 = by iops) */
+};
+
+struct mp_policy_ops {
+	const char *name;
+	/* Parse "k=v,..." after the name into c; -EINVAL when bad. */
+	int (*parse)(struct mp_policy_conf *c, char *args);
+	/* Choose a usable path other than ex (may be NULL) for io, NULL when
+	 * there is none.  With mpath.lock held. */
+	struct mpp *(*select)(struct mpath *m, const struct mp_io *io,
+			      const struct mpp *ex);
+	/* Whether the non-current usable paths are standby (fixed, mru). */
+	bool one_path;
+};
+
+struct mpath {
+	struct mp_lun *lun;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;        /* checker wake-up; check completions */
+	struct mpp *paths[MP_MAX_PATHS];
+	unsigned npaths;
+	struct mp_open_opts popts;  /* for paths added later (no initiator) */
+	char *initiator;
+
+	struct mp_policy_conf pol;
+	unsigned cur;               /* current path of fixed, mru, rr */
+	uint64_t rr_count, rr_bytes; /* since rr switched */
+	unsigned rot;               /* lqd / st tie breaker */
+	struct mpp *pin;            /* took a SCSI-2 reservation */
+
+	uint64_t apd_ns, check_ns;
+	uint64_t apd_since;         /* all paths down since; 0 = not */
+	bool pdl;                   /* every path reported PDL */
+	struct mp_io *wait_head, *wait_tail;  /* waiting for a path (APD) */
+	struct mp_io *fail_head, *fail_tail;  /* to fail from the checker */
+	uint64_t failovers;
+
+	pthread_t checker;
+	bool stop, check_now;
+	uint64_t next_check;
+	unsigned checks_out;        /* chk I/O at paths */
+	uint64_t check_rounds;      /* completed check rounds */
+};
+
+static inline bool mpp_usable(const struct mpp *p)
+{
+	return p && p->state == MP_PATH_ACTIVE;
+}
+
+/* mpath_policy.c */
+/* Parse a policy string ("rr,iops=1") into c. */
+int mp_policy_parse(const char *s, struct mp_policy_conf *c);
+/* Format c the way mp_policy_parse takes it. */
+void mp_policy_format(const struct mp_policy_conf *c, char *buf, size_t len);
+
+/* mpath.c */
+/* A path's I/O completions and checks come here. */
+void mpath_done(void *arg, struct mp_io *io, int result);
+/* Open one more path (identity checked against path 0 when there is one),
+ * with m->lock NOT held; the caller links it.  */
+int mpath_path_open(struct mpath *m, const char *spec, struct mpp **out);
+/* After path states changed: APD bookkeeping and I/O waiting for a path,
+ * moved to *run (to submit after unlocking).  With m->lock held. */
+void mpath_paths_changed(struct mpath *m, struct mp_io **run);
+/* Submit a list made by mpath_paths_changed (m->lock not held). */
+void mpath_run(struct mpath *m, struct mp_io *run);
+
+#endif /* MPATH_INT_H */
