@@ -42,7 +42,7 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 
-PKGS := liburing libiscsi cmocka fuse3
+PKGS := liburing libiscsi cmocka fuse3 json-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) $(SANFLAGS) \
@@ -66,9 +66,16 @@ FS_SRCS := $(wildcard fs/*.c)
 FS_OBJS := $(FS_SRCS:%.c=$(O)/%.o)
 LIBFS   := $(O)/fs/libfs.a
 
+# vmfsd's control socket: the server half runs in vmfsd, the client half in
+# the tools
+CTL_SRCS := vmfsd/ctl.c vmfsd/ctl_client.c
+CTL_OBJS := $(CTL_SRCS:%.c=$(O)/%.o)
+LIBCTL  := $(O)/vmfsd/libctl.a
+VMFSD_OBJS := $(patsubst %.c,$(O)/%.o,$(filter-out $(CTL_SRCS),$(wildcard vmfsd/*.c)))
+
 # higher layers first: the linker resolves left to right
-LIBS_ALL := $(LIBFS) $(LIBLK) $(LIBMP)
-SYS_LIBS := $(MP_LIBS)
+LIBS_ALL := $(LIBCTL) $(LIBFS) $(LIBLK) $(LIBMP)
+SYS_LIBS := $(MP_LIBS) -ljson-c
 
 # ---- programs ------------------------------------------------------------
 # tools/<name>.c -> bin/<name>
@@ -110,13 +117,17 @@ $(LIBFS): $(FS_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+$(LIBCTL): $(CTL_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(BIN)/%: $(O)/tools/%.o $(LIBS_ALL)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
 
-$(BIN)/vmfsd: $(O)/vmfsd/vmfsd.o $(LIBS_ALL)
+$(BIN)/vmfsd: $(VMFSD_OBJS) $(LIBS_ALL)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS) -lfuse3
+	$(CC) $(ALL_LDFLAGS) -o $@ $(VMFSD_OBJS) $(LIBS_ALL) $(SYS_LIBS) -lfuse3
 
 $(BIN)/%: $(O)/mkfs/%.o $(LIBS_ALL)
 	@mkdir -p $(dir $@)

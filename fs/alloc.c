@@ -228,8 +228,8 @@ int fs_free(struct fs_tx *tx, uint64_t a)
 	return put_header(tx, v, ext, area, &rc);
 }
 
-int fs_count(struct fs_vol *v, uint64_t freec[FS_R_TYPES],
-	     uint64_t totalc[FS_R_TYPES])
+int fs_count_ext(struct fs_vol *v, uint64_t freec[FS_R_TYPES],
+		 uint64_t totalc[FS_R_TYPES], uint64_t *ext_free_fb)
 {
 	static const enum fs_rtype types[] = { FS_R_FD, FS_R_PB, FS_R_SB, FS_R_FB };
 	int ret = 0;
@@ -264,6 +264,8 @@ int fs_count(struct fs_vol *v, uint64_t freec[FS_R_TYPES],
 				}
 				freec[t] += rc.nfree;
 				totalc[t] += rc.nres;
+				if (ext_free_fb && t == FS_R_FB)
+					ext_free_fb[e] += rc.nfree;
 			}
 			free(b);
 			if (ret)
@@ -271,4 +273,10 @@ int fs_count(struct fs_vol *v, uint64_t freec[FS_R_TYPES],
 		}
 	}
 	return 0;
+}
+
+int fs_count(struct fs_vol *v, uint64_t freec[FS_R_TYPES],
+	     uint64_t totalc[FS_R_TYPES])
+{
+	return fs_count_ext(v, freec, totalc, NULL);
 }

@@ -262,5 +262,8 @@ int fs_free(struct fs_tx *tx, uint64_t a);
 /* Free and total counts of every type (statfs), by reading the headers. */
 int fs_count(struct fs_vol *v, uint64_t free[FS_R_TYPES],
 	     uint64_t total[FS_R_TYPES]);
+/* The same, adding each extent's free file blocks into ext_free_fb[e]. */
+int fs_count_ext(struct fs_vol *v, uint64_t freec[FS_R_TYPES],
+		 uint64_t totalc[FS_R_TYPES], uint64_t *ext_free_fb);
 
 #endif

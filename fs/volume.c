@@ -594,9 +594,15 @@ int fs_vol_info(fs_vol *v, struct fs_vol_info *info)
 		snprintf(info->extent_spec[i], sizeof(info->extent_spec[i]), "%s",
 			 v->ext[i].spec ? v->ext[i].spec : "");
 	}
-	ret = fs_count(v, fr, tot);
-	if (ret)
-		return ret;
+	{
+		uint64_t ef[FS_MAX_EXTENTS] = { 0 };
+
+		ret = fs_count_ext(v, fr, tot, ef);
+		if (ret)
+			return ret;
+		for (unsigned i = 0; i < v->sb.nextents; i++)
+			info->extent_free[i] = ef[i] * v->sb.block_size;
+	}
 	info->capacity = tot[FS_R_FB] * v->sb.block_size;
 	info->free = fr[FS_R_FB] * v->sb.block_size;
 	info->files = tot[FS_R_FD];

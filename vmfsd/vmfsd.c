@@ -2,7 +2,11 @@
  * vmfsd - one host of a volume: joins it (a heartbeat slot) and serves its
  * namespace through FUSE.
  *
- *   vmfsd --host NAME --mount DIR [--read-only] [--daemon] DEVICE...
+ *   vmfsd --host NAME --mount DIR [--hb-interval MS] [--hb-timeout MS]
+ *         [--read-only] [--daemon] DEVICE...
+ *
+ * It serves a control socket for the tools (ctl.h, commands in cmds.c and
+ * beside it), which find it from any path under DIR.
  *
  * Coherence between hosts: entry, attribute and negative timeouts are 0
  * (every lookup and stat asks the volume), and regular files are opened
@@ -26,6 +30,7 @@
 #include <unistd.h>
 
 #include "fs/fs.h"
+#include "vmfsd/cmds.h"
 
 static fs_vol *vol;
 static uint64_t root_addr;
@@ -552,8 +557,78 @@ static const struct fuse_lowlevel_ops ops = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vmfsd --host NAME --mount DIR [--read-only] [--daemon] "
-		   "DEVICE...\n");
+	fprintf(f, "usage: vmfsd --host NAME --mount DIR [--hb-interval MS] "
+		   "[--hb-timeout MS]\n"
+		   "             [--read-only] [--daemon] DEVICE...\n");
+}
+
+static int parse_ms(const char *opt, const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v == 0 || v > 3600000) {
+		fprintf(stderr, "vmfsd: %s wants milliseconds (1 .. 3600000), "
+			"not '%s'\n", opt, s);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/*
+ * --daemon: fork before anything starts a thread (the lock manager's
+ * heartbeat would not survive a later fork).  The parent waits until the
+ * child is serving, or has failed, and exits with the child's verdict.
+ */
+static int ready_fd = -1;
+
+static int daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char st = 1;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &st, 1) != 1)
+			st = 1;    /* the child died before saying */
+		_exit(st);
+	}
+	close(p[0]);
+	ready_fd = p[1];
+	setsid();
+	return 0;
+}
+
+static void tell_parent(int ok)
+{
+	char st = ok ? 0 : 1;
+	int fd;
+
+	if (ready_fd < 0)
+		return;
+	if (write(ready_fd, &st, 1) != 1) {
+		/* the parent is gone: nobody to tell */
+	}
+	close(ready_fd);
+	ready_fd = -1;
+	if (!ok)
+		return;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);   /* stderr stays: the log */
+		if (fd > 1)
+			close(fd);
+	}
 }
 
 int main(int argc, char **argv)
@@ -563,13 +638,17 @@ int main(int argc, char **argv)
 		{ "mount", required_argument, NULL, 'm' },
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "daemon", no_argument, NULL, 'd' },
+		{ "hb-interval", required_argument, NULL, 'i' },
+		{ "hb-timeout", required_argument, NULL, 't' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct fs_mount_opts mo = { 0 };
+	static struct vmfsd_ctx ctx;
+	char sock[108];
 	const char *mnt = NULL;
-	bool daemonize = false, debug = false;
+	bool want_daemon = false, debug = false;
 	char *fargv[8];
 	int fargc = 0, c, ret = 1;
 	struct fuse_args fa;
@@ -581,7 +660,15 @@ int main(int argc, char **argv)
 		case 'n': mo.host = optarg; break;
 		case 'm': mnt = optarg; break;
 		case 'r': mo.read_only = true; break;
-		case 'd': daemonize = true; break;
+		case 'd': want_daemon = true; break;
+		case 'i':
+			if (parse_ms("--hb-interval", optarg, &mo.hb_interval_ms))
+				return 2;
+			break;
+		case 't':
+			if (parse_ms("--hb-timeout", optarg, &mo.hb_dead_ms))
+				return 2;
+			break;
 		case 'D': debug = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -591,12 +678,24 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!realpath(mnt, ctx.mnt)) {
+		fprintf(stderr, "vmfsd: mount point %s: %s\n", mnt, strerror(errno));
+		return 1;
+	}
+	if (want_daemon && daemonize()) {
+		fprintf(stderr, "vmfsd: cannot become a daemon: %s\n", strerror(errno));
+		return 1;
+	}
 	ret = fs_mount((const char *const *)argv + optind,
 		       (unsigned)(argc - optind), &mo, &vol);
 	if (ret) {
 		fprintf(stderr, "vmfsd: mounting the volume: %s\n", fs_strerror(ret));
+		tell_parent(0);
 		return 1;
 	}
+	ret = 1;
+	ctx.vol = vol;
+	ctx.host = mo.host;
 	root_addr = fs_root(vol);
 	fargv[fargc++] = argv[0];
 	fargv[fargc++] = "-o";
@@ -619,12 +718,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmfsd: cannot mount on %s\n", mnt);
 		goto remove_handlers;
 	}
-	fprintf(stderr, "vmfsd: host '%s' serving the volume on %s\n", mo.host, mnt);
-	if (daemonize && fuse_daemonize(0)) {
-		fprintf(stderr, "vmfsd: cannot become a daemon\n");
+	if (vmfsd_cmds_register(&ctx) ||
+	    (c = ctl_server_start(ctx.mnt, sock, sizeof(sock)))) {
+		fprintf(stderr, "vmfsd: control socket for %s: %s\n", ctx.mnt,
+			c == -EADDRINUSE ? "another vmfsd serves this mount point" :
+			strerror(c < 0 ? -c : EINVAL));
 		goto unmount;
 	}
+	fprintf(stderr, "vmfsd: host '%s' serving the volume on %s (control "
+		"socket %s)\n", mo.host, mnt, sock);
+	tell_parent(1);
 	ret = fuse_session_loop_mt(se, &lc) ? 1 : 0;
+	ctl_server_stop();
 unmount:
 	fuse_session_unmount(se);
 remove_handlers:
@@ -632,6 +737,7 @@ remove_handlers:
 destroy:
 	fuse_session_destroy(se);
 umount_vol:
+	tell_parent(0);
 	fs_umount(vol);
 	fprintf(stderr, "vmfsd: host '%s' left the volume\n", mo.host);
 	return ret;

@@ -7,6 +7,8 @@
 # Hosts are stopped at exit.  Logs: $T/vmfsd-NAME.log
 
 declare -A VMFSD_PID VMFSD_MNT
+# control sockets of the test's daemons stay in the test's directory
+export VMFSD_RUN_DIR=$T/run
 
 vmfsd_start() {
 	local name=$1 mnt=$2 i
@@ -17,7 +19,9 @@ vmfsd_start() {
 	VMFSD_MNT[$name]=$mnt
 	at_exit "vmfsd_kill $name"
 	for i in $(seq 1 100); do
-		mountpoint -q "$mnt" && return 0
+		# serving: mounted, control socket up
+		mountpoint -q "$mnt" && grep -q "serving the volume" \
+			"$T/vmfsd-$name.log" && return 0
 		kill -0 "${VMFSD_PID[$name]}" 2>/dev/null ||
 			fail "vmfsd $name died: $(cat "$T/vmfsd-$name.log")"
 		sleep 0.1

@@ -1,0 +1,179 @@
+/*
+ * cmds.c - vmfsd's control socket commands about the volume and its files
+ * (vmkfstools -P, -D; the socket itself: ctl.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fs/fs.h"
+#include "vmfsd/cmds.h"
+
+static void add_str(struct json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static void add_u64(struct json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static void uuid_str(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4], u[5],
+		 u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+static int fail(struct ctl_req *r, int ret, const char *what)
+{
+	ctl_error(r, "%s: %s", what, fs_strerror(ret));
+	return ret < 0 && ret > -1000 ? ret : -EIO;
+}
+
+/* {"cmd": "info"}: the volume, its extents, this host. */
+static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
+		    struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	struct fs_vol_info in;
+	struct json_object *exts;
+	char u[37];
+	int ret = fs_vol_info(c->vol, &in);
+
+	(void)req;
+	if (ret)
+		return fail(r, ret, "reading the volume's resources");
+	uuid_str(in.uuid, u);
+	add_str(resp, "label", in.label);
+	add_str(resp, "uuid", u);
+	add_str(resp, "host", c->host);
+	add_str(resp, "mount", c->mnt);
+	add_u64(resp, "block_size", in.block_size);
+	add_u64(resp, "sub_block_size", in.sb_size);
+	add_u64(resp, "sector", in.sector);
+	add_u64(resp, "capacity", in.capacity);
+	add_u64(resp, "free", in.free);
+	add_u64(resp, "files", in.files);
+	add_u64(resp, "files_free", in.files_free);
+	add_u64(resp, "max_hosts", in.slots);
+	json_object_object_add(resp, "read_only",
+			       json_object_new_boolean(in.read_only));
+	if (!in.read_only) {
+		struct lk_vol_info li;
+
+		lk_get_info(fs_lk(c->vol), &li);
+		add_u64(resp, "slot", in.slot);
+		add_str(resp, "lock_method", lk_method_name(in.method));
+		add_u64(resp, "hb_interval_ms", li.interval_ms);
+		add_u64(resp, "hb_timeout_ms", li.dead_ms);
+		add_u64(resp, "fence_ms", li.fence_ms);
+	}
+	exts = json_object_new_array();
+	for (unsigned i = 0; i < in.nextents; i++) {
+		struct json_object *e = json_object_new_object();
+
+		add_str(e, "device", in.extent_spec[i]);
+		add_u64(e, "size", in.extent_size[i]);
+		add_u64(e, "free", in.extent_free[i]);
+		json_object_array_add(exts, e);
+	}
+	json_object_object_add(resp, "extents", exts);
+	return 0;
+}
+
+static const char *type_name(uint8_t t)
+{
+	switch (t) {
+	case FS_TYPE_FILE: return "file";
+	case FS_TYPE_DIR: return "directory";
+	case FS_TYPE_SYMLINK: return "symlink";
+	case FS_TYPE_RDM: return "rdm";
+	default: return "unknown";
+	}
+}
+
+static int get_path(struct ctl_req *r, struct json_object *req, const char **p)
+{
+	struct json_object *o;
+
+	if (!json_object_object_get_ex(req, "path", &o) ||
+	    !json_object_is_type(o, json_type_string)) {
+		ctl_error(r, "\"path\" (relative to the mount) is missing");
+		return -EINVAL;
+	}
+	*p = json_object_get_string(o);
+	return 0;
+}
+
+/* {"cmd": "lockinfo", "path": P}: the file, its lock and its holders. */
+static int cmd_lockinfo(void *arg, struct ctl_req *r, struct json_object *req,
+			struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	struct fs_lock_report lr;
+	struct fs_stat st;
+	struct json_object *hs;
+	const char *path;
+	int ret = get_path(r, req, &path);
+
+	if (ret)
+		return ret;
+	ret = fs_resolve(c->vol, path, &st);
+	if (ret)
+	{
+		ctl_error(r, "%s", fs_strerror(ret));
+		return ret < 0 && ret > -1000 ? ret : -EIO;
+	}
+	add_u64(resp, "addr", st.ino);
+	add_u64(resp, "gen", st.gen);
+	add_str(resp, "type", type_name(st.type));
+	add_u64(resp, "links", st.nlink);
+	add_u64(resp, "mode", st.mode);
+	add_u64(resp, "uid", st.uid);
+	add_u64(resp, "gid", st.gid);
+	add_u64(resp, "size", st.size);
+	add_u64(resp, "allocated", st.alloc);
+	ret = fs_lock_report(c->vol, st.ino, &lr);
+	if (ret == -EROFS) {
+		add_str(resp, "lock", "unknown: this host mounted read-only");
+		return 0;
+	}
+	if (ret)
+		return fail(r, ret, "reading the file's lock");
+	add_u64(resp, "lock_extent", lr.ext);
+	add_u64(resp, "lock_offset", lr.lock_off);
+	add_u64(resp, "hb_offset", lr.hb_off);
+	add_str(resp, "lock_mode", lk_mode_name(lr.info.mode));
+	add_u64(resp, "lock_version", lr.info.version);
+	add_u64(resp, "local_opens_rw", lr.opens_rw);
+	add_u64(resp, "local_opens_ro", lr.opens_ro);
+	hs = json_object_new_array();
+	for (unsigned i = 0; i < lr.info.nholders; i++) {
+		const struct lk_holder_info *h = &lr.info.holders[i];
+		struct json_object *o = json_object_new_object();
+		char u[37];
+
+		uuid_str(h->uuid, u);
+		add_str(o, "host", h->name);
+		add_str(o, "host_uuid", u);
+		add_u64(o, "slot", h->slot);
+		add_u64(o, "gen", h->gen);
+		add_str(o, "status", lk_host_status_name(h->status));
+		json_object_array_add(hs, o);
+	}
+	json_object_object_add(resp, "holders", hs);
+	return 0;
+}
+
+int vmfsd_cmds_register(struct vmfsd_ctx *c)
+{
+	int ret = ctl_register("info", "the volume, its extents and this host",
+			       cmd_info, c);
+
+	if (!ret)
+		ret = ctl_register("lockinfo", "a file's lock and its holders "
+				   "(path relative to the mount)", cmd_lockinfo, c);
+	return ret;
+}

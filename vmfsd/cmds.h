@@ -1,0 +1,20 @@
+/*
+ * cmds.h - vmfsd's control commands (each group registers itself).
+ */
+#ifndef VMFSD_CMDS_H
+#define VMFSD_CMDS_H
+
+#include "fs/fs.h"
+#include "vmfsd/ctl.h"
+
+/* What the command handlers may use. */
+struct vmfsd_ctx {
+	fs_vol *vol;
+	const char *host;
+	char mnt[4096];         /* real path of the mount point */
+};
+
+/* info, lockinfo (cmds.c) */
+int vmfsd_cmds_register(struct vmfsd_ctx *c);
+
+#endif /* VMFSD_CMDS_H */
