@@ -1,0 +1,145 @@
+/*
+ * hv_int.h - private structures of the executor: the VM, port I/O
+ * dispatch, the UART, PCI and the virtio-pci transport.
+ */
+#ifndef HV_INT_H
+#define HV_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hypervisor/hv.h"
+#include "hypervisor/virtq.h"
+
+/* Guest physical layout. */
+#define HV_START_INFO_GPA	0x6000ull	/* PVH start_info + memmap */
+#define HV_CMDLINE_GPA		0x7000ull
+#define HV_MPTABLE_GPA		0xf0000ull
+#define HV_LOW_RAM_END		0x9fc00ull
+#define HV_HIGH_RAM_GPA		0x100000ull
+#define HV_MMIO_HOLE_GPA	0xc0000000ull	/* PCI/APIC hole to 4 GiB */
+#define HV_IOAPIC_GPA		0xfec00000ull
+#define HV_LAPIC_GPA		0xfee00000ull
+
+/* I/O ports. */
+#define HV_PORT_UART		0x3f8
+#define HV_PORT_POWEROFF	0xf4	/* any write: power off */
+#define HV_PORT_I8042_CMD	0x64	/* 0xfe: reset */
+#define HV_PORT_RESET_CF9	0xcf9	/* bit 2: reset */
+#define HV_PORT_PCI_ADDR	0xcf8
+#define HV_PORT_PCI_DATA	0xcfc
+#define HV_PCI_IO_BASE		0xc000	/* I/O BARs assigned from here */
+
+#define HV_PCI_MAX_SLOTS	32
+#define HV_PCI_IRQ_BASE		16	/* PCI INTx: IOAPIC pins 16.. */
+
+struct hv_vm;
+
+void hv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- port I/O dispatch ---------------------------------------------------- */
+
+typedef void (*hv_pio_fn)(void *opaque, uint16_t port, uint8_t *data,
+			  unsigned size, bool write);
+
+/* ---- UART (8250/16550A, output only) -------------------------------------- */
+
+struct hv_uart {
+	pthread_mutex_t lock;
+	struct hv_vm *vm;
+	int fd;			/* console output */
+	uint8_t ier, lcr, mcr, scr, dll, dlm;
+	bool thri_pending;
+	char buf[256];
+	size_t len;
+};
+
+void hv_uart_init(struct hv_uart *u, struct hv_vm *vm, int fd);
+void hv_uart_io(void *opaque, uint16_t port, uint8_t *data, unsigned size,
+		bool write);
+void hv_uart_flush(struct hv_uart *u);
+
+/* ---- PCI ------------------------------------------------------------------ */
+
+struct hv_pci_dev {
+	uint8_t cfg[256];
+	uint32_t bar_size;		/* BAR 0 (I/O) size, power of two */
+	unsigned slot, gsi;
+	hv_pio_fn bar_io;		/* offset-relative access to BAR 0 */
+	void *opaque;
+	/* BAR 0 moved or I/O decoding toggled: old base or 0 */
+	void (*bar_moved)(void *opaque, uint16_t old_base, uint16_t new_base);
+};
+
+struct hv_pci {
+	pthread_mutex_t lock;
+	uint32_t addr;			/* 0xcf8 latch */
+	struct hv_pci_dev host;		/* slot 0: host bridge */
+	struct hv_pci_dev *dev[HV_PCI_MAX_SLOTS];
+};
+
+void hv_pci_init(struct hv_pci *pci);
+/* Add a device at the next free slot with BAR 0 of bar_size I/O ports. */
+int hv_pci_add(struct hv_pci *pci, struct hv_pci_dev *d, uint16_t vendor,
+	       uint16_t device, uint32_t class_rev, uint16_t subsys,
+	       uint32_t bar_size);
+void hv_pci_cfg_io(void *opaque, uint16_t port, uint8_t *data, unsigned size,
+		   bool write);
+/* Route a port access to a device BAR; false when no BAR decodes it. */
+bool hv_pci_bar_io(struct hv_pci *pci, uint16_t port, uint8_t *data,
+		   unsigned size, bool write);
+uint16_t hv_pci_bar_base(const struct hv_pci_dev *d);
+
+/* ---- virtio-blk over legacy virtio-pci ------------------------------------ */
+
+struct hv_vblk;
+int hv_vblk_create(struct hv_vm *vm, struct hv_disk *disk, struct hv_vblk **out);
+void hv_vblk_destroy(struct hv_vblk *b);
+
+/* ---- the VM --------------------------------------------------------------- */
+
+struct hv_vcpu {
+	struct hv_vm *vm;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+};
+
+struct hv_vm {
+	int kvm_fd, vm_fd;
+	size_t run_size;
+	struct hv_gmem mem;
+	uint8_t *ram;
+	uint64_t ram_size, low_size;
+	unsigned nvcpus;
+	struct hv_vcpu vcpu[HV_MAX_VCPUS];
+	bool have_irqfd, have_ioeventfd;
+
+	struct hv_uart uart;
+	struct hv_pci pci;
+	unsigned nvblk;
+	struct hv_vblk *vblk[HV_MAX_DISKS];
+
+	uint64_t entry;		/* PVH entry (32-bit) */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	atomic_int exit_why;	/* 0 while running */
+};
+
+/* Stop the VM with a reason (first reason wins). */
+void hv_vm_request_exit(struct hv_vm *vm, int why);
+/* Raise (level) / lower a GSI of the in-kernel irqchip. */
+int hv_vm_irq_line(struct hv_vm *vm, unsigned gsi, int level);
+
+/* boot.c */
+int hv_boot_load(struct hv_vm *vm, const struct hv_vmx *vmx, char *err,
+		 size_t errlen);
+int hv_boot_mptable(struct hv_vm *vm);
+
+#endif /* HV_INT_H */

@@ -1,0 +1,548 @@
+/*
+ * virtio_blk.c - a virtio block device on the legacy virtio-pci transport
+ * (I/O BAR 0), one request queue of 256 entries.
+ *
+ * Data flow: the guest writes the queue-notify register; KVM turns that
+ * into an ioeventfd signal (or the vCPU thread signals the same eventfd
+ * itself when ioeventfd is unavailable); the device's I/O thread pops
+ * chains from the avail ring (virtq.c checks every guest address), turns
+ * each into an hv_disk request on the guest's own buffers (no copy) and
+ * submits it to the disk backend.  The backend completes it on its own
+ * thread: the status byte is written, the chain goes on the used ring under
+ * the device lock, ISR bit 0 is set and the irqfd fires, unless the guest
+ * set VRING_AVAIL_F_NO_INTERRUPT.  INTx is level-triggered: the irqfd has a
+ * resample eventfd; when the guest EOIs with ISR still set (a completion
+ * raced the ISR read) the I/O thread raises the line again.
+ *
+ * A chain that breaks the rules sets the device NEEDS_RESET (status bit
+ * 0x40) and the queue stops until the guest resets the device; the VMM
+ * carries on.  A device reset waits for the requests in flight, since they
+ * write into guest memory when they complete.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "hypervisor/hv_int.h"
+
+#define VP_HOST_FEATURES	0x00
+#define VP_GUEST_FEATURES	0x04
+#define VP_QUEUE_PFN		0x08
+#define VP_QUEUE_NUM		0x0c
+#define VP_QUEUE_SEL		0x0e
+#define VP_QUEUE_NOTIFY		0x10
+#define VP_STATUS		0x12
+#define VP_ISR			0x13
+#define VP_CONFIG		0x14
+#define VBLK_BAR_SIZE		0x40
+
+#define VIRTIO_BLK_F_SEG_MAX	2
+#define VIRTIO_BLK_F_RO		5
+#define VIRTIO_BLK_F_BLK_SIZE	6
+#define VIRTIO_BLK_F_FLUSH	9
+#define STATUS_DRIVER_OK	4
+#define STATUS_NEEDS_RESET	0x40
+
+#define VBLK_QSZ		256
+#define VBLK_SEG_MAX		(HV_VIRTQ_MAX_SEG - 2)
+
+struct vblk_req {
+	struct hv_disk_req dr;
+	struct hv_vblk *b;
+	struct vblk_req *next;
+	uint16_t head;
+	uint8_t *status;
+	uint32_t in_len;
+	struct iovec iov[VBLK_SEG_MAX];
+};
+
+struct hv_vblk {
+	struct hv_vm *vm;
+	struct hv_disk *disk;
+	struct hv_pci_dev pci;
+
+	pthread_mutex_t lock;		/* everything below */
+	pthread_cond_t idle;		/* inflight dropped to 0 */
+	uint32_t host_features, guest_features;
+	uint8_t status;
+	uint16_t qsel;
+	uint32_t pfn;
+	struct hv_virtq vq;
+	bool broken;
+	unsigned inflight;
+	struct vblk_req *free;
+	struct vblk_req *reqs;
+	uint8_t config[0x18];
+
+	atomic_uint isr;
+	int kick_fd, irq_fd, resample_fd, stop_fd;
+	bool irqfd, ioeventfd;
+	uint16_t ioev_port;
+	pthread_t thread;
+	bool thread_started;
+};
+
+static void raise_irq(struct hv_vblk *b)
+{
+	uint64_t one = 1;
+
+	atomic_fetch_or(&b->isr, 1);
+	if (b->irqfd) {
+		if (write(b->irq_fd, &one, sizeof(one)) < 0)
+			hv_log("virtio-blk: irqfd write: %s", strerror(errno));
+	} else {
+		hv_vm_irq_line(b->vm, b->pci.gsi, 1);
+	}
+}
+
+static void set_broken(struct hv_vblk *b, int err)
+{
+	if (!b->broken)
+		hv_log("virtio-blk %s: bad descriptor chain (%s): device "
+		       "needs reset", b->disk->name, hv_virtq_strerror(err));
+	b->broken = true;
+	b->status |= STATUS_NEEDS_RESET;
+}
+
+/* Complete on the used ring (lock held by caller). */
+static void complete_locked(struct hv_vblk *b, uint16_t head, uint32_t len)
+{
+	hv_virtq_push(&b->vq, head, len);
+}
+
+static void req_done(struct hv_disk_req *dr)
+{
+	struct vblk_req *r = dr->priv;
+	struct hv_vblk *b = r->b;
+	bool irq;
+
+	*r->status = dr->result ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+	if (dr->result)
+		hv_log("virtio-blk %s: %s at %llu: %s", b->disk->name,
+		       dr->op == HV_DISK_READ ? "read" :
+		       dr->op == HV_DISK_WRITE ? "write" : "flush",
+		       (unsigned long long)dr->offset, strerror(-dr->result));
+	pthread_mutex_lock(&b->lock);
+	complete_locked(b, r->head, r->in_len);
+	irq = !hv_virtq_no_interrupt(&b->vq);
+	r->next = b->free;
+	b->free = r;
+	if (--b->inflight == 0)
+		pthread_cond_broadcast(&b->idle);
+	pthread_mutex_unlock(&b->lock);
+	if (irq)
+		raise_irq(b);
+}
+
+/*
+ * Turn one parsed chain into a disk request.  Returns the request to submit
+ * or NULL when it was completed at once (errors, GET_ID, unsupported).
+ */
+static struct vblk_req *prepare(struct hv_vblk *b,
+				const struct hv_virtq_elem *e, bool *irq)
+{
+	struct hv_blk_req br;
+	struct vblk_req *r;
+	uint64_t off;
+	uint8_t st = VIRTIO_BLK_S_OK;
+	uint32_t in_len = 1;
+
+	if (hv_blk_req_parse(e, &br)) {
+		/* no header or no status byte: nothing to report into */
+		complete_locked(b, e->head, 0);
+		*irq = true;
+		return NULL;
+	}
+	switch (br.type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		off = br.sector << 9;
+		if (br.sector >> 54 || br.data_len % b->disk->sector ||
+		    off % b->disk->sector || off > b->disk->size ||
+		    br.data_len > b->disk->size - off || br.niov > VBLK_SEG_MAX ||
+		    (br.type == VIRTIO_BLK_T_OUT && b->disk->readonly)) {
+			st = VIRTIO_BLK_S_IOERR;
+			break;
+		}
+		if (!br.data_len)
+			break;
+		goto submit;
+	case VIRTIO_BLK_T_FLUSH:
+		off = 0;
+		goto submit;
+	case VIRTIO_BLK_T_GET_ID: {
+		char id[20] = { 0 };
+		size_t left = sizeof(id);
+
+		snprintf(id, sizeof(id), "%s", b->disk->name);
+		for (unsigned k = br.first; k < br.first + br.niov && left; k++) {
+			size_t n = e->iov[k].iov_len < left ? e->iov[k].iov_len : left;
+
+			memcpy(e->iov[k].iov_base, id + sizeof(id) - left, n);
+			left -= n;
+			in_len += (uint32_t)n;
+		}
+		break;
+	}
+	default:
+		st = VIRTIO_BLK_S_UNSUPP;
+		break;
+	}
+	*br.status = st;
+	complete_locked(b, e->head, in_len);
+	*irq = true;
+	return NULL;
+
+submit:
+	r = b->free;
+	b->free = r->next;
+	b->inflight++;
+	memset(&r->dr, 0, sizeof(r->dr));
+	r->head = e->head;
+	r->status = br.status;
+	r->in_len = 1 + (br.type == VIRTIO_BLK_T_IN ? (uint32_t)br.data_len : 0);
+	for (unsigned k = 0; k < br.niov; k++)
+		r->iov[k] = e->iov[br.first + k];
+	r->dr.op = br.type == VIRTIO_BLK_T_IN ? HV_DISK_READ :
+		   br.type == VIRTIO_BLK_T_OUT ? HV_DISK_WRITE : HV_DISK_FLUSH;
+	r->dr.offset = off;
+	r->dr.len = br.type == VIRTIO_BLK_T_FLUSH ? 0 : br.data_len;
+	r->dr.iov = r->iov;
+	r->dr.iovcnt = (int)br.niov;
+	r->dr.cb = req_done;
+	r->dr.priv = r;
+	return r;
+}
+
+static void process_queue(struct hv_vblk *b)
+{
+	static struct hv_virtq_elem e;	/* only the I/O thread pops */
+	struct vblk_req *batch[32];
+	bool irq = false;
+
+	for (;;) {
+		unsigned n = 0;
+
+		pthread_mutex_lock(&b->lock);
+		while (n < 32 && !b->broken && b->free &&
+		       (b->status & STATUS_DRIVER_OK)) {
+			struct vblk_req *r;
+			int ret = hv_virtq_pop(&b->vq, &e);
+
+			if (ret == 0)
+				break;
+			if (ret < 0) {
+				set_broken(b, ret);
+				break;
+			}
+			r = prepare(b, &e, &irq);
+			if (r)
+				batch[n++] = r;
+		}
+		if (irq && hv_virtq_no_interrupt(&b->vq))
+			irq = false;
+		pthread_mutex_unlock(&b->lock);
+		if (irq)
+			raise_irq(b);
+		irq = false;
+		for (unsigned i = 0; i < n; i++) {
+			int ret = hv_disk_submit(b->disk, &batch[i]->dr);
+
+			if (ret) {
+				batch[i]->dr.result = ret;
+				req_done(&batch[i]->dr);
+			}
+		}
+		if (n < 32)
+			break;
+	}
+}
+
+static void *io_thread(void *arg)
+{
+	struct hv_vblk *b = arg;
+	struct pollfd p[3] = {
+		{ .fd = b->kick_fd, .events = POLLIN },
+		{ .fd = b->stop_fd, .events = POLLIN },
+		{ .fd = b->resample_fd, .events = POLLIN },
+	};
+	uint64_t v;
+
+	for (;;) {
+		if (poll(p, b->irqfd ? 3 : 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			hv_log("virtio-blk: poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		if (p[2].revents && read(b->resample_fd, &v, sizeof(v)) > 0 &&
+		    atomic_load(&b->isr))
+			raise_irq(b);	/* still pending after the EOI */
+		if (p[0].revents && read(b->kick_fd, &v, sizeof(v)) > 0)
+			process_queue(b);
+	}
+	return NULL;
+}
+
+static int ioeventfd_set(struct hv_vblk *b, uint16_t base, bool on)
+{
+	struct kvm_ioeventfd io = {
+		.addr = (uint64_t)base + VP_QUEUE_NOTIFY,
+		.len = 2,
+		.fd = b->kick_fd,
+		.flags = KVM_IOEVENTFD_FLAG_PIO |
+			 (on ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(b->vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static void bar_moved(void *opaque, uint16_t old_base, uint16_t new_base)
+{
+	struct hv_vblk *b = opaque;
+
+	if (!b->ioeventfd)
+		return;
+	if (b->ioev_port)
+		ioeventfd_set(b, b->ioev_port, false);
+	b->ioev_port = 0;
+	if (new_base && !ioeventfd_set(b, new_base, true))
+		b->ioev_port = new_base;
+	(void)old_base;
+}
+
+static void reset_locked(struct hv_vblk *b)
+{
+	while (b->inflight)
+		pthread_cond_wait(&b->idle, &b->lock);
+	hv_virtq_reset(&b->vq);
+	b->guest_features = 0;
+	b->status = 0;
+	b->pfn = 0;
+	b->qsel = 0;
+	b->broken = false;
+	atomic_store(&b->isr, 0);
+	if (!b->irqfd)
+		hv_vm_irq_line(b->vm, b->pci.gsi, 0);
+}
+
+static void bar_io(void *opaque, uint16_t off, uint8_t *data, unsigned size,
+		   bool is_write)
+{
+	struct hv_vblk *b = opaque;
+	uint32_t v = 0;
+	uint64_t one = 1;
+
+	if (is_write)
+		memcpy(&v, data, size < 4 ? size : 4);
+	if (off == VP_QUEUE_NOTIFY && is_write) {
+		/* the path without ioeventfd: same eventfd, same thread */
+		if (write(b->kick_fd, &one, sizeof(one)) < 0)
+			hv_log("virtio-blk: kick: %s", strerror(errno));
+		return;
+	}
+	if (off == VP_ISR && !is_write) {
+		*data = (uint8_t)atomic_exchange(&b->isr, 0);
+		if (!b->irqfd)
+			hv_vm_irq_line(b->vm, b->pci.gsi, 0);
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	if (off >= VP_CONFIG) {
+		unsigned c = off - VP_CONFIG;
+
+		if (!is_write) {
+			memset(data, 0xff, size);
+			if (c < sizeof(b->config) && size <= sizeof(b->config) - c)
+				memcpy(data, b->config + c, size);
+		}
+		goto out;
+	}
+	switch (off) {
+	case VP_HOST_FEATURES:
+		if (!is_write)
+			memcpy(data, &b->host_features, size < 4 ? size : 4);
+		break;
+	case VP_GUEST_FEATURES:
+		if (is_write)
+			b->guest_features = v & b->host_features;
+		else
+			memcpy(data, &b->guest_features, size < 4 ? size : 4);
+		break;
+	case VP_QUEUE_PFN:
+		if (!is_write) {
+			uint32_t pfn = b->qsel ? 0 : b->pfn;
+
+			memcpy(data, &pfn, size < 4 ? size : 4);
+		} else if (b->qsel == 0) {
+			b->pfn = v;
+			if (!v) {
+				hv_virtq_reset(&b->vq);
+			} else {
+				int ret = hv_virtq_setup_legacy(&b->vq, &b->vm->mem,
+								VBLK_QSZ, v);
+
+				if (ret)
+					set_broken(b, ret);
+			}
+		}
+		break;
+	case VP_QUEUE_NUM:
+		if (!is_write) {
+			uint16_t n = b->qsel ? 0 : VBLK_QSZ;
+
+			memcpy(data, &n, size < 2 ? size : 2);
+		}
+		break;
+	case VP_QUEUE_SEL:
+		if (is_write)
+			b->qsel = (uint16_t)v;
+		else
+			memcpy(data, &b->qsel, size < 2 ? size : 2);
+		break;
+	case VP_STATUS:
+		if (!is_write) {
+			*data = b->status;
+		} else if ((v & 0xff) == 0) {
+			reset_locked(b);
+		} else {
+			b->status = (uint8_t)v | (b->broken ? STATUS_NEEDS_RESET : 0);
+		}
+		break;
+	default:
+		if (!is_write)
+			memset(data, 0xff, size);
+		break;
+	}
+out:
+	pthread_mutex_unlock(&b->lock);
+}
+
+int hv_vblk_create(struct hv_vm *vm, struct hv_disk *disk, struct hv_vblk **out)
+{
+	struct hv_vblk *b = calloc(1, sizeof(*b));
+	uint64_t cap;
+	uint32_t u32;
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	b->vm = vm;
+	b->disk = disk;
+	b->kick_fd = b->irq_fd = b->resample_fd = b->stop_fd = -1;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->idle, NULL);
+	b->reqs = calloc(VBLK_QSZ, sizeof(*b->reqs));
+	if (!b->reqs) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	for (unsigned i = 0; i < VBLK_QSZ; i++) {
+		b->reqs[i].b = b;
+		b->reqs[i].next = b->free;
+		b->free = &b->reqs[i];
+	}
+	hv_virtq_reset(&b->vq);
+	b->vq.mem = &vm->mem;
+	b->host_features = 1u << VIRTIO_BLK_F_SEG_MAX |
+			   1u << VIRTIO_BLK_F_BLK_SIZE |
+			   1u << VIRTIO_BLK_F_FLUSH |
+			   (disk->readonly ? 1u << VIRTIO_BLK_F_RO : 0);
+	cap = disk->size >> 9;
+	memcpy(b->config + 0x00, &cap, 8);		/* capacity */
+	u32 = 1u << 20;
+	memcpy(b->config + 0x08, &u32, 4);		/* size_max */
+	u32 = VBLK_SEG_MAX;
+	memcpy(b->config + 0x0c, &u32, 4);		/* seg_max */
+	memcpy(b->config + 0x14, &disk->sector, 4);	/* blk_size */
+
+	b->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	b->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	b->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	b->resample_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->kick_fd < 0 || b->stop_fd < 0 || b->irq_fd < 0 ||
+	    b->resample_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	b->pci.bar_io = bar_io;
+	b->pci.bar_moved = bar_moved;
+	b->pci.opaque = b;
+	ret = hv_pci_add(&vm->pci, &b->pci, 0x1af4, 0x1001, 0x01000000, 2,
+			 VBLK_BAR_SIZE);
+	if (ret)
+		goto fail;
+	if (vm->have_irqfd) {
+		struct kvm_irqfd irqfd = {
+			.fd = (uint32_t)b->irq_fd, .gsi = b->pci.gsi,
+			.flags = KVM_IRQFD_FLAG_RESAMPLE,
+			.resamplefd = (uint32_t)b->resample_fd,
+		};
+
+		b->irqfd = ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) == 0;
+	}
+	if (vm->have_ioeventfd) {
+		b->ioeventfd = true;
+		bar_moved(b, 0, hv_pci_bar_base(&b->pci));
+		b->ioeventfd = b->ioev_port != 0;
+	}
+	if (pthread_create(&b->thread, NULL, io_thread, b)) {
+		ret = -EAGAIN;
+		goto fail;
+	}
+	b->thread_started = true;
+	*out = b;
+	return 0;
+fail:
+	b->disk = NULL;		/* still the caller's */
+	hv_vblk_destroy(b);
+	return ret;
+}
+
+void hv_vblk_destroy(struct hv_vblk *b)
+{
+	uint64_t one = 1;
+
+	if (!b)
+		return;
+	if (b->thread_started) {
+		if (write(b->stop_fd, &one, sizeof(one)) < 0)
+			hv_log("virtio-blk: stop: %s", strerror(errno));
+		pthread_join(b->thread, NULL);
+	}
+	pthread_mutex_lock(&b->lock);
+	while (b->inflight)
+		pthread_cond_wait(&b->idle, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+	if (b->disk)
+		hv_disk_close(b->disk);
+	if (b->irqfd) {
+		struct kvm_irqfd irqfd = {
+			.fd = (uint32_t)b->irq_fd, .gsi = b->pci.gsi,
+			.flags = KVM_IRQFD_FLAG_DEASSIGN,
+		};
+
+		ioctl(b->vm->vm_fd, KVM_IRQFD, &irqfd);
+	}
+	if (b->ioev_port)
+		ioeventfd_set(b, b->ioev_port, false);
+	if (b->kick_fd >= 0)
+		close(b->kick_fd);
+	if (b->stop_fd >= 0)
+		close(b->stop_fd);
+	if (b->irq_fd >= 0)
+		close(b->irq_fd);
+	if (b->resample_fd >= 0)
+		close(b->resample_fd);
+	free(b->reqs);
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->idle);
+	free(b);
+}

@@ -1,0 +1,544 @@
+/*
+ * vm.c - the KVM virtual machine: memory, vCPUs and their threads, the exit
+ * loop and port I/O dispatch.
+ *
+ * Threads: one per vCPU (KVM_RUN loop; port I/O exits are handled on it),
+ * one I/O thread per virtio-blk device (virtio_blk.c), the device layer's
+ * completion threads (which complete virtio requests), and the caller of
+ * hv_vm_run(), which waits for an exit reason and then stops the vCPUs:
+ * it sets immediate_exit in each kvm_run and kicks the thread with SIGUSR1
+ * so that a vCPU inside KVM_RUN returns -EINTR, and one about to enter
+ * returns at once (no lost wake-up).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hypervisor/hv_int.h"
+
+#define MSR_IA32_MISC_ENABLE	0x1a0
+#define KICK_SIGNAL		SIGUSR1
+
+void hv_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("vmrun: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+const char *hv_exit_str(int why)
+{
+	switch (why) {
+	case HV_EXIT_POWEROFF: return "guest powered off";
+	case HV_EXIT_RESET: return "guest reset";
+	case HV_EXIT_SHUTDOWN: return "guest triple fault (reset)";
+	case HV_EXIT_ERROR: return "VMM error";
+	case HV_EXIT_SIGNAL: return "stopped";
+	default: return "running";
+	}
+}
+
+void hv_vm_request_exit(struct hv_vm *vm, int why)
+{
+	int zero = 0;
+
+	if (atomic_compare_exchange_strong(&vm->exit_why, &zero, why)) {
+		pthread_mutex_lock(&vm->lock);
+		pthread_cond_broadcast(&vm->cond);
+		pthread_mutex_unlock(&vm->lock);
+	}
+}
+
+void hv_vm_stop(hv_vm *vm)
+{
+	/* async-signal-safe: only an atomic; hv_vm_run() polls it */
+	int zero = 0;
+
+	atomic_compare_exchange_strong(&vm->exit_why, &zero, HV_EXIT_SIGNAL);
+}
+
+int hv_vm_irq_line(struct hv_vm *vm, unsigned gsi, int level)
+{
+	struct kvm_irq_level l = { .irq = gsi, .level = (uint32_t)level };
+
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &l) < 0 ? -errno : 0;
+}
+
+/* ---- port I/O ------------------------------------------------------------- */
+
+static void pio(struct hv_vm *vm, uint16_t port, uint8_t *data, unsigned size,
+		bool write)
+{
+	if (port >= HV_PORT_UART && port < HV_PORT_UART + 8) {
+		hv_uart_io(&vm->uart, port, data, size, write);
+	} else if (port == HV_PORT_RESET_CF9 && size == 1) {
+		/* reset control register: bit 2 starts the reset */
+		if (write && (*data & 0x04))
+			hv_vm_request_exit(vm, HV_EXIT_RESET);
+		else if (!write)
+			*data = 0;
+	} else if (port >= HV_PORT_PCI_ADDR && port < HV_PORT_PCI_ADDR + 8) {
+		hv_pci_cfg_io(&vm->pci, port, data, size, write);
+	} else if (port == HV_PORT_POWEROFF) {
+		if (write)
+			hv_vm_request_exit(vm, HV_EXIT_POWEROFF);
+		else
+			memset(data, 0xff, size);
+	} else if (port == HV_PORT_I8042_CMD || port == 0x60) {
+		/* i8042 with nothing behind it: status 0, pulse-reset command */
+		if (write && port == HV_PORT_I8042_CMD && *data == 0xfe)
+			hv_vm_request_exit(vm, HV_EXIT_RESET);
+		else if (!write)
+			memset(data, 0, size);
+	} else if (!hv_pci_bar_io(&vm->pci, port, data, size, write)) {
+		if (!write)
+			memset(data, 0xff, size);
+	}
+}
+
+/* ---- vCPUs ---------------------------------------------------------------- */
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct hv_vcpu *c = arg;
+	struct hv_vm *vm = c->vm;
+	struct kvm_run *run = c->run;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	while (!atomic_load(&vm->exit_why)) {
+		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			hv_log("vcpu %u: KVM_RUN: %s", c->id, strerror(errno));
+			hv_vm_request_exit(vm, HV_EXIT_ERROR);
+			break;
+		}
+		switch (run->exit_reason) {
+		case KVM_EXIT_IO: {
+			uint8_t *d = (uint8_t *)run + run->io.data_offset;
+
+			for (uint32_t i = 0; i < run->io.count; i++)
+				pio(vm, run->io.port, d + i * run->io.size,
+				    run->io.size,
+				    run->io.direction == KVM_EXIT_IO_OUT);
+			break;
+		}
+		case KVM_EXIT_MMIO:
+			/* nothing is mapped there: reads float high */
+			if (!run->mmio.is_write)
+				memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+			break;
+		case KVM_EXIT_HLT:
+			/* only without an in-kernel LAPIC: nothing will wake us */
+			hv_vm_request_exit(vm, HV_EXIT_POWEROFF);
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			hv_vm_request_exit(vm, HV_EXIT_SHUTDOWN);
+			break;
+		case KVM_EXIT_SYSTEM_EVENT:
+			hv_vm_request_exit(vm,
+				run->system_event.type == KVM_SYSTEM_EVENT_RESET ?
+				HV_EXIT_RESET : HV_EXIT_POWEROFF);
+			break;
+		case KVM_EXIT_INTR:
+			break;
+		case KVM_EXIT_FAIL_ENTRY:
+			hv_log("vcpu %u: entry failed, reason 0x%llx", c->id,
+			       (unsigned long long)
+			       run->fail_entry.hardware_entry_failure_reason);
+			hv_vm_request_exit(vm, HV_EXIT_ERROR);
+			break;
+		case KVM_EXIT_INTERNAL_ERROR:
+			hv_log("vcpu %u: KVM internal error, suberror %u",
+			       c->id, run->internal.suberror);
+			hv_vm_request_exit(vm, HV_EXIT_ERROR);
+			break;
+		default:
+			hv_log("vcpu %u: unhandled exit %u", c->id,
+			       run->exit_reason);
+			hv_vm_request_exit(vm, HV_EXIT_ERROR);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int vcpu_cpuid(struct hv_vm *vm, struct hv_vcpu *c,
+		      const struct kvm_cpuid2 *sup)
+{
+	size_t sz = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
+	struct kvm_cpuid2 *cp = malloc(sz);
+	int ret = 0;
+
+	if (!cp)
+		return -ENOMEM;
+	memcpy(cp, sup, sz);
+	for (unsigned i = 0; i < cp->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cp->entries[i];
+
+		switch (e->function) {
+		case 1:
+			/* initial APIC ID; logical processor count */
+			e->ebx = (e->ebx & 0x0000ffffu) | c->id << 24 |
+				 (vm->nvcpus & 0xff) << 16;
+			e->ecx |= 1u << 31;	/* running under a hypervisor */
+			if (vm->nvcpus > 1)
+				e->edx |= 1u << 28;	/* HTT: count valid */
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = c->id;		/* x2APIC ID */
+			break;
+		}
+	}
+	if (ioctl(c->fd, KVM_SET_CPUID2, cp) < 0)
+		ret = -errno;
+	free(cp);
+	return ret;
+}
+
+static int vcpu_msrs(struct hv_vcpu *c)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[1];
+	} m = { .h.nmsrs = 1, .e[0] = { .index = MSR_IA32_MISC_ENABLE,
+					.data = 1 /* fast strings */ } };
+
+	return ioctl(c->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EIO;
+}
+
+/* PVH entry state: 32-bit flat protected mode, paging off, ebx = start_info. */
+static int vcpu_boot_regs(struct hv_vm *vm, struct hv_vcpu *c)
+{
+	struct kvm_sregs s;
+	struct kvm_regs r;
+	struct kvm_segment code = {
+		.base = 0, .limit = 0xffffffff, .selector = 0x08, .type = 11,
+		.present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+	};
+	struct kvm_segment data = code;
+
+	if (ioctl(c->fd, KVM_GET_SREGS, &s) < 0)
+		return -errno;
+	data.selector = 0x10;
+	data.type = 3;
+	s.cs = code;
+	s.ds = s.es = s.fs = s.gs = s.ss = data;
+	s.tr.type = 11;
+	s.tr.present = 1;
+	s.tr.limit = 0x67;
+	s.cr0 = 0x11;		/* PE | ET */
+	s.cr4 = 0;
+	s.efer = 0;
+	if (ioctl(c->fd, KVM_SET_SREGS, &s) < 0)
+		return -errno;
+	memset(&r, 0, sizeof(r));
+	r.rip = vm->entry;
+	r.rbx = HV_START_INFO_GPA;
+	r.rflags = 2;
+	if (ioctl(c->fd, KVM_SET_REGS, &r) < 0)
+		return -errno;
+	return 0;
+}
+
+static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
+{
+	for (unsigned n = 128; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) +
+					      n * sizeof(c->entries[0]));
+
+		if (!c)
+			return NULL;
+		c->nent = n;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			return c;
+		free(c);
+		if (errno != E2BIG)
+			return NULL;
+	}
+	return NULL;
+}
+
+/* ---- create / run / destroy ----------------------------------------------- */
+
+static int setup_memory(struct hv_vm *vm, uint64_t size)
+{
+	struct kvm_userspace_memory_region reg;
+	uint64_t low = size < HV_MMIO_HOLE_GPA ? size : HV_MMIO_HOLE_GPA;
+
+	vm->ram = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->ram == MAP_FAILED) {
+		vm->ram = NULL;
+		return -errno;
+	}
+	vm->ram_size = size;
+	vm->low_size = low;
+	madvise(vm->ram, size, MADV_MERGEABLE);
+	vm->mem.nr = 0;
+	vm->mem.r[vm->mem.nr].gpa = 0;
+	vm->mem.r[vm->mem.nr].size = low;
+	vm->mem.r[vm->mem.nr].hva = vm->ram;
+	vm->mem.nr++;
+	if (size > low) {
+		vm->mem.r[vm->mem.nr].gpa = 1ull << 32;
+		vm->mem.r[vm->mem.nr].size = size - low;
+		vm->mem.r[vm->mem.nr].hva = vm->ram + low;
+		vm->mem.nr++;
+	}
+	for (unsigned i = 0; i < vm->mem.nr; i++) {
+		reg = (struct kvm_userspace_memory_region){
+			.slot = i,
+			.guest_phys_addr = vm->mem.r[i].gpa,
+			.memory_size = vm->mem.r[i].size,
+			.userspace_addr = (uintptr_t)vm->mem.r[i].hva,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &reg) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+int hv_vm_create(const struct hv_vmx *vmx, struct hv_disk **disks,
+		 unsigned ndisks, hv_vm **out, char *err, size_t errlen)
+{
+	struct kvm_pit_config pit = { .flags = 0 };
+	struct kvm_cpuid2 *cpuid = NULL;
+	struct hv_vm *vm;
+	int ret, fd = -1;
+	unsigned i;
+
+	*out = NULL;
+	if (vmx->vcpus < 1 || vmx->vcpus > HV_MAX_VCPUS || ndisks > HV_MAX_DISKS) {
+		snprintf(err, errlen, "bad vCPU or disk count");
+		return -EINVAL;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->kvm_fd = vm->vm_fd = -1;
+	for (i = 0; i < HV_MAX_VCPUS; i++)
+		vm->vcpu[i].fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vm->nvcpus = vmx->vcpus;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "/dev/kvm: %s", strerror(errno));
+		goto fail;
+	}
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		ret = -ENOTSUP;
+		snprintf(err, errlen, "/dev/kvm: unexpected API version");
+		goto fail;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+		goto fail;
+	}
+	vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vm->have_irqfd = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE) > 0;
+	vm->have_ioeventfd = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD) > 0;
+	/* Intel needs these three pages below 4 GiB outside RAM; others
+	 * ignore them */
+	ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		goto fail;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
+		goto fail;
+	}
+	ret = setup_memory(vm, vmx->mem_mib << 20);
+	if (ret) {
+		snprintf(err, errlen, "guest memory (%llu MiB): %s",
+			 (unsigned long long)vmx->mem_mib, strerror(-ret));
+		goto fail;
+	}
+
+	cpuid = supported_cpuid(vm->kvm_fd);
+	if (!cpuid) {
+		ret = -EIO;
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID failed");
+		goto fail;
+	}
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct hv_vcpu *c = &vm->vcpu[i];
+
+		c->vm = vm;
+		c->id = i;
+		c->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+		if (c->fd < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "KVM_CREATE_VCPU %u: %s", i,
+				 strerror(errno));
+			goto fail;
+		}
+		c->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE,
+			      MAP_SHARED, c->fd, 0);
+		if (c->run == MAP_FAILED) {
+			c->run = NULL;
+			ret = -errno;
+			snprintf(err, errlen, "mmap kvm_run: %s", strerror(errno));
+			goto fail;
+		}
+		ret = vcpu_cpuid(vm, c, cpuid);
+		if (ret) {
+			snprintf(err, errlen, "KVM_SET_CPUID2: %s", strerror(-ret));
+			goto fail;
+		}
+		if (vcpu_msrs(c))
+			hv_log("vcpu %u: could not set MSRs (ignored)", i);
+	}
+
+	fd = STDOUT_FILENO;
+	if (vmx->serial_file) {
+		fd = open(vmx->serial_file, O_WRONLY | O_CREAT | O_TRUNC |
+			  O_CLOEXEC, 0644);
+		if (fd < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "serial0.fileName %s: %s",
+				 vmx->serial_file, strerror(errno));
+			goto fail;
+		}
+	}
+	hv_uart_init(&vm->uart, vm, fd);
+	hv_pci_init(&vm->pci);
+
+	ret = hv_boot_load(vm, vmx, err, errlen);
+	if (ret)
+		goto fail;
+	for (i = 0; i < ndisks; i++) {
+		ret = hv_vblk_create(vm, disks[i], &vm->vblk[i]);
+		if (ret) {
+			snprintf(err, errlen, "virtio-blk for %s: %s",
+				 disks[i]->name, strerror(-ret));
+			goto fail;
+		}
+		disks[i] = NULL;	/* the device owns it now */
+		vm->nvblk++;
+	}
+	ret = hv_boot_mptable(vm);
+	if (ret) {
+		snprintf(err, errlen, "MP table: %s", strerror(-ret));
+		goto fail;
+	}
+	ret = vcpu_boot_regs(vm, &vm->vcpu[0]);
+	if (ret) {
+		snprintf(err, errlen, "boot registers: %s", strerror(-ret));
+		goto fail;
+	}
+	free(cpuid);
+	*out = vm;
+	return 0;
+fail:
+	free(cpuid);
+	hv_vm_destroy(vm);
+	return ret;
+}
+
+int hv_vm_run(hv_vm *vm)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigset_t set, old;
+	int why;
+
+	sigaction(KICK_SIGNAL, &sa, NULL);
+	/* vCPU threads inherit a blocked KICK_SIGNAL and unblock it
+	 * themselves, so no other thread ever takes it */
+	sigemptyset(&set);
+	sigaddset(&set, KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		if (pthread_create(&vm->vcpu[i].thread, NULL, vcpu_thread,
+				   &vm->vcpu[i])) {
+			hv_log("cannot start vcpu thread %u", i);
+			hv_vm_request_exit(vm, HV_EXIT_ERROR);
+			break;
+		}
+		vm->vcpu[i].started = true;
+	}
+	pthread_mutex_lock(&vm->lock);
+	while (!atomic_load(&vm->exit_why)) {
+		struct timespec ts;
+
+		/* timed: hv_vm_stop() from a signal handler cannot signal */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	why = atomic_load(&vm->exit_why);
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		if (!vm->vcpu[i].started)
+			continue;
+		vm->vcpu[i].run->immediate_exit = 1;
+		pthread_kill(vm->vcpu[i].thread, KICK_SIGNAL);
+	}
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		if (vm->vcpu[i].started)
+			pthread_join(vm->vcpu[i].thread, NULL);
+		vm->vcpu[i].started = false;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	hv_uart_flush(&vm->uart);
+	return why;
+}
+
+void hv_vm_destroy(hv_vm *vm)
+{
+	if (!vm)
+		return;
+	for (unsigned i = 0; i < vm->nvblk; i++)
+		hv_vblk_destroy(vm->vblk[i]);
+	hv_uart_flush(&vm->uart);
+	if (vm->uart.fd > STDERR_FILENO)
+		close(vm->uart.fd);
+	for (unsigned i = 0; i < HV_MAX_VCPUS; i++) {
+		if (vm->vcpu[i].run)
+			munmap(vm->vcpu[i].run, vm->run_size);
+		if (vm->vcpu[i].fd >= 0)
+			close(vm->vcpu[i].fd);
+	}
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->cond);
+	free(vm);
+}
