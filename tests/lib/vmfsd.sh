@@ -45,7 +45,10 @@ vmfsd_kill() {
 		wait "$pid" 2>/dev/null
 		VMFSD_PID[$name]=
 	fi
-	mountpoint -q "${VMFSD_MNT[$name]}" 2>/dev/null &&
+	# a dead daemon's mount fails every stat (ENOTCONN): look it up in
+	# the mount table instead
+	if grep -qF " ${VMFSD_MNT[$name]} fuse" /proc/mounts; then
 		fusermount3 -uz "${VMFSD_MNT[$name]}" 2>/dev/null
+	fi
 	return 0
 }
