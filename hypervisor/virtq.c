@@ -107,14 +107,14 @@ int hv_virtq_pop(struct hv_virtq *q, struct hv_virtq_elem *e)
 	unsigned n = 0;
 	int ret = 1;
 
-	e->head = 0xffff;
-	e->nout = e->nin = 0;
-	e->out_len = e->in_len = 0;
 	if (!q->size)
 		return 0;
 	avail_idx = rd16(q->avail + 2);
 	if (avail_idx == q->last_avail)
-		return 0;
+		return 0;	/* *e untouched */
+	e->head = 0xffff;
+	e->nout = e->nin = 0;
+	e->out_len = e->in_len = 0;
 	/* acquire: the ring entry and descriptors were written before idx */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	if ((uint16_t)(avail_idx - q->last_avail) > q->size) {

@@ -85,7 +85,7 @@ void hv_virtq_reset(struct hv_virtq *q);
 
 /*
  * Take the next available chain.  Returns 1 with *e filled, 0 when the ring
- * is empty, or -HV_VQ_E_* when the guest broke the rules (the entry is
+ * is empty (*e untouched), or -HV_VQ_E_* when the guest broke the rules (the entry is
  * consumed; e->head holds it when the head index itself was valid, else
  * 0xffff).
  */

@@ -219,13 +219,15 @@ static int vcpu_cpuid(struct hv_vm *vm, struct hv_vcpu *c,
 
 static int vcpu_msrs(struct hv_vcpu *c)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e[1];
-	} m = { .h.nmsrs = 1, .e[0] = { .index = MSR_IA32_MISC_ENABLE,
-					.data = 1 /* fast strings */ } };
+	/* struct kvm_msrs ends in a flexible array: build it in a buffer */
+	uint64_t buf[(sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)) / 8 + 1];
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
 
-	return ioctl(c->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EIO;
+	memset(buf, 0, sizeof(buf));
+	m->nmsrs = 1;
+	m->entries[0].index = MSR_IA32_MISC_ENABLE;
+	m->entries[0].data = 1;		/* fast strings */
+	return ioctl(c->fd, KVM_SET_MSRS, m) == 1 ? 0 : -EIO;
 }
 
 /* PVH entry state: 32-bit flat protected mode, paging off, ebx = start_info. */

@@ -1,0 +1,76 @@
+#!/bin/bash
+# The test guest fills the first MiBs of a sparse raw disk through virtio-blk;
+# the host checks every byte; a second boot verifies them; a sector the host
+# corrupts is found; a monolithicFlat .vmdk naming the same extent works; the
+# console can go to serial0.fileName.
+set -u
+. tests/lib/common.sh
+[ -w /dev/kvm ] || { echo "skipped: no /dev/kvm"; exit 77; }
+[ -x bin/vmrun ] && [ -f bin/vmtest.elf ] || fail "bin/vmrun or bin/vmtest.elf not built"
+
+mkdir -p "$T/vm"
+truncate -s 64M "$T/vm/disk.img"
+cp bin/vmtest.elf "$T/vm/"
+vmx() { # name cmdline [disk]
+	cat >"$T/vm/$1.vmx" <<EOV
+displayName = "$1"
+memSize = "32"
+numvcpus = "1"
+boot.kernel = "vmtest.elf"
+boot.cmdline = "$2"
+scsi0:0.present = "TRUE"
+scsi0:0.fileName = "${3:-disk.img}"
+EOV
+}
+
+vmx fill "vmtest=fill vmtest.mib=8"
+out=$(bin/vmrun start "$T/vm/fill.vmx" 2>&1) || fail "vmrun fill: $out"
+echo "$out"
+echo "$out" | grep -q "^vmtest: fill ok 8 MiB" || fail "no fill ok"
+
+# every sector of the 8 MiB holds its text; the next one was never written
+python3 - "$T/vm/disk.img" <<'EOP' || fail "host check of the filled disk"
+import sys
+with open(sys.argv[1], "rb") as f:
+    data = f.read(8 * 2**20 + 512)
+for n in range(8 * 2048):
+    t = b"vmtest sector %d\n" % n
+    want = t + b"." * (512 - len(t))
+    if data[n * 512:(n + 1) * 512] != want:
+        sys.exit("sector %d differs" % n)
+if data[8 * 2**20:] != b"\0" * 512:
+    sys.exit("wrote past the range")
+print("host: 16384 sectors ok")
+EOP
+alloc=$(du -k "$T/vm/disk.img" | cut -f1)
+[ "$alloc" -ge 8192 ] && [ "$alloc" -lt 16384 ] || fail "sparse disk holds $alloc KiB"
+
+vmx verify "vmtest=verify vmtest.mib=8"
+out=$(bin/vmrun start "$T/vm/verify.vmx" 2>&1) || fail "vmrun verify: $out"
+echo "$out" | grep -q "^vmtest: verify ok 8 MiB" || fail "verify: $out"
+
+# a sector changed behind the guest's back is reported
+printf 'X' | dd of="$T/vm/disk.img" bs=1 seek=$((1000 * 512 + 100)) conv=notrunc 2>/dev/null
+out=$(bin/vmrun start "$T/vm/verify.vmx" 2>&1)
+echo "$out" | grep -q "^vmtest: verify bad sector 1000$" || fail "corruption not found: $out"
+printf '.' | dd of="$T/vm/disk.img" bs=1 seek=$((1000 * 512 + 100)) conv=notrunc 2>/dev/null
+
+# VMware monolithicFlat descriptor naming the same extent
+cat >"$T/vm/disk.vmdk" <<EOD
+# Disk DescriptorFile
+version=1
+CID=fffffffe
+parentCID=ffffffff
+createType="monolithicFlat"
+
+# Extent description
+RW 131072 FLAT "disk.img" 0
+
+ddb.adapterType = "lsilogic"
+EOD
+vmx vmdk "vmtest=verify vmtest.mib=8" disk.vmdk
+echo 'serial0.fileName = "console.log"' >>"$T/vm/vmdk.vmx"
+out=$(bin/vmrun start "$T/vm/vmdk.vmx" 2>&1) || fail "vmrun vmdk: $out"
+grep -q "^vmtest: verify ok 8 MiB" "$T/vm/console.log" || fail "vmdk/serial file: $(cat "$T/vm/console.log")"
+echo "$out" | grep -q "verify ok" && fail "console went to stdout despite serial0.fileName"
+exit 0
