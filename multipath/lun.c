@@ -263,7 +263,6 @@ static bool want_retry(struct mp_lun *lun, struct mp_io *io, int result,
  * the head of the queue instead of failing.  false when it must surface. */
 static bool requeue_qfull(struct mp_lun *lun, struct mp_io *io, int result)
 {
-	struct mp_io *ready;
 	bool alone;
 
 	if (!lun->adaptive || (result != -MP_E_QFULL && result != -MP_E_BUSY) ||
@@ -272,26 +271,19 @@ static bool requeue_qfull(struct mp_lun *lun, struct mp_io *io, int result)
 	io->retries_++;
 	pthread_mutex_lock(&lun->lock);
 	lun->st.retries++;
-	lunq_adapt(lun, true);
+	lunq_adapt(lun, io, true);
 	alone = lun->inflight == 1;
 	if (!alone) {
-		/* Others are in flight: their completions free the target's
-		 * slots; this one goes first when the depth allows. */
+		/* The target is full now: this one goes first once one of
+		 * ours completes and frees a slot there (resending at once
+		 * would only draw more QUEUE FULL). */
 		lun->inflight--;
 		lunq_push_front(lun, io);
 		lun->queued++;
 	}
-	ready = lunq_take_ready(lun);
 	pthread_mutex_unlock(&lun->lock);
-	while (ready) {
-		struct mp_io *n = ready->next_;
-
-		ready->next_ = NULL;
-		lun_submit_path(lun, ready);
-		ready = n;
-	}
-	/* Nothing else in flight (the target is full of other hosts' I/O):
-	 * back off a millisecond instead of spinning; it keeps its slot. */
+	/* Nothing else of ours in flight (the target is full of other
+	 * hosts' I/O): back off a millisecond; it keeps its slot. */
 	if (alone && lun_defer(lun, io, 1000000ull) != 0)
 		return false;
 	return true;
@@ -339,7 +331,7 @@ void lun_done(void *arg, struct mp_io *io, int result)
 	if (result < 0 && result != -MP_E_MISCOMPARE)
 		lun->st.errors++;
 	if (lun->adaptive)
-		lunq_adapt(lun, false);
+		lunq_adapt(lun, io, false);
 	if (lun->sfq)
 		lunq_share_done(lun, io);
 	lun->inflight--;
@@ -452,6 +444,7 @@ static int submit(mp_lun *lun, struct mp_share *share, struct mp_io *io)
 	go = lun->inflight < lun->qdepth && !lun->queued;
 	if (go) {
 		lun->inflight++;
+		io->epoch_ = lun->epoch;
 	} else {
 		lunq_push(lun, io);
 		lun->queued++;

@@ -52,6 +52,8 @@ struct mp_lun {
 	bool adaptive;
 	unsigned qfull_sample, qfull_threshold;
 	unsigned qfull_count, good_count;
+	unsigned epoch;             /* bumped at each decrease */
+	unsigned round_left;        /* completions before the next increase */
 	uint64_t qfull_total;
 
 	/* shares: once sfq is set it stays, and every queued I/O is in the
@@ -84,8 +86,9 @@ void lunq_push(struct mp_lun *lun, struct mp_io *io);
 void lunq_push_front(struct mp_lun *lun, struct mp_io *io);
 /* Take the next I/O to dispatch, NULL when none. */
 struct mp_io *lunq_pop(struct mp_lun *lun);
-/* Adaptive depth: account a completion (qfull: QUEUE FULL or BUSY). */
-void lunq_adapt(struct mp_lun *lun, bool qfull);
+/* Adaptive depth: account the completion of io (qfull: QUEUE FULL or
+ * BUSY). */
+void lunq_adapt(struct mp_lun *lun, const struct mp_io *io, bool qfull);
 /* Pop what fits under the depth into a list (linked by next_) to
  * submit after unlocking; counts them in flight. */
 struct mp_io *lunq_take_ready(struct mp_lun *lun);

@@ -16,8 +16,12 @@
  * Adaptive queue depth (VMware's algorithm, with MP_OPEN_ADAPTIVE_QD): after
  * qfull_sample QUEUE FULL / BUSY completions the depth halves (at least 1);
  * after qfull_threshold good completions in a row it grows by one, up to the
- * configured depth.  lun.c requeues the QUEUE FULL I/O at the head of the
- * queue.  The depth is per device, as the target's queue is.
+ * configured depth.  Two refinements keep it from overshooting when
+ * completions are fast: QUEUE FULL of I/O issued before the last decrease
+ * does not count again, and after a change the depth moves up again only
+ * after a round of completions (as many as the depth).  lun.c requeues the
+ * QUEUE FULL I/O at the head of the queue.  The depth is per device, as the
+ * target's queue is.
  *
  * Every function here runs with lun->lock held.
  */
@@ -127,26 +131,40 @@ struct mp_io *lunq_take_ready(struct mp_lun *lun)
 			break;
 		lun->queued--;
 		lun->inflight++;
+		io->epoch_ = lun->epoch;
 		fifo_push(&head, &tail, io);
 	}
 	return head;
 }
 
-void lunq_adapt(struct mp_lun *lun, bool qfull)
+void lunq_adapt(struct mp_lun *lun, const struct mp_io *io, bool qfull)
 {
 	if (qfull) {
 		lun->qfull_total++;
 		lun->good_count = 0;
+		/* Only I/O issued at the current depth says the current depth
+		 * is too deep: the stragglers of a deeper epoch that come back
+		 * QUEUE FULL after a decrease must not halve it again. */
+		if (io->epoch_ != lun->epoch)
+			return;
 		if (++lun->qfull_count >= lun->qfull_sample) {
 			lun->qfull_count = 0;
 			lun->qdepth = lun->qdepth > 1 ? lun->qdepth / 2 : 1;
+			lun->epoch++;
+			lun->round_left = lun->qdepth;
 		}
 		return;
 	}
-	if (lun->qdepth < lun->max_qdepth &&
+	if (lun->round_left)
+		lun->round_left--;
+	/* One step per round of completions at the new depth (additive
+	 * increase), so the depth probes upward about as fast as QUEUE FULL
+	 * can come back and tell it to stop. */
+	if (lun->qdepth < lun->max_qdepth && !lun->round_left &&
 	    ++lun->good_count >= lun->qfull_threshold) {
 		lun->good_count = 0;
 		lun->qdepth++;
+		lun->round_left = lun->qdepth;
 	}
 }
 

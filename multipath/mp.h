@@ -205,6 +205,7 @@ struct mp_io {
 	uint64_t tag_;             /* start tag while queued (shares) */
 	void *mpath_;              /* multipath: the path it goes to / is on */
 	uint64_t path_ns_;         /* multipath: when it went to that path */
+	unsigned epoch_;           /* adaptive depth epoch it was issued in */
 };
 
 /*
