@@ -73,6 +73,7 @@ struct hv_vblk {
 	uint16_t qsel;
 	uint32_t pfn;
 	struct hv_virtq vq;
+	struct hv_virtq_elem elem;	/* the I/O thread's, the only popper */
 	bool broken;
 	unsigned inflight;
 	struct vblk_req *free;
@@ -221,7 +222,7 @@ submit:
 
 static void process_queue(struct hv_vblk *b)
 {
-	static struct hv_virtq_elem e;	/* only the I/O thread pops */
+	struct hv_virtq_elem *e = &b->elem;
 	struct vblk_req *batch[32];
 	bool irq = false;
 
@@ -232,7 +233,7 @@ static void process_queue(struct hv_vblk *b)
 		while (n < 32 && !b->broken && b->free &&
 		       (b->status & STATUS_DRIVER_OK)) {
 			struct vblk_req *r;
-			int ret = hv_virtq_pop(&b->vq, &e);
+			int ret = hv_virtq_pop(&b->vq, e);
 
 			if (ret == 0)
 				break;
@@ -240,7 +241,7 @@ static void process_queue(struct hv_vblk *b)
 				set_broken(b, ret);
 				break;
 			}
-			r = prepare(b, &e, &irq);
+			r = prepare(b, e, &irq);
 			if (r)
 				batch[n++] = r;
 		}

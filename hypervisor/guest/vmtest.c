@@ -483,20 +483,21 @@ static struct {
 	uint16_t avail_idx, used_idx;
 } blk;
 
+/* Disk vmtest.disk=N (default 0): the N-th virtio-blk device by slot. */
 static void blk_init(void)
 {
-	unsigned dev, qsz;
+	unsigned dev, qsz, want = (unsigned)arg_num("vmtest.disk=", 0);
 	uint32_t id, bar, feat;
 	size_t avail_off, used_off;
 
 	for (dev = 0; dev < 32; dev++) {
 		id = pci_read(dev, 0);
 		if ((id & 0xffff) == VIRTIO_VENDOR &&
-		    (id >> 16) == VIRTIO_DEV_BLK_LEGACY)
+		    (id >> 16) == VIRTIO_DEV_BLK_LEGACY && !want--)
 			break;
 	}
 	if (dev == 32)
-		die("no virtio-blk device on PCI bus 0");
+		die("no such virtio-blk device on PCI bus 0");
 	bar = pci_read(dev, 0x10);
 	if (!(bar & 1))
 		die("virtio-blk BAR 0 is not an I/O BAR");

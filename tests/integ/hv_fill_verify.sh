@@ -73,4 +73,16 @@ echo 'serial0.fileName = "console.log"' >>"$T/vm/vmdk.vmx"
 out=$(bin/vmrun start "$T/vm/vmdk.vmx" 2>&1) || fail "vmrun vmdk: $out"
 grep -q "^vmtest: verify ok 8 MiB" "$T/vm/console.log" || fail "vmdk/serial file: $(cat "$T/vm/console.log")"
 echo "$out" | grep -q "verify ok" && fail "console went to stdout despite serial0.fileName"
+
+# two disks: the second one (scsi0:2, virtio-blk device 1) is filled, the
+# first is left alone
+truncate -s 32M "$T/vm/disk2.img"
+sum0=$(md5sum <"$T/vm/disk.img")
+vmx two "vmtest=fill vmtest.mib=4 vmtest.disk=1"
+printf 'scsi0:2.present = "TRUE"\nscsi0:2.fileName = "disk2.img"\n' >>"$T/vm/two.vmx"
+out=$(bin/vmrun start "$T/vm/two.vmx" 2>&1) || fail "vmrun two disks: $out"
+echo "$out" | grep -q "^vmtest: fill ok 4 MiB" || fail "two disks: $out"
+[ "$(md5sum <"$T/vm/disk.img")" = "$sum0" ] || fail "disk 0 changed"
+[ "$(dd if="$T/vm/disk2.img" bs=512 skip=8191 count=1 2>/dev/null | head -n 1)" = "vmtest sector 8191" ] ||
+	fail "disk 1 not filled"
 exit 0
