@@ -168,6 +168,7 @@ tgt_restart() {
 
 tgt_stop() {
 	local i
+	tgt_paths_teardown
 	if [ -n "$TGT_PID" ]; then
 		kill -TERM "$TGT_PID" 2>/dev/null
 		for i in 1 2 3 4 5; do
@@ -182,4 +183,76 @@ tgt_stop() {
 		rm -f "/var/run/tgtd/socket.$TGT_CTL" "/var/run/tgtd/socket.$TGT_CTL.lock"
 		TGT_CTL=
 	fi
+}
+
+# ---- two paths into a network namespace (multipath tests) ----------------
+#
+#   tgt_paths_setup             after tgt_start: a network namespace $TGT_NS
+#                               with two veth links to this one (host ends
+#                               $TGT_IF1 $TGT_IF2, addresses $TGT_ADDR1
+#                               $TGT_ADDR2) and a tgtd portal on each.  The
+#                               initiator runs in the namespace:
+#                               ip netns exec "$TGT_NS" PROGRAM ...
+#   tgt_url ADDR NAME           the URL of LUN NAME through portal ADDR
+#   tgt_path_down N | tgt_path_up N
+#                               take link N (1 or 2) down / up: traffic on
+#                               it is dropped without a reset, as when a
+#                               cable or switch port dies
+#   tgt_paths_teardown          remove the namespace and links (idempotent;
+#                               tgt_stop calls it)
+TGT_NS=
+TGT_IF1= TGT_IF2= TGT_ADDR1= TGT_ADDR2=
+
+tgt_paths_setup() {
+	local try a b ns
+	ip netns list >/dev/null 2>&1 || { echo "SKIP: no ip netns"; return 77; }
+	for try in $(seq 1 20); do
+		a=$(( 200 + RANDOM % 50 ))
+		b=$(( (RANDOM % 120) * 2 ))
+		ip -4 addr show | grep -q "inet 10\.$a\.$b\.\|inet 10\.$a\.$((b + 1))\." && continue
+		ns=vmfsmp$$_$try
+		ip netns add "$ns" 2>/dev/null || continue
+		TGT_NS=$ns
+		TGT_IF1=vmp$$a$try TGT_IF2=vmp$$b$try
+		TGT_ADDR1=10.$a.$b.1 TGT_ADDR2=10.$a.$((b + 1)).1
+		ip link add "$TGT_IF1" type veth peer name "${TGT_IF1}p" netns "$ns" &&
+		ip link add "$TGT_IF2" type veth peer name "${TGT_IF2}p" netns "$ns" &&
+		ip addr add "$TGT_ADDR1/24" dev "$TGT_IF1" &&
+		ip addr add "$TGT_ADDR2/24" dev "$TGT_IF2" &&
+		ip link set "$TGT_IF1" up && ip link set "$TGT_IF2" up &&
+		ip -n "$ns" addr add "10.$a.$b.2/24" dev "${TGT_IF1}p" &&
+		ip -n "$ns" addr add "10.$a.$((b + 1)).2/24" dev "${TGT_IF2}p" &&
+		ip -n "$ns" link set "${TGT_IF1}p" up &&
+		ip -n "$ns" link set "${TGT_IF2}p" up &&
+		ip -n "$ns" link set lo up || { tgt_paths_teardown; continue; }
+		tgt_adm --op new --mode portal --param "portal=$TGT_ADDR1:$TGT_PORT" &&
+		tgt_adm --op new --mode portal --param "portal=$TGT_ADDR2:$TGT_PORT" ||
+			{ tgt_paths_teardown; return 1; }
+		return 0
+	done
+	return 1
+}
+
+tgt_url() {
+	echo "iscsi://$1:$TGT_PORT/iqn.2026-11.org.vmfs.test:$2/1"
+}
+
+tgt_path_down() {
+	local ifc
+	[ "$1" = 1 ] && ifc=$TGT_IF1 || ifc=$TGT_IF2
+	ip link set "$ifc" down
+}
+
+tgt_path_up() {
+	local ifc
+	[ "$1" = 1 ] && ifc=$TGT_IF1 || ifc=$TGT_IF2
+	ip link set "$ifc" up
+}
+
+tgt_paths_teardown() {
+	[ -n "$TGT_IF1" ] && ip link del "$TGT_IF1" 2>/dev/null
+	[ -n "$TGT_IF2" ] && ip link del "$TGT_IF2" 2>/dev/null
+	[ -n "$TGT_NS" ] && ip netns del "$TGT_NS" 2>/dev/null
+	TGT_NS= TGT_IF1= TGT_IF2=
+	return 0
 }
