@@ -10,6 +10,9 @@ simple and python3 is the only parser needed: jq is not assumed):
   mp-check RAW-TSV               exit 1 if any ratio is below the target
   update-doc DOC TITLE BODY      replace (or append) the "## TITLE" section
                                  of DOC with the contents of BODY
+  fs-summary RAW-TSV             markdown table raw / library / FUSE
+  fs-check RAW-TSV               exit 1 if a file system target is missed
+  median V...                    print the median of the numbers
 
 A raw row is: engine pattern bs iodepth rep tool iops mib_s lat_us usr sys
 (tab separated).  ROW-PREFIX carries the first six fields, tab separated.
@@ -173,14 +176,90 @@ def cmd_update_doc(doc, title, body_path):
         f.writelines(lines)
 
 
+FS_TARGETS = {"lib": 0.9, "fuse": 0.6}
+
+
+def fs_rows(path):
+    """[(pattern, bs, depth, {tool: {rep: row}})] in table order."""
+    groups = load_raw(path)
+    return [(k[1], k[2], k[3], groups[k]) for k in ordered(groups)]
+
+
+def fs_ratio(g, tool):
+    raw, t = g.get("fio", {}), g.get(tool, {})
+    if not raw or not t or not med(raw, "iops"):
+        return None
+    return med(t, "iops") / med(raw, "iops")
+
+
+def fs_target(tool, pattern):
+    # the library everywhere; FUSE for 1 MiB sequential (the issue's rule)
+    if tool == "lib" or pattern in ("read", "write"):
+        return FS_TARGETS[tool]
+    return None
+
+
+def cmd_fs_summary(path):
+    out = ["| pattern | bs | depth | raw (fio) IOPS | library IOPS | FUSE IOPS "
+           "| raw MiB/s | library MiB/s | FUSE MiB/s | library/raw | FUSE/raw |",
+           "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for pattern, bs, depth, g in fs_rows(path):
+        cells = []
+        for tool in ("lib", "fuse"):
+            r = fs_ratio(g, tool)
+            t = fs_target(tool, pattern)
+            if r is None:
+                cells.append("-")
+            else:
+                cells.append("%.2f%s" % (r, " **below %.1f**" % t
+                                         if t is not None and r < t else ""))
+        bs_s = "%dk" % (int(bs) // 1024) if int(bs) < 1048576 else \
+            "%dm" % (int(bs) // 1048576)
+
+        def m(tool, field):
+            runs = g.get(tool, {})
+            return med(runs, field) if runs else 0.0
+        out.append("| %s | %s | %s | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f "
+                   "| %s | %s |" % (pattern, bs_s, depth, m("fio", "iops"),
+                                    m("lib", "iops"), m("fuse", "iops"),
+                                    m("fio", "mibs"), m("lib", "mibs"),
+                                    m("fuse", "mibs"), cells[0], cells[1]))
+    print("\n".join(out))
+
+
+def cmd_fs_check(path):
+    bad = []
+    for pattern, bs, depth, g in fs_rows(path):
+        for tool in ("lib", "fuse"):
+            r, t = fs_ratio(g, tool), fs_target(tool, pattern)
+            if t is None:
+                continue
+            if r is None:
+                bad.append("%s %s %s: missing runs" % (tool, pattern, bs))
+            elif r < t:
+                bad.append("%s %s bs %s depth %s: %.2f (target %.1f)" % (
+                    tool, pattern, bs, depth, r, t))
+    if bad:
+        print("below target: %s" % "; ".join(bad))
+        sys.exit(1)
+    print("every row meets its target (library >= 0.9x raw, FUSE >= 0.6x "
+          "raw for 1 MiB sequential)")
+
+
+def cmd_median(*vals):
+    print("%.3f" % statistics.median(float(v) for v in vals))
+
+
 def main(argv):
     cmds = {
         "fio": (cmd_fio, 2), "mp": (cmd_mp, 2),
         "mp-summary": (cmd_mp_summary, 1), "mp-check": (cmd_mp_check, 1),
         "update-doc": (cmd_update_doc, 3),
+        "fs-summary": (cmd_fs_summary, 1), "fs-check": (cmd_fs_check, 1),
+        "median": (cmd_median, -1),
     }
     if len(argv) < 2 or argv[1] not in cmds or \
-            len(argv) - 2 != cmds[argv[1]][1]:
+            (cmds[argv[1]][1] >= 0 and len(argv) - 2 != cmds[argv[1]][1]):
         fail("usage: benchtool.py fio|mp|mp-summary|mp-check|update-doc ...")
     cmds[argv[1]][0](*argv[2:])
 

@@ -1,0 +1,260 @@
+#!/bin/sh
+# bench-fs.sh - the file system (fs/ and vmfsd) against the raw backing
+# file, side by side in one run.
+#
+# 1. Data path: a preallocated, fully written 4 GiB file on a volume whose
+#    LUN is a file on BENCH_DIR, against a fully written 4 GiB raw file on
+#    the same file system:
+#      raw     fio --direct=1 --ioengine=libaio --iodepth=D on the raw file
+#      library bench/fs_bench io: D threads of synchronous fs_pread/pwrite
+#      FUSE    the same fio command on the file through a vmfsd mount
+#    Rows: 4 KiB random read/write at depth 4; 1 MiB sequential read/write at
+#    depth 1 and 4.  Targets: library >= 0.9x raw; FUSE >= 0.6x raw for
+#    1 MiB sequential.
+# 2. File creates per second through FUSE (open O_CREAT|O_EXCL + close):
+#    one host in one directory, then two hosts (two vmfsd on the same volume)
+#    at once in two directories; target: two hosts >= 1.5x one.
+# 3. `ls -l` of a directory of 10,000 files through FUSE, against the same
+#    on the backing file system.
+# Every measurement repeats BENCH_REPS times (raw / library / FUSE
+# alternating order); the tables show medians.
+#
+# Extra environment: BENCH_FS_SIZE (default 4g), BENCH_FS_FILES (10000).
+set -eu
+
+: "${BENCH_ROOT:?run through bench/run-bench.sh}"
+BENCH_DIR=${BENCH_DIR:-/var/tmp/vmfs-bench}
+REPS=${BENCH_REPS:-3}
+RUNTIME=${BENCH_RUNTIME:-5}
+RAMP=${BENCH_RAMP:-1}
+SIZE=${BENCH_FS_SIZE:-4g}
+NFILES=${BENCH_FS_FILES:-10000}
+FS_BENCH=$BENCH_BUILD/bench/fs_bench
+BIN=$BENCH_ROOT/bin
+OUT=$BENCH_OUT/fs
+RAW=$BENCH_OUT/fs-raw.tsv
+RESULTS=$BENCH_OUT/fs-results.md
+LUN=$BENCH_DIR/fs-lun.img
+RAWF=$BENCH_DIR/fs-raw.img
+MA=$BENCH_DIR/fs-mnt-a
+MB=$BENCH_DIR/fs-mnt-b
+export VMFSD_RUN_DIR=$BENCH_DIR/run
+
+die() { echo "bench-fs: $*" >&2; exit 1; }
+[ -x "$FS_BENCH" ] || die "$FS_BENCH missing: run make first"
+[ -e /dev/fuse ] || die "no /dev/fuse"
+command -v fio >/dev/null || die "fio not installed (scripts/install-deps.sh)"
+
+size_bytes=$(python3 -c '
+import sys
+s = sys.argv[1].lower().rstrip("b").rstrip("i")
+m = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+print(int(s[:-1]) * m[s[-1]] if s[-1] in m else int(s))' "$SIZE")
+mkdir -p "$BENCH_DIR" "$OUT" "$MA" "$MB"
+fstype=$(findmnt -n -o FSTYPE --target "$BENCH_DIR" 2>/dev/null ||
+	stat -f -c %T "$BENCH_DIR")
+
+stop_hosts() {
+	pkill -TERM -f "vmfsd --host bench-[ab] " 2>/dev/null || true
+	for i in $(seq 1 100); do
+		pgrep -f "vmfsd --host bench-[ab] " >/dev/null || break
+		sleep 0.1
+	done
+	for m in "$MA" "$MB"; do
+		grep -qF " $m fuse" /proc/mounts && fusermount3 -uz "$m"
+	done
+	return 0
+}
+trap stop_hosts EXIT
+stop_hosts
+
+start_host() { # name mount
+	"$BIN/vmfsd" --host "$1" --mount "$2" --daemon "$LUN" \
+		2>>"$OUT/vmfsd-$1.log" || die "vmfsd $1: $(tail -n 5 "$OUT/vmfsd-$1.log")"
+}
+
+# ---- volume and raw file ---------------------------------------------------
+stamp=$LUN.ready-$size_bytes
+if [ ! -e "$stamp" ]; then
+	rm -f "$LUN" "$LUN".ready-* "$RAWF"
+	avail=$(df -P -B1 "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
+	[ "$avail" -gt $((2 * size_bytes + (2 << 30))) ] ||
+		die "not enough space in $BENCH_DIR for two $SIZE files"
+	echo "bench-fs: formatting $LUN and writing a $SIZE file in it"
+	truncate -s $((size_bytes + (1 << 30))) "$LUN"
+	"$BIN/mkfs.vmfs" -f -L bench -H 8 "$LUN" >/dev/null
+	"$FS_BENCH" prep --host bench-prep --file big.img --size "$size_bytes" \
+		"$LUN" 2>>"$OUT/prep.log" || die "prep: $(tail -n 5 "$OUT/prep.log")"
+	echo "bench-fs: writing the raw file $RAWF"
+	fallocate -l "$size_bytes" "$RAWF"
+	fio --name=fill --filename="$RAWF" --rw=write --bs=1m --size="$size_bytes" \
+		--direct=1 --ioengine=libaio --iodepth=8 --output-format=terse >/dev/null
+	touch "$stamp"
+fi
+
+# ---- 1. data path ------------------------------------------------------------
+run_fio() { # file pattern bs depth json
+	fio --name=fs --filename="$1" --direct=1 --ioengine=libaio --rw="$2" \
+		--bs="$3" --iodepth="$4" --size="$size_bytes" --time_based \
+		--runtime="$RUNTIME" --ramp_time="$RAMP" --output-format=json \
+		--output="$5" || die "fio $1 $2"
+}
+
+run_tool() { # tool pattern bs depth json
+	case $1 in
+	fio) run_fio "$RAWF" "$2" "$3" "$4" "$5" ;;
+	fuse)
+		start_host bench-a "$MA"
+		run_fio "$MA/big.img" "$2" "$3" "$4" "$5"
+		stop_hosts ;;
+	lib)
+		"$FS_BENCH" io --host bench-lib --file big.img --rw "$2" --bs "$3" \
+			--jobs "$4" --runtime "$RUNTIME" --ramp "$RAMP" --json "$LUN" \
+			>"$5" 2>>"$OUT/lib.log" || die "fs_bench $2: $(cat "$5")" ;;
+	esac
+}
+
+rm -f "$OUT"/*.json
+: >"$RAW"
+rep=1
+while [ "$rep" -le "$REPS" ]; do
+	for shape in "randread 4096 4" "randwrite 4096 4" "read 1048576 1" \
+		     "write 1048576 1" "read 1048576 4" "write 1048576 4"; do
+		set -- $shape
+		pattern=$1 bs=$2 depth=$3
+		case $((rep % 3)) in
+		1) order="fio lib fuse" ;;
+		2) order="lib fuse fio" ;;
+		0) order="fuse fio lib" ;;
+		esac
+		for tool in $order; do
+			json=$OUT/$pattern-$bs-$depth-$rep-$tool.json
+			prefix=$(printf 'libaio\t%s\t%s\t%s\t%s\t%s' "$pattern" "$bs" \
+				"$depth" "$rep" "$tool")
+			run_tool "$tool" "$pattern" "$bs" "$depth" "$json"
+			case $tool in lib) kind=mp ;; *) kind=fio ;; esac
+			line=$($BENCH_TOOL "$kind" "$prefix" "$json")
+			echo "$line" >>"$RAW"
+			echo "$line" | awk -F'\t' -v n="$REPS" '{ printf "  [%s/%s] %-9s bs %-7s depth %s %-5s %8.0f IOPS %8.1f MiB/s\n", $5, n, $2, $3, $4, $6, $7, $8 }'
+		done
+	done
+	rep=$((rep + 1))
+done
+
+# ---- 2. creates, one host and two ------------------------------------------
+start_host bench-a "$MA"
+start_host bench-b "$MB"
+rm -rf "$MA/creates"
+mkdir -p "$MA/creates"
+one="" two=""
+rep=1
+while [ "$rep" -le "$REPS" ]; do
+	r1=$("$FS_BENCH" creates --dir "$MA/creates/one-$rep" --seconds "$RUNTIME" --json |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["per_s"])')
+	"$FS_BENCH" creates --dir "$MA/creates/a-$rep" --seconds "$RUNTIME" --json >"$OUT/ca.json" &
+	pa=$!
+	"$FS_BENCH" creates --dir "$MB/creates/b-$rep" --seconds "$RUNTIME" --json >"$OUT/cb.json" &
+	pb=$!
+	wait $pa || die "creates on host a"
+	wait $pb || die "creates on host b"
+	r2=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
+		"$OUT/ca.json" "$OUT/cb.json")
+	echo "  [$rep/$REPS] creates/s: one host $r1, two hosts $r2"
+	one="$one $r1"
+	two="$two $r2"
+	rep=$((rep + 1))
+done
+c1=$($BENCH_TOOL median $one)
+c2=$($BENCH_TOOL median $two)
+cratio=$(python3 -c "print('%.2f' % ($c2 / $c1))")
+rm -rf "$MA/creates"
+
+# ---- 3. ls -l of a big directory --------------------------------------------
+rm -rf "$MA/big" "$BENCH_DIR/fs-native-dir"
+"$FS_BENCH" creates --dir "$MA/big" --count "$NFILES" >/dev/null
+"$FS_BENCH" creates --dir "$BENCH_DIR/fs-native-dir" --count "$NFILES" >/dev/null
+[ "$(ls "$MB/big" | wc -l)" = "$NFILES" ] || die "host b sees $(ls "$MB/big" | wc -l) names"
+time_ls() { # dir -> seconds
+	python3 - "$1" <<'PY'
+import subprocess, sys, time
+t = time.monotonic()
+subprocess.run(["ls", "-l", sys.argv[1]], stdout=subprocess.DEVNULL, check=True)
+print("%.3f" % (time.monotonic() - t))
+PY
+}
+la="" lb="" ln=""
+rep=1
+while [ "$rep" -le "$REPS" ]; do
+	la="$la $(time_ls "$MA/big")"
+	lb="$lb $(time_ls "$MB/big")"
+	ln="$ln $(time_ls "$BENCH_DIR/fs-native-dir")"
+	rep=$((rep + 1))
+done
+ls_a=$($BENCH_TOOL median $la)
+ls_b=$($BENCH_TOOL median $lb)
+ls_n=$($BENCH_TOOL median $ln)
+echo "  ls -l of $NFILES entries: host a ${ls_a}s, host b ${ls_b}s, $fstype ${ls_n}s"
+rm -rf "$MA/big" "$BENCH_DIR/fs-native-dir"
+stop_hosts
+
+# ---- report ----------------------------------------------------------------
+table=$($BENCH_TOOL fs-summary "$RAW")
+verdict=$($BENCH_TOOL fs-check "$RAW") && ok=1 || ok=0
+if python3 -c "import sys; sys.exit(0 if $c2 >= 1.5 * $c1 else 1)"; then
+	cverdict="two hosts at or above 1.5x one host"
+else
+	cverdict="**two hosts below 1.5x one host**"
+	ok=0
+fi
+cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+{
+	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -n): $(nproc) CPUs ($cpu),"
+	echo "Linux $(uname -r), $(fio --version); LUN and raw file on $fstype in $BENCH_DIR."
+	echo
+	echo "Command: \`$BENCH_CMD\` (section \`bench/bench-fs.sh\`)."
+	echo
+	echo "### Data path: a preallocated, written $SIZE file"
+	echo
+	echo "$REPS repetitions of ${RUNTIME} s after a ${RAMP} s ramp, the three in rotating order;"
+	echo "medians.  raw: \`fio --direct=1 --ioengine=libaio --iodepth=DEPTH --rw=PATTERN"
+	echo "--bs=BS --size=$SIZE --time_based\` on a written $SIZE file beside the LUN.  library:"
+	echo "\`fs_bench io --rw PATTERN --bs BS --jobs DEPTH\` (DEPTH threads of synchronous"
+	echo "\`fs_pread\`/\`fs_pwrite\` on the volume's file).  FUSE: the raw fio command on"
+	echo "the file through a vmfsd mount (direct_io).  Targets: library >= 0.9x raw,"
+	echo "FUSE >= 0.6x raw for 1 MiB sequential.  Raw runs: \`${RAW#"$BENCH_ROOT"/}\`."
+	echo
+	echo "$table"
+	echo
+	echo "Result: $verdict."
+	echo
+	echo "### Creates through FUSE"
+	echo
+	echo "\`fs_bench creates --seconds $RUNTIME\` (open O_CREAT|O_EXCL, close) in a new"
+	echo "directory; two hosts = two vmfsd on the same volume, each in its own directory,"
+	echo "at the same time (sum).  Medians of $REPS."
+	echo
+	echo "| one host creates/s | two hosts creates/s | two / one |"
+	echo "|--:|--:|--:|"
+	echo "| $c1 | $c2 | $cratio |"
+	echo
+	echo "Result: $cverdict."
+	echo
+	echo "### ls -l of $NFILES entries"
+	echo
+	echo "Wall time of \`ls -l\` (readdir plus a stat of every entry), medians of $REPS:"
+	echo "through the host that created the files, through the other host, and on"
+	echo "the backing $fstype."
+	echo
+	echo "| vmfsd, creating host | vmfsd, other host | $fstype |"
+	echo "|--:|--:|--:|"
+	echo "| ${ls_a} s | ${ls_b} s | ${ls_n} s |"
+} >"$RESULTS"
+
+echo
+cat "$RESULTS"
+$BENCH_TOOL update-doc "$BENCH_DOC" "File system (fs/, vmfsd)" "$RESULTS"
+echo "bench-fs: results in ${RESULTS#"$BENCH_ROOT"/}, section updated in ${BENCH_DOC#"$BENCH_ROOT"/}"
+if [ "$ok" -eq 0 ] && [ "${BENCH_STRICT:-0}" = 1 ]; then
+	exit 1
+fi
+exit 0
