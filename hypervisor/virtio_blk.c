@@ -75,6 +75,8 @@ struct hv_vblk {
 	struct hv_virtq vq;
 	struct hv_virtq_elem elem;	/* the I/O thread's, the only popper */
 	bool broken;
+	bool notify_off;		/* VRING_USED_F_NO_NOTIFY is set */
+	bool stopping;			/* hv_vblk_destroy: submit nothing new */
 	unsigned inflight;
 	struct vblk_req *free;
 	struct vblk_req *reqs;
@@ -116,6 +118,8 @@ static void complete_locked(struct hv_vblk *b, uint16_t head, uint32_t len)
 	hv_virtq_push(&b->vq, head, len);
 }
 
+static void process_queue(struct hv_vblk *b);
+
 static void req_done(struct hv_disk_req *dr)
 {
 	struct vblk_req *r = dr->priv;
@@ -138,6 +142,7 @@ static void req_done(struct hv_disk_req *dr)
 	pthread_mutex_unlock(&b->lock);
 	if (irq)
 		raise_irq(b);
+	process_queue(b);
 }
 
 /*
@@ -220,23 +225,46 @@ submit:
 	return r;
 }
 
+/*
+ * Pop and submit everything available.  Runs on the I/O thread (after a
+ * notify, or on a timer while requests are in flight) and at the end of
+ * every completion, on the backend's thread, where the device layer
+ * batches the new submissions into one io_uring_enter.  While requests are
+ * in flight the guest is told not to notify (VRING_USED_F_NO_NOTIFY): the
+ * next completion, or the timer, picks its chains up, which spares it a
+ * port write (a trap into emulated ring 0 on kvm_pvm) per batch.
+ */
 static void process_queue(struct hv_vblk *b)
 {
 	struct hv_virtq_elem *e = &b->elem;
 	struct vblk_req *batch[32];
-	bool irq = false;
+	bool irq = false, more;
 
-	for (;;) {
+	do {
 		unsigned n = 0;
 
+		more = false;
 		pthread_mutex_lock(&b->lock);
-		while (n < 32 && !b->broken && b->free &&
-		       (b->status & STATUS_DRIVER_OK)) {
+		for (;;) {
 			struct vblk_req *r;
-			int ret = hv_virtq_pop(&b->vq, e);
+			int ret;
 
-			if (ret == 0)
+			if (n == 32 || b->broken || !b->free || b->stopping ||
+			    !(b->status & STATUS_DRIVER_OK)) {
+				more = n == 32;
 				break;
+			}
+			ret = hv_virtq_pop(&b->vq, e);
+			if (ret == 0) {
+				/* quiet: notifications back on, then look once
+				 * more for a chain added before the guest saw
+				 * the flag */
+				if (b->inflight + n || !b->notify_off)
+					break;
+				b->notify_off = false;
+				hv_virtq_set_notify(&b->vq, true);
+				continue;
+			}
 			if (ret < 0) {
 				set_broken(b, ret);
 				break;
@@ -244,6 +272,11 @@ static void process_queue(struct hv_vblk *b)
 			r = prepare(b, e, &irq);
 			if (r)
 				batch[n++] = r;
+		}
+		if ((b->inflight || n) && !b->notify_off &&
+		    (b->status & STATUS_DRIVER_OK)) {
+			b->notify_off = true;
+			hv_virtq_set_notify(&b->vq, false);
 		}
 		if (irq && hv_virtq_no_interrupt(&b->vq))
 			irq = false;
@@ -259,9 +292,7 @@ static void process_queue(struct hv_vblk *b)
 				req_done(&batch[i]->dr);
 			}
 		}
-		if (n < 32)
-			break;
-	}
+	} while (more);
 }
 
 static void *io_thread(void *arg)
@@ -275,7 +306,19 @@ static void *io_thread(void *arg)
 	uint64_t v;
 
 	for (;;) {
-		if (poll(p, b->irqfd ? 3 : 2, -1) < 0) {
+		int timeout, n;
+
+		pthread_mutex_lock(&b->lock);
+		/* notifications are off while requests are in flight: look at
+		 * the ring every millisecond in case none completes soon */
+		timeout = b->notify_off ? 1 : -1;
+		pthread_mutex_unlock(&b->lock);
+		n = poll(p, b->irqfd ? 3 : 2, timeout);
+		if (n == 0) {
+			process_queue(b);
+			continue;
+		}
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			hv_log("virtio-blk: poll: %s", strerror(errno));
@@ -329,6 +372,7 @@ static void reset_locked(struct hv_vblk *b)
 	b->pfn = 0;
 	b->qsel = 0;
 	b->broken = false;
+	b->notify_off = false;
 	atomic_store(&b->isr, 0);
 	if (!b->irqfd)
 		hv_vm_irq_line(b->vm, b->pci.gsi, 0);
@@ -518,7 +562,10 @@ void hv_vblk_destroy(struct hv_vblk *b)
 			hv_log("virtio-blk: stop: %s", strerror(errno));
 		pthread_join(b->thread, NULL);
 	}
+	/* No new submissions, then wait for the requests in flight; closing
+	 * the disk waits until their callbacks (which touch b) returned. */
 	pthread_mutex_lock(&b->lock);
+	b->stopping = true;
 	while (b->inflight)
 		pthread_cond_wait(&b->idle, &b->lock);
 	pthread_mutex_unlock(&b->lock);

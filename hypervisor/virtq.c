@@ -96,6 +96,17 @@ int hv_virtq_setup_legacy(struct hv_virtq *q, const struct hv_gmem *m,
 	return hv_virtq_setup(q, m, size, desc, avail, used);
 }
 
+void hv_virtq_set_notify(struct hv_virtq *q, bool on)
+{
+	uint16_t f = on ? 0 : VRING_USED_F_NO_NOTIFY;
+
+	if (!q->size)
+		return;
+	memcpy((void *)q->used, &f, 2);
+	/* the flag store before the next read of the avail index */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
 bool hv_virtq_no_interrupt(const struct hv_virtq *q)
 {
 	return q->size && (rd16(q->avail) & VRING_AVAIL_F_NO_INTERRUPT);

@@ -36,6 +36,7 @@ void *hv_gmem_ptr(const struct hv_gmem *m, uint64_t gpa, uint64_t len);
 #define VRING_DESC_F_WRITE	2
 #define VRING_DESC_F_INDIRECT	4
 #define VRING_AVAIL_F_NO_INTERRUPT 1
+#define VRING_USED_F_NO_NOTIFY	1
 
 #define HV_VIRTQ_MAX_SIZE	1024
 #define HV_VIRTQ_MAX_SEG	256
@@ -93,6 +94,13 @@ int hv_virtq_pop(struct hv_virtq *q, struct hv_virtq_elem *e);
 
 /* Put a chain on the used ring with the bytes written to it. */
 void hv_virtq_push(struct hv_virtq *q, uint16_t head, uint32_t len);
+
+/*
+ * Tell the guest whether to notify (VRING_USED_F_NO_NOTIFY clear) or not.
+ * After turning notifications back on, the caller must pop again: the
+ * guest may have added a chain before it saw the flag change.
+ */
+void hv_virtq_set_notify(struct hv_virtq *q, bool on);
 
 /* Whether the guest asked not to be interrupted (VRING_AVAIL_F_NO_INTERRUPT). */
 bool hv_virtq_no_interrupt(const struct hv_virtq *q);

@@ -501,6 +501,11 @@ static void blk_init(void)
 	bar = pci_read(dev, 0x10);
 	if (!(bar & 1))
 		die("virtio-blk BAR 0 is not an I/O BAR");
+	if (!(bar & ~3u)) {
+		/* firmware that assigns no I/O BARs (qboot): do it here */
+		pci_write(dev, 0x10, 0xc000u + dev * 0x100u);
+		bar = pci_read(dev, 0x10);
+	}
 	blk.io = (uint16_t)(bar & ~3u);
 	pci_write(dev, 4, (pci_read(dev, 4) & 0xffff0000u) | 0x5);
 
@@ -561,9 +566,17 @@ static void blk_queue(unsigned slot, uint32_t type, uint64_t sector,
 	blk.avail[1] = blk.avail_idx;
 }
 
+/*
+ * Notify the device unless it said it is polling (VRING_USED_F_NO_NOTIFY):
+ * a port write costs a trap into emulated ring 0 on kvm_pvm.  The fence
+ * orders the avail index store before the flags load (the device clears
+ * the flag, then re-reads the index: one of us sees the other).
+ */
 static void blk_kick(void)
 {
-	barrier();
+	__asm__ volatile("mfence" ::: "memory");
+	if (*(volatile uint16_t *)blk.used & 1)
+		return;
 	outw(blk.io + VP_QUEUE_NOTIFY, 0);
 }
 
