@@ -695,6 +695,16 @@ int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
 		}
 		ret = fs_tx_commit(tx);
 	}
+	if (!ret && fd->size != size) {
+		/* nothing to free (the cut is inside the last unit kept, or
+		 * only holes lay past it): only the size changes */
+		pthread_mutex_lock(&ino->m);
+		fd->size = size;
+		fd->mtime = fd->ctime = fs_now_ns();
+		ino->fd_dirty = true;
+		pthread_mutex_unlock(&ino->m);
+		ret = fs_commit_fd(ino);
+	}
 out:
 	return ret;
 }
