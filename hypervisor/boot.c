@@ -1,8 +1,9 @@
 /*
  * boot.c - loading the guest: an ELF kernel with a PVH entry note
  * (XEN_ELFNOTE_PHYS32_ENTRY), the optional initrd as PVH module 0, the PVH
- * start_info with the command line and an e820-style memory map, and an
- * Intel MP table (processors, the IOAPIC, ISA and PCI interrupt routing).
+ * start_info with the command line and an e820-style memory map; or a Linux
+ * bzImage through the 64-bit boot protocol; and an Intel MP table
+ * (processors, the IOAPIC, ISA and PCI interrupt routing).
  *
  * Everything read from the kernel file is bounds-checked: segment offsets
  * against the file, load addresses against guest RAM, notes against the
@@ -123,8 +124,8 @@ static int load_elf(struct hv_vm *vm, const char *path, const uint8_t *f,
 
 	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
 	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64) {
-		snprintf(err, errlen, "%s: not an x86-64 ELF image "
-			 "(bzImage support is not built yet)", path);
+		snprintf(err, errlen, "%s: neither a bzImage nor an x86-64 "
+			 "ELF image", path);
 		return -ENOEXEC;
 	}
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phoff > len ||
@@ -170,63 +171,10 @@ static int load_elf(struct hv_vm *vm, const char *path, const uint8_t *f,
 	return 0;
 }
 
-int hv_boot_load(struct hv_vm *vm, const struct hv_vmx *vmx, char *err,
-		 size_t errlen)
+/* The guest's memory map (e820 types); returns the number of entries. */
+static unsigned memmap(const struct hv_vm *vm, struct pvh_memmap_entry *mm)
 {
-	struct pvh_start_info si = { .magic = PVH_MAGIC, .version = 1 };
-	struct pvh_memmap_entry mm[6];
-	struct pvh_module mod = { 0 };
-	uint8_t *k = NULL, *rd = NULL;
-	size_t klen = 0, rdlen = 0;
-	size_t clen = strlen(vmx->cmdline ? vmx->cmdline : "");
 	unsigned n = 0;
-	int ret;
-
-	if (vm->low_size < 2 * HV_HIGH_RAM_GPA) {
-		snprintf(err, errlen, "memSize too small to boot");
-		return -EINVAL;
-	}
-	ret = read_file(vmx->kernel, &k, &klen, MAX_KERNEL, err, errlen);
-	if (ret)
-		goto out;
-	ret = load_elf(vm, vmx->kernel, k, klen, err, errlen);
-	if (ret)
-		goto out;
-	if (clen >= HV_MAX_CMDLINE) {
-		ret = -E2BIG;
-		snprintf(err, errlen, "boot.cmdline longer than %d bytes",
-			 HV_MAX_CMDLINE - 1);
-		goto out;
-	}
-	memcpy(hv_gmem_ptr(&vm->mem, HV_CMDLINE_GPA, clen + 1),
-	       vmx->cmdline ? vmx->cmdline : "", clen + 1);
-	si.cmdline_paddr = HV_CMDLINE_GPA;
-
-	if (vmx->initrd) {
-		uint64_t at;
-		uint8_t *dst;
-
-		ret = read_file(vmx->initrd, &rd, &rdlen, vm->low_size / 2,
-				err, errlen);
-		if (ret)
-			goto out;
-		/* top of low RAM, page aligned; the kernel is at 1 MiB */
-		at = (vm->low_size - rdlen) & ~0xfffull;
-		dst = hv_gmem_ptr(&vm->mem, at, rdlen);
-		if (at < 16 * HV_HIGH_RAM_GPA || !dst) {
-			ret = -E2BIG;
-			snprintf(err, errlen, "%s: initrd too large for memSize",
-				 vmx->initrd);
-			goto out;
-		}
-		memcpy(dst, rd, rdlen);
-		mod.paddr = at;
-		mod.size = rdlen;
-		memcpy(hv_gmem_ptr(&vm->mem, HV_START_INFO_GPA + 0x800,
-				   sizeof(mod)), &mod, sizeof(mod));
-		si.nr_modules = 1;
-		si.modlist_paddr = HV_START_INFO_GPA + 0x800;
-	}
 
 	mm[n++] = (struct pvh_memmap_entry){ 0, HV_LOW_RAM_END, E820_RAM, 0 };
 	mm[n++] = (struct pvh_memmap_entry){ HV_LOW_RAM_END,
@@ -238,15 +186,209 @@ int hv_boot_load(struct hv_vm *vm, const struct hv_vmx *vmx, char *err,
 	if (vm->ram_size > vm->low_size)
 		mm[n++] = (struct pvh_memmap_entry){ 1ull << 32,
 			vm->ram_size - vm->low_size, E820_RAM, 0 };
+	return n;
+}
+
+/* Copy the initrd below `limit`, page aligned, above the kernel's area. */
+static int place_initrd(struct hv_vm *vm, const struct hv_vmx *vmx,
+			uint64_t limit, uint64_t floor, uint64_t *at,
+			uint64_t *size, char *err, size_t errlen)
+{
+	uint8_t *rd = NULL, *dst;
+	size_t rdlen = 0;
+	int ret;
+
+	*at = *size = 0;
+	if (!vmx->initrd)
+		return 0;
+	ret = read_file(vmx->initrd, &rd, &rdlen, vm->low_size / 2, err, errlen);
+	if (ret)
+		return ret;
+	if (limit > vm->low_size)
+		limit = vm->low_size;
+	*at = limit > rdlen ? (limit - rdlen) & ~0xfffull : 0;
+	dst = hv_gmem_ptr(&vm->mem, *at, rdlen);
+	if (*at < floor || !dst) {
+		snprintf(err, errlen, "%s: initrd too large for memSize",
+			 vmx->initrd);
+		free(rd);
+		return -E2BIG;
+	}
+	memcpy(dst, rd, rdlen);
+	*size = rdlen;
+	free(rd);
+	return 0;
+}
+
+static int boot_pvh(struct hv_vm *vm, const struct hv_vmx *vmx,
+		    const uint8_t *k, size_t klen, char *err, size_t errlen)
+{
+	struct pvh_start_info si = { .magic = PVH_MAGIC, .version = 1 };
+	struct pvh_memmap_entry mm[6];
+	struct pvh_module mod = { 0 };
+	size_t clen = strlen(vmx->cmdline);
+	unsigned n;
+	int ret;
+
+	ret = load_elf(vm, vmx->kernel, k, klen, err, errlen);
+	if (ret)
+		return ret;
+	if (clen >= HV_MAX_CMDLINE) {
+		snprintf(err, errlen, "boot.cmdline longer than %d bytes",
+			 HV_MAX_CMDLINE - 1);
+		return -E2BIG;
+	}
+	memcpy(hv_gmem_ptr(&vm->mem, HV_CMDLINE_GPA, clen + 1), vmx->cmdline,
+	       clen + 1);
+	si.cmdline_paddr = HV_CMDLINE_GPA;
+	/* the kernel is at 1 MiB or above: keep 16 MiB free for it */
+	ret = place_initrd(vm, vmx, vm->low_size, 16 * HV_HIGH_RAM_GPA,
+			   &mod.paddr, &mod.size, err, errlen);
+	if (ret)
+		return ret;
+	if (mod.size) {
+		memcpy(hv_gmem_ptr(&vm->mem, HV_START_INFO_GPA + 0x800,
+				   sizeof(mod)), &mod, sizeof(mod));
+		si.nr_modules = 1;
+		si.modlist_paddr = HV_START_INFO_GPA + 0x800;
+	}
+	n = memmap(vm, mm);
 	si.memmap_paddr = HV_START_INFO_GPA + sizeof(si);
 	si.memmap_entries = n;
 	memcpy(hv_gmem_ptr(&vm->mem, HV_START_INFO_GPA, sizeof(si)), &si,
 	       sizeof(si));
 	memcpy(hv_gmem_ptr(&vm->mem, si.memmap_paddr, n * sizeof(mm[0])), mm,
 	       n * sizeof(mm[0]));
-out:
+	return 0;
+}
+
+/*
+ * Linux x86 boot protocol (Documentation/arch/x86/boot.rst), 64-bit entry:
+ * the protected-mode kernel at 1 MiB, boot_params ("zero page") with the
+ * setup header copied from the image, e820 table, command line and initrd,
+ * and long mode on an identity map of 4 GiB built here.
+ */
+#define BZ_SETUP_SECTS	0x1f1
+#define BZ_HDR_MAGIC	0x202
+#define BZ_VERSION	0x206
+#define BZ_LOADER_TYPE	0x210
+#define BZ_LOADFLAGS	0x211
+#define BZ_RAMDISK	0x218
+#define BZ_RAMDISK_SIZE	0x21c
+#define BZ_HEAP_END	0x224
+#define BZ_CMDLINE_PTR	0x228
+#define BZ_INITRD_MAX	0x22c
+#define BZ_CMDLINE_SIZE	0x238
+#define BZ_XLOADFLAGS	0x236
+#define BZ_INIT_SIZE	0x260
+#define BZ_E820_COUNT	0x1e8
+#define BZ_E820_TABLE	0x2d0
+#define BZ_LOAD_ADDR	0x100000ull
+
+static uint32_t le32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t le16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+static int boot_bzimage(struct hv_vm *vm, const struct hv_vmx *vmx,
+			const uint8_t *k, size_t klen, char *err, size_t errlen)
+{
+	struct pvh_memmap_entry mm[6];
+	uint64_t pm_off, pm_len, init_size, rd_at, rd_size;
+	uint64_t gdt[4] = { 0, 0, 0x00af9a000000ffffull, 0x00cf92000000ffffull };
+	size_t clen = strlen(vmx->cmdline), hdr_end;
+	unsigned setup_sects = k[BZ_SETUP_SECTS] ? k[BZ_SETUP_SECTS] : 4, n;
+	uint8_t *zp, *dst;
+	uint64_t *pt;
+	int ret;
+
+	if (le16(k + BZ_VERSION) < 0x20c || !(le16(k + BZ_XLOADFLAGS) & 1) ||
+	    !(k[BZ_LOADFLAGS] & 1)) {
+		snprintf(err, errlen, "%s: bzImage without a 64-bit entry "
+			 "(boot protocol 2.12+, XLF_KERNEL_64)", vmx->kernel);
+		return -ENOEXEC;
+	}
+	pm_off = (uint64_t)(setup_sects + 1) * 512;
+	hdr_end = 0x202 + k[0x201];
+	if (pm_off >= klen || hdr_end > 0x300) {
+		snprintf(err, errlen, "%s: truncated bzImage", vmx->kernel);
+		return -ENOEXEC;
+	}
+	pm_len = klen - pm_off;
+	init_size = le32(k + BZ_INIT_SIZE);
+	if (init_size < pm_len)
+		init_size = pm_len;
+	dst = hv_gmem_ptr(&vm->mem, BZ_LOAD_ADDR, init_size);
+	if (!dst) {
+		snprintf(err, errlen, "%s: needs %llu MiB above 1 MiB; raise "
+			 "memSize", vmx->kernel,
+			 (unsigned long long)(init_size >> 20) + 1);
+		return -E2BIG;
+	}
+	memcpy(dst, k + pm_off, pm_len);
+
+	zp = hv_gmem_ptr(&vm->mem, HV_BZ_ZERO_PAGE_GPA, 4096);
+	memset(zp, 0, 4096);
+	memcpy(zp + BZ_SETUP_SECTS, k + BZ_SETUP_SECTS, hdr_end - BZ_SETUP_SECTS);
+	zp[BZ_LOADER_TYPE] = 0xff;
+	zp[BZ_LOADFLAGS] |= 0x80;			/* CAN_USE_HEAP */
+	memcpy(zp + BZ_HEAP_END, &(uint16_t){ 0xfe00 }, 2);
+	if (clen >= HV_MAX_CMDLINE ||
+	    (le32(k + BZ_CMDLINE_SIZE) && clen > le32(k + BZ_CMDLINE_SIZE))) {
+		snprintf(err, errlen, "boot.cmdline too long for this kernel");
+		return -E2BIG;
+	}
+	memcpy(hv_gmem_ptr(&vm->mem, HV_BZ_CMDLINE_GPA, clen + 1), vmx->cmdline,
+	       clen + 1);
+	memcpy(zp + BZ_CMDLINE_PTR, &(uint32_t){ (uint32_t)HV_BZ_CMDLINE_GPA }, 4);
+
+	ret = place_initrd(vm, vmx, (uint64_t)le32(k + BZ_INITRD_MAX) + 1,
+			   BZ_LOAD_ADDR + init_size, &rd_at, &rd_size, err, errlen);
+	if (ret)
+		return ret;
+	memcpy(zp + BZ_RAMDISK, &(uint32_t){ (uint32_t)rd_at }, 4);
+	memcpy(zp + BZ_RAMDISK_SIZE, &(uint32_t){ (uint32_t)rd_size }, 4);
+
+	n = memmap(vm, mm);
+	zp[BZ_E820_COUNT] = (uint8_t)n;
+	for (unsigned i = 0; i < n; i++) {	/* packed: 8 + 8 + 4 bytes */
+		memcpy(zp + BZ_E820_TABLE + 20 * i, &mm[i].addr, 8);
+		memcpy(zp + BZ_E820_TABLE + 20 * i + 8, &mm[i].size, 8);
+		memcpy(zp + BZ_E820_TABLE + 20 * i + 16, &mm[i].type, 4);
+	}
+
+	memcpy(hv_gmem_ptr(&vm->mem, HV_BZ_GDT_GPA, sizeof(gdt)), gdt,
+	       sizeof(gdt));
+	pt = hv_gmem_ptr(&vm->mem, HV_BZ_PML4_GPA, 6 * 4096);
+	memset(pt, 0, 6 * 4096);
+	pt[0] = (HV_BZ_PML4_GPA + 0x1000) | 3;		/* PML4[0] -> PDPT */
+	for (unsigned i = 0; i < 4; i++)		/* PDPT -> 4 PDs */
+		pt[512 + i] = (HV_BZ_PML4_GPA + 0x2000 + 0x1000 * i) | 3;
+	for (uint64_t i = 0; i < 2048; i++)		/* 2 MiB pages */
+		pt[1024 + i] = i << 21 | 0x83;
+	vm->entry = BZ_LOAD_ADDR + 0x200;		/* startup_64 */
+	vm->linux64 = true;
+	vm->boot_arg = HV_BZ_ZERO_PAGE_GPA;
+	return 0;
+}
+
+int hv_boot_load(struct hv_vm *vm, const struct hv_vmx *vmx, char *err,
+		 size_t errlen)
+{
+	uint8_t *k = NULL;
+	size_t klen = 0;
+	int ret;
+
+	if (vm->low_size < 2 * HV_HIGH_RAM_GPA) {
+		snprintf(err, errlen, "memSize too small to boot");
+		return -EINVAL;
+	}
+	ret = read_file(vmx->kernel, &k, &klen, MAX_KERNEL, err, errlen);
+	if (ret)
+		return ret;
+	if (klen > 0x300 && !memcmp(k + BZ_HDR_MAGIC, "HdrS", 4))
+		ret = boot_bzimage(vm, vmx, k, klen, err, errlen);
+	else
+		ret = boot_pvh(vm, vmx, k, klen, err, errlen);
 	free(k);
-	free(rd);
 	return ret;
 }
 

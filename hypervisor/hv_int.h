@@ -17,6 +17,11 @@
 /* Guest physical layout. */
 #define HV_START_INFO_GPA	0x6000ull	/* PVH start_info + memmap */
 #define HV_CMDLINE_GPA		0x7000ull
+/* Linux boot protocol (bzImage): GDT, page tables, zero page, command line */
+#define HV_BZ_GDT_GPA		0x0500ull
+#define HV_BZ_PML4_GPA		0x9000ull	/* PDPT 0xa000, PDs 0xb000-0xefff */
+#define HV_BZ_ZERO_PAGE_GPA	0x10000ull
+#define HV_BZ_CMDLINE_GPA	0x20000ull
 #define HV_MPTABLE_GPA		0xf0000ull
 #define HV_LOW_RAM_END		0x9fc00ull
 #define HV_HIGH_RAM_GPA		0x100000ull
@@ -119,13 +124,16 @@ struct hv_vm {
 	unsigned nvcpus;
 	struct hv_vcpu vcpu[HV_MAX_VCPUS];
 	bool have_irqfd, have_ioeventfd;
+	bool sw_backend;	/* kvm_pvm: guest ring 0 is emulated */
 
 	struct hv_uart uart;
 	struct hv_pci pci;
 	unsigned nvblk;
 	struct hv_vblk *vblk[HV_MAX_DISKS];
 
-	uint64_t entry;		/* PVH entry (32-bit) */
+	uint64_t entry;		/* first instruction */
+	bool linux64;		/* bzImage: 64-bit entry, rsi = boot_params */
+	uint64_t boot_arg;	/* rsi (bzImage) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

@@ -115,6 +115,34 @@ static void kick_handler(int sig)
 	(void)sig;
 }
 
+/* What the guest was doing when KVM gave up: for the log. */
+static void dump_vcpu(struct hv_vcpu *c)
+{
+	struct kvm_run *run = c->run;
+	struct kvm_translation tr = { 0 };
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	char bytes[64] = "";
+
+	for (unsigned i = 0; i < run->internal.ndata && i < 4; i++)
+		hv_log("  internal data[%u] = 0x%llx", i,
+		       (unsigned long long)run->internal.data[i]);
+	if (ioctl(c->fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(c->fd, KVM_GET_SREGS, &s) < 0)
+		return;
+	tr.linear_address = r.rip;
+	if (ioctl(c->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid) {
+		const uint8_t *p = hv_gmem_ptr(&c->vm->mem, tr.physical_address, 15);
+
+		for (unsigned i = 0; p && i < 15; i++)
+			snprintf(bytes + 3 * i, sizeof(bytes) - 3 * i, " %02x", p[i]);
+	}
+	hv_log("  rip 0x%llx cs 0x%x cr0 0x%llx cr4 0x%llx efer 0x%llx code%s",
+	       (unsigned long long)r.rip, s.cs.selector,
+	       (unsigned long long)s.cr0, (unsigned long long)s.cr4,
+	       (unsigned long long)s.efer, bytes);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct hv_vcpu *c = arg;
@@ -171,6 +199,7 @@ static void *vcpu_thread(void *arg)
 		case KVM_EXIT_INTERNAL_ERROR:
 			hv_log("vcpu %u: KVM internal error, suberror %u",
 			       c->id, run->internal.suberror);
+			dump_vcpu(c);
 			hv_vm_request_exit(vm, HV_EXIT_ERROR);
 			break;
 		default:
@@ -202,6 +231,11 @@ static int vcpu_cpuid(struct hv_vm *vm, struct hv_vcpu *c,
 			e->ebx = (e->ebx & 0x0000ffffu) | c->id << 24 |
 				 (vm->nvcpus & 0xff) << 16;
 			e->ecx |= 1u << 31;	/* running under a hypervisor */
+			/* kvm_pvm emulates guest ring 0 and its emulator
+			 * cannot do CMPXCHG16B (Linux's SLUB uses it when
+			 * CX16 is set): hide the feature there */
+			if (vm->sw_backend)
+				e->ecx &= ~(1u << 13);
 			if (vm->nvcpus > 1)
 				e->edx |= 1u << 28;	/* HTT: count valid */
 			break;
@@ -230,7 +264,10 @@ static int vcpu_msrs(struct hv_vcpu *c)
 	return ioctl(c->fd, KVM_SET_MSRS, m) == 1 ? 0 : -EIO;
 }
 
-/* PVH entry state: 32-bit flat protected mode, paging off, ebx = start_info. */
+/*
+ * Entry state.  PVH: 32-bit flat protected mode, paging off, ebx =
+ * start_info.  bzImage: 64-bit mode on an identity map, rsi = boot_params.
+ */
 static int vcpu_boot_regs(struct hv_vm *vm, struct hv_vcpu *c)
 {
 	struct kvm_sregs s;
@@ -245,19 +282,35 @@ static int vcpu_boot_regs(struct hv_vm *vm, struct hv_vcpu *c)
 		return -errno;
 	data.selector = 0x10;
 	data.type = 3;
+	if (vm->linux64) {
+		/* 64-bit boot protocol: __BOOT_CS 0x10, __BOOT_DS 0x18, paging
+		 * on the identity map boot.c built */
+		code.selector = 0x10;
+		code.l = 1;
+		code.db = 0;
+		data.selector = 0x18;
+		s.gdt.base = HV_BZ_GDT_GPA;
+		s.gdt.limit = 4 * 8 - 1;
+		s.cr3 = HV_BZ_PML4_GPA;
+		s.cr4 = 0x20;			/* PAE */
+		s.cr0 = 0x80010033;		/* PG WP NE ET MP PE */
+		s.efer = 0x500;			/* LMA | LME */
+	} else {
+		s.cr0 = 0x11;			/* PE | ET */
+		s.cr4 = 0;
+		s.efer = 0;
+	}
 	s.cs = code;
 	s.ds = s.es = s.fs = s.gs = s.ss = data;
 	s.tr.type = 11;
 	s.tr.present = 1;
 	s.tr.limit = 0x67;
-	s.cr0 = 0x11;		/* PE | ET */
-	s.cr4 = 0;
-	s.efer = 0;
 	if (ioctl(c->fd, KVM_SET_SREGS, &s) < 0)
 		return -errno;
 	memset(&r, 0, sizeof(r));
 	r.rip = vm->entry;
 	r.rbx = HV_START_INFO_GPA;
+	r.rsi = vm->boot_arg;
 	r.rflags = 2;
 	if (ioctl(c->fd, KVM_SET_REGS, &r) < 0)
 		return -errno;
@@ -364,6 +417,7 @@ int hv_vm_create(const struct hv_vmx *vmx, struct hv_disk **disks,
 		goto fail;
 	}
 	vm->run_size = (size_t)ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vm->sw_backend = access("/sys/module/kvm_pvm", F_OK) == 0;
 	vm->have_irqfd = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD_RESAMPLE) > 0;
 	vm->have_ioeventfd = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD) > 0;
 	/* Intel needs these three pages below 4 GiB outside RAM; others
