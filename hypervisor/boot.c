@@ -384,12 +384,21 @@ int hv_boot_load(struct hv_vm *vm, const struct hv_vmx *vmx, char *err,
 	ret = read_file(vmx->kernel, &k, &klen, MAX_KERNEL, err, errlen);
 	if (ret)
 		return ret;
-	if (klen > 0x300 && !memcmp(k + BZ_HDR_MAGIC, "HdrS", 4))
-		ret = boot_bzimage(vm, vmx, k, klen, err, errlen);
-	else
-		ret = boot_pvh(vm, vmx, k, klen, err, errlen);
+	ret = hv_boot_image(vm, vmx, k, klen, err, errlen);
 	free(k);
 	return ret;
+}
+
+int hv_boot_image(struct hv_vm *vm, const struct hv_vmx *vmx,
+		  const uint8_t *k, size_t klen, char *err, size_t errlen)
+{
+	if (vm->low_size < 2 * HV_HIGH_RAM_GPA) {
+		snprintf(err, errlen, "memSize too small to boot");
+		return -EINVAL;
+	}
+	if (klen > 0x300 && !memcmp(k + BZ_HDR_MAGIC, "HdrS", 4))
+		return boot_bzimage(vm, vmx, k, klen, err, errlen);
+	return boot_pvh(vm, vmx, k, klen, err, errlen);
 }
 
 /* ---- MP table (Intel MultiProcessor Specification 1.4) -------------------- */

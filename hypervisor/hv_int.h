@@ -145,9 +145,16 @@ void hv_vm_request_exit(struct hv_vm *vm, int why);
 /* Raise (level) / lower a GSI of the in-kernel irqchip. */
 int hv_vm_irq_line(struct hv_vm *vm, unsigned gsi, int level);
 
-/* boot.c */
+/*
+ * boot.c: load vmx->kernel (PVH ELF or bzImage), the initrd and the boot
+ * information into guest RAM and set vm->entry.  vmx->cmdline must not be
+ * NULL.  Everything read from the image is bounds-checked.
+ */
 int hv_boot_load(struct hv_vm *vm, const struct hv_vmx *vmx, char *err,
 		 size_t errlen);
+/* The same from a kernel image in memory (tests and the fuzz target). */
+int hv_boot_image(struct hv_vm *vm, const struct hv_vmx *vmx,
+		  const uint8_t *k, size_t klen, char *err, size_t errlen);
 int hv_boot_mptable(struct hv_vm *vm);
 
 #endif /* HV_INT_H */

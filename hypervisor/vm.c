@@ -233,9 +233,12 @@ static int vcpu_cpuid(struct hv_vm *vm, struct hv_vcpu *c,
 			e->ecx |= 1u << 31;	/* running under a hypervisor */
 			/* kvm_pvm emulates guest ring 0 and its emulator
 			 * cannot do CMPXCHG16B (Linux's SLUB uses it when
-			 * CX16 is set): hide the feature there */
+			 * CX16 is set) nor XSAVE/XRSTOR (the FPU code): hide
+			 * CX16, XSAVE, OSXSAVE and AVX there; Linux then
+			 * uses FXSAVE and drops what depends on XSAVE */
 			if (vm->sw_backend)
-				e->ecx &= ~(1u << 13);
+				e->ecx &= ~(1u << 13 | 1u << 26 | 1u << 27 |
+					    1u << 28);
 			if (vm->nvcpus > 1)
 				e->edx |= 1u << 28;	/* HTT: count valid */
 			break;
