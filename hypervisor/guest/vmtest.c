@@ -39,6 +39,8 @@
 #define VRING_AVAIL_F_NO_INTERRUPT 1
 
 #define MAX_QSZ		1024
+#define LAPIC		0xfee00000ull
+#define IRQ_VECTOR	0x40
 #define MAX_QD		32
 #define CHUNK		(128 * 1024)
 
@@ -74,7 +76,8 @@ struct trap_frame {
 
 /* from vmtest_entry.S */
 extern uint64_t vmtest_gdt_tss[2];
-extern uint8_t vmtest_idt[32 * 16];
+extern uint8_t vmtest_idt[256 * 16];
+extern uint8_t vmtest_irq_entry[], vmtest_spurious_entry[];
 extern struct tss64 vmtest_tss;
 extern const uint64_t vmtest_trap_table[32];
 extern uint8_t boot_stack_top[];
@@ -84,6 +87,7 @@ extern const uint8_t vmtest_tramp_start[], vmtest_tramp_end[];
 
 void vmtest_r0_init(void);
 void vmtest_r0_trap(struct trap_frame *f);
+void vmtest_r0_irq(void);
 void vmtest_main(void);
 
 static inline void outb(uint16_t port, uint8_t v)
@@ -254,8 +258,10 @@ void vmtest_r0_init(void)
 			}
 		}
 	}
-	for (int v = 0; v < 32; v++) {
-		uint64_t h = vmtest_trap_table[v];
+	for (int v = 0; v < 256; v++) {
+		uint64_t h = v < 32 ? vmtest_trap_table[v] :
+			     v == IRQ_VECTOR ? (uint64_t)vmtest_irq_entry :
+			     (uint64_t)vmtest_spurious_entry;
 		uint64_t *g = (uint64_t *)(vmtest_idt + 16 * v);
 
 		g[0] = (h & 0xffff) | 0x08ull << 16 | 0x8eull << 40 |
@@ -264,7 +270,8 @@ void vmtest_r0_init(void)
 	}
 }
 
-/* Perform a faulting IN/OUT of ring 3 (imm8 or DX port, 8/16/32 bits). */
+/* Perform a faulting IN/OUT (imm8 or DX port, 8/16/32 bits), STI or CLI
+ * of ring 3. */
 static int emulate_pio(struct trap_frame *f)
 {
 	const uint8_t *ip = (const uint8_t *)f->rip;
@@ -277,6 +284,15 @@ static int emulate_pio(struct trap_frame *f)
 	if (ip[0] == 0x66) {
 		size = 2;
 		n = 1;
+	}
+	if (ip[0] == 0xfb || ip[0] == 0xfa) {
+		/* STI / CLI: IOPL=3 is not honoured either */
+		if (ip[0] == 0xfb)
+			f->rflags |= 0x200;
+		else
+			f->rflags &= ~0x200ull;
+		f->rip += 1;
+		return 1;
 	}
 	switch (ip[n]) {
 	case 0xe4: case 0xe5: case 0xe6: case 0xe7:
@@ -466,6 +482,39 @@ static void pci_write(unsigned dev, unsigned reg, uint32_t v)
 	outl(0xcfc, v);
 }
 
+/* The MP configuration table ("PCMP"), found through the floating pointer
+ * in the EBDA, the last KiB of base memory or the BIOS area; or NULL. */
+static const uint8_t *mp_config_table(void)
+{
+	uint64_t ranges[3][2] = {
+		{ (uint64_t)*(volatile uint16_t *)0x40e << 4, 1024 },
+		{ 0x9fc00, 1024 },
+		{ 0xf0000, 0x10000 },
+	};
+
+	for (int r = 0; r < 3; r++) {
+		for (uint64_t a = ranges[r][0];
+		     a + 16 <= ranges[r][0] + ranges[r][1]; a += 16) {
+			const uint8_t *f = (const uint8_t *)a, *t;
+			uint8_t sum = 0;
+
+			if (!a || f[0] != '_' || f[1] != 'M' || f[2] != 'P' ||
+			    f[3] != '_')
+				continue;
+			for (int i = 0; i < 16; i++)
+				sum += f[i];
+			if (sum)
+				continue;
+			t = (const uint8_t *)(uint64_t)*(const uint32_t *)(f + 4);
+			if (!t || t[0] != 'P' || t[1] != 'C' || t[2] != 'M' ||
+			    t[3] != 'P')
+				return NULL;
+			return t;
+		}
+	}
+	return NULL;
+}
+
 static uint8_t vring_mem[65536] __attribute__((aligned(4096)));
 static struct blk_hdr hdrs[MAX_QD];
 static volatile uint8_t stats[MAX_QD];
@@ -484,6 +533,52 @@ static struct {
 } blk;
 
 /* Disk vmtest.disk=N (default 0): the N-th virtio-blk device by slot. */
+/* Interrupt mode (vmtest.irq=1): completions are looked for only after
+ * an interrupt arrived, so a lost interrupt shows as a hang (and a
+ * timeout), not as a pass. */
+static int irq_mode;
+static volatile uint64_t irq_count;
+static uint64_t irq_seen;
+
+void vmtest_r0_irq(void)
+{
+	(void)inb(blk.io + VP_ISR);		/* read-to-clear: deasserts */
+	irq_count++;
+	*(volatile uint32_t *)(LAPIC + 0xb0) = 0;	/* EOI */
+}
+
+/* IOAPIC pin of PCI device `dev` INTA# from the MP table, else the
+ * interrupt line register. */
+static unsigned pci_irq_pin(unsigned dev)
+{
+	const uint8_t *t = mp_config_table();
+
+	if (t) {
+		const uint8_t *e = t + *(const uint16_t *)(t + 4);
+
+		for (const uint8_t *p = t + 44; p < e; p += p[0] ? 8 : 20)
+			if (p[0] == 3 && p[4] == 0 && p[5] == dev << 2)
+				return p[7];
+	}
+	return pci_read(dev, 0x3c) & 0xff;
+}
+
+static void irq_setup(unsigned dev)
+{
+	volatile uint32_t *sel = (volatile uint32_t *)0xfec00000;
+	volatile uint32_t *win = (volatile uint32_t *)0xfec00010;
+	unsigned pin = pci_irq_pin(dev);
+
+	/* local APIC on, spurious vector 0xff */
+	*(volatile uint32_t *)(LAPIC + 0xf0) = 0x1ff;
+	/* IOAPIC: pin -> vector, level, active high, fixed, to APIC 0 */
+	*sel = 0x11 + 2 * pin;
+	*win = 0;
+	*sel = 0x10 + 2 * pin;
+	*win = IRQ_VECTOR | 1u << 15;
+	__asm__ volatile("sti");
+}
+
 static void blk_init(void)
 {
 	unsigned dev, qsz, want = (unsigned)arg_num("vmtest.disk=", 0);
@@ -528,7 +623,10 @@ static void blk_init(void)
 	blk.desc = (struct vring_desc *)vring_mem;
 	blk.avail = (volatile uint16_t *)(vring_mem + avail_off);
 	blk.used = vring_mem + used_off;
-	blk.avail[0] = VRING_AVAIL_F_NO_INTERRUPT;
+	irq_mode = (int)arg_num("vmtest.irq=", 0);
+	blk.avail[0] = irq_mode ? 0 : VRING_AVAIL_F_NO_INTERRUPT;
+	if (irq_mode)
+		irq_setup(dev);
 	outl(blk.io + VP_QUEUE_PFN, (uint32_t)((uint64_t)vring_mem >> 12));
 	outb(blk.io + VP_STATUS, 1 | 2 | 4);	/* DRIVER_OK */
 }
@@ -587,7 +685,17 @@ static int blk_poll(void)
 	uint32_t id;
 	int slot;
 
-	if (*uidx == blk.used_idx)
+	/* the count before the index: an interrupt that lands in between
+	 * leaves irq_seen behind, so the next poll looks again */
+	uint64_t count = irq_count;
+
+	barrier();
+	if (*uidx == blk.used_idx) {
+		if (irq_mode)
+			irq_seen = count;	/* drained: wait for the next */
+		return -1;
+	}
+	if (irq_mode && irq_seen == irq_count)
 		return -1;
 	barrier();
 	id = *(volatile uint32_t *)(blk.used + 4 + 8 * (blk.used_idx % blk.qsz));
@@ -608,10 +716,17 @@ static int blk_poll(void)
 
 static void blk_sync(uint32_t type, uint64_t sector, void *buf, uint32_t len)
 {
+	uint64_t end;
+
 	blk_queue(0, type, sector, buf, len);
 	blk_kick();
-	while (blk_poll() < 0)
+	end = now_us() + 10000000;
+	while (blk_poll() < 0) {
+		if (now_us() > end)
+			die(irq_mode ? "request not completed (no interrupt?)" :
+			    "request not completed");
 		__asm__ volatile("pause");
+	}
 }
 
 /* ---- tasks ----------------------------------------------------------------- */
@@ -779,44 +894,16 @@ static void task_io(void)
 /* Enabled processors in the MP table (0 when there is none). */
 static unsigned mp_cpus(void)
 {
-	uint64_t ranges[3][2] = {
-		{ (uint64_t)*(volatile uint16_t *)0x40e << 4, 1024 },
-		{ 0x9fc00, 1024 },
-		{ 0xf0000, 0x10000 },
-	};
+	const uint8_t *t = mp_config_table(), *e;
+	unsigned n = 0;
 
-	for (int r = 0; r < 3; r++) {
-		for (uint64_t a = ranges[r][0]; a + 16 <= ranges[r][0] + ranges[r][1];
-		     a += 16) {
-			const uint8_t *f = (const uint8_t *)a;
-			const uint8_t *t, *e;
-			uint8_t sum = 0;
-			unsigned n = 0;
-
-			if (!a || f[0] != '_' || f[1] != 'M' || f[2] != 'P' ||
-			    f[3] != '_')
-				continue;
-			for (int i = 0; i < 16; i++)
-				sum += f[i];
-			if (sum)
-				continue;
-			t = (const uint8_t *)(uint64_t)*(const uint32_t *)(f + 4);
-			if (!t || t[0] != 'P' || t[1] != 'C' || t[2] != 'M' ||
-			    t[3] != 'P')
-				return 0;
-			e = t + *(const uint16_t *)(t + 4);
-			for (const uint8_t *p = t + 44; p < e;) {
-				if (p[0] == 0) {
-					n += p[3] & 1;
-					p += 20;
-				} else {
-					p += 8;
-				}
-			}
-			return n;
-		}
-	}
-	return 0;
+	if (!t)
+		return 0;
+	e = t + *(const uint16_t *)(t + 4);
+	for (const uint8_t *p = t + 44; p < e; p += p[0] ? 8 : 20)
+		if (p[0] == 0)
+			n += p[3] & 1;
+	return n;
 }
 
 static void task_smp(void)
@@ -882,6 +969,11 @@ void vmtest_main(void)
 			task_verify();
 		else
 			task_io();
+		if (irq_mode) {
+			puts_("vmtest: irqs=");
+			putu(irq_count);
+			putc_('\n');
+		}
 	} else {
 		die("no task (vmtest=fill|verify|smp|io|hold)");
 	}

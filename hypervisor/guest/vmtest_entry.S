@@ -134,6 +134,37 @@ trap_common:
 	addq $16, %rsp
 	iretq
 
+/*
+ * Device interrupt (vector 0x40, the virtio-blk INTx through the IOAPIC,
+ * used with vmtest.irq=1): vmtest_r0_irq reads the ISR and EOIs.  Other
+ * vectors (spurious) return at once.  Same frame alignment as trap_common.
+ */
+	.globl vmtest_irq_entry, vmtest_spurious_entry
+vmtest_irq_entry:
+	pushq %rax
+	pushq %rcx
+	pushq %rdx
+	pushq %rsi
+	pushq %rdi
+	pushq %r8
+	pushq %r9
+	pushq %r10
+	pushq %r11
+	cld
+	call vmtest_r0_irq
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rdi
+	popq %rsi
+	popq %rdx
+	popq %rcx
+	popq %rax
+	iretq
+vmtest_spurious_entry:
+	iretq
+
 	/* table of the 32 exception entry points, for vmtest_r0_init */
 	.section .rodata
 	.balign 8
@@ -201,7 +232,7 @@ gdt_ptr:
 	.balign 8
 	.globl vmtest_idt
 idt_ptr:
-	.word 32 * 16 - 1
+	.word 256 * 16 - 1
 	.quad vmtest_idt
 
 	/* Identity map of 4 GiB with 2 MiB pages, user-accessible. */
@@ -226,7 +257,7 @@ pd:
 	.balign 16
 	.globl vmtest_idt, vmtest_tss, vmtest_ap_count, vmtest_start_info
 vmtest_idt:
-	.skip 32 * 16
+	.skip 256 * 16
 vmtest_tss:
 	.skip 104
 	.balign 8

@@ -49,6 +49,14 @@ vmx verify "vmtest=verify vmtest.mib=8"
 out=$(bin/vmrun start "$T/vm/verify.vmx" 2>&1) || fail "vmrun verify: $out"
 echo "$out" | grep -q "^vmtest: verify ok 8 MiB" || fail "verify: $out"
 
+# the same with completions signalled by interrupts (irqfd -> IOAPIC pin
+# from the MP table -> LAPIC) instead of polling
+vmx verify-irq "vmtest=verify vmtest.mib=8 vmtest.irq=1"
+out=$(bin/vmrun start "$T/vm/verify-irq.vmx" 2>&1) || fail "vmrun verify irq: $out"
+echo "$out" | grep -q "^vmtest: verify ok 8 MiB" || fail "verify irq: $out"
+n=$(echo "$out" | sed -n 's/^vmtest: irqs=//p')
+[ "${n:-0}" -ge 64 ] || fail "only ${n:-no} interrupts for 64 requests: $out"
+
 # a sector changed behind the guest's back is reported
 printf 'X' | dd of="$T/vm/disk.img" bs=1 seek=$((1000 * 512 + 100)) conv=notrunc 2>/dev/null
 out=$(bin/vmrun start "$T/vm/verify.vmx" 2>&1)
