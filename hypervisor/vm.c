@@ -232,13 +232,12 @@ static int vcpu_cpuid(struct hv_vm *vm, struct hv_vcpu *c,
 				 (vm->nvcpus & 0xff) << 16;
 			e->ecx |= 1u << 31;	/* running under a hypervisor */
 			/* kvm_pvm emulates guest ring 0 and its emulator
-			 * cannot do CMPXCHG16B (Linux's SLUB uses it when
-			 * CX16 is set) nor XSAVE/XRSTOR (the FPU code): hide
-			 * CX16, XSAVE, OSXSAVE and AVX there; Linux then
-			 * uses FXSAVE and drops what depends on XSAVE */
+			 * cannot do CMPXCHG16B, which Linux's SLUB uses when
+			 * CX16 is set: hide it there.  (Nor XRSTOR, but
+			 * kvm_pvm keeps XSAVE set whatever we say: a Linux
+			 * guest needs "noxsave" on its command line there.) */
 			if (vm->sw_backend)
-				e->ecx &= ~(1u << 13 | 1u << 26 | 1u << 27 |
-					    1u << 28);
+				e->ecx &= ~(1u << 13);
 			if (vm->nvcpus > 1)
 				e->edx |= 1u << 28;	/* HTT: count valid */
 			break;
