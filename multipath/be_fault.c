@@ -9,6 +9,10 @@
  *   bw=RATE             a device that moves RATE bytes per second (k/m/g):
  *                       each READ and WRITE is held until the device has
  *                       had the time to move the bytes before it
+ *   qfull_us=N          with bw and qslots: turning a command away with
+ *                       TASK SET FULL costs the device N us (a target
+ *                       spends time on commands it rejects, which is what
+ *                       makes a QUEUE FULL storm expensive)
  *   OP,ACTION[,k=v...]  a rule: OP read|write|flush|discard|caw|tur|any,
  *                       ACTION fail|delay|hang|busy|qfull|tear|drop|powercut|
  *                       failafter,
@@ -77,6 +81,7 @@ struct fault {
 	unsigned qslots, inflight;
 	uint64_t bw;             /* bytes per second, 0 = unlimited */
 	uint64_t bw_next;        /* ns: when the device is free again */
+	uint64_t qfull_ns;       /* device time a TASK SET FULL costs */
 	bool powered_off;
 
 	bool wcache;
@@ -768,6 +773,13 @@ static void fault_submit(struct mp_path *p, struct mp_io *io)
 		goto unlock;
 	}
 	if (f->qslots && f->inflight >= f->qslots) {
+		if (f->bw && f->qfull_ns) {
+			uint64_t now = mp_now_ns();
+
+			if (f->bw_next < now)
+				f->bw_next = now;
+			f->bw_next += f->qfull_ns;
+		}
 		complete_async(f, io, -MP_E_QFULL);
 		goto unlock;
 	}
@@ -1173,6 +1185,10 @@ static int parse_spec(struct fault *f, const char *spec, char **inner,
 			if (mp_parse_size(item + 5, &v))
 				goto bad;
 			f->rng = v ? v : 1;
+		} else if (!strncmp(item, "qfull_us=", 9)) {
+			if (mp_parse_size(item + 9, &v))
+				goto bad;
+			f->qfull_ns = v * 1000;
 		} else if (!strncmp(item, "bw=", 3)) {
 			if (mp_parse_size(item + 3, &v) || v == 0)
 				goto bad;

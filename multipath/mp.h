@@ -477,6 +477,16 @@ int mp_lun_get_status(mp_lun *lun, struct mp_lun_status *st,
 struct json_object;
 struct json_object *mp_devices_json(void);
 
+/*
+ * The management commands as JSON, for a control socket: req {"op":
+ * "list"} fills resp with {"devices": [...]}; {"op": "set-policy",
+ * "device": ID-OR-SPEC, "policy": P}; {"op": "path", "action":
+ * "enable"|"disable", "path": SPEC-or-DEVICE#N}.  Returns 0 or -errno with
+ * a message in err.
+ */
+int mp_mgmt_call(struct json_object *req, struct json_object *resp,
+		 char *err, size_t elen);
+
 /* Find an open LUN by its identity (mp_lun_info.id) or spec; NULL when
  * none.  The handle stays valid only while its opener keeps it open. */
 mp_lun *mp_lun_find(const char *id_or_spec);
