@@ -50,7 +50,7 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) $(SANFLAGS) \
 LDFLAGS ?=
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 
-MP_LIBS := -luring -laio -liscsi -ljson-c -lpthread
+MP_LIBS := -luring -laio -liscsi -ljson-c -lsgutils2 -lpthread
 CMOCKA_LIBS := -lcmocka
 
 # ---- libraries -----------------------------------------------------------
