@@ -96,6 +96,13 @@ void mp_path_close(struct mp_path *p);
 extern const struct mp_backend_ops mp_local_ops;
 extern const struct mp_backend_ops mp_iscsi_ops;
 extern const struct mp_backend_ops mp_fault_ops;
+extern const struct mp_backend_ops mp_sg_ops;
+
+/* SG_IO completion (host_status, driver_status, SCSI status, sense) to 0
+ * or -errno / -MP_E_*; transport failures map to path errors
+ * (-MP_E_TRANSPORT, -ETIMEDOUT) so multipath fails over (be_sg.c). */
+int mp_sg_result(int host_status, int driver_status, int status,
+		 const unsigned char *sense, int sense_len);
 
 /* SCSI status + sense to -errno / -MP_E_* (scsi.c), shared by the iSCSI and
  * SG backends.  status is the SCSI status byte; key/asc/ascq from sense. */

@@ -422,7 +422,8 @@ int mpath_path_open(struct mpath *m, const char *spec, struct mpp **out)
 	if (m->npaths) {
 		a = &m->paths[0]->path->info;
 		b = &p->path->info;
-		if (strcmp(a->id, b->id) || a->capacity != b->capacity ||
+		if (!a->id[0] || strcmp(a->id, b->id) ||
+		    a->capacity != b->capacity ||
 		    a->logical_sector != b->logical_sector) {
 			mp_log("%s: leads to LUN %s (%llu bytes, %u-byte sectors), "
 			       "not %s (%llu bytes, %u-byte sectors) like %s",

@@ -22,6 +22,8 @@ int mp_path_open(const char *spec, const struct mp_open_opts *o,
 		return -MP_E_SPEC;
 	} else if (!strncmp(spec, "fault:", 6)) {
 		ops = &mp_fault_ops;
+	} else if (!strncmp(spec, "sg:", 3)) {
+		ops = &mp_sg_ops;
 	} else if (!strncmp(spec, "iscsi://", 8)) {
 		ops = &mp_iscsi_ops;
 	} else if (!strncmp(spec, "file:", 5)) {
