@@ -115,6 +115,38 @@ static void kick_handler(int sig)
 	(void)sig;
 }
 
+/*
+ * kvm_pvm's ring-0 emulator gives up on INT3 in protected mode (KVM's
+ * emulator only does software interrupts in real mode); Linux executes one
+ * at boot on purpose (int3_selftest).  INT3 is a trap: deliver #BP with
+ * rip after the instruction, as the CPU would.  Returns true when done.
+ */
+static bool fixup_int3(struct hv_vcpu *c)
+{
+	struct kvm_translation tr = { 0 };
+	struct kvm_vcpu_events ev;
+	struct kvm_regs r;
+	const uint8_t *p;
+
+	if (ioctl(c->fd, KVM_GET_REGS, &r) < 0)
+		return false;
+	tr.linear_address = r.rip;
+	if (ioctl(c->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		return false;
+	p = hv_gmem_ptr(&c->vm->mem, tr.physical_address, 1);
+	if (!p || *p != 0xcc)
+		return false;
+	if (ioctl(c->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return false;
+	r.rip++;
+	ev.exception.injected = 1;
+	ev.exception.nr = 3;
+	ev.exception.has_error_code = 0;
+	ev.flags = 0;
+	return ioctl(c->fd, KVM_SET_REGS, &r) == 0 &&
+	       ioctl(c->fd, KVM_SET_VCPU_EVENTS, &ev) == 0;
+}
+
 /* What the guest was doing when KVM gave up: for the log. */
 static void dump_vcpu(struct hv_vcpu *c)
 {
@@ -197,6 +229,8 @@ static void *vcpu_thread(void *arg)
 			hv_vm_request_exit(vm, HV_EXIT_ERROR);
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
+			if (vm->sw_backend && fixup_int3(c))
+				break;
 			hv_log("vcpu %u: KVM internal error, suberror %u",
 			       c->id, run->internal.suberror);
 			dump_vcpu(c);
@@ -233,9 +267,10 @@ static int vcpu_cpuid(struct hv_vm *vm, struct hv_vcpu *c,
 			e->ecx |= 1u << 31;	/* running under a hypervisor */
 			/* kvm_pvm emulates guest ring 0 and its emulator
 			 * cannot do CMPXCHG16B, which Linux's SLUB uses when
-			 * CX16 is set: hide it there.  (Nor XRSTOR, but
-			 * kvm_pvm keeps XSAVE set whatever we say: a Linux
-			 * guest needs "noxsave" on its command line there.) */
+			 * CX16 is set: hide it there.  (Nor XRSTOR or POPCNT,
+			 * but kvm_pvm passes those host bits through whatever
+			 * we say: a Linux guest needs "noxsave
+			 * clearcpuid=popcnt" on its command line there.) */
 			if (vm->sw_backend)
 				e->ecx &= ~(1u << 13);
 			if (vm->nvcpus > 1)
