@@ -79,6 +79,12 @@ void lun_submit_path(struct mp_lun *lun, struct mp_io *io);
  * multipath layer delivers what it does not retry. */
 void lun_done(void *arg, struct mp_io *io, int result);
 
+/* lun_bounce.c */
+/* Give io an aligned copy of its buffers when the path needs one. */
+int bounce_setup(struct mp_lun *lun, struct mp_io *io);
+/* Copy back (reads, miscompare data) and free; restores io's vector. */
+void bounce_finish(struct mp_io *io, int result);
+
 /* lunq.c (all with lun->lock held) */
 /* Queue io behind the others of its share (or the FIFO). */
 void lunq_push(struct mp_lun *lun, struct mp_io *io);
