@@ -177,15 +177,39 @@ int fs_commit_fd(struct fs_inode *ino)
 	return fs_tx_commit(tx);
 }
 
+/* The last close of a file whose last name went while it was open: free
+ * it, and drop it from our orphan list. */
+static void delete_at_close(struct fs_inode *ino)
+{
+	int r = fs_inode_lock(ino, LK_EXCL, 0);
+
+	if (!r) {
+		pthread_rwlock_wrlock(&ino->rw);
+		if (ino->fd.type != FS_T_FREE && !ino->fd.nlink &&
+		    !ino->opens_rw && !ino->opens_ro) {
+			r = fs_inode_delete(ino);
+			if (!r)
+				fs_orphan_del(ino->v, ino->addr);
+		}
+		pthread_rwlock_unlock(&ino->rw);
+		fs_inode_unlock(ino);
+	}
+	if (r)
+		fs_log(ino->v, "freeing removed file %llx at its last close: %s "
+		       "(left on our orphan list)", (unsigned long long)ino->addr,
+		       fs_strerror(r));
+}
+
 int fs_close(fs_file *f)
 {
 	struct fs_inode *ino = f->ino;
+	bool gone = false;
 	int ret = 0;
 
 	if (!ino->v->rdonly) {
 		/* the write lock (rw) orders this against writers of ours */
 		pthread_rwlock_wrlock(&ino->rw);
-		if (f->rw)
+		if (f->rw && ino->fd.nlink)
 			ret = fs_commit_fd(ino);
 		pthread_rwlock_unlock(&ino->rw);
 		pthread_mutex_lock(&ino->m);
@@ -193,9 +217,13 @@ int fs_close(fs_file *f)
 			ino->opens_rw--;
 		else
 			ino->opens_ro--;
+		gone = !ino->opens_rw && !ino->opens_ro && !ino->fd.nlink &&
+		       ino->fd.type != FS_T_FREE;
 		ino->lock_users++;      /* so that unlock re-evaluates */
 		pthread_mutex_unlock(&ino->m);
 		fs_inode_unlock(ino);
+		if (gone)
+			delete_at_close(ino);
 	}
 	fs_inode_put(ino);
 	free(f);

@@ -20,6 +20,14 @@ struct fs_extent {
 
 struct fs_journal;
 
+/* Orphans (orphan.c): files without a name whose blocks are not freed yet;
+ * each host lists its own in its heartbeat slot (addr, gen pairs). */
+#define FS_ORPHANS (LK_SLOT_DATA / 16)
+struct fs_orphan {
+	uint64_t addr, gen;
+	unsigned tries;
+};
+
 struct fs_vol {
 	struct fs_extent ext[FS_MAX_EXTENTS];
 	unsigned next;
@@ -35,11 +43,27 @@ struct fs_vol {
 	pthread_mutex_t lock;        /* below */
 	struct fs_inode *inodes;     /* open inodes (hash chain list) */
 	unsigned alloc_cursor[FS_R_TYPES]; /* affinity: next cluster to try */
+	pthread_mutex_t orphan_lock; /* orphans, pending (orphan.c) */
+	struct { uint64_t addr, gen; } orphans[FS_ORPHANS]; /* in our slot */
+	struct fs_orphan *pending;   /* recovered from dead hosts */
+	unsigned npending;
 	bool jan_stop;               /* the janitor (janitor.c) */
 	bool jan_running;
 	pthread_cond_t jan_cond;
 	pthread_t jan;
 };
+
+/* Before the transaction removing the last name of a file that will not be
+ * freed in it: list it in our slot (durable on return). */
+int fs_orphan_add(struct fs_vol *v, uint64_t addr, uint64_t gen);
+/* After it was freed (or kept its name after all). */
+void fs_orphan_del(struct fs_vol *v, uint64_t addr);
+/* A dead host's list (its slot data): queue for the janitor. */
+void fs_orphan_recovered(struct fs_vol *v, const unsigned char *data);
+/* Free what the dead hosts left (janitor). */
+void fs_orphan_reap(struct fs_vol *v);
+/* Free a file without names (locked exclusive, rw held). */
+int fs_inode_delete(struct fs_inode *ino);
 
 /* Start / stop the thread recovering dead hosts (read-write mounts). */
 int fs_janitor_start(struct fs_vol *v);

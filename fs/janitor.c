@@ -5,7 +5,8 @@
  * heartbeat slot, its locks and its unreplayed journal until some host
  * happened to touch one of its files.  Every interval the janitor recovers
  * the hosts already seen dead (journal replay through the lock manager's
- * recovery callback, then their locks and slot freed), without waiting.
+ * recovery callback, then their locks and slot freed), without waiting,
+ * and frees the orphan files such recoveries left (orphan.c).
  */
 #include <errno.h>
 #include <time.h>
@@ -45,6 +46,7 @@ static void *janitor_main(void *arg)
 		    ret != -LK_E_LOST)
 			fs_log(v, "janitor: recovering dead hosts: %s",
 			       fs_strerror(ret));
+		fs_orphan_reap(v);
 		pthread_mutex_lock(&v->lock);
 	}
 	pthread_mutex_unlock(&v->lock);

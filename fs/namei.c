@@ -189,7 +189,7 @@ end:
  * The last link of ino is gone (ino locked exclusive, rw held): free its
  * data and map blocks, then the FD itself.
  */
-static int delete_inode(struct fs_inode *ino)
+int fs_inode_delete(struct fs_inode *ino)
 {
 	struct fs_vol *v = ino->v;
 	struct fs_tx *tx;
@@ -249,19 +249,22 @@ static int delete_inode(struct fs_inode *ino)
 	return fs_tx_commit(tx);
 }
 
-/* The last name of ino went in a committed transaction: free it now unless
- * it is open on this host (then its data stays until fsck reclaims the
- * orphan: deleting at the last close is not written yet). */
+/* The last name of ino went in a committed transaction (and ino is on our
+ * orphan list): free it now unless it is open on this host, then at the
+ * last close (fs_close). */
 static void delete_unused(struct fs_inode *ino)
 {
 	int r;
 
 	if (ino->opens_rw || ino->opens_ro)
 		return;
-	r = delete_inode(ino);
+	r = fs_inode_delete(ino);
 	if (r)
-		fs_log(ino->v, "freeing removed file %llx: %s (fsck reclaims it)",
-		       (unsigned long long)ino->addr, fs_strerror(r));
+		fs_log(ino->v, "freeing removed file %llx: %s (left on our "
+		       "orphan list)", (unsigned long long)ino->addr,
+		       fs_strerror(r));
+	else
+		fs_orphan_del(ino->v, ino->addr);
 }
 
 /*
@@ -376,11 +379,16 @@ static int remove_name(fs_vol *v, struct fs_inode *d, const char *name,
 	}
 	if (!ret)
 		ret = fs_fd_put(tx, &d->fd);
+	/* listed before the name goes: a crash leaves nothing unaccounted */
+	if (!ret && last)
+		ret = fs_orphan_add(v, ino->addr, ino->fd.gen);
 	if (ret)
 		goto abort;
 	ret = fs_tx_commit(tx);
 	tx = NULL;
 	if (ret) {
+		if (last)
+			fs_orphan_del(v, ino->addr);
 		fs_inode_reload(d);
 		fs_inode_reload(ino);
 		goto unlock;
@@ -595,11 +603,15 @@ int fs_rename(fs_vol *v, uint64_t odir, const char *oname, uint64_t ndir,
 		ret = fs_fd_put(tx, &od->fd);
 	if (!ret && nd != od)
 		ret = fs_fd_put(tx, &nd->fd);
+	if (!ret && dst_last)
+		ret = fs_orphan_add(v, dst->addr, dst->fd.gen);
 	if (ret)
 		goto abort;
 	ret = fs_tx_commit(tx);
 	tx = NULL;
 	if (ret) {
+		if (dst_last)
+			fs_orphan_del(v, dst->addr);
 		fs_inode_reload(od);
 		fs_inode_reload(nd);
 		fs_inode_reload(src);

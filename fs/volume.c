@@ -366,8 +366,13 @@ int fs_read_ext_header(mp_lun *lun, struct fs_ext *e)
 static int recover_cb(void *arg, const struct lk_dead_host *h)
 {
 	struct fs_vol *v = arg;
+	int ret = fs_journal_replay(v, h->slot, NULL, false);
 
-	return fs_journal_replay(v, h->slot, NULL, false);
+	/* its orphans are freed once the recovery is over and their locks
+	 * (held by it) can be broken: by our janitor */
+	if (!ret)
+		fs_orphan_recovered(v, h->data);
+	return ret;
 }
 
 static int read_sb(struct fs_vol *v)
@@ -405,6 +410,7 @@ int fs_mount(const char *const *specs, unsigned n,
 	if (!v)
 		return -ENOMEM;
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->orphan_lock, NULL);
 	v->rdonly = o->read_only && !o->offline;
 	snprintf(v->host, sizeof(v->host), "%s", o->host ? o->host : "host");
 	if (o->read_only)
@@ -560,6 +566,8 @@ void fs_umount(fs_vol *v)
 		free(v->ext[i].spec);
 	}
 	pthread_mutex_destroy(&v->lock);
+	pthread_mutex_destroy(&v->orphan_lock);
+	free(v->pending);
 	free(v);
 }
 

@@ -91,6 +91,7 @@ int lk_claim_slot(lk_volume *v)
 		s.wall_ns = lk_wall_ns();
 		s.interval_ms = v->interval_ms;
 		s.dead_ms = v->dead_ms;
+		memset(s.data, 0, sizeof(s.data));
 		lk_slot_out(&s, nw, v->ss);
 		start = lk_now_ns();
 		r = lk_caw(v, lk_slot_off(v, i), old, nw, cur,
@@ -159,20 +160,22 @@ static void lost(lk_volume *v, const struct lk_slot *now)
  * landed, but gives no fresh deadline (that counts from submission), so we
  * stay fenced until a beat completes in time.
  */
-static bool beat(lk_volume *v)
+static bool beat_with(lk_volume *v, const unsigned char *data, int *res)
 {
 	unsigned char *nw = lk_buf(v), *cur = lk_buf(v), *old = lk_buf(v);
 	struct lk_slot s, c;
 	uint64_t start;
 	uint32_t slot;
 	bool unfence = false, again = false;
-	int ret;
+	int ret = -ENOMEM;
 
 	if (!nw || !cur || !old)
-		goto out;
+		goto out_free;
+	pthread_mutex_lock(&v->beat_lock);
 	pthread_mutex_lock(&v->lock);
 	if (v->lost || !v->joined) {
 		pthread_mutex_unlock(&v->lock);
+		ret = v->lost ? -LK_E_LOST : -LK_E_NOTJOINED;
 		goto out;
 	}
 	memcpy(old, v->my_raw, v->ss);
@@ -182,6 +185,8 @@ static bool beat(lk_volume *v)
 	lk_slot_in(old, &s);
 	s.counter++;
 	s.wall_ns = lk_wall_ns();
+	if (data)
+		memcpy(s.data, data, LK_SLOT_DATA);
 	lk_slot_out(&s, nw, v->ss);
 	start = lk_now_ns();
 	ret = lk_caw(v, lk_slot_off(v, slot), old, nw, cur, MP_IO_FENCE_BYPASS);
@@ -223,10 +228,45 @@ static bool beat(lk_volume *v)
 	}
 	lost(v, &c);
 out:
+	pthread_mutex_unlock(&v->beat_lock);
+out_free:
 	free(nw);
 	free(cur);
 	free(old);
+	if (res)
+		*res = ret;
 	return again;
+}
+
+static bool beat(lk_volume *v)
+{
+	return beat_with(v, NULL, NULL);
+}
+
+int lk_set_slot_data(lk_volume *v, const void *data, size_t len)
+{
+	unsigned char d[LK_SLOT_DATA] = { 0 };
+	int ret = -EIO;
+
+	if (len > sizeof(d))
+		return -EINVAL;
+	pthread_mutex_lock(&v->lock);
+	if (!v->joined || v->lost || v->fenced)
+		ret = !v->joined ? -LK_E_NOTJOINED :
+		      v->lost ? -LK_E_LOST : -LK_E_FENCED;
+	pthread_mutex_unlock(&v->lock);
+	if (ret != -EIO)
+		return ret;
+	memcpy(d, data, len);
+	/* a beat that carries the new data: durable (FUA) when it returns.
+	 * A miscompare that left the slot ours (an earlier beat landed
+	 * although it reported an error) adopted the image: once more. */
+	for (int i = 0; i < 3; i++) {
+		beat_with(v, d, &ret);
+		if (ret != -MP_E_MISCOMPARE || lk_state(v))
+			break;
+	}
+	return ret;
 }
 
 static void timed_wait(lk_volume *v, unsigned ms)

@@ -32,6 +32,9 @@
 extern "C" {
 #endif
 
+/* Bytes of user data a host keeps in its heartbeat slot. */
+#define LK_SLOT_DATA 320u
+
 enum lk_error {
 	LK_E_BASE = 5000,
 	LK_E_BADMAGIC,      /* not a lock-manager record (or never formatted) */
@@ -87,6 +90,7 @@ struct lk_dead_host {
 	uint8_t uuid[16];
 	char name[65];
 	uint64_t journal_off, journal_len;
+	uint8_t data[LK_SLOT_DATA];  /* what it last set with lk_set_slot_data */
 };
 
 /* Replays the dead host's journal (or whatever the user needs).  Must be
@@ -142,6 +146,14 @@ int lk_join(lk_volume *v, const struct lk_join_opts *o);
 int lk_recover_dead(lk_volume *v, unsigned *recovered);
 /* The same without waiting: only hosts already seen dead (a janitor). */
 int lk_recover_dead_now(lk_volume *v, unsigned *recovered);
+
+/*
+ * Keep len bytes (at most LK_SLOT_DATA) of the user's own in our heartbeat
+ * slot, durably, before returning; the rest of the area reads as zeros.  A
+ * host that recovers us after a crash gets them (lk_dead_host.data): the
+ * file system keeps its orphan list there.
+ */
+int lk_set_slot_data(lk_volume *v, const void *data, size_t len);
 
 /* Release every lock still held, free the slot, stop the threads. */
 int lk_leave(lk_volume *v);

@@ -24,6 +24,9 @@ struct lk_volume {
 	struct lk_hdr hdr;
 	unsigned ss;              /* slot size = sector size */
 
+	pthread_mutex_t beat_lock; /* one write of our slot at a time (the
+				    * beat thread, lk_set_slot_data); taken
+				    * before lock */
 	pthread_mutex_t lock;     /* everything below */
 	pthread_cond_t cond;      /* wakes the threads (stop, state change) */
 

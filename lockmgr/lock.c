@@ -112,6 +112,7 @@ static int run_recovery(lk_volume *v, uint32_t slot, const unsigned char *rec_ra
 	snprintf(dh.name, sizeof(dh.name), "%s", s.host_name);
 	dh.journal_off = s.journal_off;
 	dh.journal_len = s.journal_len;
+	memcpy(dh.data, s.data, sizeof(dh.data));
 	lk_log(v, "recovering dead host '%s' (slot %u generation %llu)",
 	       dh.name, slot, (unsigned long long)dh.gen);
 	if (v->opts.recover) {

@@ -107,6 +107,7 @@ int lk_slot_in(const void *buf, struct lk_slot *s)
 	s->wall_ns = get64(b + offsetof(struct lk_slot_disk, wall_ns));
 	s->interval_ms = get32(b + offsetof(struct lk_slot_disk, interval_ms));
 	s->dead_ms = get32(b + offsetof(struct lk_slot_disk, dead_ms));
+	memcpy(s->data, b + offsetof(struct lk_slot_disk, data), LK_SLOT_DATA);
 	if (s->state > LK_SLOT_RECOVERING || s->index >= LK_MAX_SLOTS)
 		return -LK_E_CORRUPT;
 	return 0;
@@ -132,6 +133,7 @@ void lk_slot_out(const struct lk_slot *s, void *buf, size_t len)
 	put64(b + offsetof(struct lk_slot_disk, wall_ns), s->wall_ns);
 	put32(b + offsetof(struct lk_slot_disk, interval_ms), s->interval_ms);
 	put32(b + offsetof(struct lk_slot_disk, dead_ms), s->dead_ms);
+	memcpy(b + offsetof(struct lk_slot_disk, data), s->data, LK_SLOT_DATA);
 	seal(b, LK_SLOT_MAGIC);
 }
 

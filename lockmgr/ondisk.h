@@ -60,7 +60,8 @@ struct lk_slot_disk {
 				    * region's) */
 	uint32_t dead_ms;          /* 0x0ac: others call it dead after this
 				    * (0 = the region's) */
-	uint8_t reserved[0x14c];   /* 0x0b0 */
+	uint8_t data[0x140];       /* 0x0b0: the user's (lk_set_slot_data) */
+	uint8_t reserved[0xc];     /* 0x1f0 */
 	uint32_t crc;              /* 0x1fc */
 };
 _Static_assert(sizeof(struct lk_slot_disk) == LK_REC_SIZE, "slot size");
@@ -108,6 +109,7 @@ struct lk_slot {
 	uint64_t rec_gen;
 	uint64_t wall_ns;
 	uint32_t interval_ms, dead_ms;
+	uint8_t data[LK_SLOT_DATA];
 };
 
 struct lk_holder {

@@ -183,6 +183,7 @@ int lk_open(mp_lun *lun, uint64_t region_off, lk_volume **out)
 		goto free_seen;
 	}
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->beat_lock, NULL);
 	pthread_mutex_init(&v->resv_lock, NULL);
 	pthread_cond_init(&v->cond, NULL);
 	*out = v;
@@ -341,6 +342,7 @@ void lk_close(lk_volume *v)
 	pthread_cond_destroy(&v->cond);
 	pthread_mutex_destroy(&v->resv_lock);
 	pthread_mutex_destroy(&v->lock);
+	pthread_mutex_destroy(&v->beat_lock);
 	free(v->my_raw);
 	free(v->seen);
 	free(v->seen_raw);
