@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/fs_int.h"
 
@@ -86,16 +87,23 @@ static int pb_get(struct fs_inode *ino, struct fs_tx *tx, uint64_t a,
 	if (!b)
 		return -ENOMEM;
 	off = fs_res_off(v, a);
-	ret = tx ? fs_tx_get(tx, fs_addr_ext(a), off, b) :
-		   fs_read(v, fs_addr_ext(a), off, b, FS_BLOCK);
-	if (!ret) {
+	/* without the file's lock (a read-only host) another host may be
+	 * rewriting the block in place: read again before calling it bad */
+	for (unsigned try = 0; ; try++) {
+		ret = tx ? fs_tx_get(tx, fs_addr_ext(a), off, b) :
+			   fs_read(v, fs_addr_ext(a), off, b, FS_BLOCK);
+		if (ret)
+			break;
 		ret = fs_pb_in(b, &pb);
 		if (!ret && (pb.owner != ino->addr || pb.owner_gen != ino->fd.gen ||
 			     pb.level != level))
 			ret = -FS_E_CORRUPT;
-		if (ret)
-			ret = fs_bad_meta(v, ret, "pointer block", fs_addr_ext(a), off);
+		if (!ret || tx || ino->held != LK_FREE || try == 4)
+			break;
+		usleep(1000u << try);
 	}
+	if (ret <= -FS_E_BASE)     /* a bad block, not an I/O error */
+		ret = fs_bad_meta(v, ret, "pointer block", fs_addr_ext(a), off);
 	free(b);
 	if (!ret)
 		*out = cache_put(ino, a, &pb);

@@ -47,6 +47,18 @@ static int dblk_loc(struct fs_inode *dir, uint64_t foff, unsigned *ext,
 	return 0;
 }
 
+/*
+ * A directory read without its lock (lookups, read-only hosts) can meet a
+ * block another host is rewriting in place, or a directory grown past our
+ * snapshot of its FD.  That is -EAGAIN, not corruption: the caller takes a
+ * fresh snapshot and starts over (fs_dir_retry), and only a mismatch that
+ * persists is reported.
+ */
+static bool unlocked(const struct fs_tx *tx, struct fs_inode *dir)
+{
+	return !tx && dir->held == LK_FREE;
+}
+
 static int dblk_read(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 		     unsigned char *b)
 {
@@ -54,6 +66,8 @@ static int dblk_read(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 	uint64_t off;
 	int ret = dblk_loc(dir, foff, &ext, &off);
 
+	if (ret == -ENOENT && unlocked(tx, dir))
+		return -EAGAIN;
 	if (ret == -ENOENT)
 		return fs_bad_meta(dir->v, -FS_E_CORRUPT, "directory block (hole)",
 				   dir->ext, dir->slot_off + FS_BLOCK);
@@ -72,7 +86,9 @@ static int read_dh(struct fs_tx *tx, struct fs_inode *dir, struct fs_dh *h)
 	ret = dblk_read(tx, dir, 0, b);
 	if (!ret) {
 		ret = fs_dh_in(b, h);
-		if (ret)
+		if (ret && unlocked(tx, dir))
+			ret = -EAGAIN;
+		else if (ret)
 			ret = fs_bad_meta(dir->v, ret, "directory header", dir->ext,
 					  dir->slot_off + FS_BLOCK);
 	}
@@ -91,7 +107,9 @@ static int read_db(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 	ret = dblk_read(tx, dir, foff, b);
 	if (!ret) {
 		ret = fs_db_in(b, d);
-		if (ret)
+		if (ret && unlocked(tx, dir))
+			ret = -EAGAIN;
+		else if (ret)
 			ret = fs_bad_meta(dir->v, ret, "directory block", dir->ext,
 					  dir->slot_off + FS_BLOCK);
 	}

@@ -253,6 +253,9 @@ void fs_bmap_forget(struct fs_inode *ino);
 /* Make dir (a fresh FD, map/unit set here) an empty directory in tx. */
 int fs_dir_init(struct fs_tx *tx, struct fs_inode *dir);
 /* Find name (tx may be NULL for a lock-free lookup). */
+/* Unlocked directory reads that meet a concurrent change (-EAGAIN) start
+ * over this many times before the directory is reported damaged. */
+#define FS_DIR_RETRIES 8
 int fs_dir_find(struct fs_tx *tx, struct fs_inode *dir, const char *name,
 		struct fs_dirent *de);
 int fs_dir_add(struct fs_tx *tx, struct fs_inode *dir, const char *name,

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "fs/fs_int.h"
@@ -70,26 +71,38 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 	ret = fs_inode_get(v, dir, &d);
 	if (ret)
 		return ret;
-	pthread_rwlock_rdlock(&d->rw);
-	if (d->held == LK_FREE || !d->valid) {
-		/* not held here: a snapshot of the FD is enough for reading */
-		struct fs_fd fd;
+	for (unsigned try = 0; ; try++) {
+		pthread_rwlock_rdlock(&d->rw);
+		if (d->held == LK_FREE || !d->valid) {
+			/* not held here: a snapshot of the FD is enough */
+			struct fs_fd fd;
 
-		ret = fs_fd_read(v, dir, &fd);
-		if (!ret) {
-			pthread_mutex_lock(&d->m);
-			if (d->held == LK_FREE) {
-				d->fd = fd;
-				fs_bmap_forget(d);
+			ret = fs_fd_read(v, dir, &fd);
+			if (!ret) {
+				pthread_mutex_lock(&d->m);
+				if (d->held == LK_FREE) {
+					d->fd = fd;
+					fs_bmap_forget(d);
+				}
+				pthread_mutex_unlock(&d->m);
 			}
-			pthread_mutex_unlock(&d->m);
 		}
+		if (!ret && d->fd.type != FS_T_DIR)
+			ret = -ENOTDIR;
+		if (!ret)
+			ret = fs_dir_find(NULL, d, name, &de);
+		pthread_rwlock_unlock(&d->rw);
+		if (ret != -EAGAIN)
+			break;
+		/* another host changed the directory under our snapshot */
+		if (try == FS_DIR_RETRIES) {
+			ret = fs_bad_meta(v, -FS_E_CORRUPT, "directory (changing "
+					  "under every unlocked read)",
+					  fs_addr_ext(dir), fs_res_off(v, dir));
+			break;
+		}
+		usleep(1000u << (try < 6 ? try : 6));
 	}
-	if (!ret && d->fd.type != FS_T_DIR)
-		ret = -ENOTDIR;
-	if (!ret)
-		ret = fs_dir_find(NULL, d, name, &de);
-	pthread_rwlock_unlock(&d->rw);
 	fs_inode_put(d);
 	if (!ret)
 		ret = fs_getattr(v, de.fd, st);
@@ -739,6 +752,59 @@ static int rd_one(void *arg, const struct fs_dirent *de)
 	return c->cb(c->arg, de->name, de->fd, de->type);
 }
 
+struct rd_vec {
+	struct fs_dirent *e;
+	size_t n, cap;
+};
+
+static int rd_collect(void *arg, const struct fs_dirent *de)
+{
+	struct rd_vec *r = arg;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 64;
+		struct fs_dirent *e = realloc(r->e, cap * sizeof(*e));
+
+		if (!e)
+			return -ENOMEM;
+		r->e = e;
+		r->cap = cap;
+	}
+	r->e[r->n++] = *de;
+	return 0;
+}
+
+static int rd_unlocked(fs_vol *v, struct fs_inode *d, struct rd_ctx *c)
+{
+	struct rd_vec r = { 0 };
+	int ret;
+
+	for (unsigned try = 0; ; try++) {
+		pthread_rwlock_rdlock(&d->rw);
+		ret = fs_fd_read(v, d->addr, &d->fd);
+		fs_bmap_forget(d);
+		if (!ret && d->fd.type != FS_T_DIR)
+			ret = -ENOTDIR;
+		r.n = 0;
+		if (!ret)
+			ret = fs_dir_iterate(d, rd_collect, &r);
+		pthread_rwlock_unlock(&d->rw);
+		if (ret != -EAGAIN)
+			break;
+		if (try == FS_DIR_RETRIES) {
+			ret = fs_bad_meta(v, -FS_E_CORRUPT, "directory (changing "
+					  "under every unlocked read)",
+					  fs_addr_ext(d->addr), fs_res_off(v, d->addr));
+			break;
+		}
+		usleep(1000u << (try < 6 ? try : 6));
+	}
+	for (size_t i = 0; !ret && i < r.n; i++)
+		ret = rd_one(c, &r.e[i]);
+	free(r.e);
+	return ret > 0 ? 0 : ret;
+}
+
 int fs_readdir(fs_vol *v, uint64_t dir, fs_readdir_cb cb, void *arg)
 {
 	struct rd_ctx c = { .cb = cb, .arg = arg };
@@ -757,16 +823,19 @@ int fs_readdir(fs_vol *v, uint64_t dir, fs_readdir_cb cb, void *arg)
 			goto put;
 		locked = true;
 	}
-	pthread_rwlock_rdlock(&d->rw);
 	if (v->rdonly) {
-		ret = fs_fd_read(v, dir, &d->fd);
-		fs_bmap_forget(d);
+		/* no lock: collect, and start over when a writer changed the
+		 * directory under us; deliver only a complete pass */
+		ret = rd_unlocked(v, d, &c);
+		goto unlock;
 	}
+	pthread_rwlock_rdlock(&d->rw);
 	if (!ret && d->fd.type != FS_T_DIR)
 		ret = -ENOTDIR;
 	if (!ret)
 		ret = fs_dir_iterate(d, rd_one, &c);
 	pthread_rwlock_unlock(&d->rw);
+unlock:
 	if (locked)
 		fs_inode_unlock(d);
 put:
