@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lun_int.h"
 
@@ -392,6 +393,16 @@ int mp_io_submit_share(mp_share *s, struct mp_io *io)
 }
 
 #define SPIN_LOOKS 2000     /* ~ 20-60 us of pause instructions */
+/* Spinning waiters beyond the CPUs that are free for them only take CPU
+ * from the threads that complete their I/O: half the CPUs may spin. */
+static int spinners, max_spinners = 1;
+
+static void spin_init(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	max_spinners = n > 2 ? (int)(n / 2) : 1;
+}
 
 int mp_io_wait(struct mp_io *io)
 {
@@ -406,10 +417,13 @@ int mp_io_wait(struct mp_io *io)
 	/* Most synchronous I/O completes within tens of microseconds: look
 	 * for a while before sleeping, which saves the waiter a futex sleep
 	 * and wake-up (about as long as a fast I/O itself). */
-	for (unsigned i = 0; i < SPIN_LOOKS && st != IO_DONE; i++) {
-		__builtin_ia32_pause();
-		st = __atomic_load_n(&io->state_, __ATOMIC_ACQUIRE);
+	if (__atomic_add_fetch(&spinners, 1, __ATOMIC_ACQ_REL) <= max_spinners) {
+		for (unsigned i = 0; i < SPIN_LOOKS && st != IO_DONE; i++) {
+			__builtin_ia32_pause();
+			st = __atomic_load_n(&io->state_, __ATOMIC_ACQUIRE);
+		}
 	}
+	__atomic_sub_fetch(&spinners, 1, __ATOMIC_ACQ_REL);
 	if (st == IO_DONE)
 		return io->result;
 	pthread_mutex_lock(&wait_stripes[s].m);
@@ -425,9 +439,11 @@ int mp_io_wait(struct mp_io *io)
 static int lun_new(const char *spec, const struct mp_open_opts *opts,
 		   struct mp_lun **out)
 {
+	static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
 	struct mp_lun *lun;
 
 	pthread_once(&wait_once, wait_init);
+	pthread_once(&spin_once, spin_init);
 	lun = calloc(1, sizeof(*lun));
 	if (!lun)
 		return -ENOMEM;
