@@ -41,7 +41,8 @@ die() { echo "bench-mpath: $*" >&2; exit 1; }
 [ -x "$H" ] || die "$H missing: run make first"
 command -v tgtd >/dev/null || die "tgtd not installed (scripts/install-deps.sh)"
 mkdir -p "$OUT" "$BENCH_DIR"
-median() { $BENCH_TOOL median "$@"; }
+median() { printf "%.0f" "$($BENCH_TOOL median "$@")"; }
+median1() { printf "%.1f" "$($BENCH_TOOL median "$@")"; }
 field() { sed -n "s/^result.* $1=\([^ ]*\).*/\1/p" "$2"; }
 
 # tgt.sh is bash; this script is sh, so the iSCSI part runs in bash.
@@ -91,16 +92,16 @@ col() { # kind field
 }
 fo=$(median $(col failover max_latency_ms))
 fo_err=$(col failover errors | sort -u | tr '\n' ' ')
-one=$(median $(col rr-one mbps))
-two1=$(median $(col rr-two1 mbps))
-two1000=$(median $(col rr-two1000 mbps))
-ad=$(median $(col qfull50-adaptive mbps))
-fx=$(median $(col qfull50-fixed mbps))
+one=$(median1 $(col rr-one mbps))
+two1=$(median1 $(col rr-two1 mbps))
+two1000=$(median1 $(col rr-two1000 mbps))
+ad=$(median1 $(col qfull50-adaptive mbps))
+fx=$(median1 $(col qfull50-fixed mbps))
 ratio=$(python3 -c "print('%.2f' % ($ad / $fx))")
 adl=$(median $(col qfull50-adaptive max_latency_ms))
 fxl=$(median $(col qfull50-fixed max_latency_ms))
-ad0=$(median $(col qfull0-adaptive mbps))
-fx0=$(median $(col qfull0-fixed mbps))
+ad0=$(median1 $(col qfull0-adaptive mbps))
+fx0=$(median1 $(col qfull0-fixed mbps))
 ratio0=$(python3 -c "print('%.2f' % ($ad0 / $fx0))")
 adl0=$(median $(col qfull0-adaptive max_latency_ms))
 fxl0=$(median $(col qfull0-fixed max_latency_ms))
