@@ -16,6 +16,8 @@
  *   ...?engine=aio|uring&sector=4096 local options (sector emulates a
  *                                    4K-native LUN on a regular file)
  *   iscsi://HOST[:PORT]/TARGET-IQN/LUN
+ *   sg:/dev/sgN                      SCSI generic (FC/SAS) through SG_IO;
+ *                                    untested on hardware (see be_sg.c)
  *   fault:OPTIONS:INNER-SPEC         fault injection around any other spec,
  *                                    see mp_fault_* below and docs/ARCHITECTURE.md
  *   multi:SPEC1|SPEC2|...            one multipath device over every listed
@@ -508,7 +510,8 @@ typedef struct mp_share mp_share;
 /* -EINVAL unless MP_SHARES_MIN <= shares <= MP_SHARES_MAX. */
 int mp_share_create(mp_lun *lun, unsigned shares, mp_share **out);
 int mp_share_set(mp_share *s, unsigned shares);
-/* Free a share handle; -EBUSY while its I/O is queued or in flight. */
+/* Free a share handle; -EBUSY while its I/O is queued or in flight.
+ * Every handle must be destroyed before mp_lun_close(). */
 int mp_share_destroy(mp_share *s);
 /* mp_io_submit on behalf of opener s. */
 int mp_io_submit_share(mp_share *s, struct mp_io *io);
