@@ -116,12 +116,14 @@ static void kick_handler(int sig)
 }
 
 /*
- * kvm_pvm's ring-0 emulator gives up on INT3 in protected mode (KVM's
- * emulator only does software interrupts in real mode); Linux executes one
- * at boot on purpose (int3_selftest).  INT3 is a trap: deliver #BP with
- * rip after the instruction, as the CPU would.  Returns true when done.
+ * Instructions kvm_pvm's ring-0 emulator gives up on, done here instead:
+ * INT3 (KVM's emulator does software interrupts only in real mode; Linux
+ * executes one at boot on purpose, int3_selftest) is a trap, so #BP is
+ * delivered with rip after it, as the CPU would; FWAIT (x87 task set-up)
+ * with no x87 exception pending, which the kernel never leaves, is a no-op.
+ * Returns true when the instruction was handled.
  */
-static bool fixup_int3(struct hv_vcpu *c)
+static bool fixup_emulation(struct hv_vcpu *c)
 {
 	struct kvm_translation tr = { 0 };
 	struct kvm_vcpu_events ev;
@@ -134,6 +136,10 @@ static bool fixup_int3(struct hv_vcpu *c)
 	if (ioctl(c->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
 		return false;
 	p = hv_gmem_ptr(&c->vm->mem, tr.physical_address, 1);
+	if (p && *p == 0x9b) {			/* FWAIT */
+		r.rip++;
+		return ioctl(c->fd, KVM_SET_REGS, &r) == 0;
+	}
 	if (!p || *p != 0xcc)
 		return false;
 	if (ioctl(c->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
@@ -229,7 +235,7 @@ static void *vcpu_thread(void *arg)
 			hv_vm_request_exit(vm, HV_EXIT_ERROR);
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
-			if (vm->sw_backend && fixup_int3(c))
+			if (vm->sw_backend && fixup_emulation(c))
 				break;
 			hv_log("vcpu %u: KVM internal error, suberror %u",
 			       c->id, run->internal.suberror);
