@@ -75,7 +75,9 @@ bin/vmfsd --host esx-b --mount "$D/esx-b" "$D/ds1.img" "$D/ds0.img" 2>"$D/vmfsd-
 PIDS+=($!)
 VB=$!
 for _ in $(seq 50); do
-	mountpoint -q "$D/esx-a" && mountpoint -q "$D/esx-b" && break
+	# serving: mounted and the control socket up
+	grep -q "serving the volume" "$D/vmfsd-a.log" &&
+		grep -q "serving the volume" "$D/vmfsd-b.log" && break
 	sleep 0.1
 done
 echo "esx-a writes a 64 MiB disk image into a VM folder:"
@@ -92,6 +94,9 @@ echo "esx-a holds the disk open for writing; esx-b may not remove it:"
 exec 7<>"$D/esx-a/vm01/vm01-flat.vmdk"
 rm "$D/esx-b/vm01/vm01-flat.vmdk" 2>&1 | sed 's/^/  /' || true
 grep "locked by" "$D/vmfsd-b.log" | tail -n 1 | sed 's/^/  esx-b log: /'
+echo "vmkfstools on esx-b finds esx-b's daemon from the path and names the owner:"
+run bin/vmkfstools -D "$D/esx-b/vm01/vm01-flat.vmdk"
+run bin/vmkfstools -P -h "$D/esx-b"
 exec 7>&-
 kill -TERM "$VA" "$VB"
 wait "$VA" "$VB" 2>/dev/null || true
