@@ -568,7 +568,20 @@ static void vd_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+static void vd_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* whole 1 MiB requests (a file block) */
+	conn->max_write = 1u << 20;
+	/* write data reaches us through a pipe (splice), which we copy once
+	 * into an aligned buffer (vd_write_buf); reads are replied with a
+	 * plain copy */
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+}
+
 static const struct fuse_lowlevel_ops ops = {
+	.init = vd_init,
 	.lookup = vd_lookup,
 	.getattr = vd_getattr,
 	.setattr = vd_setattr,
