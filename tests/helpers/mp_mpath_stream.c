@@ -11,6 +11,9 @@
  *     mode=read    reads only (throughput)
  *     adaptive=1   MP_OPEN_ADAPTIVE_QD (qsample=N to change the sample)
  *     depth=N      device queue depth (default 64)
+ *     add=SPEC     at 2 s, add SPEC as a path (mp_lun_path_add) and print
+ *                  "path add: INDEX" or "path add failed: ERROR" (may be
+ *                  given twice)
  *
  * Prints a line per second (I/Os, MB/s, errors, path states) and at the
  * end: "result ios=N errors=N mismatches=N mbps=X max_latency_ms=N
@@ -158,7 +161,9 @@ int main(int argc, char **argv)
 {
 	static struct slot slots[MAX_QD];
 	struct mp_open_opts o = { .queue_depth = 64 };
-	unsigned seconds, qd = 16;
+	unsigned seconds, qd = 16, nadd = 0;
+	const char *add[2];
+	bool added = false;
 	uint64_t t0, last = 0, v;
 	char paths[256];
 	int rc = 0, ret;
@@ -178,6 +183,10 @@ int main(int argc, char **argv)
 		*eq++ = '\0';
 		if (!strcmp(argv[i], "policy")) {
 			o.policy = eq;
+			continue;
+		}
+		if (!strcmp(argv[i], "add") && nadd < 2) {
+			add[nadd++] = eq;
 			continue;
 		}
 		if (!strcmp(argv[i], "mode")) {
@@ -226,6 +235,17 @@ int main(int argc, char **argv)
 		uint64_t ios, bytes, errors;
 
 		usleep(100000);
+		if (!added && now_us() - t0 >= 2000000) {
+			added = true;
+			for (unsigned k = 0; k < nadd; k++) {
+				ret = mp_lun_path_add(st.lun, add[k]);
+				if (ret >= 0)
+					printf("path add: %d\n", ret);
+				else
+					printf("path add failed: %s\n", mp_strerror(ret));
+				fflush(stdout);
+			}
+		}
 		if (now_us() - last < 1000000)
 			continue;
 		pthread_mutex_lock(&st.m);

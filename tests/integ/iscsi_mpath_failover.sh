@@ -5,7 +5,9 @@
 # the link of the path in use goes down (packets dropped, no reset) and
 # comes back: zero I/O errors, every read matches, the longest I/O (the
 # failover time) is at most 6 s, and the path is active again afterwards.
-# Then round robin over both links with one of them cut.
+# Then round robin over both links with one of them cut.  Last, a device
+# opened with one path gets its second path added while I/O runs (and a
+# path to another LUN refused by identity), then loses the first path.
 set -u
 . tests/lib/tgt.sh
 tgt_require
@@ -26,6 +28,7 @@ field() { sed -n "s/^result.* $1=\([^ ]*\).*/\1/p" "$dir/out"; }
 
 tgt_start "$dir" || fail "tgtd did not start"
 tgt_add_lun "$dir" mp 64M >/dev/null || fail "tgt_add_lun"
+tgt_add_lun "$dir" other 64M >/dev/null || fail "tgt_add_lun other"
 tgt_paths_setup; r=$?
 [ $r -eq 77 ] && exit 77
 [ $r -eq 0 ] || fail "could not set up the namespace and portals"
@@ -70,4 +73,22 @@ cat "$dir/out"
 [ $rc -eq 0 ] || fail "round robin across a cut: exit $rc"
 [ "$(field mismatches)" = 0 ] || fail "data mismatches"
 grep -q "^result.*paths=active,active" "$dir/out" || fail "link 2 not back"
+
+echo "--- one path, the second added while I/O runs, then path 1 cut"
+run0() { ip netns exec "$TGT_NS" "$H" "$@"; }
+run0 "multi:$u1" 16 add="$(tgt_url "$TGT_ADDR2" other)" add="$u2" \
+	>"$dir/out" 2>&1 &
+hpid=$!
+sleep 4
+tgt_path_down 1
+sleep 6
+tgt_path_up 1
+wait "$hpid"; rc=$?
+hpid=
+cat "$dir/out"
+[ $rc -eq 0 ] || fail "stream with an added path: exit $rc"
+grep -q "path add failed: path leads to a different LUN" "$dir/out" ||
+	fail "a path to another LUN was not refused"
+grep -q "^path add: 1$" "$dir/out" || fail "the second path was not added"
+[ "$(field errors)" = 0 ] || fail "I/O errors"
 echo "PASS"
