@@ -66,6 +66,10 @@ FS_SRCS := $(wildcard fs/*.c)
 FS_OBJS := $(FS_SRCS:%.c=$(O)/%.o)
 LIBFS   := $(O)/fs/libfs.a
 
+THIN_SRCS := $(wildcard thin/*.c)
+THIN_OBJS := $(THIN_SRCS:%.c=$(O)/%.o)
+LIBTHIN := $(O)/thin/libthin.a
+
 # vmfsd's control socket: the server half runs in vmfsd, the client half in
 # the tools
 CTL_SRCS := vmfsd/ctl.c vmfsd/ctl_client.c
@@ -74,7 +78,7 @@ LIBCTL  := $(O)/vmfsd/libctl.a
 VMFSD_OBJS := $(patsubst %.c,$(O)/%.o,$(filter-out $(CTL_SRCS),$(wildcard vmfsd/*.c)))
 
 # higher layers first: the linker resolves left to right
-LIBS_ALL := $(LIBCTL) $(LIBFS) $(LIBLK) $(LIBMP)
+LIBS_ALL := $(LIBCTL) $(LIBTHIN) $(LIBFS) $(LIBLK) $(LIBMP)
 SYS_LIBS := $(MP_LIBS) -ljson-c
 
 # ---- programs ------------------------------------------------------------
@@ -114,6 +118,10 @@ $(LIBLK): $(LK_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(LIBFS): $(FS_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBTHIN): $(THIN_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 

@@ -527,8 +527,8 @@ int mp_fault_clear_path(mp_lun *lun, unsigned idx);
  */
 uint32_t mp_crc32c(uint32_t crc, const void *buf, size_t len);
 
-/* A number with an optional k/m/g suffix (powers of 1024), for command
- * lines and spec strings: 0 or -EINVAL. */
+/* A number with an optional k/m/g/t suffix (powers of 1024), for command
+ * lines and spec strings: 0, or -EINVAL (junk, negative, or too big). */
 int mp_parse_size(const char *s, uint64_t *v);
 
 /* Aligned allocation (buffers for any LUN); free with free(). */

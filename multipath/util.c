@@ -97,6 +97,7 @@ void mp_log(const char *fmt, ...)
 
 int mp_parse_size(const char *s, uint64_t *v)
 {
+	unsigned shift = 0;
 	char *end;
 
 	errno = 0;
@@ -104,12 +105,16 @@ int mp_parse_size(const char *s, uint64_t *v)
 	if (errno || end == s || *s == '-')
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': *v <<= 10; end++; break;
-	case 'm': case 'M': *v <<= 20; end++; break;
-	case 'g': case 'G': *v <<= 30; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
 	default: break;
 	}
-	return *end ? -EINVAL : 0;
+	if (*end || (shift && *v > (UINT64_MAX >> shift)))
+		return -EINVAL;        /* trailing junk, or too big */
+	*v <<= shift;
+	return 0;
 }
 
 static const char *const mp_errs[MP_E_END - MP_E_BASE] = {

@@ -5,13 +5,21 @@
  *
  *   vmkfstools -P [-h] PATH      volume information
  *   vmkfstools -D PATH           a file's lock, its owner and its attributes
+ *   vmkfstools -c SIZE [-d thin|zeroedthick|eagerzeroedthick] DISK.vmdk
+ *   vmkfstools -X SIZE DISK.vmdk extend
+ *   vmkfstools -U DISK.vmdk      delete a disk and its extents
+ *   vmkfstools -E OLD.vmdk NEW.vmdk   rename a disk and its extents
+ * Long operations show progress on a terminal; ^C stops them and vmfsd
+ * removes what was half made.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "multipath/mp.h"
 #include "vmfsd/ctl.h"
 
 static bool human;
@@ -20,7 +28,29 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmkfstools -P [-h] PATH    volume information\n"
 		   "       vmkfstools -D PATH         lock and owner of a file\n"
-		   "PATH is any path under a vmfsd mount.\n");
+		   "       vmkfstools -c SIZE [-d thin|zeroedthick|eagerzeroedthick] "
+		   "DISK.vmdk\n"
+		   "       vmkfstools -X SIZE DISK.vmdk   extend a disk\n"
+		   "       vmkfstools -U DISK.vmdk        delete a disk\n"
+		   "       vmkfstools -E OLD.vmdk NEW.vmdk  rename a disk\n"
+		   "PATH is any path under a vmfsd mount; SIZE takes k, m, g, t.\n");
+}
+
+static bool tty;
+static int last_pct = -1;
+
+static void show_progress(void *arg, const char *what, uint64_t done,
+			  uint64_t total)
+{
+	int pct = total ? (int)(done * 100 / total) : 0;
+
+	(void)arg;
+	if (!tty || pct == last_pct)
+		return;
+	last_pct = pct;
+	fprintf(stderr, "\r%s: %d%% done.", what, pct);
+	if (pct == 100)
+		fputc('\n', stderr);
 }
 
 static const char *size_str(uint64_t b, char *buf, size_t len)
@@ -55,10 +85,12 @@ static const char *str(struct json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
 }
 
-/* Ask the daemon behind path; prints the error and returns NULL. */
-static struct json_object *ask(const char *path, const char *cmd, bool with_path)
+/* Ask the daemon behind path; prints the error and returns NULL.  extra
+ * (consumed) carries further arguments. */
+static struct json_object *ask_with(const char *path, const char *cmd,
+				    bool with_path, struct json_object *extra)
 {
-	struct json_object *req = json_object_new_object(), *resp;
+	struct json_object *req = extra ? extra : json_object_new_object(), *resp;
 	char msg[600];
 	ctl_conn *c;
 	int ret = ctl_connect(path, &c);
@@ -79,8 +111,10 @@ static struct json_object *ask(const char *path, const char *cmd, bool with_path
 	if (with_path)
 		json_object_object_add(req, "path",
 				       json_object_new_string(ctl_conn_rel(c)));
-	ret = ctl_call(c, req, NULL, NULL, &resp, msg, sizeof(msg));
+	ret = ctl_call(c, req, show_progress, NULL, &resp, msg, sizeof(msg));
 	ctl_close(c);
+	if (last_pct >= 0 && last_pct < 100)
+		fputc('\n', stderr);
 	if (ret) {
 		if (with_path)
 			fprintf(stderr, "vmkfstools: %s: %s\n", path, msg);
@@ -89,6 +123,58 @@ static struct json_object *ask(const char *path, const char *cmd, bool with_path
 		return NULL;
 	}
 	return resp;
+}
+
+static struct json_object *ask(const char *path, const char *cmd, bool with_path)
+{
+	return ask_with(path, cmd, with_path, NULL);
+}
+
+static int parse_disk_size(const char *s, uint64_t *v)
+{
+	if (mp_parse_size(s, v) || !*v || *v % 512) {
+		fprintf(stderr, "vmkfstools: size '%s': a positive multiple of "
+			"512 bytes (suffixes k, m, g, t)\n", s);
+		return -1;
+	}
+	return 0;
+}
+
+static int disk_op(const char *cmd, const char *path, const char *to,
+		   const char *size, const char *type)
+{
+	struct json_object *req = json_object_new_object(), *r;
+	char rel[4096];
+
+	if (size) {
+		uint64_t v;
+
+		if (parse_disk_size(size, &v)) {
+			json_object_put(req);
+			return 1;
+		}
+		json_object_object_add(req, "size", json_object_new_uint64(v));
+	}
+	if (type)
+		json_object_object_add(req, "type", json_object_new_string(type));
+	if (to) {
+		char mnt_a[4096], mnt_b[4096], rel_b[4096];
+
+		if (ctl_find_mount(path, mnt_a, sizeof(mnt_a), rel, sizeof(rel)) ||
+		    ctl_find_mount(to, mnt_b, sizeof(mnt_b), rel_b, sizeof(rel_b)) ||
+		    strcmp(mnt_a, mnt_b)) {
+			fprintf(stderr, "vmkfstools: %s and %s are not on the same "
+				"vmfsd mount\n", path, to);
+			json_object_put(req);
+			return 1;
+		}
+		json_object_object_add(req, "to", json_object_new_string(rel_b));
+	}
+	r = ask_with(path, cmd, true, req);
+	if (!r)
+		return 1;
+	json_object_put(r);
+	return 0;
 }
 
 static int volume_info(const char *path)
@@ -192,29 +278,49 @@ int main(int argc, char **argv)
 		{ "queryfs", no_argument, NULL, 'P' },
 		{ "lock", no_argument, NULL, 'D' },
 		{ "humanreadable", no_argument, NULL, 'h' },
+		{ "createvirtualdisk", required_argument, NULL, 'c' },
+		{ "diskformat", required_argument, NULL, 'd' },
+		{ "extendvirtualdisk", required_argument, NULL, 'X' },
+		{ "deletevirtualdisk", no_argument, NULL, 'U' },
+		{ "renamevirtualdisk", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'H' },
 		{ 0 }
 	};
+	const char *size = NULL, *type = NULL;
 	int c, what = 0;
 
-	while ((c = getopt_long(argc, argv, "PDh", opts, NULL)) != -1) {
+	tty = isatty(2);
+	while ((c = getopt_long(argc, argv, "PDhc:d:X:UE", opts, NULL)) != -1) {
 		switch (c) {
-		case 'P':
-		case 'D':
+		case 'P': case 'D': case 'c': case 'X': case 'U': case 'E':
 			if (what && what != c) {
-				fprintf(stderr, "vmkfstools: one of -P, -D at a time\n");
+				fprintf(stderr, "vmkfstools: one of -P, -D, -c, -X, "
+					"-U, -E at a time\n");
 				return 2;
 			}
 			what = c;
+			if (c == 'c' || c == 'X')
+				size = optarg;
 			break;
+		case 'd': type = optarg; break;
 		case 'h': human = true; break;
 		case 'H': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!what || optind != argc - 1) {
+	if (!what || optind != argc - (what == 'E' ? 2 : 1) ||
+	    (type && what != 'c')) {
 		usage(stderr);
 		return 2;
 	}
-	return what == 'P' ? volume_info(argv[optind]) : lock_info(argv[optind]);
+	switch (what) {
+	case 'P': return volume_info(argv[optind]);
+	case 'D': return lock_info(argv[optind]);
+	case 'c': return disk_op("disk_create", argv[optind], NULL, size,
+				 type ? type : "zeroedthick");
+	case 'X': return disk_op("disk_extend", argv[optind], NULL, size, NULL);
+	case 'U': return disk_op("disk_delete", argv[optind], NULL, NULL, NULL);
+	default: return disk_op("disk_rename", argv[optind], argv[optind + 1],
+				NULL, NULL);
+	}
 }

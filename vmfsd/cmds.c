@@ -175,5 +175,7 @@ int vmfsd_cmds_register(struct vmfsd_ctx *c)
 	if (!ret)
 		ret = ctl_register("lockinfo", "a file's lock and its holders "
 				   "(path relative to the mount)", cmd_lockinfo, c);
+	if (!ret)
+		ret = vmfsd_disk_cmds_register(c);
 	return ret;
 }

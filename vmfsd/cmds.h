@@ -14,7 +14,9 @@ struct vmfsd_ctx {
 	char mnt[4096];         /* real path of the mount point */
 };
 
-/* info, lockinfo (cmds.c) */
+/* info, lockinfo (cmds.c), and the others below */
 int vmfsd_cmds_register(struct vmfsd_ctx *c);
+/* disk_create, disk_delete, disk_rename, disk_extend, disk_info */
+int vmfsd_disk_cmds_register(struct vmfsd_ctx *c);
 
 #endif /* VMFSD_CMDS_H */

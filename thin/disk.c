@@ -1,0 +1,424 @@
+/*
+ * disk.c - virtual disks on a mounted volume (disk.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "thin/disk.h"
+
+#define CHUNK (1u << 20)
+
+static int fail(char *err, size_t len, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t len, int ret, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < len)
+		snprintf(err + n, len - (size_t)n, ": %s", fs_strerror(ret));
+	return ret;
+}
+
+/* "a/b/disk.vmdk" -> dir "a/b", base "disk"; the name must end in .vmdk */
+static int split(const char *path, char *dir, size_t dlen, char *base,
+		 size_t blen)
+{
+	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+	size_t n = strlen(name);
+
+	if (n <= 5 || strcmp(name + n - 5, ".vmdk") || n - 5 >= blen)
+		return -EINVAL;
+	if (slash && (size_t)(slash - path) >= dlen)
+		return -ENAMETOOLONG;
+	snprintf(dir, dlen, "%.*s", slash ? (int)(slash - path) : 0, path);
+	snprintf(base, blen, "%.*s", (int)(n - 5), name);
+	return 0;
+}
+
+static int dir_of(fs_vol *v, const char *dir, uint64_t *ino)
+{
+	struct fs_stat st;
+	int ret = fs_resolve(v, dir, &st);
+
+	if (!ret && st.type != FS_TYPE_DIR)
+		ret = -ENOTDIR;
+	*ino = st.ino;
+	return ret;
+}
+
+static int new_file(fs_vol *v, uint64_t dir, const char *name, fs_file **f)
+{
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0600 };
+	struct fs_stat st;
+	int ret = fs_create(v, dir, name, &a, &st);
+
+	return ret ? ret : fs_open(v, st.ino, FS_O_RDWR, f);
+}
+
+static int open_name(fs_vol *v, uint64_t dir, const char *name, int flags,
+		     fs_file **f)
+{
+	struct fs_stat st;
+	int ret = fs_lookup(v, dir, name, &st);
+
+	if (!ret && st.type != FS_TYPE_FILE)
+		ret = -EISDIR;
+	return ret ? ret : fs_open(v, st.ino, flags, f);
+}
+
+static int write_desc(fs_vol *v, uint64_t dir, const char *name,
+		      const struct thin_desc *d, bool create)
+{
+	char *text = malloc(THIN_DESC_MAX);
+	fs_file *f;
+	int n, ret;
+
+	if (!text)
+		return -ENOMEM;
+	n = thin_desc_format(d, text, THIN_DESC_MAX);
+	if (n < 0) {
+		free(text);
+		return n;
+	}
+	ret = create ? new_file(v, dir, name, &f) :
+		       open_name(v, dir, name, FS_O_RDWR, &f);
+	if (!ret) {
+		ssize_t w = fs_pwrite(f, text, (size_t)n, 0);
+
+		ret = w == n ? 0 : w < 0 ? (int)w : -EIO;
+		if (!ret)
+			ret = fs_ftruncate(f, (uint64_t)n);
+		if (!ret)
+			ret = fs_fsync(f);
+		fs_close(f);
+	}
+	free(text);
+	return ret;
+}
+
+static int read_desc(fs_vol *v, uint64_t dir, const char *name,
+		     struct thin_desc *d, char *err, size_t errlen)
+{
+	char *text = malloc(THIN_DESC_MAX + 1);
+	fs_file *f;
+	ssize_t n;
+	int ret;
+
+	if (!text)
+		return -ENOMEM;
+	ret = open_name(v, dir, name, FS_O_RDONLY, &f);
+	if (ret) {
+		free(text);
+		return fail(err, errlen, ret, "%s", name);
+	}
+	n = fs_pread(f, text, THIN_DESC_MAX + 1, 0);
+	fs_close(f);
+	if (n < 0)
+		ret = fail(err, errlen, (int)n, "reading %s", name);
+	else
+		ret = thin_desc_parse(text, (size_t)n, d, err, errlen);
+	free(text);
+	return ret;
+}
+
+/* Write zeros over [from, to) of f (eager zeroing), reporting progress. */
+static int zero_range(fs_file *f, uint64_t from, uint64_t to, uint64_t total,
+		      uint64_t base, const char *what, const struct thin_cb *cb)
+{
+	void *z = mp_alloc_aligned(4096, CHUNK);
+	int ret = z ? 0 : -ENOMEM;
+
+	if (z)
+		memset(z, 0, CHUNK);
+	for (uint64_t off = from; !ret && off < to; off += CHUNK) {
+		size_t n = to - off < CHUNK ? (size_t)(to - off) : CHUNK;
+		ssize_t w;
+
+		if (cb && cb->cancelled && cb->cancelled(cb->arg)) {
+			ret = -ECANCELED;
+			break;
+		}
+		w = fs_pwrite(f, z, n, off);
+		if (w != (ssize_t)n)
+			ret = w < 0 ? (int)w : -EIO;
+		if (cb && cb->progress)
+			cb->progress(cb->arg, what, base + off + n - from, total);
+	}
+	free(z);
+	return ret;
+}
+
+/* Size and provisioning of a data file, from..to. */
+static int provision(fs_file *f, enum thin_kind kind, uint64_t from,
+		     uint64_t to, const char *what, const struct thin_cb *cb)
+{
+	int ret;
+
+	if (kind == THIN_THIN)
+		return fs_ftruncate(f, to);
+	/* reserve every block; zeroedthick reads zeros until written */
+	ret = fs_fallocate(f, from, to - from, false);
+	if (!ret && kind == THIN_EAGERZEROEDTHICK)
+		ret = zero_range(f, from, to, to - from, 0, what, cb);
+	if (!ret)
+		ret = fs_fsync(f);
+	return ret;
+}
+
+int thin_create(fs_vol *v, const char *path, uint64_t size,
+		enum thin_kind kind, const struct thin_cb *cb, char *err,
+		size_t errlen)
+{
+	char dir[4096], base[256], dname[300], fname[300];
+	struct thin_desc d;
+	struct fs_stat st;
+	uint64_t dino;
+	fs_file *f;
+	int ret;
+
+	if (split(path, dir, sizeof(dir), base, sizeof(base)))
+		return fail(err, errlen, -EINVAL, "%s: a disk's name ends in "
+			    ".vmdk", path);
+	if (kind < THIN_THIN || kind > THIN_EAGERZEROEDTHICK)
+		return fail(err, errlen, -EINVAL, "disk type");
+	if (!size || size % 512)
+		return fail(err, errlen, -EINVAL, "size %llu: a positive "
+			    "multiple of 512 bytes", (unsigned long long)size);
+	snprintf(dname, sizeof(dname), "%s.vmdk", base);
+	snprintf(fname, sizeof(fname), "%s-flat.vmdk", base);
+	ret = dir_of(v, dir, &dino);
+	if (ret)
+		return fail(err, errlen, ret, "folder '%s'", dir[0] ? dir : "/");
+	if (fs_lookup(v, dino, dname, &st) == 0 || fs_lookup(v, dino, fname, &st) == 0)
+		return fail(err, errlen, -EEXIST, "%s", path);
+	ret = thin_desc_new(&d, kind, size, fname);
+	if (ret)
+		return fail(err, errlen, ret, "descriptor for %s", path);
+	ret = new_file(v, dino, fname, &f);
+	if (ret)
+		return fail(err, errlen, ret, "creating %s", fname);
+	ret = provision(f, kind, 0, size, "Creating disk", cb);
+	fs_close(f);
+	if (ret) {
+		fail(err, errlen, ret, "%s %s of %llu bytes",
+		     ret == -ECANCELED ? "stopped creating" : "provisioning",
+		     fname, (unsigned long long)size);
+		fs_unlink(v, dino, fname);   /* nothing half-made stays */
+		return ret;
+	}
+	/* the descriptor last: a disk exists once it does */
+	ret = write_desc(v, dino, dname, &d, true);
+	if (ret) {
+		fail(err, errlen, ret, "writing %s", dname);
+		fs_unlink(v, dino, dname);
+		fs_unlink(v, dino, fname);
+	}
+	return ret;
+}
+
+int thin_delete(fs_vol *v, const char *path, char *err, size_t errlen)
+{
+	char dir[4096], base[256], dname[300];
+	struct thin_desc d;
+	uint64_t dino;
+	int ret;
+
+	if (split(path, dir, sizeof(dir), base, sizeof(base)))
+		return fail(err, errlen, -EINVAL, "%s: not a .vmdk", path);
+	snprintf(dname, sizeof(dname), "%s.vmdk", base);
+	ret = dir_of(v, dir, &dino);
+	if (ret)
+		return fail(err, errlen, ret, "folder '%s'", dir[0] ? dir : "/");
+	ret = read_desc(v, dino, dname, &d, err, errlen);
+	if (ret)
+		return ret;
+	/* extents first: an open (locked) one stops us before anything goes */
+	for (unsigned i = 0; i < d.nextents; i++) {
+		if (!d.ext[i].file[0] || strchr(d.ext[i].file, '/'))
+			continue;
+		ret = fs_unlink(v, dino, d.ext[i].file);
+		if (ret && ret != -ENOENT)
+			return fail(err, errlen, ret, "removing %s", d.ext[i].file);
+	}
+	if (d.change_track[0] && !strchr(d.change_track, '/'))
+		fs_unlink(v, dino, d.change_track);
+	ret = fs_unlink(v, dino, dname);
+	return ret ? fail(err, errlen, ret, "removing %s", dname) : 0;
+}
+
+int thin_rename(fs_vol *v, const char *path, const char *newpath, char *err,
+		size_t errlen)
+{
+	char dir[4096], base[256], ndir[4096], nbase[256];
+	char dname[300], ndname[300], nfile[300];
+	struct thin_desc d, nd;
+	struct fs_stat st;
+	uint64_t dino, ndino;
+	int ret;
+
+	if (split(path, dir, sizeof(dir), base, sizeof(base)) ||
+	    split(newpath, ndir, sizeof(ndir), nbase, sizeof(nbase)))
+		return fail(err, errlen, -EINVAL, "both names end in .vmdk");
+	snprintf(dname, sizeof(dname), "%s.vmdk", base);
+	snprintf(ndname, sizeof(ndname), "%s.vmdk", nbase);
+	ret = dir_of(v, dir, &dino);
+	if (!ret)
+		ret = dir_of(v, ndir, &ndino);
+	if (ret)
+		return fail(err, errlen, ret, "folder");
+	if (fs_lookup(v, ndino, ndname, &st) == 0)
+		return fail(err, errlen, -EEXIST, "%s", newpath);
+	ret = read_desc(v, dino, dname, &d, err, errlen);
+	if (ret)
+		return ret;
+	nd = d;
+	/* extents named after the disk follow the new name; others keep
+	 * theirs (they move with the descriptor's folder) */
+	for (unsigned i = 0; i < d.nextents; i++) {
+		const char *f = d.ext[i].file;
+		size_t bl = strlen(base);
+		int n;
+
+		if (!f[0])
+			continue;
+		if (!strncmp(f, base, bl) && f[bl] == '-')
+			n = snprintf(nfile, sizeof(nfile), "%s%s", nbase, f + bl);
+		else
+			n = snprintf(nfile, sizeof(nfile), "%s", f);
+		if (n < 0 || (size_t)n >= sizeof(nd.ext[i].file))
+			return fail(err, errlen, -ENAMETOOLONG, "%s", newpath);
+		if (fs_lookup(v, ndino, nfile, &st) == 0 &&
+		    !(ndino == dino && !strcmp(nfile, f)))
+			return fail(err, errlen, -EEXIST, "%s", nfile);
+		memcpy(nd.ext[i].file, nfile, (size_t)n + 1);
+	}
+	/* the new descriptor first (pointing at the new extent names), then
+	 * the extents, then the old descriptor goes: a crash in between
+	 * leaves the old or the new descriptor naming files that exist, or
+	 * both, never neither */
+	ret = write_desc(v, ndino, ndname, &nd, true);
+	if (ret)
+		return fail(err, errlen, ret, "writing %s", ndname);
+	for (unsigned i = 0; i < d.nextents; i++) {
+		if (!d.ext[i].file[0] ||
+		    (ndino == dino && !strcmp(d.ext[i].file, nd.ext[i].file)))
+			continue;
+		ret = fs_rename(v, dino, d.ext[i].file, ndino, nd.ext[i].file,
+				FS_RENAME_NOREPLACE);
+		if (ret) {
+			/* put back what moved */
+			for (int j = (int)i - 1; j >= 0; j--)
+				fs_rename(v, ndino, nd.ext[j].file, dino,
+					  d.ext[j].file, FS_RENAME_NOREPLACE);
+			fs_unlink(v, ndino, ndname);
+			return fail(err, errlen, ret, "renaming %s", d.ext[i].file);
+		}
+	}
+	ret = fs_unlink(v, dino, dname);
+	return ret ? fail(err, errlen, ret, "removing the old %s", dname) : 0;
+}
+
+int thin_info(fs_vol *v, const char *path, struct thin_info *in, char *err,
+	      size_t errlen)
+{
+	char dir[4096], base[256], dname[300];
+	uint64_t dino;
+	int ret;
+
+	memset(in, 0, sizeof(*in));
+	if (split(path, dir, sizeof(dir), base, sizeof(base)))
+		return fail(err, errlen, -EINVAL, "%s: not a .vmdk", path);
+	snprintf(dname, sizeof(dname), "%s.vmdk", base);
+	ret = dir_of(v, dir, &dino);
+	if (ret)
+		return fail(err, errlen, ret, "folder '%s'", dir[0] ? dir : "/");
+	ret = read_desc(v, dino, dname, &in->desc, err, errlen);
+	if (ret)
+		return ret;
+	in->size = thin_desc_size(&in->desc);
+	if (!strcmp(in->desc.create_type, "vmfsRawDeviceMap")) {
+		in->kind = THIN_RDM;
+		return 0;
+	}
+	if (!strcmp(in->desc.create_type, "vmfsPassthroughRawDeviceMap")) {
+		in->kind = THIN_RDMP;
+		return 0;
+	}
+	in->kind = THIN_EAGERZEROEDTHICK;
+	for (unsigned i = 0; i < in->desc.nextents; i++) {
+		struct fs_stat st;
+		fs_file *f;
+
+		if (!in->desc.ext[i].file[0])
+			continue;
+		ret = open_name(v, dino, in->desc.ext[i].file, FS_O_RDONLY, &f);
+		if (ret)
+			return fail(err, errlen, ret, "extent %s",
+				    in->desc.ext[i].file);
+		fs_fstat(f, &st);
+		in->allocated += st.alloc;
+		/* never-written reserved blocks count as holes */
+		if (st.alloc + CHUNK <= st.size && in->kind != THIN_ZEROEDTHICK)
+			in->kind = THIN_THIN;
+		else if (fs_seek(f, 0, false) < (int64_t)st.size)
+			in->kind = THIN_ZEROEDTHICK;
+		fs_close(f);
+	}
+	if (!strcmp(thin_ddb_get(&in->desc, "ddb.thinProvisioned"), "1"))
+		in->kind = THIN_THIN;
+	return 0;
+}
+
+int thin_extend(fs_vol *v, const char *path, uint64_t size,
+		const struct thin_cb *cb, char *err, size_t errlen)
+{
+	char dir[4096], base[256], dname[300];
+	struct thin_info in;
+	struct thin_extent *x;
+	uint64_t dino, old;
+	fs_file *f;
+	int ret;
+
+	ret = thin_info(v, path, &in, err, errlen);
+	if (ret)
+		return ret;
+	if (in.kind == THIN_RDM || in.kind == THIN_RDMP)
+		return fail(err, errlen, -EINVAL, "%s maps a raw device: grow "
+			    "the LUN instead", path);
+	if (size <= in.size || size % 512)
+		return fail(err, errlen, -EINVAL, "new size %llu: larger than "
+			    "%llu and a multiple of 512", (unsigned long long)size,
+			    (unsigned long long)in.size);
+	split(path, dir, sizeof(dir), base, sizeof(base));
+	snprintf(dname, sizeof(dname), "%s.vmdk", base);
+	dir_of(v, dir, &dino);
+	x = &in.desc.ext[in.desc.nextents - 1];
+	if (!x->file[0] || (strcmp(x->type, "VMFS") && strcmp(x->type, "FLAT")))
+		return fail(err, errlen, -EOPNOTSUPP, "extending a %s extent",
+			    x->type);
+	ret = open_name(v, dino, x->file, FS_O_RDWR, &f);
+	if (ret)
+		return fail(err, errlen, ret, "%s", x->file);
+	old = (x->has_offset ? x->offset * 512 : 0) + x->sectors * 512;
+	/* data first, then the descriptor: a crash leaves the old size
+	 * described over a file that is only longer */
+	ret = provision(f, in.kind, old, old + (size - in.size),
+			"Extending disk", cb);
+	if (ret) {
+		fs_ftruncate(f, old);
+		fs_close(f);
+		return fail(err, errlen, ret, "extending %s", x->file);
+	}
+	fs_close(f);
+	ret = thin_desc_resize(&in.desc, size);
+	if (!ret)
+		ret = write_desc(v, dino, dname, &in.desc, false);
+	return ret ? fail(err, errlen, ret, "updating %s", dname) : 0;
+}

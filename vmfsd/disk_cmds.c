@@ -1,0 +1,173 @@
+/*
+ * disk_cmds.c - vmfsd's control commands for virtual disks (vmkfstools -c,
+ * -U, -E, -X and the disk part of -D), on top of thin/disk.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "thin/disk.h"
+#include "vmfsd/cmds.h"
+
+static void progress(void *arg, const char *what, uint64_t done, uint64_t total)
+{
+	ctl_progress(arg, what, done, total);
+}
+
+static bool cancelled(void *arg)
+{
+	return ctl_cancelled(arg);
+}
+
+static int str_arg(struct ctl_req *r, struct json_object *req, const char *k,
+		   const char **out)
+{
+	struct json_object *o;
+
+	if (!json_object_object_get_ex(req, k, &o) ||
+	    !json_object_is_type(o, json_type_string)) {
+		ctl_error(r, "\"%s\" is missing", k);
+		return -EINVAL;
+	}
+	*out = json_object_get_string(o);
+	return 0;
+}
+
+static int size_arg(struct ctl_req *r, struct json_object *req, uint64_t *out)
+{
+	struct json_object *o;
+
+	if (!json_object_object_get_ex(req, "size", &o) ||
+	    !json_object_is_type(o, json_type_int)) {
+		ctl_error(r, "\"size\" (bytes) is missing");
+		return -EINVAL;
+	}
+	*out = json_object_get_uint64(o);
+	return 0;
+}
+
+static int done(struct ctl_req *r, int ret, const char *msg)
+{
+	if (!ret)
+		return 0;
+	ctl_error(r, "%s", msg);
+	return ret < 0 && ret > -1000 ? ret : -EIO;
+}
+
+/* {"cmd": "disk_create", "path": P, "size": BYTES, "type": T} */
+static int cmd_create(void *arg, struct ctl_req *r, struct json_object *req,
+		      struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	struct thin_cb cb = { progress, cancelled, r };
+	const char *path, *type = "zeroedthick";
+	struct json_object *o;
+	enum thin_kind k;
+	uint64_t size;
+	char err[512] = "";
+	int ret;
+
+	(void)resp;
+	if ((ret = str_arg(r, req, "path", &path)) || (ret = size_arg(r, req, &size)))
+		return ret;
+	if (json_object_object_get_ex(req, "type", &o))
+		type = json_object_get_string(o);
+	if (thin_kind_parse(type, &k)) {
+		ctl_error(r, "disk type '%s' (thin, zeroedthick, eagerzeroedthick)",
+			  type);
+		return -EINVAL;
+	}
+	ret = thin_create(c->vol, path, size, k, &cb, err, sizeof(err));
+	return done(r, ret, err);
+}
+
+static int cmd_delete(void *arg, struct ctl_req *r, struct json_object *req,
+		      struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	const char *path;
+	char err[512] = "";
+	int ret = str_arg(r, req, "path", &path);
+
+	(void)resp;
+	if (ret)
+		return ret;
+	return done(r, thin_delete(c->vol, path, err, sizeof(err)), err);
+}
+
+static int cmd_rename(void *arg, struct ctl_req *r, struct json_object *req,
+		      struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	const char *path, *to;
+	char err[512] = "";
+	int ret;
+
+	(void)resp;
+	if ((ret = str_arg(r, req, "path", &path)) || (ret = str_arg(r, req, "to", &to)))
+		return ret;
+	return done(r, thin_rename(c->vol, path, to, err, sizeof(err)), err);
+}
+
+static int cmd_extend(void *arg, struct ctl_req *r, struct json_object *req,
+		      struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	struct thin_cb cb = { progress, cancelled, r };
+	const char *path;
+	uint64_t size;
+	char err[512] = "";
+	int ret;
+
+	(void)resp;
+	if ((ret = str_arg(r, req, "path", &path)) || (ret = size_arg(r, req, &size)))
+		return ret;
+	return done(r, thin_extend(c->vol, path, size, &cb, err, sizeof(err)), err);
+}
+
+static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
+		    struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	struct thin_info in;
+	struct json_object *exts;
+	const char *path;
+	char err[512] = "";
+	int ret = str_arg(r, req, "path", &path);
+
+	if (ret)
+		return ret;
+	ret = thin_info(c->vol, path, &in, err, sizeof(err));
+	if (ret)
+		return done(r, ret, err);
+	json_object_object_add(resp, "type", json_object_new_string(thin_kind_name(in.kind)));
+	json_object_object_add(resp, "create_type",
+			       json_object_new_string(in.desc.create_type));
+	json_object_object_add(resp, "size", json_object_new_uint64(in.size));
+	json_object_object_add(resp, "allocated", json_object_new_uint64(in.allocated));
+	exts = json_object_new_array();
+	for (unsigned i = 0; i < in.desc.nextents; i++)
+		json_object_array_add(exts, json_object_new_string(in.desc.ext[i].file));
+	json_object_object_add(resp, "extents", exts);
+	return 0;
+}
+
+int vmfsd_disk_cmds_register(struct vmfsd_ctx *c)
+{
+	int ret = ctl_register("disk_create", "create DISK.vmdk and its data "
+			       "(path, size, type)", cmd_create, c);
+
+	if (!ret)
+		ret = ctl_register("disk_delete", "remove a disk and its extents "
+				   "(path)", cmd_delete, c);
+	if (!ret)
+		ret = ctl_register("disk_rename", "rename a disk and its extents "
+				   "(path, to)", cmd_rename, c);
+	if (!ret)
+		ret = ctl_register("disk_extend", "grow a disk (path, size)",
+				   cmd_extend, c);
+	if (!ret)
+		ret = ctl_register("disk_info", "type, size and allocation of a "
+				   "disk (path)", cmd_info, c);
+	return ret;
+}
