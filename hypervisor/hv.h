@@ -123,7 +123,12 @@ static inline int hv_disk_submit(struct hv_disk *d, struct hv_disk_req *r)
 	return d->ops->submit(d, r);
 }
 
-/* Close (waits for every submitted request) and free. */
+/*
+ * Close (ops->close waits for every submitted request and releases the
+ * backend's state), then free disk->name and disk: a backend allocates
+ * struct hv_disk (possibly as the first member of its own structure) and
+ * the name with malloc.
+ */
 void hv_disk_close(struct hv_disk *disk);
 
 /* ---- the VM --------------------------------------------------------------- */

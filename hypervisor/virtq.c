@@ -16,7 +16,10 @@
  * sanitizer sees: on x86 (TSO) loads are not reordered with loads nor
  * stores with stores, so acquire/release need only stop the compiler; a
  * store followed by a load of another location needs MFENCE.  Inline asm
- * rather than __atomic_thread_fence, which TSan refuses.
+ * rather than __atomic_thread_fence, which TSan refuses.  The ring indices
+ * and flags (2-byte aligned: setup checks the ring alignment) are accessed
+ * with __atomic builtins, plain moves on x86, so that TSan sees the
+ * ordering when a test plays the guest on another thread.
  */
 #define guest_acquire()	__asm__ volatile("" ::: "memory")
 #define guest_release()	__asm__ volatile("" ::: "memory")
@@ -113,14 +116,16 @@ void hv_virtq_set_notify(struct hv_virtq *q, bool on)
 
 	if (!q->size)
 		return;
-	memcpy((void *)q->used, &f, 2);
+	__atomic_store_n((uint16_t *)q->used, f, __ATOMIC_RELAXED);
 	/* the flag store before the next read of the avail index */
 	guest_full();
 }
 
 bool hv_virtq_no_interrupt(const struct hv_virtq *q)
 {
-	return q->size && (rd16(q->avail) & VRING_AVAIL_F_NO_INTERRUPT);
+	return q->size && (__atomic_load_n((const uint16_t *)q->avail,
+					   __ATOMIC_RELAXED) &
+			   VRING_AVAIL_F_NO_INTERRUPT);
 }
 
 int hv_virtq_pop(struct hv_virtq *q, struct hv_virtq_elem *e)
@@ -131,7 +136,8 @@ int hv_virtq_pop(struct hv_virtq *q, struct hv_virtq_elem *e)
 
 	if (!q->size)
 		return 0;
-	avail_idx = rd16(q->avail + 2);
+	avail_idx = __atomic_load_n((const uint16_t *)(q->avail + 2),
+				    __ATOMIC_ACQUIRE);
 	if (avail_idx == q->last_avail)
 		return 0;	/* *e untouched */
 	e->head = 0xffff;
@@ -201,7 +207,7 @@ void hv_virtq_push(struct hv_virtq *q, uint16_t head, uint32_t len)
 	idx = ++q->used_idx;
 	/* release: the entry (and the data) before the index */
 	guest_release();
-	memcpy((void *)(q->used + 2), &idx, 2);
+	__atomic_store_n((uint16_t *)(q->used + 2), idx, __ATOMIC_RELEASE);
 	/* the index store before our next read of the avail flags */
 	guest_full();
 }
