@@ -422,3 +422,296 @@ int thin_extend(fs_vol *v, const char *path, uint64_t size,
 		ret = write_desc(v, dino, dname, &in.desc, false);
 	return ret ? fail(err, errlen, ret, "updating %s", dname) : 0;
 }
+
+/* ---- whole-disk data operations ----------------------------------------- */
+
+/* The one data file of a single-extent disk we provision (VMFS or FLAT). */
+static int data_file(fs_vol *v, const char *path, int flags, struct thin_info *in,
+		     uint64_t *dino, fs_file **f, char *err, size_t errlen)
+{
+	char dir[4096], base[256];
+	const struct thin_extent *x;
+	int ret = thin_info(v, path, in, err, errlen);
+
+	if (ret)
+		return ret;
+	if (in->kind == THIN_RDM || in->kind == THIN_RDMP)
+		return fail(err, errlen, -EINVAL, "%s maps a raw device", path);
+	x = &in->desc.ext[0];
+	if (in->desc.nextents != 1 || (strcmp(x->type, "VMFS") && strcmp(x->type, "FLAT")) ||
+	    (x->has_offset && x->offset))
+		return fail(err, errlen, -EOPNOTSUPP, "%s: only disks of one "
+			    "VMFS or FLAT extent", path);
+	split(path, dir, sizeof(dir), base, sizeof(base));
+	ret = dir_of(v, dir, dino);
+	if (!ret)
+		ret = open_name(v, *dino, x->file, flags, f);
+	return ret ? fail(err, errlen, ret, "%s", x->file) : 0;
+}
+
+static bool stop(const struct thin_cb *cb)
+{
+	return cb && cb->cancelled && cb->cancelled(cb->arg);
+}
+
+static void report(const struct thin_cb *cb, const char *what, uint64_t done,
+		   uint64_t total)
+{
+	if (cb && cb->progress)
+		cb->progress(cb->arg, what, done, total);
+}
+
+static bool all_zero(const unsigned char *b, size_t n)
+{
+	return !b[0] && !memcmp(b, b + 1, n - 1);
+}
+
+/*
+ * Copy src's data into dst (same size), range by range of what src has
+ * written (reserved, never-written blocks are holes too); with skip_zero,
+ * chunks of zeros are not written (a thin target stays thin).
+ */
+static int copy_data(fs_file *src, fs_file *dst, uint64_t size, bool skip_zero,
+		     const char *what, const struct thin_cb *cb)
+{
+	unsigned char *b = mp_alloc_aligned(4096, CHUNK);
+	int64_t d = 0, h;
+	int ret = b ? 0 : -ENOMEM;
+
+	while (!ret && (uint64_t)d < size) {
+		d = fs_seek(src, (uint64_t)d, true);
+		if (d == -ENXIO || (d >= 0 && (uint64_t)d >= size))
+			break;
+		if (d < 0) {
+			ret = (int)d;
+			break;
+		}
+		h = fs_seek(src, (uint64_t)d, false);
+		if (h < 0) {
+			ret = (int)h;
+			break;
+		}
+		for (uint64_t off = (uint64_t)d; !ret && off < (uint64_t)h; off += CHUNK) {
+			size_t n = (uint64_t)h - off < CHUNK ? (size_t)((uint64_t)h - off) : CHUNK;
+			ssize_t r;
+
+			if (stop(cb)) {
+				ret = -ECANCELED;
+				break;
+			}
+			r = fs_pread(src, b, n, off);
+			if (r != (ssize_t)n) {
+				ret = r < 0 ? (int)r : -EIO;
+				break;
+			}
+			if (!(skip_zero && all_zero(b, n))) {
+				r = fs_pwrite(dst, b, n, off);
+				if (r != (ssize_t)n)
+					ret = r < 0 ? (int)r : -EIO;
+			}
+			report(cb, what, off + n, size);
+		}
+		d = h;
+	}
+	free(b);
+	if (!ret)
+		report(cb, what, size, size);
+	return ret;
+}
+
+int thin_clone(fs_vol *v, const char *path, const char *newpath,
+	       enum thin_kind kind, const struct thin_cb *cb, char *err,
+	       size_t errlen)
+{
+	char ndir[4096], nbase[256], ndname[300], nfname[300];
+	struct thin_info in;
+	struct thin_desc nd;
+	struct fs_stat st;
+	uint64_t sdino, ndino;
+	fs_file *src, *dst;
+	int ret;
+
+	if (split(newpath, ndir, sizeof(ndir), nbase, sizeof(nbase)))
+		return fail(err, errlen, -EINVAL, "%s: a disk's name ends in "
+			    ".vmdk", newpath);
+	if (kind < THIN_THIN || kind > THIN_EAGERZEROEDTHICK)
+		return fail(err, errlen, -EINVAL, "disk type");
+	ret = data_file(v, path, FS_O_RDONLY, &in, &sdino, &src, err, errlen);
+	if (ret)
+		return ret;
+	snprintf(ndname, sizeof(ndname), "%s.vmdk", nbase);
+	snprintf(nfname, sizeof(nfname), "%s-flat.vmdk", nbase);
+	ret = dir_of(v, ndir, &ndino);
+	if (ret) {
+		fs_close(src);
+		return fail(err, errlen, ret, "folder '%s'", ndir[0] ? ndir : "/");
+	}
+	if (fs_lookup(v, ndino, ndname, &st) == 0 ||
+	    fs_lookup(v, ndino, nfname, &st) == 0) {
+		fs_close(src);
+		return fail(err, errlen, -EEXIST, "%s", newpath);
+	}
+	/* the clone keeps the source's identity data but is a disk of its
+	 * own: new CID and uuid, the adapter and geometry of the source */
+	ret = thin_desc_new(&nd, kind, in.size, nfname);
+	if (!ret) {
+		thin_ddb_set(&nd, "ddb.adapterType",
+			     thin_ddb_get(&in.desc, "ddb.adapterType")[0] ?
+			     thin_ddb_get(&in.desc, "ddb.adapterType") : "lsilogic");
+		ret = new_file(v, ndino, nfname, &dst);
+	}
+	if (ret) {
+		fs_close(src);
+		return fail(err, errlen, ret, "creating %s", nfname);
+	}
+	ret = kind == THIN_THIN ? fs_ftruncate(dst, in.size) :
+	      fs_fallocate(dst, 0, in.size, false);
+	if (!ret)
+		ret = copy_data(src, dst, in.size, kind == THIN_THIN, "Clone", cb);
+	if (!ret && kind == THIN_EAGERZEROEDTHICK)
+		ret = thin_fill_holes(dst, in.size, "Clone: zeroing", cb);
+	if (!ret)
+		ret = fs_fsync(dst);
+	fs_close(dst);
+	fs_close(src);
+	if (!ret)
+		ret = write_desc(v, ndino, ndname, &nd, true);
+	if (ret) {
+		fail(err, errlen, ret, "%s %s", ret == -ECANCELED ?
+		     "stopped cloning into" : "cloning into", newpath);
+		fs_unlink(v, ndino, ndname);
+		fs_unlink(v, ndino, nfname);
+	}
+	return ret;
+}
+
+int thin_fill_holes(fs_file *f, uint64_t size, const char *what,
+		    const struct thin_cb *cb)
+{
+	int64_t h = 0, d;
+	int ret = 0;
+
+	while (!ret && (uint64_t)h < size) {
+		h = fs_seek(f, (uint64_t)h, false);
+		if (h < 0 || (uint64_t)h >= size)
+			break;
+		d = fs_seek(f, (uint64_t)h, true);
+		if (d == -ENXIO || (d >= 0 && (uint64_t)d > size))
+			d = (int64_t)size;
+		if (d < 0)
+			return (int)d;
+		ret = fs_fallocate(f, (uint64_t)h, (uint64_t)(d - h), true);
+		if (!ret)
+			ret = zero_range(f, (uint64_t)h, (uint64_t)d, size,
+					 (uint64_t)h, what, cb);
+		h = d;
+	}
+	if (!ret)
+		report(cb, what, size, size);
+	return ret;
+}
+
+int thin_inflate(fs_vol *v, const char *path, bool eager_only,
+		 const struct thin_cb *cb, char *err, size_t errlen)
+{
+	char dir[4096], base[256], dname[300];
+	struct thin_info in;
+	uint64_t dino;
+	fs_file *f;
+	int ret = data_file(v, path, FS_O_RDWR, &in, &dino, &f, err, errlen);
+
+	if (ret)
+		return ret;
+	if (eager_only && in.kind != THIN_ZEROEDTHICK) {
+		fs_close(f);
+		return fail(err, errlen, -EINVAL, "%s is %s, not zeroedthick",
+			    path, thin_kind_name(in.kind));
+	}
+	if (!eager_only && in.kind != THIN_THIN) {
+		fs_close(f);
+		return fail(err, errlen, -EINVAL, "%s is %s, not thin", path,
+			    thin_kind_name(in.kind));
+	}
+	ret = thin_fill_holes(f, in.size, eager_only ? "Eagerly zeroing" :
+			      "Inflate", cb);
+	if (!ret)
+		ret = fs_fsync(f);
+	fs_close(f);
+	if (ret)   /* what is zeroed stays: the disk is whole either way */
+		return fail(err, errlen, ret, "%s %s", ret == -ECANCELED ?
+			    "stopped" : "failed", path);
+	if (!eager_only) {
+		/* no longer thin: drop the flag */
+		for (unsigned i = 0; i < in.desc.nddb; i++)
+			if (!strcmp(in.desc.ddb[i].key, "ddb.thinProvisioned"))
+				in.desc.ddb[i] = in.desc.ddb[--in.desc.nddb];
+		split(path, dir, sizeof(dir), base, sizeof(base));
+		snprintf(dname, sizeof(dname), "%s.vmdk", base);
+		ret = write_desc(v, dino, dname, &in.desc, false);
+		if (ret)
+			return fail(err, errlen, ret, "updating %s", dname);
+	}
+	return 0;
+}
+
+int thin_punch_zeros(fs_vol *v, const char *path, const struct thin_cb *cb,
+		     uint64_t *freed, char *err, size_t errlen)
+{
+	struct fs_vol_info vi;
+	struct thin_info in;
+	unsigned char *b;
+	uint64_t dino, bs;
+	int64_t d = 0, h;
+	fs_file *f;
+	int ret = data_file(v, path, FS_O_RDWR, &in, &dino, &f, err, errlen);
+
+	*freed = 0;
+	if (ret)
+		return ret;
+	if (in.kind != THIN_THIN) {
+		fs_close(f);
+		return fail(err, errlen, -EINVAL, "%s is %s: only thin disks "
+			    "give zeroed blocks back", path, thin_kind_name(in.kind));
+	}
+	fs_vol_info(v, &vi);
+	bs = vi.block_size;
+	b = mp_alloc_aligned(4096, bs);
+	ret = b ? 0 : -ENOMEM;
+	while (!ret && (uint64_t)d < in.size) {
+		d = fs_seek(f, (uint64_t)d, true);
+		if (d < 0 || (uint64_t)d >= in.size)
+			break;
+		h = fs_seek(f, (uint64_t)d, false);
+		if (h < 0) {
+			ret = (int)h;
+			break;
+		}
+		/* whole file blocks only */
+		for (uint64_t off = (uint64_t)d / bs * bs; !ret && off < (uint64_t)h; off += bs) {
+			size_t n = in.size - off < bs ? (size_t)(in.size - off) : (size_t)bs;
+			ssize_t r;
+
+			if (stop(cb)) {
+				ret = -ECANCELED;
+				break;
+			}
+			r = fs_pread(f, b, n, off);
+			if (r != (ssize_t)n) {
+				ret = r < 0 ? (int)r : -EIO;
+				break;
+			}
+			if (n == bs && all_zero(b, n)) {
+				ret = fs_punch(f, off, n);
+				if (!ret)
+					*freed += n;
+			}
+			report(cb, "Punch zeros", off + n, in.size);
+		}
+		d = h;
+	}
+	free(b);
+	if (!ret)
+		ret = fs_fsync(f);
+	fs_close(f);
+	return ret ? fail(err, errlen, ret, "punching zeros out of %s", path) : 0;
+}

@@ -39,6 +39,24 @@ int thin_rename(fs_vol *v, const char *path, const char *newpath, char *err,
 int thin_extend(fs_vol *v, const char *path, uint64_t size,
 		const struct thin_cb *cb, char *err, size_t errlen);
 
+/* Copy a disk into a new one of the given kind (vmkfstools -i): only what
+ * the source has written is read; a thin target keeps the holes, and
+ * chunks of zeros, unallocated. */
+int thin_clone(fs_vol *v, const char *path, const char *newpath,
+	       enum thin_kind kind, const struct thin_cb *cb, char *err,
+	       size_t errlen);
+/* Thin -> eagerzeroedthick (vmkfstools -j), or with eager_only a
+ * zeroedthick disk's never-written blocks zeroed now (vmkfstools -k). */
+int thin_inflate(fs_vol *v, const char *path, bool eager_only,
+		 const struct thin_cb *cb, char *err, size_t errlen);
+/* Give back every file block of a thin disk that holds only zeros
+ * (vmkfstools -K); *freed = bytes given back. */
+int thin_punch_zeros(fs_vol *v, const char *path, const struct thin_cb *cb,
+		     uint64_t *freed, char *err, size_t errlen);
+/* Allocate and zero every hole of [0, size) of f. */
+int thin_fill_holes(fs_file *f, uint64_t size, const char *what,
+		    const struct thin_cb *cb);
+
 struct thin_info {
 	struct thin_desc desc;
 	enum thin_kind kind;          /* from the data file's allocation */

@@ -9,6 +9,10 @@
  *   vmkfstools -X SIZE DISK.vmdk extend
  *   vmkfstools -U DISK.vmdk      delete a disk and its extents
  *   vmkfstools -E OLD.vmdk NEW.vmdk   rename a disk and its extents
+ *   vmkfstools -i SRC.vmdk DST.vmdk [-d TYPE]  clone
+ *   vmkfstools -j DISK.vmdk      inflate thin to eagerzeroedthick
+ *   vmkfstools -k DISK.vmdk      eager-zero a zeroedthick disk
+ *   vmkfstools -K DISK.vmdk      give back a thin disk's zeroed blocks
  * Long operations show progress on a terminal; ^C stops them and vmfsd
  * removes what was half made.
  */
@@ -33,6 +37,9 @@ static void usage(FILE *f)
 		   "       vmkfstools -X SIZE DISK.vmdk   extend a disk\n"
 		   "       vmkfstools -U DISK.vmdk        delete a disk\n"
 		   "       vmkfstools -E OLD.vmdk NEW.vmdk  rename a disk\n"
+		   "       vmkfstools -i SRC.vmdk DST.vmdk [-d TYPE]  clone a disk\n"
+		   "       vmkfstools -j|-k|-K DISK.vmdk  inflate, eager-zero, "
+		   "punch out zeros\n"
 		   "PATH is any path under a vmfsd mount; SIZE takes k, m, g, t.\n");
 }
 
@@ -283,6 +290,10 @@ int main(int argc, char **argv)
 		{ "extendvirtualdisk", required_argument, NULL, 'X' },
 		{ "deletevirtualdisk", no_argument, NULL, 'U' },
 		{ "renamevirtualdisk", no_argument, NULL, 'E' },
+		{ "clonevirtualdisk", no_argument, NULL, 'i' },
+		{ "inflatedisk", no_argument, NULL, 'j' },
+		{ "eagerzero", no_argument, NULL, 'k' },
+		{ "punchzero", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'H' },
 		{ 0 }
 	};
@@ -290,12 +301,13 @@ int main(int argc, char **argv)
 	int c, what = 0;
 
 	tty = isatty(2);
-	while ((c = getopt_long(argc, argv, "PDhc:d:X:UE", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "PDhc:d:X:UEijkK", opts, NULL)) != -1) {
 		switch (c) {
 		case 'P': case 'D': case 'c': case 'X': case 'U': case 'E':
+		case 'i': case 'j': case 'k': case 'K':
 			if (what && what != c) {
 				fprintf(stderr, "vmkfstools: one of -P, -D, -c, -X, "
-					"-U, -E at a time\n");
+					"-U, -E, -i, -j, -k, -K at a time\n");
 				return 2;
 			}
 			what = c;
@@ -308,8 +320,8 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!what || optind != argc - (what == 'E' ? 2 : 1) ||
-	    (type && what != 'c')) {
+	if (!what || optind != argc - (what == 'E' || what == 'i' ? 2 : 1) ||
+	    (type && what != 'c' && what != 'i')) {
 		usage(stderr);
 		return 2;
 	}
@@ -320,6 +332,11 @@ int main(int argc, char **argv)
 				 type ? type : "zeroedthick");
 	case 'X': return disk_op("disk_extend", argv[optind], NULL, size, NULL);
 	case 'U': return disk_op("disk_delete", argv[optind], NULL, NULL, NULL);
+	case 'i': return disk_op("disk_clone", argv[optind], argv[optind + 1],
+				 NULL, type ? type : "zeroedthick");
+	case 'j': return disk_op("disk_inflate", argv[optind], NULL, NULL, NULL);
+	case 'k': return disk_op("disk_eagerzero", argv[optind], NULL, NULL, NULL);
+	case 'K': return disk_op("disk_punchzero", argv[optind], NULL, NULL, NULL);
 	default: return disk_op("disk_rename", argv[optind], argv[optind + 1],
 				NULL, NULL);
 	}

@@ -125,6 +125,79 @@ static int cmd_extend(void *arg, struct ctl_req *r, struct json_object *req,
 	return done(r, thin_extend(c->vol, path, size, &cb, err, sizeof(err)), err);
 }
 
+/* {"cmd": "disk_clone", "path": SRC, "to": DST, "type": T} */
+static int cmd_clone(void *arg, struct ctl_req *r, struct json_object *req,
+		     struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	struct thin_cb cb = { progress, cancelled, r };
+	const char *path, *to, *type = "zeroedthick";
+	struct json_object *o;
+	enum thin_kind k;
+	char err[512] = "";
+	int ret;
+
+	(void)resp;
+	if ((ret = str_arg(r, req, "path", &path)) || (ret = str_arg(r, req, "to", &to)))
+		return ret;
+	if (json_object_object_get_ex(req, "type", &o))
+		type = json_object_get_string(o);
+	if (thin_kind_parse(type, &k)) {
+		ctl_error(r, "disk type '%s' (thin, zeroedthick, eagerzeroedthick)",
+			  type);
+		return -EINVAL;
+	}
+	return done(r, thin_clone(c->vol, path, to, k, &cb, err, sizeof(err)), err);
+}
+
+/* disk_inflate (-j), disk_eagerzero (-k) */
+static int inflate_common(void *arg, struct ctl_req *r, struct json_object *req,
+			  bool eager_only)
+{
+	struct vmfsd_ctx *c = arg;
+	struct thin_cb cb = { progress, cancelled, r };
+	const char *path;
+	char err[512] = "";
+	int ret = str_arg(r, req, "path", &path);
+
+	if (ret)
+		return ret;
+	return done(r, thin_inflate(c->vol, path, eager_only, &cb, err,
+				    sizeof(err)), err);
+}
+
+static int cmd_inflate(void *arg, struct ctl_req *r, struct json_object *req,
+		       struct json_object *resp)
+{
+	(void)resp;
+	return inflate_common(arg, r, req, false);
+}
+
+static int cmd_eagerzero(void *arg, struct ctl_req *r, struct json_object *req,
+			 struct json_object *resp)
+{
+	(void)resp;
+	return inflate_common(arg, r, req, true);
+}
+
+static int cmd_punchzero(void *arg, struct ctl_req *r, struct json_object *req,
+			 struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	struct thin_cb cb = { progress, cancelled, r };
+	const char *path;
+	uint64_t freed;
+	char err[512] = "";
+	int ret = str_arg(r, req, "path", &path);
+
+	if (ret)
+		return ret;
+	ret = thin_punch_zeros(c->vol, path, &cb, &freed, err, sizeof(err));
+	if (!ret)
+		json_object_object_add(resp, "freed", json_object_new_uint64(freed));
+	return done(r, ret, err);
+}
+
 static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 		    struct json_object *resp)
 {
@@ -169,5 +242,17 @@ int vmfsd_disk_cmds_register(struct vmfsd_ctx *c)
 	if (!ret)
 		ret = ctl_register("disk_info", "type, size and allocation of a "
 				   "disk (path)", cmd_info, c);
+	if (!ret)
+		ret = ctl_register("disk_clone", "copy a disk (path, to, type)",
+				   cmd_clone, c);
+	if (!ret)
+		ret = ctl_register("disk_inflate", "thin to eagerzeroedthick "
+				   "(path)", cmd_inflate, c);
+	if (!ret)
+		ret = ctl_register("disk_eagerzero", "zero a zeroedthick disk's "
+				   "unwritten blocks now (path)", cmd_eagerzero, c);
+	if (!ret)
+		ret = ctl_register("disk_punchzero", "give back a thin disk's "
+				   "zero blocks (path)", cmd_punchzero, c);
 	return ret;
 }
