@@ -210,6 +210,13 @@ static int volume_info(const char *path)
 	       (unsigned long long)(bs ? u64(r, "capacity") / bs : 0),
 	       (unsigned long long)bs, size_str(u64(r, "free"), b, sizeof(b)),
 	       size_str(bs, (char[32]){ 0 }, 32));
+	printf("Used %s, provisioned %s (%.0f%% of capacity%s); space alarm: %s\n",
+	       size_str(u64(r, "used"), a, sizeof(a)),
+	       size_str(u64(r, "provisioned"), b, sizeof(b)),
+	       u64(r, "capacity") ? 100.0 * (double)u64(r, "provisioned") /
+	       (double)u64(r, "capacity") : 0.0,
+	       u64(r, "provisioned") > u64(r, "capacity") ? ": thin overcommit" : "",
+	       str(r, "space_alarm"));
 	printf("File descriptors: %llu, %llu free; sub-block %llu bytes, "
 	       "sector %llu bytes; up to %llu hosts\n",
 	       (unsigned long long)u64(r, "files"),

@@ -3,10 +3,13 @@
  * (vmkfstools -P, -D; the socket itself: ctl.c).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "fs/fs.h"
+#include "thin/space.h"
 #include "vmfsd/cmds.h"
 
 static void add_str(struct json_object *o, const char *k, const char *v)
@@ -69,6 +72,16 @@ static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 		add_u64(resp, "hb_interval_ms", li.interval_ms);
 		add_u64(resp, "hb_timeout_ms", li.dead_ms);
 		add_u64(resp, "fence_ms", li.fence_ms);
+	}
+	{
+		struct thin_space sp;
+
+		ret = thin_space(c->vol, &sp);
+		if (ret)
+			return fail(r, ret, "adding up provisioned space");
+		add_u64(resp, "used", sp.used);
+		add_u64(resp, "provisioned", sp.provisioned);
+		add_str(resp, "space_alarm", thin_level_name(sp.level));
 	}
 	exts = json_object_new_array();
 	for (unsigned i = 0; i < in.nextents; i++) {
@@ -165,6 +178,74 @@ static int cmd_lockinfo(void *arg, struct ctl_req *r, struct json_object *req,
 	}
 	json_object_object_add(resp, "holders", hs);
 	return 0;
+}
+
+/* ---- space alarms ------------------------------------------------------- */
+
+static pthread_t alarm_thread;
+static pthread_mutex_t alarm_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t alarm_cond = PTHREAD_COND_INITIALIZER;
+static bool alarm_stop, alarm_running;
+
+/* Logs each change of the usage level (75% warning, 85% alert). */
+static void *alarm_main(void *arg)
+{
+	struct vmfsd_ctx *c = arg;
+	enum thin_level last = THIN_SPACE_OK;
+
+	pthread_mutex_lock(&alarm_lock);
+	while (!alarm_stop) {
+		struct fs_vol_info in;
+		struct timespec ts;
+
+		pthread_mutex_unlock(&alarm_lock);
+		if (fs_vol_info(c->vol, &in) == 0) {
+			uint64_t used = in.capacity - in.free;
+			enum thin_level l = thin_space_level(used, in.capacity);
+
+			if (l != last)
+				fprintf(stderr, "vmfsd: space %s: %llu%% of the "
+					"volume used (%llu of %llu bytes; warning "
+					"at %u%%, alert at %u%%)\n",
+					l == THIN_SPACE_OK ? "back to normal" :
+					thin_level_name(l),
+					(unsigned long long)(in.capacity ?
+					used * 100 / in.capacity : 0),
+					(unsigned long long)used,
+					(unsigned long long)in.capacity,
+					THIN_WARN_PCT, THIN_ALERT_PCT);
+			last = l;
+		}
+		pthread_mutex_lock(&alarm_lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += c->alarm_secs;
+		pthread_cond_timedwait(&alarm_cond, &alarm_lock, &ts);
+	}
+	pthread_mutex_unlock(&alarm_lock);
+	return NULL;
+}
+
+int vmfsd_alarm_start(struct vmfsd_ctx *c)
+{
+	int ret;
+
+	if (!c->alarm_secs)
+		c->alarm_secs = 10;
+	ret = -pthread_create(&alarm_thread, NULL, alarm_main, c);
+	alarm_running = !ret;
+	return ret;
+}
+
+void vmfsd_alarm_stop(void)
+{
+	if (!alarm_running)
+		return;
+	pthread_mutex_lock(&alarm_lock);
+	alarm_stop = true;
+	pthread_cond_signal(&alarm_cond);
+	pthread_mutex_unlock(&alarm_lock);
+	pthread_join(alarm_thread, NULL);
+	alarm_running = false;
 }
 
 int vmfsd_cmds_register(struct vmfsd_ctx *c)

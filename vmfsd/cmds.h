@@ -12,10 +12,15 @@ struct vmfsd_ctx {
 	fs_vol *vol;
 	const char *host;
 	char mnt[4096];         /* real path of the mount point */
+	unsigned alarm_secs;    /* space alarm check period (0 = 10 s) */
 };
 
 /* info, lockinfo (cmds.c), and the others below */
 int vmfsd_cmds_register(struct vmfsd_ctx *c);
+/* The space alarm thread (read-write hosts): logs when usage crosses 75%
+ * and 85% of the capacity, and when it comes back. */
+int vmfsd_alarm_start(struct vmfsd_ctx *c);
+void vmfsd_alarm_stop(void);
 /* disk_create, disk_delete, disk_rename, disk_extend, disk_info */
 int vmfsd_disk_cmds_register(struct vmfsd_ctx *c);
 

@@ -6,7 +6,8 @@
  *         [--read-only] [--daemon] DEVICE...
  *
  * It serves a control socket for the tools (ctl.h, commands in cmds.c and
- * beside it), which find it from any path under DIR.
+ * beside it), which find it from any path under DIR, and logs space alarms
+ * (75% warning, 85% alert; checked every VMFSD_ALARM_SECS, default 10 s).
  *
  * Coherence between hosts: entry, attribute and negative timeouts are 0
  * (every lookup and stat asks the volume), and regular files are opened
@@ -781,7 +782,14 @@ int main(int argc, char **argv)
 	fprintf(stderr, "vmfsd: host '%s' serving the volume on %s (control "
 		"socket %s)\n", mo.host, mnt, sock);
 	tell_parent(1);
+	if (!mo.read_only) {
+		const char *e = getenv("VMFSD_ALARM_SECS");   /* tests */
+
+		ctx.alarm_secs = e ? (unsigned)atoi(e) : 0;
+		vmfsd_alarm_start(&ctx);
+	}
 	ret = fuse_session_loop_mt(se, &lc) ? 1 : 0;
+	vmfsd_alarm_stop();
 	ctl_server_stop();
 unmount:
 	fuse_session_unmount(se);

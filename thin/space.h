@@ -1,0 +1,37 @@
+/*
+ * space.h - a volume's capacity, use and provisioning (thin overcommit),
+ * and the usage alarms (warning at 75%, alert at 85%, as vCenter's
+ * datastore alarms).
+ */
+#ifndef THIN_SPACE_H
+#define THIN_SPACE_H
+
+#include "fs/fs.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define THIN_WARN_PCT 75
+#define THIN_ALERT_PCT 85
+
+enum thin_level { THIN_SPACE_OK, THIN_SPACE_WARNING, THIN_SPACE_ALERT };
+
+struct thin_space {
+	uint64_t capacity, used, free;  /* bytes of file blocks */
+	uint64_t provisioned;           /* sum over files of max(size, allocated):
+					 * what they may use; above capacity
+					 * when thin disks overcommit */
+	uint64_t files;
+	enum thin_level level;
+};
+
+/* Walks the namespace (every directory, every file's FD). */
+int thin_space(fs_vol *v, struct thin_space *s);
+enum thin_level thin_space_level(uint64_t used, uint64_t capacity);
+const char *thin_level_name(enum thin_level l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* THIN_SPACE_H */
