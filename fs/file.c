@@ -977,3 +977,66 @@ out:
 	pthread_rwlock_unlock(&ino->rw);
 	return ret;
 }
+
+/* ---- block map report ------------------------------------------------------ */
+
+int fs_map(fs_file *f, uint64_t off, uint64_t len, struct fs_map_ext *out,
+	   unsigned max, unsigned *n)
+{
+	struct fs_inode *ino = f->ino;
+	struct fs_vol *v = ino->v;
+	uint64_t unit, end;
+	int ret = 0;
+
+	*n = 0;
+	pthread_rwlock_rdlock(&ino->rw);
+	if (ino->fd.map == FS_MAP_INLINE) {
+		/* the data lives in the FD: one extent, "inline" */
+		if (off < ino->fd.size && max) {
+			out[0] = (struct fs_map_ext){
+				.off = 0, .len = ino->fd.size,
+				.state = FS_MAP_EXT_INLINE,
+				.ext = fs_addr_ext(ino->addr),
+				.lun_off = fs_res_off(v, ino->addr) + FS_BLOCK };
+			*n = 1;
+		}
+		goto out;
+	}
+	unit = fs_unit(v, &ino->fd);
+	end = off + len < off ? UINT64_MAX : off + len;
+	for (uint64_t b = off / unit; b * unit < end && *n <= max; b++) {
+		struct fs_map_ext e = { .off = b * unit, .len = unit };
+		uint64_t a;
+
+		ret = fs_bmap_get(ino, b, &a);
+		if (ret)
+			break;
+		if (!a) {
+			e.state = FS_MAP_EXT_HOLE;
+		} else {
+			e.state = a & FS_ADDR_TBZ ? FS_MAP_EXT_TBZ : FS_MAP_EXT_DATA;
+			e.ext = fs_addr_ext(a);
+			e.lun_off = fs_unit_off(v, a);
+		}
+		if (*n) {
+			struct fs_map_ext *p = &out[*n - 1];
+
+			/* contiguous on the LUN and in the same state: merge */
+			if (p->state == e.state && p->off + p->len == e.off &&
+			    (e.state == FS_MAP_EXT_HOLE ||
+			     (p->ext == e.ext && p->lun_off + p->len == e.lun_off))) {
+				p->len += e.len;
+				continue;
+			}
+		}
+		if (*n == max) {
+			ret = -E2BIG;    /* more extents than room: call again
+					  * from the last one's end */
+			break;
+		}
+		out[(*n)++] = e;
+	}
+out:
+	pthread_rwlock_unlock(&ino->rw);
+	return ret;
+}

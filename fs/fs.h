@@ -219,6 +219,25 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len);
 int64_t fs_seek(fs_file *f, uint64_t off, bool data);
 int fs_fstat(fs_file *f, struct fs_stat *st);
 
+/* Where a file's bytes live (vmkfstools -t0; the executor maps guest
+ * offsets through it to do its own I/O on the LUN). */
+enum { FS_MAP_EXT_HOLE, FS_MAP_EXT_TBZ, FS_MAP_EXT_DATA, FS_MAP_EXT_INLINE };
+struct fs_map_ext {
+	uint64_t off, len;          /* file range, whole units */
+	uint8_t state;              /* FS_MAP_EXT_*: TBZ = reserved, reads
+				     * as zeros until written */
+	uint32_t ext;               /* extent (LUN) index, unless a hole */
+	uint64_t lun_off;           /* byte offset on that extent */
+};
+/*
+ * The extents of [off, off+len), merged while contiguous on the LUN, into
+ * out[max]; *n of them.  -E2BIG when there were more: call again from
+ * the end of the last one.  Stable while the caller keeps the file open
+ * read-write (no other host can change its map).
+ */
+int fs_map(fs_file *f, uint64_t off, uint64_t len, struct fs_map_ext *out,
+	   unsigned max, unsigned *n);
+
 /* ---- reports (tools) ------------------------------------------------------ */
 
 /* Resolve a path relative to the root ("" or "/" = the root); no "..",

@@ -13,6 +13,7 @@
  *   vmkfstools -j DISK.vmdk      inflate thin to eagerzeroedthick
  *   vmkfstools -k DISK.vmdk      eager-zero a zeroedthick disk
  *   vmkfstools -K DISK.vmdk      give back a thin disk's zeroed blocks
+ *   vmkfstools -t0 PATH          where the file's (or disk's) bytes live
  * Long operations show progress on a terminal; ^C stops them and vmfsd
  * removes what was half made.
  */
@@ -40,6 +41,7 @@ static void usage(FILE *f)
 		   "       vmkfstools -i SRC.vmdk DST.vmdk [-d TYPE]  clone a disk\n"
 		   "       vmkfstools -j|-k|-K DISK.vmdk  inflate, eager-zero, "
 		   "punch out zeros\n"
+		   "       vmkfstools -t0 PATH        block map of a file or disk\n"
 		   "PATH is any path under a vmfsd mount; SIZE takes k, m, g, t.\n");
 }
 
@@ -184,6 +186,37 @@ static int disk_op(const char *cmd, const char *path, const char *to,
 	return 0;
 }
 
+static int file_map(const char *path)
+{
+	struct json_object *r = ask(path, "filemap", true), *m;
+	size_t n;
+
+	if (!r)
+		return 1;
+	json_object_object_get_ex(r, "map", &m);
+	n = m ? json_object_array_length(m) : 0;
+	printf("Mapping for file %s (%llu bytes in size):\n", str(r, "file"),
+	       (unsigned long long)u64(r, "size"));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(m, i);
+		const char *st = str(e, "state");
+		uint64_t off = u64(e, "off"), len = u64(e, "len");
+
+		if (!strcmp(st, "hole"))
+			printf("[%14llu: %14llu] --> [NOMP -- hole]\n",
+			       (unsigned long long)off, (unsigned long long)len);
+		else
+			printf("[%14llu: %14llu] --> [%s -- extent %llu: %llu --> %llu)]\n",
+			       (unsigned long long)off, (unsigned long long)len,
+			       !strcmp(st, "tbz") ? "TBZ " : !strcmp(st, "inline") ?
+			       "FD  " : "VMFS", (unsigned long long)u64(e, "extent"),
+			       (unsigned long long)u64(e, "lun_off"),
+			       (unsigned long long)(u64(e, "lun_off") + len));
+	}
+	json_object_put(r);
+	return 0;
+}
+
 static int volume_info(const char *path)
 {
 	struct json_object *r = ask(path, "info", false), *exts;
@@ -301,6 +334,7 @@ int main(int argc, char **argv)
 		{ "inflatedisk", no_argument, NULL, 'j' },
 		{ "eagerzero", no_argument, NULL, 'k' },
 		{ "punchzero", no_argument, NULL, 'K' },
+		{ "queryblockmap", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'H' },
 		{ 0 }
 	};
@@ -308,8 +342,14 @@ int main(int argc, char **argv)
 	int c, what = 0;
 
 	tty = isatty(2);
-	while ((c = getopt_long(argc, argv, "PDhc:d:X:UEijkK", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "PDhc:d:X:UEijkKt:", opts, NULL)) != -1) {
 		switch (c) {
+		case 't':
+			if (strcmp(optarg, "0")) {
+				fprintf(stderr, "vmkfstools: only -t0 is supported\n");
+				return 2;
+			}
+			/* fall through */
 		case 'P': case 'D': case 'c': case 'X': case 'U': case 'E':
 		case 'i': case 'j': case 'k': case 'K':
 			if (what && what != c) {
@@ -344,6 +384,7 @@ int main(int argc, char **argv)
 	case 'j': return disk_op("disk_inflate", argv[optind], NULL, NULL, NULL);
 	case 'k': return disk_op("disk_eagerzero", argv[optind], NULL, NULL, NULL);
 	case 'K': return disk_op("disk_punchzero", argv[optind], NULL, NULL, NULL);
+	case 't': return file_map(argv[optind]);
 	default: return disk_op("disk_rename", argv[optind], argv[optind + 1],
 				NULL, NULL);
 	}

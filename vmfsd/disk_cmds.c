@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "thin/disk.h"
@@ -198,6 +199,83 @@ static int cmd_punchzero(void *arg, struct ctl_req *r, struct json_object *req,
 	return done(r, ret, err);
 }
 
+/* {"cmd": "filemap", "path": P}: where the bytes of a file (of a disk's
+ * data file, for a descriptor) live (vmkfstools -t0) */
+static int cmd_filemap(void *arg, struct ctl_req *r, struct json_object *req,
+		       struct json_object *resp)
+{
+	static const char *const states[] = { "hole", "tbz", "data", "inline" };
+	struct vmfsd_ctx *c = arg;
+	struct thin_info in;
+	struct fs_map_ext *e;
+	struct json_object *a;
+	struct fs_stat st;
+	char err[512] = "", target[4096];
+	const char *path;
+	uint64_t off = 0;
+	fs_file *f;
+	int ret = str_arg(r, req, "path", &path);
+
+	if (ret)
+		return ret;
+	snprintf(target, sizeof(target), "%s", path);
+	if (thin_info(c->vol, path, &in, err, sizeof(err)) == 0 &&
+	    in.desc.nextents == 1 && in.desc.ext[0].file[0]) {
+		const char *slash = strrchr(path, '/');
+
+		snprintf(target, sizeof(target), "%.*s%s",
+			 slash ? (int)(slash - path + 1) : 0, path,
+			 in.desc.ext[0].file);
+	}
+	ret = fs_resolve(c->vol, target, &st);
+	if (!ret && st.type != FS_TYPE_FILE)
+		ret = -EISDIR;
+	if (!ret)
+		ret = fs_open(c->vol, st.ino, FS_O_RDONLY, &f);
+	if (ret) {
+		ctl_error(r, "%s: %s", target, fs_strerror(ret));
+		return ret < 0 && ret > -1000 ? ret : -EIO;
+	}
+	e = calloc(256, sizeof(*e));
+	a = json_object_new_array();
+	ret = e ? 0 : -ENOMEM;
+	while (!ret && off < st.size) {
+		unsigned n;
+		int r2 = fs_map(f, off, st.size - off, e, 256, &n);
+
+		if (r2 && r2 != -E2BIG) {
+			ret = r2;
+			break;
+		}
+		for (unsigned i = 0; i < n; i++) {
+			struct json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "off", json_object_new_uint64(e[i].off));
+			json_object_object_add(o, "len", json_object_new_uint64(e[i].len));
+			json_object_object_add(o, "state",
+					       json_object_new_string(states[e[i].state]));
+			if (e[i].state != FS_MAP_EXT_HOLE) {
+				json_object_object_add(o, "extent",
+						       json_object_new_uint64(e[i].ext));
+				json_object_object_add(o, "lun_off",
+						       json_object_new_uint64(e[i].lun_off));
+			}
+			json_object_array_add(a, o);
+		}
+		if (!n || !r2)
+			break;
+		off = e[n - 1].off + e[n - 1].len;
+	}
+	free(e);
+	fs_close(f);
+	json_object_object_add(resp, "file", json_object_new_string(target));
+	json_object_object_add(resp, "size", json_object_new_uint64(st.size));
+	json_object_object_add(resp, "map", a);
+	if (ret)
+		ctl_error(r, "%s: %s", target, fs_strerror(ret));
+	return ret < 0 && ret > -1000 ? ret : ret ? -EIO : 0;
+}
+
 static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 		    struct json_object *resp)
 {
@@ -242,6 +320,9 @@ int vmfsd_disk_cmds_register(struct vmfsd_ctx *c)
 	if (!ret)
 		ret = ctl_register("disk_info", "type, size and allocation of a "
 				   "disk (path)", cmd_info, c);
+	if (!ret)
+		ret = ctl_register("filemap", "where a file's (or a disk's) "
+				   "bytes live (path)", cmd_filemap, c);
 	if (!ret)
 		ret = ctl_register("disk_clone", "copy a disk (path, to, type)",
 				   cmd_clone, c);

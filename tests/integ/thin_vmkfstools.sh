@@ -32,6 +32,11 @@ done
 [ "$(kib "$T/b/vm1/eagerzeroedthick-flat.vmdk")" -ge 65536 ] || fail "eagerzeroedthick not allocated"
 cmp -n $((64 << 20)) "$T/b/vm1/zeroedthick-flat.vmdk" /dev/zero || fail "zeroedthick does not read zeros"
 grep -q ddb.thinProvisioned "$T/a/vm1/thin.vmdk" || fail "thin not marked thin"
+# -t0: where the bytes live
+bin/vmkfstools -t0 "$T/b/vm1/thin.vmdk" | grep -q "NOMP -- hole" || fail "-t0 thin"
+bin/vmkfstools -t0 "$T/b/vm1/zeroedthick.vmdk" | grep -q "TBZ  -- extent 0" || fail "-t0 zeroedthick"
+[ "$(bin/vmkfstools -t0 "$T/b/vm1/eagerzeroedthick.vmdk" | grep -c "VMFS -- extent")" -ge 1 ] &&
+	! bin/vmkfstools -t0 "$T/b/vm1/eagerzeroedthick.vmdk" | grep -q "TBZ\|NOMP" || fail "-t0 eager"
 # a thin disk allocates on write; qemu-img compares it with a raw reference
 head -c 8M /dev/urandom >"$T/data"
 truncate -s 64M "$T/ref.raw"
