@@ -37,6 +37,7 @@
 #define HV_PORT_PCI_ADDR	0xcf8
 #define HV_PORT_PCI_DATA	0xcfc
 #define HV_PCI_IO_BASE		0xc000	/* I/O BARs assigned from here */
+#define HV_PCI_MEM_BASE		0xe0000000ull	/* memory BARs from here */
 
 #define HV_PCI_MAX_SLOTS	32
 #define HV_PCI_IRQ_BASE		16	/* PCI INTx: IOAPIC pins 16.. */
@@ -69,14 +70,22 @@ void hv_uart_flush(struct hv_uart *u);
 
 /* ---- PCI ------------------------------------------------------------------ */
 
+typedef void (*hv_mmio_fn)(void *opaque, uint64_t off, uint8_t *data,
+			   unsigned size, bool write);
+
 struct hv_pci_dev {
 	uint8_t cfg[256];
 	uint32_t bar_size;		/* BAR 0 (I/O) size, power of two */
+	uint32_t mem_size;		/* BAR 4 (32-bit memory), 0 = none */
 	unsigned slot, gsi;
+	uint8_t cap_next;		/* where the next capability goes */
 	hv_pio_fn bar_io;		/* offset-relative access to BAR 0 */
+	hv_mmio_fn mem_io;		/* offset-relative access to BAR 4 */
 	void *opaque;
-	/* BAR 0 moved or I/O decoding toggled: old base or 0 */
-	void (*bar_moved)(void *opaque, uint16_t old_base, uint16_t new_base);
+	/* BAR `bar` (0 or 4) moved or its decoding toggled: the old and new
+	 * base, 0 while not decoded.  Called with the PCI lock held. */
+	void (*bar_moved)(void *opaque, int bar, uint64_t old_base,
+			  uint64_t new_base);
 };
 
 struct hv_pci {
@@ -91,8 +100,18 @@ void hv_pci_init(struct hv_pci *pci);
 int hv_pci_add(struct hv_pci *pci, struct hv_pci_dev *d, uint16_t vendor,
 	       uint16_t device, uint32_t class_rev, uint16_t subsys,
 	       uint32_t bar_size);
+/* Give the device a 32-bit memory BAR 4 of mem_size bytes (power of two,
+ * at least 4 KiB), placed by the VMM in the PCI hole. */
+void hv_pci_add_mem_bar(struct hv_pci_dev *d, uint32_t mem_size);
+/* Append a capability (len bytes, the first two are filled in: ID is
+ * cap[0], the next pointer is set here); returns its offset or -ENOSPC. */
+int hv_pci_add_cap(struct hv_pci_dev *d, const uint8_t *cap, unsigned len);
 void hv_pci_cfg_io(void *opaque, uint16_t port, uint8_t *data, unsigned size,
 		   bool write);
+/* Route a guest-physical access to a memory BAR; false when none decodes it. */
+bool hv_pci_mmio(struct hv_pci *pci, uint64_t addr, uint8_t *data,
+		 unsigned size, bool write);
+uint64_t hv_pci_mem_base(const struct hv_pci_dev *d);
 /* Route a port access to a device BAR; false when no BAR decodes it. */
 bool hv_pci_bar_io(struct hv_pci *pci, uint16_t port, uint8_t *data,
 		   unsigned size, bool write);

@@ -14,6 +14,7 @@
 static void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 void hv_pci_init(struct hv_pci *pci)
 {
@@ -29,6 +30,33 @@ void hv_pci_init(struct hv_pci *pci)
 uint16_t hv_pci_bar_base(const struct hv_pci_dev *d)
 {
 	return (uint16_t)(get32(d->cfg + 0x10) & ~3u);
+}
+
+uint64_t hv_pci_mem_base(const struct hv_pci_dev *d)
+{
+	return get32(d->cfg + 0x20) & ~0xfu;
+}
+
+void hv_pci_add_mem_bar(struct hv_pci_dev *d, uint32_t mem_size)
+{
+	d->mem_size = mem_size;
+	/* one window per slot: slots are at most 32, sizes at most 64 KiB */
+	put32(d->cfg + 0x20, (uint32_t)(HV_PCI_MEM_BASE + d->slot * 0x10000ull));
+	put16(d->cfg + 0x04, get16(d->cfg + 0x04) | 0x2);	/* memory on */
+}
+
+int hv_pci_add_cap(struct hv_pci_dev *d, const uint8_t *cap, unsigned len)
+{
+	unsigned at = d->cap_next ? d->cap_next : 0x40;
+
+	if (len < 2 || at + len > sizeof(d->cfg))
+		return -ENOSPC;
+	memcpy(d->cfg + at, cap, len);
+	d->cfg[at + 1] = d->cfg[0x34];		/* push on the front */
+	d->cfg[0x34] = (uint8_t)at;
+	d->cap_next = (uint8_t)((at + len + 3) & ~3u);
+	put16(d->cfg + 0x06, get16(d->cfg + 0x06) | 0x10);	/* cap list */
+	return (int)at;
 }
 
 int hv_pci_add(struct hv_pci *pci, struct hv_pci_dev *d, uint16_t vendor,
@@ -54,14 +82,26 @@ int hv_pci_add(struct hv_pci *pci, struct hv_pci_dev *d, uint16_t vendor,
 	d->cfg[0x3c] = (uint8_t)d->gsi;		/* interrupt line */
 	d->cfg[0x3d] = 1;			/* INTA# */
 	d->bar_size = bar_size;
+	d->mem_size = 0;
+	d->cap_next = 0;
 	pci->dev[slot] = d;
 	return 0;
+}
+
+static uint64_t io_decoded(const struct hv_pci_dev *d)
+{
+	return (d->cfg[4] & 1) ? hv_pci_bar_base(d) : 0;
+}
+
+static uint64_t mem_decoded(const struct hv_pci_dev *d)
+{
+	return d->mem_size && (d->cfg[4] & 2) ? hv_pci_mem_base(d) : 0;
 }
 
 static void cfg_write(struct hv_pci_dev *d, unsigned off, uint32_t v,
 		      unsigned size)
 {
-	uint16_t old = (get32(d->cfg + 4) & 1) ? hv_pci_bar_base(d) : 0, now;
+	uint64_t old_io = io_decoded(d), old_mem = mem_decoded(d), now;
 	uint8_t b[4];
 
 	memcpy(b, &v, 4);
@@ -72,15 +112,24 @@ static void cfg_write(struct hv_pci_dev *d, unsigned off, uint32_t v,
 			d->cfg[o] = b[i] & 0x07;	/* io, mem, master */
 		else if (o >= 0x10 && o < 0x14)
 			d->cfg[o] = b[i];
+		else if (o >= 0x20 && o < 0x24 && d->mem_size)
+			d->cfg[o] = b[i];
 		else if (o == 0x3c)
 			d->cfg[o] = b[i];
 	}
-	/* BAR 0: size mask, I/O indicator, 16-bit ports */
+	/* BAR 0: size mask, I/O indicator, 16-bit ports; BAR 4: size mask,
+	 * 32-bit non-prefetchable memory */
 	put32(d->cfg + 0x10, ((get32(d->cfg + 0x10) & ~(d->bar_size - 1)) &
 			      0xfffcu) | 1u);
-	now = (get32(d->cfg + 4) & 1) ? hv_pci_bar_base(d) : 0;
-	if (now != old && d->bar_moved)
-		d->bar_moved(d->opaque, old, now);
+	if (d->mem_size)
+		put32(d->cfg + 0x20, get32(d->cfg + 0x20) & ~(d->mem_size - 1) &
+		      ~0xfu);
+	now = io_decoded(d);
+	if (now != old_io && d->bar_moved)
+		d->bar_moved(d->opaque, 0, old_io, now);
+	now = mem_decoded(d);
+	if (now != old_mem && d->bar_moved)
+		d->bar_moved(d->opaque, 4, old_mem, now);
 }
 
 void hv_pci_cfg_io(void *opaque, uint16_t port, uint8_t *data, unsigned size,
@@ -139,6 +188,22 @@ bool hv_pci_bar_io(struct hv_pci *pci, uint16_t port, uint8_t *data,
 				  write);
 			return true;
 		}
+	}
+	return false;
+}
+
+bool hv_pci_mmio(struct hv_pci *pci, uint64_t addr, uint8_t *data,
+		 unsigned size, bool write)
+{
+	for (unsigned s = 1; s < HV_PCI_MAX_SLOTS; s++) {
+		struct hv_pci_dev *d = pci->dev[s];
+		uint64_t base = d ? mem_decoded(d) : 0;
+
+		if (!base || addr < base || addr - base >= d->mem_size ||
+		    size > d->mem_size - (addr - base))
+			continue;
+		d->mem_io(d->opaque, addr - base, data, size, write);
+		return true;
 	}
 	return false;
 }

@@ -1,6 +1,9 @@
 /*
- * virtio_blk.c - a virtio block device on the legacy virtio-pci transport
- * (I/O BAR 0), one request queue of 256 entries.
+ * virtio_blk.c - a virtio block device on virtio-pci, transitional: the
+ * legacy interface in I/O BAR 0 and the modern one (virtio 1.x capabilities
+ * for the common, notify, ISR and device areas) in memory BAR 4, one
+ * request queue of up to 256 entries.  The driver picks one by the way it
+ * initialises the device; both lead to the same queue and request code.
  *
  * Data flow: the guest writes the queue-notify register; KVM turns that
  * into an ioeventfd signal (or the vCPU thread signals the same eventfd
@@ -41,6 +44,16 @@
 #define VP_CONFIG		0x14
 #define VBLK_BAR_SIZE		0x40
 
+/* modern layout of memory BAR 4 */
+#define VBLK_MEM_SIZE		0x4000
+#define MOD_COMMON		0x0000
+#define MOD_COMMON_LEN		0x40
+#define MOD_ISR			0x1000
+#define MOD_DEVICE		0x2000
+#define MOD_NOTIFY		0x3000
+#define VIRTIO_F_VERSION_1	32
+#define STATUS_FEATURES_OK	8
+
 #define VIRTIO_BLK_F_SEG_MAX	2
 #define VIRTIO_BLK_F_RO		5
 #define VIRTIO_BLK_F_BLK_SIZE	6
@@ -68,7 +81,11 @@ struct hv_vblk {
 
 	pthread_mutex_t lock;		/* everything below */
 	pthread_cond_t idle;		/* inflight dropped to 0 */
-	uint32_t host_features, guest_features;
+	uint64_t host_features, guest_features;	/* legacy sees the low half */
+	/* modern common configuration */
+	uint32_t dfselect, gfselect;
+	uint16_t q_size, q_enable;
+	uint64_t q_desc, q_driver, q_device;
 	uint8_t status;
 	uint16_t qsel;
 	uint32_t pfn;
@@ -85,7 +102,8 @@ struct hv_vblk {
 	atomic_uint isr;
 	int kick_fd, irq_fd, resample_fd, stop_fd;
 	bool irqfd, ioeventfd;
-	uint16_t ioev_port;
+	uint16_t ioev_port;		/* legacy notify ioeventfd, or 0 */
+	uint64_t ioev_mmio;		/* modern notify ioeventfd, or 0 */
 	pthread_t thread;
 	bool thread_started;
 };
@@ -335,31 +353,43 @@ static void *io_thread(void *arg)
 	return NULL;
 }
 
-static int ioeventfd_set(struct hv_vblk *b, uint16_t base, bool on)
+static int ioeventfd_set(struct hv_vblk *b, uint64_t addr, bool pio, bool on)
 {
 	struct kvm_ioeventfd io = {
-		.addr = (uint64_t)base + VP_QUEUE_NOTIFY,
+		.addr = addr,
 		.len = 2,
 		.fd = b->kick_fd,
-		.flags = KVM_IOEVENTFD_FLAG_PIO |
+		.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
 			 (on ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
 	};
 
 	return ioctl(b->vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
-static void bar_moved(void *opaque, uint16_t old_base, uint16_t new_base)
+/* A BAR moved: the notify ioeventfd follows it. */
+static void bar_moved(void *opaque, int bar, uint64_t old_base,
+		      uint64_t new_base)
 {
 	struct hv_vblk *b = opaque;
 
+	(void)old_base;
 	if (!b->ioeventfd)
 		return;
-	if (b->ioev_port)
-		ioeventfd_set(b, b->ioev_port, false);
-	b->ioev_port = 0;
-	if (new_base && !ioeventfd_set(b, new_base, true))
-		b->ioev_port = new_base;
-	(void)old_base;
+	if (bar == 0) {
+		if (b->ioev_port)
+			ioeventfd_set(b, b->ioev_port + VP_QUEUE_NOTIFY, true, false);
+		b->ioev_port = 0;
+		if (new_base && !ioeventfd_set(b, new_base + VP_QUEUE_NOTIFY,
+					       true, true))
+			b->ioev_port = (uint16_t)new_base;
+	} else {
+		if (b->ioev_mmio)
+			ioeventfd_set(b, b->ioev_mmio + MOD_NOTIFY, false, false);
+		b->ioev_mmio = 0;
+		if (new_base && !ioeventfd_set(b, new_base + MOD_NOTIFY, false,
+					       true))
+			b->ioev_mmio = new_base;
+	}
 }
 
 static void reset_locked(struct hv_vblk *b)
@@ -368,6 +398,10 @@ static void reset_locked(struct hv_vblk *b)
 		pthread_cond_wait(&b->idle, &b->lock);
 	hv_virtq_reset(&b->vq);
 	b->guest_features = 0;
+	b->dfselect = b->gfselect = 0;
+	b->q_size = VBLK_QSZ;
+	b->q_enable = 0;
+	b->q_desc = b->q_driver = b->q_device = 0;
 	b->status = 0;
 	b->pfn = 0;
 	b->qsel = 0;
@@ -413,13 +447,15 @@ static void bar_io(void *opaque, uint16_t off, uint8_t *data, unsigned size,
 	switch (off) {
 	case VP_HOST_FEATURES:
 		if (!is_write)
-			memcpy(data, &b->host_features, size < 4 ? size : 4);
+			memcpy(data, &(uint32_t){ (uint32_t)b->host_features },
+			       size < 4 ? size : 4);
 		break;
 	case VP_GUEST_FEATURES:
 		if (is_write)
-			b->guest_features = v & b->host_features;
+			b->guest_features = v & (uint32_t)b->host_features;
 		else
-			memcpy(data, &b->guest_features, size < 4 ? size : 4);
+			memcpy(data, &(uint32_t){ (uint32_t)b->guest_features },
+			       size < 4 ? size : 4);
 		break;
 	case VP_QUEUE_PFN:
 		if (!is_write) {
@@ -470,6 +506,187 @@ out:
 	pthread_mutex_unlock(&b->lock);
 }
 
+/* Modern common configuration: a read of the register file. */
+static void common_read(struct hv_vblk *b, unsigned off, uint8_t *data,
+			unsigned size)
+{
+	uint8_t c[MOD_COMMON_LEN] = { 0 };
+	uint32_t df = b->dfselect == 0 ? (uint32_t)b->host_features :
+		      b->dfselect == 1 ? (uint32_t)(b->host_features >> 32) : 0;
+	uint32_t gf = b->gfselect == 0 ? (uint32_t)b->guest_features :
+		      b->gfselect == 1 ? (uint32_t)(b->guest_features >> 32) : 0;
+	bool q0 = b->qsel == 0;
+
+	memcpy(c + 0x00, &b->dfselect, 4);
+	memcpy(c + 0x04, &df, 4);
+	memcpy(c + 0x08, &b->gfselect, 4);
+	memcpy(c + 0x0c, &gf, 4);
+	memcpy(c + 0x10, &(uint16_t){ 0xffff }, 2);	/* no MSI-X */
+	memcpy(c + 0x12, &(uint16_t){ 1 }, 2);		/* num_queues */
+	c[0x14] = b->status;
+	c[0x15] = 0;					/* config generation */
+	memcpy(c + 0x16, &b->qsel, 2);
+	memcpy(c + 0x18, &(uint16_t){ q0 ? b->q_size : 0 }, 2);
+	memcpy(c + 0x1a, &(uint16_t){ 0xffff }, 2);	/* no MSI-X */
+	memcpy(c + 0x1c, &(uint16_t){ q0 ? b->q_enable : 0 }, 2);
+	memcpy(c + 0x1e, &(uint16_t){ 0 }, 2);		/* notify offset */
+	memcpy(c + 0x20, &b->q_desc, 8);
+	memcpy(c + 0x28, &b->q_driver, 8);
+	memcpy(c + 0x30, &b->q_device, 8);
+	memset(data, 0, size);
+	if (off < sizeof(c))
+		memcpy(data, c + off, size < sizeof(c) - off ? size : sizeof(c) - off);
+}
+
+/* Set 4 or 8 bytes of a 64-bit queue address (drivers write halves). */
+static void set_addr(uint64_t *a, unsigned byte, uint64_t v, unsigned size)
+{
+	if (size == 8 && byte == 0)
+		*a = v;
+	else if (size == 4 && byte == 0)
+		*a = (*a & ~0xffffffffull) | (uint32_t)v;
+	else if (size == 4 && byte == 4)
+		*a = (*a & 0xffffffffull) | v << 32;
+}
+
+static void common_write(struct hv_vblk *b, unsigned off, uint64_t v,
+			 unsigned size)
+{
+	bool q0 = b->qsel == 0;
+
+	switch (off) {
+	case 0x00: b->dfselect = (uint32_t)v; break;
+	case 0x08: b->gfselect = (uint32_t)v; break;
+	case 0x0c:
+		if (b->status & STATUS_FEATURES_OK)
+			break;		/* frozen once accepted */
+		if (b->gfselect == 0)
+			b->guest_features = (b->guest_features & ~0xffffffffull) |
+					    ((uint32_t)v & b->host_features);
+		else if (b->gfselect == 1)
+			b->guest_features = (uint32_t)b->guest_features |
+					    ((v << 32) & b->host_features);
+		break;
+	case 0x14:
+		if ((v & 0xff) == 0) {
+			reset_locked(b);
+			break;
+		}
+		/* a modern driver must take VERSION_1 to get FEATURES_OK */
+		if ((v & STATUS_FEATURES_OK) &&
+		    !(b->guest_features >> VIRTIO_F_VERSION_1 & 1))
+			v &= ~(uint64_t)STATUS_FEATURES_OK;
+		b->status = (uint8_t)v | (b->broken ? STATUS_NEEDS_RESET : 0);
+		break;
+	case 0x16: b->qsel = (uint16_t)v; break;
+	case 0x18:
+		if (q0 && !b->q_enable && v && v <= VBLK_QSZ && !(v & (v - 1)))
+			b->q_size = (uint16_t)v;
+		break;
+	case 0x1c:
+		if (q0 && (v & 1) && !b->q_enable) {
+			int ret = hv_virtq_setup(&b->vq, &b->vm->mem, b->q_size,
+						 b->q_desc, b->q_driver,
+						 b->q_device);
+
+			if (ret)
+				set_broken(b, ret);
+			else
+				b->q_enable = 1;
+		}
+		break;
+	case 0x20: case 0x24:
+		if (q0 && !b->q_enable)
+			set_addr(&b->q_desc, off - 0x20, v, size);
+		break;
+	case 0x28: case 0x2c:
+		if (q0 && !b->q_enable)
+			set_addr(&b->q_driver, off - 0x28, v, size);
+		break;
+	case 0x30: case 0x34:
+		if (q0 && !b->q_enable)
+			set_addr(&b->q_device, off - 0x30, v, size);
+		break;
+	default:
+		break;		/* read-only or MSI-X vectors: ignored */
+	}
+}
+
+static void mem_io(void *opaque, uint64_t off, uint8_t *data, unsigned size,
+		   bool is_write)
+{
+	struct hv_vblk *b = opaque;
+	uint64_t v = 0, one = 1;
+
+	if (size > 8) {
+		if (!is_write)
+			memset(data, 0xff, size);
+		return;
+	}
+	if (is_write)
+		memcpy(&v, data, size);
+	if (off >= MOD_NOTIFY && off < MOD_NOTIFY + 4) {
+		/* without an MMIO ioeventfd: same eventfd, same thread */
+		if (is_write && write(b->kick_fd, &one, sizeof(one)) < 0)
+			hv_log("virtio-blk: kick: %s", strerror(errno));
+		if (!is_write)
+			memset(data, 0, size);
+		return;
+	}
+	if (off == MOD_ISR) {
+		if (is_write)
+			return;
+		memset(data, 0, size);
+		*data = (uint8_t)atomic_exchange(&b->isr, 0);
+		if (!b->irqfd)
+			hv_vm_irq_line(b->vm, b->pci.gsi, 0);
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	if (off >= MOD_DEVICE && off < MOD_DEVICE + 0x1000) {
+		unsigned c = (unsigned)(off - MOD_DEVICE);
+
+		if (!is_write) {
+			memset(data, 0, size);
+			if (c < sizeof(b->config) && size <= sizeof(b->config) - c)
+				memcpy(data, b->config + c, size);
+		}
+	} else if (off < MOD_COMMON_LEN) {
+		if (is_write)
+			common_write(b, (unsigned)off, v, size);
+		else
+			common_read(b, (unsigned)off, data, size);
+	} else if (!is_write) {
+		memset(data, 0, size);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* The four virtio 1.x vendor capabilities, all in BAR 4. */
+static int add_caps(struct hv_pci_dev *d)
+{
+	static const struct { uint8_t type; uint32_t off, len; } caps[] = {
+		{ 1, MOD_COMMON, MOD_COMMON_LEN },
+		{ 3, MOD_ISR, 1 },
+		{ 4, MOD_DEVICE, 0x18 },
+		{ 2, MOD_NOTIFY, 4 },		/* last: 20 bytes */
+	};
+
+	for (unsigned i = 0; i < 4; i++) {
+		uint8_t c[20] = { 0x09, 0, caps[i].type == 2 ? 20 : 16,
+				  caps[i].type, 4 };
+		int ret;
+
+		memcpy(c + 8, &caps[i].off, 4);
+		memcpy(c + 12, &caps[i].len, 4);
+		/* notify_off_multiplier 0: every queue notifies at MOD_NOTIFY */
+		ret = hv_pci_add_cap(d, c, c[2]);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 int hv_vblk_create(struct hv_vm *vm, struct hv_disk *disk, struct hv_vblk **out)
 {
 	struct hv_vblk *b = calloc(1, sizeof(*b));
@@ -496,10 +713,12 @@ int hv_vblk_create(struct hv_vm *vm, struct hv_disk *disk, struct hv_vblk **out)
 	}
 	hv_virtq_reset(&b->vq);
 	b->vq.mem = &vm->mem;
-	b->host_features = 1u << VIRTIO_BLK_F_SEG_MAX |
+	b->host_features = 1ull << VIRTIO_F_VERSION_1 |
+			   1u << VIRTIO_BLK_F_SEG_MAX |
 			   1u << VIRTIO_BLK_F_BLK_SIZE |
 			   1u << VIRTIO_BLK_F_FLUSH |
 			   (disk->readonly ? 1u << VIRTIO_BLK_F_RO : 0);
+	b->q_size = VBLK_QSZ;
 	cap = disk->size >> 9;
 	memcpy(b->config + 0x00, &cap, 8);		/* capacity */
 	u32 = 1u << 20;
@@ -518,10 +737,15 @@ int hv_vblk_create(struct hv_vm *vm, struct hv_disk *disk, struct hv_vblk **out)
 		goto fail;
 	}
 	b->pci.bar_io = bar_io;
+	b->pci.mem_io = mem_io;
 	b->pci.bar_moved = bar_moved;
 	b->pci.opaque = b;
 	ret = hv_pci_add(&vm->pci, &b->pci, 0x1af4, 0x1001, 0x01000000, 2,
 			 VBLK_BAR_SIZE);
+	if (ret)
+		goto fail;
+	hv_pci_add_mem_bar(&b->pci, VBLK_MEM_SIZE);
+	ret = add_caps(&b->pci);
 	if (ret)
 		goto fail;
 	if (vm->have_irqfd) {
@@ -535,8 +759,17 @@ int hv_vblk_create(struct hv_vm *vm, struct hv_disk *disk, struct hv_vblk **out)
 	}
 	if (vm->have_ioeventfd) {
 		b->ioeventfd = true;
-		bar_moved(b, 0, hv_pci_bar_base(&b->pci));
-		b->ioeventfd = b->ioev_port != 0;
+		bar_moved(b, 0, 0, hv_pci_bar_base(&b->pci));
+		bar_moved(b, 4, 0, hv_pci_mem_base(&b->pci));
+		if (!b->ioev_port || !b->ioev_mmio) {
+			/* all or nothing, so that a moved BAR cannot leave a
+			 * stale registration behind */
+			bar_moved(b, 0, 0, 0);
+			bar_moved(b, 4, 0, 0);
+			b->ioeventfd = false;
+			hv_log("virtio-blk: no ioeventfd, notifies go through "
+			       "the vCPU thread");
+		}
 	}
 	if (pthread_create(&b->thread, NULL, io_thread, b)) {
 		ret = -EAGAIN;
@@ -580,7 +813,9 @@ void hv_vblk_destroy(struct hv_vblk *b)
 		ioctl(b->vm->vm_fd, KVM_IRQFD, &irqfd);
 	}
 	if (b->ioev_port)
-		ioeventfd_set(b, b->ioev_port, false);
+		ioeventfd_set(b, b->ioev_port + VP_QUEUE_NOTIFY, true, false);
+	if (b->ioev_mmio)
+		ioeventfd_set(b, b->ioev_mmio + MOD_NOTIFY, false, false);
 	if (b->kick_fd >= 0)
 		close(b->kick_fd);
 	if (b->stop_fd >= 0)

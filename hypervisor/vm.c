@@ -210,9 +210,15 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 		case KVM_EXIT_MMIO:
-			/* nothing is mapped there: reads float high */
-			if (!run->mmio.is_write)
-				memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+			/* PCI memory BARs; elsewhere nothing: reads float high */
+			if (run->mmio.len > sizeof(run->mmio.data) ||
+			    !hv_pci_mmio(&vm->pci, run->mmio.phys_addr,
+					 run->mmio.data, run->mmio.len,
+					 run->mmio.is_write)) {
+				if (!run->mmio.is_write)
+					memset(run->mmio.data, 0xff,
+					       sizeof(run->mmio.data));
+			}
 			break;
 		case KVM_EXIT_HLT:
 			/* only without an in-kernel LAPIC: nothing will wake us */

@@ -522,7 +522,10 @@ static uint8_t iobuf[MAX_QD][4096] __attribute__((aligned(4096)));
 static uint8_t chunk[CHUNK] __attribute__((aligned(4096)));
 
 static struct {
-	uint16_t io;
+	uint16_t io;			/* legacy: I/O BAR 0 */
+	int modern;			/* virtio 1.x through a memory BAR */
+	volatile uint8_t *common, *isr, *dcfg;
+	volatile uint16_t *notify;
 	unsigned qsz, qd;
 	int flush;
 	uint64_t sectors;
@@ -532,7 +535,111 @@ static struct {
 	uint16_t avail_idx, used_idx;
 } blk;
 
-/* Disk vmtest.disk=N (default 0): the N-th virtio-blk device by slot. */
+/* Address of memory BAR `bar` (below 4 GiB), assigned here if unset. */
+static uint64_t mem_bar(unsigned dev, unsigned bar)
+{
+	unsigned reg = 0x10 + 4 * bar;
+	uint32_t v = pci_read(dev, reg);
+
+	if (v & 1)
+		die("virtio capability in an I/O BAR");
+	if ((v & 6) == 4 && pci_read(dev, reg + 4))
+		die("virtio memory BAR above 4 GiB");
+	if (!(v & ~0xfu)) {
+		pci_write(dev, reg, 0xe8000000u + dev * 0x10000u);
+		if ((v & 6) == 4)
+			pci_write(dev, reg + 4, 0);
+		v = pci_read(dev, reg);
+	}
+	return v & ~0xfu;
+}
+
+/* virtio 1.x: find the common, notify, ISR and device areas through the
+ * vendor capabilities and negotiate (every access is MMIO, which ring 3
+ * does without a trap).  Returns the queue size. */
+static unsigned modern_init(unsigned dev)
+{
+	unsigned cap = pci_read(dev, 0x34) & 0xfc, guard = 0, qsz;
+	uint32_t mult = 0, lo, hi;
+	volatile uint8_t *notify_base = NULL, *c;
+
+	while (cap && guard++ < 48) {
+		uint32_t w = pci_read(dev, cap);
+
+		unsigned type = w >> 24, bar = pci_read(dev, cap + 4) & 0xff;
+
+		/* types 1-4 in a memory BAR; QEMU adds a PCI_CFG window
+		 * (type 5) and, optionally, a notify area in an I/O BAR */
+		if ((w & 0xff) == 0x09 && type >= 1 && type <= 4 && bar < 6 &&
+		    !(pci_read(dev, 0x10 + 4 * bar) & 1)) {
+			volatile uint8_t *p = (volatile uint8_t *)(mem_bar(dev, bar) +
+				pci_read(dev, cap + 8));
+
+			switch (type) {
+			case 1: blk.common = p; break;
+			case 2:
+				notify_base = p;
+				mult = pci_read(dev, cap + 16);
+				break;
+			case 3: blk.isr = p; break;
+			case 4: blk.dcfg = p; break;
+			}
+		}
+		cap = (w >> 8) & 0xfc;
+	}
+	if (!blk.common || !notify_base || !blk.isr || !blk.dcfg)
+		die("virtio 1.x capabilities missing");
+	c = blk.common;
+	c[0x14] = 0;				/* reset */
+	c[0x14] = 1 | 2;			/* ACKNOWLEDGE | DRIVER */
+	*(volatile uint32_t *)(c + 0x00) = 0;
+	lo = *(volatile uint32_t *)(c + 0x04);
+	*(volatile uint32_t *)(c + 0x00) = 1;
+	hi = *(volatile uint32_t *)(c + 0x04);
+	if (!(hi & 1))
+		die("device does not offer VIRTIO_F_VERSION_1");
+	blk.flush = !!(lo & 1u << VIRTIO_BLK_F_FLUSH);
+	*(volatile uint32_t *)(c + 0x08) = 0;
+	*(volatile uint32_t *)(c + 0x0c) = lo & 1u << VIRTIO_BLK_F_FLUSH;
+	*(volatile uint32_t *)(c + 0x08) = 1;
+	*(volatile uint32_t *)(c + 0x0c) = 1;	/* VERSION_1 */
+	c[0x14] = 1 | 2 | 8;			/* FEATURES_OK */
+	if (!(c[0x14] & 8))
+		die("device refused our features");
+	*(volatile uint16_t *)(c + 0x16) = 0;	/* queue 0 */
+	qsz = *(volatile uint16_t *)(c + 0x18);
+	if (qsz > MAX_QSZ) {
+		qsz = MAX_QSZ;
+		*(volatile uint16_t *)(c + 0x18) = (uint16_t)qsz;
+	}
+	blk.notify = (volatile uint16_t *)(notify_base +
+		*(volatile uint16_t *)(c + 0x1e) * mult);
+	blk.sectors = *(volatile uint32_t *)blk.dcfg |
+		      (uint64_t)*(volatile uint32_t *)(blk.dcfg + 4) << 32;
+	return qsz;
+}
+
+/* Tell a modern device where the rings are, enable the queue, go. */
+static void modern_start(void)
+{
+	volatile uint8_t *c = blk.common;
+	uint64_t d = (uint64_t)blk.desc, av = (uint64_t)blk.avail;
+	uint64_t u = (uint64_t)blk.used;
+
+	*(volatile uint32_t *)(c + 0x20) = (uint32_t)d;
+	*(volatile uint32_t *)(c + 0x24) = (uint32_t)(d >> 32);
+	*(volatile uint32_t *)(c + 0x28) = (uint32_t)av;
+	*(volatile uint32_t *)(c + 0x2c) = (uint32_t)(av >> 32);
+	*(volatile uint32_t *)(c + 0x30) = (uint32_t)u;
+	*(volatile uint32_t *)(c + 0x34) = (uint32_t)(u >> 32);
+	*(volatile uint16_t *)(c + 0x1c) = 1;	/* queue_enable */
+	c[0x14] = 1 | 2 | 4 | 8;		/* DRIVER_OK */
+	if (c[0x14] & 0x40)
+		die("device needs reset after queue set-up");
+}
+
+/* Disk vmtest.disk=N (default 0): the N-th virtio-blk device by slot,
+ * through the legacy interface or, with vmtest.modern=1, virtio 1.x. */
 /* Interrupt mode (vmtest.irq=1): completions are looked for only after
  * an interrupt arrived, so a lost interrupt shows as a hang (and a
  * timeout), not as a pass. */
@@ -542,7 +649,11 @@ static uint64_t irq_seen;
 
 void vmtest_r0_irq(void)
 {
-	(void)inb(blk.io + VP_ISR);		/* read-to-clear: deasserts */
+	/* read-to-clear: deasserts */
+	if (blk.modern)
+		(void)*blk.isr;
+	else
+		(void)inb(blk.io + VP_ISR);
 	irq_count++;
 	*(volatile uint32_t *)(LAPIC + 0xb0) = 0;	/* EOI */
 }
@@ -602,8 +713,13 @@ static void blk_init(void)
 		bar = pci_read(dev, 0x10);
 	}
 	blk.io = (uint16_t)(bar & ~3u);
-	pci_write(dev, 4, (pci_read(dev, 4) & 0xffff0000u) | 0x5);
+	pci_write(dev, 4, (pci_read(dev, 4) & 0xffff0000u) | 0x7);
 
+	blk.modern = (int)arg_num("vmtest.modern=", 0);
+	if (blk.modern) {
+		qsz = modern_init(dev);
+		goto rings;
+	}
 	outb(blk.io + VP_STATUS, 0);
 	outb(blk.io + VP_STATUS, 1 | 2);	/* ACKNOWLEDGE | DRIVER */
 	feat = inl(blk.io + VP_HOST_FEATURES);
@@ -614,6 +730,7 @@ static void blk_init(void)
 
 	outw(blk.io + VP_QUEUE_SEL, 0);
 	qsz = inw(blk.io + VP_QUEUE_NUM);
+rings:
 	if (qsz < 3 || qsz > MAX_QSZ || (qsz & (qsz - 1)))
 		die("virtio-blk queue size unusable");
 	blk.qsz = qsz;
@@ -627,6 +744,10 @@ static void blk_init(void)
 	blk.avail[0] = irq_mode ? 0 : VRING_AVAIL_F_NO_INTERRUPT;
 	if (irq_mode)
 		irq_setup(dev);
+	if (blk.modern) {
+		modern_start();
+		return;
+	}
 	outl(blk.io + VP_QUEUE_PFN, (uint32_t)((uint64_t)vring_mem >> 12));
 	outb(blk.io + VP_STATUS, 1 | 2 | 4);	/* DRIVER_OK */
 }
@@ -675,7 +796,10 @@ static void blk_kick(void)
 	__asm__ volatile("mfence" ::: "memory");
 	if (*(volatile uint16_t *)blk.used & 1)
 		return;
-	outw(blk.io + VP_QUEUE_NOTIFY, 0);
+	if (blk.modern)
+		*blk.notify = 0;	/* MMIO: no trap into ring 0 */
+	else
+		outw(blk.io + VP_QUEUE_NOTIFY, 0);
 }
 
 /* A completed slot, or -1 when none is there yet. */

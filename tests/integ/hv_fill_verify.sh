@@ -57,6 +57,17 @@ echo "$out" | grep -q "^vmtest: verify ok 8 MiB" || fail "verify irq: $out"
 n=$(echo "$out" | sed -n 's/^vmtest: irqs=//p')
 [ "${n:-0}" -ge 64 ] || fail "only ${n:-no} interrupts for 64 requests: $out"
 
+# the same device through its virtio 1.x interface (capabilities, memory
+# BAR, MMIO notify), polled and with interrupts
+vmx verify-modern "vmtest=verify vmtest.mib=8 vmtest.modern=1"
+out=$(bin/vmrun start "$T/vm/verify-modern.vmx" 2>&1) || fail "vmrun verify modern: $out"
+echo "$out" | grep -q "^vmtest: verify ok 8 MiB" || fail "verify modern: $out"
+vmx verify-modern-irq "vmtest=verify vmtest.mib=8 vmtest.modern=1 vmtest.irq=1"
+out=$(bin/vmrun start "$T/vm/verify-modern-irq.vmx" 2>&1) || fail "vmrun verify modern irq: $out"
+echo "$out" | grep -q "^vmtest: verify ok 8 MiB" || fail "verify modern irq: $out"
+n=$(echo "$out" | sed -n 's/^vmtest: irqs=//p')
+[ "${n:-0}" -ge 64 ] || fail "modern: only ${n:-no} interrupts for 64 requests: $out"
+
 # a sector changed behind the guest's back is reported
 printf 'X' | dd of="$T/vm/disk.img" bs=1 seek=$((1000 * 512 + 100)) conv=notrunc 2>/dev/null
 out=$(bin/vmrun start "$T/vm/verify.vmx" 2>&1)
@@ -82,11 +93,11 @@ out=$(bin/vmrun start "$T/vm/vmdk.vmx" 2>&1) || fail "vmrun vmdk: $out"
 grep -q "^vmtest: verify ok 8 MiB" "$T/vm/console.log" || fail "vmdk/serial file: $(cat "$T/vm/console.log")"
 echo "$out" | grep -q "verify ok" && fail "console went to stdout despite serial0.fileName"
 
-# two disks: the second one (scsi0:2, virtio-blk device 1) is filled, the
-# first is left alone
+# two disks: the second one (scsi0:2, virtio-blk device 1) is filled through
+# its modern interface, the first is left alone
 truncate -s 32M "$T/vm/disk2.img"
 sum0=$(md5sum <"$T/vm/disk.img")
-vmx two "vmtest=fill vmtest.mib=4 vmtest.disk=1"
+vmx two "vmtest=fill vmtest.mib=4 vmtest.disk=1 vmtest.modern=1"
 printf 'scsi0:2.present = "TRUE"\nscsi0:2.fileName = "disk2.img"\n' >>"$T/vm/two.vmx"
 out=$(bin/vmrun start "$T/vm/two.vmx" 2>&1) || fail "vmrun two disks: $out"
 echo "$out" | grep -q "^vmtest: fill ok 4 MiB" || fail "two disks: $out"

@@ -42,4 +42,8 @@ out=$(vmrun "vmtest=verify vmtest.mib=8" "$T/b.img")
 echo "$out"
 echo "$out" | grep -q "^vmtest: verify ok 8 MiB" || fail "vmrun verify of QEMU's disk: $out"
 cmp "$T/a.img" "$T/b.img" || fail "the two disks differ"
+# and through the virtio 1.x interface of QEMU's transitional device
+out=$(qemu "vmtest=verify vmtest.mib=8 vmtest.modern=1" "$T/a.img")
+echo "$out"
+echo "$out" | grep -q "^vmtest: verify ok 8 MiB" || fail "QEMU modern verify: $out"
 exit 0

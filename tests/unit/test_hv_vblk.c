@@ -351,12 +351,133 @@ static void test_bad_chain_needs_reset(void **state)
 	assert_int_equal(bar(e, 0x12, 1, false, 0) & 0x40, 0x40);
 }
 
+/* ---- the virtio 1.x interface (memory BAR 4) ------------------------------ */
+
+static uint64_t mmio(struct env *e, uint64_t off, unsigned size, bool write,
+		     uint64_t v)
+{
+	uint64_t base = hv_pci_mem_base(e->vm->pci.dev[1]);
+	uint8_t d[8];
+
+	memcpy(d, &v, 8);
+	assert_true(hv_pci_mmio(&e->vm->pci, base + off, d, size, write));
+	v = 0;
+	memcpy(&v, d, size);
+	return v;
+}
+
+/* Walk the capability list: the offset in BAR 4 of cfg_type `type`. */
+static uint32_t cap_offset(struct env *e, unsigned type)
+{
+	const uint8_t *cfg = e->vm->pci.dev[1]->cfg;
+	unsigned at = cfg[0x34], n = 0;
+
+	assert_true(cfg[0x06] & 0x10);		/* capability list */
+	while (at && n++ < 16) {
+		if (cfg[at] == 0x09 && cfg[at + 3] == type) {
+			uint32_t off;
+
+			assert_int_equal(cfg[at + 4], 4);	/* BAR 4 */
+			memcpy(&off, cfg + at + 8, 4);
+			return off;
+		}
+		at = cfg[at + 1];
+	}
+	fail_msg("no virtio capability of type %u", type);
+	return 0;
+}
+
+static void test_modern(void **state)
+{
+	struct env *e = *state;
+	uint32_t common = cap_offset(e, 1), notify = cap_offset(e, 2);
+	uint32_t isr = cap_offset(e, 3), dev = cap_offset(e, 4);
+	uint8_t *st = gpa(e, STATUS_GPA), *hdr = gpa(e, HDR_GPA);
+	uint32_t type = VIRTIO_BLK_T_IN;
+	uint64_t sector = 3;
+	/* rings wherever the driver likes (modern): not the legacy layout */
+	const uint64_t desc = 0x40000, drv = 0x41000, devr = 0x42000;
+
+	assert_int_equal(mmio(e, dev, 4, false, 0), DISK_SIZE / 512);
+	mmio(e, common + 0x14, 1, true, 0);			/* reset */
+	mmio(e, common + 0x14, 1, true, 1 | 2);
+	mmio(e, common + 0x00, 4, true, 1);
+	assert_int_equal(mmio(e, common + 0x04, 4, false, 0) & 1, 1); /* VERSION_1 */
+	/* without VERSION_1 the device refuses FEATURES_OK */
+	mmio(e, common + 0x14, 1, true, 1 | 2 | 8);
+	assert_int_equal(mmio(e, common + 0x14, 1, false, 0) & 8, 0);
+	mmio(e, common + 0x08, 4, true, 1);
+	mmio(e, common + 0x0c, 4, true, 1);
+	mmio(e, common + 0x14, 1, true, 1 | 2 | 8);
+	assert_int_equal(mmio(e, common + 0x14, 1, false, 0) & 8, 8);
+	mmio(e, common + 0x16, 2, true, 0);
+	assert_int_equal(mmio(e, common + 0x18, 2, false, 0), QSZ);
+	mmio(e, common + 0x18, 2, true, 100);	/* not a power of two: kept */
+	assert_int_equal(mmio(e, common + 0x18, 2, false, 0), QSZ);
+	mmio(e, common + 0x18, 2, true, 16);
+	mmio(e, common + 0x20, 4, true, (uint32_t)desc);
+	mmio(e, common + 0x24, 4, true, 0);
+	mmio(e, common + 0x28, 8, true, drv);
+	mmio(e, common + 0x30, 4, true, (uint32_t)devr);
+	mmio(e, common + 0x34, 4, true, 0);
+	mmio(e, common + 0x1c, 2, true, 1);
+	assert_int_equal(mmio(e, common + 0x1c, 2, false, 0), 1);
+	assert_int_equal(mmio(e, common + 0x28, 8, false, 0), drv);
+	mmio(e, common + 0x14, 1, true, 1 | 2 | 4 | 8);
+
+	/* one read of sector 3, notified through the notify area */
+	e->m->data[3 * 512] = 0x77;
+	memcpy(hdr, &type, 4);
+	memcpy(hdr + 8, &sector, 8);
+	*st = 0xee;
+	{
+		uint8_t *d = gpa(e, desc);
+		uint64_t a[3] = { HDR_GPA, DATA_GPA, STATUS_GPA };
+		uint32_t l[3] = { 16, 512, 1 };
+		uint16_t f[3] = { VRING_DESC_F_NEXT,
+				  VRING_DESC_F_NEXT | VRING_DESC_F_WRITE,
+				  VRING_DESC_F_WRITE };
+
+		for (unsigned i = 0; i < 3; i++) {
+			uint16_t next = (uint16_t)(i + 1);
+
+			memcpy(d + 16 * i, &a[i], 8);
+			memcpy(d + 16 * i + 8, &l[i], 4);
+			memcpy(d + 16 * i + 12, &f[i], 2);
+			memcpy(d + 16 * i + 14, &next, 2);
+		}
+		memset(gpa(e, drv + 4), 0, 2);		/* ring[0] = head 0 */
+		__atomic_store_n((uint16_t *)gpa(e, drv + 2), 1, __ATOMIC_RELEASE);
+	}
+	mmio(e, notify, 2, true, 0);
+	for (int t = 0; t < 5000 &&
+	     __atomic_load_n((uint16_t *)gpa(e, devr + 2), __ATOMIC_ACQUIRE) != 1; t++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n((uint16_t *)gpa(e, devr + 2),
+					 __ATOMIC_ACQUIRE), 1);
+	assert_int_equal(*st, VIRTIO_BLK_S_OK);
+	assert_int_equal(((uint8_t *)gpa(e, DATA_GPA))[0], 0x77);
+	assert_int_equal(mmio(e, isr, 1, false, 0), 1);
+	assert_int_equal(mmio(e, isr, 1, false, 0), 0);
+
+	/* a queue placed outside RAM: NEEDS_RESET at enable */
+	mmio(e, common + 0x14, 1, true, 0);
+	assert_int_equal(mmio(e, common + 0x1c, 2, false, 0), 0);
+	mmio(e, common + 0x20, 8, true, RAM_SIZE - 16);
+	mmio(e, common + 0x1c, 2, true, 1);
+	assert_int_equal(mmio(e, common + 0x14, 1, false, 0) & 0x40, 0x40);
+	/* and the legacy interface still works after a reset */
+	driver_init(e);
+	assert_int_equal(request(e, VIRTIO_BLK_T_IN, 3, 512, NULL), VIRTIO_BLK_S_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_read_write_flush_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_chain_needs_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_modern, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("hv_vblk", tests, NULL, NULL);
