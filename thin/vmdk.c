@@ -190,8 +190,19 @@ int thin_desc_parse(const char *text, size_t len, struct thin_desc *d,
 	if (len > THIN_DESC_MAX)
 		return bad(err, errlen, 0, "longer than %u bytes: not a descriptor",
 			   THIN_DESC_MAX);
-	if (memchr(text, 0, len))
-		return bad(err, errlen, 0, "binary data: not a text descriptor");
+	/* qemu rewrites a descriptor padded with NULs to its buffer size:
+	 * the text ends at the first NUL, and only NULs may follow it */
+	{
+		const char *nul = memchr(text, 0, len);
+
+		if (nul) {
+			for (const char *p = nul; p < text + len; p++)
+				if (*p)
+					return bad(err, errlen, 0, "binary data: "
+						   "not a text descriptor");
+			len = (size_t)(nul - text);
+		}
+	}
 	buf = malloc(len + 1);
 	if (!buf)
 		return -ENOMEM;

@@ -80,6 +80,9 @@ bin/vmkfstools -c 64m -d thin "$V/q.vmdk" || fail "-c q"
 qemu-img convert -q -n -f qcow2 -O vmdk "$T/src.qcow2" "$V/q.vmdk" || fail "qcow2 -> our vmdk"
 qemu-img convert -q -f vmdk -O qcow2 "$W/q.vmdk" "$T/back.qcow2" || fail "our vmdk -> qcow2"
 qemu-img compare -q "$T/src.qcow2" "$T/back.qcow2" || fail "qcow2 round trip differs"
+# qemu rewrote the descriptor (a new CID, NUL padding): still ours to manage
+bin/vmkfstools -t0 "$V/q.vmdk" >/dev/null || fail "-t0 after qemu rewrote the descriptor"
+bin/vmkfstools -U "$V/q.vmdk" || fail "-U after qemu rewrote the descriptor"
 echo "qemu-img convert qcow2 -> our disk -> qcow2: identical"
 
 # a file system on a thin disk, through FUSE
