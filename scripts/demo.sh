@@ -80,14 +80,19 @@ for _ in $(seq 50); do
 		grep -q "serving the volume" "$D/vmfsd-b.log" && break
 	sleep 0.1
 done
-echo "esx-a writes a 64 MiB disk image into a VM folder:"
+echo "esx-a creates an 8 GiB thin virtual disk on the 3.9 GiB datastore and"
+echo "writes 64 MiB into it:"
 mkdir "$D/esx-a/vm01"
+run bin/vmkfstools -c 8g -d thin "$D/esx-a/vm01/vm01.vmdk"
 head -c 64M /dev/urandom >"$D/seed.bin"
-run cp "$D/seed.bin" "$D/esx-a/vm01/vm01-flat.vmdk"
-echo "esx-b reads it back:"
-run ls -l "$D/esx-b/vm01"
+run dd if="$D/seed.bin" of="$D/esx-a/vm01/vm01-flat.vmdk" bs=1M seek=100 conv=notrunc,fsync status=none
+echo "esx-b sees the disk: 8 GiB in size, 64 MiB allocated; qemu-img reads the descriptor:"
+run ls -ls "$D/esx-b/vm01"
+if command -v qemu-img >/dev/null; then
+	run qemu-img info "$D/esx-b/vm01/vm01.vmdk" | head -n 4
+fi
 echo "  sha256 written on esx-a: $(sha256sum <"$D/seed.bin" | cut -c1-16)..."
-echo "  sha256 read on esx-b:    $(sha256sum <"$D/esx-b/vm01/vm01-flat.vmdk" | cut -c1-16)..."
+echo "  sha256 read on esx-b:    $(dd if="$D/esx-b/vm01/vm01-flat.vmdk" bs=1M skip=100 count=64 status=none | sha256sum | cut -c1-16)..."
 run df -h "$D/esx-b"
 run bin/vmfs-lk slots "$D/ds0.img" --region 1M --watch 1200
 echo "esx-a holds the disk open for writing; esx-b may not remove it:"
