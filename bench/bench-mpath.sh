@@ -16,6 +16,9 @@
 #             the default rr (iops=1000).  Both links end in the same tgtd
 #             on the same two cores, so this shows the policy's overhead
 #             and whether a second TCP connection helps, not a second HBA.
+#             Then again with each link limited to 800 Mbit/s by a tc tbf
+#             qdisc on its host end (and lqd too): there a second path
+#             should double throughput.
 #  qfull      a fault-injection device (fault:bw=400m;qslots=8;qfull_us=C
 #             over a file): 8 queue slots, 400 MB/s, and each command it
 #             turns away with TASK SET FULL costs it C us (50, and 0: a
@@ -72,6 +75,18 @@ for rep in $(seq 1 "$REPS"); do
 		>"$OUT/rr-two1-$rep.out" 2>&1
 	run "multi:$u1|$u2" "$RUNTIME" mode=read qd=32 policy=rr \
 		>"$OUT/rr-two1000-$rep.out" 2>&1
+	# the same with each link limited to 800 Mbit/s (target to initiator)
+	for ifc in $TGT_IF1 $TGT_IF2; do
+		tc qdisc add dev $ifc root tbf rate 800mbit burst 1mb latency 100ms
+	done
+	run "$u1" "$RUNTIME" mode=read qd=32 >"$OUT/tbf-one-$rep.out" 2>&1
+	run "multi:$u1|$u2" "$RUNTIME" mode=read qd=32 policy=rr,iops=1 \
+		>"$OUT/tbf-two1-$rep.out" 2>&1
+	run "multi:$u1|$u2" "$RUNTIME" mode=read qd=32 policy=rr \
+		>"$OUT/tbf-two1000-$rep.out" 2>&1
+	run "multi:$u1|$u2" "$RUNTIME" mode=read qd=32 policy=lqd \
+		>"$OUT/tbf-lqd-$rep.out" 2>&1
+	for ifc in $TGT_IF1 $TGT_IF2; do tc qdisc del dev $ifc root; done
 done
 ' bench-mpath "$OUT" "$H" "$REPS" "$RUNTIME" || die "iSCSI part failed (see $OUT)"
 
@@ -95,6 +110,10 @@ fo_err=$(col failover errors | sort -u | tr '\n' ' ')
 one=$(median1 $(col rr-one mbps))
 two1=$(median1 $(col rr-two1 mbps))
 two1000=$(median1 $(col rr-two1000 mbps))
+tone=$(median1 $(col tbf-one mbps))
+ttwo1=$(median1 $(col tbf-two1 mbps))
+ttwo1000=$(median1 $(col tbf-two1000 mbps))
+tlqd=$(median1 $(col tbf-lqd mbps))
 ad=$(median1 $(col qfull50-adaptive mbps))
 fx=$(median1 $(col qfull50-fixed mbps))
 ratio=$(python3 -c "print('%.2f' % ($ad / $fx))")
@@ -115,6 +134,10 @@ fxl0=$(median $(col qfull0-fixed max_latency_ms))
 	echo "| 64 KiB reads QD32, one portal | ${one} MB/s | |"
 	echo "| same, two portals rr,iops=1 | ${two1} MB/s | |"
 	echo "| same, two portals rr (iops=1000) | ${two1000} MB/s | |"
+	echo "| links limited to 800 Mbit/s each (tc tbf): one portal | ${tone} MB/s | |"
+	echo "| same, two portals rr,iops=1 | ${ttwo1} MB/s | ~2x one portal |"
+	echo "| same, two portals rr (iops=1000) | ${ttwo1000} MB/s | |"
+	echo "| same, two portals lqd | ${tlqd} MB/s | |"
 	echo "| QUEUE FULL storm (rejects cost 50 us), adaptive depth | ${ad} MB/s, longest I/O ${adl} ms | |"
 	echo "| same, fixed depth 64 | ${fx} MB/s, longest I/O ${fxl} ms | |"
 	echo "| adaptive / fixed | ${ratio}x | >= 2x |"
