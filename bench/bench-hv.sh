@@ -169,7 +169,7 @@ with open(os.environ["BENCH_HV_RESULTS"], "w") as w:
         time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.uname().nodename,
         os.cpu_count(), cpu, os.uname().release, kvm))
     w.write("Command: `%s` (section `bench/bench-hv.sh`).\n\n" % os.environ.get("BENCH_CMD", "bench/run-bench.sh"))
-    w.write("Disk: `%s` (%s, preallocated and written once), the same file for all three.\n" %
+    w.write("Disk: `%s` (%s, preallocated and written once), the same file for every run.\n" %
             (disk, os.environ["BENCH_HV_SIZE"]))
     w.write("Guest: `bin/vmtest.elf` with `vmtest=io vmtest.secs=%d` (4 KiB random, 50%% writes, "
             "QD 32 over the whole disk, polled used ring; the legacy virtio-pci interface, or the "
