@@ -1074,6 +1074,19 @@ void vmtest_main(void)
 	puts_("vmtest: started, cmdline \"");
 	puts_(cmdline);
 	puts_("\"\n");
+	if (si && si[0] == 0x336ec578 && si[1] >= 1) {
+		/* the PVH memory map: usable RAM the VMM described */
+		const uint8_t *mm = (const uint8_t *)*(const uint64_t *)(si + 10);
+		uint64_t kib = 0;
+		uint32_t n = si[12];
+
+		for (uint32_t i = 0; mm && i < n && i < 128; i++)
+			if (*(const uint32_t *)(mm + 24 * i + 16) == 1)
+				kib += *(const uint64_t *)(mm + 24 * i + 8) >> 10;
+		puts_("vmtest: ram ");
+		putu(kib);
+		puts_(" KiB in the memory map\n");
+	}
 	if (!have_kvmclock) {
 		tsc_calibrate();
 		puts_("vmtest: no kvmclock, TSC ");
