@@ -121,6 +121,8 @@ int fs_read(struct fs_vol *v, unsigned ext, uint64_t off, void *buf, size_t len)
 int fs_write(struct fs_vol *v, unsigned ext, uint64_t off, const void *buf,
 	     size_t len);
 int fs_flush_all(struct fs_vol *v);
+/* The same for the extents in mask (bit i = extent i). */
+int fs_flush_mask(struct fs_vol *v, uint32_t mask);
 void *fs_balloc(size_t len);     /* aligned, zeroed */
 void fs_log(struct fs_vol *v, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

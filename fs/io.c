@@ -93,17 +93,25 @@ int fs_write(struct fs_vol *v, unsigned ext, uint64_t off, const void *buf,
 	return n == (ssize_t)len ? 0 : -EIO;
 }
 
-int fs_flush_all(struct fs_vol *v)
+int fs_flush_mask(struct fs_vol *v, uint32_t mask)
 {
 	int ret = 0;
 
 	for (unsigned i = 0; i < v->next; i++) {
-		int r = mp_lun_flush(v->ext[i].lun);
+		int r;
 
+		if (!(mask & (1u << i)))
+			continue;
+		r = mp_lun_flush(v->ext[i].lun);
 		if (r && !ret)
 			ret = r;
 	}
 	return ret;
+}
+
+int fs_flush_all(struct fs_vol *v)
+{
+	return fs_flush_mask(v, UINT32_MAX);
 }
 
 bool fs_addr_valid(const struct fs_vol *v, uint64_t a, enum fs_rtype t)

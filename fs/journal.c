@@ -348,14 +348,24 @@ int fs_tx_commit(struct fs_tx *tx)
 	n = mp_lun_pwrite(v->ext[0].lun, buf, len,
 			  j->base + (uint64_t)j->head * FS_BLOCK, 0);
 	ret = n < 0 ? (int)n : 0;
+	/* Every extent, not only the journal's: data the transaction maps
+	 * (a new or no longer to-be-zeroed block, written before the commit)
+	 * may live on any of them and must be durable before the map that
+	 * points at it is. */
 	if (!ret)
-		ret = mp_lun_flush(v->ext[0].lun);
+		ret = fs_flush_all(v);
 	if (ret)
 		goto unlock;
 	/* committed: from here a crash is repaired by replay */
 	ret = write_in_place(tx);
-	if (!ret)
-		ret = fs_flush_all(v);
+	if (!ret) {
+		/* only the extents this transaction wrote to */
+		uint32_t mask = 0;
+
+		for (unsigned i = 0; i < tx->n; i++)
+			mask |= 1u << tx->b[i].ext;
+		ret = fs_flush_mask(v, mask);
+	}
 	if (ret) {
 		/* The journal holds it; the in-place copy may be partial.  Our
 		 * locks must not go to anyone before a replay: keep them, and
