@@ -93,6 +93,43 @@ out=$(bin/vmrun start "$T/vm/vmdk.vmx" 2>&1) || fail "vmrun vmdk: $out"
 grep -q "^vmtest: verify ok 8 MiB" "$T/vm/console.log" || fail "vmdk/serial file: $(cat "$T/vm/console.log")"
 echo "$out" | grep -q "verify ok" && fail "console went to stdout despite serial0.fileName"
 
+# a descriptor as ESX and vmkfstools write it (one VMFS extent)
+sed 's/^RW 131072 FLAT "disk.img" 0$/RW 131072 VMFS "disk.img"/; s/monolithicFlat/vmfs/' \
+	"$T/vm/disk.vmdk" >"$T/vm/esx.vmdk"
+vmx esx "vmtest=verify vmtest.mib=8" esx.vmdk
+out=$(bin/vmrun start "$T/vm/esx.vmx" 2>&1) || fail "vmrun esx vmdk: $out"
+echo "$out" | grep -q "^vmtest: verify ok 8 MiB" || fail "VMFS extent: $out"
+
+# a FLAT extent 1 MiB into its file: the guest's sector 0 is there
+truncate -s 8M "$T/vm/off.img"
+printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 8192 FLAT "off.img" 2048\n' >"$T/vm/off.vmdk"
+vmx off "vmtest=fill vmtest.mib=4" off.vmdk
+out=$(bin/vmrun start "$T/vm/off.vmx" 2>&1) || fail "vmrun offset extent: $out"
+echo "$out" | grep -q "^vmtest: fill ok 4 MiB" || fail "offset extent: $out"
+[ "$(dd if="$T/vm/off.img" bs=512 skip=2048 count=1 2>/dev/null | head -n 1)" = "vmtest sector 0" ] ||
+	fail "sector 0 not at the extent's offset"
+[ "$(dd if="$T/vm/off.img" bs=1M count=1 2>/dev/null | tr -d '\0' | wc -c)" -eq 0 ] ||
+	fail "wrote before the extent"
+# the guest cannot go past the extent (4 MiB in a file of 8)
+vmx off5 "vmtest=verify vmtest.mib=5" off.vmdk
+out=$(bin/vmrun start "$T/vm/off5.vmx" 2>&1)
+echo "$out" | grep -q "vmtest.mib is 0 or larger than the disk" || fail "extent size: $out"
+
+# a read-only extent: reads work, writes fail in the guest
+sed 's/^RW /RDONLY /' "$T/vm/off.vmdk" >"$T/vm/ro.vmdk"
+vmx ro "vmtest=verify vmtest.mib=4" ro.vmdk
+out=$(bin/vmrun start "$T/vm/ro.vmx" 2>&1) || fail "vmrun ro: $out"
+echo "$out" | grep -q "^vmtest: verify ok 4 MiB" || fail "ro verify: $out"
+vmx ro-fill "vmtest=fill vmtest.mib=4" ro.vmdk
+out=$(bin/vmrun start "$T/vm/ro-fill.vmx" 2>&1)
+echo "$out" | grep -q "^vmtest: FAIL request status 1 sector 0$" || fail "write to RDONLY: $out"
+
+# what the raw backend cannot be: a delta disk
+sed 's/^parentCID=ffffffff$/parentCID=12345678/' "$T/vm/off.vmdk" >"$T/vm/delta.vmdk"
+vmx delta "vmtest=verify vmtest.mib=4" delta.vmdk
+out=$(bin/vmrun start "$T/vm/delta.vmx" 2>&1) && fail "delta disk accepted"
+echo "$out" | grep -q "delta disk (snapshot): not supported yet" || fail "delta: $out"
+
 # two disks: the second one (scsi0:2, virtio-blk device 1) is filled through
 # its modern interface, the first is left alone
 truncate -s 32M "$T/vm/disk2.img"
