@@ -454,6 +454,134 @@ static void test_json(void **state)
 	assert_null(mp_lun_find(info.id));
 }
 
+/* A closed loop of write-then-verify slots, each on its own block. */
+struct vslot {
+	struct mp_io io;
+	struct iovec iov;
+	unsigned char *buf, *want;
+	uint64_t blk;
+	unsigned seq;
+	bool reading;
+};
+
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	mp_lun *lun;
+	bool stop;
+	unsigned live;
+	unsigned long ios, errors, mismatches;
+} vs = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
+
+static void vslot_start(struct vslot *v);
+
+static void vslot_done(struct mp_io *io)
+{
+	struct vslot *v = io->priv;
+	bool stop;
+
+	pthread_mutex_lock(&vs.m);
+	vs.ios++;
+	if (io->result != BS)
+		vs.errors++;
+	else if (v->reading && memcmp(v->buf, v->want, BS))
+		vs.mismatches++;
+	stop = vs.stop;
+	if (stop && --vs.live == 0)
+		pthread_cond_broadcast(&vs.c);
+	pthread_mutex_unlock(&vs.m);
+	if (stop)
+		return;
+	if (v->reading)
+		v->seq++;
+	v->reading = !v->reading;
+	vslot_start(v);
+}
+
+static void vslot_start(struct vslot *v)
+{
+	if (v->reading) {
+		v->iov = (struct iovec){ v->buf, BS };
+		mp_io_prep_read(&v->io, &v->iov, 1, v->blk * BS);
+	} else {
+		memset(v->want, (int)(v->seq * 7 + v->blk) & 0xff, BS);
+		memcpy(v->want, &v->seq, sizeof(v->seq));
+		v->iov = (struct iovec){ v->want, BS };
+		mp_io_prep_write(&v->io, &v->iov, 1, v->blk * BS, 0);
+	}
+	v->io.cb = vslot_done;
+	v->io.priv = v;
+	assert_int_equal(mp_io_submit(vs.lun, &v->io), 0);
+}
+
+/* Policies switched, paths disabled and enabled and a path added while
+ * verified I/O runs: no error reaches the caller, no data goes wrong. */
+static void test_online_changes(void **state)
+{
+	static const char *const pols[] = { "fixed", "mru", "rr,iops=1", "lqd",
+					     "st", "rr,bytes=16k", "fixed,pref=1" };
+	struct mp_path_status ps[MP_MAX_PATHS];
+	struct mp_lun_status st;
+	struct vslot slots[16];
+	char spec[300];
+	unsigned k;
+
+	(void)state;
+	vs.lun = open2(NULL, 0, 0);
+	vs.stop = false;
+	vs.live = 16;
+	vs.ios = vs.errors = vs.mismatches = 0;
+	for (unsigned i = 0; i < 16; i++) {
+		memset(&slots[i], 0, sizeof(slots[i]));
+		slots[i].buf = tu_alloc(BS);
+		slots[i].want = tu_alloc(BS);
+		slots[i].blk = 100 + i;
+		vslot_start(&slots[i]);
+	}
+	for (k = 0; k < 14; k++) {
+		unsigned p = k % 2;
+
+		assert_int_equal(mp_lun_set_policy(vs.lun, pols[k % 7]), 0);
+		assert_int_equal(mp_lun_path_enable(vs.lun, p, false), 0);
+		usleep(5000);
+		assert_int_equal(mp_lun_path_enable(vs.lun, p, true), 0);
+		assert_int_equal(mp_lun_check_paths(vs.lun), 0);
+		if (k == 5) {
+			snprintf(spec, sizeof(spec), "file:%s", lunpath);
+			assert_int_equal(mp_lun_path_add(vs.lun, spec), 2);
+		}
+	}
+	/* let I/O run over the final configuration too */
+	for (int i = 0; i < 10000; i++) {
+		unsigned long n;
+
+		pthread_mutex_lock(&vs.m);
+		n = vs.ios;
+		pthread_mutex_unlock(&vs.m);
+		if (n >= 2000)
+			break;
+		usleep(1000);
+	}
+	pthread_mutex_lock(&vs.m);
+	vs.stop = true;
+	while (vs.live)
+		pthread_cond_wait(&vs.c, &vs.m);
+	pthread_mutex_unlock(&vs.m);
+	assert_int_equal(mp_lun_get_status(vs.lun, &st, ps, MP_MAX_PATHS), 3);
+	print_message("%u rounds of changes, %lu I/Os, %llu failovers\n", k,
+		      vs.ios, (unsigned long long)st.failovers);
+	assert_true(vs.ios >= 2000);
+	assert_int_equal(vs.errors, 0);
+	assert_int_equal(vs.mismatches, 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_true(ps[i].ios > 0);
+	for (unsigned i = 0; i < 16; i++) {
+		free(slots[i].buf);
+		free(slots[i].want);
+	}
+	mp_lun_close(vs.lun);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -467,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_disable),
 		cmocka_unit_test(test_policies),
 		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_online_changes),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
