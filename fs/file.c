@@ -416,6 +416,7 @@ int fs_file_convert(struct fs_inode *ino, uint64_t new_size)
 		uint64_t n = fd->size - i * unit < unit ? fd->size - i * unit : unit;
 
 		ret = unit_fill(v, newa[i], unit, 0, 0, data + i * unit, n);
+		fs_tx_mark_data(tx);
 	}
 	if (!ret && fd->map != FS_MAP_INLINE) {
 		for (unsigned i = 0; i < FS_SB_DIRECT_MAX; i++)
@@ -516,6 +517,7 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 				uint64_t real = a & ~FS_ADDR_TBZ;
 
 				ret = unit_fill(v, real, unit, 0, in, buf + done, n);
+				fs_tx_mark_data(tx);
 				if (!ret)
 					ret = fs_bmap_set(tx, ino, b, real);
 			} else {
@@ -524,6 +526,7 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 				if (!ret)
 					ret = unit_fill(v, newa[nnew], unit, 0, in,
 							buf + done, n);
+				fs_tx_mark_data(tx);
 				if (!ret)
 					ret = fs_bmap_set(tx, ino, b, newa[nnew]);
 				if (!ret) {

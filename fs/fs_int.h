@@ -159,6 +159,9 @@ bool fs_tx_has_lock(struct fs_tx *tx, unsigned ext, uint64_t off);
 /* Commit (journal, flush, in place, flush) and free; releases deferred
  * locks either way. */
 int fs_tx_commit(struct fs_tx *tx);
+/* The transaction maps file data written before it (flushed before the
+ * journal commit). */
+void fs_tx_mark_data(struct fs_tx *tx);
 void fs_tx_abort(struct fs_tx *tx);
 unsigned fs_tx_blocks(const struct fs_tx *tx);
 struct fs_vol *fs_tx_vol(struct fs_tx *tx);

@@ -54,7 +54,13 @@ struct fs_tx {
 	unsigned nrel;
 	lk_lock *rel[FS_JD_MAX_LOCKS];
 	bool rel_close[FS_JD_MAX_LOCKS];  /* the handle is ours to close */
+	bool data;                /* maps file data written before it */
 };
+
+void fs_tx_mark_data(struct fs_tx *tx)
+{
+	tx->data = true;
+}
 
 static uint64_t jbase(struct fs_vol *v, uint32_t slot)
 {
@@ -293,6 +299,15 @@ int fs_tx_commit(struct fs_tx *tx)
 	ssize_t n;
 	int ret;
 
+	/* Data the transaction maps (a new or no longer to-be-zeroed block)
+	 * was written before it, possibly on any extent: durable first, so
+	 * that no crash leaves a committed map pointing at old contents. */
+	ret = tx->data ? fs_flush_all(v) : 0;
+	if (ret) {
+		fs_tx_abort(tx);
+		return ret;
+	}
+
 	if (tx->n == 0) {
 		ret = 0;
 		goto done;
@@ -348,12 +363,8 @@ int fs_tx_commit(struct fs_tx *tx)
 	n = mp_lun_pwrite(v->ext[0].lun, buf, len,
 			  j->base + (uint64_t)j->head * FS_BLOCK, 0);
 	ret = n < 0 ? (int)n : 0;
-	/* Every extent, not only the journal's: data the transaction maps
-	 * (a new or no longer to-be-zeroed block, written before the commit)
-	 * may live on any of them and must be durable before the map that
-	 * points at it is. */
 	if (!ret)
-		ret = fs_flush_all(v);
+		ret = mp_lun_flush(v->ext[0].lun);
 	if (ret)
 		goto unlock;
 	/* committed: from here a crash is repaired by replay */

@@ -128,8 +128,10 @@ class Runner:
     def op_symlink(self, m):
         p = self.pick_path(fresh=0.8)
         # targets that never exist: a link is never followed to a node
-        target = self.rng.choice(["../zz-missing", "x" * self.rng.randint(1, 300),
-                                  "/abs/t"])
+        # (components up to 250 bytes: a longer one would be ENAMETOOLONG
+        # when followed; the whole target up to ~500 bytes)
+        target = self.rng.choice(["../zz-missing", "x" * self.rng.randint(1, 250),
+                                  "/abs/t", "y" * 200 + "/" + "z" * 250])
 
         def model():
             par, name = self.model.parent(p)
