@@ -21,6 +21,9 @@
 
 #define TX_UNITS 32       /* units allocated or freed per transaction */
 
+/* How long an open waits for another host's conflicting hold. */
+#define OPEN_LOCK_MS 3000
+
 struct fs_file {
 	struct fs_inode *ino;
 	bool rw;
@@ -121,7 +124,10 @@ int fs_open(fs_vol *v, uint64_t addr, int flags, fs_file **out)
 		*out = f;
 		return 0;
 	}
-	ret = fs_inode_lock(ino, rw ? LK_EXCL : LK_SHARED, 0);
+	/* A host that has the file open keeps it for long: waiting helps
+	 * only against another host's short metadata operation on it, so
+	 * an open gives up (EBUSY, holder named) sooner than those do. */
+	ret = fs_inode_lock(ino, rw ? LK_EXCL : LK_SHARED, OPEN_LOCK_MS);
 	if (ret)
 		goto free_f;
 	pthread_mutex_lock(&ino->m);
