@@ -4,13 +4,22 @@
  * Exit status: 0 when the guest powered off or reset, 1 on a VMM error or
  * a bad configuration (with a message naming the problem), 2 on usage.
  * SIGINT/SIGTERM stop the VM (status 1).
+ *
+ * A VMX on a vmfsd mount is the VM's lock: vmrun keeps it open read-write
+ * while the VM runs, so the host's vmfsd holds its on-disk lock (and the
+ * disks' through their own opens); a second start on any host fails,
+ * naming the host that runs it.  The kernel closes the file when vmrun
+ * ends, however it ends, and the lock goes with it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hypervisor/hv.h"
+#include "vmfsd/ctl.h"
 
 static hv_vm *running;
 
@@ -19,6 +28,62 @@ static void on_signal(int sig)
 	(void)sig;
 	if (running)
 		hv_vm_stop(running);
+}
+
+/* The host holding the lock of path (on a vmfsd mount), or "". */
+static void holder_of(const char *path, char *who, size_t len)
+{
+	struct json_object *req, *resp, *hs, *h, *name;
+	char msg[256];
+	ctl_conn *c;
+
+	who[0] = 0;
+	if (ctl_connect(path, &c))
+		return;
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("lockinfo"));
+	json_object_object_add(req, "path", json_object_new_string(ctl_conn_rel(c)));
+	if (!ctl_call(c, req, NULL, NULL, &resp, msg, sizeof(msg))) {
+		if (json_object_object_get_ex(resp, "holders", &hs) &&
+		    json_object_array_length(hs) > 0 &&
+		    (h = json_object_array_get_idx(hs, 0)) &&
+		    json_object_object_get_ex(h, "host", &name))
+			snprintf(who, len, "%s", json_object_get_string(name));
+		json_object_put(resp);
+	}
+	ctl_close(c);
+}
+
+static void busy_msg(const char *what, const char *path)
+{
+	char who[128];
+
+	holder_of(path, who, sizeof(who));
+	if (who[0])
+		fprintf(stderr, "vmrun: %s %s is in use by host '%s' (the VM runs "
+			"there; vmkfstools -D %s)\n", what, path, who, path);
+	else
+		fprintf(stderr, "vmrun: %s %s is in use by another host "
+			"(vmkfstools -D %s names it)\n", what, path, path);
+}
+
+/* On a vmfsd mount: hold the VMX open read-write (the VM's lock).
+ * Returns the descriptor, -1 when not on a mount, or -2 (message out). */
+static int lock_vmx(const char *path)
+{
+	char mnt[4096], rel[4096];
+	int fd;
+
+	if (ctl_find_mount(path, mnt, sizeof(mnt), rel, sizeof(rel)))
+		return -1;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	if (errno == EBUSY)
+		busy_msg("VM", path);
+	else
+		fprintf(stderr, "vmrun: locking %s: %s\n", path, strerror(errno));
+	return -2;
 }
 
 static int usage(void)
@@ -35,16 +100,25 @@ static int cmd_start(const char *path)
 	char err[512] = "";
 	hv_vm *vm = NULL;
 	unsigned n = 0;
-	int ret, why, status = 1;
+	int ret, why, status = 1, lockfd;
 
+	lockfd = lock_vmx(path);
+	if (lockfd == -2)
+		return 1;
 	ret = hv_vmx_load(path, &vmx, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "vmrun: %s\n", err);
+		if (lockfd >= 0)
+			close(lockfd);
 		return 1;
 	}
 	for (n = 0; n < vmx.ndisks; n++) {
 		ret = hv_disk_open(vmx.disks[n].file, false, &disks[n], err,
 				   sizeof(err));
+		if (ret == -EBUSY) {
+			busy_msg("disk", vmx.disks[n].file);
+			goto out;
+		}
 		if (ret) {
 			fprintf(stderr, "vmrun: scsi0:%u: %s\n",
 				vmx.disks[n].unit, err);
@@ -71,6 +145,8 @@ out:
 	for (unsigned i = 0; i < HV_MAX_DISKS; i++)
 		hv_disk_close(disks[i]);	/* those not handed over */
 	hv_vmx_free(&vmx);
+	if (lockfd >= 0)
+		close(lockfd);
 	return status;
 }
 
