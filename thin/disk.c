@@ -461,6 +461,18 @@ static void report(const struct thin_cb *cb, const char *what, uint64_t done,
 		cb->progress(cb->arg, what, done, total);
 }
 
+/* Read n bytes at off, unless asked to stop (-ECANCELED). */
+static int read_chunk(fs_file *f, void *b, size_t n, uint64_t off,
+		      const struct thin_cb *cb)
+{
+	ssize_t r;
+
+	if (stop(cb))
+		return -ECANCELED;
+	r = fs_pread(f, b, n, off);
+	return r == (ssize_t)n ? 0 : r < 0 ? (int)r : -EIO;
+}
+
 static bool all_zero(const unsigned char *b, size_t n)
 {
 	return !b[0] && !memcmp(b, b + 1, n - 1);
@@ -495,15 +507,9 @@ static int copy_data(fs_file *src, fs_file *dst, uint64_t size, bool skip_zero,
 			size_t n = (uint64_t)h - off < CHUNK ? (size_t)((uint64_t)h - off) : CHUNK;
 			ssize_t r;
 
-			if (stop(cb)) {
-				ret = -ECANCELED;
+			ret = read_chunk(src, b, n, off, cb);
+			if (ret)
 				break;
-			}
-			r = fs_pread(src, b, n, off);
-			if (r != (ssize_t)n) {
-				ret = r < 0 ? (int)r : -EIO;
-				break;
-			}
 			if (!(skip_zero && all_zero(b, n))) {
 				r = fs_pwrite(dst, b, n, off);
 				if (r != (ssize_t)n)
@@ -689,17 +695,10 @@ int thin_punch_zeros(fs_vol *v, const char *path, const struct thin_cb *cb,
 		/* whole file blocks only */
 		for (uint64_t off = (uint64_t)d / bs * bs; !ret && off < (uint64_t)h; off += bs) {
 			size_t n = in.size - off < bs ? (size_t)(in.size - off) : (size_t)bs;
-			ssize_t r;
 
-			if (stop(cb)) {
-				ret = -ECANCELED;
+			ret = read_chunk(f, b, n, off, cb);
+			if (ret)
 				break;
-			}
-			r = fs_pread(f, b, n, off);
-			if (r != (ssize_t)n) {
-				ret = r < 0 ? (int)r : -EIO;
-				break;
-			}
 			if (n == bs && all_zero(b, n)) {
 				ret = fs_punch(f, off, n);
 				if (!ret)

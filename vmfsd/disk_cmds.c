@@ -303,37 +303,33 @@ static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 	return 0;
 }
 
+static const struct {
+	const char *name, *help;
+	ctl_fn fn;
+} cmds[] = {
+	{ "disk_create", "create DISK.vmdk and its data (path, size, type)",
+	  cmd_create },
+	{ "disk_delete", "remove a disk and its extents (path)", cmd_delete },
+	{ "disk_rename", "rename a disk and its extents (path, to)", cmd_rename },
+	{ "disk_extend", "grow a disk (path, size)", cmd_extend },
+	{ "disk_info", "type, size and allocation of a disk (path)", cmd_info },
+	{ "filemap", "where a file's (or a disk's) bytes live (path)",
+	  cmd_filemap },
+	{ "disk_clone", "copy a disk (path, to, type)", cmd_clone },
+	{ "disk_inflate", "thin to eagerzeroedthick (path)", cmd_inflate },
+	{ "disk_eagerzero", "zero a zeroedthick disk's unwritten blocks now "
+	  "(path)", cmd_eagerzero },
+	{ "disk_punchzero", "give back a thin disk's zero blocks (path)",
+	  cmd_punchzero },
+};
+
 int vmfsd_disk_cmds_register(struct vmfsd_ctx *c)
 {
-	int ret = ctl_register("disk_create", "create DISK.vmdk and its data "
-			       "(path, size, type)", cmd_create, c);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		int ret = ctl_register(cmds[i].name, cmds[i].help, cmds[i].fn, c);
 
-	if (!ret)
-		ret = ctl_register("disk_delete", "remove a disk and its extents "
-				   "(path)", cmd_delete, c);
-	if (!ret)
-		ret = ctl_register("disk_rename", "rename a disk and its extents "
-				   "(path, to)", cmd_rename, c);
-	if (!ret)
-		ret = ctl_register("disk_extend", "grow a disk (path, size)",
-				   cmd_extend, c);
-	if (!ret)
-		ret = ctl_register("disk_info", "type, size and allocation of a "
-				   "disk (path)", cmd_info, c);
-	if (!ret)
-		ret = ctl_register("filemap", "where a file's (or a disk's) "
-				   "bytes live (path)", cmd_filemap, c);
-	if (!ret)
-		ret = ctl_register("disk_clone", "copy a disk (path, to, type)",
-				   cmd_clone, c);
-	if (!ret)
-		ret = ctl_register("disk_inflate", "thin to eagerzeroedthick "
-				   "(path)", cmd_inflate, c);
-	if (!ret)
-		ret = ctl_register("disk_eagerzero", "zero a zeroedthick disk's "
-				   "unwritten blocks now (path)", cmd_eagerzero, c);
-	if (!ret)
-		ret = ctl_register("disk_punchzero", "give back a thin disk's "
-				   "zero blocks (path)", cmd_punchzero, c);
-	return ret;
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
