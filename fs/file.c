@@ -644,6 +644,17 @@ int fs_ftruncate(fs_file *f, uint64_t size)
 	return ret;
 }
 
+/* A new size (and times) without a change of the map, committed. */
+static int set_size(struct fs_inode *ino, uint64_t size)
+{
+	pthread_mutex_lock(&ino->m);
+	ino->fd.size = size;
+	ino->fd.mtime = ino->fd.ctime = fs_now_ns();
+	ino->fd_dirty = true;
+	pthread_mutex_unlock(&ino->m);
+	return fs_commit_fd(ino);
+}
+
 int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
 {
 	struct fs_vol *v = ino->v;
@@ -665,12 +676,7 @@ int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
 			if (ret)
 				goto out;
 		}
-		pthread_mutex_lock(&ino->m);
-		fd->size = size;
-		fd->mtime = fd->ctime = fs_now_ns();
-		ino->fd_dirty = true;
-		pthread_mutex_unlock(&ino->m);
-		ret = fs_commit_fd(ino);
+		ret = set_size(ino, size);
 		goto out;
 	}
 	unit = fs_unit(v, fd);
@@ -732,16 +738,10 @@ int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
 		}
 		ret = fs_tx_commit(tx);
 	}
-	if (!ret && fd->size != size) {
-		/* nothing to free (the cut is inside the last unit kept, or
-		 * only holes lay past it): only the size changes */
-		pthread_mutex_lock(&ino->m);
-		fd->size = size;
-		fd->mtime = fd->ctime = fs_now_ns();
-		ino->fd_dirty = true;
-		pthread_mutex_unlock(&ino->m);
-		ret = fs_commit_fd(ino);
-	}
+	/* nothing (more) to free: the cut is inside the last unit kept, or
+	 * only holes lay past it; only the size changes */
+	if (!ret && fd->size != size)
+		ret = set_size(ino, size);
 out:
 	return ret;
 }

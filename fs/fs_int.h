@@ -224,6 +224,8 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		   uint32_t gid, uint64_t parent, struct fs_fd *out);
 /* Who holds the lock of FD addr, for messages ("" if nobody). */
 void fs_inode_holder(struct fs_vol *v, uint64_t addr, char *buf, size_t len);
+/* The lock record of FD addr as it is on disk (-EROFS on read-only hosts). */
+int fs_inode_lock_info(struct fs_vol *v, uint64_t addr, struct lk_lock_info *li);
 
 /* ---- block mapping (bmap.c) ------------------------------------------------- */
 

@@ -129,21 +129,32 @@ void fs_inode_put(struct fs_inode *ino)
 	free(ino);
 }
 
+int fs_inode_lock_info(struct fs_vol *v, uint64_t addr, struct lk_lock_info *li)
+{
+	lk_lock *l;
+	int ret;
+
+	if (!v->lk)
+		return -EROFS;          /* read-only hosts keep no lock state */
+	ret = lk_lock_open_on(v->lk, v->ext[fs_addr_ext(addr)].lun,
+			      fs_res_off(v, addr), &l);
+	if (ret)
+		return ret;
+	ret = lk_lock_info(l, li);
+	lk_lock_close_keep(l);      /* a handle for reading: no hold of ours */
+	return ret;
+}
+
 void fs_inode_holder(struct fs_vol *v, uint64_t addr, char *buf, size_t len)
 {
 	struct lk_lock_info li;
-	lk_lock *l;
 
 	buf[0] = 0;
-	if (!v->lk || lk_lock_open_on(v->lk, v->ext[fs_addr_ext(addr)].lun,
-				      fs_res_off(v, addr), &l))
-		return;
-	if (lk_lock_info(l, &li) == 0 && li.nholders)
+	if (fs_inode_lock_info(v, addr, &li) == 0 && li.nholders)
 		snprintf(buf, len, "%s (slot %u, %s)",
 			 li.holders[0].name[0] ? li.holders[0].name : "?",
 			 li.holders[0].slot,
 			 lk_host_status_name(li.holders[0].status));
-	lk_lock_close_keep(l);
 }
 
 int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)

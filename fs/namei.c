@@ -60,6 +60,21 @@ static int dir_prepare(struct fs_inode *d)
 	return fs_file_convert(d, (uint64_t)FS_SB_DIRECT_MAX * d->v->sb.sb_size + 1);
 }
 
+/*
+ * An unlocked read of directory dir met another host's change (-EAGAIN):
+ * 0 after a pause growing with try (start over), or, once it kept
+ * happening FS_DIR_RETRIES times, the directory reported as damaged.
+ */
+static int again(fs_vol *v, uint64_t dir, unsigned try)
+{
+	if (try == FS_DIR_RETRIES)
+		return fs_bad_meta(v, -FS_E_CORRUPT, "directory (changing under "
+				   "every unlocked read)", fs_addr_ext(dir),
+				   fs_res_off(v, dir));
+	usleep(1000u << (try < 6 ? try : 6));
+	return 0;
+}
+
 int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 {
 	struct fs_inode *d;
@@ -92,16 +107,8 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 		if (!ret)
 			ret = fs_dir_find(NULL, d, name, &de);
 		pthread_rwlock_unlock(&d->rw);
-		if (ret != -EAGAIN)
+		if (ret != -EAGAIN || (ret = again(v, dir, try)))
 			break;
-		/* another host changed the directory under our snapshot */
-		if (try == FS_DIR_RETRIES) {
-			ret = fs_bad_meta(v, -FS_E_CORRUPT, "directory (changing "
-					  "under every unlocked read)",
-					  fs_addr_ext(dir), fs_res_off(v, dir));
-			break;
-		}
-		usleep(1000u << (try < 6 ? try : 6));
 	}
 	fs_inode_put(d);
 	if (!ret)
@@ -789,15 +796,8 @@ static int rd_unlocked(fs_vol *v, struct fs_inode *d, struct rd_ctx *c)
 		if (!ret)
 			ret = fs_dir_iterate(d, rd_collect, &r);
 		pthread_rwlock_unlock(&d->rw);
-		if (ret != -EAGAIN)
+		if (ret != -EAGAIN || (ret = again(v, d->addr, try)))
 			break;
-		if (try == FS_DIR_RETRIES) {
-			ret = fs_bad_meta(v, -FS_E_CORRUPT, "directory (changing "
-					  "under every unlocked read)",
-					  fs_addr_ext(d->addr), fs_res_off(v, d->addr));
-			break;
-		}
-		usleep(1000u << (try < 6 ? try : 6));
 	}
 	for (size_t i = 0; !ret && i < r.n; i++)
 		ret = rd_one(c, &r.e[i]);

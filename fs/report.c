@@ -43,7 +43,6 @@ int fs_resolve(fs_vol *v, const char *path, struct fs_stat *st)
 int fs_lock_report(fs_vol *v, uint64_t ino, struct fs_lock_report *r)
 {
 	struct fs_inode *in;
-	lk_lock *l;
 	int ret;
 
 	memset(r, 0, sizeof(*r));
@@ -61,12 +60,5 @@ int fs_lock_report(fs_vol *v, uint64_t ino, struct fs_lock_report *r)
 	r->held = in->held;
 	pthread_mutex_unlock(&in->m);
 	fs_inode_put(in);
-	if (!v->lk)
-		return -EROFS;          /* read-only hosts read no lock state */
-	ret = lk_lock_open_on(v->lk, v->ext[r->ext].lun, r->lock_off, &l);
-	if (ret)
-		return ret;
-	ret = lk_lock_info(l, &r->info);
-	lk_lock_close_keep(l);      /* a handle for reading: no hold of ours */
-	return ret;
+	return fs_inode_lock_info(v, ino, &r->info);
 }
