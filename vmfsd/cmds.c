@@ -29,10 +29,15 @@ static void uuid_str(const uint8_t u[16], char out[37])
 		 u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
+int vmfsd_errno(int ret)
+{
+	return ret < 0 && ret > -1000 ? ret : -EIO;
+}
+
 static int fail(struct ctl_req *r, int ret, const char *what)
 {
 	ctl_error(r, "%s: %s", what, fs_strerror(ret));
-	return ret < 0 && ret > -1000 ? ret : -EIO;
+	return vmfsd_errno(ret);
 }
 
 /* {"cmd": "info"}: the volume, its extents, this host. */
@@ -134,10 +139,9 @@ static int cmd_lockinfo(void *arg, struct ctl_req *r, struct json_object *req,
 	if (ret)
 		return ret;
 	ret = fs_resolve(c->vol, path, &st);
-	if (ret)
-	{
+	if (ret) {
 		ctl_error(r, "%s", fs_strerror(ret));
-		return ret < 0 && ret > -1000 ? ret : -EIO;
+		return vmfsd_errno(ret);
 	}
 	add_u64(resp, "addr", st.ino);
 	add_u64(resp, "gen", st.gen);

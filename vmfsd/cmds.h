@@ -15,6 +15,11 @@ struct vmfsd_ctx {
 	unsigned alarm_secs;    /* space alarm check period (0 = 10 s) */
 };
 
+/* The negative errno a client gets for a library error (-errno as it is;
+ * the private -FS_E_/-LK_E_/-MP_E_ codes, described in the message, as
+ * -EIO). */
+int vmfsd_errno(int ret);
+
 /* info, lockinfo (cmds.c), and the others below */
 int vmfsd_cmds_register(struct vmfsd_ctx *c);
 /* The space alarm thread (read-write hosts): logs when usage crosses 75%

@@ -313,9 +313,8 @@ int ctl_server_start(const char *mnt, char *path, size_t len)
 		unlink(sa.sun_path);
 		return ret;
 	}
-	if (ctl_register("help", "list the commands", help_cmd, NULL) == -ENOSPC) {
-		/* full table: help is the one to go without */
-	}
+	/* with a full table, help is the one to go without */
+	(void)ctl_register("help", "list the commands", help_cmd, NULL);
 	listen_fd = fd;
 	snprintf(sock_path, sizeof(sock_path), "%s", sa.sun_path);
 	ret = -pthread_create(&accept_thread, NULL, accept_main, NULL);

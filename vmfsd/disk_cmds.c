@@ -52,7 +52,7 @@ static int done(struct ctl_req *r, int ret, const char *msg)
 	if (!ret)
 		return 0;
 	ctl_error(r, "%s", msg);
-	return ret < 0 && ret > -1000 ? ret : -EIO;
+	return vmfsd_errno(ret);
 }
 
 /* {"cmd": "disk_create", "path": P, "size": BYTES, "type": T} */
@@ -234,7 +234,7 @@ static int cmd_filemap(void *arg, struct ctl_req *r, struct json_object *req,
 		ret = fs_open(c->vol, st.ino, FS_O_RDONLY, &f);
 	if (ret) {
 		ctl_error(r, "%s: %s", target, fs_strerror(ret));
-		return ret < 0 && ret > -1000 ? ret : -EIO;
+		return vmfsd_errno(ret);
 	}
 	e = calloc(256, sizeof(*e));
 	a = json_object_new_array();
@@ -271,9 +271,10 @@ static int cmd_filemap(void *arg, struct ctl_req *r, struct json_object *req,
 	json_object_object_add(resp, "file", json_object_new_string(target));
 	json_object_object_add(resp, "size", json_object_new_uint64(st.size));
 	json_object_object_add(resp, "map", a);
-	if (ret)
-		ctl_error(r, "%s: %s", target, fs_strerror(ret));
-	return ret < 0 && ret > -1000 ? ret : ret ? -EIO : 0;
+	if (!ret)
+		return 0;
+	ctl_error(r, "%s: %s", target, fs_strerror(ret));
+	return vmfsd_errno(ret);
 }
 
 static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
