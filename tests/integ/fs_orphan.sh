@@ -12,7 +12,6 @@ truncate -s 1G "$T/lun0.img"
 bin/mkfs.vmfs -L orphans -H 8 "$T/lun0.img" >/dev/null || fail "mkfs"
 vmfsd_start A "$T/a" --hb-interval 250 --hb-timeout 2000 "$T/lun0.img"
 vmfsd_start B "$T/b" --hb-interval 250 --hb-timeout 2500 "$T/lun0.img"
-free_blocks() { python3 -c "import os,sys; print(os.statvfs(sys.argv[1]).f_bfree)" "$1"; }
 base=$(free_blocks "$T/b")
 
 # 1. live host: unlink while open, write, read, close: blocks come back

@@ -16,7 +16,6 @@ vmfsd_start A "$T/a" "$T/lun0.img"
 vmfsd_start B "$T/b" "$T/lun0.img"
 mkdir "$T/a/vm" || fail "mkdir"
 V=$T/a/vm W=$T/b/vm
-kib() { du -k "$1" | cut -f1; }
 holes() { python3 - "$1" <<'PY'
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)

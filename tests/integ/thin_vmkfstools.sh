@@ -14,8 +14,6 @@ bin/mkfs.vmfs -L disks -H 8 "$T/lun0.img" >/dev/null || fail "mkfs"
 vmfsd_start A "$T/a" "$T/lun0.img"
 vmfsd_start B "$T/b" "$T/lun0.img"
 mkdir "$T/a/vm1" || fail "mkdir"
-kib() { du -k "$1" | cut -f1; }
-free_blocks() { python3 -c "import os,sys; print(os.statvfs(sys.argv[1]).f_bfree)" "$1"; }
 base=$(free_blocks "$T/b")
 
 for t in thin zeroedthick eagerzeroedthick; do

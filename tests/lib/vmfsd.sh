@@ -4,6 +4,8 @@
 #   vmfsd_start NAME MOUNTDIR DEVICE...   start a host, wait for its mount
 #   vmfsd_stop NAME                        SIGTERM, wait, check it unmounted
 #   vmfsd_kill NAME                        SIGKILL (a crash), lazy unmount
+#   kib FILE                               KiB allocated to FILE (du)
+#   free_blocks DIR                        free blocks of the file system at DIR
 # Hosts are stopped at exit.  Logs: $T/vmfsd-NAME.log
 
 declare -A VMFSD_PID VMFSD_MNT
@@ -52,3 +54,7 @@ vmfsd_kill() {
 	fi
 	return 0
 }
+
+kib() { du -k "$1" | cut -f1; }
+
+free_blocks() { python3 -c "import os,sys; print(os.statvfs(sys.argv[1]).f_bfree)" "$1"; }
