@@ -45,11 +45,7 @@ die() { echo "bench-fs: $*" >&2; exit 1; }
 [ -e /dev/fuse ] || die "no /dev/fuse"
 command -v fio >/dev/null || die "fio not installed (scripts/install-deps.sh)"
 
-size_bytes=$(python3 -c '
-import sys
-s = sys.argv[1].lower().rstrip("b").rstrip("i")
-m = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-print(int(s[:-1]) * m[s[-1]] if s[-1] in m else int(s))' "$SIZE")
+size_bytes=$($BENCH_TOOL size "$SIZE")
 mkdir -p "$BENCH_DIR" "$OUT" "$MA" "$MB"
 fstype=$(findmnt -n -o FSTYPE --target "$BENCH_DIR" 2>/dev/null ||
 	stat -f -c %T "$BENCH_DIR")

@@ -34,11 +34,7 @@ command -v "$QEMU" >/dev/null || die "$QEMU not installed (scripts/install-deps.
 command -v fio >/dev/null || die "fio not installed"
 
 mkdir -p "$BENCH_DIR" "$OUT"
-size_bytes=$(python3 -c '
-import sys
-s = sys.argv[1].lower()
-m = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-print(int(s[:-1]) * m[s[-1]] if s[-1] in m else int(s))' "$SIZE")
+size_bytes=$($BENCH_TOOL size "$SIZE")
 # written once in full, so reads hit allocated blocks for every tool
 stamp=$FILE.filled-$size_bytes
 if [ ! -e "$stamp" ]; then

@@ -61,11 +61,7 @@ if [ "$MEM" = huge ]; then
 		die "BENCH_MEM=huge needs 8 free 2 MiB hugetlb pages (have ${free_huge:-0}): sysctl vm.nr_hugepages=16"
 fi
 
-size_bytes=$(python3 -c '
-import sys
-s = sys.argv[1].lower().rstrip("b").rstrip("i")
-m = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-print(int(s[:-1]) * m[s[-1]] if s[-1] in m else int(s))' "$SIZE")
+size_bytes=$($BENCH_TOOL size "$SIZE")
 
 # ---- backing file ----------------------------------------------------------
 mkdir -p "$BENCH_DIR" "$OUT"

@@ -13,6 +13,7 @@ simple and python3 is the only parser needed: jq is not assumed):
   fs-summary RAW-TSV             markdown table raw / library / FUSE
   fs-check RAW-TSV               exit 1 if a file system target is missed
   median V...                    print the median of the numbers
+  size SIZE                      print the bytes of 2g, 512m, ... (powers of 1024)
 
 A raw row is: engine pattern bs iodepth rep tool iops mib_s lat_us usr sys
 (tab separated).  ROW-PREFIX carries the first six fields, tab separated.
@@ -246,6 +247,16 @@ def cmd_fs_check(path):
           "raw for 1 MiB sequential)")
 
 
+def cmd_size(text):
+    """Bytes of a size like 2g, 512m, 4096 (k/m/g/t: powers of 1024)."""
+    s = text.lower().rstrip("b").rstrip("i")
+    m = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    try:
+        print(int(s[:-1]) * m[s[-1]] if s and s[-1] in m else int(s))
+    except ValueError:
+        fail("size '%s'? (a number with k, m, g or t)" % text)
+
+
 def cmd_median(*vals):
     print("%.3f" % statistics.median(float(v) for v in vals))
 
@@ -256,7 +267,7 @@ def main(argv):
         "mp-summary": (cmd_mp_summary, 1), "mp-check": (cmd_mp_check, 1),
         "update-doc": (cmd_update_doc, 3),
         "fs-summary": (cmd_fs_summary, 1), "fs-check": (cmd_fs_check, 1),
-        "median": (cmd_median, -1),
+        "median": (cmd_median, -1), "size": (cmd_size, 1),
     }
     if len(argv) < 2 or argv[1] not in cmds or \
             (cmds[argv[1]][1] >= 0 and len(argv) - 2 != cmds[argv[1]][1]):
