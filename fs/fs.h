@@ -162,11 +162,33 @@ ssize_t fs_pread(fs_file *f, void *buf, size_t len, uint64_t off);
 /* Look name up in directory dir. */
 int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st);
 
+/* A raw device mapping (docs/FORMAT.md): what names the LUN. */
+enum fs_rdm_mode { FS_RDM_VIRTUAL = 1, FS_RDM_PHYSICAL = 2 };
+enum fs_rdm_idkind {
+	FS_RDM_ID_SCSI = 1,         /* VPD 0x83 designator (naa., eui., t10.) */
+	FS_RDM_ID_SERIAL = 2,       /* VPD 0x80 unit serial ("serial.SN") */
+	FS_RDM_ID_LOCAL = 3,        /* file / block device: device and inode
+				     * (valid on one machine) */
+};
+struct fs_rdm {
+	uint32_t mode;              /* enum fs_rdm_mode */
+	uint32_t id_kind;           /* enum fs_rdm_idkind */
+	uint64_t capacity;          /* bytes: the mapping file's size */
+	uint32_t sector;
+	uint64_t mtime_ns;
+	char id[97];                /* resolved among the host's LUNs by this */
+	char serial[65], vendor[9], product[17];
+	char host[65], spec[257];   /* where it was made (for people) */
+};
+
 struct fs_create_args {
-	uint8_t type;               /* FS_TYPE_FILE, _DIR, _SYMLINK */
+	uint8_t type;               /* FS_TYPE_FILE, _DIR, _SYMLINK, _RDM */
 	uint32_t mode;              /* permission bits */
 	uint32_t uid, gid;
 	const char *target;         /* symlink target (at most 1 KiB) */
+	const struct fs_rdm *rdm;   /* FS_TYPE_RDM: the mapping; the file's
+				     * size is rdm->capacity, it owns no
+				     * block of the volume */
 };
 /* Create name in dir: -EEXIST if it exists. */
 int fs_create(fs_vol *v, uint64_t dir, const char *name,
@@ -183,6 +205,12 @@ int fs_rename(fs_vol *v, uint64_t odir, const char *oname, uint64_t ndir,
 	      const char *nname, unsigned flags);
 
 int fs_readlink(fs_vol *v, uint64_t ino, char *buf, size_t len);
+
+/* The mapping of an RDM file (read without locks; -EINVAL when ino is no
+ * mapping file, -FS_E_CHECKSUM / -FS_E_BADMAGIC for a damaged record).
+ * Data of a mapping file lives on its LUN: open it with fs_open (for its
+ * lock) but do the I/O on the LUN (thin/rdm.h), never fs_pread/fs_pwrite. */
+int fs_rdm_get(fs_vol *v, uint64_t ino, struct fs_rdm *r);
 
 #define FS_SET_MODE 0x01u
 #define FS_SET_UID 0x02u

@@ -138,6 +138,11 @@ int fs_create(fs_vol *v, uint64_t dir, const char *name,
 		if (!a->target || strlen(a->target) > FS_INLINE_MAX)
 			return -ENAMETOOLONG;
 		break;
+	case FS_TYPE_RDM:
+		ftype = S_IFREG;
+		if (!a->rdm || !a->rdm->capacity)
+			return -EINVAL;
+		break;
 	default: return -EINVAL;
 	}
 	ret = dir_begin(v, dir, &d);
@@ -164,6 +169,13 @@ int fs_create(fs_vol *v, uint64_t dir, const char *name,
 	if (a->type == FS_TYPE_SYMLINK) {
 		fd.size = strlen(a->target);
 		memcpy(fd.inline_data, a->target, fd.size);
+		ret = fs_fd_put(tx, &fd);
+	} else if (a->type == FS_TYPE_RDM) {
+		/* a direct map of holes that stays so: the data is the LUN's */
+		fd.map = FS_MAP_DIRECT;
+		fd.unit = FS_UNIT_FB;
+		fd.size = a->rdm->capacity;
+		fs_rdm_out(a->rdm, fd.rdm);
 		ret = fs_fd_put(tx, &fd);
 	} else if (a->type == FS_TYPE_DIR) {
 		ret = fs_inode_get(v, fd.self, &ni);

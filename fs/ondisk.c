@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "fs/fs.h"
 #include "fs/fs_err.h"
 #include "fs/ondisk.h"
 #include "multipath/mp.h"
@@ -284,6 +285,7 @@ int fs_fd_in(const void *buf, struct fs_fd *f)
 		for (unsigned i = 0; i < FS_FD_ADDRS; i++)
 			f->addr[i] = g64(b + offsetof(struct fs_fd_disk, addr) + i * 8);
 	}
+	memcpy(f->rdm, b + offsetof(struct fs_fd_disk, rdm), FS_RDM_LEN);
 	if (f->type > FS_T_RDM || f->map > FS_MAP_IND3 || f->unit > FS_UNIT_FB ||
 	    fs_addr_type(f->self) != FS_R_FD ||
 	    (f->map == FS_MAP_INLINE && f->size > FS_INLINE_MAX) ||
@@ -321,7 +323,67 @@ void fs_fd_out(const struct fs_fd *f, void *buf)
 		for (unsigned i = 0; i < FS_FD_ADDRS; i++)
 			p64(b + offsetof(struct fs_fd_disk, addr) + i * 8, f->addr[i]);
 	}
+	memcpy(b + offsetof(struct fs_fd_disk, rdm), f->rdm, FS_RDM_LEN);
 	seal(b, FS_FD_MAGIC);
+}
+
+/* ---- raw device mapping record ------------------------------------------------ */
+
+int fs_rdm_in(const void *buf, struct fs_rdm *r)
+{
+	const unsigned char *b = buf;
+
+#define RS(f) b + offsetof(struct fs_rdm_disk, f), sizeof(((struct fs_rdm_disk *)0)->f)
+	if (g32(b) != FS_RDM_MAGIC)
+		return -FS_E_BADMAGIC;
+	if (mp_crc32c(0, b, FS_RDM_CRC_OFF) != g32(b + FS_RDM_CRC_OFF))
+		return -FS_E_CHECKSUM;
+	if (g16(b + 4) != FS_MAJOR)
+		return -FS_E_VERSION;
+	memset(r, 0, sizeof(*r));
+	r->mode = G32(b, struct fs_rdm_disk, mode);
+	r->id_kind = G32(b, struct fs_rdm_disk, id_kind);
+	r->capacity = G64(b, struct fs_rdm_disk, capacity);
+	r->sector = G32(b, struct fs_rdm_disk, sector);
+	r->mtime_ns = G64(b, struct fs_rdm_disk, mtime_ns);
+	get_str(r->id, sizeof(r->id), RS(id));
+	get_str(r->serial, sizeof(r->serial), RS(serial));
+	get_str(r->vendor, sizeof(r->vendor), RS(vendor));
+	get_str(r->product, sizeof(r->product), RS(product));
+	get_str(r->host, sizeof(r->host), RS(host));
+	get_str(r->spec, sizeof(r->spec), RS(spec));
+#undef RS
+	if (r->mode < FS_RDM_VIRTUAL || r->mode > FS_RDM_PHYSICAL ||
+	    r->id_kind < FS_RDM_ID_SCSI || r->id_kind > FS_RDM_ID_LOCAL ||
+	    !r->id[0] || (r->sector != 512 && r->sector != 4096) ||
+	    !r->capacity || r->capacity % r->sector)
+		return -FS_E_CORRUPT;
+	return 0;
+}
+
+void fs_rdm_out(const struct fs_rdm *r, void *buf)
+{
+	unsigned char *b = buf;
+
+#define WS(f, v) put_str(b + offsetof(struct fs_rdm_disk, f), \
+			 sizeof(((struct fs_rdm_disk *)0)->f), (v))
+	memset(b, 0, FS_RDM_LEN);
+	p32(b, FS_RDM_MAGIC);
+	p16(b + 4, FS_MAJOR);
+	p16(b + 6, FS_MINOR);
+	P32(b, struct fs_rdm_disk, mode, r->mode);
+	P32(b, struct fs_rdm_disk, id_kind, r->id_kind);
+	P64(b, struct fs_rdm_disk, capacity, r->capacity);
+	P32(b, struct fs_rdm_disk, sector, r->sector);
+	P64(b, struct fs_rdm_disk, mtime_ns, r->mtime_ns);
+	WS(id, r->id);
+	WS(serial, r->serial);
+	WS(vendor, r->vendor);
+	WS(product, r->product);
+	WS(host, r->host);
+	WS(spec, r->spec);
+#undef WS
+	p32(b + FS_RDM_CRC_OFF, mp_crc32c(0, b, FS_RDM_CRC_OFF));
 }
 
 /* ---- pointer block -------------------------------------------------------------- */

@@ -28,6 +28,7 @@
 #define FS_JH_MAGIC 0x484a4656u   /* "VFJH" */
 #define FS_JD_MAGIC 0x444a4656u   /* "VFJD" */
 #define FS_JC_MAGIC 0x434a4656u   /* "VFJC" */
+#define FS_RDM_MAGIC 0x4d524656u  /* "VFRM" */
 
 #define FS_MAX_EXTENTS 32u
 #define FS_LABEL_LEN 64u
@@ -190,6 +191,7 @@ enum fs_map { FS_MAP_INLINE = 0, FS_MAP_DIRECT = 1, FS_MAP_IND1 = 2,
 enum fs_unit { FS_UNIT_SB = 0, FS_UNIT_FB = 1 };
 
 #define FS_FD_ADDRS 256u
+#define FS_RDM_LEN 1024u          /* mapping record in an RDM's FD */
 #define FS_INLINE_MAX 1024u
 #define FS_SB_DIRECT_MAX 16u
 
@@ -207,10 +209,12 @@ struct fs_fd_disk {
 	uint64_t parent;              /* 0x060 */
 	uint8_t reserved1[0x98];      /* 0x068 */
 	uint64_t addr[FS_FD_ADDRS];   /* 0x100 (or inline data) */
-	uint8_t reserved2[0x6fc];     /* 0x900 */
+	uint8_t rdm[0x400];           /* 0x900 mapping record (type RDM) */
+	uint8_t reserved2[0x2fc];     /* 0xd00 */
 	uint32_t crc;                 /* 0xffc */
 };
 _Static_assert(sizeof(struct fs_fd_disk) == FS_BLOCK, "fd size");
+_Static_assert(offsetof(struct fs_fd_disk, rdm) == 0x900, "fd rdm off");
 _Static_assert(offsetof(struct fs_fd_disk, addr) == 0x100, "fd addr off");
 
 struct fs_fd {
@@ -223,7 +227,38 @@ struct fs_fd {
 		uint64_t addr[FS_FD_ADDRS];
 		uint8_t inline_data[FS_FD_ADDRS * 8];
 	};
+	/* the raw mapping record of an RDM (fs_rdm_in/out), kept as it is
+	 * through every rewrite of the FD; zero for other types */
+	uint8_t rdm[FS_RDM_LEN];
 };
+
+/* ---- raw device mapping record (in the FD at 0x900) ---------------------- */
+
+#define FS_RDM_CRC_OFF (FS_RDM_LEN - 4u)
+
+struct fs_rdm_disk {
+	uint32_t magic;               /* 0x000 */
+	uint16_t major, minor;        /* 0x004 */
+	uint32_t mode;                /* 0x008 enum fs_rdm_mode */
+	uint32_t id_kind;             /* 0x00c enum fs_rdm_idkind */
+	uint64_t capacity;            /* 0x010 bytes when mapped */
+	uint32_t sector;              /* 0x018 */
+	uint32_t reserved0;           /* 0x01c */
+	uint64_t mtime_ns;            /* 0x020 when mapped */
+	char id[96];                  /* 0x028 */
+	char serial[64];              /* 0x088 */
+	char vendor[8];               /* 0x0c8 */
+	char product[16];             /* 0x0d0 */
+	char host[64];                /* 0x0e0 */
+	char spec[256];               /* 0x120 */
+	uint8_t reserved1[0x1dc];     /* 0x220 */
+	uint32_t crc;                 /* 0x3fc */
+};
+_Static_assert(sizeof(struct fs_rdm_disk) == FS_RDM_LEN, "rdm size");
+_Static_assert(offsetof(struct fs_rdm_disk, reserved1) == 0x220, "rdm layout");
+
+/* Decoded mapping record; the enums are public (fs.h). */
+struct fs_rdm;
 
 /* ---- pointer block ---------------------------------------------------------- */
 
@@ -372,6 +407,9 @@ int fs_rc_in(const void *b, struct fs_rc *r);
 void fs_rc_out(const struct fs_rc *r, void *b);
 int fs_fd_in(const void *b, struct fs_fd *f);
 void fs_fd_out(const struct fs_fd *f, void *b);
+/* The mapping record (FS_RDM_LEN bytes, e.g. fs_fd.rdm). */
+int fs_rdm_in(const void *b, struct fs_rdm *r);
+void fs_rdm_out(const struct fs_rdm *r, void *b);
 int fs_pb_in(const void *b, struct fs_pb *p);
 void fs_pb_out(const struct fs_pb *p, void *b);
 int fs_dh_in(const void *b, struct fs_dh *h);
