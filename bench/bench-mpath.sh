@@ -23,7 +23,7 @@
 #             over a file): 8 queue slots, 400 MB/s, and each command it
 #             turns away with TASK SET FULL costs it C us (50, and 0: a
 #             target whose rejects are free).  64 x 64 KiB reads in flight;
-#             adaptive depth (MP_OPEN_ADAPTIVE_QD, defaults 32/4) against a
+#             adaptive depth (the default: sample 32, threshold 4) against a
 #             fixed depth of 64 that requeues QUEUE FULL and never adapts
 #             (qfull_sample = 10^9).  Target: adaptive >= 2x.  The cost of a
 #             reject is a model (the fault backend's), stated as such.
@@ -95,9 +95,9 @@ FILE=$BENCH_DIR/mpath-qfull.img
 for cost in 50 0; do
 	FSPEC="fault:bw=400m;qslots=8;qfull_us=$cost:$FILE"
 	for rep in $(seq 1 "$REPS"); do
-		"$H" "$FSPEC" "$RUNTIME" mode=read qd=64 depth=64 adaptive=1 \
+		"$H" "$FSPEC" "$RUNTIME" mode=read qd=64 depth=64 \
 			>"$OUT/qfull$cost-adaptive-$rep.out" 2>&1
-		"$H" "$FSPEC" "$RUNTIME" mode=read qd=64 depth=64 adaptive=1 \
+		"$H" "$FSPEC" "$RUNTIME" mode=read qd=64 depth=64 \
 			qsample=1000000000 >"$OUT/qfull$cost-fixed-$rep.out" 2>&1
 	done
 done

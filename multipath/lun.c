@@ -27,6 +27,8 @@ enum { IO_IDLE = 0, IO_SUBMITTED = 1, IO_DONE = 2 };
 #define DEFAULT_QDEPTH 64
 #define DEFAULT_RESCONFLICT_MS 10000
 #define MAX_EAGAIN_RETRIES 5
+#define DEFAULT_QFULL_SAMPLE 32   /* VMware's QFullSampleSize */
+#define DEFAULT_QFULL_THRESHOLD 4 /* VMware's QFullThreshold */
 #define QFULL_GIVEUP_NS (30ull * 1000000000ull) /* requeue QUEUE FULL this long */
 
 
@@ -455,9 +457,11 @@ static int lun_new(const char *spec, const struct mp_open_opts *opts,
 	lun->flags = opts->flags;
 	lun->resconflict_ms = opts->resconflict_ms ? opts->resconflict_ms :
 						    DEFAULT_RESCONFLICT_MS;
-	lun->adaptive = opts->flags & MP_OPEN_ADAPTIVE_QD;
-	lun->qfull_sample = opts->qfull_sample ? opts->qfull_sample : 32;
-	lun->qfull_threshold = opts->qfull_threshold ? opts->qfull_threshold : 4;
+	lun->adaptive = !(opts->flags & MP_OPEN_FIXED_QD);
+	lun->qfull_sample = opts->qfull_sample ? opts->qfull_sample :
+						DEFAULT_QFULL_SAMPLE;
+	lun->qfull_threshold = opts->qfull_threshold ? opts->qfull_threshold :
+						      DEFAULT_QFULL_THRESHOLD;
 	lun->dflt.lun = lun;
 	lun->dflt.shares = MP_SHARES_NORMAL;
 	pthread_mutex_init(&lun->lock, NULL);

@@ -11,7 +11,9 @@
  *
  * Single-path LUNs (lun->mp == NULL) take exactly the path they always
  * took: one branch in lun_submit_path() and the FIFO; nothing else of
- * multipath, shares or adaptive depth runs unless asked for.
+ * multipath or shares runs unless asked for.  Adaptive depth (on by
+ * default) adds a few counter updates per completion under the lock
+ * lun_done() holds anyway, and work only when QUEUE FULL / BUSY come back.
  */
 #ifndef LUN_INT_H
 #define LUN_INT_H
@@ -48,7 +50,7 @@ struct mp_lun {
 	struct mp_io *qhead, *qtail; /* FIFO, while no share handle exists */
 	struct mp_lun_stats st;
 
-	/* adaptive queue depth (MP_OPEN_ADAPTIVE_QD) */
+	/* adaptive queue depth (on unless MP_OPEN_FIXED_QD) */
 	bool adaptive;
 	unsigned qfull_sample, qfull_threshold;
 	unsigned qfull_count, good_count;

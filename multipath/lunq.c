@@ -13,7 +13,7 @@
  * (its tags restart at vtime), and since nothing is queued while a slot is
  * free, an unsaturated device holds nobody back.
  *
- * Adaptive queue depth (VMware's algorithm, with MP_OPEN_ADAPTIVE_QD): after
+ * Adaptive queue depth (VMware's algorithm; on unless MP_OPEN_FIXED_QD): after
  * qfull_sample QUEUE FULL / BUSY completions the depth halves (at least 1);
  * after qfull_threshold good completions in a row it grows by one, up to the
  * configured depth.  Two refinements keep it from overshooting when

@@ -81,9 +81,10 @@ typedef struct mp_lun mp_lun;
 #define MP_OPEN_NO_URING     0x2u  /* local: use libaio even if io_uring works */
 #define MP_OPEN_RETRY_RESCONFLICT 0x4u /* retry I/O failing with RESERVATION
 					* CONFLICT until resconflict_ms passes */
-#define MP_OPEN_ADAPTIVE_QD  0x8u  /* adaptive queue depth: QUEUE FULL / BUSY
-				    * completions are requeued, not failed,
-				    * and the depth adapts (see below) */
+#define MP_OPEN_FIXED_QD     0x8u  /* turn adaptive queue depth off: QUEUE
+				    * FULL / BUSY complete the I/O with
+				    * -MP_E_QFULL / -MP_E_BUSY and the depth
+				    * stays at queue_depth */
 
 struct mp_open_opts {
 	unsigned flags;
@@ -99,9 +100,11 @@ struct mp_open_opts {
 	unsigned path_check_ms;    /* path checker period; 0 = 5 s */
 	const char *policy;        /* initial policy, see mp_lun_set_policy();
 				    * NULL = "fixed" (preferred = first path) */
-	/* With MP_OPEN_ADAPTIVE_QD (VMware's QFullSampleSize/QFullThreshold):
-	 * after qfull_sample QUEUE FULL/BUSY completions the depth halves;
-	 * after qfull_threshold good ones it grows by one up to queue_depth. */
+	/* Adaptive queue depth, on unless MP_OPEN_FIXED_QD (VMware's
+	 * QFullSampleSize / QFullThreshold, per device): QUEUE FULL / BUSY
+	 * completions are requeued, not failed (for up to 30 s); after
+	 * qfull_sample of them the depth halves; after qfull_threshold good
+	 * ones it grows by one up to queue_depth. */
 	unsigned qfull_sample;     /* 0 = 32 */
 	unsigned qfull_threshold;  /* 0 = 4 */
 };
@@ -454,7 +457,7 @@ struct mp_lun_status {
 	unsigned npaths;
 	unsigned queue_depth;      /* current (adaptive) */
 	unsigned max_queue_depth;  /* configured */
-	bool adaptive;             /* MP_OPEN_ADAPTIVE_QD */
+	bool adaptive;             /* adaptive depth (not MP_OPEN_FIXED_QD) */
 	bool apd, pdl;             /* all paths down / permanent loss */
 	unsigned inflight, queued;
 	uint64_t failovers;        /* I/Os moved to another path */

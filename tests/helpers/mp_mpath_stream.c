@@ -9,7 +9,9 @@
  *     bs=SIZE      I/O size (default 64k)
  *     mode=verify  write a pattern, read it back, compare (default)
  *     mode=read    reads only (throughput)
- *     adaptive=1   MP_OPEN_ADAPTIVE_QD (qsample=N to change the sample)
+ *     adaptive=0   MP_OPEN_FIXED_QD: adaptive queue depth off (it is on
+ *                  by default; qsample=N / qthresh=N change its sample
+ *                  size and threshold)
  *     depth=N      device queue depth (default 64)
  *     add=SPEC     at 2 s, add SPEC as a path (mp_lun_path_add) and print
  *                  "path add: INDEX" or "path add failed: ERROR" (may be
@@ -208,9 +210,11 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "bs") && v >= 512 && v % 512 == 0)
 			st.bs = (size_t)v;
 		else if (!strcmp(argv[i], "adaptive"))
-			o.flags |= v ? MP_OPEN_ADAPTIVE_QD : 0;
+			o.flags |= v ? 0 : MP_OPEN_FIXED_QD;
 		else if (!strcmp(argv[i], "qsample"))
 			o.qfull_sample = (unsigned)v;
+		else if (!strcmp(argv[i], "qthresh"))
+			o.qfull_threshold = (unsigned)v;
 		else
 			return 2;
 	}

@@ -23,12 +23,15 @@ static char lunpath[256];
 
 static mp_lun *open_spec(const char *opts)
 {
+	/* Fixed depth: these tests see what the fault layer reports, also
+	 * BUSY and QUEUE FULL, which adaptive depth would requeue. */
+	struct mp_open_opts o = { .flags = MP_OPEN_FIXED_QD };
 	char spec[512];
 	mp_lun *lun = NULL;
 	int ret;
 
 	snprintf(spec, sizeof(spec), "fault:%s:%s", opts, lunpath);
-	ret = mp_lun_open(spec, NULL, &lun);
+	ret = mp_lun_open(spec, &o, &lun);
 	if (ret)
 		fail_msg("open %s: %s", spec, mp_strerror(ret));
 	return lun;

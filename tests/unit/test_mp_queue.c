@@ -144,10 +144,11 @@ static uint64_t load_bytes(struct load *l)
 }
 
 static mp_lun *open_opts(const char *fault, unsigned flags, unsigned qd,
-			 unsigned sample)
+			 unsigned sample, unsigned threshold)
 {
 	struct mp_open_opts o = { .flags = flags, .queue_depth = qd,
-				  .qfull_sample = sample };
+				  .qfull_sample = sample,
+				  .qfull_threshold = threshold };
 	char spec[512];
 	mp_lun *lun = NULL;
 	int ret;
@@ -167,12 +168,11 @@ static int cmp_u(const void *a, const void *b)
 }
 
 /* With K = 8 target slots (each I/O takes 1 ms there) and 64 I/Os wanted
- * in flight, the adaptive depth settles near K and no QUEUE FULL reaches
- * the caller. */
+ * in flight, the adaptive depth (on by default) settles near K and no
+ * QUEUE FULL reaches the caller. */
 static void test_adaptive_converges(void **state)
 {
-	mp_lun *lun = open_opts("qslots=8;read,delay,ms=1", MP_OPEN_ADAPTIVE_QD,
-				64, 0);
+	mp_lun *lun = open_opts("qslots=8;read,delay,ms=1", 0, 64, 0, 0);
 	static unsigned samples[4096];
 	unsigned ns = 0, inband = 0;
 	struct mp_lun_status st;
@@ -216,10 +216,53 @@ static void test_adaptive_converges(void **state)
 	mp_lun_close(lun);
 }
 
-/* Without the flag QUEUE FULL surfaces as before and the depth stays. */
+/* QFullSampleSize and QFullThreshold are the caller's: with a sample
+ * nobody reaches the depth never halves (QUEUE FULL is still requeued, not
+ * failed); with a threshold nobody reaches it never grows back. */
+static void test_adaptive_configured(void **state)
+{
+	mp_lun *lun = open_opts("qslots=8;read,delay,ms=1", 0, 64,
+				1000000000u, 0);
+	struct mp_lun_status st;
+	struct mp_path_status ps;
+	struct load l;
+	unsigned low;
+
+	(void)state;
+	load_start(&l, lun, NULL, 64, 4096);
+	usleep(300 * 1000);
+	load_stop(&l);
+	mp_lun_get_status(lun, &st, &ps, 1);
+	print_message("sample 10^9: depth %u, %llu QUEUE FULL, %llu errors\n",
+		      st.queue_depth, (unsigned long long)st.qfull,
+		      (unsigned long long)l.errors);
+	assert_int_equal(l.errors, 0);
+	assert_true(st.qfull > 0);
+	assert_int_equal(st.queue_depth, 64);
+	mp_lun_close(lun);
+
+	lun = open_opts("qslots=8;read,delay,ms=1", 0, 64, 8, 1000000000u);
+	load_start(&l, lun, NULL, 64, 4096);
+	usleep(300 * 1000);
+	mp_lun_get_status(lun, &st, &ps, 1);
+	low = st.queue_depth;
+	for (int i = 0; i < 100; i++) {
+		usleep(3000);
+		mp_lun_get_status(lun, &st, &ps, 1);
+		assert_true(st.queue_depth <= low);
+		low = st.queue_depth;
+	}
+	load_stop(&l);
+	print_message("threshold 10^9: depth %u (never grew back)\n", low);
+	assert_int_equal(l.errors, 0);
+	assert_true(low <= 8);
+	mp_lun_close(lun);
+}
+
+/* With MP_OPEN_FIXED_QD QUEUE FULL surfaces and the depth stays. */
 static void test_fixed_depth_surfaces(void **state)
 {
-	mp_lun *lun = open_opts("qslots=8", 0, 64, 0);
+	mp_lun *lun = open_opts("qslots=8", MP_OPEN_FIXED_QD, 64, 0, 0);
 	struct mp_lun_status st;
 	struct mp_path_status ps;
 	struct load l;
@@ -238,7 +281,7 @@ static void test_fixed_depth_surfaces(void **state)
 /* 1000 / 2000 / 1000 shares on an 8 MB/s device: 2 : 4 : 2 MB/s. */
 static void test_shares_proportional(void **state)
 {
-	mp_lun *lun = open_opts("bw=8m", 0, 8, 0);
+	mp_lun *lun = open_opts("bw=8m", 0, 8, 0, 0);
 	unsigned want[3] = { MP_SHARES_NORMAL, MP_SHARES_HIGH,
 			     MP_SHARES_NORMAL };
 	struct load l[3];
@@ -286,7 +329,7 @@ static void test_shares_proportional(void **state)
 /* Alone, a low-shares opener gets the whole device. */
 static void test_shares_unsaturated(void **state)
 {
-	mp_lun *lun = open_opts("bw=8m", 0, 8, 0);
+	mp_lun *lun = open_opts("bw=8m", 0, 8, 0, 0);
 	struct load lo, dflt;
 	mp_share *s;
 	uint64_t b0, b1, t0, t1, d0;
@@ -328,6 +371,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_adaptive_converges),
+		cmocka_unit_test(test_adaptive_configured),
 		cmocka_unit_test(test_fixed_depth_surfaces),
 		cmocka_unit_test(test_shares_proportional),
 		cmocka_unit_test(test_shares_unsaturated),
