@@ -70,6 +70,10 @@ THIN_SRCS := $(wildcard thin/*.c)
 THIN_OBJS := $(THIN_SRCS:%.c=$(O)/%.o)
 LIBTHIN := $(O)/thin/libthin.a
 
+CBT_SRCS := $(wildcard cbt/*.c)
+CBT_OBJS := $(CBT_SRCS:%.c=$(O)/%.o)
+LIBCBT  := $(O)/cbt/libcbt.a
+
 # vmfsd's control socket: the server half runs in vmfsd, the client half in
 # the tools
 CTL_SRCS := vmfsd/ctl.c vmfsd/ctl_client.c
@@ -78,7 +82,7 @@ LIBCTL  := $(O)/vmfsd/libctl.a
 VMFSD_OBJS := $(patsubst %.c,$(O)/%.o,$(filter-out $(CTL_SRCS),$(wildcard vmfsd/*.c)))
 
 # higher layers first: the linker resolves left to right
-LIBS_ALL := $(LIBCTL) $(LIBTHIN) $(LIBFS) $(LIBLK) $(LIBMP)
+LIBS_ALL := $(LIBCTL) $(LIBCBT) $(LIBTHIN) $(LIBFS) $(LIBLK) $(LIBMP)
 SYS_LIBS := $(MP_LIBS) -ljson-c
 
 # ---- programs ------------------------------------------------------------
@@ -122,6 +126,10 @@ $(LIBFS): $(FS_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(LIBTHIN): $(THIN_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBCBT): $(CBT_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
