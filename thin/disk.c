@@ -299,6 +299,23 @@ int thin_rename(fs_vol *v, const char *path, const char *newpath, char *err,
 			return fail(err, errlen, -EEXIST, "%s", nfile);
 		memcpy(nd.ext[i].file, nfile, (size_t)n + 1);
 	}
+	/* the tracking file follows the name too (VMware's DISK-ctk.vmdk) */
+	if (d.change_track[0]) {
+		size_t bl = strlen(base);
+		const char *f = d.change_track;
+		int n;
+
+		if (!strncmp(f, base, bl) && f[bl] == '-')
+			n = snprintf(nfile, sizeof(nfile), "%s%s", nbase, f + bl);
+		else
+			n = snprintf(nfile, sizeof(nfile), "%s", f);
+		if (n < 0 || (size_t)n >= sizeof(nd.change_track))
+			return fail(err, errlen, -ENAMETOOLONG, "%s", newpath);
+		if (fs_lookup(v, ndino, nfile, &st) == 0 &&
+		    !(ndino == dino && !strcmp(nfile, f)))
+			return fail(err, errlen, -EEXIST, "%s", nfile);
+		memcpy(nd.change_track, nfile, (size_t)n + 1);
+	}
 	/* the new descriptor first (pointing at the new extent names), then
 	 * the extents, then the old descriptor goes: a crash in between
 	 * leaves the old or the new descriptor naming files that exist, or
@@ -321,8 +338,42 @@ int thin_rename(fs_vol *v, const char *path, const char *newpath, char *err,
 			return fail(err, errlen, ret, "renaming %s", d.ext[i].file);
 		}
 	}
+	/* the tracking file last: a crash before leaves the new descriptor
+	 * naming a tracking file that is not there, which the next user of
+	 * tracking reports (and a re-enable makes anew) */
+	if (d.change_track[0] &&
+	    !(ndino == dino && !strcmp(d.change_track, nd.change_track))) {
+		ret = fs_rename(v, dino, d.change_track, ndino, nd.change_track,
+				FS_RENAME_NOREPLACE);
+		if (ret && ret != -ENOENT)
+			return fail(err, errlen, ret, "renaming %s", d.change_track);
+	}
 	ret = fs_unlink(v, dino, dname);
 	return ret ? fail(err, errlen, ret, "removing the old %s", dname) : 0;
+}
+
+int thin_set_change_track(fs_vol *v, const char *path, const char *ctk,
+			  char *err, size_t errlen)
+{
+	char dir[4096], base[256], dname[300];
+	struct thin_desc d;
+	uint64_t dino;
+	int ret;
+
+	if (split(path, dir, sizeof(dir), base, sizeof(base)))
+		return fail(err, errlen, -EINVAL, "%s: not a .vmdk", path);
+	if (ctk && (!*ctk || strchr(ctk, '/') || strlen(ctk) >= sizeof(d.change_track)))
+		return fail(err, errlen, -EINVAL, "tracking file name '%s'", ctk);
+	snprintf(dname, sizeof(dname), "%s.vmdk", base);
+	ret = dir_of(v, dir, &dino);
+	if (ret)
+		return fail(err, errlen, ret, "folder '%s'", dir[0] ? dir : "/");
+	ret = read_desc(v, dino, dname, &d, err, errlen);
+	if (ret)
+		return ret;
+	snprintf(d.change_track, sizeof(d.change_track), "%s", ctk ? ctk : "");
+	ret = write_desc(v, dino, dname, &d, false);
+	return ret ? fail(err, errlen, ret, "updating %s", dname) : 0;
 }
 
 int thin_info(fs_vol *v, const char *path, struct thin_info *in, char *err,

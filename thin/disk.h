@@ -57,6 +57,12 @@ int thin_punch_zeros(fs_vol *v, const char *path, const struct thin_cb *cb,
 int thin_fill_holes(fs_file *f, uint64_t size, const char *what,
 		    const struct thin_cb *cb);
 
+/* Name the change tracking file in the descriptor (changeTrackPath, a
+ * name in the descriptor's folder), or remove it with ctk NULL.  The file
+ * itself is the caller's (cbt/). */
+int thin_set_change_track(fs_vol *v, const char *path, const char *ctk,
+			  char *err, size_t errlen);
+
 struct thin_info {
 	struct thin_desc desc;
 	enum thin_kind kind;          /* from the data file's allocation */
