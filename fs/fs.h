@@ -211,6 +211,10 @@ int fs_readlink(fs_vol *v, uint64_t ino, char *buf, size_t len);
  * Data of a mapping file lives on its LUN: open it with fs_open (for its
  * lock) but do the I/O on the LUN (thin/rdm.h), never fs_pread/fs_pwrite. */
 int fs_rdm_get(fs_vol *v, uint64_t ino, struct fs_rdm *r);
+/* Whether a LUN holds an extent of some volume (its header, checksum
+ * included): 0 with the volume's label and the extent's index, -ENOENT
+ * when it holds none, another error when it cannot be read. */
+int fs_lun_extent(mp_lun *lun, char *label, size_t len, uint32_t *index);
 
 #define FS_SET_MODE 0x01u
 #define FS_SET_UID 0x02u

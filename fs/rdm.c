@@ -30,3 +30,17 @@ int fs_rdm_get(fs_vol *v, uint64_t ino, struct fs_rdm *r)
 	free(fd);
 	return ret;
 }
+
+int fs_lun_extent(mp_lun *lun, char *label, size_t len, uint32_t *index)
+{
+	struct fs_ext e;
+	int ret = fs_read_ext_header(lun, &e);
+
+	if (ret == -FS_E_BADMAGIC)
+		return -ENOENT;
+	if (ret)
+		return ret;
+	snprintf(label, len, "%s", e.label);
+	*index = e.index;
+	return 0;
+}

@@ -10,7 +10,8 @@
 
 struct walk {
 	fs_vol *v;
-	uint64_t provisioned, files;
+	thin_walk_fn fn;
+	void *arg;
 	uint64_t *stack;
 	size_t n, cap;
 	int err;
@@ -19,9 +20,7 @@ struct walk {
 static int visit(void *arg, const char *name, uint64_t ino, uint8_t type)
 {
 	struct walk *w = arg;
-	struct fs_stat st;
 
-	(void)name;
 	if (type == FS_TYPE_DIR) {
 		if (w->n == w->cap) {
 			size_t cap = w->cap ? w->cap * 2 : 64;
@@ -37,28 +36,14 @@ static int visit(void *arg, const char *name, uint64_t ino, uint8_t type)
 		w->stack[w->n++] = ino;
 		return 0;
 	}
-	if (type != FS_TYPE_FILE)
-		return 0;
-	/* gone meanwhile (another host removed it): not provisioned */
-	if (fs_getattr(w->v, ino, &st) == 0) {
-		w->provisioned += st.size > st.alloc ? st.size : st.alloc;
-		w->files++;
-	}
-	return 0;
+	w->err = w->fn(w->arg, name, ino, type);
+	return w->err ? 1 : 0;
 }
 
-int thin_space(fs_vol *v, struct thin_space *s)
+int thin_walk(fs_vol *v, thin_walk_fn fn, void *arg)
 {
-	struct fs_vol_info in;
-	struct walk w = { .v = v };
-	int ret = fs_vol_info(v, &in);
+	struct walk w = { .v = v, .fn = fn, .arg = arg };
 
-	memset(s, 0, sizeof(*s));
-	if (ret)
-		return ret;
-	s->capacity = in.capacity;
-	s->free = in.free;
-	s->used = in.capacity - in.free;
 	w.stack = malloc(64 * sizeof(*w.stack));
 	if (!w.stack)
 		return -ENOMEM;
@@ -69,14 +54,52 @@ int thin_space(fs_vol *v, struct thin_space *s)
 		int r = fs_readdir(v, dir, visit, &w);
 
 		/* a directory removed meanwhile is simply not counted */
-		if (r && r != -ENOENT && r != -ENOTDIR)
+		if (r && r != -ENOENT && r != -ENOTDIR && !w.err)
 			w.err = r;
 	}
 	free(w.stack);
-	if (w.err)
-		return w.err;
-	s->provisioned = w.provisioned;
-	s->files = w.files;
+	return w.err > 0 ? 0 : w.err;
+}
+
+struct prov {
+	fs_vol *v;
+	uint64_t provisioned, files;
+};
+
+static int count_file(void *arg, const char *name, uint64_t ino, uint8_t type)
+{
+	struct prov *p = arg;
+	struct fs_stat st;
+
+	(void)name;
+	/* mappings (RDM) and symlinks use no space of the volume */
+	if (type != FS_TYPE_FILE)
+		return 0;
+	/* gone meanwhile (another host removed it): not provisioned */
+	if (fs_getattr(p->v, ino, &st) == 0) {
+		p->provisioned += st.size > st.alloc ? st.size : st.alloc;
+		p->files++;
+	}
+	return 0;
+}
+
+int thin_space(fs_vol *v, struct thin_space *s)
+{
+	struct fs_vol_info in;
+	struct prov p = { .v = v };
+	int ret = fs_vol_info(v, &in);
+
+	memset(s, 0, sizeof(*s));
+	if (ret)
+		return ret;
+	s->capacity = in.capacity;
+	s->free = in.free;
+	s->used = in.capacity - in.free;
+	ret = thin_walk(v, count_file, &p);
+	if (ret)
+		return ret;
+	s->provisioned = p.provisioned;
+	s->files = p.files;
 	s->level = thin_space_level(s->used, s->capacity);
 	return 0;
 }

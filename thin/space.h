@@ -26,6 +26,16 @@ struct thin_space {
 	enum thin_level level;
 };
 
+/*
+ * Call fn for every entry of the namespace that is not a directory (files,
+ * symlinks, mappings), directories depth first.  fn returns 0 to go on,
+ * a positive value to stop (thin_walk returns 0), or an error (returned).
+ * Directories removed meanwhile are skipped.
+ */
+typedef int (*thin_walk_fn)(void *arg, const char *name, uint64_t ino,
+			    uint8_t type);
+int thin_walk(fs_vol *v, thin_walk_fn fn, void *arg);
+
 /* Walks the namespace (every directory, every file's FD). */
 int thin_space(fs_vol *v, struct thin_space *s);
 enum thin_level thin_space_level(uint64_t used, uint64_t capacity);

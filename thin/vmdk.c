@@ -447,8 +447,10 @@ int thin_desc_new(struct thin_desc *d, enum thin_kind kind, uint64_t size,
 		strcpy(d->ext[0].type, "VMFSRDM");
 		break;
 	case THIN_RDMP:
+		/* ESX names both kinds of mapping VMFSRDM (VMFSRAW is the
+		 * older vmfsRaw type); the createType tells them apart */
 		strcpy(d->create_type, "vmfsPassthroughRawDeviceMap");
-		strcpy(d->ext[0].type, "VMFSRAW");
+		strcpy(d->ext[0].type, "VMFSRDM");
 		break;
 	default:
 		strcpy(d->create_type, "vmfs");

@@ -14,6 +14,9 @@
  *   vmkfstools -k DISK.vmdk      eager-zero a zeroedthick disk
  *   vmkfstools -K DISK.vmdk      give back a thin disk's zeroed blocks
  *   vmkfstools -t0 PATH          where the file's (or disk's) bytes live
+ *   vmkfstools -r DEVICE RDM.vmdk   map a LUN (virtual compatibility)
+ *   vmkfstools -z DEVICE RDM.vmdk   map a LUN (physical compatibility)
+ *   vmkfstools -q RDM.vmdk       which LUN a mapping names, and its spec here
  * Long operations show progress on a terminal; ^C stops them and vmfsd
  * removes what was half made.
  */
@@ -42,6 +45,9 @@ static void usage(FILE *f)
 		   "       vmkfstools -j|-k|-K DISK.vmdk  inflate, eager-zero, "
 		   "punch out zeros\n"
 		   "       vmkfstools -t0 PATH        block map of a file or disk\n"
+		   "       vmkfstools -r|-z DEVICE RDM.vmdk  map a LUN (virtual / "
+		   "physical compatibility)\n"
+		   "       vmkfstools -q RDM.vmdk     the LUN a mapping names\n"
 		   "PATH is any path under a vmfsd mount; SIZE takes k, m, g, t.\n");
 }
 
@@ -217,6 +223,44 @@ static int file_map(const char *path)
 	return 0;
 }
 
+/* -r / -z: DEVICE is a spec (or identity) among the host's --lun LUNs */
+static int rdm_create(const char *device, const char *path, bool physical)
+{
+	struct json_object *req = json_object_new_object(), *r;
+
+	json_object_object_add(req, "device", json_object_new_string(device));
+	json_object_object_add(req, "physical", json_object_new_boolean(physical));
+	r = ask_with(path, "rdm_create", true, req);
+	if (!r)
+		return 1;
+	json_object_put(r);
+	return 0;
+}
+
+static int rdm_query(const char *path)
+{
+	struct json_object *r = ask(path, "rdm_resolve", true);
+
+	if (!r)
+		return 1;
+	printf("Disk %s is a %s Raw Device Mapping\n", path,
+	       strcmp(str(r, "mode"), "physical") ? "Non-passthrough" :
+	       "Passthrough");
+	printf("Maps to: %s (", str(r, "id"));
+	if (str(r, "vendor")[0] || str(r, "product")[0])
+		printf("%s %s, ", str(r, "vendor"), str(r, "product"));
+	if (str(r, "serial")[0])
+		printf("serial %s, ", str(r, "serial"));
+	printf("%llu bytes of %llu-byte sectors)\n",
+	       (unsigned long long)u64(r, "capacity"),
+	       (unsigned long long)u64(r, "sector"));
+	printf("On this host: %s\n", str(r, "spec"));
+	printf("Mapping file: %s (made by host '%s' from %s)\n", str(r, "file"),
+	       str(r, "mapped_by"), str(r, "mapped_spec"));
+	json_object_put(r);
+	return 0;
+}
+
 static int volume_info(const char *path)
 {
 	struct json_object *r = ask(path, "info", false), *exts;
@@ -335,14 +379,17 @@ int main(int argc, char **argv)
 		{ "eagerzero", no_argument, NULL, 'k' },
 		{ "punchzero", no_argument, NULL, 'K' },
 		{ "queryblockmap", required_argument, NULL, 't' },
+		{ "createrdm", required_argument, NULL, 'r' },
+		{ "createrdmpassthru", required_argument, NULL, 'z' },
+		{ "queryrdm", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'H' },
 		{ 0 }
 	};
-	const char *size = NULL, *type = NULL;
+	const char *size = NULL, *type = NULL, *device = NULL;
 	int c, what = 0;
 
 	tty = isatty(2);
-	while ((c = getopt_long(argc, argv, "PDhc:d:X:UEijkKt:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "PDhc:d:X:UEijkKt:r:z:q", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (strcmp(optarg, "0")) {
@@ -351,15 +398,18 @@ int main(int argc, char **argv)
 			}
 			/* fall through */
 		case 'P': case 'D': case 'c': case 'X': case 'U': case 'E':
-		case 'i': case 'j': case 'k': case 'K':
+		case 'i': case 'j': case 'k': case 'K': case 'r': case 'z': case 'q':
 			if (what && what != c) {
 				fprintf(stderr, "vmkfstools: one of -P, -D, -c, -X, "
-					"-U, -E, -i, -j, -k, -K at a time\n");
+					"-U, -E, -i, -j, -k, -K, -r, -z, -q at a "
+					"time\n");
 				return 2;
 			}
 			what = c;
 			if (c == 'c' || c == 'X')
 				size = optarg;
+			if (c == 'r' || c == 'z')
+				device = optarg;
 			break;
 		case 'd': type = optarg; break;
 		case 'h': human = true; break;
@@ -385,6 +435,8 @@ int main(int argc, char **argv)
 	case 'k': return disk_op("disk_eagerzero", argv[optind], NULL, NULL, NULL);
 	case 'K': return disk_op("disk_punchzero", argv[optind], NULL, NULL, NULL);
 	case 't': return file_map(argv[optind]);
+	case 'r': case 'z': return rdm_create(device, argv[optind], what == 'z');
+	case 'q': return rdm_query(argv[optind]);
 	default: return disk_op("disk_rename", argv[optind], argv[optind + 1],
 				NULL, NULL);
 	}

@@ -5,6 +5,7 @@
 #define VMFSD_CMDS_H
 
 #include "fs/fs.h"
+#include "thin/rdm.h"
 #include "vmfsd/ctl.h"
 
 /* What the command handlers may use. */
@@ -13,6 +14,7 @@ struct vmfsd_ctx {
 	const char *host;
 	char mnt[4096];         /* real path of the mount point */
 	unsigned alarm_secs;    /* space alarm check period (0 = 10 s) */
+	thin_luns *luns;        /* LUNs this host sees for mappings (--lun) */
 };
 
 /* The negative errno a client gets for a library error (-errno as it is;
@@ -26,7 +28,8 @@ int vmfsd_cmds_register(struct vmfsd_ctx *c);
  * and 85% of the capacity, and when it comes back. */
 int vmfsd_alarm_start(struct vmfsd_ctx *c);
 void vmfsd_alarm_stop(void);
-/* disk_create, disk_delete, disk_rename, disk_extend, disk_info */
+/* disk_create, disk_delete, disk_rename, disk_extend, disk_info, ...,
+ * rdm_create, rdm_resolve */
 int vmfsd_disk_cmds_register(struct vmfsd_ctx *c);
 
 #endif /* VMFSD_CMDS_H */

@@ -304,6 +304,79 @@ static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 	return 0;
 }
 
+/* {"cmd": "rdm_create", "path": P, "device": SPEC, "physical": bool}
+ * (vmkfstools -r / -z) */
+static int cmd_rdm_create(void *arg, struct ctl_req *r, struct json_object *req,
+			  struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	const char *path, *dev;
+	struct json_object *o;
+	bool phys = false;
+	char err[512] = "";
+	int ret;
+
+	(void)resp;
+	if ((ret = str_arg(r, req, "path", &path)) ||
+	    (ret = str_arg(r, req, "device", &dev)))
+		return ret;
+	if (json_object_object_get_ex(req, "physical", &o))
+		phys = json_object_get_boolean(o);
+	ret = thin_rdm_create(c->vol, c->luns, path, dev, phys ? FS_RDM_PHYSICAL :
+			      FS_RDM_VIRTUAL, c->host, err, sizeof(err));
+	if (!ret)
+		return 0;
+	ctl_error(r, "%s", err);
+	return vmfsd_errno(ret);
+}
+
+/* {"cmd": "rdm_resolve", "path": P}: the LUN a mapping (its descriptor or
+ * mapping file) names, as this host reaches it: how a program that does
+ * its own I/O (the executor) opens an RDM disk */
+static int cmd_rdm_resolve(void *arg, struct ctl_req *r, struct json_object *req,
+			   struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	struct thin_rdm_info *in = malloc(sizeof(*in));
+	const char *path;
+	char err[512] = "";
+	int ret = str_arg(r, req, "path", &path);
+
+	if (!ret && !in)
+		ret = -ENOMEM;
+	if (!ret)
+		ret = thin_rdm_resolve(c->vol, c->luns, path, in, err, sizeof(err));
+	if (ret == 0 || ret == -ENODEV) {
+		/* what the mapping says, even when this host cannot reach it */
+		json_object_object_add(resp, "file", json_object_new_string(in->file));
+		json_object_object_add(resp, "mode", json_object_new_string(
+			in->rec.mode == FS_RDM_PHYSICAL ? "physical" : "virtual"));
+		json_object_object_add(resp, "id", json_object_new_string(in->rec.id));
+		json_object_object_add(resp, "serial",
+				       json_object_new_string(in->rec.serial));
+		json_object_object_add(resp, "vendor",
+				       json_object_new_string(in->rec.vendor));
+		json_object_object_add(resp, "product",
+				       json_object_new_string(in->rec.product));
+		json_object_object_add(resp, "capacity",
+				       json_object_new_uint64(in->rec.capacity));
+		json_object_object_add(resp, "sector",
+				       json_object_new_uint64(in->rec.sector));
+		json_object_object_add(resp, "mapped_by",
+				       json_object_new_string(in->rec.host));
+		json_object_object_add(resp, "mapped_spec",
+				       json_object_new_string(in->rec.spec));
+	}
+	if (!ret)
+		json_object_object_add(resp, "spec", json_object_new_string(in->spec));
+	free(in);
+	if (!ret)
+		return 0;
+	if (err[0])
+		ctl_error(r, "%s", err);
+	return vmfsd_errno(ret);
+}
+
 static const struct {
 	const char *name, *help;
 	ctl_fn fn;
@@ -322,6 +395,10 @@ static const struct {
 	  "(path)", cmd_eagerzero },
 	{ "disk_punchzero", "give back a thin disk's zero blocks (path)",
 	  cmd_punchzero },
+	{ "rdm_create", "map a LUN as a raw device mapping (path, device, "
+	  "physical)", cmd_rdm_create },
+	{ "rdm_resolve", "the LUN spec on this host of a mapping (path)",
+	  cmd_rdm_resolve },
 };
 
 int vmfsd_disk_cmds_register(struct vmfsd_ctx *c)

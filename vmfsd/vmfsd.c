@@ -33,6 +33,7 @@
 
 #include "fs/fs.h"
 #include "vmfsd/cmds.h"
+#include "vmfsd/rdm_fuse.h"
 
 static fs_vol *vol;
 static uint64_t root_addr;
@@ -612,7 +613,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmfsd --host NAME --mount DIR [--hb-interval MS] "
 		   "[--hb-timeout MS]\n"
-		   "             [--read-only] [--daemon] DEVICE...\n");
+		   "             [--read-only] [--daemon] [--lun SPEC]... DEVICE...\n"
+		   "  --lun SPEC  a LUN this host sees, for raw device mappings "
+		   "(repeat it)\n");
 }
 
 static int parse_ms(const char *opt, const char *s, unsigned *out)
@@ -694,6 +697,7 @@ int main(int argc, char **argv)
 		{ "hb-interval", required_argument, NULL, 'i' },
 		{ "hb-timeout", required_argument, NULL, 't' },
 		{ "debug", no_argument, NULL, 'D' },
+		{ "lun", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -707,6 +711,9 @@ int main(int argc, char **argv)
 	struct fuse_args fa;
 	struct fuse_session *se;
 	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
+	static struct fuse_lowlevel_ops fops;
+	const char *lun_specs[64];
+	unsigned nlun = 0;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -723,6 +730,14 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 'D': debug = true; break;
+		case 'l':
+			if (nlun == sizeof(lun_specs) / sizeof(lun_specs[0])) {
+				fprintf(stderr, "vmfsd: at most %zu --lun\n",
+					sizeof(lun_specs) / sizeof(lun_specs[0]));
+				return 2;
+			}
+			lun_specs[nlun++] = optarg;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -747,6 +762,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ret = 1;
+	/* the LUNs mappings resolve among (after the mount: an extent of
+	 * this volume listed here is refused by its header when mapped) */
+	if (thin_luns_create(&ctx.luns))
+		goto umount_vol;
+	for (unsigned i = 0; i < nlun; i++) {
+		char msg[512];
+
+		if (thin_luns_add(ctx.luns, lun_specs[i], msg, sizeof(msg))) {
+			fprintf(stderr, "vmfsd: --lun: %s\n", msg);
+			goto umount_vol;
+		}
+	}
 	pthread_key_create(&tbuf_key, free);
 	ctx.vol = vol;
 	ctx.host = mo.host;
@@ -759,7 +786,8 @@ int main(int argc, char **argv)
 	if (debug)
 		fargv[fargc++] = "-d";
 	fa = (struct fuse_args)FUSE_ARGS_INIT(fargc, fargv);
-	se = fuse_session_new(&fa, &ops, sizeof(ops), NULL);
+	vmfsd_rdm_fuse_ops(&ctx, &ops, &fops);
+	se = fuse_session_new(&fa, &fops, sizeof(fops), NULL);
 	if (!se) {
 		fprintf(stderr, "vmfsd: cannot create the FUSE session\n");
 		goto umount_vol;
@@ -800,6 +828,7 @@ destroy:
 umount_vol:
 	tell_parent(0);
 	fs_umount(vol);
+	thin_luns_destroy(ctx.luns);
 	fprintf(stderr, "vmfsd: host '%s' left the volume\n", mo.host);
 	return ret;
 }

@@ -86,7 +86,7 @@ static void test_new_resize(void **state)
 	assert_memory_equal(&d, &e, sizeof(d));
 	assert_int_equal(thin_desc_new(&d, THIN_RDMP, 1 << 20, "r-rdmp.vmdk"), 0);
 	assert_string_equal(d.create_type, "vmfsPassthroughRawDeviceMap");
-	assert_string_equal(d.ext[0].type, "VMFSRAW");
+	assert_string_equal(d.ext[0].type, "VMFSRDM");
 	assert_int_equal(thin_desc_new(&d, THIN_THIN, 1000, "x"), -EINVAL);
 	assert_int_equal(thin_desc_new(&d, THIN_THIN, 4096, "../x"), -EINVAL);
 	assert_int_equal(thin_desc_format(&e, buf, 100), -ENOSPC);

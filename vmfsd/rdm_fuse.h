@@ -1,0 +1,23 @@
+/*
+ * rdm_fuse.h - raw device mapping files through FUSE: reads and writes of
+ * NAME-rdm.vmdk reach the mapped LUN (thin/rdm.h), not the volume.
+ */
+#ifndef VMFSD_RDM_FUSE_H
+#define VMFSD_RDM_FUSE_H
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 35
+#endif
+#include <fuse_lowlevel.h>
+
+#include "vmfsd/cmds.h"
+
+/*
+ * out = ops, with the file operations wrapped: a mapping file opens as a
+ * thin_rdm (its handle tagged), whose requests are served here; every
+ * other file goes to ops unchanged.  c->vol and c->luns must be set.
+ */
+void vmfsd_rdm_fuse_ops(struct vmfsd_ctx *c, const struct fuse_lowlevel_ops *ops,
+			struct fuse_lowlevel_ops *out);
+
+#endif /* VMFSD_RDM_FUSE_H */
