@@ -989,6 +989,18 @@ out:
 
 /* ---- block map report ------------------------------------------------------ */
 
+uint32_t fs_file_unit(fs_file *f)
+{
+	struct fs_inode *ino = f->ino;
+	uint32_t unit;
+
+	pthread_rwlock_rdlock(&ino->rw);
+	unit = ino->fd.map == FS_MAP_INLINE ? 0 :
+	       (uint32_t)fs_unit(ino->v, &ino->fd);
+	pthread_rwlock_unlock(&ino->rw);
+	return unit;
+}
+
 int fs_map(fs_file *f, uint64_t off, uint64_t len, struct fs_map_ext *out,
 	   unsigned max, unsigned *n)
 {

@@ -269,6 +269,14 @@ struct fs_map_ext {
  */
 int fs_map(fs_file *f, uint64_t off, uint64_t len, struct fs_map_ext *out,
 	   unsigned max, unsigned *n);
+/*
+ * The unit a file's data is mapped in: the volume's block size, or its
+ * sub-block size for a small file (which moves to blocks when it grows
+ * past them), or 0 while the data is inline in the descriptor.  Only a
+ * file mapped in blocks keeps its map when written (the executor maps
+ * only such files).
+ */
+uint32_t fs_file_unit(fs_file *f);
 
 /* ---- reports (tools) ------------------------------------------------------ */
 
