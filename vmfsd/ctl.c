@@ -31,15 +31,18 @@ struct cmd {
 	void *arg;
 };
 
-struct ctl_req {
-	int fd;
-	char err[512];
-	uint64_t last_progress_ns;
-};
-
 struct conn {
 	int fd;
+	void (*fini)(void *);       /* ctl_conn_state_set: runs at the end */
+	void *state;
 	struct conn *next;
+};
+
+struct ctl_req {
+	int fd;
+	struct conn *cn;
+	char err[512];
+	uint64_t last_progress_ns;
 };
 
 static struct cmd cmds[MAX_CMDS];
@@ -130,6 +133,25 @@ bool ctl_cancelled(struct ctl_req *r)
 	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+int ctl_conn_state_set(struct ctl_req *r, void *state, void (*fini)(void *))
+{
+	if (r->cn->fini)
+		return -EBUSY;
+	r->cn->state = state;
+	r->cn->fini = fini;
+	return 0;
+}
+
+void *ctl_conn_state(struct ctl_req *r)
+{
+	return r->cn->state;
+}
+
+int ctl_req_fd(struct ctl_req *r)
+{
+	return r->fd;
+}
+
 static int help_cmd(void *arg, struct ctl_req *r, struct json_object *req,
 		    struct json_object *resp)
 {
@@ -145,9 +167,10 @@ static int help_cmd(void *arg, struct ctl_req *r, struct json_object *req,
 	return 0;
 }
 
-static void dispatch(int fd, struct json_object *req)
+static void dispatch(struct conn *cn, struct json_object *req)
 {
-	struct ctl_req r = { .fd = fd };
+	int fd = cn->fd;
+	struct ctl_req r = { .fd = fd, .cn = cn };
 	struct json_object *resp = json_object_new_object(), *c;
 	const char *name = NULL;
 	int ret = -EINVAL;
@@ -207,7 +230,7 @@ static void *conn_main(void *arg)
 				req = NULL;
 			}
 			json_tokener_free(tok);
-			dispatch(cn->fd, req);
+			dispatch(cn, req);
 			json_object_put(req);
 			memmove(buf, nl + 1, have - len - 1);
 			have -= len + 1;
@@ -222,6 +245,10 @@ static void *conn_main(void *arg)
 		have += (size_t)n;
 	}
 	free(buf);
+	/* before the descriptor closes: whoever holds it (a fence shutting
+	 * attached disks' connections down) is told under its own lock */
+	if (cn->fini)
+		cn->fini(cn->state);
 	pthread_mutex_lock(&lock);
 	for (pp = &conns; *pp; pp = &(*pp)->next)
 		if (*pp == cn) {

@@ -56,6 +56,19 @@ void ctl_progress(struct ctl_req *r, const char *what, uint64_t done,
 bool ctl_cancelled(struct ctl_req *r);
 
 /*
+ * State a command group keeps for the rest of the connection (a disk
+ * attached by vmrun): fini(state) runs once, on the connection's thread,
+ * when the connection ends however it ends (client exit or crash, server
+ * stop), before its descriptor is closed.  One per connection: -EBUSY if
+ * set already.
+ */
+int ctl_conn_state_set(struct ctl_req *r, void *state, void (*fini)(void *));
+void *ctl_conn_state(struct ctl_req *r);
+/* The connection's socket (to shut it down from another thread while the
+ * connection's state is alive, e.g. when the host is fenced). */
+int ctl_req_fd(struct ctl_req *r);
+
+/*
  * Bind the socket for mount point mnt and start accepting.  Refuses
  * (-EADDRINUSE) when a live daemon already answers on it; removes a stale
  * socket.  path receives the socket's name.
@@ -87,6 +100,8 @@ void ctl_close(ctl_conn *c);
 /* The mount root and the relative path ctl_connect() found. */
 const char *ctl_conn_mount(ctl_conn *c);
 const char *ctl_conn_rel(ctl_conn *c);
+/* The socket (to poll it for the daemon going away). */
+int ctl_conn_fd(ctl_conn *c);
 
 /* Called for each progress line of a command. */
 typedef void (*ctl_progress_fn)(void *arg, const char *what, uint64_t done,

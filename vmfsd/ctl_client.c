@@ -182,6 +182,11 @@ const char *ctl_conn_rel(ctl_conn *c)
 	return c->rel;
 }
 
+int ctl_conn_fd(ctl_conn *c)
+{
+	return c->fd;
+}
+
 /* The next line from the daemon, parsed (NULL on EOF or garbage). */
 static struct json_object *read_obj(ctl_conn *c, int *err)
 {
