@@ -29,6 +29,8 @@ static void uuid_str(const uint8_t u[16], char out[37])
 		 u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
+uint64_t vmfsd_fuse_written, vmfsd_fuse_read;
+
 int vmfsd_errno(int ret)
 {
 	return ret < 0 && ret > -1000 ? ret : -EIO;
@@ -66,6 +68,10 @@ static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 	add_u64(resp, "files", in.files);
 	add_u64(resp, "files_free", in.files_free);
 	add_u64(resp, "max_hosts", in.slots);
+	add_u64(resp, "fuse_bytes_written",
+		__atomic_load_n(&vmfsd_fuse_written, __ATOMIC_RELAXED));
+	add_u64(resp, "fuse_bytes_read",
+		__atomic_load_n(&vmfsd_fuse_read, __ATOMIC_RELAXED));
 	json_object_object_add(resp, "read_only",
 			       json_object_new_boolean(in.read_only));
 	if (!in.read_only) {
@@ -262,5 +268,7 @@ int vmfsd_cmds_register(struct vmfsd_ctx *c)
 				   "(path relative to the mount)", cmd_lockinfo, c);
 	if (!ret)
 		ret = vmfsd_disk_cmds_register(c);
+	if (!ret)
+		ret = vmfsd_attach_cmds_register(c);
 	return ret;
 }

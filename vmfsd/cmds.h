@@ -32,4 +32,18 @@ void vmfsd_alarm_stop(void);
  * rdm_create, rdm_resolve */
 int vmfsd_disk_cmds_register(struct vmfsd_ctx *c);
 
+/* disk_attach, disk_alloc, disk_sync (attach_cmds.c): vmrun's mapped
+ * disks */
+int vmfsd_attach_cmds_register(struct vmfsd_ctx *c);
+/* True while a disk whose data file or descriptor is ino is attached to a
+ * running VM on this host: nothing else may change its block map. */
+bool vmfsd_disk_attached(uint64_t ino);
+/* Shut every attached disk's connection down (the host was fenced or
+ * lost its locks): vmrun stops that disk's I/O.  Returns how many. */
+int vmfsd_disks_fence(const char *why);
+
+/* Bytes written and read through FUSE (info reports them: the I/O of a
+ * mapped disk never passes here). */
+extern uint64_t vmfsd_fuse_written, vmfsd_fuse_read;
+
 #endif /* VMFSD_CMDS_H */

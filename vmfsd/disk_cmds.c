@@ -47,6 +47,21 @@ static int size_arg(struct ctl_req *r, struct json_object *req, uint64_t *out)
 	return 0;
 }
 
+/* A disk attached to a running VM on this host keeps its block map:
+ * vmrun maps guest offsets through its copy (-EBUSY). */
+static int not_attached(struct vmfsd_ctx *c, struct ctl_req *r,
+			const char *path)
+{
+	struct fs_stat st;
+
+	if (fs_resolve(c->vol, path, &st) == 0 && vmfsd_disk_attached(st.ino)) {
+		ctl_error(r, "%s: attached to a VM running on this host (power "
+			  "it off first)", path);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 static int done(struct ctl_req *r, int ret, const char *msg)
 {
 	if (!ret)
@@ -91,7 +106,7 @@ static int cmd_delete(void *arg, struct ctl_req *r, struct json_object *req,
 	int ret = str_arg(r, req, "path", &path);
 
 	(void)resp;
-	if (ret)
+	if (ret || (ret = not_attached(c, r, path)))
 		return ret;
 	return done(r, thin_delete(c->vol, path, err, sizeof(err)), err);
 }
@@ -105,7 +120,8 @@ static int cmd_rename(void *arg, struct ctl_req *r, struct json_object *req,
 	int ret;
 
 	(void)resp;
-	if ((ret = str_arg(r, req, "path", &path)) || (ret = str_arg(r, req, "to", &to)))
+	if ((ret = str_arg(r, req, "path", &path)) || (ret = str_arg(r, req, "to", &to)) ||
+	    (ret = not_attached(c, r, path)))
 		return ret;
 	return done(r, thin_rename(c->vol, path, to, err, sizeof(err)), err);
 }
@@ -121,7 +137,8 @@ static int cmd_extend(void *arg, struct ctl_req *r, struct json_object *req,
 	int ret;
 
 	(void)resp;
-	if ((ret = str_arg(r, req, "path", &path)) || (ret = size_arg(r, req, &size)))
+	if ((ret = str_arg(r, req, "path", &path)) || (ret = size_arg(r, req, &size)) ||
+	    (ret = not_attached(c, r, path)))
 		return ret;
 	return done(r, thin_extend(c->vol, path, size, &cb, err, sizeof(err)), err);
 }
@@ -161,7 +178,7 @@ static int inflate_common(void *arg, struct ctl_req *r, struct json_object *req,
 	char err[512] = "";
 	int ret = str_arg(r, req, "path", &path);
 
-	if (ret)
+	if (ret || (ret = not_attached(c, r, path)))
 		return ret;
 	return done(r, thin_inflate(c->vol, path, eager_only, &cb, err,
 				    sizeof(err)), err);
@@ -191,7 +208,7 @@ static int cmd_punchzero(void *arg, struct ctl_req *r, struct json_object *req,
 	char err[512] = "";
 	int ret = str_arg(r, req, "path", &path);
 
-	if (ret)
+	if (ret || (ret = not_attached(c, r, path)))
 		return ret;
 	ret = thin_punch_zeros(c->vol, path, &cb, &freed, err, sizeof(err));
 	if (!ret)

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "fs/fs.h"
+#include "vmfsd/cbt_hook.h"
 #include "vmfsd/cmds.h"
 #include "vmfsd/rdm_fuse.h"
 
@@ -104,6 +105,8 @@ static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fs_stat s;
 	int ret = fs_lookup(vol, to_fs(parent), name, &s);
 
+	if (!ret)
+		vmfsd_cbt_lookup(to_fs(parent), name, s.ino);
 	if (ret)
 		fuse_reply_err(req, err(ret));
 	else
@@ -143,8 +146,15 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int ret = 0;
 
 	clock_gettime(CLOCK_REALTIME, &now);
+	if (to_set & FUSE_SET_ATTR_SIZE && vmfsd_disk_attached(to_fs(ino))) {
+		fuse_reply_err(req, EBUSY);
+		return;
+	}
 	if (to_set & FUSE_SET_ATTR_SIZE && fi && fi->fh) {
 		ret = fs_ftruncate((fs_file *)(uintptr_t)fi->fh, (uint64_t)attr->st_size);
+		if (!ret)
+			ret = vmfsd_cbt_resized((fs_file *)(uintptr_t)fi->fh,
+						(uint64_t)attr->st_size);
 		to_set &= ~FUSE_SET_ATTR_SIZE;
 	}
 	if (to_set & FUSE_SET_ATTR_MODE) {
@@ -173,6 +183,8 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		sa.mtime = to_set & FUSE_SET_ATTR_MTIME_NOW ? ts_ns(&now) :
 			   ts_ns(&attr->st_mtim);
 	}
+	if (!ret && sa.mask & FS_SET_SIZE)
+		ret = vmfsd_cbt_resize_ino(to_fs(ino), sa.size);
 	if (!ret && sa.mask) {
 		/* an open file's lock is ours: go through the handle's inode */
 		ret = fs_setattr(vol, to_fs(ino), &sa, &s);
@@ -240,6 +252,13 @@ static void vd_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void vd_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct fs_stat st;
+
+	if (fs_lookup(vol, to_fs(parent), name, &st) == 0 &&
+	    vmfsd_disk_attached(st.ino)) {
+		fuse_reply_err(req, EBUSY);   /* a running VM's disk */
+		return;
+	}
 	fuse_reply_err(req, err(fs_unlink(vol, to_fs(parent), name)));
 }
 
@@ -267,14 +286,29 @@ static int open_common(fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int acc = fi->flags & O_ACCMODE;
 	fs_file *f;
-	int ret = fs_open(vol, to_fs(ino), acc == O_RDONLY ? FS_O_RDONLY :
+	int ret;
+
+	/* a running VM's disk: vmrun writes it on the LUN through its copy
+	 * of the map; nothing else on this host may write or change it */
+	if (acc != O_RDONLY && vmfsd_disk_attached(to_fs(ino)))
+		return -EBUSY;
+	ret = fs_open(vol, to_fs(ino), acc == O_RDONLY ? FS_O_RDONLY :
 			  FS_O_RDWR, &f);
 
 	if (ret)
 		return ret;
+	/* a tracked disk's writer: the tracking file dirty before anything
+	 * changes (the truncation below included) */
+	if (acc != O_RDONLY && (ret = vmfsd_cbt_open(f, to_fs(ino)))) {
+		fs_close(f);
+		return ret;
+	}
 	if (fi->flags & O_TRUNC && acc != O_RDONLY) {
 		ret = fs_ftruncate(f, 0);
+		if (!ret)
+			ret = vmfsd_cbt_resized(f, 0);
 		if (ret) {
+			vmfsd_cbt_release(f);
 			fs_close(f);
 			return ret;
 		}
@@ -358,6 +392,8 @@ static void vd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	n = fs_pread((fs_file *)(uintptr_t)fi->fh, buf, size, (uint64_t)off);
+	if (n > 0)
+		__atomic_add_fetch(&vmfsd_fuse_read, (uint64_t)n, __ATOMIC_RELAXED);
 	if (n < 0)
 		fuse_reply_err(req, err((int)n));
 	else
@@ -384,6 +420,12 @@ static void vd_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	if (n >= 0)
 		n = fs_pwrite((fs_file *)(uintptr_t)fi->fh, buf, (size_t)n,
 			      (uint64_t)off);
+	/* marked after it reached the disk, before it is acknowledged */
+	if (n > 0 && vmfsd_cbt_write((fs_file *)(uintptr_t)fi->fh,
+				     (uint64_t)off, (uint64_t)n))
+		n = -EIO;
+	if (n > 0)
+		__atomic_add_fetch(&vmfsd_fuse_written, (uint64_t)n, __ATOMIC_RELAXED);
 	if (n < 0)
 		fuse_reply_err(req, err((int)n));
 	else
@@ -408,6 +450,8 @@ static void vd_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 				   mode == FALLOC_FL_KEEP_SIZE);
 	else
 		ret = -EOPNOTSUPP;
+	if (!ret && mode & FALLOC_FL_PUNCH_HOLE)
+		ret = vmfsd_cbt_write(f, (uint64_t)off, (uint64_t)len);
 	fuse_reply_err(req, err(ret));
 }
 
@@ -439,6 +483,7 @@ static void vd_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void vd_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
+	vmfsd_cbt_release((fs_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, err(fs_close((fs_file *)(uintptr_t)fi->fh)));
 }
 
@@ -447,7 +492,8 @@ static void vd_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	(void)ino;
 	(void)datasync;
-	fuse_reply_err(req, err(fs_fsync((fs_file *)(uintptr_t)fi->fh)));
+	fuse_reply_err(req, err(vmfsd_cbt_fsync((fs_file *)(uintptr_t)fi->fh,
+				fs_fsync((fs_file *)(uintptr_t)fi->fh))));
 }
 
 /* Directory listings: a snapshot taken at opendir. */
@@ -609,6 +655,19 @@ static const struct fuse_lowlevel_ops ops = {
 	.lseek = vd_lseek,
 };
 
+/* The lock manager's word on this host's heartbeat (its thread: no
+ * volume I/O here).  Fenced or lost, another host may soon take the
+ * locks of the disks that VMs here write straight to the LUN: they are
+ * detached at once, and vmrun stops their I/O. */
+static void on_lk_event(void *arg, enum lk_event ev)
+{
+	(void)arg;
+	if (ev == LK_EV_FENCED)
+		vmfsd_disks_fence("heartbeat stalled, host fenced");
+	else if (ev == LK_EV_LOST)
+		vmfsd_disks_fence("locks lost to another host");
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmfsd --host NAME --mount DIR [--hb-interval MS] "
@@ -754,6 +813,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vmfsd: cannot become a daemon: %s\n", strerror(errno));
 		return 1;
 	}
+	mo.event = on_lk_event;
 	ret = fs_mount((const char *const *)argv + optind,
 		       (unsigned)(argc - optind), &mo, &vol);
 	if (ret) {
@@ -778,6 +838,7 @@ int main(int argc, char **argv)
 	ctx.vol = vol;
 	ctx.host = mo.host;
 	root_addr = fs_root(vol);
+	vmfsd_cbt_init(vol);
 	fargv[fargc++] = argv[0];
 	fargv[fargc++] = "-o";
 	fargv[fargc++] = mo.read_only ?
@@ -819,6 +880,7 @@ int main(int argc, char **argv)
 	ret = fuse_session_loop_mt(se, &lc) ? 1 : 0;
 	vmfsd_alarm_stop();
 	ctl_server_stop();
+	vmfsd_cbt_stop();
 unmount:
 	fuse_session_unmount(se);
 remove_handlers:

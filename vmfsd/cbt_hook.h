@@ -1,0 +1,41 @@
+/*
+ * cbt_hook.h - changed-block tracking inside vmfsd (cbt_cmds.c): the FUSE
+ * write path's hooks and the control commands cbt_enable, cbt_disable,
+ * cbt_checkpoint, cbt_query and cbt_mark.
+ *
+ * A FUSE handle opened for writing on the data file (DISK-flat.vmdk) of a
+ * disk whose descriptor names a tracking file marks every change it makes
+ * before the change is acknowledged; the tracking file says dirty while
+ * such a handle (or a cbt_mark session) is open, and clean again after
+ * the last one closed (cbt.h: complete or reset).
+ */
+#ifndef VMFSD_CBT_HOOK_H
+#define VMFSD_CBT_HOOK_H
+
+#include <stdint.h>
+
+#include "fs/fs.h"
+
+/* The volume the commands work on (before serving). */
+void vmfsd_cbt_init(fs_vol *v);
+/* After the FUSE loop ended: every tracked disk written back and clean. */
+void vmfsd_cbt_stop(void);
+
+/* A lookup found name in dir (remembers data file names). */
+void vmfsd_cbt_lookup(uint64_t dir, const char *name, uint64_t ino);
+/* f was opened read-write on ino: starts tracking its writes when ino is
+ * a tracked disk's data file.  0, or an error: the open must fail. */
+int vmfsd_cbt_open(fs_file *f, uint64_t ino);
+/* f changed [off, off + len) (a write or a punched hole); 0 or -EIO when
+ * the change could not be recorded (tracking is then reset). */
+int vmfsd_cbt_write(fs_file *f, uint64_t off, uint64_t len);
+/* f was cut or grown to size: everything from size on changed. */
+int vmfsd_cbt_resized(fs_file *f, uint64_t size);
+/* ino is about to be cut or grown to size by a path (no handle). */
+int vmfsd_cbt_resize_ino(uint64_t ino, uint64_t size);
+/* After fs_fsync(f) returned ret: marks durable too; the first error. */
+int vmfsd_cbt_fsync(fs_file *f, int ret);
+/* Before fs_close(f). */
+void vmfsd_cbt_release(fs_file *f);
+
+#endif /* VMFSD_CBT_HOOK_H */
