@@ -168,7 +168,16 @@ out:
 int hv_disk_open(const char *name, bool readonly, struct hv_disk **out,
 		 char *err, size_t errlen)
 {
+	struct hv_disk_opts o = { .readonly = readonly };
+
+	return hv_disk_open_opts(name, &o, out, err, errlen);
+}
+
+int hv_disk_open_opts(const char *name, const struct hv_disk_opts *o,
+		      struct hv_disk **out, char *err, size_t errlen)
+{
 	struct mp_open_opts opts = { .queue_depth = 128 };
+	bool readonly = o->readonly;
 	struct mp_lun_info info;
 	struct extent x = { .base = 0 };
 	struct hv_disk *d = NULL;
@@ -184,6 +193,19 @@ int hv_disk_open(const char *name, bool readonly, struct hv_disk **out,
 	if (ret == 1) {
 		spec = x.path;
 		readonly |= x.readonly;
+	}
+	if (!o->no_mapped) {
+		/* on a vmfsd mount: mapped, never through FUSE */
+		struct hv_mapped_args ma = {
+			.desc = ret == 1 ? name : NULL, .data = spec,
+			.base = x.base, .size = x.size, .readonly = readonly,
+			.fence = o->fence, .fence_arg = o->fence_arg,
+		};
+
+		ret = hv_disk_open_mapped(&ma, out, err, errlen);
+		if (ret != -ENOTSUP)
+			return ret;
+		err[0] = 0;	/* not on a mount, or too small: raw */
 	}
 	if (readonly)
 		opts.flags |= MP_OPEN_RDONLY;

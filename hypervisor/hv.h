@@ -111,10 +111,31 @@ struct hv_disk {
 };
 
 /*
+ * Called once when a disk can no longer do I/O safely (a mapped disk whose
+ * vmfsd went away or was fenced): every request from then on fails.  Runs
+ * on a backend thread; why is a message.
+ */
+typedef void (*hv_disk_fence_fn)(void *arg, struct hv_disk *disk,
+				 const char *why);
+
+struct hv_disk_opts {
+	bool readonly;
+	hv_disk_fence_fn fence;		/* may be NULL */
+	void *fence_arg;
+	bool no_mapped;			/* a disk on a vmfsd mount through the
+					 * mount (FUSE), not mapped */
+};
+
+/*
  * Open a disk named as in a .vmx: a raw image file, a LUN spec of the device
  * layer, or a VMware monolithicFlat descriptor (.vmdk text naming one FLAT
- * extent), which maps to its flat extent.  Messages go to err.
+ * extent), which maps to its flat extent.  A data file on a vmfsd mount is
+ * opened "mapped": attached through the host's vmfsd (which holds its lock
+ * and allocates), its I/O done on the volume's LUNs straight (disk_mapped.c).
+ * Messages go to err.
  */
+int hv_disk_open_opts(const char *name, const struct hv_disk_opts *o,
+		      struct hv_disk **out, char *err, size_t errlen);
 int hv_disk_open(const char *name, bool readonly, struct hv_disk **out,
 		 char *err, size_t errlen);
 

@@ -46,6 +46,26 @@ struct hv_vm;
 
 void hv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- mapped disks (disk_mapped.c) ----------------------------------------- */
+
+struct hv_mapped_args {
+	const char *desc;	/* the descriptor, or NULL (a raw file) */
+	const char *data;	/* the data file */
+	uint64_t base, size;	/* the extent in it (size 0 = the whole file) */
+	bool readonly;
+	hv_disk_fence_fn fence;
+	void *fence_arg;
+};
+
+/*
+ * Open a data file on a vmfsd mount as a mapped disk (attached through the
+ * host's vmfsd, I/O straight to the LUNs).  -ENOTSUP (err empty) when the
+ * file is not on a vmfsd mount or cannot be mapped (a tiny file): the
+ * caller opens it raw.
+ */
+int hv_disk_open_mapped(const struct hv_mapped_args *a, struct hv_disk **out,
+			char *err, size_t errlen);
+
 /* ---- port I/O dispatch ---------------------------------------------------- */
 
 typedef void (*hv_pio_fn)(void *opaque, uint16_t port, uint8_t *data,

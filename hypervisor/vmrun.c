@@ -6,10 +6,12 @@
  * SIGINT/SIGTERM stop the VM (status 1).
  *
  * A VMX on a vmfsd mount is the VM's lock: vmrun keeps it open read-write
- * while the VM runs, so the host's vmfsd holds its on-disk lock (and the
- * disks' through their own opens); a second start on any host fails,
- * naming the host that runs it.  The kernel closes the file when vmrun
- * ends, however it ends, and the lock goes with it.
+ * while the VM runs, so the host's vmfsd holds its on-disk lock; a second
+ * start on any host fails, naming the host that runs it.  The kernel
+ * closes the file when vmrun ends, however it ends, and the lock goes with
+ * it.  Disks on a vmfsd mount are mapped (hypervisor/disk_mapped.c): the
+ * host's vmfsd holds their locks for as long as vmrun's connection to it
+ * lives, and vmrun does their I/O on the LUNs itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,21 @@
 #include "vmfsd/ctl.h"
 
 static hv_vm *running;
+static volatile sig_atomic_t fenced;
+
+/* A mapped disk lost its vmfsd (died, or fenced): no more I/O is safe, the
+ * VM powers off with the reason. */
+static void on_fence(void *arg, struct hv_disk *disk, const char *why)
+{
+	hv_vm *vm = __atomic_load_n(&running, __ATOMIC_ACQUIRE);
+
+	(void)arg;
+	fprintf(stderr, "vmrun: disk %s: %s; stopping the VM (its disks may "
+		"belong to another host soon)\n", disk->name, why);
+	fenced = 1;
+	if (vm)
+		hv_vm_stop(vm);
+}
 
 static void on_signal(int sig)
 {
@@ -113,9 +130,12 @@ static int cmd_start(const char *path)
 		return 1;
 	}
 	for (n = 0; n < vmx.ndisks; n++) {
-		ret = hv_disk_open(vmx.disks[n].file, false, &disks[n], err,
-				   sizeof(err));
-		if (ret == -EBUSY) {
+		struct hv_disk_opts o = { .fence = on_fence };
+
+		err[0] = 0;
+		ret = hv_disk_open_opts(vmx.disks[n].file, &o, &disks[n], err,
+					sizeof(err));
+		if (ret == -EBUSY && !err[0]) {
 			busy_msg("disk", vmx.disks[n].file);
 			goto out;
 		}
@@ -130,11 +150,15 @@ static int cmd_start(const char *path)
 		fprintf(stderr, "vmrun: %s\n", err);
 		goto out;
 	}
-	running = vm;
+	__atomic_store_n(&running, vm, __ATOMIC_RELEASE);
+	if (fenced)
+		hv_vm_stop(vm);	/* fenced before it ran */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	why = hv_vm_run(vm);
-	running = NULL;
+	__atomic_store_n(&running, NULL, __ATOMIC_RELEASE);
+	if (fenced)
+		why = HV_EXIT_ERROR;
 	fprintf(stderr, "vmrun: %s: %s\n",
 		vmx.display_name ? vmx.display_name : path, hv_exit_str(why));
 	if (why == HV_EXIT_POWEROFF || why == HV_EXIT_RESET ||

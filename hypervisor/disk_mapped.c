@@ -1,0 +1,896 @@
+/*
+ * disk_mapped.c - the "mapped" disk backend: a virtual disk on the
+ * datastore whose I/O goes straight to the volume's LUNs, never through
+ * FUSE (as ESX's VMM does I/O on the blocks of its vmdk).
+ *
+ * The host's vmfsd attaches the data file for us (disk_attach on its
+ * control socket: it opens the file read-write, which takes its on-disk
+ * lock for as long as our connection lives) and hands over the file's
+ * block map and the volume's LUNs.  We open the same LUNs through the
+ * device layer and translate guest offsets unit by unit:
+ *
+ *   data      -> (extent, LUN offset): read and write in place;
+ *   hole, TBZ -> reads return zeros without touching the LUN; a write
+ *                waits while this disk's thread asks vmfsd to allocate
+ *                (disk_alloc: a hole gets a block, a to-be-zeroed block is
+ *                zeroed, whole, on the LUN and the map committed before
+ *                the answer), then goes to the LUN.
+ *
+ * Threads: submissions come from the virtio-blk I/O thread and the device
+ * layer's completion threads; one thread per disk talks to vmfsd (batched
+ * allocations: every write waiting when a call starts goes into it),
+ * completes reads of zeros, and watches the connection.  The map is an
+ * array of atomic words, one per unit, written only by that thread and
+ * only from not-data to data.
+ *
+ * Fencing: if the connection drops (vmfsd died, or detached us because
+ * its host was fenced or lost its locks), another host may soon own the
+ * disk: the disk stops at once (every request from then on fails) and
+ * the fence callback tells vmrun, which powers the VM off with the
+ * message.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hypervisor/hv_int.h"
+#include "multipath/mp.h"
+#include "vmfsd/ctl.h"
+
+#define MAX_LUNS 32
+
+/* A map word: LUN offset in 512-byte sectors << 8 | extent index << 2 |
+ * state. */
+enum { U_HOLE = 0, U_TBZ = 1, U_DATA = 2 };
+#define U_STATE(w)	((unsigned)((w) & 3))
+#define U_EXT(w)	((unsigned)(((w) >> 2) & 0x3f))
+#define U_OFF(w)	(((w) >> 8) << 9)
+#define U_WORD(off, ext, st)	(((off) >> 9) << 8 | (uint64_t)(ext) << 2 | (st))
+
+struct mapped {
+	struct hv_disk *d;
+	ctl_conn *ctl;
+	mp_lun *lun[MAX_LUNS];
+	unsigned nluns;
+	uint64_t base;			/* the extent's offset in the file */
+	uint32_t unit, sector;
+	uint64_t nunits;
+	uint64_t *map;			/* atomic words, by unit */
+	bool cbt;			/* vmfsd tracks changes: cbt_mark first */
+	hv_disk_fence_fn fence;
+	void *fence_arg;
+
+	pthread_mutex_t lock;		/* the lists and flags below */
+	struct hv_disk_req *waiting;	/* writes waiting for vmfsd */
+	struct hv_disk_req *zeros;	/* reads of zeros to complete */
+	bool fenced, stop;
+	int wake;			/* eventfd: the thread's doorbell */
+	pthread_t thread;
+	bool running;			/* thread started */
+	uint64_t allocs, alloc_ns;	/* disk_alloc calls, time in them */
+};
+
+/* A request split across units that are not contiguous on the LUN. */
+struct split {
+	struct hv_disk_req *r;
+	int left;			/* atomic: pieces + 1 while submitting */
+	int result;			/* atomic: first error */
+	unsigned n;
+	struct {
+		struct mp_io io;
+		struct iovec *iov;
+	} piece[];
+};
+
+static uint64_t map_get(struct mapped *m, uint64_t u)
+{
+	return __atomic_load_n(&m->map[u], __ATOMIC_ACQUIRE);
+}
+
+/* ---- iovecs ------------------------------------------------------------- */
+
+/* The iovecs covering [off, off+len) of iov into out (at most cnt). */
+static int iov_slice(const struct iovec *iov, int cnt, uint64_t off,
+		     uint64_t len, struct iovec *out)
+{
+	int n = 0;
+
+	for (int i = 0; i < cnt && len; i++) {
+		uint64_t l = iov[i].iov_len;
+
+		if (off >= l) {
+			off -= l;
+			continue;
+		}
+		l -= off;
+		if (l > len)
+			l = len;
+		out[n].iov_base = (char *)iov[i].iov_base + off;
+		out[n++].iov_len = l;
+		len -= l;
+		off = 0;
+	}
+	return n;
+}
+
+static void iov_zero(const struct iovec *iov, int cnt, uint64_t off,
+		     uint64_t len)
+{
+	for (int i = 0; i < cnt && len; i++) {
+		uint64_t l = iov[i].iov_len;
+
+		if (off >= l) {
+			off -= l;
+			continue;
+		}
+		l -= off;
+		if (l > len)
+			l = len;
+		memset((char *)iov[i].iov_base + off, 0, l);
+		len -= l;
+		off = 0;
+	}
+}
+
+/* ---- fencing -------------------------------------------------------------- */
+
+static void fence(struct mapped *m, const char *why)
+{
+	bool first;
+
+	pthread_mutex_lock(&m->lock);
+	first = !m->fenced;
+	__atomic_store_n(&m->fenced, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&m->lock);
+	if (!first)
+		return;
+	hv_log("disk %s: %s: its I/O is stopped", m->d->name, why);
+	if (m->fence)
+		m->fence(m->fence_arg, m->d, why);
+}
+
+/* ---- the I/O path ------------------------------------------------------------ */
+
+static void one_done(struct mp_io *io)
+{
+	struct hv_disk_req *r = io->priv;
+
+	r->result = io->result < 0 ? io->result : 0;
+	r->cb(r);
+}
+
+static void piece_done(struct mp_io *io)
+{
+	struct split *s = io->priv;
+	int zero = 0;
+
+	if (io->result < 0)
+		__atomic_compare_exchange_n(&s->result, &zero, io->result, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	if (__atomic_sub_fetch(&s->left, 1, __ATOMIC_ACQ_REL) == 0) {
+		struct hv_disk_req *r = s->r;
+
+		r->result = __atomic_load_n(&s->result, __ATOMIC_ACQUIRE);
+		for (unsigned i = 0; i < s->n; i++)
+			free(s->piece[i].iov);
+		free(s);
+		r->cb(r);
+	}
+}
+
+/* Complete r on the disk's thread (never inside submit). */
+static void complete_later(struct mapped *m, struct hv_disk_req *r)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&m->lock);
+	r->be_priv = m->zeros;
+	m->zeros = r;
+	pthread_mutex_unlock(&m->lock);
+	if (write(m->wake, &one, sizeof(one)) != sizeof(one))
+		hv_log("disk %s: waking its thread: %s", m->d->name,
+		       strerror(errno));
+}
+
+/* True when every unit of a write's range is mapped data. */
+static bool all_data(struct mapped *m, uint64_t off, uint64_t len)
+{
+	for (uint64_t u = off / m->unit; u <= (off + len - 1) / m->unit; u++)
+		if (U_STATE(map_get(m, u)) != U_DATA)
+			return false;
+	return true;
+}
+
+/*
+ * Issue a read or write whose units are known: runs of units contiguous
+ * on one LUN become one I/O each, holes and TBZ of a read are zeroed in
+ * place.  Returns 0 (cb will run) or -error (no cb).
+ */
+static int issue(struct mapped *m, struct hv_disk_req *r)
+{
+	uint64_t off = m->base + r->offset, end = off + r->len, pos;
+	unsigned runs = 0, io_runs = 0;
+	struct split *s;
+	int ret = 0;
+
+	/* count the runs: a new one where the state, the LUN or the LUN
+	 * offset breaks */
+	for (pos = off; pos < end;) {
+		uint64_t u = pos / m->unit, w = map_get(m, u);
+		uint64_t next = (u + 1) * m->unit < end ? (u + 1) * m->unit : end;
+
+		while (next < end) {
+			uint64_t w2 = map_get(m, next / m->unit);
+
+			if (U_STATE(w2) != U_STATE(w) ||
+			    (U_STATE(w) == U_DATA &&
+			     (U_EXT(w2) != U_EXT(w) ||
+			      U_OFF(w2) != U_OFF(w) + (next / m->unit - u) * m->unit)))
+				break;
+			next = next + m->unit < end ? next + m->unit : end;
+		}
+		runs++;
+		if (U_STATE(w) == U_DATA)
+			io_runs++;
+		else if (r->op == HV_DISK_WRITE)
+			return -EAGAIN;		/* allocate first */
+		pos = next;
+	}
+	if (runs == 1 && io_runs == 1) {
+		/* the common case: one I/O, in the request's own space */
+		struct mp_io *io = (struct mp_io *)r->be_space;
+		uint64_t w = map_get(m, off / m->unit);
+		uint64_t lo = U_OFF(w) + off % m->unit;
+
+		memset(io, 0, sizeof(*io));
+		if (r->op == HV_DISK_READ)
+			mp_io_prep_read(io, r->iov, r->iovcnt, lo);
+		else
+			mp_io_prep_write(io, r->iov, r->iovcnt, lo, 0);
+		io->cb = one_done;
+		io->priv = r;
+		return mp_io_submit(m->lun[U_EXT(w)], io);
+	}
+	s = calloc(1, sizeof(*s) + io_runs * sizeof(s->piece[0]));
+	if (!s)
+		return -ENOMEM;
+	s->r = r;
+	s->left = 1;
+	for (pos = off; pos < end;) {
+		uint64_t u = pos / m->unit, w = map_get(m, u);
+		uint64_t next = (u + 1) * m->unit < end ? (u + 1) * m->unit : end;
+		struct mp_io *io;
+
+		while (next < end) {
+			uint64_t w2 = map_get(m, next / m->unit);
+
+			if (U_STATE(w2) != U_STATE(w) ||
+			    (U_STATE(w) == U_DATA &&
+			     (U_EXT(w2) != U_EXT(w) ||
+			      U_OFF(w2) != U_OFF(w) + (next / m->unit - u) * m->unit)))
+				break;
+			next = next + m->unit < end ? next + m->unit : end;
+		}
+		if (U_STATE(w) != U_DATA) {
+			/* a read of a hole or a to-be-zeroed block */
+			iov_zero(r->iov, r->iovcnt, pos - off, next - pos);
+			pos = next;
+			continue;
+		}
+		s->piece[s->n].iov = malloc(sizeof(struct iovec) * (size_t)r->iovcnt);
+		if (!s->piece[s->n].iov) {
+			ret = -ENOMEM;
+			break;
+		}
+		io = &s->piece[s->n].io;
+		memset(io, 0, sizeof(*io));
+		{
+			int cnt = iov_slice(r->iov, r->iovcnt, pos - off,
+					    next - pos, s->piece[s->n].iov);
+			uint64_t lo = U_OFF(w) + pos % m->unit;
+
+			if (r->op == HV_DISK_READ)
+				mp_io_prep_read(io, s->piece[s->n].iov, cnt, lo);
+			else
+				mp_io_prep_write(io, s->piece[s->n].iov, cnt, lo, 0);
+		}
+		io->cb = piece_done;
+		io->priv = s;
+		s->n++;
+		__atomic_add_fetch(&s->left, 1, __ATOMIC_ACQ_REL);
+		ret = mp_io_submit(m->lun[U_EXT(w)], io);
+		if (ret) {
+			/* no callback for this one: count it off */
+			__atomic_sub_fetch(&s->left, 1, __ATOMIC_ACQ_REL);
+			break;
+		}
+		pos = next;
+	}
+	if (ret && s->left == 1 && s->n <= 1) {
+		/* nothing in flight: refuse the request as a whole */
+		for (unsigned i = 0; i < s->n; i++)
+			free(s->piece[i].iov);
+		free(s);
+		return ret;
+	}
+	if (ret) {
+		int zero = 0;
+
+		__atomic_compare_exchange_n(&s->result, &zero, ret, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	}
+	if (!io_runs) {
+		/* zeros only: complete on the thread */
+		free(s);
+		r->result = 0;
+		complete_later(m, r);
+		return 0;
+	}
+	/* drop the submission's own count; the last piece completes r */
+	if (__atomic_sub_fetch(&s->left, 1, __ATOMIC_ACQ_REL) == 0) {
+		r->result = __atomic_load_n(&s->result, __ATOMIC_ACQUIRE);
+		for (unsigned i = 0; i < s->n; i++)
+			free(s->piece[i].iov);
+		free(s);
+		complete_later(m, r);
+	}
+	return 0;
+}
+
+static int flush_all(struct mapped *m, struct hv_disk_req *r)
+{
+	struct split *s;
+	int ret = 0;
+
+	if (m->nluns == 1) {
+		struct mp_io *io = (struct mp_io *)r->be_space;
+
+		memset(io, 0, sizeof(*io));
+		io->op = MP_OP_FLUSH;
+		io->cb = one_done;
+		io->priv = r;
+		return mp_io_submit(m->lun[0], io);
+	}
+	s = calloc(1, sizeof(*s) + m->nluns * sizeof(s->piece[0]));
+	if (!s)
+		return -ENOMEM;
+	s->r = r;
+	s->left = 1;
+	for (unsigned i = 0; i < m->nluns; i++) {
+		struct mp_io *io = &s->piece[i].io;
+
+		io->op = MP_OP_FLUSH;
+		io->cb = piece_done;
+		io->priv = s;
+		__atomic_add_fetch(&s->left, 1, __ATOMIC_ACQ_REL);
+		ret = mp_io_submit(m->lun[i], io);
+		if (ret) {
+			int zero = 0;
+
+			__atomic_sub_fetch(&s->left, 1, __ATOMIC_ACQ_REL);
+			__atomic_compare_exchange_n(&s->result, &zero, ret, false,
+						    __ATOMIC_ACQ_REL,
+						    __ATOMIC_ACQUIRE);
+		}
+	}
+	if (__atomic_sub_fetch(&s->left, 1, __ATOMIC_ACQ_REL) == 0) {
+		r->result = __atomic_load_n(&s->result, __ATOMIC_ACQUIRE);
+		free(s);
+		complete_later(m, r);
+	}
+	return 0;
+}
+
+static int mapped_submit(struct hv_disk *d, struct hv_disk_req *r)
+{
+	struct mapped *m = d->priv;
+	uint64_t one = 1;
+	int ret;
+
+	if (__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE))
+		return -EIO;
+	switch (r->op) {
+	case HV_DISK_FLUSH:
+		/* allocations are durable before disk_alloc answers: the
+		 * LUNs' caches are all a flush has to empty */
+		return flush_all(m, r);
+	case HV_DISK_READ:
+		return issue(m, r);
+	case HV_DISK_WRITE:
+		if (!r->len)
+			return -EINVAL;
+		if (!m->cbt && all_data(m, m->base + r->offset, r->len)) {
+			ret = issue(m, r);
+			if (ret != -EAGAIN)
+				return ret;
+		}
+		/* the disk's thread allocates (and marks changes) first */
+		pthread_mutex_lock(&m->lock);
+		r->be_priv = m->waiting;
+		m->waiting = r;
+		pthread_mutex_unlock(&m->lock);
+		if (write(m->wake, &one, sizeof(one)) != sizeof(one))
+			hv_log("disk %s: waking its thread: %s", d->name,
+			       strerror(errno));
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* ---- talking to vmfsd ------------------------------------------------------ */
+
+static int map_word(struct mapped *m, struct json_object *e, uint64_t *u0,
+		    uint64_t *nu, uint64_t *w)
+{
+	struct json_object *o;
+	const char *state;
+	uint64_t off, len, ext, lo;
+
+	if (!json_object_object_get_ex(e, "off", &o))
+		return -EPROTO;
+	off = json_object_get_uint64(o);
+	if (!json_object_object_get_ex(e, "len", &o))
+		return -EPROTO;
+	len = json_object_get_uint64(o);
+	if (!json_object_object_get_ex(e, "state", &o))
+		return -EPROTO;
+	state = json_object_get_string(o);
+	ext = json_object_object_get_ex(e, "ext", &o) ? json_object_get_uint64(o) : 0;
+	lo = json_object_object_get_ex(e, "lun_off", &o) ? json_object_get_uint64(o) : 0;
+	if (off % m->unit || len % m->unit || !len ||
+	    off / m->unit >= m->nunits || len / m->unit > m->nunits - off / m->unit)
+		return -EPROTO;
+	*u0 = off / m->unit;
+	*nu = len / m->unit;
+	if (!strcmp(state, "hole")) {
+		*w = U_HOLE;
+	} else if (!strcmp(state, "tbz") || !strcmp(state, "data")) {
+		if (ext >= m->nluns || lo % m->sector || lo >> 55)
+			return -EPROTO;
+		*w = U_WORD(lo, ext, state[0] == 'd' ? U_DATA : U_TBZ);
+	} else {
+		return -EPROTO;		/* inline: never for a mapped file */
+	}
+	return 0;
+}
+
+/* Apply a JSON map (array of extents) to the unit words. */
+static int map_apply(struct mapped *m, struct json_object *arr)
+{
+	size_t n = json_object_array_length(arr);
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t u0, nu, w;
+		int ret = map_word(m, json_object_array_get_idx(arr, i), &u0,
+				   &nu, &w);
+
+		if (ret)
+			return ret;
+		for (uint64_t k = 0; k < nu; k++) {
+			uint64_t wk = U_STATE(w) == U_HOLE ? w :
+				U_WORD(U_OFF(w) + k * m->unit, U_EXT(w), U_STATE(w));
+
+			__atomic_store_n(&m->map[u0 + k], wk, __ATOMIC_RELEASE);
+		}
+	}
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Append [a, b) (file offsets, whole units) to a JSON ranges array,
+ * merging with the last range when they touch. */
+static void range_add(struct json_object *ranges, uint64_t *last_end,
+		      uint64_t a, uint64_t b)
+{
+	size_t n = json_object_array_length(ranges);
+
+	if (n && *last_end == a) {
+		struct json_object *p = json_object_array_get_idx(ranges, n - 1);
+		uint64_t s = json_object_get_uint64(json_object_array_get_idx(p, 0));
+
+		json_object_array_put_idx(p, 1, json_object_new_uint64(b - s));
+	} else {
+		struct json_object *p = json_object_new_array();
+
+		json_object_array_add(p, json_object_new_uint64(a));
+		json_object_array_add(p, json_object_new_uint64(b - a));
+		json_object_array_add(ranges, p);
+	}
+	*last_end = b;
+}
+
+static int by_offset(const void *x, const void *y)
+{
+	const struct hv_disk_req *a = *(struct hv_disk_req *const *)x;
+	const struct hv_disk_req *b = *(struct hv_disk_req *const *)y;
+
+	return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+/*
+ * One round for the writes that were waiting: one disk_alloc for every
+ * unit they touch that is not data yet, one cbt_mark for their ranges
+ * when changes are tracked, then submit them.  A transport error fences
+ * the disk; an allocation that fails (ENOSPC) fails those writes only.
+ */
+static void serve_writes(struct mapped *m, struct hv_disk_req *list)
+{
+	struct hv_disk_req **v, *r;
+	struct json_object *req, *ranges, *resp, *map;
+	uint64_t last_end = 0, t0;
+	size_t n = 0, i;
+	char msg[512];
+	int ret = 0;
+
+	for (r = list; r; r = r->be_priv)
+		n++;
+	v = malloc(n * sizeof(*v));
+	if (!v) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0, r = list; r; r = r->be_priv)
+		v[i++] = r;
+	qsort(v, n, sizeof(*v), by_offset);
+	ranges = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		uint64_t off = m->base + v[i]->offset, end = off + v[i]->len;
+
+		for (uint64_t u = off / m->unit; u <= (end - 1) / m->unit; u++)
+			if (U_STATE(map_get(m, u)) != U_DATA &&
+			    (u + 1) * m->unit > last_end)
+				range_add(ranges, &last_end, u * m->unit,
+					  (u + 1) * m->unit);
+	}
+	if (json_object_array_length(ranges)) {
+		/* the last unit may pass a size that is not a multiple of
+		 * it: vmfsd rounds to units and never grows the file */
+		req = json_object_new_object();
+		json_object_object_add(req, "cmd", json_object_new_string("disk_alloc"));
+		json_object_object_add(req, "ranges", ranges);
+		t0 = now_ns();
+		ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
+		m->allocs++;
+		m->alloc_ns += now_ns() - t0;
+		if (ret == -ECONNRESET || ret == -EPIPE || ret == -EPROTO) {
+			fence(m, "vmfsd on this host went away (allocating)");
+			ret = -EIO;
+			goto fail_v;
+		}
+		if (ret) {
+			hv_log("disk %s: allocating: %s", m->d->name, msg);
+			goto fail_v;
+		}
+		ret = json_object_object_get_ex(resp, "map", &map) ?
+		      map_apply(m, map) : -EPROTO;
+		json_object_put(resp);
+		if (ret) {
+			fence(m, "vmfsd sent a bad map");
+			ret = -EIO;
+			goto fail_v;
+		}
+	} else {
+		json_object_put(ranges);
+	}
+	if (m->cbt) {
+		/* recorded before the data is written: a change may be
+		 * recorded that never happened, never the reverse */
+		ranges = json_object_new_array();
+		last_end = 0;
+		for (i = 0; i < n; i++)
+			range_add(ranges, &last_end, v[i]->offset,
+				  v[i]->offset + v[i]->len);
+		req = json_object_new_object();
+		json_object_object_add(req, "cmd", json_object_new_string("cbt_mark"));
+		json_object_object_add(req, "ranges", ranges);
+		ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
+		if (ret) {
+			hv_log("disk %s: recording changed blocks: %s",
+			       m->d->name, msg);
+			fence(m, "changed-block tracking failed");
+			ret = -EIO;
+			goto fail_v;
+		}
+		json_object_put(resp);
+	}
+	for (i = 0; i < n; i++) {
+		ret = __atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE) ? -EIO :
+		      issue(m, v[i]);
+		if (ret == -EAGAIN)
+			ret = -EIO;	/* vmfsd did not map it */
+		if (ret) {
+			v[i]->result = ret;
+			v[i]->cb(v[i]);
+		}
+	}
+	free(v);
+	return;
+fail_v:
+	for (i = 0; i < n; i++) {
+		v[i]->result = ret;
+		v[i]->cb(v[i]);
+	}
+	free(v);
+	return;
+fail:
+	while (list) {
+		r = list;
+		list = r->be_priv;
+		r->result = ret;
+		r->cb(r);
+	}
+}
+
+static void *disk_thread(void *arg)
+{
+	struct mapped *m = arg;
+	struct pollfd p[2] = {
+		{ .fd = m->wake, .events = POLLIN },
+		{ .fd = ctl_conn_fd(m->ctl), .events = POLLIN | POLLRDHUP },
+	};
+
+	for (;;) {
+		struct hv_disk_req *w, *z;
+		uint64_t v;
+		bool stop;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN && read(m->wake, &v, sizeof(v)) < 0 &&
+		    errno != EAGAIN)
+			break;
+		/* vmfsd says nothing unasked: anything readable is its end */
+		if (p[1].revents && !__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE)) {
+			fence(m, "vmfsd on this host closed the disk's "
+			      "connection (it died, or its host was fenced)");
+			p[1].fd = -1;
+		}
+		pthread_mutex_lock(&m->lock);
+		w = m->waiting;
+		z = m->zeros;
+		m->waiting = m->zeros = NULL;
+		stop = m->stop;
+		pthread_mutex_unlock(&m->lock);
+		while (z) {
+			struct hv_disk_req *r = z;
+
+			z = r->be_priv;
+			r->cb(r);
+		}
+		if (w) {
+			if (__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE)) {
+				while (w) {
+					struct hv_disk_req *r = w;
+
+					w = r->be_priv;
+					r->result = -EIO;
+					r->cb(r);
+				}
+			} else {
+				serve_writes(m, w);
+			}
+		}
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+/* ---- open, close ------------------------------------------------------------ */
+
+static void mapped_close(struct hv_disk *d)
+{
+	struct mapped *m = d->priv;
+	uint64_t one = 1;
+
+	if (m->running) {
+		pthread_mutex_lock(&m->lock);
+		m->stop = true;
+		pthread_mutex_unlock(&m->lock);
+		if (write(m->wake, &one, sizeof(one)) != sizeof(one))
+			hv_log("disk %s: stopping its thread: %s", d->name,
+			       strerror(errno));
+		pthread_join(m->thread, NULL);
+	}
+	/* every I/O done before the connection (and with it the lock) goes */
+	for (unsigned i = 0; i < m->nluns; i++)
+		mp_lun_close(m->lun[i]);
+	if (m->allocs)
+		hv_log("disk %s: %llu allocation calls to vmfsd, %.1f ms each",
+		       d->name, (unsigned long long)m->allocs,
+		       (double)m->alloc_ns / 1e6 / (double)m->allocs);
+	ctl_close(m->ctl);
+	if (m->wake >= 0)
+		close(m->wake);
+	pthread_mutex_destroy(&m->lock);
+	free(m->map);
+	free(m);
+}
+
+static const struct hv_disk_ops mapped_ops = {
+	.name = "mapped",
+	.submit = mapped_submit,
+	.close = mapped_close,
+};
+
+/* The host holding path's lock, asked on the same connection. */
+static void holder(ctl_conn *c, const char *rel, char *who, size_t len)
+{
+	struct json_object *req = json_object_new_object(), *resp, *hs, *h, *nm;
+	char msg[256];
+
+	who[0] = 0;
+	json_object_object_add(req, "cmd", json_object_new_string("lockinfo"));
+	json_object_object_add(req, "path", json_object_new_string(rel));
+	if (ctl_call(c, req, NULL, NULL, &resp, msg, sizeof(msg)))
+		return;
+	if (json_object_object_get_ex(resp, "holders", &hs) &&
+	    json_object_array_length(hs) > 0 &&
+	    (h = json_object_array_get_idx(hs, 0)) &&
+	    json_object_object_get_ex(h, "host", &nm))
+		snprintf(who, len, "%s", json_object_get_string(nm));
+	json_object_put(resp);
+}
+
+int hv_disk_open_mapped(const struct hv_mapped_args *a, struct hv_disk **out,
+			char *err, size_t errlen)
+{
+	char mnt[4096], rel[4096], drel[4096], dmnt[4096], msg[512];
+	struct json_object *req, *resp = NULL, *o, *exts, *map;
+	struct hv_disk *d = NULL;
+	struct mapped *m = NULL;
+	struct stat st;
+	uint64_t fsize;
+	int ret;
+
+	*out = NULL;
+	err[0] = 0;
+	if (stat(a->data, &st) || !S_ISREG(st.st_mode) ||
+	    ctl_find_mount(a->data, mnt, sizeof(mnt), rel, sizeof(rel)))
+		return -ENOTSUP;
+	d = calloc(1, sizeof(*d));
+	m = calloc(1, sizeof(*m));
+	if (!d || !m || !(d->name = strdup(a->desc ? a->desc : a->data))) {
+		free(d);
+		free(m);
+		return -ENOMEM;
+	}
+	m->d = d;
+	m->wake = -1;
+	m->fence = a->fence;
+	m->fence_arg = a->fence_arg;
+	m->base = a->base;
+	pthread_mutex_init(&m->lock, NULL);
+	d->ops = &mapped_ops;
+	d->priv = m;
+	d->readonly = a->readonly;
+	ret = ctl_connect(a->data, &m->ctl);
+	if (ret) {
+		snprintf(err, errlen, "%s: the vmfsd serving %s: %s", a->data,
+			 mnt, strerror(-ret));
+		goto fail;
+	}
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("disk_attach"));
+	json_object_object_add(req, "path", json_object_new_string(rel));
+	if (a->desc && !ctl_find_mount(a->desc, dmnt, sizeof(dmnt), drel,
+				       sizeof(drel)) && !strcmp(dmnt, mnt))
+		json_object_object_add(req, "desc", json_object_new_string(drel));
+	json_object_object_add(req, "rw", json_object_new_boolean(!a->readonly));
+	ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
+	if (ret == -ENOTSUP) {
+		/* too small to be mapped in blocks: the caller goes raw */
+		hv_log("disk %s: %s", d->name, msg);
+		goto fail;
+	}
+	if (ret == -EBUSY) {
+		char who[128];
+
+		holder(m->ctl, rel, who, sizeof(who));
+		if (who[0])
+			snprintf(err, errlen, "disk %s is in use by host '%s' "
+				 "(the VM runs there; vmkfstools -D %s)", a->data,
+				 who, a->data);
+		else
+			snprintf(err, errlen, "disk %s: %s", a->data, msg);
+		goto fail;
+	}
+	if (ret) {
+		snprintf(err, errlen, "attaching %s: %s", a->data, msg);
+		goto fail;
+	}
+	ret = -EPROTO;
+	if (!json_object_object_get_ex(resp, "size", &o) ||
+	    !(fsize = json_object_get_uint64(o)) ||
+	    !json_object_object_get_ex(resp, "unit", &o) ||
+	    !(m->unit = (uint32_t)json_object_get_uint64(o)) ||
+	    (m->unit & (m->unit - 1)) || m->unit < 65536 ||
+	    !json_object_object_get_ex(resp, "sector", &o) ||
+	    !(m->sector = (uint32_t)json_object_get_uint64(o)) ||
+	    !json_object_object_get_ex(resp, "extents", &exts) ||
+	    !json_object_object_get_ex(resp, "map", &map)) {
+		snprintf(err, errlen, "attaching %s: vmfsd's answer lacks the "
+			 "size, unit, sector, extents or map", a->data);
+		goto fail;
+	}
+	m->cbt = json_object_object_get_ex(resp, "cbt", &o) &&
+		 json_object_get_boolean(o);
+	d->size = a->size ? a->size : fsize - (a->base < fsize ? a->base : fsize);
+	if (a->base > fsize || d->size > fsize - a->base || a->base % m->sector ||
+	    d->size < m->sector) {
+		ret = -EINVAL;
+		snprintf(err, errlen, "%s: the descriptor's extent (%llu bytes at "
+			 "%llu) does not fit its data file (%llu bytes)", d->name,
+			 (unsigned long long)d->size, (unsigned long long)a->base,
+			 (unsigned long long)fsize);
+		goto fail;
+	}
+	d->size -= d->size % m->sector;
+	d->sector = m->sector;
+	m->nunits = (fsize + m->unit - 1) / m->unit;
+	m->map = calloc(m->nunits, sizeof(*m->map));
+	m->nluns = (unsigned)json_object_array_length(exts);
+	if (!m->map || !m->nluns || m->nluns > MAX_LUNS) {
+		ret = m->map ? -EPROTO : -ENOMEM;
+		snprintf(err, errlen, "attaching %s: %s", a->data,
+			 m->map ? "bad extent list" : strerror(ENOMEM));
+		m->nluns = 0;
+		goto fail;
+	}
+	for (unsigned i = 0; i < m->nluns; i++) {
+		struct mp_open_opts opts = { .queue_depth = 128 };
+		const char *spec = json_object_get_string(
+			json_object_array_get_idx(exts, i));
+
+		if (a->readonly)
+			opts.flags |= MP_OPEN_RDONLY;
+		ret = mp_lun_open(spec, &opts, &m->lun[i]);
+		if (ret) {
+			snprintf(err, errlen, "disk %s: the volume's extent %u "
+				 "(%s): %s", d->name, i, spec, mp_strerror(ret));
+			m->nluns = i;
+			goto fail;
+		}
+	}
+	ret = map_apply(m, map);
+	if (ret) {
+		snprintf(err, errlen, "attaching %s: vmfsd sent a bad map",
+			 a->data);
+		goto fail;
+	}
+	json_object_put(resp);
+	resp = NULL;
+	m->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->wake < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	ret = -pthread_create(&m->thread, NULL, disk_thread, m);
+	m->running = !ret;
+	if (ret) {
+		snprintf(err, errlen, "starting the disk's thread: %s",
+			 strerror(-ret));
+		goto fail;
+	}
+	*out = d;
+	return 0;
+fail:
+	json_object_put(resp);
+	hv_disk_close(d);
+	return ret;
+}
