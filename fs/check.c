@@ -302,6 +302,22 @@ static int visit(struct ck *c, uint64_t a)
 	}
 	ino->valid = true;
 	walk_map(c, ino, what);
+	if (ino->fd.type == FS_T_RDM) {
+		/* a mapping owns no blocks; its record must name a LUN (not
+		 * repairable: only the LUN's identity could rebuild it) */
+		struct fs_rdm rec;
+
+		r = fs_rdm_in(ino->fd.rdm, &rec);
+		if (r)
+			say(c, true, "%s: raw device mapping record: %s", what,
+			    fs_strerror(r));
+		else if (ino->fd.alloc_bytes || ino->fd.size != rec.capacity)
+			say(c, true, "%s: raw device mapping with %llu bytes "
+			    "allocated, size %llu for a LUN of %llu", what,
+			    (unsigned long long)ino->fd.alloc_bytes,
+			    (unsigned long long)ino->fd.size,
+			    (unsigned long long)rec.capacity);
+	}
 	if (ino->fd.type == FS_T_DIR) {
 		struct dctx d = { .c = c, .dir = a };
 

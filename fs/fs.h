@@ -207,7 +207,7 @@ int fs_rename(fs_vol *v, uint64_t odir, const char *oname, uint64_t ndir,
 int fs_readlink(fs_vol *v, uint64_t ino, char *buf, size_t len);
 
 /* The mapping of an RDM file (read without locks; -EINVAL when ino is no
- * mapping file, -FS_E_CHECKSUM / -FS_E_BADMAGIC for a damaged record).
+ * mapping file, -EIO for a damaged record, logged with its place).
  * Data of a mapping file lives on its LUN: open it with fs_open (for its
  * lock) but do the I/O on the LUN (thin/rdm.h), never fs_pread/fs_pwrite. */
 int fs_rdm_get(fs_vol *v, uint64_t ino, struct fs_rdm *r);
