@@ -81,6 +81,7 @@ struct extent {
 	char path[PATH_MAX];
 	uint64_t base, size;	/* bytes */
 	bool readonly;
+	bool ctk;		/* names a change tracking file */
 };
 
 /*
@@ -157,6 +158,7 @@ static int vmdk_extent(const char *path, struct extent *x, char *err,
 	x->base = (e->has_offset ? e->offset : 0) << 9;
 	x->size = e->sectors << 9;
 	x->readonly = !strcmp(e->access, "RDONLY");
+	x->ctk = desc->change_track[0] != 0;
 	ret = 1;
 out:
 	close(fd);
@@ -199,6 +201,7 @@ int hv_disk_open_opts(const char *name, const struct hv_disk_opts *o,
 		struct hv_mapped_args ma = {
 			.desc = ret == 1 ? name : NULL, .data = spec,
 			.base = x.base, .size = x.size, .readonly = readonly,
+			.cbt = x.ctk,
 			.fence = o->fence, .fence_arg = o->fence_arg,
 		};
 

@@ -63,6 +63,7 @@ struct mapped {
 	uint64_t nunits;
 	uint64_t *map;			/* atomic words, by unit */
 	bool cbt;			/* vmfsd tracks changes: cbt_mark first */
+	char *desc_rel;			/* the descriptor, relative to the mount */
 	hv_disk_fence_fn fence;
 	void *fence_arg;
 
@@ -596,6 +597,7 @@ static void serve_writes(struct mapped *m, struct hv_disk_req *list)
 				  v[i]->offset + v[i]->len);
 		req = json_object_new_object();
 		json_object_object_add(req, "cmd", json_object_new_string("cbt_mark"));
+		json_object_object_add(req, "path", json_object_new_string(m->desc_rel));
 		json_object_object_add(req, "ranges", ranges);
 		ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
 		if (ret) {
@@ -709,6 +711,19 @@ static void mapped_close(struct hv_disk *d)
 	/* every I/O done before the connection (and with it the lock) goes */
 	for (unsigned i = 0; i < m->nluns; i++)
 		mp_lun_close(m->lun[i]);
+	if (m->cbt && m->ctl && !__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE)) {
+		/* the tracking file is complete again (clean) */
+		struct json_object *req = json_object_new_object(), *resp;
+		char msg[256];
+
+		json_object_object_add(req, "cmd", json_object_new_string("cbt_mark"));
+		json_object_object_add(req, "path", json_object_new_string(m->desc_rel));
+		json_object_object_add(req, "close", json_object_new_boolean(1));
+		if (ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg)))
+			hv_log("disk %s: closing change tracking: %s", d->name, msg);
+		else
+			json_object_put(resp);
+	}
 	if (m->allocs)
 		hv_log("disk %s: %llu allocation calls to vmfsd, %.1f ms each",
 		       d->name, (unsigned long long)m->allocs,
@@ -717,6 +732,7 @@ static void mapped_close(struct hv_disk *d)
 	if (m->wake >= 0)
 		close(m->wake);
 	pthread_mutex_destroy(&m->lock);
+	free(m->desc_rel);
 	free(m->map);
 	free(m);
 }
@@ -788,8 +804,15 @@ int hv_disk_open_mapped(const struct hv_mapped_args *a, struct hv_disk **out,
 	json_object_object_add(req, "cmd", json_object_new_string("disk_attach"));
 	json_object_object_add(req, "path", json_object_new_string(rel));
 	if (a->desc && !ctl_find_mount(a->desc, dmnt, sizeof(dmnt), drel,
-				       sizeof(drel)) && !strcmp(dmnt, mnt))
+				       sizeof(drel)) && !strcmp(dmnt, mnt)) {
 		json_object_object_add(req, "desc", json_object_new_string(drel));
+		if (a->cbt && !(m->desc_rel = strdup(drel))) {
+			json_object_put(req);
+			ret = -ENOMEM;
+			goto fail;
+		}
+		m->cbt = a->cbt;
+	}
 	json_object_object_add(req, "rw", json_object_new_boolean(!a->readonly));
 	ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
 	if (ret == -ENOTSUP) {
@@ -827,8 +850,6 @@ int hv_disk_open_mapped(const struct hv_mapped_args *a, struct hv_disk **out,
 			 "size, unit, sector, extents or map", a->data);
 		goto fail;
 	}
-	m->cbt = json_object_object_get_ex(resp, "cbt", &o) &&
-		 json_object_get_boolean(o);
 	d->size = a->size ? a->size : fsize - (a->base < fsize ? a->base : fsize);
 	if (a->base > fsize || d->size > fsize - a->base || a->base % m->sector ||
 	    d->size < m->sector) {

@@ -53,6 +53,8 @@ struct hv_mapped_args {
 	const char *data;	/* the data file */
 	uint64_t base, size;	/* the extent in it (size 0 = the whole file) */
 	bool readonly;
+	bool cbt;		/* the descriptor names a tracking file: writes
+				 * are reported (cbt_mark) before they are made */
 	hv_disk_fence_fn fence;
 	void *fence_arg;
 };

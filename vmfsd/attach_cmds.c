@@ -257,9 +257,6 @@ static int cmd_attach(void *arg, struct ctl_req *r, struct json_object *req,
 	json_object_object_add(resp, "extents", exts);
 	json_object_object_add(resp, "map", map);
 	json_object_object_add(resp, "host", json_object_new_string(c->host));
-	/* changed-block tracking is not built yet: nothing to report (when it
-	 * is, this says so and vmrun sends cbt_mark before each write) */
-	json_object_object_add(resp, "cbt", json_object_new_boolean(0));
 	a = NULL;
 	goto out;
 close:
