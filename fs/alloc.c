@@ -117,7 +117,10 @@ static uint64_t type_addr(struct fs_vol *v, enum fs_rtype t, unsigned ext,
 	return fs_addr(t, ext, (uint64_t)rc->cluster * pc + bit);
 }
 
-int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
+/* Allocate up to n resources of type t into out (*got of them); passes 2
+ * waits for clusters other hosts hold, 1 takes only what is free now. */
+static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
+		     uint64_t *out, int passes, unsigned *gotp)
 {
 	struct fs_vol *v = fs_tx_vol(tx);
 	unsigned area = fs_area_of(t);
@@ -125,8 +128,9 @@ int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
 	struct fs_rc rc;
 	struct lk_vol_info li;
 	unsigned got = 0, wait_ms;
-	int ret = -ENOSPC;
+	int ret = 0;
 
+	*gotp = 0;
 	if (n == 0 || n > 64)
 		return -EINVAL;
 	lk_get_info(v->lk, &li);
@@ -139,7 +143,7 @@ int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
 	/* Two passes: first skip clusters busy with other hosts, then wait
 	 * for them if nothing else had room, long enough for a dead holder
 	 * to be recovered. */
-	for (int pass = 0; pass < 2 && got < n; pass++) {
+	for (int pass = 0; pass < passes && got < n; pass++) {
 		for (uint64_t k = 0; k < total && got < n; k++) {
 			uint64_t g = (start + k) % total;
 			unsigned ext;
@@ -191,9 +195,23 @@ int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
 			}
 		}
 	}
-	ret = got == n ? 0 : -ENOSPC;
 out:
+	*gotp = got;
 	return ret;
+}
+
+int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
+{
+	unsigned got;
+	int ret = alloc_res(tx, t, n, out, 2, &got);
+
+	return ret ? ret : got == n ? 0 : -ENOSPC;
+}
+
+int fs_alloc_upto(struct fs_tx *tx, enum fs_rtype t, unsigned n,
+		  uint64_t *out, unsigned *got)
+{
+	return alloc_res(tx, t, n, out, 1, got);
 }
 
 int fs_free(struct fs_tx *tx, uint64_t a)

@@ -134,6 +134,11 @@ int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr)
 	uint64_t span, a, rem;
 
 	*addr = 0;
+	for (unsigned i = 0; i < ino->npend; i++)
+		if (ino->pend[i].b == b) {
+			*addr = ino->pend[i].a;   /* written, TBZ cleared in memory */
+			return 0;
+		}
 	if (b >= fs_bmap_capacity(fd))
 		return 0;
 	span = pow503(lv);

@@ -155,32 +155,106 @@ put:
 	return ret;
 }
 
-/* Commit size and times changed in memory. */
-int fs_commit_fd(struct fs_inode *ino)
+/* ---- write-behind of the map ------------------------------------------------ */
+
+/* Put the deferred TBZ clears into tx.  Their units were written whole
+ * before they were listed; the transaction flushes data before it commits
+ * (fs_tx_mark_data), so no mapping ever points at unwritten data. */
+static int pend_put(struct fs_tx *tx, struct fs_inode *ino)
+{
+	if (!ino->npend)
+		return 0;
+	fs_tx_mark_data(tx);
+	for (unsigned i = 0; i < ino->npend; i++) {
+		int ret = fs_bmap_set(tx, ino, ino->pend[i].b, ino->pend[i].a);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Give back, inside tx, the units allocated ahead and never written. */
+static int ahead_put(struct fs_tx *tx, struct fs_inode *ino)
+{
+	uint64_t unit = fs_unit(ino->v, &ino->fd);
+
+	for (unsigned i = 0; i < ino->nahead; i++) {
+		uint64_t b = ino->ahead[i].b, a = ino->ahead[i].a, cur;
+		int ret = fs_bmap_get(ino, b, &cur);
+
+		if (!ret && cur != (a | FS_ADDR_TBZ))
+			continue;       /* written since, or freed by a truncate */
+		if (!ret)
+			ret = fs_bmap_set(tx, ino, b, 0);
+		if (!ret)
+			ret = fs_free(tx, a);
+		if (ret)
+			return ret;
+		ino->fd.alloc_bytes -= unit;
+	}
+	return 0;
+}
+
+static void ahead_drop(struct fs_inode *ino, uint64_t b)
+{
+	for (unsigned i = 0; i < ino->nahead; i++)
+		if (ino->ahead[i].b == b) {
+			ino->ahead[i] = ino->ahead[--ino->nahead];
+			return;
+		}
+}
+
+/*
+ * Commit what changed in memory: size and times, deferred TBZ clears, and
+ * with give_back the units allocated ahead and not used.  Called with rw
+ * held for writing.
+ */
+static int commit_fd(struct fs_inode *ino, bool give_back)
 {
 	struct fs_tx *tx;
 	struct fs_fd fd;
+	bool need;
 	int ret;
 
 	pthread_mutex_lock(&ino->m);
-	if (!ino->fd_dirty) {
-		pthread_mutex_unlock(&ino->m);
-		return 0;
-	}
-	fd = ino->fd;
-	ino->fd_dirty = false;
+	need = ino->fd_dirty || ino->npend || (give_back && ino->nahead);
 	pthread_mutex_unlock(&ino->m);
+	if (!need)
+		return 0;
 	tx = fs_tx_begin(ino->v);
 	if (!tx)
 		return -ENOMEM;
 	ret = fs_inode_tx(tx, ino);
 	if (!ret)
+		ret = pend_put(tx, ino);
+	if (!ret && give_back)
+		ret = ahead_put(tx, ino);
+	if (!ret) {
+		pthread_mutex_lock(&ino->m);
+		fd = ino->fd;
+		ino->fd_dirty = false;
+		pthread_mutex_unlock(&ino->m);
 		ret = fs_fd_put(tx, &fd);
+	}
 	if (ret) {
 		fs_tx_abort(tx);
+		if (ino->npend || give_back)
+			fs_inode_reload(ino);   /* the map changed in memory */
 		return ret;
 	}
-	return fs_tx_commit(tx);
+	ret = fs_tx_commit(tx);
+	if (!ret) {
+		ino->npend = 0;
+		if (give_back)
+			ino->nahead = 0;
+	}
+	return ret;
+}
+
+int fs_commit_fd(struct fs_inode *ino)
+{
+	return commit_fd(ino, false);
 }
 
 /* The last close of a file whose last name went while it was open: free
@@ -209,14 +283,22 @@ static void delete_at_close(struct fs_inode *ino)
 int fs_close(fs_file *f)
 {
 	struct fs_inode *ino = f->ino;
-	bool gone = false;
+	bool gone = false, last_rw;
 	int ret = 0;
 
 	if (!ino->v->rdonly) {
 		/* the write lock (rw) orders this against writers of ours */
 		pthread_rwlock_wrlock(&ino->rw);
-		if (f->rw && ino->fd.nlink)
-			ret = fs_commit_fd(ino);
+		pthread_mutex_lock(&ino->m);
+		last_rw = f->rw && ino->opens_rw == 1;
+		pthread_mutex_unlock(&ino->m);
+		if (f->rw && ino->fd.nlink) {
+			ret = commit_fd(ino, last_rw);
+		} else if (last_rw) {
+			/* the file goes with its last close: what is mapped
+			 * on disk is what gets freed, written or not */
+			ino->npend = ino->nahead = 0;
+		}
 		pthread_rwlock_unlock(&ino->rw);
 		pthread_mutex_lock(&ino->m);
 		if (f->rw)
@@ -361,10 +443,17 @@ static int unit_write(struct fs_vol *v, uint64_t a, uint64_t off,
 static int unit_fill(struct fs_vol *v, uint64_t a, uint64_t unit, uint64_t from,
 		     uint64_t in, const void *buf, size_t len)
 {
-	unsigned char *b = fs_balloc(unit);
+	unsigned char *b;
 	ssize_t n;
 	int ret = 0;
 
+	if (!from && in == 0 && len == unit && buf) {
+		/* the caller's data is the whole unit */
+		n = mp_lun_pwrite(v->ext[fs_addr_ext(a)].lun, buf, unit,
+				  fs_unit_off(v, a), 0);
+		return n < 0 ? (int)n : 0;
+	}
+	b = fs_balloc(unit);
 	if (!b)
 		return -ENOMEM;
 	if (from)
@@ -454,9 +543,194 @@ out:
 	return ret;
 }
 
+/* Size and times after writing up to `end`, in memory (fd_dirty). */
+static void wrote(struct fs_inode *ino, uint64_t end)
+{
+	pthread_mutex_lock(&ino->m);
+	if (end > ino->fd.size)
+		ino->fd.size = end;
+	ino->fd.mtime = ino->fd.ctime = fs_now_ns();
+	ino->fd_dirty = true;
+	pthread_mutex_unlock(&ino->m);
+}
+
+/* Is a write at unit b part of a sequential stream?  Writes of a stream
+ * arrive a little out of order from several threads (FUSE workers). */
+static bool sequential(struct fs_inode *ino, uint64_t b)
+{
+	uint64_t next = __atomic_load_n(&ino->seq_next, __ATOMIC_RELAXED);
+
+	return next && b + 8 >= next && b <= next + 8;
+}
+
 /*
- * Slow path of a write: allocate what [off, off+len) lacks and write it.
- * Called with ino->rw held for writing.
+ * Write into a "to be zeroed" unit at real address a: the unit is written
+ * whole (zeros around the data), and its flag is cleared in memory only,
+ * on the pending list that the next transaction of the file commits.  A
+ * crash before that loses the write (it was not fsync'd) and the unit
+ * reads as zeros again; it never exposes old data.
+ */
+static int write_tbz(struct fs_inode *ino, uint64_t b, uint64_t a,
+		     uint64_t in, const void *buf, size_t n)
+{
+	struct fs_vol *v = ino->v;
+	int ret;
+
+	if (!ino->pend) {
+		ino->pend = malloc(FS_PEND_MAX * sizeof(*ino->pend));
+		if (!ino->pend)
+			return -ENOMEM;
+	}
+	if (ino->npend == FS_PEND_MAX) {
+		ret = commit_fd(ino, false);
+		if (ret)
+			return ret;
+	}
+	ret = unit_fill(v, a, fs_unit(v, &ino->fd), 0, in, buf, n);
+	if (ret)
+		return ret;
+	ahead_drop(ino, b);
+	ino->pend[ino->npend++] = (struct fs_unit_ref){ .b = b, .a = a };
+	return 0;
+}
+
+/*
+ * Allocate, inside tx, up to ino->ahead_run units after unit b for a
+ * sequential writer: holes inside the file's size, mapped "to be zeroed"
+ * (so they read as zeros), taken only from clusters free right now.  The
+ * next writes of the stream find them and need no transaction.
+ */
+static int alloc_ahead(struct fs_tx *tx, struct fs_inode *ino, uint64_t b)
+{
+	struct fs_fd *fd = &ino->fd;
+	uint64_t unit = fs_unit(ino->v, fd), addrs[FS_AHEAD_MAX];
+	unsigned want = 0, got;
+	int ret;
+
+	if (fd->unit != FS_UNIT_FB)
+		return 0;
+	if (!ino->ahead) {
+		ino->ahead = malloc(FS_AHEAD_MAX * sizeof(*ino->ahead));
+		if (!ino->ahead)
+			return 0;   /* only an optimisation */
+	}
+	while (want < ino->ahead_run && ino->nahead + want < FS_AHEAD_MAX &&
+	       (b + 1 + want) * unit < fd->size) {
+		uint64_t a;
+
+		ret = fs_bmap_get(ino, b + 1 + want, &a);
+		if (ret)
+			return ret;
+		if (a)
+			break;
+		want++;
+	}
+	if (!want)
+		return 0;
+	ret = fs_alloc_upto(tx, FS_R_FB, want, addrs, &got);
+	for (unsigned i = 0; !ret && i < got; i++) {
+		ret = fs_bmap_set(tx, ino, b + 1 + i, addrs[i] | FS_ADDR_TBZ);
+		if (!ret) {
+			fd->alloc_bytes += unit;
+			ino->ahead[ino->nahead++] =
+				(struct fs_unit_ref){ .b = b + 1 + i, .a = addrs[i] };
+		}
+	}
+	return ret;
+}
+
+/*
+ * One transaction for the write [off+*done, off+len) from a hole on:
+ * allocates the units it lacks (up to TX_UNITS), writing each whole before
+ * the commit maps it, allocates ahead for a sequential writer, and commits
+ * the pending TBZ clears and the size with it.
+ */
+static int write_holes(struct fs_inode *ino, const unsigned char *buf,
+		       size_t len, uint64_t off, uint64_t *donep)
+{
+	struct fs_vol *v = ino->v;
+	struct fs_fd *fd = &ino->fd;
+	uint64_t unit = fs_unit(v, fd), done = *donep, last = 0;
+	struct fs_tx *tx = fs_tx_begin(v);
+	unsigned nnew = 0, nahead = ino->nahead;
+	bool seq = sequential(ino, (off + done) / unit);
+	int ret;
+
+	if (!tx)
+		return -ENOMEM;
+	ret = fs_inode_tx(tx, ino);
+	if (!ret)
+		ret = pend_put(tx, ino);
+	while (!ret && done < len && nnew < TX_UNITS) {
+		uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
+		size_t n = (size_t)(unit - in < len - done ? unit - in : len - done);
+
+		ret = fs_bmap_get(ino, b, &a);
+		if (ret)
+			break;
+		if (a && !(a & FS_ADDR_TBZ)) {
+			ret = unit_write(v, a, in, buf + done, n);
+		} else {
+			uint64_t real = a & ~FS_ADDR_TBZ;
+
+			if (!a) {
+				ret = fs_alloc(tx, fd->unit == FS_UNIT_SB ? FS_R_SB :
+					       FS_R_FB, 1, &real);
+				if (!ret) {
+					fd->alloc_bytes += unit;
+					nnew++;
+				}
+			}
+			if (!ret)
+				ret = unit_fill(v, real, unit, 0, in, buf + done, n);
+			fs_tx_mark_data(tx);
+			if (!ret)
+				ret = fs_bmap_set(tx, ino, b, real);
+			if (!ret)
+				ahead_drop(ino, b);
+		}
+		if (!ret) {
+			done += n;
+			last = b;
+		}
+	}
+	/* a stream allocates ahead 4 units, then 8, ... up to FS_AHEAD_MAX */
+	if (!ret && seq) {
+		ino->ahead_run = ino->ahead_run ? 2 * ino->ahead_run : 4;
+		if (ino->ahead_run > FS_AHEAD_MAX)
+			ino->ahead_run = FS_AHEAD_MAX;
+		ret = alloc_ahead(tx, ino, last);
+	} else if (!ret) {
+		ino->ahead_run = 0;
+	}
+	if (!ret) {
+		pthread_mutex_lock(&ino->m);
+		if (off + done > fd->size)
+			fd->size = off + done;
+		fd->mtime = fd->ctime = fs_now_ns();
+		ino->fd_dirty = false;
+		pthread_mutex_unlock(&ino->m);
+		ret = fs_fd_put(tx, fd);
+	}
+	if (ret) {
+		fs_tx_abort(tx);
+		ino->nahead = nahead;
+		fs_inode_reload(ino);
+		return ret;
+	}
+	ret = fs_tx_commit(tx);
+	if (ret) {
+		ino->nahead = nahead;
+		return ret;
+	}
+	ino->npend = 0;
+	*donep = done;
+	return 0;
+}
+
+/*
+ * Slow path of a write: some unit of [off, off+len) is a hole or "to be
+ * zeroed".  Called with ino->rw held for writing.
  */
 static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 			   size_t len, uint64_t off)
@@ -499,71 +773,30 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 	}
 	unit = fs_unit(v, fd);
 	while (done < len) {
-		struct fs_tx *tx = fs_tx_begin(v);
-		uint64_t newa[TX_UNITS];
-		unsigned nnew = 0;
-		uint64_t chunk_start = done;
+		uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
+		size_t n = (size_t)(unit - in < len - done ? unit - in : len - done);
 
-		if (!tx)
-			return done ? (ssize_t)done : -ENOMEM;
-		ret = fs_inode_tx(tx, ino);
-		/* up to TX_UNITS units that need allocation, plus the mapped
-		 * ones in between, per transaction */
-		while (!ret && done < len && nnew < TX_UNITS) {
-			uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
-			size_t n = (size_t)(unit - in < len - done ? unit - in : len - done);
-
-			ret = fs_bmap_get(ino, b, &a);
+		ret = fs_bmap_get(ino, b, &a);
+		if (ret)
+			break;
+		if (!a) {
+			ret = write_holes(ino, buf, len, off, &done);
 			if (ret)
 				break;
-			if (a && !(a & FS_ADDR_TBZ)) {
-				ret = unit_write(v, a, in, buf + done, n);
-			} else if (a & FS_ADDR_TBZ) {
-				/* zero the rest, then clear the flag */
-				uint64_t real = a & ~FS_ADDR_TBZ;
-
-				ret = unit_fill(v, real, unit, 0, in, buf + done, n);
-				fs_tx_mark_data(tx);
-				if (!ret)
-					ret = fs_bmap_set(tx, ino, b, real);
-			} else {
-				ret = fs_alloc(tx, fd->unit == FS_UNIT_SB ? FS_R_SB :
-					       FS_R_FB, 1, &newa[nnew]);
-				if (!ret)
-					ret = unit_fill(v, newa[nnew], unit, 0, in,
-							buf + done, n);
-				fs_tx_mark_data(tx);
-				if (!ret)
-					ret = fs_bmap_set(tx, ino, b, newa[nnew]);
-				if (!ret) {
-					fd->alloc_bytes += unit;
-					nnew++;
-				}
-			}
-			if (!ret)
-				done += n;
+			continue;
 		}
-		if (!ret) {
-			pthread_mutex_lock(&ino->m);
-			if (off + done > fd->size)
-				fd->size = off + done;
-			fd->mtime = fd->ctime = fs_now_ns();
-			ino->fd_dirty = false;
-			pthread_mutex_unlock(&ino->m);
-			ret = fs_fd_put(tx, fd);
-		}
-		if (ret) {
-			fs_tx_abort(tx);
-			fs_inode_reload(ino);
-			done = chunk_start;
+		if (a & FS_ADDR_TBZ)
+			ret = write_tbz(ino, b, a & ~FS_ADDR_TBZ, in, buf + done, n);
+		else
+			ret = unit_write(v, a, in, buf + done, n);
+		if (ret)
 			break;
-		}
-		ret = fs_tx_commit(tx);
-		if (ret) {
-			done = chunk_start;
-			break;
-		}
+		done += n;
+		wrote(ino, off + done);
 	}
+	if (done)
+		__atomic_store_n(&ino->seq_next, (off + done - 1) / unit + 1,
+				 __ATOMIC_RELAXED);
 	return done ? (ssize_t)done : ret;
 }
 
@@ -611,12 +844,9 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 				done += n;
 		}
 		if (!slow && !ret) {
-			pthread_mutex_lock(&ino->m);
-			if (off + len > fd->size)
-				fd->size = off + len;
-			fd->mtime = fd->ctime = fs_now_ns();
-			ino->fd_dirty = true;
-			pthread_mutex_unlock(&ino->m);
+			wrote(ino, off + len);
+			__atomic_store_n(&ino->seq_next, (off + len - 1) / unit + 1,
+					 __ATOMIC_RELAXED);
 		}
 	}
 	pthread_rwlock_unlock(&ino->rw);
@@ -661,6 +891,13 @@ int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
 	struct fs_fd *fd = &ino->fd;
 	uint64_t unit, first, last;
 	int ret = 0;
+
+	/* the map on disk first: what follows frees by it */
+	if (ino->npend || ino->nahead) {
+		ret = commit_fd(ino, true);
+		if (ret)
+			return ret;
+	}
 
 	if (size >= fd->size || fd->map == FS_MAP_INLINE) {
 		if (fd->map == FS_MAP_INLINE && size > FS_INLINE_MAX) {
@@ -875,6 +1112,11 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len)
 	if (len == 0 || end < off)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&ino->rw);
+	if (ino->npend || ino->nahead) {
+		ret = commit_fd(ino, true);
+		if (ret)
+			goto out;
+	}
 	if (fd->map == FS_MAP_INLINE) {
 		if (off < fd->size) {
 			uint64_t e = end < fd->size ? end : fd->size;

@@ -169,6 +169,8 @@ struct fs_vol *fs_tx_vol(struct fs_tx *tx);
 /* ---- inodes (inode.c) ------------------------------------------------------ */
 
 #define FS_PBCACHE 8
+#define FS_PEND_MAX 256    /* deferred TBZ clears per file */
+#define FS_AHEAD_MAX 31    /* units allocated ahead per transaction */
 
 /* One file descriptor as this host knows it.  Table entries are shared by
  * every user on the host and reference counted. */
@@ -196,6 +198,19 @@ struct fs_inode {
 	bool fd_dirty;              /* size / times changed, not committed */
 	struct { uint64_t addr; struct fs_pb pb; } pbc[FS_PBCACHE];
 	unsigned pbc_next;
+
+	/* Write-behind of the map (file.c), under rw: changed with it held
+	 * for writing, read with it held either way.  pend: units mapped
+	 * "to be zeroed" on disk that this host has since written whole,
+	 * their flag cleared in memory only (fs_bmap_get returns them as
+	 * data); committed with the FD by the next transaction of the file,
+	 * fsync, close, or when the list is full.  ahead: units allocated
+	 * (mapped TBZ on disk) ahead of a sequential writer and not written
+	 * yet; given back at the last read-write close. */
+	struct fs_unit_ref { uint64_t b, a; } *pend, *ahead;
+	unsigned npend, nahead;
+	unsigned ahead_run;         /* units to allocate ahead next time */
+	uint64_t seq_next;          /* unit after the last write (a hint) */
 };
 
 /* Decode the FD at addr without any lock; re-read on checksum mismatch a
@@ -291,6 +306,10 @@ int fs_commit_fd(struct fs_inode *ino);
 /* Allocate n resources of type t inside tx (n <= 64).  The cluster locks are
  * held until the transaction is done. */
 int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out);
+/* Up to n, from clusters free of other hosts now, without waiting: *got
+ * (maybe 0).  For allocating ahead of a writer. */
+int fs_alloc_upto(struct fs_tx *tx, enum fs_rtype t, unsigned n,
+		  uint64_t *out, unsigned *got);
 /* Free one resource inside tx. */
 int fs_free(struct fs_tx *tx, uint64_t a);
 /* Free and total counts of every type (statfs), by reading the headers. */

@@ -126,6 +126,8 @@ void fs_inode_put(struct fs_inode *ino)
 		lk_lock_close(ino->lock);   /* releases a hold left over */
 	pthread_rwlock_destroy(&ino->rw);
 	pthread_mutex_destroy(&ino->m);
+	free(ino->pend);
+	free(ino->ahead);
 	free(ino);
 }
 

@@ -11,8 +11,22 @@
  *       LOG's acknowledged operations left, give or take the one operation
  *       in flight at the kill, with every file's contents intact.
  *
+ *   fs_worker disk SPEC HOST NAME SEED
+ *       mount as HOST, create NAME (64 MiB: the first half a hole, the
+ *       second reserved "to be zeroed", as thin and zeroedthick disks),
+ *       then forever: sequential runs of 1 MiB writes, scattered 4 KiB
+ *       writes, fsync.  Each write is logged "DO W SECTOR COUNT GEN"
+ *       before it starts, "OK SYNC" once an fsync after it returned.
+ *   fs_worker diskverify SPEC HOST NAME LOG
+ *       mount as another host, open NAME (waiting for the dead host's
+ *       lock: recovery), and check every sector: it holds what the last
+ *       write acknowledged by an fsync put there, or what a later write
+ *       put there; never older data, zeros where data was acknowledged,
+ *       or anything else.
+ *
  * File contents: tu-style pattern of the file's seed; size in the name's
- * log line.  Exit 0 ok, 1 error, 2 check failed.
+ * log line.  Disk sectors: (sector, generation) then a pattern of both.
+ * Exit 0 ok, 1 error, 2 check failed.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -322,6 +336,199 @@ static int cmd_verify(const char *spec, const char *host, const char *dname,
 	return 0;
 }
 
+/* ---- a virtual disk's writes (disk, diskverify) ---------------------------- */
+
+#define DISK_SIZE (64ull << 20)
+#define DISK_SECTORS (DISK_SIZE / 512)
+
+static void sector_fill(unsigned char *b, uint64_t sector, uint32_t gen)
+{
+	memcpy(b, &sector, 8);
+	memcpy(b + 8, &gen, 4);
+	fill(b + 12, 500, gen, sector * 512);
+}
+
+/* The generation a sector holds (0: zeros), or -1 for anything else. */
+static int64_t sector_gen(const unsigned char *b, uint64_t sector)
+{
+	unsigned char want[512];
+	uint64_t s;
+	uint32_t gen;
+	size_t i;
+
+	for (i = 0; i < 512 && !b[i]; i++)
+		;
+	if (i == 512)
+		return 0;
+	memcpy(&s, b, 8);
+	memcpy(&gen, b + 8, 4);
+	if (s != sector || !gen)
+		return -1;
+	sector_fill(want, sector, gen);
+	return memcmp(want, b, 512) ? -1 : (int64_t)gen;
+}
+
+static fs_file *disk_open(fs_vol *v, const char *name, bool create)
+{
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_stat st;
+	fs_file *f = NULL;
+	int ret = fs_lookup(v, fs_root(v), name, &st);
+
+	if (ret == -ENOENT && create)
+		ret = fs_create(v, fs_root(v), name, &a, &st);
+	/* a dead host's lock: the open waits, and recovers it once dead */
+	for (int i = 0; !ret && i < 10; i++) {
+		ret = fs_open(v, st.ino, FS_O_RDWR, &f);
+		if (ret != -EBUSY)
+			break;
+	}
+	if (!ret && create)
+		ret = fs_ftruncate(f, DISK_SIZE);
+	if (!ret && create)
+		ret = fs_fallocate(f, DISK_SIZE / 2, DISK_SIZE / 2, true);
+	if (ret) {
+		fprintf(stderr, "fs_worker: disk %s: %s\n", name, fs_strerror(ret));
+		exit(1);
+	}
+	return f;
+}
+
+static int cmd_disk(const char *spec, const char *host, const char *name,
+		    unsigned seed)
+{
+	fs_vol *v = mount1(spec, host);
+	fs_file *f = disk_open(v, name, true);
+	unsigned char *b = malloc(1 << 20);
+	uint32_t gen = 0;
+
+	srand(seed);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (fs_fsync(f))
+		return 1;
+	printf("READY\n");
+	for (;;) {
+		int op = rand() % 8;
+
+		if (op < 3) {
+			/* a sequential run of 1 MiB writes */
+			uint64_t u = (uint64_t)rand() % 64, n = 1 + rand() % 12;
+
+			for (uint64_t k = 0; k < n && u + k < 64; k++) {
+				uint64_t s0 = (u + k) * 2048;
+
+				gen++;
+				for (unsigned i = 0; i < 2048; i++)
+					sector_fill(b + i * 512, s0 + i, gen);
+				printf("DO W %llu 2048 %u\n", (unsigned long long)s0, gen);
+				if (fs_pwrite(f, b, 1 << 20, s0 * 512) != 1 << 20) {
+					fprintf(stderr, "write failed\n");
+					return 1;
+				}
+			}
+		} else if (op < 7) {
+			/* scattered 4 KiB writes */
+			for (int k = 0; k < 8; k++) {
+				uint64_t s0 = ((uint64_t)rand() % (DISK_SECTORS / 8)) * 8;
+
+				gen++;
+				for (unsigned i = 0; i < 8; i++)
+					sector_fill(b + i * 512, s0 + i, gen);
+				printf("DO W %llu 8 %u\n", (unsigned long long)s0, gen);
+				if (fs_pwrite(f, b, 4096, s0 * 512) != 4096) {
+					fprintf(stderr, "write failed\n");
+					return 1;
+				}
+			}
+		} else {
+			if (fs_fsync(f)) {
+				fprintf(stderr, "fsync failed\n");
+				return 1;
+			}
+			printf("OK SYNC\n");
+		}
+	}
+}
+
+static int cmd_diskverify(const char *spec, const char *host, const char *name,
+			  const char *log)
+{
+	uint32_t *acked = calloc(DISK_SECTORS, 4), *last = calloc(DISK_SECTORS, 4);
+	unsigned char *b = malloc(1 << 20);
+	unsigned long long s0, n;
+	unsigned gen, bad = 0, newer = 0, kept = 0, syncs = 0;
+	FILE *lf = fopen(log, "r");
+	uint64_t *touched = NULL;
+	size_t ntouched = 0, cap = 0;
+	char line[256];
+	fs_vol *v;
+	fs_file *f;
+
+	if (!lf) {
+		perror(log);
+		return 1;
+	}
+	/* last: the newest generation written to each sector; acked: the
+	 * newest one an fsync covered */
+	while (fgets(line, sizeof(line), lf)) {
+		if (sscanf(line, "DO W %llu %llu %u", &s0, &n, &gen) == 3 &&
+		    s0 + n <= DISK_SECTORS) {
+			for (uint64_t s = s0; s < s0 + n; s++)
+				last[s] = gen;
+			if (ntouched == cap) {
+				cap = cap ? 2 * cap : 1024;
+				touched = realloc(touched, cap * sizeof(*touched));
+			}
+			touched[ntouched++] = s0 << 16 | n;
+		} else if (!strncmp(line, "OK SYNC", 7)) {
+			for (size_t i = 0; i < ntouched; i++)
+				for (uint64_t s = touched[i] >> 16;
+				     s < (touched[i] >> 16) + (touched[i] & 0xffff); s++)
+					acked[s] = last[s];
+			ntouched = 0;
+			syncs++;
+		}
+	}
+	fclose(lf);
+	v = mount1(spec, host);
+	f = disk_open(v, name, false);
+	for (uint64_t s = 0; s < DISK_SECTORS; s += 2048) {
+		if (fs_pread(f, b, 1 << 20, s * 512) != 1 << 20) {
+			fprintf(stderr, "read failed\n");
+			return 1;
+		}
+		for (unsigned i = 0; i < 2048; i++) {
+			int64_t g = sector_gen(b + i * 512, s + i);
+
+			if (g >= 0 && (uint32_t)g == acked[s + i]) {
+				kept++;
+				continue;
+			}
+			if (g > acked[s + i] && g <= last[s + i]) {
+				newer++;     /* written after the last fsync: may be */
+				continue;
+			}
+			if (bad++ < 10)
+				printf("sector %llu: %s %lld, acknowledged %u, last written %u\n",
+				       (unsigned long long)(s + i),
+				       g < 0 ? "garbage, not a generation" : "generation",
+				       (long long)g, acked[s + i], last[s + i]);
+		}
+	}
+	printf("%u syncs acknowledged; sectors: %u as acknowledged, %u newer "
+	       "(unacknowledged writes that landed), %u bad\n",
+	       syncs, kept, newer, bad);
+	fs_close(f);
+	{
+		unsigned nrec = 0;
+
+		if (lk_recover_dead(fs_lk(v), &nrec))
+			return 1;
+	}
+	fs_umount(v);
+	return bad ? 2 : 0;
+}
+
 /* Where the FD slots of extent 0 are (for a fault rule that stops a host
  * inside a transaction: FD blocks are only ever written in place). */
 static int cmd_fdarea(const char *spec)
@@ -351,7 +558,13 @@ int main(int argc, char **argv)
 		return cmd_run(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]));
 	if (argc == 6 && !strcmp(argv[1], "verify"))
 		return cmd_verify(argv[2], argv[3], argv[4], argv[5]);
+	if (argc == 6 && !strcmp(argv[1], "disk"))
+		return cmd_disk(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]));
+	if (argc == 6 && !strcmp(argv[1], "diskverify"))
+		return cmd_diskverify(argv[2], argv[3], argv[4], argv[5]);
 	fprintf(stderr, "usage: fs_worker run SPEC HOST DIR SEED\n"
-			"       fs_worker verify SPEC HOST DIR LOG\n");
+			"       fs_worker verify SPEC HOST DIR LOG\n"
+			"       fs_worker disk SPEC HOST NAME SEED\n"
+			"       fs_worker diskverify SPEC HOST NAME LOG\n");
 	return 1;
 }

@@ -322,6 +322,64 @@ static void test_fallocate_punch_seek(void **state)
 	free(b);
 }
 
+/* A sequential writer into a sized, unallocated file (a thin disk): units
+ * allocated ahead of it read as zeros and go back at the last close if it
+ * did not reach them; "to be zeroed" units written whole or in part read
+ * right before and after fsync, and on the other host after close. */
+static void test_write_behind(void **state)
+{
+	uint64_t ino = new_file(va);
+	uint64_t fr0[FS_R_TYPES], fr1[FS_R_TYPES], tot[FS_R_TYPES];
+	unsigned char *z = malloc(1 << 20);
+	struct fs_stat st;
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_count(va, fr0, tot), 0);
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	assert_int_equal(fs_ftruncate(f, 64 << 20), 0);
+	assert_int_equal(fs_fallocate(f, 48 << 20, 16 << 20, true), 0);
+	for (unsigned i = 1; i < 20; i++)
+		write_pattern(f, (uint64_t)i << 20, 1 << 20, 100 + i);
+	/* the stream got units ahead of it */
+	assert_int_equal(fs_fstat(f, &st), 0);
+	assert_true(st.alloc > (19u + 16u + 4u) << 20);
+	/* ahead and never written: zeros; so is unit 0 (a hole) */
+	assert_int_equal(fs_pread(f, z, 1 << 20, 20 << 20), 1 << 20);
+	for (size_t i = 0; i < (1 << 20); i++)
+		assert_int_equal(z[i], 0);
+	assert_int_equal(fs_seek(f, 0, true), 1 << 20);
+	/* into reserved units: whole, and a part of one */
+	write_pattern(f, 50 << 20, 1 << 20, 200);
+	write_pattern(f, (52 << 20) + 4096, 100, 201);
+	check_pattern(f, 50 << 20, 1 << 20, 200);
+	check_pattern(f, (52 << 20) + 4096, 100, 201);
+	assert_int_equal(fs_fsync(f), 0);
+	check_pattern(f, 50 << 20, 1 << 20, 200);
+	assert_int_equal(fs_pread(f, z, 4096, 52 << 20), 4096);
+	for (size_t i = 0; i < 4096; i++)
+		assert_int_equal(z[i], 0);
+	assert_int_equal(fs_close(f), 0);
+	/* 19 written, 16 reserved: the units ahead went back */
+	assert_int_equal(fs_count(va, fr1, tot), 0);
+	assert_int_equal(fr0[FS_R_FB] - fr1[FS_R_FB], 19 + 16);
+	assert_int_equal(fs_open(vb, ino, FS_O_RDONLY, &f), 0);
+	for (unsigned i = 1; i < 20; i++)
+		check_pattern(f, (uint64_t)i << 20, 1 << 20, 100 + i);
+	check_pattern(f, 50 << 20, 1 << 20, 200);
+	check_pattern(f, (52 << 20) + 4096, 100, 201);
+	assert_int_equal(fs_pread(f, z, 1 << 20, 30 << 20), 1 << 20);
+	for (size_t i = 0; i < (1 << 20); i++)
+		assert_int_equal(z[i], 0);
+	assert_int_equal(fs_close(f), 0);
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	assert_int_equal(fs_ftruncate(f, 0), 0);
+	assert_int_equal(fs_close(f), 0);
+	assert_int_equal(fs_count(va, fr1, tot), 0);
+	assert_true(fr1[FS_R_FB] == fr0[FS_R_FB]);
+	free(z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +389,7 @@ int main(void)
 		cmocka_unit_test(test_open_lock),
 		cmocka_unit_test(test_fallocate_punch_seek),
 		cmocka_unit_test(test_enospc),
+		cmocka_unit_test(test_write_behind),
 	};
 
 	return cmocka_run_group_tests_name("fs_file", tests, setup, teardown);
