@@ -24,6 +24,17 @@
  *     its request is older than the timeout, and at once when the path has
  *     been down for longer than the timeout (a dead path fails fast, so the
  *     layer above can fail over instead of stalling on every I/O).
+ *
+ * Keepalive: a target that stops answering without closing the connection
+ * (packets dropped somewhere) leaves an idle connection looking up for as
+ * long as TCP sees nothing to retransmit.  So while up, a NOP-Out goes out
+ * every nop_interval (one at a time); when one stays unanswered for
+ * nop_timeout the connection counts as lost: torn down, reconnected with a
+ * fresh login as above.  TCP_USER_TIMEOUT (the command timeout) may give up
+ * on the unacknowledged NOP-Out first; either way an idle connection to a
+ * silent target is found within nop_interval + min(nop_timeout, timeout).  The owner hears of both through mp_path_event()
+ * (a multipath device marks the path dead, and runs its checker when the
+ * path is logged in again).
  */
 #include <errno.h>
 #include <poll.h>
@@ -108,18 +119,74 @@ static void isc_tcp_cb(struct iscsi_context *ctx, int status, void *data,
 							  status;
 }
 
+/* ---- keepalive ------------------------------------------------------------- */
+
+static void isc_nop_cb(struct iscsi_context *ctx, int status, void *data,
+		       void *priv)
+{
+	struct isc_path *ip = priv;
+
+	/* Only a NOP-In on the live connection counts (a context being
+	 * destroyed may cancel its NOP-Out through here). */
+	if (status == SCSI_STATUS_GOOD && ctx == ip->ctx)
+		ip->nop_out = false;
+}
+
+static void nop_reset(struct isc_path *ip, uint64_t now)
+{
+	ip->nop_out = false;
+	ip->nop_next = now + ip->conf.nop_interval_ms * 1000000ull;
+}
+
+/* Send the next NOP-Out when due; declare the connection lost when the
+ * last one went unanswered for too long.  Connection up. */
+static void nop_step(struct isc_path *ip, uint64_t now)
+{
+	if (ip->conf.nop_interval_ms == MP_NOP_OFF)
+		return;
+	if (ip->nop_out) {
+		if (now - ip->nop_sent >= ip->conf.nop_timeout_ms * 1000000ull) {
+			ip->lost = true;
+			ip->lost_why = "NOP-Out timed out";
+		}
+		return;
+	}
+	if (now < ip->nop_next)
+		return;
+	if (iscsi_nop_out_async(ip->ctx, isc_nop_cb, NULL, 0, ip)) {
+		mp_log("%s: cannot queue a NOP-Out: %s", ip->conf.url,
+		       iscsi_get_error(ip->ctx));
+		ip->lost = true;
+		return;
+	}
+	ip->nop_out = true;
+	ip->nop_sent = now;
+	ip->nop_next = now + ip->conf.nop_interval_ms * 1000000ull;
+}
+
+/* ---- connection loss ------------------------------------------------------- */
+
 /* Drop the context; every command still on it is lost with it. */
 static void conn_teardown(struct isc_path *ip, uint64_t now)
 {
 	struct iscsi_context *ctx = ip->ctx;
+	bool was_up = ip->state == ISC_UP;
 
 	ip->ctx = NULL;
 	ip->lost = false;
 	ip->connect_done = false;
-	if (ip->state == ISC_UP) {
+	if (was_up) {
 		ip->down_since = now;
 		ip->failed_attempts = 0;
+		/* Whoever noticed first (our timer, or TCP giving up on the
+		 * unacknowledged NOP-Out after TCP_USER_TIMEOUT), the
+		 * keepalive is what found the silence. */
+		if (ip->nop_out)
+			mp_log("%s: no answer to a NOP-Out for %llu ms",
+			       ip->conf.url, (unsigned long long)
+			       ((now - ip->nop_sent) / 1000000));
 		mp_log("%s: connection lost (%s); reconnecting", ip->conf.url,
+		       ip->lost_why ? ip->lost_why :
 		       ctx ? iscsi_get_error(ctx) : "no context");
 	} else {
 		const char *why = isc_errors_end(ctx);
@@ -137,10 +204,13 @@ static void conn_teardown(struct isc_path *ip, uint64_t now)
 		ip->next_attempt += min_u64(RECONNECT_MIN_NS <<
 					    min_u64(ip->failed_attempts, 8),
 					    RECONNECT_MAX_NS);
+	ip->lost_why = NULL;
 	if (ctx)
 		iscsi_destroy_context(ctx);
 	isc_reqs_disowned(ip);
 	ip->lost = false;
+	if (was_up)
+		mp_path_event(ip->p, MP_PATH_EV_DOWN, -MP_E_TRANSPORT);
 }
 
 static void conn_attempt(struct isc_path *ip, uint64_t now)
@@ -169,13 +239,17 @@ static void conn_step(struct isc_path *ip, uint64_t now)
 			ip->state = ISC_UP;
 			ip->connect_done = false;
 			isc_errors_end(ip->ctx);
+			nop_reset(ip, now);
 			mp_log("%s: reconnected after %llu ms", ip->conf.url,
 			       (unsigned long long)((now - ip->down_since) / 1000000));
+			mp_path_event(ip->p, MP_PATH_EV_UP, 0);
 		} else if (ip->connect_done || ip->lost ||
 			   now >= ip->attempt_deadline) {
 			conn_teardown(ip, now);
 		}
 	}
+	if (ip->state == ISC_UP && !ip->lost)
+		nop_step(ip, now);
 	if (ip->state == ISC_UP && ip->lost)
 		conn_teardown(ip, now);
 	if (ip->state == ISC_DOWN && now >= ip->next_attempt)
@@ -295,6 +369,7 @@ static int isc_open(struct mp_path *p, const char *spec,
 	}
 	pthread_mutex_init(&ip->lock, NULL);
 	ip->state = ISC_UP;
+	nop_reset(ip, mp_now_ns());
 	p->priv = ip;
 	p->mem_align = 0;
 	p->max_inflight = ISC_MAX_INFLIGHT;

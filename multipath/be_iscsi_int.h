@@ -18,6 +18,7 @@
 #include "mp_int.h"
 
 #define ISC_DEFAULT_TIMEOUT_MS 10000u
+#define ISC_DEFAULT_NOP_MS 5000u     /* NOP-Out interval and timeout */
 #define ISC_MAX_INFLIGHT 128u
 
 /* Everything a (re)connect needs; fixed at open. */
@@ -34,6 +35,8 @@ struct isc_conf {
 	 * same I_T nexus and keeps its PR registrations. */
 	uint32_t isid;
 	unsigned timeout_ms;
+	unsigned nop_interval_ms;   /* MP_NOP_OFF = no keepalives */
+	unsigned nop_timeout_ms;
 	bool failfast;              /* MP_OPEN_PATH_FAILFAST_ */
 };
 
@@ -109,6 +112,7 @@ struct isc_path {
 	struct iscsi_context *ctx;
 	enum isc_state state;
 	bool lost;                  /* connection failed: tear down at top */
+	const char *lost_why;       /* NULL or why, for the log */
 	struct isc_part *issuing;   /* in a *_task() call for this part */
 	bool issue_failed;          /* ... and its callback ran inside it */
 	bool connect_done;
@@ -118,6 +122,9 @@ struct isc_path {
 	struct isc_req *reqs;
 	unsigned nready;            /* parts in PT_READY */
 	bool self_submitted;        /* submit() ran on the reactor itself */
+	/* keepalive: at most one NOP-Out outstanding */
+	bool nop_out;               /* sent, no NOP-In yet */
+	uint64_t nop_sent, nop_next;
 };
 
 /* be_iscsi_io.c: requests and their SCSI commands (reactor thread only). */

@@ -190,6 +190,10 @@ int isc_conf_init(struct isc_conf *c, const char *spec,
 		gen_initiator(c->initiator, sizeof(c->initiator));
 	c->timeout_ms = o && o->timeout_ms ? o->timeout_ms : ISC_DEFAULT_TIMEOUT_MS;
 	c->failfast = o && (o->flags & MP_OPEN_PATH_FAILFAST_);
+	c->nop_interval_ms = o && o->nop_interval_ms ? o->nop_interval_ms :
+						       ISC_DEFAULT_NOP_MS;
+	c->nop_timeout_ms = o && o->nop_timeout_ms ? o->nop_timeout_ms :
+						     ISC_DEFAULT_NOP_MS;
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = (uint32_t)getpid() * 2654435761u ^ (uint32_t)time(NULL);
 	c->isid = rnd & 0xffffff;

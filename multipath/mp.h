@@ -86,6 +86,8 @@ typedef struct mp_lun mp_lun;
 				    * -MP_E_QFULL / -MP_E_BUSY and the depth
 				    * stays at queue_depth */
 
+#define MP_NOP_OFF 0xffffffffu    /* mp_open_opts.nop_interval_ms */
+
 struct mp_open_opts {
 	unsigned flags;
 	unsigned timeout_ms;       /* iSCSI command timeout; 0 = default 10 s
@@ -93,7 +95,19 @@ struct mp_open_opts {
 				    * device, so failover stays under 6 s) */
 	unsigned resconflict_ms;   /* with MP_OPEN_RETRY_RESCONFLICT; 0 = 10 s */
 	unsigned queue_depth;      /* max I/Os in flight on the device; 0 = 64 */
-	const char *initiator;     /* iSCSI initiator IQN; NULL = generated */
+	const char *initiator;     /* iSCSI initiator IQN; NULL = generated
+				    * (one name for every path of a
+				    * multipath device) */
+	/* iSCSI keepalive: a NOP-Out goes out every nop_interval_ms while
+	 * the connection is up; one left unanswered for nop_timeout_ms means
+	 * the target stopped answering (traffic dropped, no reset): the
+	 * connection is dropped and reconnected with a fresh login, and a
+	 * multipath device marks the path dead at once.  Detection takes at
+	 * most interval + timeout (10 s by default) on an idle path; I/O in
+	 * flight times out sooner (timeout_ms).  0 = 5000 each;
+	 * MP_NOP_OFF as the interval turns keepalives off. */
+	unsigned nop_interval_ms;
+	unsigned nop_timeout_ms;
 	/* Multipath devices only (multi: / mp_lun_open_paths). */
 	unsigned apd_timeout_ms;   /* all paths down: I/O waits this long for a
 				    * path, then fails with -EIO; 0 = 140 s */

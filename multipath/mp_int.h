@@ -66,6 +66,13 @@ struct mp_backend_ops {
 
 typedef void (*mp_done_fn)(void *arg, struct mp_io *io, int result);
 
+/* Connection events of a backend that has a connection (iSCSI). */
+enum mp_path_event {
+	MP_PATH_EV_DOWN = 1,        /* lost (err says why); reconnecting */
+	MP_PATH_EV_UP,              /* logged in again */
+};
+typedef void (*mp_event_fn)(void *arg, enum mp_path_event ev, int err);
+
 struct mp_path {
 	const struct mp_backend_ops *ops;
 	void *priv;                 /* backend state */
@@ -75,7 +82,22 @@ struct mp_path {
 	unsigned mem_align;         /* buffer alignment the backend needs (0/1
 				     * = none); unaligned I/O is bounced */
 	unsigned max_inflight;      /* the backend's own limit */
+	/* NULL or where connection events go (with done_arg).  Set by the
+	 * owner after open (atomically: the backend's thread reads it);
+	 * events before that are not reported, and a path checker finds
+	 * such a loss anyway. */
+	mp_event_fn event;
 };
+
+/* Report a connection event to the path's owner, if it listens. */
+static inline void mp_path_event(struct mp_path *p, enum mp_path_event ev,
+				 int err)
+{
+	mp_event_fn fn = __atomic_load_n(&p->event, __ATOMIC_ACQUIRE);
+
+	if (fn)
+		fn(p->done_arg, ev, err);
+}
 
 /* Report completion of io with result. */
 static inline void mp_path_done(struct mp_path *p, struct mp_io *io,

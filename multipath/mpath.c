@@ -313,6 +313,35 @@ void mpath_done(void *arg, struct mp_io *io, int result)
 	lun_done(m->lun, io, result);
 }
 
+/*
+ * A path's backend lost its connection (iSCSI: reset, or NOP-Out keepalive
+ * unanswered) or logged in again.  Down: the path is dead now, not at its
+ * next I/O or check.  Up: check it now; a passing TEST UNIT READY returns
+ * it to service.  On the backend's thread, which holds none of our locks.
+ */
+static void mpath_event(void *arg, enum mp_path_event ev, int err)
+{
+	struct mpp *p = arg;
+	struct mpath *m = p->m;
+	struct mp_io *run = NULL;
+
+	pthread_mutex_lock(&m->lock);
+	/* Not linked yet (mpath_path_open still checking it): its first
+	 * check decides. */
+	if (p->idx >= m->npaths || m->paths[p->idx] != p) {
+		pthread_mutex_unlock(&m->lock);
+		return;
+	}
+	if (ev == MP_PATH_EV_DOWN) {
+		path_dead(m, p, err, &run);
+	} else if (p->state == MP_PATH_DEAD) {
+		m->check_now = true;
+		pthread_cond_signal(&m->cond);
+	}
+	pthread_mutex_unlock(&m->lock);
+	mpath_run(m, run);
+}
+
 /* ---- checker ----------------------------------------------------------------- */
 
 static void *checker_main(void *arg)
@@ -442,6 +471,7 @@ int mpath_path_open(struct mpath *m, const char *spec, struct mpp **out)
 			goto close_path;
 		}
 	}
+	__atomic_store_n(&p->path->event, mpath_event, __ATOMIC_RELEASE);
 	*out = p;
 	return 0;
 

@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config liburing-dev libaio-dev libiscsi-dev libiscsi-bin
 libcmocka-dev libfuse3-dev fuse3 libjson-c-dev libssl-dev sg3-utils libsgutils2-dev
-tgt fio python3 qemu-utils e2fsprogs iproute2 util-linux procps psmisc clang libclang-rt-14-dev sanlock libsanlock-dev
+tgt fio python3 qemu-utils e2fsprogs iproute2 nftables util-linux procps psmisc clang libclang-rt-14-dev sanlock libsanlock-dev
 qemu-system-x86"
 
 missing=""

@@ -6,6 +6,8 @@
  *     policy=P     path policy (mp_lun_set_policy syntax)
  *     apd=MS       APD timeout          check=MS   path checker period
  *     timeout=MS   iSCSI command timeout qd=N      I/Os kept in flight
+ *     nop=MS       iSCSI NOP-Out interval (0xffffffff: none)
+ *     noptimeout=MS  iSCSI NOP-Out timeout
  *     bs=SIZE      I/O size (default 64k)
  *     mode=verify  write a pattern, read it back, compare (default)
  *     mode=read    reads only (throughput)
@@ -203,6 +205,10 @@ int main(int argc, char **argv)
 			o.path_check_ms = (unsigned)v;
 		else if (!strcmp(argv[i], "timeout"))
 			o.timeout_ms = (unsigned)v;
+		else if (!strcmp(argv[i], "nop") && v <= UINT32_MAX)
+			o.nop_interval_ms = (unsigned)v;
+		else if (!strcmp(argv[i], "noptimeout"))
+			o.nop_timeout_ms = (unsigned)v;
 		else if (!strcmp(argv[i], "qd") && v && v <= MAX_QD)
 			qd = (unsigned)v;
 		else if (!strcmp(argv[i], "depth"))

@@ -198,6 +198,11 @@ tgt_stop() {
 #                               take link N (1 or 2) down / up: traffic on
 #                               it is dropped without a reset, as when a
 #                               cable or switch port dies
+#   tgt_path_drop N | tgt_path_pass N
+#                               drop every packet on link N in the
+#                               namespace (nftables) while the link stays up
+#                               / stop dropping: a target or fabric that
+#                               stops answering; returns 77 without nft
 #   tgt_paths_teardown          remove the namespace and links (idempotent;
 #                               tgt_stop calls it)
 TGT_NS=
@@ -247,6 +252,22 @@ tgt_path_up() {
 	local ifc
 	[ "$1" = 1 ] && ifc=$TGT_IF1 || ifc=$TGT_IF2
 	ip link set "$ifc" up
+}
+
+tgt_path_drop() {
+	local ifc
+	command -v nft >/dev/null 2>&1 || { echo "SKIP: no nft (package nftables)"; return 77; }
+	[ "$1" = 1 ] && ifc=${TGT_IF1}p || ifc=${TGT_IF2}p
+	ip netns exec "$TGT_NS" nft -f - <<EOF
+table inet vmfsdrop$1 {
+	chain in { type filter hook input priority 0; policy accept; iifname "$ifc" drop; }
+	chain out { type filter hook output priority 0; policy accept; oifname "$ifc" drop; }
+}
+EOF
+}
+
+tgt_path_pass() {
+	ip netns exec "$TGT_NS" nft delete table inet "vmfsdrop$1"
 }
 
 tgt_paths_teardown() {
