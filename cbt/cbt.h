@@ -135,6 +135,11 @@ int cbt_mark(cbt_disk *d, uint64_t off, uint64_t len);
  */
 int cbt_premark(cbt_disk *d, uint64_t off, uint64_t len);
 
+/* Every write premarked so far has completed (the premarking writer
+ * closed): their blocks are stamped with the current sequence instead of
+ * the next, so the next checkpoint's query does not report them again. */
+void cbt_settle(cbt_disk *d);
+
 /* Make marks durable (leaf pages, then the header; state unchanged). */
 int cbt_flush(cbt_disk *d);
 /* End the writing session: marks durable, then the header clean. */

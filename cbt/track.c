@@ -412,6 +412,26 @@ int cbt_premark(cbt_disk *d, uint64_t off, uint64_t len)
 	return stamp(d, off, len, true);
 }
 
+void cbt_settle(cbt_disk *d)
+{
+	pthread_mutex_lock(&d->lock);
+	for (uint64_t li = 0; li < d->cap; li++) {
+		uint32_t *l = d->leaf[li], cur = d->h.seq, m = 0;
+
+		if (!l || d->lmax[li] <= cur)
+			continue;
+		for (unsigned i = 0; i < CBT_LEAF_BLOCKS; i++) {
+			if (l[i] > cur)
+				l[i] = cur;
+			if (l[i] > m)
+				m = l[i];
+		}
+		d->lmax[li] = m;
+		d->ldirty[li] = 1;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* Write the dirty leaf pages back, BATCH contiguous ones per I/O. */
 static int write_leaves(cbt_disk *d)
 {

@@ -36,6 +36,7 @@
 #include "cbt/ondisk.h"
 #include "thin/disk.h"
 #include "vmfsd/cbt_hook.h"
+#include "vmfsd/cmds.h"
 #include "vmfsd/ctl.h"
 
 static fs_vol *vol;
@@ -588,6 +589,13 @@ static int enable(struct ctl_req *r, const char *path, uint64_t dir,
 	/* the data file held open: no other host starts writing meanwhile
 	 * (and one that writes it now makes this fail) */
 	ret = fs_lookup(vol, dir, d->ext[0].file, &st);
+	if (!ret && vmfsd_disk_attached(st.ino)) {
+		/* vmrun decided at attach time not to report its writes */
+		ret = -EBUSY;
+		snprintf(err, sizeof(err), "%s is attached to a running VM: "
+			 "enable tracking while it is powered off", path);
+		goto out;
+	}
 	if (!ret)
 		ret = fs_open(vol, st.ino, FS_O_RDWR, &data);
 	if (ret) {
@@ -714,6 +722,13 @@ static int cmd_disable(void *arg, struct ctl_req *r, struct json_object *req,
 	}
 	if (ret && ret != -ENOENT) {
 		ret = fail(r, ret, err);
+		goto unlock;
+	}
+	if (t && vmfsd_disk_attached(t->data_ino)) {
+		snprintf(err, sizeof(err), "%s is attached to a running VM, which "
+			 "reports its writes: disable tracking while it is powered "
+			 "off", path);
+		ret = fail(r, -EBUSY, err);
 		goto unlock;
 	}
 	if (t && t->writers) {
@@ -1047,6 +1062,8 @@ static int cmd_mark(void *arg, struct ctl_req *r, struct json_object *req,
 	if (!ret && flush && (ret = cbt_flush(t->d)))
 		ret = fail(r, -EIO, cbt_strerror(ret));
 	if (close_it && t->session) {
+		/* the writer is gone: every write it premarked is done */
+		cbt_settle(t->d);
 		t->session = false;
 		trk_write_end(t);
 	}

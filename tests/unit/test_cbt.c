@@ -319,6 +319,21 @@ static void test_ids_checked(void **state)
 	assert_int_equal(cbt_checkpoint(d, &other), 0);
 	assert_int_equal(cbt_query(d, &other, 0, DISK, count, &n), 0);
 	assert_int_equal(n, BS);
+	/* reported once more after the next checkpoint, until settled */
+	assert_int_equal(cbt_premark(d, 9 * BS, 1), 0);
+	assert_int_equal(cbt_checkpoint(d, &a), 0);
+	n = 0;
+	assert_int_equal(cbt_query(d, &a, 0, DISK, count, &n), 0);
+	assert_int_equal(n, BS);
+	assert_int_equal(cbt_premark(d, 11 * BS, 1), 0);
+	cbt_settle(d);
+	assert_int_equal(cbt_checkpoint(d, &a), 0);
+	n = 0;
+	assert_int_equal(cbt_query(d, &a, 0, DISK, count, &n), 0);
+	assert_int_equal(n, 0);
+	n = 0;
+	assert_int_equal(cbt_query(d, &other, 0, DISK, count, &n), 0);
+	assert_int_equal(n, 3 * BS);
 	assert_int_equal(cbt_close(d), 0);
 	/* it survives a clean reopen (sequence above the header's) */
 	{
@@ -328,7 +343,7 @@ static void test_ids_checked(void **state)
 		assert_int_equal(ev, CBT_OPENED);
 		n = 0;
 		assert_int_equal(cbt_query(d, &other, 0, DISK, count, &n), 0);
-		assert_int_equal(n, BS);
+		assert_int_equal(n, 3 * BS);
 		assert_int_equal(cbt_close(d), 0);
 	}
 }

@@ -1,0 +1,67 @@
+#!/bin/bash
+# Changed-block tracking of a running guest: vmrun's writes go to the LUN
+# straight (mapped disk) and are reported to vmfsd (cbt_mark) before they
+# are made.  The test guest fills the first 8 MiB of a tracked thin disk:
+# a query since the change ID from before covers exactly them (to the
+# 64 KiB block, false positives counted); a guest that only reads changes
+# nothing; after vmrun ended the tracking file is clean (a restart of
+# vmfsd keeps the IDs).  While the VM runs, tracking can be neither turned
+# on nor off.
+set -u
+. tests/lib/common.sh
+. tests/lib/vmfsd.sh
+[ -e /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
+[ -e /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
+truncate -s 2G "$T/lun0.img"
+bin/mkfs.vmfs -L vms -H 8 "$T/lun0.img" >/dev/null || fail "mkfs"
+vmfsd_start A "$T/a" "$T/lun0.img"
+mkdir "$T/a/vm" || fail "mkdir"
+bin/vmkfstools -c 64m -d thin "$T/a/vm/vm.vmdk" || fail "-c"
+bin/vmkfstools -c 16m -d thin "$T/a/vm/other.vmdk" || fail "-c other"
+cp bin/vmtest.elf "$T/a/vm/"
+vmx() { # cmdline
+	cat >"$T/a/vm/vm.vmx" <<-VMX
+	displayName = "vm"
+	memSize = "64"
+	numvcpus = "1"
+	boot.kernel = "vmtest.elf"
+	boot.cmdline = "$1"
+	scsi0:0.present = "TRUE"
+	scsi0:0.fileName = "vm.vmdk"
+	VMX
+}
+D=$T/a/vm/vm.vmdk
+bin/vmfs-cbt enable "$D" >/dev/null || fail "enable"
+id0=$(bin/vmfs-cbt checkpoint "$D") || fail "checkpoint"
+vmx "vmtest=fill vmtest.mib=8"
+timeout 120 bin/vmrun start "$T/a/vm/vm.vmx" >"$T/fill.out" 2>&1 || fail "fill: $(cat "$T/fill.out")"
+grep -q "fill ok 8 MiB" "$T/fill.out" || fail "fill: $(cat "$T/fill.out")"
+q=$(bin/vmfs-cbt query "$D" --since "$id0") || fail "query"
+[ "$q" = "0 $((8 << 20))" ] || fail "the guest wrote [0, 8 MiB); tracking says: $q"
+echo "guest filled [0, 8 MiB): tracking reports '$q' (no false positive)"
+id1=$(bin/vmfs-cbt checkpoint "$D") || fail "checkpoint 2"
+vmx "vmtest=verify vmtest.mib=8"
+timeout 120 bin/vmrun start "$T/a/vm/vm.vmx" >"$T/verify.out" 2>&1 || fail "verify: $(cat "$T/verify.out")"
+grep -q "verify ok 8 MiB" "$T/verify.out" || fail "verify: $(cat "$T/verify.out")"
+[ -z "$(bin/vmfs-cbt query "$D" --since "$id1")" ] || fail "a reading guest changed blocks"
+echo "a guest that only reads: nothing changed"
+
+# while the VM runs tracking cannot change under it
+vmx "vmtest=hold vmtest.secs=8"
+sed -i 's/vm.vmdk/other.vmdk/' "$T/a/vm/vm.vmx"
+timeout 120 bin/vmrun start "$T/a/vm/vm.vmx" >"$T/hold.out" 2>&1 &
+pa=$!
+for i in $(seq 1 100); do grep -q "vmtest: started" "$T/hold.out" && break; sleep 0.1; done
+grep -q "vmtest: started" "$T/hold.out" || fail "the VM did not start: $(cat "$T/hold.out")"
+bin/vmfs-cbt enable "$T/a/vm/other.vmdk" 2>"$T/err" && fail "enabled under a running VM"
+grep -q "attached to a running VM" "$T/err" || fail "enable message: $(cat "$T/err")"
+wait $pa || fail "hold: $(cat "$T/hold.out")"
+echo "enable under a running VM refused: $(cat "$T/err")"
+
+vmfsd_stop A
+vmfsd_start A "$T/a" "$T/lun0.img"
+[ "$(bin/vmfs-cbt query "$D" --since "$id0")" = "0 $((8 << 20))" ] || fail "after a restart"
+grep -q "reset" "$T/vmfsd-A.log" && fail "tracking reset after vmrun ended cleanly"
+vmfsd_stop A
+bin/fsck.vmfs -n "$T/lun0.img" >"$T/fsck.out" 2>&1 || fail "fsck: $(cat "$T/fsck.out")"
+echo "ok"
