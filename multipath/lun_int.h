@@ -111,6 +111,9 @@ void mpath_close(struct mpath *m);
  * delivered from the checker thread: never on this stack). */
 void mpath_submit(struct mpath *m, struct mp_io *io);
 
+/* mpath_pr.c: mp_lun_pr on a multipath device */
+int mpath_pr(struct mp_lun *lun, struct mp_pr *pr);
+
 /* mpath_mgmt.c */
 void mp_registry_add(struct mp_lun *lun);
 void mp_registry_del(struct mp_lun *lun);

@@ -108,6 +108,8 @@ int mp_lun_pr(mp_lun *lun, struct mp_pr *pr)
 {
 	enum mp_op op = pr->action >= MP_PR_READ_KEYS ? MP_OP_PR_IN : MP_OP_PR_OUT;
 
+	if (lun->mp)
+		return mpath_pr(lun, pr);   /* every I_T nexus of the device */
 	return simple_op(lun, op, 0, 0, pr);
 }
 

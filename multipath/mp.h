@@ -266,7 +266,9 @@ int mp_lun_caw(mp_lun *lun, uint64_t off, const void *cmp, const void *data,
 int mp_lun_reserve(mp_lun *lun);
 int mp_lun_release(mp_lun *lun);
 
-/* SCSI-3 persistent reservations. */
+/* SCSI-3 persistent reservations.  On a multipath device mp_lun_pr()
+ * registers on every path (each is an I_T nexus) and keeps it so for paths
+ * that return or are added; see multipath/mpath_pr.c for each action. */
 enum mp_pr_action {          /* PERSISTENT RESERVE OUT service actions */
 	MP_PR_REGISTER = 0x00,
 	MP_PR_RESERVE = 0x01,
@@ -463,6 +465,8 @@ struct mp_path_status {
 	uint64_t ios, bytes, errors;
 	uint64_t svc_us;           /* average service time (EWMA), us */
 	int last_error;            /* of the last failed I/O or check */
+	uint64_t pr_key;           /* PR key registered on its I_T nexus
+				    * through mp_lun_pr (0 = none) */
 };
 
 struct mp_lun_status {
@@ -476,6 +480,10 @@ struct mp_lun_status {
 	unsigned inflight, queued;
 	uint64_t failovers;        /* I/Os moved to another path */
 	uint64_t qfull;            /* QUEUE FULL / BUSY completions */
+	uint64_t pr_key;           /* PR key registered on every path
+				    * through mp_lun_pr (0 = none) */
+	int pr_holder;             /* path that holds our persistent
+				    * reservation, -1 = none */
 };
 
 /*
@@ -488,8 +496,9 @@ int mp_lun_get_status(mp_lun *lun, struct mp_lun_status *st,
 /*
  * Every open LUN of the process, as a json-c array of objects
  * {"device", "spec", "policy", "queue_depth", "max_queue_depth",
- *  "adaptive", "apd", "pdl", "paths": [{"index", "spec", "state",
- *  "preferred", "inflight", "ios", "bytes", "errors", "svc_us"}]}.
+ *  "adaptive", "apd", "pdl", "failovers", "pr_key", "pr_holder",
+ *  "paths": [{"index", "spec", "state", "preferred", "inflight", "ios",
+ *  "bytes", "errors", "svc_us", "pr_key"}]}.
  * Returns a new reference or NULL (no memory).  For management front ends
  * (vmfsd's control socket).
  */

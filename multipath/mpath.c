@@ -69,6 +69,11 @@ static enum fclass classify(int result)
 	}
 }
 
+bool mpath_path_error(int result)
+{
+	return classify(result) == FC_PATH;
+}
+
 /* Commands a failed path may have applied: resending could apply them
  * twice (a CAW that succeeded would miscompare against its own data). */
 static bool may_have_applied(const struct mp_io *io)
@@ -110,6 +115,20 @@ static void route(struct mpath *m, struct mp_io *io, const struct mpp *ex,
 		io->result = -MP_E_PDL;
 		list_push(&m->fail_head, &m->fail_tail, io);
 		pthread_cond_signal(&m->cond);
+		return;
+	}
+	if (io->flags & MP_IO_ON_PATH_) {
+		/* For that I_T nexus alone: no other path, no waiting. */
+		p = io->mpath_;
+		if (mpp_usable(p)) {
+			p->inflight++;
+			io->next_ = *run;
+			*run = io;
+		} else {
+			io->result = -ENOTCONN;
+			list_push(&m->fail_head, &m->fail_tail, io);
+			pthread_cond_signal(&m->cond);
+		}
 		return;
 	}
 	if (now - io->start_ns_ > m->apd_ns) {
@@ -197,8 +216,8 @@ void mpath_paths_changed(struct mpath *m, struct mp_io **run)
 	}
 }
 
-static void path_dead(struct mpath *m, struct mpp *p, int err,
-		      struct mp_io **run)
+void mpath_path_dead(struct mpath *m, struct mpp *p, int err,
+		     struct mp_io **run)
 {
 	p->last_err = err;
 	if (p->state != MP_PATH_ACTIVE)
@@ -206,6 +225,13 @@ static void path_dead(struct mpath *m, struct mpp *p, int err,
 	p->state = MP_PATH_DEAD;
 	mp_log("%s: path %u (%s) dead: %s", m->lun->spec, p->idx, p->spec,
 	       mp_strerror(err));
+	mpath_paths_changed(m, run);
+}
+
+void mpath_path_back(struct mpath *m, struct mpp *p, struct mp_io **run)
+{
+	p->state = MP_PATH_ACTIVE;
+	mp_log("%s: path %u (%s) is back", m->lun->spec, p->idx, p->spec);
 	mpath_paths_changed(m, run);
 }
 
@@ -221,23 +247,20 @@ static bool check_alive(int result)
 
 static void check_done(struct mpath *m, struct mpp *p, int result)
 {
-	struct mp_io *run = NULL;
+	struct mp_io *run = NULL, *reg = NULL;
 
 	pthread_mutex_lock(&m->lock);
 	p->checking = false;
 	m->checks_out--;
 	if (check_alive(result)) {
 		p->pdl = false;
-		if (p->state == MP_PATH_DEAD) {
-			p->state = MP_PATH_ACTIVE;
-			mp_log("%s: path %u (%s) is back", m->lun->spec, p->idx,
-			       p->spec);
-			mpath_paths_changed(m, &run);
-		}
+		/* Back now, or once registered with our PR key (reg). */
+		if (p->state == MP_PATH_DEAD && mpath_pr_ready(m, p, &reg))
+			mpath_path_back(m, p, &run);
 	} else {
 		if (result == -MP_E_PDL)
 			p->pdl = true;
-		path_dead(m, p, result, &run);
+		mpath_path_dead(m, p, result, &run);
 		if (p->pdl)
 			mpath_paths_changed(m, &run);
 	}
@@ -245,6 +268,8 @@ static void check_done(struct mpath *m, struct mpp *p, int result)
 		m->check_rounds++;
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
+	if (reg)
+		p->path->ops->submit(p->path, reg);
 	mpath_run(m, run);
 }
 
@@ -258,6 +283,10 @@ void mpath_done(void *arg, struct mp_io *io, int result)
 
 	if (io == &p->chk) {
 		check_done(m, p, result);
+		return;
+	}
+	if (io == &p->preg) {
+		mpath_pr_reg_done(m, p, result);
 		return;
 	}
 	svc = mp_now_ns() - io->path_ns_;
@@ -278,8 +307,8 @@ void mpath_done(void *arg, struct mp_io *io, int result)
 
 	switch (fc) {
 	case FC_PATH:
-		path_dead(m, p, result, &run);
-		if (may_have_applied(io))
+		mpath_path_dead(m, p, result, &run);
+		if (may_have_applied(io) || (io->flags & MP_IO_ON_PATH_))
 			break;
 		m->failovers++;
 		route(m, io, p, &run);
@@ -287,7 +316,8 @@ void mpath_done(void *arg, struct mp_io *io, int result)
 		mpath_run(m, run);
 		return;
 	case FC_RETRY: {
-		struct mpp *q = pick(m, io, p);
+		struct mpp *q = io->flags & MP_IO_ON_PATH_ ? NULL :
+				pick(m, io, p);
 
 		if (!q)
 			break;       /* lun.c retries on this path later */
@@ -302,7 +332,7 @@ void mpath_done(void *arg, struct mp_io *io, int result)
 	}
 	case FC_PDL:
 		p->pdl = true;
-		path_dead(m, p, result, &run);
+		mpath_path_dead(m, p, result, &run);
 		mpath_paths_changed(m, &run);
 		break;
 	case FC_OTHER:
@@ -333,7 +363,7 @@ static void mpath_event(void *arg, enum mp_path_event ev, int err)
 		return;
 	}
 	if (ev == MP_PATH_EV_DOWN) {
-		path_dead(m, p, err, &run);
+		mpath_path_dead(m, p, err, &run);
 	} else if (p->state == MP_PATH_DEAD) {
 		m->check_now = true;
 		pthread_cond_signal(&m->cond);

@@ -5,6 +5,7 @@
  *                   path checker thread
  *   mpath_policy.c  path selection policies (ops tables) and their syntax
  *   mpath_mgmt.c    status, management calls, registry of open LUNs, json
+ *   mpath_pr.c      persistent reservations on every path (mp_lun_pr)
  *
  * Locks: mpath.lock protects everything in struct mpath and struct mpp
  * (states, counters, policy, lists).  It is taken after lun->lock is
@@ -34,7 +35,16 @@ struct mpp {
 	int last_err;
 	bool checking;              /* chk is at the path */
 	struct mp_io chk;           /* the checker's TEST UNIT READY */
+	/* persistent reservations (mpath_pr.c) */
+	uint64_t pr_key;            /* registered on this path's I_T nexus */
+	bool registering;           /* preg is at the path */
+	struct mp_io preg;          /* registration before it returns */
+	struct mp_pr preg_pr;
 };
+
+/* Private I/O flag: io->mpath_ names the path the I/O must take; it does
+ * not fail over (mpath_pr.c addresses each I_T nexus itself). */
+#define MP_IO_ON_PATH_ 0x40000000u
 
 struct mp_policy_conf {
 	const struct mp_policy_ops *ops;
@@ -67,7 +77,13 @@ struct mpath {
 	unsigned cur;               /* current path of fixed, mru, rr */
 	uint64_t rr_count, rr_bytes; /* since rr switched */
 	unsigned rot;               /* lqd / st tie breaker */
-	struct mpp *pin;            /* took a SCSI-2 reservation */
+	struct mpp *pin;            /* holds a reservation that belongs to
+				     * its I_T nexus alone (SCSI-2, or PR
+				     * Write / Exclusive Access) */
+	/* persistent reservations made through mp_lun_pr (mpath_pr.c) */
+	uint64_t pr_key;            /* our key on every path; 0 = none */
+	struct mpp *pr_holder;      /* reserved through this path, or NULL */
+	enum mp_pr_type pr_type;
 
 	uint64_t apd_ns, check_ns;
 	uint64_t apd_since;         /* all paths down since; 0 = not */
@@ -105,5 +121,21 @@ int mpath_path_open(struct mpath *m, const char *spec, struct mpp **out);
 void mpath_paths_changed(struct mpath *m, struct mp_io **run);
 /* Submit a list made by mpath_paths_changed (m->lock not held). */
 void mpath_run(struct mpath *m, struct mp_io *run);
+/* Mark p dead for err (m->lock held); I/O to move goes to *run. */
+void mpath_path_dead(struct mpath *m, struct mpp *p, int err,
+		     struct mp_io **run);
+/* A dead path passed its check (and is registered): active again. */
+void mpath_path_back(struct mpath *m, struct mpp *p, struct mp_io **run);
+/* Whether a result is a path failure (the I_T nexus, not the LUN). */
+bool mpath_path_error(int result);
+
+/* mpath_pr.c */
+/* Whether dead path p, which just passed its check, may return to
+ * service; if not because it lacks our registration, *reg is set to
+ * p->preg, prepared for the caller to submit after unlocking (unless one
+ * is at the path already).  m->lock held. */
+bool mpath_pr_ready(struct mpath *m, struct mpp *p, struct mp_io **reg);
+/* The registration io of p completed (mpath_done). */
+void mpath_pr_reg_done(struct mpath *m, struct mpp *p, int result);
 
 #endif /* MPATH_INT_H */

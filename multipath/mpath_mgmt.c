@@ -77,6 +77,8 @@ int mpath_status(struct mpath *m, struct mp_lun_status *st,
 	st->apd = m->apd_since != 0;
 	st->pdl = m->pdl;
 	st->failovers = m->failovers;
+	st->pr_key = m->pr_key;
+	st->pr_holder = m->pr_holder ? (int)m->pr_holder->idx : -1;
 	for (unsigned i = 0; i < m->npaths && i < max; i++) {
 		const struct mpp *p = m->paths[i];
 		struct mp_path_status *ps = &paths[i];
@@ -96,6 +98,7 @@ int mpath_status(struct mpath *m, struct mp_lun_status *st,
 		ps->errors = p->errors;
 		ps->svc_us = p->svc_ns / 1000;
 		ps->last_error = p->last_err;
+		ps->pr_key = p->pr_key;
 	}
 	n = (int)m->npaths;
 	pthread_mutex_unlock(&m->lock);
@@ -122,6 +125,7 @@ int mp_lun_get_status(mp_lun *lun, struct mp_lun_status *st,
 	if (lun->mp)
 		return mpath_status(lun->mp, st, paths, max);
 	snprintf(st->policy, sizeof(st->policy), "single");
+	st->pr_holder = -1;
 	st->npaths = 1;
 	if (max) {
 		memset(paths, 0, sizeof(*paths));
@@ -216,6 +220,13 @@ int mp_lun_path_add(mp_lun *lun, const char *spec)
 	}
 	p->idx = m->npaths;
 	m->paths[m->npaths++] = p;
+	if (m->pr_key) {
+		/* Registered with our key before it takes I/O: that happens
+		 * when its first check passes, which is now. */
+		p->state = MP_PATH_DEAD;
+		m->check_now = true;
+		pthread_cond_broadcast(&m->cond);
+	}
 	mpath_paths_changed(m, &run);
 	ret = (int)p->idx;
 	pthread_mutex_unlock(&m->lock);
@@ -266,6 +277,9 @@ static struct json_object *lun_json(struct mp_lun *lun)
 	json_object_object_add(o, "pdl", json_object_new_boolean(st.pdl));
 	json_object_object_add(o, "failovers",
 			       json_object_new_int64((int64_t)st.failovers));
+	json_object_object_add(o, "pr_key",
+			       json_object_new_int64((int64_t)st.pr_key));
+	json_object_object_add(o, "pr_holder", json_object_new_int(st.pr_holder));
 	arr = json_object_new_array();
 	for (int i = 0; arr && i < n && i < MP_MAX_PATHS; i++) {
 		struct json_object *p = json_object_new_object();
@@ -288,6 +302,8 @@ static struct json_object *lun_json(struct mp_lun *lun)
 				       json_object_new_int64((int64_t)ps[i].errors));
 		json_object_object_add(p, "svc_us",
 				       json_object_new_int64((int64_t)ps[i].svc_us));
+		json_object_object_add(p, "pr_key",
+				       json_object_new_int64((int64_t)ps[i].pr_key));
 		json_object_array_add(arr, p);
 	}
 	json_object_object_add(o, "paths", arr);

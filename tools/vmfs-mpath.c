@@ -60,6 +60,10 @@ static void print_list(struct json_object *resp)
 		       num(d, "apd") ? "  ALL PATHS DOWN" : "",
 		       num(d, "pdl") ? "  PERMANENT DEVICE LOSS" : "",
 		       num(d, "failovers"));
+		if (num(d, "pr_key"))
+			printf("  PR key 0x%llx on every path, reservation %s"
+			       "\n", (unsigned long long)num(d, "pr_key"),
+			       num(d, "pr_holder") >= 0 ? "held" : "none");
 		if (!json_object_object_get_ex(d, "paths", &paths))
 			continue;
 		for (size_t k = 0; k < json_object_array_length(paths); k++) {

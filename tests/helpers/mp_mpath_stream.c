@@ -15,6 +15,12 @@
  *                  by default; qsample=N / qthresh=N change its sample
  *                  size and threshold)
  *     depth=N      device queue depth (default 64)
+ *     pr=KEY       before the stream, register KEY (mp_lun_pr: on every
+ *                  path) and reserve with prtype=N (default 5, Write
+ *                  Exclusive - Registrants Only); after it, release and
+ *                  unregister.  Prints "pr KEYS: keys=N reserved=0|1" after
+ *                  reserving, before releasing and after unregistering,
+ *                  and "pr error: ..." when a step fails (exit 5)
  *     add=SPEC     at 2 s, add SPEC as a path (mp_lun_path_add) and print
  *                  "path add: INDEX" or "path add failed: ERROR" (may be
  *                  given twice)
@@ -146,6 +152,42 @@ static void slot_start(struct slot *s)
 	}
 }
 
+/* One persistent reservation step; "pr error" and false when it fails. */
+static bool pr_step(mp_lun *lun, enum mp_pr_action a, uint64_t key,
+		    uint64_t sa_key, unsigned type, const char *what)
+{
+	struct mp_pr pr = { .action = a, .key = key, .sa_key = sa_key,
+			    .type = (enum mp_pr_type)type };
+	int ret = mp_lun_pr(lun, &pr);
+
+	if (ret)
+		printf("pr error: %s: %s\n", what, mp_strerror(ret));
+	return ret == 0;
+}
+
+/* "pr LABEL: keys=N reserved=R key=K" from READ KEYS / RESERVATION. */
+static bool pr_report(mp_lun *lun, uint64_t key, const char *label)
+{
+	struct mp_pr k = { .action = MP_PR_READ_KEYS };
+	struct mp_pr r = { .action = MP_PR_READ_RESERVATION };
+	unsigned ours = 0;
+	int ret = mp_lun_pr(lun, &k);
+
+	if (!ret)
+		ret = mp_lun_pr(lun, &r);
+	if (ret) {
+		printf("pr error: read %s: %s\n", label, mp_strerror(ret));
+		return false;
+	}
+	for (unsigned i = 0; i < k.nkeys; i++)
+		ours += k.keys[i] == key;
+	printf("pr %s: keys=%u ours=%u reserved=%d holder=0x%llx type=%d\n",
+	       label, k.nkeys, ours, r.reserved,
+	       (unsigned long long)r.holder_key, (int)r.holder_type);
+	fflush(stdout);
+	return true;
+}
+
 static void print_paths(mp_lun *lun, char *buf, size_t len)
 {
 	struct mp_path_status ps[MP_MAX_PATHS];
@@ -165,7 +207,8 @@ int main(int argc, char **argv)
 {
 	static struct slot slots[MAX_QD];
 	struct mp_open_opts o = { .queue_depth = 64 };
-	unsigned seconds, qd = 16, nadd = 0;
+	unsigned seconds, qd = 16, nadd = 0, prtype = MP_PR_WRITE_EXCLUSIVE_REGS_ONLY;
+	uint64_t prkey = 0;
 	const char *add[2];
 	bool added = false;
 	uint64_t t0, last = 0, v;
@@ -221,6 +264,10 @@ int main(int argc, char **argv)
 			o.qfull_sample = (unsigned)v;
 		else if (!strcmp(argv[i], "qthresh"))
 			o.qfull_threshold = (unsigned)v;
+		else if (!strcmp(argv[i], "pr") && v)
+			prkey = v;
+		else if (!strcmp(argv[i], "prtype") && v >= 1 && v <= 8)
+			prtype = (unsigned)v;
 		else
 			return 2;
 	}
@@ -228,6 +275,13 @@ int main(int argc, char **argv)
 	if (ret) {
 		printf("open failed: %s\n", mp_strerror(ret));
 		return 4;
+	}
+	if (prkey && (!pr_step(st.lun, MP_PR_REGISTER_IGNORE, 0, prkey, 0,
+			       "register") ||
+		      !pr_step(st.lun, MP_PR_RESERVE, prkey, 0, prtype, "reserve") ||
+		      !pr_report(st.lun, prkey, "reserved"))) {
+		mp_lun_close(st.lun);
+		return 5;
 	}
 	for (unsigned i = 0; i < qd; i++) {
 		slots[i].buf = malloc(st.bs);
@@ -284,6 +338,12 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < st.nerrs; i++)
 		printf("error %u: %d (%s)\n", i, st.errs[i],
 		       mp_strerror(st.errs[i]));
+	if (prkey && (!pr_report(st.lun, prkey, "held") ||
+		      !pr_step(st.lun, MP_PR_RELEASE, prkey, 0, prtype, "release") ||
+		      !pr_step(st.lun, MP_PR_REGISTER_IGNORE, 0, 0, 0,
+			       "unregister") ||
+		      !pr_report(st.lun, prkey, "released")))
+		rc = 5;
 	mp_lun_close(st.lun);
 	if (st.mismatches)
 		rc = 1;

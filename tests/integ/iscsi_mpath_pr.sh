@@ -1,0 +1,95 @@
+#!/bin/bash
+# Persistent reservations on a multipath device over real iSCSI (tgtd, one
+# LUN, two portals, two veth links into a namespace).  The stream helper
+# registers a key through mp_lun_pr (which registers it on every path,
+# i.e. on both I_T nexuses) and reserves Write Exclusive - Registrants Only,
+# then runs a verified write/read stream:
+#  1. READ KEYS shows our key twice (one registration per path); a rival
+#     initiator (single path, not registered) is refused with RESERVATION
+#     CONFLICT; link 1 (the path in use) goes down for 7 s: the stream fails
+#     over to path 1 and keeps writing under the reservation with zero
+#     errors; path 0 returns (registered again first); release and
+#     unregister leave no key, and the rival can write again;
+#  2. the same, but link 1 stays down to the end: the release finds the
+#     holder path dead, moves the reservation to path 1 with a PREEMPT of
+#     our own key, and releases it there; afterwards no key is left and the
+#     rival writes.
+set -u
+. tests/lib/tgt.sh
+tgt_require
+B=${VMFS_BUILD:-build/default}
+H=$B/tests/helpers/mp_mpath_stream
+L=bin/vmfs-lun
+[ -x "$H" ] || { echo "FAIL: $H not built (run make)"; exit 1; }
+[ -x "$L" ] || { echo "FAIL: $L not built (run make)"; exit 1; }
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/iscsi_mpath_pr.XXXXXX") || exit 1
+hpid=
+cleanup() {
+	[ -n "$hpid" ] && kill -KILL "$hpid" 2>/dev/null
+	tgt_stop
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; [ -f "$dir/out" ] && cat "$dir/out"; exit 1; }
+field() { sed -n "s/^result.* $1=\([^ ]*\).*/\1/p" "$dir/out"; }
+prf() { sed -n "s/^pr $1: .* $2=\([^ ]*\).*/\1/p; s/^pr $1: $2=\([^ ]*\).*/\1/p" "$dir/out"; }
+
+tgt_start "$dir" || fail "tgtd did not start"
+tgt_add_lun "$dir" pr 64M >/dev/null || fail "tgt_add_lun"
+tgt_paths_setup; r=$?
+[ $r -eq 77 ] && exit 77
+[ $r -eq 0 ] || fail "could not set up the namespace and portals"
+spec="multi:$(tgt_url "$TGT_ADDR1" pr)|$(tgt_url "$TGT_ADDR2" pr)"
+rival() { ip netns exec "$TGT_NS" "$L" write "$(tgt_url "$TGT_ADDR2" pr)" 33554432 4096 7; }
+
+echo "--- 1. reservation held across a failover and a failback"
+ip netns exec "$TGT_NS" "$H" "$spec" 16 pr=0x5ca1ab1e check=1000 >"$dir/out" 2>&1 &
+hpid=$!
+for i in $(seq 1 50); do grep -q "^pr reserved" "$dir/out" && break; sleep 0.1; done
+grep -q "^pr reserved" "$dir/out" || fail "no reservation"
+[ "$(prf reserved ours)" = 2 ] || fail "key not registered on both paths"
+[ "$(prf reserved reserved)" = 1 ] || fail "not reserved"
+rival >"$dir/rival" 2>&1 && fail "an unregistered initiator wrote under the reservation"
+grep -q "reservation conflict" "$dir/rival" || fail "rival: $(cat "$dir/rival")"
+sleep 2
+tgt_path_down 1
+echo "link 1 down"
+sleep 3
+rival >"$dir/rival" 2>&1 && fail "rival wrote while the reservation was on path 1"
+sleep 4
+tgt_path_up 1
+echo "link 1 up"
+wait "$hpid"; rc=$?
+hpid=
+cat "$dir/out"
+[ $rc -eq 0 ] || fail "stream exit $rc"
+[ "$(field errors)" = 0 ] || fail "I/O errors under the reservation"
+[ "$(field mismatches)" = 0 ] || fail "data mismatches"
+grep -q "path 0 .* dead" "$dir/out" || fail "path 0 never failed"
+grep -q "path 0 registered with key 0x5ca1ab1e" "$dir/out" ||
+	fail "path 0 came back without being registered"
+[ "$(prf held ours)" -ge 2 ] || fail "not registered on both paths at the end"
+[ "$(prf held reserved)" = 1 ] || fail "reservation lost"
+[ "$(prf released keys)" = 0 ] || fail "keys left after unregistering"
+[ "$(prf released reserved)" = 0 ] || fail "reservation left after release"
+rival >"$dir/rival" 2>&1 || fail "rival refused after the release: $(cat "$dir/rival")"
+
+echo "--- 2. release while the holder path is dead"
+ip netns exec "$TGT_NS" "$H" "$spec" 10 pr=0x5ca1ab1e check=1000 >"$dir/out" 2>&1 &
+hpid=$!
+sleep 3
+tgt_path_down 1
+echo "link 1 down to the end"
+wait "$hpid"; rc=$?
+hpid=
+cat "$dir/out"
+tgt_path_up 1
+[ $rc -eq 0 ] || fail "stream exit $rc"
+[ "$(field errors)" = 0 ] || fail "I/O errors under the reservation"
+grep -q "reservation moved from path 0 (dead) to path 1" "$dir/out" ||
+	fail "the reservation was not moved off the dead path"
+[ "$(prf released keys)" = 0 ] || fail "keys left after unregistering"
+[ "$(prf released reserved)" = 0 ] || fail "reservation left after release"
+rival >"$dir/rival" 2>&1 || fail "rival refused after the release: $(cat "$dir/rival")"
+echo "PASS"
