@@ -42,13 +42,6 @@ struct cbt_disk {
 	unsigned char *buf;            /* BATCH pages, aligned */
 };
 
-static uint64_t leaves_for(uint64_t size, uint32_t shift)
-{
-	uint64_t blocks = (size + (1ull << shift) - 1) >> shift;
-
-	return (blocks + CBT_LEAF_BLOCKS - 1) / CBT_LEAF_BLOCKS;
-}
-
 static int grow(cbt_disk *d, uint64_t need)
 {
 	uint64_t cap = d->cap ? d->cap : 16;
@@ -198,9 +191,7 @@ int cbt_create(const struct cbt_io *io, uint64_t disk_size,
 	d->h.reset_seq = 1;
 	d->h.disk_size = disk_size;
 	d->h.reset_ns = now_ns();
-	ret = grow(d, leaves_for(disk_size, shift));
-	if (!ret)
-		ret = io->truncate(io->arg, 0);
+	ret = io->truncate(io->arg, 0);
 	if (!ret)
 		ret = write_hdr_sync(d);
 	if (ret)
@@ -272,10 +263,6 @@ int cbt_open(const struct cbt_io *io, uint64_t disk_size, cbt_disk **out,
 	ret = io->pread(io->arg, d->buf, CBT_PAGE, 0);
 	if (!ret)
 		ret = cbt_hdr_in(d->buf, &d->h);
-	if (!ret)
-		ret = grow(d, leaves_for(d->h.disk_size > disk_size ?
-					 d->h.disk_size : disk_size,
-					 d->h.block_shift));
 	if (ret)
 		goto free_d;
 	if (d->h.state == CBT_STATE_DIRTY) {
@@ -554,12 +541,10 @@ int cbt_set_size(cbt_disk *d, uint64_t disk_size)
 	int ret = 0;
 
 	pthread_mutex_lock(&d->lock);
+	/* the arrays grow with the marks, not with the size */
 	if (disk_size > d->h.disk_size) {
-		ret = grow(d, leaves_for(disk_size, d->h.block_shift));
-		if (!ret) {
-			d->h.disk_size = disk_size;
-			d->hdr_dirty = true;
-		}
+		d->h.disk_size = disk_size;
+		d->hdr_dirty = true;
 	}
 	pthread_mutex_unlock(&d->lock);
 	return ret;

@@ -520,6 +520,26 @@ int mp_mgmt_call(struct json_object *req, struct json_object *resp,
 mp_lun *mp_lun_find(const char *id_or_spec);
 
 /*
+ * Group LUN specs into devices by identity: each spec is opened once as a
+ * bare path (opts as for mp_lun_open; NULL = defaults) to read its
+ * identity, then closed; specs leading to the same LUN (identity, capacity
+ * and sector size equal) make one device, whose spec is "multi:" over them
+ * in the order given (also for a lone path: mp_lun_path_add can extend
+ * it).  A LUN without identity stands alone.  *out (free with
+ * mp_groups_free) holds *nout devices in order of first appearance.
+ * Errors: the first spec that fails to open (logged), -ENOMEM.
+ */
+struct mp_group {
+	char *spec;                /* "multi:SPEC1|SPEC2..." */
+	unsigned npaths;
+	struct mp_lun_info info;   /* of its first path */
+};
+int mp_specs_group(const char *const specs[], unsigned n,
+		   const struct mp_open_opts *opts, struct mp_group **out,
+		   unsigned *nout);
+void mp_groups_free(struct mp_group *g, unsigned n);
+
+/*
  * Disk shares.  Each opener of a device (a VM's disk) may submit through a
  * share handle; I/O without one belongs to a default opener with normal
  * shares.  While the device is saturated (every queue slot taken), queued

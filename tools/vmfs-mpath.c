@@ -5,10 +5,14 @@
  *   vmfs-mpath --mount DIR list
  *   vmfs-mpath --mount DIR set-policy DEVICE POLICY
  *   vmfs-mpath --mount DIR path {enable|disable} PATH
+ *   vmfs-mpath group SPEC...
  *
  * DEVICE is a device's identity (naa..., file...) or its spec; POLICY is
  * fixed[,pref=N], mru, rr[,iops=N|,bytes=SIZE], lqd or st; PATH is a path's
  * spec or DEVICE#N.  --json prints the daemon's answer as it came.
+ * group needs no daemon: it opens each SPEC (file, iscsi://, ...) once,
+ * reads its LUN identity, and prints one line per LUN: its identity, the
+ * number of paths, and the multi: spec that opens it over all of them.
  * Exit status: 0 done, 1 the daemon refused or cannot be reached, 2 usage.
  */
 #include <errno.h>
@@ -17,6 +21,7 @@
 #include <string.h>
 #include <json-c/json.h>
 
+#include "multipath/mp.h"
 #include "vmfsd/ctl.h"
 
 static void usage(void)
@@ -25,6 +30,7 @@ static void usage(void)
 		"usage: vmfs-mpath --mount DIR [--json] list\n"
 		"       vmfs-mpath --mount DIR set-policy DEVICE POLICY\n"
 		"       vmfs-mpath --mount DIR path {enable|disable} PATH\n"
+		"       vmfs-mpath group SPEC...\n"
 		"POLICY: fixed[,pref=N] | mru | rr[,iops=N|,bytes=SIZE] | lqd | st\n");
 	exit(2);
 }
@@ -78,6 +84,25 @@ static void print_list(struct json_object *resp)
 	}
 }
 
+/* vmfs-mpath group SPEC...: which specs lead to the same LUN. */
+static int cmd_group(int n, char **specs)
+{
+	struct mp_group *g;
+	unsigned ng;
+	int ret = mp_specs_group((const char *const *)specs, (unsigned)n, NULL,
+				 &g, &ng);
+
+	if (ret) {
+		fprintf(stderr, "vmfs-mpath: group: %s\n", mp_strerror(ret));
+		return 1;
+	}
+	for (unsigned i = 0; i < ng; i++)
+		printf("%s %u path%s %s\n", g[i].info.id[0] ? g[i].info.id : "-",
+		       g[i].npaths, g[i].npaths == 1 ? "" : "s", g[i].spec);
+	mp_groups_free(g, ng);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct json_object *req = json_object_new_object(), *resp = NULL;
@@ -94,6 +119,10 @@ int main(int argc, char **argv)
 			json = true;
 		else
 			usage();
+	}
+	if (!mnt && i + 1 < argc && !strcmp(argv[i], "group")) {
+		json_object_put(req);
+		return cmd_group(argc - i - 1, argv + i + 1);
 	}
 	if (!mnt || i >= argc || !req)
 		usage();

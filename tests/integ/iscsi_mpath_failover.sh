@@ -8,12 +8,15 @@
 # Then round robin over both links with one of them cut.  Last, a device
 # opened with one path gets its second path added while I/O runs (and a
 # path to another LUN refused by identity), then loses the first path.
+# First, vmfs-mpath group sorts the four URLs (two LUNs x two portals)
+# into two devices by identity.
 set -u
 . tests/lib/tgt.sh
 tgt_require
 B=${VMFS_BUILD:-build/default}
 H=$B/tests/helpers/mp_mpath_stream
 [ -x "$H" ] || { echo "FAIL: $H not built (run make)"; exit 1; }
+[ -x bin/vmfs-mpath ] || { echo "FAIL: bin/vmfs-mpath not built (run make)"; exit 1; }
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/iscsi_mpath.XXXXXX") || exit 1
 hpid=
@@ -36,6 +39,17 @@ u1=$(tgt_url "$TGT_ADDR1" mp)
 u2=$(tgt_url "$TGT_ADDR2" mp)
 spec="multi:$u1|$u2"
 run() { ip netns exec "$TGT_NS" "$H" "$spec" "$@"; }
+
+echo "--- vmfs-mpath group over both portals of both LUNs"
+o1=$(tgt_url "$TGT_ADDR1" other)
+o2=$(tgt_url "$TGT_ADDR2" other)
+ip netns exec "$TGT_NS" bin/vmfs-mpath group "$u1" "$o1" "$u2" "$o2" \
+	>"$dir/out" 2>/dev/null || fail "vmfs-mpath group"
+cat "$dir/out"
+[ "$(wc -l <"$dir/out")" = 2 ] || fail "group: expected 2 devices"
+grep -qF " 2 paths multi:$u1|$u2" "$dir/out" || fail "group: LUN mp"
+grep -qF " 2 paths multi:$o1|$o2" "$dir/out" || fail "group: LUN other"
+grep -q "^naa\." "$dir/out" || fail "group: no NAA identity"
 
 echo "--- fixed policy, defaults: path 1 goes down for 8 s and comes back"
 run 22 >"$dir/out" 2>&1 &

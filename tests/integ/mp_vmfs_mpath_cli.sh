@@ -2,7 +2,8 @@
 # vmfs-mpath through vmfsd's control socket: a datastore on a multipath
 # device (two paths to one LUN file), list, set-policy online, disable and
 # enable a path while files are written through FUSE, refusals with a
-# clear message.
+# clear message.  First, without a daemon, vmfs-mpath group sorts specs
+# into devices by LUN identity.
 set -u
 . tests/lib/common.sh
 . tests/lib/vmfsd.sh
@@ -11,6 +12,16 @@ set -u
 truncate -s 512M "$T/lun.img"
 bin/mkfs.vmfs -L mp "$T/lun.img" >/dev/null || fail "mkfs"
 spec="multi:$T/lun.img|file:$T/lun.img"
+
+truncate -s 64M "$T/other.img"
+bin/vmfs-mpath group "$T/lun.img" "$T/other.img" "file:$T/lun.img" >"$T/group" ||
+	fail "group: $(cat "$T/group")"
+cat "$T/group"
+[ "$(wc -l <"$T/group")" = 2 ] || fail "group: expected 2 devices"
+grep -qE "^file\.[^ ]+ 2 paths $spec\$" "$T/group" || fail "group: lun.img not one device of 2 paths"
+grep -qE "^file\.[^ ]+ 1 path multi:$T/other.img\$" "$T/group" || fail "group: other.img"
+bin/vmfs-mpath group "$T/nosuch.img" 2>"$T/err" && fail "group of a missing file"
+grep -q "No such file" "$T/err" || fail "group message: $(cat "$T/err")"
 vmfsd_start A "$T/a" "$spec"
 M="bin/vmfs-mpath --mount $T/a"
 
