@@ -134,11 +134,16 @@ int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr)
 	uint64_t span, a, rem;
 
 	*addr = 0;
+	pthread_mutex_lock(&ino->m);
 	for (unsigned i = 0; i < ino->npend; i++)
 		if (ino->pend[i].b == b) {
-			*addr = ino->pend[i].a;   /* written, TBZ cleared in memory */
+			/* written (TBZ cleared in memory), or being written:
+			 * still zeros to everyone else */
+			*addr = ino->pend[i].a | (ino->pend[i].busy ? FS_ADDR_TBZ : 0);
+			pthread_mutex_unlock(&ino->m);
 			return 0;
 		}
+	pthread_mutex_unlock(&ino->m);
 	if (b >= fs_bmap_capacity(fd))
 		return 0;
 	span = pow503(lv);

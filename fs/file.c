@@ -196,6 +196,16 @@ static int ahead_put(struct fs_tx *tx, struct fs_inode *ino)
 	return 0;
 }
 
+/* Under m (or rw held for writing). */
+static int pend_find(const struct fs_inode *ino, uint64_t b)
+{
+	for (unsigned i = 0; i < ino->npend; i++)
+		if (ino->pend[i].b == b)
+			return (int)i;
+	return -1;
+}
+
+/* Under m (or rw held for writing). */
 static void ahead_drop(struct fs_inode *ino, uint64_t b)
 {
 	for (unsigned i = 0; i < ino->nahead; i++)
@@ -245,9 +255,11 @@ static int commit_fd(struct fs_inode *ino, bool give_back)
 	}
 	ret = fs_tx_commit(tx);
 	if (!ret) {
+		pthread_mutex_lock(&ino->m);
 		ino->npend = 0;
 		if (give_back)
 			ino->nahead = 0;
+		pthread_mutex_unlock(&ino->m);
 	}
 	return ret;
 }
@@ -297,7 +309,9 @@ int fs_close(fs_file *f)
 		} else if (last_rw) {
 			/* the file goes with its last close: what is mapped
 			 * on disk is what gets freed, written or not */
+			pthread_mutex_lock(&ino->m);
 			ino->npend = ino->nahead = 0;
+			pthread_mutex_unlock(&ino->m);
 		}
 		pthread_rwlock_unlock(&ino->rw);
 		pthread_mutex_lock(&ino->m);
@@ -566,32 +580,52 @@ static bool sequential(struct fs_inode *ino, uint64_t b)
 /*
  * Write into a "to be zeroed" unit at real address a: the unit is written
  * whole (zeros around the data), and its flag is cleared in memory only,
- * on the pending list that the next transaction of the file commits.  A
- * crash before that loses the write (it was not fsync'd) and the unit
- * reads as zeros again; it never exposes old data.
+ * on the pending list that fsync, close or a full list commits.  A crash
+ * before that loses the write (it was not fsync'd) and the unit reads as
+ * zeros again; it never exposes old data.
+ *
+ * Called with rw held for reading (several first writes of a file in
+ * flight at once): the unit is claimed (busy) on the list first; a second
+ * writer of the same unit waits for the first, then writes in place.
+ * Returns 0 (written), 1 (the unit is data now: write it in place), or
+ * -EAGAIN (the list is full: the caller commits it, holding rw for
+ * writing, and tries again).
  */
 static int write_tbz(struct fs_inode *ino, uint64_t b, uint64_t a,
 		     uint64_t in, const void *buf, size_t n)
 {
 	struct fs_vol *v = ino->v;
-	int ret;
+	int i, ret;
 
-	if (!ino->pend) {
+	pthread_mutex_lock(&ino->m);
+	while ((i = pend_find(ino, b)) >= 0 && ino->pend[i].busy)
+		pthread_cond_wait(&ino->filled, &ino->m);
+	if (i >= 0) {
+		pthread_mutex_unlock(&ino->m);
+		return 1;
+	}
+	if (!ino->pend)
 		ino->pend = malloc(FS_PEND_MAX * sizeof(*ino->pend));
-		if (!ino->pend)
-			return -ENOMEM;
+	if (!ino->pend || ino->npend == FS_PEND_MAX) {
+		pthread_mutex_unlock(&ino->m);
+		return ino->pend ? -EAGAIN : -ENOMEM;
 	}
-	if (ino->npend == FS_PEND_MAX) {
-		ret = commit_fd(ino, false);
-		if (ret)
-			return ret;
-	}
-	ret = unit_fill(v, a, fs_unit(v, &ino->fd), 0, in, buf, n);
-	if (ret)
-		return ret;
+	ino->pend[ino->npend++] = (struct fs_unit_ref){ .b = b, .a = a,
+							.busy = true };
 	ahead_drop(ino, b);
-	ino->pend[ino->npend++] = (struct fs_unit_ref){ .b = b, .a = a };
-	return 0;
+	pthread_mutex_unlock(&ino->m);
+
+	ret = unit_fill(v, a, fs_unit(v, &ino->fd), 0, in, buf, n);
+
+	pthread_mutex_lock(&ino->m);
+	i = pend_find(ino, b);
+	if (ret)
+		ino->pend[i] = ino->pend[--ino->npend];   /* still TBZ */
+	else
+		ino->pend[i].busy = false;
+	pthread_cond_broadcast(&ino->filled);
+	pthread_mutex_unlock(&ino->m);
+	return ret;
 }
 
 /*
@@ -640,10 +674,13 @@ static int alloc_ahead(struct fs_tx *tx, struct fs_inode *ino, uint64_t b)
 }
 
 /*
- * One transaction for the write [off+*done, off+len) from a hole on:
- * allocates the units it lacks (up to TX_UNITS), writing each whole before
- * the commit maps it, allocates ahead for a sequential writer, and commits
- * the pending TBZ clears and the size with it.
+ * One transaction for the write [off+*done, off+len) from a hole on.
+ * Inside the file's size in file blocks (a thin disk), it allocates the
+ * holes of the write (up to TX_UNITS) and, for a sequential writer, more
+ * ahead, all mapped "to be zeroed": no data waits on the commit, and the
+ * caller then writes them as such (write_tbz).  Elsewhere (appends, small
+ * files in sub-blocks) it allocates and writes them, data first, and
+ * commits the new size with them, advancing *donep.
  */
 static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 		       size_t len, uint64_t off, uint64_t *donep)
@@ -651,6 +688,8 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 	struct fs_vol *v = ino->v;
 	struct fs_fd *fd = &ino->fd;
 	uint64_t unit = fs_unit(v, fd), done = *donep, last = 0;
+	bool fb = fd->unit == FS_UNIT_FB;
+	bool reserve = fb && (off + done) / unit * unit < fd->size;
 	struct fs_tx *tx = fs_tx_begin(v);
 	unsigned nnew = 0, nahead = ino->nahead;
 	bool seq = sequential(ino, (off + done) / unit);
@@ -659,43 +698,40 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 	if (!tx)
 		return -ENOMEM;
 	ret = fs_inode_tx(tx, ino);
-	if (!ret)
-		ret = pend_put(tx, ino);
 	while (!ret && done < len && nnew < TX_UNITS) {
 		uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
 		size_t n = (size_t)(unit - in < len - done ? unit - in : len - done);
 
 		ret = fs_bmap_get(ino, b, &a);
-		if (ret)
+		if (ret || (reserve && (a || b * unit >= fd->size)))
 			break;
 		if (a && !(a & FS_ADDR_TBZ)) {
 			ret = unit_write(v, a, in, buf + done, n);
-		} else {
-			uint64_t real = a & ~FS_ADDR_TBZ;
-
-			if (!a) {
-				ret = fs_alloc(tx, fd->unit == FS_UNIT_SB ? FS_R_SB :
-					       FS_R_FB, 1, &real);
-				if (!ret) {
-					fd->alloc_bytes += unit;
-					nnew++;
-				}
-			}
-			if (!ret)
-				ret = unit_fill(v, real, unit, 0, in, buf + done, n);
+		} else if (a) {
+			ret = unit_fill(v, a & ~FS_ADDR_TBZ, unit, 0, in, buf + done, n);
 			fs_tx_mark_data(tx);
 			if (!ret)
-				ret = fs_bmap_set(tx, ino, b, real);
+				ret = fs_bmap_set(tx, ino, b, a & ~FS_ADDR_TBZ);
+		} else {
+			ret = fs_alloc(tx, fb ? FS_R_FB : FS_R_SB, 1, &a);
+			if (!ret) {
+				fd->alloc_bytes += unit;
+				nnew++;
+			}
+			if (!ret && !reserve) {
+				ret = unit_fill(v, a, unit, 0, in, buf + done, n);
+				fs_tx_mark_data(tx);
+			}
 			if (!ret)
-				ahead_drop(ino, b);
+				ret = fs_bmap_set(tx, ino, b, reserve ? a | FS_ADDR_TBZ : a);
 		}
 		if (!ret) {
-			done += n;
 			last = b;
+			done += n;
 		}
 	}
 	/* a stream allocates ahead 4 units, then 8, ... up to FS_AHEAD_MAX */
-	if (!ret && seq) {
+	if (!ret && reserve && seq) {
 		ino->ahead_run = ino->ahead_run ? 2 * ino->ahead_run : 4;
 		if (ino->ahead_run > FS_AHEAD_MAX)
 			ino->ahead_run = FS_AHEAD_MAX;
@@ -705,7 +741,7 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 	}
 	if (!ret) {
 		pthread_mutex_lock(&ino->m);
-		if (off + done > fd->size)
+		if (!reserve && off + done > fd->size)
 			fd->size = off + done;
 		fd->mtime = fd->ctime = fs_now_ns();
 		ino->fd_dirty = false;
@@ -723,8 +759,8 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 		ino->nahead = nahead;
 		return ret;
 	}
-	ino->npend = 0;
-	*donep = done;
+	if (!reserve)
+		*donep = done;
 	return 0;
 }
 
@@ -785,10 +821,18 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 				break;
 			continue;
 		}
-		if (a & FS_ADDR_TBZ)
+		if (a & FS_ADDR_TBZ) {
 			ret = write_tbz(ino, b, a & ~FS_ADDR_TBZ, in, buf + done, n);
-		else
+			if (ret == -EAGAIN) {
+				ret = commit_fd(ino, false);   /* the list is full */
+				if (!ret)
+					continue;
+			} else if (ret == 1) {
+				ret = unit_write(v, a & ~FS_ADDR_TBZ, in, buf + done, n);
+			}
+		} else {
 			ret = unit_write(v, a, in, buf + done, n);
+		}
 		if (ret)
 			break;
 		done += n;
@@ -815,7 +859,8 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 		return 0;
 	if (off + len < off || off + len > (1ull << 62))
 		return -EFBIG;
-	/* fast path: every unit is mapped and ready, write in place */
+	/* fast path: every unit is mapped, write in place, "to be zeroed"
+	 * ones whole (several writers at once) */
 	pthread_rwlock_rdlock(&ino->rw);
 	if (fd->map == FS_MAP_INLINE) {
 		slow = true;
@@ -830,24 +875,35 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 			ret = fs_bmap_get(ino, b, &a);
 			if (ret)
 				break;
-			if (!a || (a & FS_ADDR_TBZ))
+			if (!a)
 				slow = true;
 		}
 		while (!slow && !ret && done < len) {
 			uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
 			size_t n = (size_t)(unit - in < len - done ? unit - in : len - done);
+			const char *p = (const char *)buf + done;
 
 			ret = fs_bmap_get(ino, b, &a);
-			if (!ret)
-				ret = unit_write(v, a, in, (const char *)buf + done, n);
+			if (!ret && (a & FS_ADDR_TBZ)) {
+				ret = write_tbz(ino, b, a & ~FS_ADDR_TBZ, in, p, n);
+				if (ret == -EAGAIN) {
+					slow = true;     /* the list is full */
+					ret = 0;
+					break;
+				}
+				if (ret == 1)
+					ret = unit_write(v, a & ~FS_ADDR_TBZ, in, p, n);
+			} else if (!ret) {
+				ret = unit_write(v, a, in, p, n);
+			}
 			if (!ret)
 				done += n;
 		}
-		if (!slow && !ret) {
-			wrote(ino, off + len);
+		if (done)
+			wrote(ino, off + done);
+		if (!slow && !ret)
 			__atomic_store_n(&ino->seq_next, (off + len - 1) / unit + 1,
 					 __ATOMIC_RELAXED);
-		}
 	}
 	pthread_rwlock_unlock(&ino->rw);
 	if (ret < 0)
@@ -855,9 +911,11 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 	if (!slow)
 		return (ssize_t)len;
 	pthread_rwlock_wrlock(&ino->rw);
-	ret = write_alloc(ino, buf, len, off);
+	ret = write_alloc(ino, (const unsigned char *)buf + done, len - done, off + done);
 	pthread_rwlock_unlock(&ino->rw);
-	return ret;
+	if (ret < 0)
+		return done ? (ssize_t)done : ret;
+	return (ssize_t)done + ret;
 }
 
 /* ---- truncate, fsync --------------------------------------------------------- */

@@ -16,6 +16,7 @@ struct fs_extent {
 	mp_lun *lun;
 	char *spec;
 	uint64_t capacity;
+	bool shared;                 /* lun is another extent's (lun_of) */
 };
 
 struct fs_journal;
@@ -47,6 +48,16 @@ struct fs_vol {
 	struct { uint64_t addr, gen; } orphans[FS_ORPHANS]; /* in our slot */
 	struct fs_orphan *pending;   /* recovered from dead hosts */
 	unsigned npending;
+	/* geometry changes (grow.c): v->sb.ext[i] and v->ext[i] are
+	 * written once, before v->next / v->sb.nextents grow past i, so
+	 * readers bounded by those need no lock */
+	pthread_mutex_t geom_lock;   /* refresh, grow, span, the fields below */
+	unsigned open_flags;         /* how the extents' LUNs were opened */
+	char **cand;                 /* devices that may become extents */
+	unsigned ncand;
+	mp_lun *retired[64];         /* replaced by a reopen, closed at umount */
+	unsigned nretired;
+	unsigned geom_missing;       /* extent last reported not found + 1 */
 	bool jan_stop;               /* the janitor (janitor.c) */
 	bool jan_running;
 	pthread_cond_t jan_cond;
@@ -64,6 +75,28 @@ void fs_orphan_recovered(struct fs_vol *v, const unsigned char *data);
 void fs_orphan_reap(struct fs_vol *v);
 /* Free a file without names (locked exclusive, rw held). */
 int fs_inode_delete(struct fs_inode *ino);
+
+/* ---- geometry (volume.c, grow.c) ---------------------------------------- */
+
+/* Lay out the areas of a further extent in [start, size) as mkfs does;
+ * *nfb = its file blocks.  -ENOSPC when not one cluster fits. */
+int fs_layout_further(struct fs_extent_geom *g, uint64_t start, uint64_t size,
+		      uint32_t bs, uint64_t *nfb);
+/* Write the cluster slots of every area of g (extent index ext); with root,
+ * the root directory's FD and sub-block are marked in use. */
+int fs_write_areas(mp_lun *lun, const struct fs_extent_geom *g, unsigned ext,
+		   const uint8_t uuid[16], unsigned ss, uint64_t nfb, bool root);
+int fs_read_sb(struct fs_vol *v, struct fs_sb *sb);
+/* Remember a device that may become an extent later (geom_lock held or
+ * not yet shared). */
+int fs_candidate_add(struct fs_vol *v, const char *spec);
+/* Open extent e's LUN again (it grew): every entry on it moves to the new
+ * handle, the old one is retired. */
+int fs_extent_reopen(struct fs_vol *v, unsigned e);
+/* Read the superblock; when its geometry generation moved on, take the
+ * new extents in (opening new LUNs among the candidates).  Returns 1 when
+ * something changed, 0 when not, or an error. */
+int fs_geom_refresh(struct fs_vol *v);
 
 /* Start / stop the thread recovering dead hosts (read-write mounts). */
 int fs_janitor_start(struct fs_vol *v);
@@ -103,7 +136,9 @@ static inline uint64_t fs_res_off(const struct fs_vol *v, uint64_t a)
 }
 
 /* Whether address a names an existing resource of type t. */
-bool fs_addr_valid(const struct fs_vol *v, uint64_t a, enum fs_rtype t);
+/* An address beyond the extents this host knows makes it read the
+ * superblock first (another host may have grown the volume). */
+bool fs_addr_valid(struct fs_vol *v, uint64_t a, enum fs_rtype t);
 
 /* Cluster slot offset (lock record; header at +4096) of the cluster of a. */
 static inline uint64_t fs_cluster_off(const struct fs_vol *v, unsigned ext,
@@ -169,8 +204,8 @@ struct fs_vol *fs_tx_vol(struct fs_tx *tx);
 /* ---- inodes (inode.c) ------------------------------------------------------ */
 
 #define FS_PBCACHE 8
-#define FS_PEND_MAX 256    /* deferred TBZ clears per file */
-#define FS_AHEAD_MAX 31    /* units allocated ahead per transaction */
+#define FS_PEND_MAX 512    /* deferred TBZ clears per file */
+#define FS_AHEAD_MAX 63    /* units allocated ahead per transaction */
 
 /* One file descriptor as this host knows it.  Table entries are shared by
  * every user on the host and reference counted. */
@@ -199,16 +234,19 @@ struct fs_inode {
 	struct { uint64_t addr; struct fs_pb pb; } pbc[FS_PBCACHE];
 	unsigned pbc_next;
 
-	/* Write-behind of the map (file.c), under rw: changed with it held
-	 * for writing, read with it held either way.  pend: units mapped
-	 * "to be zeroed" on disk that this host has since written whole,
-	 * their flag cleared in memory only (fs_bmap_get returns them as
-	 * data); committed with the FD by the next transaction of the file,
-	 * fsync, close, or when the list is full.  ahead: units allocated
+	/* Write-behind of the map (file.c).  pend: units mapped "to be
+	 * zeroed" on disk that this host has written whole since, their
+	 * flag cleared in memory only (fs_bmap_get returns them as data);
+	 * committed with the FD by the next fsync, close, or when the list
+	 * is full.  An entry is `busy` while its first write is in flight
+	 * (its writer holds rw for reading; others wait on `filled`), and
+	 * reads as "to be zeroed" until then.  ahead: units allocated
 	 * (mapped TBZ on disk) ahead of a sequential writer and not written
-	 * yet; given back at the last read-write close. */
-	struct fs_unit_ref { uint64_t b, a; } *pend, *ahead;
+	 * yet; given back at the last read-write close.  Both lists change
+	 * under m, or with rw held for writing. */
+	struct fs_unit_ref { uint64_t b, a; bool busy; } *pend, *ahead;
 	unsigned npend, nahead;
+	pthread_cond_t filled;
 	unsigned ahead_run;         /* units to allocate ahead next time */
 	uint64_t seq_next;          /* unit after the last write (a hint) */
 };

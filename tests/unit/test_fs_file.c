@@ -5,6 +5,7 @@
  * their own).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -380,6 +381,61 @@ static void test_write_behind(void **state)
 	free(z);
 }
 
+/* Several threads write parts of the same "to be zeroed" units at once:
+ * each unit is zero-filled once, by whichever writer claims it first, and
+ * nobody's data is lost. */
+struct tbz_writer {
+	fs_file *f;
+	unsigned t;
+};
+
+static void *tbz_write(void *arg)
+{
+	struct tbz_writer *w = arg;
+
+	for (unsigned u = 0; u < 16; u++)
+		write_pattern(w->f, ((uint64_t)u << 20) + w->t * (256u << 10),
+			      192u << 10, u * 4 + w->t);
+	return NULL;
+}
+
+static void test_tbz_concurrent(void **state)
+{
+	uint64_t ino = new_file(va);
+	struct tbz_writer w[4];
+	pthread_t th[4];
+	unsigned char *z = malloc(64 << 10);
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	assert_int_equal(fs_ftruncate(f, 16 << 20), 0);
+	assert_int_equal(fs_fallocate(f, 0, 16 << 20, true), 0);
+	for (unsigned t = 0; t < 4; t++) {
+		w[t] = (struct tbz_writer){ .f = f, .t = t };
+		assert_int_equal(pthread_create(&th[t], NULL, tbz_write, &w[t]), 0);
+	}
+	for (unsigned t = 0; t < 4; t++)
+		pthread_join(th[t], NULL);
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned u = 0; u < 16; u++) {
+			for (unsigned t = 0; t < 4; t++) {
+				uint64_t o = ((uint64_t)u << 20) + t * (256u << 10);
+
+				check_pattern(f, o, 192u << 10, u * 4 + t);
+				assert_int_equal(fs_pread(f, z, 64 << 10, o + (192u << 10)),
+						 64 << 10);
+				for (size_t i = 0; i < (64 << 10); i++)
+					assert_int_equal(z[i], 0);
+			}
+		}
+		assert_int_equal(fs_fsync(f), 0);   /* and once committed */
+	}
+	assert_int_equal(fs_ftruncate(f, 0), 0);
+	assert_int_equal(fs_close(f), 0);
+	free(z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_fallocate_punch_seek),
 		cmocka_unit_test(test_enospc),
 		cmocka_unit_test(test_write_behind),
+		cmocka_unit_test(test_tbz_concurrent),
 	};
 
 	return cmocka_run_group_tests_name("fs_file", tests, setup, teardown);
