@@ -520,6 +520,7 @@ int fs_check(const char *const *specs, unsigned n,
 	struct fs_mount_opts mo = { .host = "fsck", .read_only = !o->repair,
 				    .offline = o->repair };
 	struct ck c = { .repair = o->repair };
+	bool restart = false;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -552,6 +553,20 @@ int fs_check(const char *const *specs, unsigned n,
 			ret = check_slots(&c, o->watch_ms ? o->watch_ms :
 					  2 * h.interval_ms + 100);
 	}
+	if (!ret && c.repair) {
+		/* a replayed journal may have added an extent (a grow or span
+		 * that committed before its host died): check the new
+		 * geometry from the start */
+		struct fs_sb sb;
+
+		restart = fs_read_sb(c.v, &sb) == 0 &&
+			  sb.geom_gen != c.v->sb.geom_gen;
+		if (restart)
+			printf("the volume's geometry changed in the replayed "
+			       "journal: checking again\n");
+	}
+	if (restart)
+		goto out;
 	if (!ret)
 		ret = check_names(&c);
 	if (!ret)
@@ -560,6 +575,7 @@ int fs_check(const char *const *specs, unsigned n,
 		check_locks(&c);
 	if (!ret && c.repair)
 		ret = fs_flush_all(c.v);
+out:
 	res->errors = c.errors;
 	res->fixed = c.fixed;
 	for (unsigned e = 0; e < FS_MAX_EXTENTS; e++)
@@ -569,5 +585,11 @@ int fs_check(const char *const *specs, unsigned n,
 	free(c.fd_index_base);
 	free(c.queue);
 	fs_umount(c.v);
+	if (restart && !ret) {
+		unsigned fixed = res->fixed;
+
+		ret = fs_check(specs, n, o, res);
+		res->fixed += fixed;
+	}
 	return ret;
 }

@@ -67,6 +67,10 @@ struct fs_mount_opts {
 	bool no_janitor;            /* do not recover dead hosts in the
 				     * background (only when their locks are
 				     * needed) */
+	/* Devices that may become extents later (vmkfstools -Z on another
+	 * host): searched by their extent headers when the volume grows. */
+	const char *const *candidates;
+	unsigned ncandidates;
 };
 
 /*
@@ -95,6 +99,19 @@ struct fs_vol_info {
 	char extent_spec[32][256];
 };
 int fs_vol_info(fs_vol *v, struct fs_vol_info *info);
+
+/*
+ * Span the mounted volume onto the LUN spec (vmkfstools -Z), or use the
+ * space a LUN of the volume gained (vmkfstools --growfs; spec = that
+ * extent's spec on this host, NULL = the head) - online, while other hosts
+ * have it mounted: they take the new extent in within a heartbeat
+ * interval (read-write hosts) or when they meet an address on it.
+ * Crash-safe: the volume is the old one until one journal transaction
+ * adds the new extent to the superblock (docs/FORMAT.md).  0 or an error
+ * with a message in err.
+ */
+int fs_vol_span(fs_vol *v, const char *spec, char *err, size_t len);
+int fs_vol_grow(fs_vol *v, const char *spec, char *err, size_t len);
 
 /* ---- checking ------------------------------------------------------------ */
 

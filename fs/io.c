@@ -114,13 +114,24 @@ int fs_flush_all(struct fs_vol *v)
 	return fs_flush_mask(v, UINT32_MAX);
 }
 
-bool fs_addr_valid(const struct fs_vol *v, uint64_t a, enum fs_rtype t)
+static bool addr_known(const struct fs_vol *v, uint64_t a, enum fs_rtype t)
 {
 	const struct fs_area *ar;
 	unsigned ext = fs_addr_ext(a);
 
-	if (fs_addr_type(a) != t || ext >= v->sb.nextents)
+	if (ext >= __atomic_load_n(&v->next, __ATOMIC_ACQUIRE))
 		return false;
 	ar = &v->sb.ext[ext].area[fs_area_of(t)];
 	return fs_addr_index(a) < (uint64_t)ar->clusters * ar->per_cluster;
+}
+
+bool fs_addr_valid(struct fs_vol *v, uint64_t a, enum fs_rtype t)
+{
+	if (fs_addr_type(a) != t)
+		return false;
+	if (addr_known(v, a, t))
+		return true;
+	/* an extent another host added since we last looked */
+	return fs_addr_ext(a) >= v->next && fs_geom_refresh(v) > 0 &&
+	       addr_known(v, a, t);
 }

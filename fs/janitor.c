@@ -6,7 +6,8 @@
  * happened to touch one of its files.  Every interval the janitor recovers
  * the hosts already seen dead (journal replay through the lock manager's
  * recovery callback, then their locks and slot freed), without waiting,
- * and frees the orphan files such recoveries left (orphan.c).
+ * and frees the orphan files such recoveries left (orphan.c), and it takes
+ * in extents other hosts added to the volume (grow.c).
  */
 #include <errno.h>
 #include <time.h>
@@ -47,6 +48,8 @@ static void *janitor_main(void *arg)
 			fs_log(v, "janitor: recovering dead hosts: %s",
 			       fs_strerror(ret));
 		fs_orphan_reap(v);
+		/* another host may have grown or spanned the volume */
+		fs_geom_refresh(v);
 		pthread_mutex_lock(&v->lock);
 	}
 	pthread_mutex_unlock(&v->lock);

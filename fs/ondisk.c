@@ -145,6 +145,13 @@ int fs_sb_in(const void *buf, struct fs_sb *s)
 		struct fs_extent_geom *eg = &s->ext[i];
 
 		eg->size = g64(g);
+		eg->lun_of = g32(g + 8);
+		/* an area set on another extent's LUN names an earlier extent
+		 * that has a LUN of its own */
+		if (i < s->nextents && eg->lun_of &&
+		    (eg->lun_of > i || s->ext[eg->lun_of - 1].lun_of ||
+		     !(s->incompat & FS_INCOMPAT_LUN_SHARED)))
+			return -FS_E_CORRUPT;
 		for (unsigned a = 0; a < FS_AREAS; a++) {
 			const unsigned char *ar = g + 16 + a * 24;
 
@@ -189,6 +196,7 @@ void fs_sb_out(const struct fs_sb *s, void *buf)
 		const struct fs_extent_geom *eg = &s->ext[i];
 
 		p64(g, eg->size);
+		p32(g + 8, eg->lun_of);
 		for (unsigned a = 0; a < FS_AREAS; a++) {
 			unsigned char *ar = g + 16 + a * 24;
 

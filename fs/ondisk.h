@@ -30,6 +30,7 @@
 #define FS_JC_MAGIC 0x434a4656u   /* "VFJC" */
 #define FS_RDM_MAGIC 0x4d524656u  /* "VFRM" */
 
+#define FS_SB_SLOT 4096ull        /* head extent: volume lock + superblock */
 #define FS_MAX_EXTENTS 32u
 #define FS_LABEL_LEN 64u
 #define FS_NAME_MAX 255u
@@ -95,7 +96,8 @@ _Static_assert(sizeof(struct fs_area_disk) == 24, "area size");
 
 struct fs_extent_geom_disk {
 	uint64_t size;                /* 0x00 */
-	uint64_t reserved;            /* 0x08 */
+	uint32_t lun_of;              /* 0x08 0: own LUN; k+1: on extent k's */
+	uint32_t reserved;            /* 0x0c */
 	struct fs_area_disk area[4];  /* 0x10 FD, PB, SB, FB */
 };
 _Static_assert(sizeof(struct fs_extent_geom_disk) == 112, "geom size");
@@ -136,6 +138,7 @@ struct fs_area {
 
 struct fs_extent_geom {
 	uint64_t size;
+	uint32_t lun_of;              /* 0: its own LUN; k + 1: extent k's LUN */
 	struct fs_area area[FS_AREAS];
 };
 
@@ -153,10 +156,11 @@ struct fs_sb {
 	struct fs_extent_geom ext[FS_MAX_EXTENTS];
 };
 
-/* Feature bits this code understands (none yet). */
+/* Feature bits. */
+#define FS_INCOMPAT_LUN_SHARED 0x1u  /* an extent lives on another's LUN */
 #define FS_COMPAT_KNOWN 0u
 #define FS_RO_COMPAT_KNOWN 0u
-#define FS_INCOMPAT_KNOWN 0u
+#define FS_INCOMPAT_KNOWN FS_INCOMPAT_LUN_SHARED
 
 /* ---- resource cluster header --------------------------------------------- */
 

@@ -11,7 +11,7 @@
 #include "lockmgr/ondisk.h"
 
 #define MIB (1ull << 20)
-#define SB_SLOT_OFF 4096ull     /* superblock slot: lock sector, then SB */
+#define SB_SLOT_OFF FS_SB_SLOT  /* superblock slot: lock sector, then SB */
 
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
@@ -90,6 +90,20 @@ static uint32_t cluster_nres(const struct fs_extent_geom *g, unsigned a,
 		return (uint32_t)left;
 	}
 	return g->area[a].per_cluster;
+}
+
+/* File descriptors of an extent that is not the head: a quarter of what
+ * its space would get on the head, 256 .. 131072. */
+static uint64_t further_files(uint64_t avail)
+{
+	return clampu(clampu(avail / (512 << 10), 256, 131072) / 4, 256, 131072);
+}
+
+int fs_layout_further(struct fs_extent_geom *g, uint64_t start, uint64_t size,
+		      uint32_t bs, uint64_t *nfb)
+{
+	return layout(g, start, size, further_files(size > start ? size - start : 0),
+		      bs, nfb);
 }
 
 /* Write every cluster slot of an area: free lock records, empty headers
@@ -186,6 +200,19 @@ out:
 	return ret;
 }
 
+int fs_write_areas(mp_lun *lun, const struct fs_extent_geom *g, unsigned ext,
+		   const uint8_t uuid[16], unsigned ss, uint64_t nfb, bool root)
+{
+	int ret = 0;
+
+	for (unsigned a = 0; a < FS_AREAS && !ret; a++) {
+		unsigned used0 = root && (a == FS_A_FD || a == FS_A_SB);
+
+		ret = write_clusters(lun, g, a, ext, uuid, ss, used0, nfb);
+	}
+	return ret;
+}
+
 int fs_mkfs(const char *const *specs, unsigned n, const struct fs_mkfs_opts *o)
 {
 	struct fs_mkfs_opts dflt = { 0 };
@@ -261,11 +288,9 @@ int fs_mkfs(const char *const *specs, unsigned n, const struct fs_mkfs_opts *o)
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t s0 = i == 0 ? start : MIB;
 		uint64_t avail = in[i].capacity > s0 ? in[i].capacity - s0 : 0;
-		uint64_t nfd = o->files && i == 0 ? o->files :
+		uint64_t nfd = i > 0 ? further_files(avail) : o->files ? o->files :
 			       clampu(avail / (512 << 10), 256, 131072);
 
-		if (i > 0)
-			nfd = clampu(nfd / 4, 256, 131072);
 		ret = layout(&sb->ext[i], s0, in[i].capacity, nfd, sb->block_size,
 			     &nfb[i]);
 		if (ret) {
@@ -298,12 +323,8 @@ int fs_mkfs(const char *const *specs, unsigned n, const struct fs_mkfs_opts *o)
 			goto out;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		for (unsigned a = 0; a < FS_AREAS && !ret; a++) {
-			unsigned used0 = i == 0 && (a == FS_A_FD || a == FS_A_SB);
-
-			ret = write_clusters(lun[i], &sb->ext[i], a, i, sb->uuid,
-					     sb->sector, used0, nfb[i]);
-		}
+		ret = fs_write_areas(lun[i], &sb->ext[i], i, sb->uuid, sb->sector,
+				     nfb[i], i == 0);
 		if (ret)
 			goto out;
 	}
@@ -375,7 +396,7 @@ static int recover_cb(void *arg, const struct lk_dead_host *h)
 	return ret;
 }
 
-static int read_sb(struct fs_vol *v)
+int fs_read_sb(struct fs_vol *v, struct fs_sb *sb)
 {
 	unsigned char *b = fs_balloc(FS_BLOCK);
 	int ret;
@@ -384,7 +405,7 @@ static int read_sb(struct fs_vol *v)
 		return -ENOMEM;
 	ret = fs_read(v, 0, SB_SLOT_OFF + FS_BLOCK, b, FS_BLOCK);
 	if (!ret) {
-		ret = fs_sb_in(b, &v->sb);
+		ret = fs_sb_in(b, sb);
 		if (ret)
 			ret = fs_bad_meta(v, ret, "superblock", 0,
 					  SB_SLOT_OFF + FS_BLOCK);
@@ -399,6 +420,7 @@ int fs_mount(const char *const *specs, unsigned n,
 	struct fs_mount_opts dflt = { 0 };
 	struct fs_vol *v;
 	struct fs_ext hdr[FS_MAX_EXTENTS];
+	uint64_t hdr_size[FS_MAX_EXTENTS] = { 0 };
 	struct mp_open_opts mo = { .flags = MP_OPEN_RETRY_RESCONFLICT };
 	int ret = 0;
 
@@ -411,10 +433,17 @@ int fs_mount(const char *const *specs, unsigned n,
 		return -ENOMEM;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->orphan_lock, NULL);
+	pthread_mutex_init(&v->geom_lock, NULL);
 	v->rdonly = o->read_only && !o->offline;
 	snprintf(v->host, sizeof(v->host), "%s", o->host ? o->host : "host");
 	if (o->read_only)
 		mo.flags |= MP_OPEN_RDONLY;
+	v->open_flags = mo.flags;
+	for (unsigned i = 0; i < o->ncandidates; i++) {
+		ret = fs_candidate_add(v, o->candidates[i]);
+		if (ret)
+			goto fail;
+	}
 	/* find each extent by its header, whatever the device is called */
 	for (unsigned i = 0; i < n; i++) {
 		struct fs_ext e;
@@ -450,26 +479,51 @@ int fs_mount(const char *const *specs, unsigned n,
 		v->ext[e.index].lun = lun;
 		v->ext[e.index].spec = strdup(specs[i]);
 		v->ext[e.index].capacity = e.size;
+		hdr_size[e.index] = e.size;
 		hdr[v->next] = e;
 		v->next++;
 	}
-	for (unsigned i = 0; i < v->next; i++) {
-		if (!v->ext[i].lun) {
+	if (!v->ext[0].lun) {
+		fs_log(v, "extent 0 of volume '%s' is missing", hdr[0].label);
+		ret = -FS_E_EXTENTS;
+		goto fail;
+	}
+	v->next = 1;                 /* fs_read of the head's superblock */
+	ret = fs_read_sb(v, &v->sb);
+	if (ret)
+		goto fail;
+	/* A header the superblock does not describe is left over from an
+	 * interrupted vmkfstools -Z (docs/FORMAT.md): not ours (yet). */
+	for (unsigned i = 1; i < FS_MAX_EXTENTS; i++) {
+		if (!v->ext[i].lun || (i < v->sb.nextents && !v->sb.ext[i].lun_of &&
+				       hdr_size[i] == v->sb.ext[i].size))
+			continue;
+		fs_log(v, "%s: extent header %u is not part of volume '%s' (an "
+		       "interrupted span?): ignored", v->ext[i].spec, i,
+		       v->sb.label);
+		mp_lun_close(v->ext[i].lun);
+		ret = fs_candidate_add(v, v->ext[i].spec);
+		free(v->ext[i].spec);
+		memset(&v->ext[i], 0, sizeof(v->ext[i]));
+		if (ret)
+			goto fail;
+	}
+	for (unsigned i = 0; i < v->sb.nextents; i++) {
+		uint32_t of = v->sb.ext[i].lun_of;
+
+		if (of) {
+			v->ext[i].lun = v->ext[of - 1].lun;
+			v->ext[i].shared = true;
+			v->ext[i].spec = strdup(v->ext[of - 1].spec ?
+						v->ext[of - 1].spec : "");
+		} else if (!v->ext[i].lun) {
 			fs_log(v, "extent %u of volume '%s' is missing", i,
-			       hdr[0].label);
+			       v->sb.label);
 			ret = -FS_E_EXTENTS;
 			goto fail;
 		}
 	}
-	ret = read_sb(v);
-	if (ret)
-		goto fail;
-	if (v->sb.nextents != v->next) {
-		fs_log(v, "volume '%s' has %u extents, %u given", v->sb.label,
-		       v->sb.nextents, v->next);
-		ret = -FS_E_EXTENTS;
-		goto fail;
-	}
+	v->next = v->sb.nextents;
 	if (v->sb.ro_compat & ~FS_RO_COMPAT_KNOWN && !v->rdonly) {
 		fs_log(v, "unknown read-only-compatible features %x: mount "
 		       "read-only", v->sb.ro_compat & ~FS_RO_COMPAT_KNOWN);
@@ -480,6 +534,12 @@ int fs_mount(const char *const *specs, unsigned n,
 		struct mp_lun_info in;
 
 		mp_lun_get_info(v->ext[i].lun, &in);
+		if (in.logical_sector != v->sb.sector ||
+		    in.capacity < v->sb.ext[i].size) {
+			if (v->sb.ext[i].lun_of)   /* grown since opened? */
+				ret = fs_extent_reopen(v, v->sb.ext[i].lun_of - 1);
+			mp_lun_get_info(v->ext[i].lun, &in);
+		}
 		if (in.logical_sector != v->sb.sector ||
 		    in.capacity < v->sb.ext[i].size) {
 			fs_log(v, "%s: %u-byte sectors, %llu bytes; the volume "
@@ -502,7 +562,8 @@ int fs_mount(const char *const *specs, unsigned n,
 			goto fail;
 		}
 		for (unsigned i = 1; i < v->next; i++)
-			lk_fence_lun_add(v->lk, v->ext[i].lun);
+			if (!v->ext[i].shared)
+				lk_fence_lun_add(v->lk, v->ext[i].lun);
 		if (o->host_uuid)
 			memcpy(jo.host_uuid, o->host_uuid, 16);
 		else if (getrandom(jo.host_uuid, 16, 0) != 16) {
@@ -561,12 +622,18 @@ void fs_umount(fs_vol *v)
 	}
 	fs_journal_close(v);
 	for (unsigned i = 0; i < FS_MAX_EXTENTS; i++) {
-		if (v->ext[i].lun)
+		if (v->ext[i].lun && !v->ext[i].shared)
 			mp_lun_close(v->ext[i].lun);
 		free(v->ext[i].spec);
 	}
+	for (unsigned i = 0; i < v->nretired; i++)
+		mp_lun_close(v->retired[i]);
+	for (unsigned i = 0; i < v->ncand; i++)
+		free(v->cand[i]);
+	free(v->cand);
 	pthread_mutex_destroy(&v->lock);
 	pthread_mutex_destroy(&v->orphan_lock);
+	pthread_mutex_destroy(&v->geom_lock);
 	free(v->pending);
 	free(v);
 }

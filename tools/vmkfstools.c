@@ -17,6 +17,11 @@
  *   vmkfstools -r DEVICE RDM.vmdk   map a LUN (virtual compatibility)
  *   vmkfstools -z DEVICE RDM.vmdk   map a LUN (physical compatibility)
  *   vmkfstools -q RDM.vmdk       which LUN a mapping names, and its spec here
+ *   vmkfstools -Z NEWDEVICE HEAD   span the volume onto a new LUN (online)
+ *   vmkfstools --growfs DEVICE HEAD  add the space DEVICE (an extent's LUN)
+ *                                gained (online)
+ * HEAD is the volume's head extent as its host's vmfsd names it, or any
+ * path under that vmfsd's mount.
  * Long operations show progress on a terminal; ^C stops them and vmfsd
  * removes what was half made.
  */
@@ -48,6 +53,11 @@ static void usage(FILE *f)
 		   "       vmkfstools -r|-z DEVICE RDM.vmdk  map a LUN (virtual / "
 		   "physical compatibility)\n"
 		   "       vmkfstools -q RDM.vmdk     the LUN a mapping names\n"
+		   "       vmkfstools -Z NEWDEVICE HEAD   span a volume onto a new LUN\n"
+		   "       vmkfstools --growfs DEVICE HEAD  grow a volume into its "
+		   "enlarged LUN\n"
+		   "HEAD: the volume's head extent (as vmfsd names it) or a path "
+		   "under the mount.\n"
 		   "PATH is any path under a vmfsd mount; SIZE takes k, m, g, t.\n");
 }
 
@@ -261,6 +271,82 @@ static int rdm_query(const char *path)
 	return 0;
 }
 
+/* The mount whose vmfsd serves the volume with head extent head (a spec),
+ * or the mount head lies under. */
+static int find_volume(const char *head, char *mnt, size_t len)
+{
+	char rel[4096], *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+	int found = 0;
+
+	if (ctl_find_mount(head, mnt, len, rel, sizeof(rel)) == 0)
+		return 0;
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return -1;
+	while (!found && getline(&line, &cap, f) > 0) {
+		char *sep = strstr(line, " - "), *save = NULL, *fld[5];
+		struct json_object *r = NULL, *exts, *e0;
+		int i;
+
+		if (!sep || strncmp(sep + 3, "fuse.vmfs ", 10))
+			continue;
+		*sep = 0;
+		for (i = 0; i < 5 && (fld[i] = strtok_r(i ? NULL : line, " ", &save)); i++)
+			;
+		if (i < 5)
+			continue;
+		{
+			struct json_object *req;
+			ctl_conn *c;
+			char msg[256];
+
+			if (ctl_connect(fld[4], &c))
+				continue;
+			req = json_object_new_object();
+			json_object_object_add(req, "cmd", json_object_new_string("info"));
+			if (ctl_call(c, req, NULL, NULL, &r, msg, sizeof(msg)))
+				r = NULL;
+			ctl_close(c);
+		}
+		if (r && json_object_object_get_ex(r, "extents", &exts) &&
+		    (e0 = json_object_array_get_idx(exts, 0)) &&
+		    !strcmp(str(e0, "device"), head)) {
+			snprintf(mnt, len, "%s", fld[4]);
+			found = 1;
+		}
+		if (r)
+			json_object_put(r);
+	}
+	free(line);
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+/* -Z / --growfs */
+static int geometry(const char *cmd, const char *device, const char *head)
+{
+	struct json_object *req = json_object_new_object(), *r;
+	char mnt[4096], a[32];
+
+	if (find_volume(head, mnt, sizeof(mnt))) {
+		fprintf(stderr, "vmkfstools: no vmfsd here serves a volume whose "
+			"head extent is %s\n", head);
+		json_object_put(req);
+		return 1;
+	}
+	json_object_object_add(req, "device", json_object_new_string(device));
+	r = ask_with(mnt, cmd, false, req);
+	if (!r)
+		return 1;
+	printf("Volume at %s: %llu extents, capacity %s\n", mnt,
+	       (unsigned long long)u64(r, "extents"),
+	       size_str(u64(r, "capacity"), a, sizeof(a)));
+	json_object_put(r);
+	return 0;
+}
+
 static int volume_info(const char *path)
 {
 	struct json_object *r = ask(path, "info", false), *exts;
@@ -382,6 +468,8 @@ int main(int argc, char **argv)
 		{ "createrdm", required_argument, NULL, 'r' },
 		{ "createrdmpassthru", required_argument, NULL, 'z' },
 		{ "queryrdm", no_argument, NULL, 'q' },
+		{ "spanfs", required_argument, NULL, 'Z' },
+		{ "growfs", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'H' },
 		{ 0 }
 	};
@@ -389,7 +477,7 @@ int main(int argc, char **argv)
 	int c, what = 0;
 
 	tty = isatty(2);
-	while ((c = getopt_long(argc, argv, "PDhc:d:X:UEijkKt:r:z:q", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "PDhc:d:X:UEijkKt:r:z:qZ:", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			if (strcmp(optarg, "0")) {
@@ -399,16 +487,17 @@ int main(int argc, char **argv)
 			/* fall through */
 		case 'P': case 'D': case 'c': case 'X': case 'U': case 'E':
 		case 'i': case 'j': case 'k': case 'K': case 'r': case 'z': case 'q':
+		case 'Z': case 'G':
 			if (what && what != c) {
 				fprintf(stderr, "vmkfstools: one of -P, -D, -c, -X, "
-					"-U, -E, -i, -j, -k, -K, -r, -z, -q at a "
-					"time\n");
+					"-U, -E, -i, -j, -k, -K, -r, -z, -q, -Z, "
+					"--growfs at a time\n");
 				return 2;
 			}
 			what = c;
 			if (c == 'c' || c == 'X')
 				size = optarg;
-			if (c == 'r' || c == 'z')
+			if (c == 'r' || c == 'z' || c == 'Z' || c == 'G')
 				device = optarg;
 			break;
 		case 'd': type = optarg; break;
@@ -437,6 +526,8 @@ int main(int argc, char **argv)
 	case 't': return file_map(argv[optind]);
 	case 'r': case 'z': return rdm_create(device, argv[optind], what == 'z');
 	case 'q': return rdm_query(argv[optind]);
+	case 'Z': return geometry("vol_span", device, argv[optind]);
+	case 'G': return geometry("vol_grow", device, argv[optind]);
 	default: return disk_op("disk_rename", argv[optind], argv[optind + 1],
 				NULL, NULL);
 	}

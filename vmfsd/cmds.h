@@ -31,6 +31,8 @@ void vmfsd_alarm_stop(void);
 /* disk_create, disk_delete, disk_rename, disk_extend, disk_info, ...,
  * rdm_create, rdm_resolve */
 int vmfsd_disk_cmds_register(struct vmfsd_ctx *c);
+/* vol_span, vol_grow (vol_cmds.c): online -Z / --growfs */
+int vmfsd_vol_cmds_register(struct vmfsd_ctx *c);
 
 /* disk_attach, disk_alloc, disk_sync (attach_cmds.c): vmrun's mapped
  * disks */

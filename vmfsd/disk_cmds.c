@@ -426,5 +426,5 @@ int vmfsd_disk_cmds_register(struct vmfsd_ctx *c)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return vmfsd_vol_cmds_register(c);
 }

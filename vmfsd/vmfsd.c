@@ -672,9 +672,13 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmfsd --host NAME --mount DIR [--hb-interval MS] "
 		   "[--hb-timeout MS]\n"
-		   "             [--read-only] [--daemon] [--lun SPEC]... DEVICE...\n"
+		   "             [--read-only] [--daemon] [--lun SPEC]... [--candidate SPEC]...\n"
+		   "             DEVICE...\n"
 		   "  --lun SPEC  a LUN this host sees, for raw device mappings "
-		   "(repeat it)\n");
+		   "(repeat it)\n"
+		   "  --candidate SPEC  a device that may become an extent of "
+		   "the volume later\n"
+		   "              (vmkfstools -Z on another host; repeat it)\n");
 }
 
 static int parse_ms(const char *opt, const char *s, unsigned *out)
@@ -757,6 +761,7 @@ int main(int argc, char **argv)
 		{ "hb-timeout", required_argument, NULL, 't' },
 		{ "debug", no_argument, NULL, 'D' },
 		{ "lun", required_argument, NULL, 'l' },
+		{ "candidate", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -771,7 +776,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se;
 	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
 	static struct fuse_lowlevel_ops fops;
-	const char *lun_specs[64];
+	const char *lun_specs[64], *cand[64];
 	unsigned nlun = 0;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -796,6 +801,15 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			lun_specs[nlun++] = optarg;
+			break;
+		case 'C':
+			if (mo.ncandidates == sizeof(cand) / sizeof(cand[0])) {
+				fprintf(stderr, "vmfsd: at most %zu --candidate\n",
+					sizeof(cand) / sizeof(cand[0]));
+				return 2;
+			}
+			cand[mo.ncandidates++] = optarg;
+			mo.candidates = cand;
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
