@@ -346,10 +346,11 @@ static int issue(struct mapped *m, struct hv_disk_req *r)
 
 static int flush_all(struct mapped *m, struct hv_disk_req *r)
 {
+	unsigned nluns = __atomic_load_n(&m->nluns, __ATOMIC_ACQUIRE);
 	struct split *s;
 	int ret = 0;
 
-	if (m->nluns == 1) {
+	if (nluns == 1) {
 		struct mp_io *io = (struct mp_io *)r->be_space;
 
 		memset(io, 0, sizeof(*io));
@@ -358,12 +359,12 @@ static int flush_all(struct mapped *m, struct hv_disk_req *r)
 		io->priv = r;
 		return mp_io_submit(m->lun[0], io);
 	}
-	s = calloc(1, sizeof(*s) + m->nluns * sizeof(s->piece[0]));
+	s = calloc(1, sizeof(*s) + nluns * sizeof(s->piece[0]));
 	if (!s)
 		return -ENOMEM;
 	s->r = r;
 	s->left = 1;
-	for (unsigned i = 0; i < m->nluns; i++) {
+	for (unsigned i = 0; i < nluns; i++) {
 		struct mp_io *io = &s->piece[i].io;
 
 		io->op = MP_OP_FLUSH;
@@ -453,13 +454,66 @@ static int map_word(struct mapped *m, struct json_object *e, uint64_t *u0,
 	if (!strcmp(state, "hole")) {
 		*w = U_HOLE;
 	} else if (!strcmp(state, "tbz") || !strcmp(state, "data")) {
-		if (ext >= m->nluns || lo % m->sector || lo >> 55)
+		if (ext >= MAX_LUNS || lo % m->sector || lo >> 55)
 			return -EPROTO;
 		*w = U_WORD(lo, ext, state[0] == 'd' ? U_DATA : U_TBZ);
 	} else {
 		return -EPROTO;		/* inline: never for a mapped file */
 	}
 	return 0;
+}
+
+/* Open the LUNs of extents from m->nluns to the end of the list exts
+ * (the disk's thread, or open): each is stored before nluns counts it,
+ * and nluns before any map word names it. */
+static int luns_open(struct mapped *m, struct json_object *exts, char *err,
+		     size_t errlen)
+{
+	unsigned n = (unsigned)json_object_array_length(exts);
+
+	if (!n || n > MAX_LUNS) {
+		snprintf(err, errlen, "vmfsd listed %u extents", n);
+		return -EPROTO;
+	}
+	for (unsigned i = m->nluns; i < n; i++) {
+		struct mp_open_opts opts = { .queue_depth = 128 };
+		const char *spec = json_object_get_string(
+			json_object_array_get_idx(exts, i));
+		int ret;
+
+		if (m->d->readonly)
+			opts.flags |= MP_OPEN_RDONLY;
+		ret = mp_lun_open(spec, &opts, &m->lun[i]);
+		if (ret) {
+			snprintf(err, errlen, "the volume's extent %u (%s): %s", i,
+				 spec ? spec : "?", mp_strerror(ret));
+			return ret;
+		}
+		__atomic_store_n(&m->nluns, i + 1, __ATOMIC_RELEASE);
+	}
+	return 0;
+}
+
+/* The volume grew (vmkfstools -Z) while the disk is attached: a block on
+ * an extent we have not opened.  Ask vmfsd for the list again. */
+static int luns_refresh(struct mapped *m)
+{
+	struct json_object *req = json_object_new_object(), *resp, *exts;
+	char msg[512];
+	int ret;
+
+	json_object_object_add(req, "cmd", json_object_new_string("disk_extents"));
+	ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
+	if (ret) {
+		hv_log("disk %s: the volume's extents: %s", m->d->name, msg);
+		return ret;
+	}
+	ret = json_object_object_get_ex(resp, "extents", &exts) ?
+	      luns_open(m, exts, msg, sizeof(msg)) : -EPROTO;
+	if (ret)
+		hv_log("disk %s: opening a new extent: %s", m->d->name, msg);
+	json_object_put(resp);
+	return ret;
 }
 
 /* Apply a JSON map (array of extents) to the unit words. */
@@ -472,6 +526,9 @@ static int map_apply(struct mapped *m, struct json_object *arr)
 		int ret = map_word(m, json_object_array_get_idx(arr, i), &u0,
 				   &nu, &w);
 
+		if (!ret && U_STATE(w) != U_HOLE && U_EXT(w) >= m->nluns &&
+		    (ret = luns_refresh(m)) == 0 && U_EXT(w) >= m->nluns)
+			ret = -EPROTO;
 		if (ret)
 			return ret;
 		for (uint64_t k = 0; k < nu; k++) {
@@ -864,28 +921,15 @@ int hv_disk_open_mapped(const struct hv_mapped_args *a, struct hv_disk **out,
 	d->sector = m->sector;
 	m->nunits = (fsize + m->unit - 1) / m->unit;
 	m->map = calloc(m->nunits, sizeof(*m->map));
-	m->nluns = (unsigned)json_object_array_length(exts);
-	if (!m->map || !m->nluns || m->nluns > MAX_LUNS) {
-		ret = m->map ? -EPROTO : -ENOMEM;
-		snprintf(err, errlen, "attaching %s: %s", a->data,
-			 m->map ? "bad extent list" : strerror(ENOMEM));
-		m->nluns = 0;
+	if (!m->map) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "attaching %s: %s", a->data, strerror(ENOMEM));
 		goto fail;
 	}
-	for (unsigned i = 0; i < m->nluns; i++) {
-		struct mp_open_opts opts = { .queue_depth = 128 };
-		const char *spec = json_object_get_string(
-			json_object_array_get_idx(exts, i));
-
-		if (a->readonly)
-			opts.flags |= MP_OPEN_RDONLY;
-		ret = mp_lun_open(spec, &opts, &m->lun[i]);
-		if (ret) {
-			snprintf(err, errlen, "disk %s: the volume's extent %u "
-				 "(%s): %s", d->name, i, spec, mp_strerror(ret));
-			m->nluns = i;
-			goto fail;
-		}
+	ret = luns_open(m, exts, msg, sizeof(msg));
+	if (ret) {
+		snprintf(err, errlen, "disk %s: %s", d->name, msg);
+		goto fail;
 	}
 	ret = map_apply(m, map);
 	if (ret) {

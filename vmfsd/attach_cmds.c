@@ -89,6 +89,16 @@ static void detach(void *arg)
 	free(a);
 }
 
+/* The volume's extents by index, as the device specs this vmfsd opened. */
+static struct json_object *extents_json(const struct fs_vol_info *in)
+{
+	struct json_object *exts = json_object_new_array();
+
+	for (unsigned i = 0; i < in->nextents; i++)
+		json_object_array_add(exts, json_object_new_string(in->extent_spec[i]));
+	return exts;
+}
+
 /* The map of [off, off+len) as a JSON array of {off, len, state, ext,
  * lun_off}. */
 static int map_json(struct attach *a, uint64_t off, uint64_t len,
@@ -158,7 +168,7 @@ static int cmd_attach(void *arg, struct ctl_req *r, struct json_object *req,
 {
 	struct vmfsd_ctx *c = arg;
 	struct fs_vol_info *in = NULL;
-	struct json_object *o, *exts, *map;
+	struct json_object *o, *map;
 	const char *path, *desc;
 	struct attach *a = NULL;
 	struct fs_stat st, dst;
@@ -251,10 +261,7 @@ static int cmd_attach(void *arg, struct ctl_req *r, struct json_object *req,
 	add_u64(resp, "size", a->size);
 	add_u64(resp, "unit", a->unit);
 	add_u64(resp, "sector", in->sector);
-	exts = json_object_new_array();
-	for (unsigned i = 0; i < in->nextents; i++)
-		json_object_array_add(exts, json_object_new_string(in->extent_spec[i]));
-	json_object_object_add(resp, "extents", exts);
+	json_object_object_add(resp, "extents", extents_json(in));
 	json_object_object_add(resp, "map", map);
 	json_object_object_add(resp, "host", json_object_new_string(c->host));
 	a = NULL;
@@ -413,6 +420,29 @@ static int cmd_sync(void *arg, struct ctl_req *r, struct json_object *req,
 	return 0;
 }
 
+/* {"cmd": "disk_extents"}: the volume's extents again (it grew while the
+ * disk was attached: a new block may lie on a new extent). */
+static int cmd_extents(void *arg, struct ctl_req *r, struct json_object *req,
+		       struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	struct fs_vol_info *in = calloc(1, sizeof(*in));
+	int ret;
+
+	(void)req;
+	if (!in)
+		return -ENOMEM;
+	ret = fs_vol_info(c->vol, in);
+	if (ret) {
+		ctl_error(r, "%s", fs_strerror(ret));
+		ret = vmfsd_errno(ret);
+	} else {
+		json_object_object_add(resp, "extents", extents_json(in));
+	}
+	free(in);
+	return ret;
+}
+
 int vmfsd_attach_cmds_register(struct vmfsd_ctx *c)
 {
 	int ret = ctl_register("disk_attach", "attach a disk's data file to a "
@@ -423,6 +453,9 @@ int vmfsd_attach_cmds_register(struct vmfsd_ctx *c)
 		ret = ctl_register("disk_alloc", "allocate / zero the units of "
 				   "the attached disk's ranges ([[off, len]...]): "
 				   "their new map", cmd_alloc, c);
+	if (!ret)
+		ret = ctl_register("disk_extents", "the volume's extents as device "
+				   "specs, by index", cmd_extents, c);
 	if (!ret)
 		ret = ctl_register("disk_sync", "make the attached disk's "
 				   "metadata durable", cmd_sync, c);
