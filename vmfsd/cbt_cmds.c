@@ -1,7 +1,7 @@
 /*
- * cbt_cmds.c - changed-block tracking in vmfsd (cbt_hook.h): the FUSE
- * hooks that mark every change of a tracked disk's data file, and the
- * control commands the tools (vmfs-cbt) and the executor use.
+ * cbt_cmds.c - vmfsd's control commands for changed-block tracking (the
+ * tools' vmfs-cbt, the executor's cbt_mark); the tracked disks and the FUSE
+ * hooks: cbt_track.c.
  *
  *   {"cmd": "cbt_enable", "path": DISK.vmdk [, "block_size": BYTES]}
  *   {"cmd": "cbt_disable", "path": DISK.vmdk}
@@ -10,20 +10,6 @@
  *    [, "offset": N, "length": N]} -> "extents": [{"offset", "length"}...]
  *   {"cmd": "cbt_mark", "path": DISK.vmdk, "ranges": [[OFF, LEN]...]
  *    [, "flush": true] [, "close": true]}
- *
- * State: one struct trk per tracked disk this host has touched, keyed by
- * its tracking file (inode and generation).  Its cbt_disk stays loaded
- * while vmfsd runs (a query needs no reading); the tracking file is held
- * open (its on-disk lock: no other host writes it meanwhile) only while a
- * writer or a command uses it, and before the cached state is used again
- * its header is compared with the file (another host may have written it
- * in between, cbt_revalidate).
- *
- * Locks: `use` (outer) serialises everything that does I/O on tracking
- * files: loading, enabling, commands, opens and last closes of writers.
- * `reg` (inner, short) guards the lists the write path reads: the FUSE
- * handles and the data file names.  The write path takes only `reg`, then
- * the cbt_disk's own lock.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,472 +19,10 @@
 #include <time.h>
 
 #include "cbt/cbt.h"
-#include "cbt/ondisk.h"
 #include "thin/disk.h"
-#include "vmfsd/cbt_hook.h"
+#include "vmfsd/cbt_int.h"
 #include "vmfsd/cmds.h"
 #include "vmfsd/ctl.h"
-
-static fs_vol *vol;
-
-struct trk {
-	uint64_t dir;                 /* the disk's folder */
-	uint64_t ctk_ino, ctk_gen;    /* identity of the tracking file */
-	uint64_t data_ino;
-	char base[256];               /* BASE.vmdk is the descriptor */
-	char ctk_name[256];
-	cbt_disk *d;                  /* loaded state, kept */
-	fs_file *ctk;                 /* open while users > 0 */
-	unsigned users;               /* writers + the command running */
-	unsigned writers;             /* FUSE handles, a cbt_mark session */
-	bool session;                 /* cbt_mark's writer is open */
-	struct trk *next;
-};
-
-struct hnd {                          /* a FUSE handle open read-write */
-	fs_file *f;
-	uint64_t ino;
-	struct trk *t;                /* NULL: not tracked */
-	struct hnd *next;
-};
-
-struct dname {                        /* a data file name seen by lookup */
-	uint64_t ino, dir;
-	char name[256];
-};
-
-#define NHND 1024u
-#define NNAME 4096u
-static struct hnd *hnds[NHND];
-static struct dname names[NNAME];
-static unsigned tracked;              /* handles with a trk (atomic) */
-static struct trk *trks;
-static pthread_mutex_t use = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t reg = PTHREAD_MUTEX_INITIALIZER;
-
-static const char flat_sfx[] = "-flat.vmdk";
-
-void vmfsd_cbt_init(fs_vol *v)
-{
-	vol = v;
-}
-
-static unsigned hslot(const fs_file *f)
-{
-	uintptr_t p = (uintptr_t)f;
-
-	return (unsigned)((p >> 4) ^ (p >> 14)) % NHND;
-}
-
-/* ---- descriptors and tracking files ----------------------------------------- */
-
-static int read_desc(uint64_t dir, const char *base, struct thin_desc *d,
-		     char *err, size_t errlen)
-{
-	char name[300], *text = NULL;
-	struct fs_stat st;
-	fs_file *f = NULL;
-	ssize_t n;
-	int ret;
-
-	snprintf(name, sizeof(name), "%s.vmdk", base);
-	ret = fs_lookup(vol, dir, name, &st);
-	if (!ret)
-		ret = fs_open(vol, st.ino, FS_O_RDONLY, &f);
-	if (ret) {
-		snprintf(err, errlen, "%s: %s", name, fs_strerror(ret));
-		return ret;
-	}
-	text = malloc(THIN_DESC_MAX + 1);
-	n = text ? fs_pread(f, text, THIN_DESC_MAX + 1, 0) : -ENOMEM;
-	fs_close(f);
-	if (n < 0) {
-		snprintf(err, errlen, "reading %s: %s", name, fs_strerror((int)n));
-		ret = (int)n;
-	} else {
-		ret = thin_desc_parse(text, (size_t)n, d, err, errlen);
-	}
-	free(text);
-	return ret;
-}
-
-/*
- * The trk of the disk BASE.vmdk in dir (made when new).  -ENODATA when
- * its descriptor names no tracking file.
- */
-static int trk_find(uint64_t dir, const char *base, struct trk **out,
-		    uint64_t *size, char *err, size_t errlen)
-{
-	struct thin_desc *d = malloc(sizeof(*d));
-	struct fs_stat cs, ds;
-	struct trk *t;
-	int ret = d ? read_desc(dir, base, d, err, errlen) : -ENOMEM;
-
-	if (ret)
-		goto free_d;
-	if (!d->change_track[0]) {
-		snprintf(err, errlen, "change tracking is not enabled on %s.vmdk "
-			 "(vmfs-cbt enable)", base);
-		ret = -ENODATA;
-		goto free_d;
-	}
-	*size = thin_desc_size(d);
-	ret = fs_lookup(vol, dir, d->change_track, &cs);
-	if (ret) {
-		snprintf(err, errlen, "tracking file %s of %s.vmdk: %s (disable "
-			 "and enable tracking again, then take a full backup)",
-			 d->change_track, base, fs_strerror(ret));
-		goto free_d;
-	}
-	if (d->nextents != 1 || !d->ext[0].file[0] ||
-	    (ret = fs_lookup(vol, dir, d->ext[0].file, &ds))) {
-		snprintf(err, errlen, "%s.vmdk: change tracking needs a disk of "
-			 "one data file", base);
-		ret = ret ? ret : -EOPNOTSUPP;
-		goto free_d;
-	}
-	for (t = trks; t; t = t->next)
-		if (t->ctk_ino == cs.ino && t->ctk_gen == cs.gen)
-			break;
-	if (!t) {
-		t = calloc(1, sizeof(*t));
-		if (!t) {
-			ret = -ENOMEM;
-			goto free_d;
-		}
-		t->ctk_ino = cs.ino;
-		t->ctk_gen = cs.gen;
-		pthread_mutex_lock(&reg);
-		t->next = trks;
-		trks = t;
-		pthread_mutex_unlock(&reg);
-	}
-	/* names may have changed (a rename): the latest */
-	t->dir = dir;
-	t->data_ino = ds.ino;
-	snprintf(t->base, sizeof(t->base), "%s", base);
-	snprintf(t->ctk_name, sizeof(t->ctk_name), "%s", d->change_track);
-	*out = t;
-free_d:
-	free(d);
-	return ret;
-}
-
-static bool header_damage(int ret)
-{
-	return ret == -CBT_E_BADMAGIC || ret == -CBT_E_CHECKSUM ||
-	       ret == -CBT_E_VERSION || ret == -CBT_E_CORRUPT;
-}
-
-/* Take t into use (under `use`): the tracking file open, its state
- * loaded and current. */
-static int trk_use(struct trk *t, uint64_t size, char *err, size_t errlen)
-{
-	enum cbt_open_event ev = CBT_OPENED;
-	struct cbt_io io;
-	int ret = 0;
-
-	if (t->users++)
-		return cbt_set_size(t->d, size);
-	ret = fs_open(vol, t->ctk_ino, FS_O_RDWR, &t->ctk);
-	if (ret) {
-		t->users--;
-		t->ctk = NULL;
-		snprintf(err, errlen, "tracking file %s: %s", t->ctk_name,
-			 fs_strerror(ret));
-		return ret;
-	}
-	cbt_io_fs(t->ctk, &io);
-	if (t->d) {
-		cbt_set_io(t->d, &io);
-		if (cbt_revalidate(t->d)) {
-			/* written by another host since: load it again */
-			cbt_set_io(t->d, NULL);
-			cbt_close(t->d);
-			t->d = NULL;
-		}
-	}
-	if (!t->d) {
-		ret = cbt_open(&io, size, &t->d, &ev);
-		if (header_damage(ret)) {
-			fprintf(stderr, "vmfsd: change tracking of %s.vmdk: header "
-				"of %s: %s: tracking reset with a new UUID, old "
-				"change IDs refused\n", t->base, t->ctk_name,
-				cbt_strerror(ret));
-			ret = cbt_create(&io, size, 0, &t->d);
-		}
-	}
-	if (ret) {
-		snprintf(err, errlen, "tracking file %s: %s", t->ctk_name,
-			 cbt_strerror(ret));
-		fs_close(t->ctk);
-		t->ctk = NULL;
-		t->users--;
-		return ret;
-	}
-	if (ev != CBT_OPENED)
-		fprintf(stderr, "vmfsd: change tracking of %s.vmdk was reset: %s; "
-			"earlier change IDs are refused (take a full backup)\n",
-			t->base, ev == CBT_OPENED_RESET_UNCLEAN ?
-			"its last writer stopped without closing it" :
-			"a page of its tracking file is damaged");
-	return cbt_set_size(t->d, size);
-}
-
-/* Put t out of use (under `use`): the last user writes it back clean. */
-static void trk_unuse(struct trk *t)
-{
-	int ret;
-
-	if (--t->users)
-		return;
-	ret = cbt_end_writes(t->d);
-	if (ret)
-		fprintf(stderr, "vmfsd: change tracking of %s.vmdk: writing back "
-			"%s: %s (the next user resets tracking)\n", t->base,
-			t->ctk_name, cbt_strerror(ret));
-	cbt_set_io(t->d, NULL);
-	fs_close(t->ctk);
-	t->ctk = NULL;
-}
-
-/* A writer begins (under `use`). */
-static int trk_write_begin(struct trk *t, uint64_t size, char *err,
-			   size_t errlen)
-{
-	int ret = trk_use(t, size, err, errlen);
-
-	if (ret)
-		return ret;
-	t->writers++;
-	ret = cbt_begin_writes(t->d);
-	if (ret) {
-		snprintf(err, errlen, "tracking file %s: %s", t->ctk_name,
-			 cbt_strerror(ret));
-		t->writers--;
-		trk_unuse(t);
-	}
-	return ret;
-}
-
-static void trk_write_end(struct trk *t)
-{
-	t->writers--;
-	trk_unuse(t);
-}
-
-/* ---- FUSE hooks ------------------------------------------------------------- */
-
-void vmfsd_cbt_lookup(uint64_t dir, const char *name, uint64_t ino)
-{
-	size_t n = strlen(name), s = sizeof(flat_sfx) - 1;
-	struct dname *e = &names[ino % NNAME];
-
-	if (n <= s || n >= sizeof(e->name) || strcmp(name + n - s, flat_sfx))
-		return;
-	pthread_mutex_lock(&reg);
-	e->ino = ino;
-	e->dir = dir;
-	memcpy(e->name, name, n + 1);
-	pthread_mutex_unlock(&reg);
-}
-
-/* The trk of data file ino when its disk is tracked (under `use`). */
-static struct trk *tracked_disk(uint64_t ino, uint64_t *size)
-{
-	struct dname e;
-	struct trk *t = NULL;
-	char base[256], err[512];
-	int ret;
-
-	pthread_mutex_lock(&reg);
-	e = names[ino % NNAME];
-	pthread_mutex_unlock(&reg);
-	if (e.ino != ino)
-		return NULL;
-	snprintf(base, sizeof(base), "%.*s",
-		 (int)(strlen(e.name) - (sizeof(flat_sfx) - 1)), e.name);
-	ret = trk_find(e.dir, base, &t, size, err, sizeof(err));
-	if (ret) {
-		if (ret != -ENODATA && ret != -ENOENT && ret != -EINVAL)
-			fprintf(stderr, "vmfsd: %s: writes to %s are not tracked\n",
-				err, e.name);
-		return NULL;
-	}
-	return t->data_ino == ino ? t : NULL;
-}
-
-int vmfsd_cbt_open(fs_file *f, uint64_t ino)
-{
-	struct hnd *h = calloc(1, sizeof(*h));
-	struct trk *t;
-	uint64_t size = 0;
-	char err[512];
-	int ret = 0;
-
-	if (!h)
-		return -ENOMEM;
-	h->f = f;
-	h->ino = ino;
-	pthread_mutex_lock(&use);
-	t = tracked_disk(ino, &size);
-	if (t) {
-		ret = trk_write_begin(t, size, err, sizeof(err));
-		if (ret)
-			fprintf(stderr, "vmfsd: %s: refusing to write %s.vmdk "
-				"untracked\n", err, t->base);
-	}
-	if (!ret) {
-		h->t = t;
-		pthread_mutex_lock(&reg);
-		h->next = hnds[hslot(f)];
-		hnds[hslot(f)] = h;
-		if (t)
-			__atomic_add_fetch(&tracked, 1, __ATOMIC_RELEASE);
-		pthread_mutex_unlock(&reg);
-	}
-	pthread_mutex_unlock(&use);
-	if (ret)
-		free(h);
-	return ret;
-}
-
-static struct trk *handle_trk(fs_file *f)
-{
-	struct trk *t = NULL;
-
-	if (!__atomic_load_n(&tracked, __ATOMIC_ACQUIRE))
-		return NULL;
-	pthread_mutex_lock(&reg);
-	for (struct hnd *h = hnds[hslot(f)]; h; h = h->next)
-		if (h->f == f) {
-			t = h->t;
-			break;
-		}
-	pthread_mutex_unlock(&reg);
-	return t;
-}
-
-int vmfsd_cbt_write(fs_file *f, uint64_t off, uint64_t len)
-{
-	struct trk *t = handle_trk(f);
-	int ret;
-
-	/* the handle holds a writer of t: t and its state stay */
-	if (!t)
-		return 0;
-	ret = cbt_mark(t->d, off, len);
-	if (ret) {
-		fprintf(stderr, "vmfsd: change tracking of %s.vmdk: a change "
-			"could not be recorded (%s): tracking will be reset\n",
-			t->base, cbt_strerror(ret));
-		return -EIO;
-	}
-	return 0;
-}
-
-int vmfsd_cbt_resized(fs_file *f, uint64_t size)
-{
-	struct trk *t = handle_trk(f);
-	struct cbt_info in;
-
-	if (!t)
-		return 0;
-	cbt_info(t->d, &in);
-	return size < in.disk_size ?
-	       vmfsd_cbt_write(f, size, in.disk_size - size) : 0;
-}
-
-int vmfsd_cbt_resize_ino(uint64_t ino, uint64_t size)
-{
-	struct trk *t;
-	uint64_t dsize = 0;
-	char err[512];
-	int ret = 0;
-
-	pthread_mutex_lock(&use);
-	t = tracked_disk(ino, &dsize);
-	if (t && size < dsize) {
-		ret = trk_write_begin(t, dsize, err, sizeof(err));
-		/* before the change: stamped with the next sequence */
-		if (!ret) {
-			ret = cbt_premark(t->d, size, dsize - size);
-			trk_write_end(t);
-		} else {
-			fprintf(stderr, "vmfsd: %s\n", err);
-		}
-	}
-	pthread_mutex_unlock(&use);
-	return ret ? -EIO : 0;
-}
-
-int vmfsd_cbt_fsync(fs_file *f, int ret)
-{
-	struct trk *t;
-
-	if (ret)
-		return ret;
-	t = handle_trk(f);
-	if (!t)
-		return 0;
-	ret = cbt_flush(t->d);
-	if (ret)
-		fprintf(stderr, "vmfsd: change tracking of %s.vmdk: %s\n",
-			t->base, cbt_strerror(ret));
-	return ret ? -EIO : 0;
-}
-
-void vmfsd_cbt_release(fs_file *f)
-{
-	struct hnd *h = NULL, **pp;
-
-	pthread_mutex_lock(&use);
-	pthread_mutex_lock(&reg);
-	for (pp = &hnds[hslot(f)]; *pp; pp = &(*pp)->next)
-		if ((*pp)->f == f) {
-			h = *pp;
-			*pp = h->next;
-			break;
-		}
-	if (h && h->t)
-		__atomic_sub_fetch(&tracked, 1, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&reg);
-	if (h && h->t)
-		trk_write_end(h->t);
-	pthread_mutex_unlock(&use);
-	free(h);
-}
-
-void vmfsd_cbt_stop(void)
-{
-	pthread_mutex_lock(&use);
-	pthread_mutex_lock(&reg);
-	for (unsigned i = 0; i < NHND; i++)
-		while (hnds[i]) {
-			struct hnd *h = hnds[i];
-
-			hnds[i] = h->next;
-			free(h);
-		}
-	__atomic_store_n(&tracked, 0, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&reg);
-	/* no FUSE request runs any more: every mark is in memory */
-	while (trks) {
-		struct trk *t = trks;
-
-		trks = t->next;
-		if (t->users) {
-			t->users = 1;
-			trk_unuse(t);
-		}
-		if (t->d)
-			cbt_close(t->d);
-		free(t);
-	}
-	pthread_mutex_unlock(&use);
-}
-
-/* ---- control commands ---------------------------------------------------------- */
 
 /* "dir/BASE.vmdk" -> the folder's inode and BASE */
 static int disk_arg(struct ctl_req *r, struct json_object *req,
@@ -527,7 +51,7 @@ static int disk_arg(struct ctl_req *r, struct json_object *req,
 	}
 	snprintf(base, blen, "%.*s", (int)(n - 5), name);
 	snprintf(dpath, sizeof(dpath), "%.*s", slash ? (int)(slash - p) : 0, p);
-	ret = fs_resolve(vol, dpath, &st);
+	ret = fs_resolve(vd_cbt_vol, dpath, &st);
 	if (!ret && st.type != FS_TYPE_DIR)
 		ret = -ENOTDIR;
 	if (ret) {
@@ -575,7 +99,7 @@ static int enable(struct ctl_req *r, const char *path, uint64_t dir,
 	fs_file *data = NULL, *f = NULL;
 	struct cbt_io io;
 	cbt_disk *cd;
-	int ret = d ? read_desc(dir, base, d, err, sizeof(err)) : -ENOMEM;
+	int ret = d ? vd_cbt_read_desc(dir, base, d, err, sizeof(err)) : -ENOMEM;
 
 	if (ret)
 		goto out;
@@ -588,7 +112,7 @@ static int enable(struct ctl_req *r, const char *path, uint64_t dir,
 	}
 	/* the data file held open: no other host starts writing meanwhile
 	 * (and one that writes it now makes this fail) */
-	ret = fs_lookup(vol, dir, d->ext[0].file, &st);
+	ret = fs_lookup(vd_cbt_vol, dir, d->ext[0].file, &st);
 	if (!ret && vmfsd_disk_attached(st.ino)) {
 		/* vmrun decided at attach time not to report its writes */
 		ret = -EBUSY;
@@ -597,7 +121,7 @@ static int enable(struct ctl_req *r, const char *path, uint64_t dir,
 		goto out;
 	}
 	if (!ret)
-		ret = fs_open(vol, st.ino, FS_O_RDWR, &data);
+		ret = fs_open(vd_cbt_vol, st.ino, FS_O_RDWR, &data);
 	if (ret) {
 		snprintf(err, sizeof(err), "%s: %s%s", d->ext[0].file,
 			 fs_strerror(ret), ret == -EBUSY ? " (another host "
@@ -605,11 +129,11 @@ static int enable(struct ctl_req *r, const char *path, uint64_t dir,
 		goto out;
 	}
 	snprintf(ctk, sizeof(ctk), "%s-ctk.vmdk", base);
-	ret = fs_create(vol, dir, ctk, &a, &st);
+	ret = fs_create(vd_cbt_vol, dir, ctk, &a, &st);
 	if (ret == -EEXIST)     /* left by a crash or an old tracking */
-		ret = fs_lookup(vol, dir, ctk, &st);
+		ret = fs_lookup(vd_cbt_vol, dir, ctk, &st);
 	if (!ret)
-		ret = fs_open(vol, st.ino, FS_O_RDWR, &f);
+		ret = fs_open(vd_cbt_vol, st.ino, FS_O_RDWR, &f);
 	if (ret) {
 		snprintf(err, sizeof(err), "%s: %s", ctk, fs_strerror(ret));
 		goto out;
@@ -625,7 +149,7 @@ static int enable(struct ctl_req *r, const char *path, uint64_t dir,
 	f = NULL;
 	/* the descriptor last: tracking is on once it names the file */
 	if (!ret)
-		ret = thin_set_change_track(vol, path, ctk, err, sizeof(err));
+		ret = thin_set_change_track(vd_cbt_vol, path, ctk, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "%s: %s", ctk, cbt_strerror(ret));
 out:
@@ -635,26 +159,6 @@ out:
 		fs_close(data);
 	free(d);
 	return ret ? fail(r, ret, err) : 0;
-}
-
-/* Handles of this host already writing the data file: tracked from now. */
-static void attach_open_handles(struct trk *t)
-{
-	unsigned n = 0;
-
-	pthread_mutex_lock(&reg);
-	for (unsigned i = 0; i < NHND; i++)
-		for (struct hnd *h = hnds[i]; h; h = h->next)
-			if (h->ino == t->data_ino && !h->t) {
-				h->t = t;
-				n++;
-			}
-	__atomic_add_fetch(&tracked, n, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&reg);
-	t->users += n;
-	t->writers += n;
-	if (n)
-		cbt_begin_writes(t->d);
 }
 
 static int cmd_enable(void *arg, struct ctl_req *r, struct json_object *req,
@@ -674,30 +178,30 @@ static int cmd_enable(void *arg, struct ctl_req *r, struct json_object *req,
 		return ret;
 	if (json_object_object_get_ex(req, "block_size", &o))
 		bs = (uint32_t)json_object_get_uint64(o);
-	pthread_mutex_lock(&use);
-	ret = trk_find(dir, base, &t, &size, err, sizeof(err));
+	pthread_mutex_lock(&vd_cbt_lock);
+	ret = vd_cbt_find(dir, base, &t, &size, err, sizeof(err));
 	if (ret == -ENODATA) {
 		was = false;
 		ret = enable(r, path, dir, base, bs);
 		if (ret)
 			goto unlock;
-		ret = trk_find(dir, base, &t, &size, err, sizeof(err));
+		ret = vd_cbt_find(dir, base, &t, &size, err, sizeof(err));
 	}
 	if (!ret)
-		ret = trk_use(t, size, err, sizeof(err));
+		ret = vd_cbt_use(t, size, err, sizeof(err));
 	if (ret) {
 		ret = fail(r, ret, err);
 		goto unlock;
 	}
 	if (!was) {
-		attach_open_handles(t);
+		vd_cbt_attach_handles(t);
 		fprintf(stderr, "vmfsd: change tracking of %s enabled\n", path);
 	}
 	json_object_object_add(resp, "already", json_object_new_boolean(was));
 	add_info(resp, t);
-	trk_unuse(t);
+	vd_cbt_unuse(t);
 unlock:
-	pthread_mutex_unlock(&use);
+	pthread_mutex_unlock(&vd_cbt_lock);
 	return ret;
 }
 
@@ -707,14 +211,14 @@ static int cmd_disable(void *arg, struct ctl_req *r, struct json_object *req,
 	const char *path;
 	char base[256], err[600] = "";
 	uint64_t dir, size;
-	struct trk *t = NULL, **pp;
+	struct trk *t = NULL;
 	int ret = disk_arg(r, req, &path, &dir, base, sizeof(base));
 
 	(void)arg;
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&use);
-	ret = trk_find(dir, base, &t, &size, err, sizeof(err));
+	pthread_mutex_lock(&vd_cbt_lock);
+	ret = vd_cbt_find(dir, base, &t, &size, err, sizeof(err));
 	if (ret == -ENODATA) {
 		json_object_object_add(resp, "already", json_object_new_boolean(1));
 		ret = 0;
@@ -738,49 +242,38 @@ static int cmd_disable(void *arg, struct ctl_req *r, struct json_object *req,
 		ret = fail(r, -EBUSY, err);
 		goto unlock;
 	}
-	ret = thin_set_change_track(vol, path, NULL, err, sizeof(err));
+	ret = thin_set_change_track(vd_cbt_vol, path, NULL, err, sizeof(err));
 	if (ret) {
 		ret = fail(r, ret, err);
 		goto unlock;
 	}
 	if (t) {
-		fs_unlink(vol, t->dir, t->ctk_name);
-		pthread_mutex_lock(&reg);
-		for (pp = &trks; *pp; pp = &(*pp)->next)
-			if (*pp == t) {
-				*pp = t->next;
-				break;
-			}
-		pthread_mutex_unlock(&reg);
-		if (t->d) {
-			cbt_set_io(t->d, NULL);
-			cbt_close(t->d);
-		}
-		free(t);
+		fs_unlink(vd_cbt_vol, t->dir, t->ctk_name);
+		vd_cbt_forget(t);
 	} else {
 		/* the descriptor named a file that was not there */
 		char ctk[300];
 
 		snprintf(ctk, sizeof(ctk), "%s-ctk.vmdk", base);
-		fs_unlink(vol, dir, ctk);
+		fs_unlink(vd_cbt_vol, dir, ctk);
 	}
 	fprintf(stderr, "vmfsd: change tracking of %s disabled\n", path);
 	json_object_object_add(resp, "already", json_object_new_boolean(0));
 unlock:
-	pthread_mutex_unlock(&use);
+	pthread_mutex_unlock(&vd_cbt_lock);
 	return ret;
 }
 
-/* Find and use the disk's tracking for a command (under `use`). */
+/* Find and use the disk's tracking for a command (under vd_cbt_lock). */
 static int cmd_trk(struct ctl_req *r, uint64_t dir, const char *base,
 		   struct trk **t)
 {
 	char err[600] = "";
 	uint64_t size;
-	int ret = trk_find(dir, base, t, &size, err, sizeof(err));
+	int ret = vd_cbt_find(dir, base, t, &size, err, sizeof(err));
 
 	if (!ret)
-		ret = trk_use(*t, size, err, sizeof(err));
+		ret = vd_cbt_use(*t, size, err, sizeof(err));
 	return ret ? fail(r, ret, err) : 0;
 }
 
@@ -797,7 +290,7 @@ static int cmd_checkpoint(void *arg, struct ctl_req *r, struct json_object *req,
 	(void)arg;
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&use);
+	pthread_mutex_lock(&vd_cbt_lock);
 	ret = cmd_trk(r, dir, base, &t);
 	if (ret)
 		goto unlock;
@@ -810,9 +303,9 @@ static int cmd_checkpoint(void *arg, struct ctl_req *r, struct json_object *req,
 		json_object_object_add(resp, "change_id", json_object_new_string(id));
 		add_info(resp, t);
 	}
-	trk_unuse(t);
+	vd_cbt_unuse(t);
 unlock:
-	pthread_mutex_unlock(&use);
+	pthread_mutex_unlock(&vd_cbt_lock);
 	return ret;
 }
 
@@ -869,7 +362,7 @@ static int query_all(struct ctl_req *r, uint64_t dir, const char *base,
 	struct fs_stat st;
 	uint64_t size, end, pos;
 	fs_file *f = NULL;
-	int ret = d && e ? read_desc(dir, base, d, err, sizeof(err)) : -ENOMEM;
+	int ret = d && e ? vd_cbt_read_desc(dir, base, d, err, sizeof(err)) : -ENOMEM;
 
 	if (!ret && (d->nextents != 1 || !d->ext[0].file[0])) {
 		ret = -EOPNOTSUPP;
@@ -877,9 +370,9 @@ static int query_all(struct ctl_req *r, uint64_t dir, const char *base,
 			 base);
 	}
 	if (!ret) {
-		ret = fs_lookup(vol, dir, d->ext[0].file, &st);
+		ret = fs_lookup(vd_cbt_vol, dir, d->ext[0].file, &st);
 		if (!ret)
-			ret = fs_open(vol, st.ino, FS_O_RDONLY, &f);
+			ret = fs_open(vd_cbt_vol, st.ino, FS_O_RDONLY, &f);
 		if (ret)
 			snprintf(err, sizeof(err), "%s: %s", d->ext[0].file,
 				 fs_strerror(ret));
@@ -995,7 +488,7 @@ static int cmd_query(void *arg, struct ctl_req *r, struct json_object *req,
 		return -EINVAL;
 	}
 	q.a = json_object_new_array();
-	pthread_mutex_lock(&use);
+	pthread_mutex_lock(&vd_cbt_lock);
 	if (!strcmp(since, "*")) {
 		ret = query_all(r, dir, base, off, len, &q, resp);
 		goto unlock;
@@ -1022,9 +515,9 @@ static int cmd_query(void *arg, struct ctl_req *r, struct json_object *req,
 		ret = reset_error(r, t, path, since, ret);
 	else
 		add_info(resp, t);
-	trk_unuse(t);
+	vd_cbt_unuse(t);
 unlock:
-	pthread_mutex_unlock(&use);
+	pthread_mutex_unlock(&vd_cbt_lock);
 	json_object_object_add(resp, "since", json_object_new_string(since));
 	add_u64(resp, "changed", q.bytes);
 	json_object_object_add(resp, "extents", q.a);
@@ -1057,12 +550,12 @@ static int cmd_mark(void *arg, struct ctl_req *r, struct json_object *req,
 		flush = json_object_get_boolean(o);
 	if (json_object_object_get_ex(req, "close", &o))
 		close_it = json_object_get_boolean(o);
-	pthread_mutex_lock(&use);
-	ret = trk_find(dir, base, &t, &size, err, sizeof(err));
+	pthread_mutex_lock(&vd_cbt_lock);
+	ret = vd_cbt_find(dir, base, &t, &size, err, sizeof(err));
 	if (!ret && !t->session) {
 		/* a writer session of its own, until "close" (or vmfsd
 		 * stops): marks before writes keep the file dirty */
-		ret = trk_write_begin(t, size, err, sizeof(err));
+		ret = vd_cbt_write_begin(t, size, err, sizeof(err));
 		if (!ret)
 			t->session = true;
 	}
@@ -1102,11 +595,11 @@ static int cmd_mark(void *arg, struct ctl_req *r, struct json_object *req,
 		/* the writer is gone: every write it premarked is done */
 		cbt_settle(t->d);
 		t->session = false;
-		trk_write_end(t);
+		vd_cbt_write_end(t);
 	}
 	add_u64(resp, "marked", n);
 unlock:
-	pthread_mutex_unlock(&use);
+	pthread_mutex_unlock(&vd_cbt_lock);
 	return ret;
 }
 
