@@ -96,13 +96,13 @@ static uint64_t map_get(struct mapped *m, uint64_t u)
 
 /* ---- iovecs ------------------------------------------------------------- */
 
-/* The iovecs covering [off, off+len) of iov into out (at most cnt). */
+/* The iovecs covering [off, off+len) of iov into out[max]; how many. */
 static int iov_slice(const struct iovec *iov, int cnt, uint64_t off,
-		     uint64_t len, struct iovec *out)
+		     uint64_t len, struct iovec *out, int max)
 {
 	int n = 0;
 
-	for (int i = 0; i < cnt && len; i++) {
+	for (int i = 0; i < cnt && len && n < max; i++) {
 		uint64_t l = iov[i].iov_len;
 
 		if (off >= l) {
@@ -123,20 +123,15 @@ static int iov_slice(const struct iovec *iov, int cnt, uint64_t off,
 static void iov_zero(const struct iovec *iov, int cnt, uint64_t off,
 		     uint64_t len)
 {
-	for (int i = 0; i < cnt && len; i++) {
-		uint64_t l = iov[i].iov_len;
+	struct iovec part[16];
+	int n;
 
-		if (off >= l) {
-			off -= l;
-			continue;
+	while (len && (n = iov_slice(iov, cnt, off, len, part, 16)) > 0)
+		for (int i = 0; i < n; i++) {
+			memset(part[i].iov_base, 0, part[i].iov_len);
+			off += part[i].iov_len;
+			len -= part[i].iov_len;
 		}
-		l -= off;
-		if (l > len)
-			l = len;
-		memset((char *)iov[i].iov_base + off, 0, l);
-		len -= l;
-		off = 0;
-	}
 }
 
 /* ---- fencing -------------------------------------------------------------- */
@@ -208,6 +203,26 @@ static bool all_data(struct mapped *m, uint64_t off, uint64_t len)
 	return true;
 }
 
+/* The end of the run starting at pos (before end): units in the same
+ * state and, for data, consecutive on the same LUN.  *w = its first word. */
+static uint64_t run_end(struct mapped *m, uint64_t pos, uint64_t end,
+			uint64_t *w)
+{
+	uint64_t u = pos / m->unit, next = (u + 1) * m->unit;
+
+	*w = map_get(m, u);
+	for (; next < end; next += m->unit) {
+		uint64_t w2 = map_get(m, next / m->unit);
+
+		if (U_STATE(w2) != U_STATE(*w) ||
+		    (U_STATE(*w) == U_DATA &&
+		     (U_EXT(w2) != U_EXT(*w) ||
+		      U_OFF(w2) != U_OFF(*w) + (next / m->unit - u) * m->unit)))
+			break;
+	}
+	return next < end ? next : end;
+}
+
 /*
  * Issue a read or write whose units are known: runs of units contiguous
  * on one LUN become one I/O each, holes and TBZ of a read are zeroed in
@@ -223,19 +238,7 @@ static int issue(struct mapped *m, struct hv_disk_req *r)
 	/* count the runs: a new one where the state, the LUN or the LUN
 	 * offset breaks */
 	for (pos = off; pos < end;) {
-		uint64_t u = pos / m->unit, w = map_get(m, u);
-		uint64_t next = (u + 1) * m->unit < end ? (u + 1) * m->unit : end;
-
-		while (next < end) {
-			uint64_t w2 = map_get(m, next / m->unit);
-
-			if (U_STATE(w2) != U_STATE(w) ||
-			    (U_STATE(w) == U_DATA &&
-			     (U_EXT(w2) != U_EXT(w) ||
-			      U_OFF(w2) != U_OFF(w) + (next / m->unit - u) * m->unit)))
-				break;
-			next = next + m->unit < end ? next + m->unit : end;
-		}
+		uint64_t w, next = run_end(m, pos, end, &w);
 		runs++;
 		if (U_STATE(w) == U_DATA)
 			io_runs++;
@@ -264,20 +267,9 @@ static int issue(struct mapped *m, struct hv_disk_req *r)
 	s->r = r;
 	s->left = 1;
 	for (pos = off; pos < end;) {
-		uint64_t u = pos / m->unit, w = map_get(m, u);
-		uint64_t next = (u + 1) * m->unit < end ? (u + 1) * m->unit : end;
+		uint64_t w, next = run_end(m, pos, end, &w);
 		struct mp_io *io;
 
-		while (next < end) {
-			uint64_t w2 = map_get(m, next / m->unit);
-
-			if (U_STATE(w2) != U_STATE(w) ||
-			    (U_STATE(w) == U_DATA &&
-			     (U_EXT(w2) != U_EXT(w) ||
-			      U_OFF(w2) != U_OFF(w) + (next / m->unit - u) * m->unit)))
-				break;
-			next = next + m->unit < end ? next + m->unit : end;
-		}
 		if (U_STATE(w) != U_DATA) {
 			/* a read of a hole or a to-be-zeroed block */
 			iov_zero(r->iov, r->iovcnt, pos - off, next - pos);
@@ -293,7 +285,8 @@ static int issue(struct mapped *m, struct hv_disk_req *r)
 		memset(io, 0, sizeof(*io));
 		{
 			int cnt = iov_slice(r->iov, r->iovcnt, pos - off,
-					    next - pos, s->piece[s->n].iov);
+					    next - pos, s->piece[s->n].iov,
+					    r->iovcnt);
 			uint64_t lo = U_OFF(w) + pos % m->unit;
 
 			if (r->op == HV_DISK_READ)
