@@ -13,29 +13,8 @@
 #     (tgt refuses to delete a LUN with commands queued, so that phase
 #     streams at queue depth 2 and the delete is retried until it lands
 #     between two commands.)
-set -u
-. tests/lib/tgt.sh
-tgt_require
-B=${VMFS_BUILD:-build/default}
-H=$B/tests/helpers/mp_mpath_stream
-[ -x "$H" ] || { echo "FAIL: $H not built (run make)"; exit 1; }
-
-dir=$(mktemp -d "${TMPDIR:-/tmp}/iscsi_mpath_apd.XXXXXX") || exit 1
-hpid=
-cleanup() {
-	[ -n "$hpid" ] && kill -KILL "$hpid" 2>/dev/null
-	tgt_stop
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/out" ] && cat "$dir/out"; exit 1; }
-field() { sed -n "s/^result.* $1=\([^ ]*\).*/\1/p" "$dir/out"; }
-
-tgt_start "$dir" || fail "tgtd did not start"
-tgt_add_lun "$dir" apd 64M >/dev/null || fail "tgt_add_lun"
-tgt_paths_setup; r=$?
-[ $r -eq 77 ] && exit 77
-[ $r -eq 0 ] || fail "could not set up the namespace and portals"
+. tests/lib/mpath.sh
+mpath_setup apd
 spec="multi:$(tgt_url "$TGT_ADDR1" apd)|$(tgt_url "$TGT_ADDR2" apd)"
 run() { ip netns exec "$TGT_NS" "$H" "$spec" "$@"; }
 

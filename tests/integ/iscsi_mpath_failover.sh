@@ -10,31 +10,9 @@
 # path to another LUN refused by identity), then loses the first path.
 # First, vmfs-mpath group sorts the four URLs (two LUNs x two portals)
 # into two devices by identity.
-set -u
-. tests/lib/tgt.sh
-tgt_require
-B=${VMFS_BUILD:-build/default}
-H=$B/tests/helpers/mp_mpath_stream
-[ -x "$H" ] || { echo "FAIL: $H not built (run make)"; exit 1; }
+. tests/lib/mpath.sh
 [ -x bin/vmfs-mpath ] || { echo "FAIL: bin/vmfs-mpath not built (run make)"; exit 1; }
-
-dir=$(mktemp -d "${TMPDIR:-/tmp}/iscsi_mpath.XXXXXX") || exit 1
-hpid=
-cleanup() {
-	[ -n "$hpid" ] && kill -KILL "$hpid" 2>/dev/null
-	tgt_stop
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/out" ] && cat "$dir/out"; exit 1; }
-field() { sed -n "s/^result.* $1=\([^ ]*\).*/\1/p" "$dir/out"; }
-
-tgt_start "$dir" || fail "tgtd did not start"
-tgt_add_lun "$dir" mp 64M >/dev/null || fail "tgt_add_lun"
-tgt_add_lun "$dir" other 64M >/dev/null || fail "tgt_add_lun other"
-tgt_paths_setup; r=$?
-[ $r -eq 77 ] && exit 77
-[ $r -eq 0 ] || fail "could not set up the namespace and portals"
+mpath_setup mp other
 u1=$(tgt_url "$TGT_ADDR1" mp)
 u2=$(tgt_url "$TGT_ADDR2" mp)
 spec="multi:$u1|$u2"

@@ -14,24 +14,9 @@
 #     (fixed fails back to it).
 # Zero I/O errors and every read verified throughout; detection and
 # return times are printed.
-set -u
-. tests/lib/tgt.sh
-tgt_require
+. tests/lib/mpath.sh
 command -v nft >/dev/null 2>&1 || { echo "SKIP: no nft (package nftables)"; exit 77; }
-B=${VMFS_BUILD:-build/default}
-H=$B/tests/helpers/mp_mpath_stream
-[ -x "$H" ] || { echo "FAIL: $H not built (run make)"; exit 1; }
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/iscsi_mpath_nop.XXXXXX") || exit 1
-hpid=
-cleanup() {
-	[ -n "$hpid" ] && kill -KILL "$hpid" 2>/dev/null
-	tgt_stop
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/out" ] && cat "$dir/out"; exit 1; }
-field() { sed -n "s/^result.* $1=\([^ ]*\).*/\1/p" "$dir/out"; }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 # Wait up to $2 ms for a line matching $1 in the stream's output.
 wait_line() {
@@ -44,12 +29,7 @@ wait_line() {
 	done
 	return 1
 }
-
-tgt_start "$dir" || fail "tgtd did not start"
-tgt_add_lun "$dir" nop 64M >/dev/null || fail "tgt_add_lun"
-tgt_paths_setup; r=$?
-[ $r -eq 77 ] && exit 77
-[ $r -eq 0 ] || fail "could not set up the namespace and portals"
+mpath_setup nop
 spec="multi:$(tgt_url "$TGT_ADDR1" nop)|$(tgt_url "$TGT_ADDR2" nop)"
 
 ip netns exec "$TGT_NS" "$H" "$spec" 38 check=60000 >"$dir/out" 2>&1 &

@@ -14,32 +14,12 @@
 #     holder path dead, moves the reservation to path 1 with a PREEMPT of
 #     our own key, and releases it there; afterwards no key is left and the
 #     rival writes.
-set -u
-. tests/lib/tgt.sh
-tgt_require
-B=${VMFS_BUILD:-build/default}
-H=$B/tests/helpers/mp_mpath_stream
+. tests/lib/mpath.sh
 L=bin/vmfs-lun
-[ -x "$H" ] || { echo "FAIL: $H not built (run make)"; exit 1; }
 [ -x "$L" ] || { echo "FAIL: $L not built (run make)"; exit 1; }
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/iscsi_mpath_pr.XXXXXX") || exit 1
-hpid=
-cleanup() {
-	[ -n "$hpid" ] && kill -KILL "$hpid" 2>/dev/null
-	tgt_stop
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$dir/out" ] && cat "$dir/out"; exit 1; }
-field() { sed -n "s/^result.* $1=\([^ ]*\).*/\1/p" "$dir/out"; }
 prf() { sed -n "s/^pr $1: .* $2=\([^ ]*\).*/\1/p; s/^pr $1: $2=\([^ ]*\).*/\1/p" "$dir/out"; }
-
-tgt_start "$dir" || fail "tgtd did not start"
-tgt_add_lun "$dir" pr 64M >/dev/null || fail "tgt_add_lun"
-tgt_paths_setup; r=$?
-[ $r -eq 77 ] && exit 77
-[ $r -eq 0 ] || fail "could not set up the namespace and portals"
+mpath_setup pr
 spec="multi:$(tgt_url "$TGT_ADDR1" pr)|$(tgt_url "$TGT_ADDR2" pr)"
 rival() { ip netns exec "$TGT_NS" "$L" write "$(tgt_url "$TGT_ADDR2" pr)" 33554432 4096 7; }
 
