@@ -569,12 +569,29 @@ static void wrote(struct fs_inode *ino, uint64_t end)
 }
 
 /* Is a write at unit b part of a sequential stream?  Writes of a stream
- * arrive a little out of order from several threads (FUSE workers). */
+ * arrive out of order from several threads (FUSE workers, a guest's
+ * queue): near the furthest unit written so far. */
 static bool sequential(struct fs_inode *ino, uint64_t b)
 {
 	uint64_t next = __atomic_load_n(&ino->seq_next, __ATOMIC_RELAXED);
 
-	return next && b + 8 >= next && b <= next + 8;
+	return next && b + 32 >= next && b <= next + 32;
+}
+
+/* A write ended before unit `next`: remember the furthest. */
+static void wrote_upto(struct fs_inode *ino, uint64_t next)
+{
+	uint64_t cur = __atomic_load_n(&ino->seq_next, __ATOMIC_RELAXED);
+
+	/* a jump back (a new stream, a random writer) restarts it */
+	if (next + 32 < cur) {
+		__atomic_store_n(&ino->seq_next, next, __ATOMIC_RELAXED);
+		return;
+	}
+	while (next > cur &&
+	       !__atomic_compare_exchange_n(&ino->seq_next, &cur, next, true,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 }
 
 /*
@@ -839,8 +856,7 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 		wrote(ino, off + done);
 	}
 	if (done)
-		__atomic_store_n(&ino->seq_next, (off + done - 1) / unit + 1,
-				 __ATOMIC_RELAXED);
+		wrote_upto(ino, (off + done - 1) / unit + 1);
 	return done ? (ssize_t)done : ret;
 }
 
@@ -902,8 +918,7 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 		if (done)
 			wrote(ino, off + done);
 		if (!slow && !ret)
-			__atomic_store_n(&ino->seq_next, (off + len - 1) / unit + 1,
-					 __ATOMIC_RELAXED);
+			wrote_upto(ino, (off + len - 1) / unit + 1);
 	}
 	pthread_rwlock_unlock(&ino->rw);
 	if (ret < 0)
