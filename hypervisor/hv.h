@@ -34,6 +34,8 @@ extern "C" {
 struct hv_vmx_disk {
 	unsigned unit;		/* N of scsi0:N */
 	char *file;		/* fileName as resolved (absolute or a spec) */
+	bool ctk;		/* ctkEnabled and scsi0:N.ctkEnabled both TRUE:
+				 * changed-block tracking turned on at start */
 };
 
 struct hv_vmx {

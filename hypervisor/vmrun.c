@@ -103,6 +103,40 @@ static int lock_vmx(const char *path)
 	return -2;
 }
 
+/* ctkEnabled and scsi0:N.ctkEnabled: turn the disk's change tracking on
+ * (vmfsd's cbt_enable) before it is attached: from then on its descriptor
+ * names the tracking file and the mapped disk reports every write. */
+static int ctk_enable(unsigned unit, const char *disk)
+{
+	struct json_object *req, *resp, *o;
+	char msg[512];
+	ctl_conn *c;
+	int ret = ctl_connect(disk, &c);
+
+	if (ret) {
+		fprintf(stderr, "vmrun: scsi0:%u: ctkEnabled: %s is not on a "
+			"datastore served by vmfsd (%s)\n", unit, disk,
+			strerror(-ret));
+		return ret;
+	}
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("cbt_enable"));
+	json_object_object_add(req, "path", json_object_new_string(ctl_conn_rel(c)));
+	ret = ctl_call(c, req, NULL, NULL, &resp, msg, sizeof(msg));
+	if (ret) {
+		fprintf(stderr, "vmrun: scsi0:%u: turning change tracking on: "
+			"%s\n", unit, msg);
+	} else {
+		if (!json_object_object_get_ex(resp, "already", &o) ||
+		    !json_object_get_boolean(o))
+			fprintf(stderr, "vmrun: scsi0:%u: change tracking turned "
+				"on for %s\n", unit, disk);
+		json_object_put(resp);
+	}
+	ctl_close(c);
+	return ret;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: vmrun start VMX\n");
@@ -133,6 +167,9 @@ static int cmd_start(const char *path)
 		struct hv_disk_opts o = { .fence = on_fence };
 
 		err[0] = 0;
+		if (vmx.disks[n].ctk && ctk_enable(vmx.disks[n].unit,
+						   vmx.disks[n].file))
+			goto out;
 		ret = hv_disk_open_opts(vmx.disks[n].file, &o, &disks[n], err,
 					sizeof(err));
 		if (ret == -EBUSY && !err[0]) {

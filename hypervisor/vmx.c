@@ -31,9 +31,11 @@ static const char *const ignored_keys[] = {
 #define SEEN_CMDLINE	0x20
 #define SEEN_SERIAL	0x40
 #define SEEN_VDEV	0x80
+#define SEEN_CTK	0x100
 
 struct disk_slot {
 	int present;		/* -1 unset, 0 FALSE, 1 TRUE */
+	int ctk;		/* ctkEnabled: -1 unset, 0, 1 */
 	char *file;
 };
 
@@ -161,11 +163,11 @@ int hv_vmx_parse(const char *text, size_t len, const char *dir,
 	struct disk_slot slot[HV_MAX_DISKS];
 	char *copy, *line, *next;
 	unsigned seen = 0, ln = 0;
-	int ret = 0;
+	int ret = 0, ctk = -1;
 
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < HV_MAX_DISKS; i++)
-		slot[i] = (struct disk_slot){ -1, NULL };
+		slot[i] = (struct disk_slot){ -1, -1, NULL };
 	out->mem_mib = 256;
 	out->vcpus = 1;
 	if (memchr(text, 0, len))
@@ -262,6 +264,15 @@ int hv_vmx_parse(const char *text, size_t len, const char *dir,
 				break;
 			}
 			seen |= SEEN_VDEV;
+		} else if (!strcasecmp(key, "ctkEnabled")) {
+			if (seen & SEEN_CTK) {
+				r = -EEXIST;
+			} else if ((ctk = parse_bool(val)) < 0) {
+				ret = fail(err, errlen, ln, "'%s' must be TRUE or "
+					   "FALSE", key);
+				break;
+			}
+			seen |= SEEN_CTK;
 		} else if (!strncasecmp(key, "scsi0:", 6)) {
 			char *dot;
 			unsigned long u;
@@ -289,6 +300,14 @@ int hv_vmx_parse(const char *text, size_t len, const char *dir,
 					ret = fail(err, errlen, ln, "empty %s", key);
 				else if (!(slot[u].file = resolve(dir, val)))
 					r = -ENOMEM;
+			} else if (!strcasecmp(dot, ".ctkEnabled")) {
+				if (slot[u].ctk >= 0) {
+					r = -EEXIST;
+				} else if ((slot[u].ctk = parse_bool(val)) < 0) {
+					ret = fail(err, errlen, ln, "'%s' must be "
+						   "TRUE or FALSE", key);
+					break;
+				}
 			} else if (!strcasecmp(dot, ".deviceType")) {
 				if (strcasecmp(val, "scsi-hardDisk") &&
 				    strcasecmp(val, "disk"))
@@ -336,6 +355,8 @@ int hv_vmx_parse(const char *text, size_t len, const char *dir,
 			continue;
 		out->disks[out->ndisks].unit = i;
 		out->disks[out->ndisks].file = slot[i].file;
+		/* as ESX: the VM's switch and the disk's */
+		out->disks[out->ndisks].ctk = ctk == 1 && slot[i].ctk == 1;
 		slot[i].file = NULL;
 		out->ndisks++;
 	}

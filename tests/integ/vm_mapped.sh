@@ -53,9 +53,11 @@ vmx() { # file cmdline disk...
 		echo 'memSize = "64"'
 		echo 'boot.kernel = "'"$T"'/vmtest.elf"'
 		echo 'boot.cmdline = "'"$cmd"'"'
+		[ -z "${CTK:-}" ] || echo 'ctkEnabled = "TRUE"'
 		for d in "$@"; do
 			echo "scsi0:$n.present = \"TRUE\""
 			echo "scsi0:$n.fileName = \"$d\""
+			[ -z "${CTK:-}" ] || echo "scsi0:$n.ctkEnabled = \"TRUE\""
 			n=$((n + 1))
 		done
 	} >"$f"
@@ -86,6 +88,20 @@ with open(sys.argv[1], "rb") as f:
         assert s == want + b"." * (512 - len(want)), (n, s[:40])
 PY
 echo "thin: 32 MiB filled, $((w1 - w0)) bytes through FUSE, $k KiB allocated, B reads it"
+
+# the VMX's ctkEnabled turns tracking on (cbt_enable) before the disk is
+# attached; the mapped disk then reports its writes (cbt_mark)
+CTK=1 vmx "$T/a/vm/vm.vmx" "vmtest=fill vmtest.mib=8" t.vmdk
+timeout 120 bin/vmrun start "$T/a/vm/vm.vmx" >"$T/ctk.out" 2>&1 || fail "ctk fill: $(cat "$T/ctk.out")"
+grep -q "change tracking turned on" "$T/ctk.out" || fail "ctk: $(cat "$T/ctk.out")"
+grep -q '^changeTrackPath="t-ctk.vmdk"' "$T/a/vm/t.vmdk" || fail "no tracking file named"
+id=$(bin/vmfs-cbt checkpoint "$T/a/vm/t.vmdk") || fail "checkpoint"
+CTK=1 vmx "$T/a/vm/vm.vmx" "vmtest=fill vmtest.mib=1" t.vmdk
+timeout 120 bin/vmrun start "$T/a/vm/vm.vmx" >"$T/ctk2.out" 2>&1 || fail "ctk fill 2: $(cat "$T/ctk2.out")"
+grep -q "change tracking turned on" "$T/ctk2.out" && fail "turned on twice"
+q=$(bin/vmfs-cbt query "$T/a/vm/t.vmdk" --since "$id") || fail "query"
+[ "$q" = "0 $((1 << 20))" ] || fail "the guest wrote [0, 1 MiB); tracking says: $q"
+echo "ctkEnabled: tracking turned on at start; the next run's writes reported ($q)"
 
 # 2. zeroedthick: 1 MiB of a 4 MiB block written, the rest reads zeros
 bin/vmkfstools -t0 "$T/a/vm/z-flat.vmdk" | grep -q TBZ || fail "z is not TBZ"

@@ -146,6 +146,43 @@ static void test_long_and_binary(void **state)
 	assert_non_null(strstr(err, "NUL"));
 }
 
+/* Changed-block tracking as ESX turns it on: the VM's ctkEnabled and the
+ * disk's scsi0:N.ctkEnabled both TRUE. */
+static void test_ctk(void **state)
+{
+	struct hv_vmx v;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(parse("boot.kernel = \"k\"\nctkEnabled = \"TRUE\"\n"
+			       "scsi0:0.present = \"TRUE\"\n"
+			       "scsi0:0.fileName = \"a.vmdk\"\n"
+			       "scsi0:0.ctkEnabled = \"TRUE\"\n"
+			       "scsi0:1.present = \"TRUE\"\n"
+			       "scsi0:1.fileName = \"b.vmdk\"\n"
+			       "scsi0:2.present = \"TRUE\"\n"
+			       "scsi0:2.fileName = \"c.vmdk\"\n"
+			       "scsi0:2.ctkEnabled = \"FALSE\"\n", &v, err), 0);
+	assert_int_equal(v.ndisks, 3);
+	assert_true(v.disks[0].ctk);
+	assert_false(v.disks[1].ctk);
+	assert_false(v.disks[2].ctk);
+	hv_vmx_free(&v);
+	/* the disk's switch alone does nothing */
+	assert_int_equal(parse("boot.kernel = \"k\"\n"
+			       "scsi0:0.present = \"TRUE\"\n"
+			       "scsi0:0.fileName = \"a.vmdk\"\n"
+			       "scsi0:0.ctkEnabled = \"TRUE\"\n", &v, err), 0);
+	assert_false(v.disks[0].ctk);
+	hv_vmx_free(&v);
+	assert_int_equal(parse("boot.kernel = \"k\"\nctkEnabled = \"maybe\"\n",
+			       &v, err), -EINVAL);
+	assert_non_null(strstr(err, "ctkEnabled' must be TRUE or FALSE"));
+	assert_int_equal(parse("boot.kernel = \"k\"\nctkEnabled = \"TRUE\"\n"
+			       "ctkEnabled = \"TRUE\"\n", &v, err), -EINVAL);
+	assert_non_null(strstr(err, "given twice"));
+}
+
 static void test_load_missing_files(void **state)
 {
 	char dir[256], path[300], kpath[300], err[512] = "";
@@ -197,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_long_and_binary),
 		cmocka_unit_test(test_load_missing_files),
+		cmocka_unit_test(test_ctk),
 	};
 
 	return cmocka_run_group_tests_name("hv_vmx", tests, NULL, NULL);
