@@ -41,15 +41,23 @@ struct hnd {                          /* a FUSE handle open read-write */
 	struct hnd *next;
 };
 
-struct dname {                        /* a data file name seen by lookup */
+/*
+ * A data file name seen by lookup.  Kept (never evicted: one per disk
+ * data file this host has looked up; a stale one is harmless, the open
+ * checks the descriptor): an open that found no name would write the
+ * disk untracked.
+ */
+struct dname {
 	uint64_t ino, dir;
 	char name[256];
+	struct dname *next;
 };
 
 #define NHND 1024u
 #define NNAME 4096u
 static struct hnd *hnds[NHND];
-static struct dname names[NNAME];
+static struct dname *names[NNAME];
+static bool names_lost;               /* a name could not be kept */
 static unsigned tracked;              /* handles with a trk (atomic) */
 static struct trk *trks;
 pthread_mutex_t vd_cbt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -266,34 +274,53 @@ void vd_cbt_write_end(struct trk *t)
 	vd_cbt_unuse(t);
 }
 
+/* inode numbers are FD addresses (aligned): mix before taking a slot */
+static unsigned nslot(uint64_t ino)
+{
+	return (unsigned)((ino * 0x9e3779b97f4a7c15ull) >> 52) % NNAME;
+}
+
 /* ---- FUSE hooks ------------------------------------------------------------- */
 
 void vmfsd_cbt_lookup(uint64_t dir, const char *name, uint64_t ino)
 {
 	size_t n = strlen(name), s = sizeof(flat_sfx) - 1;
-	struct dname *e = &names[ino % NNAME];
+	struct dname *e;
 
 	if (n <= s || n >= sizeof(e->name) || strcmp(name + n - s, flat_sfx))
 		return;
 	pthread_mutex_lock(&reg);
-	e->ino = ino;
-	e->dir = dir;
-	memcpy(e->name, name, n + 1);
+	for (e = names[nslot(ino)]; e && e->ino != ino; e = e->next)
+		;
+	if (!e && (e = calloc(1, sizeof(*e)))) {
+		e->ino = ino;
+		e->next = names[nslot(ino)];
+		names[nslot(ino)] = e;
+	}
+	if (e) {
+		e->dir = dir;
+		memcpy(e->name, name, n + 1);
+	} else {
+		names_lost = true;  /* read-write opens fail from now on */
+	}
 	pthread_mutex_unlock(&reg);
 }
 
 /* The trk of data file ino when its disk is tracked (under vd_cbt_lock). */
 static struct trk *tracked_disk(uint64_t ino, uint64_t *size)
 {
-	struct dname e;
+	struct dname e = { 0 }, *p;
 	struct trk *t = NULL;
 	char base[256], err[512];
 	int ret;
 
 	pthread_mutex_lock(&reg);
-	e = names[ino % NNAME];
+	for (p = names[nslot(ino)]; p && p->ino != ino; p = p->next)
+		;
+	if (p)
+		e = *p;
 	pthread_mutex_unlock(&reg);
-	if (e.ino != ino)
+	if (!p)
 		return NULL;
 	snprintf(base, sizeof(base), "%.*s",
 		 (int)(strlen(e.name) - (sizeof(flat_sfx) - 1)), e.name);
@@ -317,6 +344,16 @@ int vmfsd_cbt_open(fs_file *f, uint64_t ino)
 
 	if (!h)
 		return -ENOMEM;
+	pthread_mutex_lock(&reg);
+	if (names_lost) {
+		/* we may not know that this is a tracked disk's data file */
+		pthread_mutex_unlock(&reg);
+		free(h);
+		fprintf(stderr, "vmfsd: change tracking: out of memory for data "
+			"file names: read-write opens refused\n");
+		return -ENOMEM;
+	}
+	pthread_mutex_unlock(&reg);
 	h->f = f;
 	h->ino = ino;
 	pthread_mutex_lock(&vd_cbt_lock);
@@ -458,6 +495,13 @@ void vmfsd_cbt_stop(void)
 
 			hnds[i] = h->next;
 			free(h);
+		}
+	for (unsigned i = 0; i < NNAME; i++)
+		while (names[i]) {
+			struct dname *e = names[i];
+
+			names[i] = e->next;
+			free(e);
 		}
 	__atomic_store_n(&tracked, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&reg);
