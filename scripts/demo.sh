@@ -103,6 +103,15 @@ echo "vmkfstools on esx-b finds esx-b's daemon from the path and names the owner
 run bin/vmkfstools -D "$D/esx-b/vm01/vm01-flat.vmdk"
 run bin/vmkfstools -P -h "$D/esx-b"
 exec 7>&-
+echo "Changed-block tracking: a checkpoint on esx-a, 1 MiB written at 250 MiB,"
+echo "and the incremental a backup tool on esx-b reads next time:"
+run bin/vmfs-cbt enable "$D/esx-a/vm01/vm01.vmdk"
+ID=$(bin/vmfs-cbt checkpoint "$D/esx-a/vm01/vm01.vmdk")
+echo "\$ bin/vmfs-cbt checkpoint $D/esx-a/vm01/vm01.vmdk"
+echo "$ID"
+run dd if=/dev/urandom of="$D/esx-a/vm01/vm01-flat.vmdk" bs=64k count=16 seek=4000 conv=notrunc,fsync status=none
+echo "\$ bin/vmfs-cbt query $D/esx-b/vm01/vm01.vmdk --since '$ID'"
+bin/vmfs-cbt query "$D/esx-b/vm01/vm01.vmdk" --since "$ID"
 if [ -e /dev/kvm ] && [ -x bin/vmrun ]; then
 	echo "A VM on the datastore: esx-a runs the test guest, which fills its"
 	echo "thin disk through virtio-blk; esx-b then boots it to verify the disk:"
