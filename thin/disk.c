@@ -172,15 +172,134 @@ static int provision(fs_file *f, enum thin_kind kind, uint64_t from,
 	return ret;
 }
 
+/*
+ * A disk being made lives under temporary names until it is whole:
+ * ".NAME-flat.vmdk.partial" (the data, held open read-write while it is
+ * filled) and ".NAME.vmdk.partial" (the descriptor, written when the data
+ * is complete), then both are renamed into place, data first.  A crash
+ * (or a vmfsd killed) at any point leaves either the finished disk, or
+ * temporaries only, or - between the two renames - NAME-flat.vmdk beside
+ * .NAME.vmdk.partial: never a disk under its final name that was not
+ * finished.  The next creation of NAME (or -U NAME.vmdk) removes what such
+ * a crash left, unless a host is still making it (its data file open).
+ */
+struct making {
+	uint64_t dino;
+	char dname[300], fname[300];     /* final names */
+	char tdname[320], tfname[320];   /* temporaries */
+	fs_file *f;                      /* the data, open while it is made */
+};
+
+/* Whether name in dir is open read-write on some host (being made). */
+static bool in_use(fs_vol *v, uint64_t dir, const char *name)
+{
+	struct fs_lock_report r;
+	struct fs_stat st;
+
+	if (fs_lookup(v, dir, name, &st))
+		return false;
+	if (fs_lock_report(v, st.ino, &r))
+		return false;
+	if (r.opens_rw > 0)
+		return true;
+	/* another host holds it and lives: it is making the disk now (a
+	 * dead or recovered holder's hold is broken by the unlink) */
+	for (uint32_t i = 0; r.held != LK_EXCL && i < r.info.nholders; i++)
+		if (r.info.mode == LK_EXCL &&
+		    r.info.holders[i].status == LK_HOST_LIVE)
+			return true;
+	return false;
+}
+
+/* Remove what an interrupted making of m's disk left behind. */
+static int making_clean(fs_vol *v, const struct making *m, char *err,
+			size_t errlen)
+{
+	struct fs_stat st;
+	bool half = fs_lookup(v, m->dino, m->tdname, &st) == 0 &&
+		    fs_lookup(v, m->dino, m->dname, &st) != 0;
+
+	if (in_use(v, m->dino, m->tfname) || (half && in_use(v, m->dino, m->fname)))
+		return fail(err, errlen, -EBUSY, "%s is being made by a host "
+			    "right now", m->dname);
+	/* between the renames: the data under its final name has no
+	 * descriptor yet; the disk was never made */
+	if (half && fs_unlink(v, m->dino, m->fname) == 0)
+		fprintf(stderr, "thin: removed %s, left by an interrupted "
+			"creation\n", m->fname);
+	if (fs_unlink(v, m->dino, m->tfname) == 0)
+		fprintf(stderr, "thin: removed %s, left by an interrupted "
+			"creation\n", m->tfname);
+	fs_unlink(v, m->dino, m->tdname);
+	return 0;
+}
+
+static void making_names(struct making *m, uint64_t dino, const char *base)
+{
+	m->dino = dino;
+	m->f = NULL;
+	snprintf(m->dname, sizeof(m->dname), "%s.vmdk", base);
+	snprintf(m->fname, sizeof(m->fname), "%s-flat.vmdk", base);
+	snprintf(m->tdname, sizeof(m->tdname), ".%s.partial", m->dname);
+	snprintf(m->tfname, sizeof(m->tfname), ".%s.partial", m->fname);
+}
+
+/* Clean up, check that the disk does not exist, create the data file
+ * under its temporary name (m->f, open read-write). */
+static int making_begin(fs_vol *v, struct making *m, const char *path,
+			char *err, size_t errlen)
+{
+	struct fs_stat st;
+	int ret = making_clean(v, m, err, errlen);
+
+	if (ret)
+		return ret;
+	if (fs_lookup(v, m->dino, m->dname, &st) == 0 ||
+	    fs_lookup(v, m->dino, m->fname, &st) == 0)
+		return fail(err, errlen, -EEXIST, "%s", path);
+	ret = new_file(v, m->dino, m->tfname, &m->f);
+	return ret ? fail(err, errlen, ret, "creating %s", m->tfname) : 0;
+}
+
+/* The data is complete: descriptor, then both names into place. */
+static int making_commit(fs_vol *v, struct making *m, const struct thin_desc *d)
+{
+	int ret = fs_fsync(m->f);
+
+	if (!ret)
+		ret = write_desc(v, m->dino, m->tdname, d, true);
+	if (!ret)
+		ret = fs_rename(v, m->dino, m->tfname, m->dino, m->fname,
+				FS_RENAME_NOREPLACE);
+	if (!ret) {
+		ret = fs_rename(v, m->dino, m->tdname, m->dino, m->dname,
+				FS_RENAME_NOREPLACE);
+		if (ret)   /* nothing half-made under the final names */
+			fs_rename(v, m->dino, m->fname, m->dino, m->tfname,
+				  FS_RENAME_NOREPLACE);
+	}
+	fs_close(m->f);
+	m->f = NULL;
+	return ret;
+}
+
+static void making_abort(fs_vol *v, struct making *m)
+{
+	if (m->f)
+		fs_close(m->f);
+	m->f = NULL;
+	fs_unlink(v, m->dino, m->tdname);
+	fs_unlink(v, m->dino, m->tfname);
+}
+
 int thin_create(fs_vol *v, const char *path, uint64_t size,
 		enum thin_kind kind, const struct thin_cb *cb, char *err,
 		size_t errlen)
 {
-	char dir[4096], base[256], dname[300], fname[300];
+	char dir[4096], base[256];
+	struct making m;
 	struct thin_desc d;
-	struct fs_stat st;
 	uint64_t dino;
-	fs_file *f;
 	int ret;
 
 	if (split(path, dir, sizeof(dir), base, sizeof(base)))
@@ -191,34 +310,29 @@ int thin_create(fs_vol *v, const char *path, uint64_t size,
 	if (!size || size % 512)
 		return fail(err, errlen, -EINVAL, "size %llu: a positive "
 			    "multiple of 512 bytes", (unsigned long long)size);
-	snprintf(dname, sizeof(dname), "%s.vmdk", base);
-	snprintf(fname, sizeof(fname), "%s-flat.vmdk", base);
 	ret = dir_of(v, dir, &dino);
 	if (ret)
 		return fail(err, errlen, ret, "folder '%s'", dir[0] ? dir : "/");
-	if (fs_lookup(v, dino, dname, &st) == 0 || fs_lookup(v, dino, fname, &st) == 0)
-		return fail(err, errlen, -EEXIST, "%s", path);
-	ret = thin_desc_new(&d, kind, size, fname);
+	making_names(&m, dino, base);
+	ret = thin_desc_new(&d, kind, size, m.fname);
 	if (ret)
 		return fail(err, errlen, ret, "descriptor for %s", path);
-	ret = new_file(v, dino, fname, &f);
+	ret = making_begin(v, &m, path, err, errlen);
 	if (ret)
-		return fail(err, errlen, ret, "creating %s", fname);
-	ret = provision(f, kind, 0, size, "Creating disk", cb);
-	fs_close(f);
+		return ret;
+	ret = provision(m.f, kind, 0, size, "Creating disk", cb);
 	if (ret) {
 		fail(err, errlen, ret, "%s %s of %llu bytes",
 		     ret == -ECANCELED ? "stopped creating" : "provisioning",
-		     fname, (unsigned long long)size);
-		fs_unlink(v, dino, fname);   /* nothing half-made stays */
+		     m.fname, (unsigned long long)size);
+		making_abort(v, &m);   /* nothing half-made stays */
 		return ret;
 	}
 	/* the descriptor last: a disk exists once it does */
-	ret = write_desc(v, dino, dname, &d, true);
+	ret = making_commit(v, &m, &d);
 	if (ret) {
-		fail(err, errlen, ret, "writing %s", dname);
-		fs_unlink(v, dino, dname);
-		fs_unlink(v, dino, fname);
+		fail(err, errlen, ret, "writing %s", m.dname);
+		making_abort(v, &m);
 	}
 	return ret;
 }
@@ -237,6 +351,20 @@ int thin_delete(fs_vol *v, const char *path, char *err, size_t errlen)
 	if (ret)
 		return fail(err, errlen, ret, "folder '%s'", dir[0] ? dir : "/");
 	ret = read_desc(v, dino, dname, &d, err, errlen);
+	if (ret == -ENOENT) {
+		/* no disk: perhaps what an interrupted creation left */
+		struct making m;
+		struct fs_stat st;
+		bool any;
+
+		making_names(&m, dino, base);
+		any = fs_lookup(v, dino, m.tfname, &st) == 0 ||
+		      fs_lookup(v, dino, m.tdname, &st) == 0;
+		if (any) {
+			ret = making_clean(v, &m, err, errlen);
+			return ret;
+		}
+	}
 	if (ret)
 		return ret;
 	/* extents first: an open (locked) one stops us before anything goes */
@@ -580,10 +708,10 @@ int thin_clone(fs_vol *v, const char *path, const char *newpath,
 	       enum thin_kind kind, const struct thin_cb *cb, char *err,
 	       size_t errlen)
 {
-	char ndir[4096], nbase[256], ndname[300], nfname[300];
+	char ndir[4096], nbase[256];
 	struct thin_info in;
 	struct thin_desc nd;
-	struct fs_stat st;
+	struct making m;
 	uint64_t sdino, ndino;
 	fs_file *src, *dst;
 	int ret;
@@ -596,48 +724,41 @@ int thin_clone(fs_vol *v, const char *path, const char *newpath,
 	ret = data_file(v, path, FS_O_RDONLY, &in, &sdino, &src, err, errlen);
 	if (ret)
 		return ret;
-	snprintf(ndname, sizeof(ndname), "%s.vmdk", nbase);
-	snprintf(nfname, sizeof(nfname), "%s-flat.vmdk", nbase);
 	ret = dir_of(v, ndir, &ndino);
 	if (ret) {
 		fs_close(src);
 		return fail(err, errlen, ret, "folder '%s'", ndir[0] ? ndir : "/");
 	}
-	if (fs_lookup(v, ndino, ndname, &st) == 0 ||
-	    fs_lookup(v, ndino, nfname, &st) == 0) {
-		fs_close(src);
-		return fail(err, errlen, -EEXIST, "%s", newpath);
-	}
+	making_names(&m, ndino, nbase);
 	/* the clone keeps the source's identity data but is a disk of its
 	 * own: new CID and uuid, the adapter and geometry of the source */
-	ret = thin_desc_new(&nd, kind, in.size, nfname);
-	if (!ret) {
-		thin_ddb_set(&nd, "ddb.adapterType",
-			     thin_ddb_get(&in.desc, "ddb.adapterType")[0] ?
-			     thin_ddb_get(&in.desc, "ddb.adapterType") : "lsilogic");
-		ret = new_file(v, ndino, nfname, &dst);
-	}
+	ret = thin_desc_new(&nd, kind, in.size, m.fname);
 	if (ret) {
 		fs_close(src);
-		return fail(err, errlen, ret, "creating %s", nfname);
+		return fail(err, errlen, ret, "descriptor for %s", newpath);
 	}
+	thin_ddb_set(&nd, "ddb.adapterType",
+		     thin_ddb_get(&in.desc, "ddb.adapterType")[0] ?
+		     thin_ddb_get(&in.desc, "ddb.adapterType") : "lsilogic");
+	ret = making_begin(v, &m, newpath, err, errlen);
+	if (ret) {
+		fs_close(src);
+		return ret;
+	}
+	dst = m.f;
 	ret = kind == THIN_THIN ? fs_ftruncate(dst, in.size) :
 	      fs_fallocate(dst, 0, in.size, false);
 	if (!ret)
 		ret = copy_data(src, dst, in.size, kind == THIN_THIN, "Clone", cb);
 	if (!ret && kind == THIN_EAGERZEROEDTHICK)
 		ret = thin_fill_holes(dst, in.size, "Clone: zeroing", cb);
-	if (!ret)
-		ret = fs_fsync(dst);
-	fs_close(dst);
 	fs_close(src);
 	if (!ret)
-		ret = write_desc(v, ndino, ndname, &nd, true);
+		ret = making_commit(v, &m, &nd);
 	if (ret) {
 		fail(err, errlen, ret, "%s %s", ret == -ECANCELED ?
 		     "stopped cloning into" : "cloning into", newpath);
-		fs_unlink(v, ndino, ndname);
-		fs_unlink(v, ndino, nfname);
+		making_abort(v, &m);
 	}
 	return ret;
 }
