@@ -103,11 +103,13 @@ static int enable(struct ctl_req *r, const char *path, uint64_t dir,
 
 	if (ret)
 		goto out;
-	if (d->nextents != 1 || !d->ext[0].file[0] ||
+	snprintf(ctk, sizeof(ctk), "%s-flat.vmdk", base);
+	if (d->nextents != 1 || strcmp(d->ext[0].file, ctk) ||
 	    (strcmp(d->ext[0].type, "VMFS") && strcmp(d->ext[0].type, "FLAT"))) {
+		/* FUSE writers are recognised by that name */
 		ret = -EOPNOTSUPP;
 		snprintf(err, sizeof(err), "%s: change tracking needs a disk of "
-			 "one VMFS or FLAT data file", path);
+			 "one VMFS or FLAT data file named %s", path, ctk);
 		goto out;
 	}
 	/* the data file held open: no other host starts writing meanwhile

@@ -280,6 +280,16 @@ static unsigned nslot(uint64_t ino)
 	return (unsigned)((ino * 0x9e3779b97f4a7c15ull) >> 52) % NNAME;
 }
 
+/* under reg */
+static struct dname *find_name(uint64_t ino)
+{
+	struct dname *e;
+
+	for (e = names[nslot(ino)]; e && e->ino != ino; e = e->next)
+		;
+	return e;
+}
+
 /* ---- FUSE hooks ------------------------------------------------------------- */
 
 void vmfsd_cbt_lookup(uint64_t dir, const char *name, uint64_t ino)
@@ -290,8 +300,7 @@ void vmfsd_cbt_lookup(uint64_t dir, const char *name, uint64_t ino)
 	if (n <= s || n >= sizeof(e->name) || strcmp(name + n - s, flat_sfx))
 		return;
 	pthread_mutex_lock(&reg);
-	for (e = names[nslot(ino)]; e && e->ino != ino; e = e->next)
-		;
+	e = find_name(ino);
 	if (!e && (e = calloc(1, sizeof(*e)))) {
 		e->ino = ino;
 		e->next = names[nslot(ino)];
@@ -315,8 +324,7 @@ static struct trk *tracked_disk(uint64_t ino, uint64_t *size)
 	int ret;
 
 	pthread_mutex_lock(&reg);
-	for (p = names[nslot(ino)]; p && p->ino != ino; p = p->next)
-		;
+	p = find_name(ino);
 	if (p)
 		e = *p;
 	pthread_mutex_unlock(&reg);
@@ -344,6 +352,8 @@ int vmfsd_cbt_open(fs_file *f, uint64_t ino)
 
 	if (!h)
 		return -ENOMEM;
+	h->f = f;
+	h->ino = ino;
 	pthread_mutex_lock(&reg);
 	if (names_lost) {
 		/* we may not know that this is a tracked disk's data file */
@@ -353,9 +363,15 @@ int vmfsd_cbt_open(fs_file *f, uint64_t ino)
 			"file names: read-write opens refused\n");
 		return -ENOMEM;
 	}
+	if (!find_name(ino)) {
+		/* not a disk's data file (those are looked up by their
+		 * -flat.vmdk name first): nothing to track, no waiting */
+		h->next = hnds[hslot(f)];
+		hnds[hslot(f)] = h;
+		pthread_mutex_unlock(&reg);
+		return 0;
+	}
 	pthread_mutex_unlock(&reg);
-	h->f = f;
-	h->ino = ino;
 	pthread_mutex_lock(&vd_cbt_lock);
 	t = tracked_disk(ino, &size);
 	if (t) {
@@ -467,8 +483,8 @@ int vmfsd_cbt_fsync(fs_file *f, int ret)
 void vmfsd_cbt_release(fs_file *f)
 {
 	struct hnd *h = NULL, **pp;
+	struct trk *t = NULL;
 
-	pthread_mutex_lock(&vd_cbt_lock);
 	pthread_mutex_lock(&reg);
 	for (pp = &hnds[hslot(f)]; *pp; pp = &(*pp)->next)
 		if ((*pp)->f == f) {
@@ -476,12 +492,16 @@ void vmfsd_cbt_release(fs_file *f)
 			*pp = h->next;
 			break;
 		}
-	if (h && h->t)
+	/* h->t is set under reg (here or by an enable): read it once */
+	if (h && (t = h->t))
 		__atomic_sub_fetch(&tracked, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&reg);
-	if (h && h->t)
-		vd_cbt_write_end(h->t);
-	pthread_mutex_unlock(&vd_cbt_lock);
+	if (t) {
+		/* the handle's writer keeps t alive until here */
+		pthread_mutex_lock(&vd_cbt_lock);
+		vd_cbt_write_end(t);
+		pthread_mutex_unlock(&vd_cbt_lock);
+	}
 	free(h);
 }
 
