@@ -218,13 +218,13 @@ static int pr_reserve(struct mp_lun *lun, struct mp_pr *pr)
 
 /*
  * PREEMPT our own key from a working path: that nexus keeps its
- * registration and takes our reservation (as type), every other nexus
- * registered with our key loses its registration - the dead holder path's,
- * and the stale ones a target keeps for sessions that a reconnect replaced
- * (tgt names a nexus by session, so a path's reconnect is a new nexus to
- * it while the old one lingers, registered, maybe holding the
- * reservation).  The caller registers the other paths again if it wants
- * them.  *on = the path that preempted.
+ * registration and, if we hold a reservation (m->pr_holder), takes it as
+ * type; every other nexus registered with our key loses its registration:
+ * the dead holder path's, and the stale ones a target keeps for sessions
+ * that a reconnect replaced (tgt names a nexus by session, so a path's
+ * reconnect is a new nexus to it while the old one lingers, registered,
+ * maybe holding the reservation).  The caller registers the other paths
+ * again if it wants them.  *on = the path that preempted.
  */
 static int pr_take(struct mp_lun *lun, enum mp_pr_type type, struct mpp **on,
 		   const char *why)
@@ -242,14 +242,17 @@ static int pr_take(struct mp_lun *lun, enum mp_pr_type type, struct mpp **on,
 	ret = pr_on(lun, ps[0], &r);
 	if (ret)
 		return ret;
-	mp_log("%s: %s: our key preempted from path %u, which holds the "
-	       "reservation now", lun->spec, why, ps[0]->idx);
 	pthread_mutex_lock(&m->lock);
 	for (unsigned i = 0; i < m->npaths; i++)
 		if (m->paths[i] != ps[0])
 			m->paths[i]->pr_key = 0;
-	set_holder(m, ps[0], type);
+	/* Our key held the reservation: the preempting nexus holds it now.
+	 * Otherwise only registrations went. */
+	if (m->pr_holder)
+		set_holder(m, ps[0], type);
 	pthread_mutex_unlock(&m->lock);
+	mp_log("%s: %s: our key preempted from path %u, the only nexus "
+	       "registered with it now", lun->spec, why, ps[0]->idx);
 	*on = ps[0];
 	return 0;
 }
