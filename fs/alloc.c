@@ -177,7 +177,12 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 					continue;
 				rc.bitmap[bit / 8] |= (uint8_t)(1u << (bit % 8));
 				rc.nfree--;
-				out[got++] = type_addr(v, t, ext, &rc, bit);
+				out[got] = type_addr(v, t, ext, &rc, bit);
+				/* freed earlier in this transaction: in use
+				 * again, not to be discarded */
+				if (t == FS_R_FB)
+					fs_tx_undiscard(tx, out[got]);
+				got++;
 			}
 			r = put_header(tx, v, ext, area, &rc);
 			if (r) {
@@ -243,6 +248,10 @@ int fs_free(struct fs_tx *tx, uint64_t a)
 	}
 	rc.bitmap[bit / 8] &= (uint8_t)~(1u << (bit % 8));
 	rc.nfree++;
+	/* a freed file block goes back to the LUN (punch hole, UNMAP) once
+	 * the transaction is in place, while this cluster's lock is held */
+	if (t == FS_R_FB)
+		fs_tx_discard(tx, a);
 	return put_header(tx, v, ext, area, &rc);
 }
 

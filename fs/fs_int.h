@@ -58,6 +58,7 @@ struct fs_vol {
 	mp_lun *retired[64];         /* replaced by a reopen, closed at umount */
 	unsigned nretired;
 	unsigned geom_missing;       /* extent last reported not found + 1 */
+	bool discard_warned;         /* a discard failed (logged once) */
 	bool jan_stop;               /* the janitor (janitor.c) */
 	bool jan_running;
 	pthread_cond_t jan_cond;
@@ -191,6 +192,12 @@ int fs_tx_defer_release(struct fs_tx *tx, unsigned ext, lk_lock *l,
 			bool close);
 /* Whether the transaction already depends on the lock at (ext, off). */
 bool fs_tx_has_lock(struct fs_tx *tx, unsigned ext, uint64_t off);
+/* A file block the transaction frees: discarded on its LUN (punch hole,
+ * UNMAP) once the transaction is in place, before its cluster locks go;
+ * undiscard when the transaction allocates it again. */
+#define FS_TX_DISCARDS 256
+void fs_tx_discard(struct fs_tx *tx, uint64_t a);
+void fs_tx_undiscard(struct fs_tx *tx, uint64_t a);
 /* Commit (journal, flush, in place, flush) and free; releases deferred
  * locks either way. */
 int fs_tx_commit(struct fs_tx *tx);

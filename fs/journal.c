@@ -55,11 +55,68 @@ struct fs_tx {
 	lk_lock *rel[FS_JD_MAX_LOCKS];
 	bool rel_close[FS_JD_MAX_LOCKS];  /* the handle is ours to close */
 	bool data;                /* maps file data written before it */
+	unsigned ndisc;           /* file blocks it frees (fs_tx_discard) */
+	uint64_t disc[FS_TX_DISCARDS];
 };
 
 void fs_tx_mark_data(struct fs_tx *tx)
 {
 	tx->data = true;
+}
+
+void fs_tx_discard(struct fs_tx *tx, uint64_t a)
+{
+	/* beyond the list the blocks are freed all the same, only not
+	 * handed back to the LUN now (the space is not lost to the volume) */
+	if (tx->ndisc < FS_TX_DISCARDS)
+		tx->disc[tx->ndisc++] = a;
+}
+
+void fs_tx_undiscard(struct fs_tx *tx, uint64_t a)
+{
+	for (unsigned i = 0; i < tx->ndisc; i++)
+		if (tx->disc[i] == a)
+			tx->disc[i] = tx->disc[--tx->ndisc];
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Give the file blocks the transaction freed back to their LUNs, runs of
+ * adjacent blocks in one discard.  Called after the transaction is in
+ * place and before its cluster locks are released: nobody can have
+ * allocated and written them yet.  Advisory: failures are logged once.
+ */
+static void discard_freed(struct fs_tx *tx)
+{
+	struct fs_vol *v = tx->v;
+	uint64_t bs = v->sb.block_size;
+
+	qsort(tx->disc, tx->ndisc, sizeof(tx->disc[0]), cmp_u64);
+	for (unsigned i = 0; i < tx->ndisc;) {
+		unsigned e = fs_addr_ext(tx->disc[i]), k = i + 1;
+		uint64_t off = fs_res_off(v, tx->disc[i]), len = bs;
+		int r;
+
+		while (k < tx->ndisc && fs_addr_ext(tx->disc[k]) == e &&
+		       fs_res_off(v, tx->disc[k]) == off + len) {
+			len += bs;
+			k++;
+		}
+		r = mp_lun_discard(v->ext[e].lun, off, len);
+		if (r && r != -EOPNOTSUPP && !v->discard_warned) {
+			v->discard_warned = true;
+			fs_log(v, "discarding freed blocks on extent %u: %s", e,
+			       fs_strerror(r));
+		}
+		i = k;
+	}
+	tx->ndisc = 0;
 }
 
 static uint64_t jbase(struct fs_vol *v, uint32_t slot)
@@ -392,6 +449,9 @@ int fs_tx_commit(struct fs_tx *tx)
 unlock:
 	pthread_mutex_unlock(&j->lock);
 done:
+	/* outside the journal lock, inside the cluster locks */
+	if (!ret && tx->ndisc)
+		discard_freed(tx);
 	release_deferred(tx, keep);
 	free(buf);
 	tx_free(tx);
