@@ -7,6 +7,8 @@
  *   3: a whole tracking file (in memory) opened, queried, checkpointed,
  *      marked and closed: never a crash, and a reopen of what was written
  *      back succeeds and answers the same
+ * The next bits of the first byte seal pages (magic, version, index,
+ * epoch, checksum) so that the checks behind the checksum are reached.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@
 
 #include "cbt/cbt.h"
 #include "cbt/ondisk.h"
+#include "multipath/mp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -75,16 +78,37 @@ static int64_t m_next_data(void *arg, uint64_t off)
 	return off < m->len ? (int64_t)off : -ENXIO;
 }
 
+static void put32(unsigned char *p, uint32_t v)
+{
+	memcpy(p, &v, 4);     /* little endian machines only: a fuzzer */
+}
+
+static void seal_crc(unsigned char *b)
+{
+	put32(b + CBT_CRC_OFF, mp_crc32c(0, b, CBT_CRC_OFF));
+}
+
+static void seal_hdr(unsigned char *b, unsigned sel)
+{
+	if (sel & 1) {
+		put32(b, CBT_MAGIC);
+		b[4] = CBT_MAJOR;
+		b[5] = 0;
+	}
+	if (sel & 2)
+		seal_crc(b);
+}
+
 static int sum(void *arg, uint64_t off, uint64_t len)
 {
 	*(uint64_t *)arg += off ^ len;
 	return 0;
 }
 
-static void whole_file(const uint8_t *data, size_t size)
+static void whole_file(const uint8_t *data, size_t size, unsigned sel)
 {
 	static unsigned char file[FILE_MAX];
-	struct mem m = { file, size < FILE_MAX ? size : FILE_MAX };
+	struct mem m = { file, 0 };
 	struct cbt_io io = { m_pread, m_pwrite, m_sync, m_truncate,
 			     m_next_data, &m };
 	enum cbt_open_event ev;
@@ -93,7 +117,27 @@ static void whole_file(const uint8_t *data, size_t size)
 	uint64_t a = 0, b = 0;
 	cbt_disk *d;
 
-	memcpy(file, data, m.len);
+	/* each 256 bytes of input start a page (the rest zeros): small
+	 * inputs make files of several pages */
+	m.len = (size + 255) / 256 * CBT_PAGE;
+	if (m.len > 64 * CBT_PAGE)
+		m.len = 64 * CBT_PAGE;
+	memset(file, 0, m.len);
+	for (size_t p = 0; p * 256 < size && p < 64; p++)
+		memcpy(file + p * CBT_PAGE, data + p * 256,
+		       size - p * 256 < 256 ? size - p * 256 : 256);
+	if (sel & 4) {
+		/* leaf pages with the right index and epoch, sealed */
+		for (size_t p = CBT_PAGE; p + CBT_PAGE <= m.len; p += CBT_PAGE) {
+			uint64_t li = p / CBT_PAGE - 1;
+
+			memcpy(file + p + 0xff0, &li, 8);
+			memcpy(file + p + 0xff8, file + 0x34, 4);
+			seal_crc(file + p);
+		}
+	}
+	if (m.len >= CBT_PAGE)
+		seal_hdr(file, sel);
 	if (cbt_open(&io, 1ull << 30, &d, &ev))
 		return;
 	cbt_info(d, &in);
@@ -137,6 +181,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!size)
 		return 0;
+	unsigned sel = data[0] >> 2;
+
 	switch (data[0] % 4) {
 	case 0:
 		if (size - 1 >= sizeof(text))
@@ -152,15 +198,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1:
 		memset(page, 0, sizeof(page));
 		memcpy(page, data + 1, size - 1 < CBT_PAGE ? size - 1 : CBT_PAGE);
+		seal_hdr(page, sel);
 		if (cbt_hdr_in(page, &h))
 			return 0;
 		cbt_hdr_out(&h, page2);
+		/* we write our own minor version */
+		h.minor = CBT_MINOR;
 		if (cbt_hdr_in(page2, &h2) || memcmp(&h, &h2, sizeof(h)))
 			abort();
 		break;
 	case 2:
 		memset(page, 0, sizeof(page));
 		memcpy(page, data + 1, size - 1 < CBT_PAGE ? size - 1 : CBT_PAGE);
+		if (sel & 1) {
+			/* index and epoch as expected below */
+			uint64_t li = (uint64_t)(data[0] >> 2);
+			uint32_t ep = data[0] >> 4;
+
+			memcpy(page + 0xff0, &li, 8);
+			memcpy(page + 0xff8, &ep, 4);
+			seal_crc(page);
+		}
 		if (cbt_leaf_in(page, (uint64_t)(data[0] >> 2), data[0] >> 4,
 				UINT32_MAX, seq, &empty) || empty)
 			return 0;
@@ -172,7 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		break;
 	default:
-		whole_file(data + 1, size - 1);
+		whole_file(data + 1, size - 1, sel);
 	}
 	return 0;
 }
