@@ -104,6 +104,9 @@ static int pb_get(struct fs_inode *ino, struct fs_tx *tx, uint64_t a,
 	}
 	if (ret <= -FS_E_BASE)     /* a bad block, not an I/O error */
 		ret = fs_bad_meta(v, ret, "pointer block", fs_addr_ext(a), off);
+	/* blocks on an extent another host added since we last looked */
+	if (!ret)
+		ret = fs_geom_see(v, pb.addr, FS_PB_ADDRS);
 	free(b);
 	if (!ret)
 		*out = cache_put(ino, a, &pb);

@@ -98,6 +98,11 @@ int fs_extent_reopen(struct fs_vol *v, unsigned e);
  * new extents in (opening new LUNs among the candidates).  Returns 1 when
  * something changed, 0 when not, or an error. */
 int fs_geom_refresh(struct fs_vol *v);
+/* Addresses just read from disk (an FD's, a pointer block's): one on an
+ * extent this host does not know yet makes it refresh first; -EIO (logged)
+ * when it still does not know it (the new LUN is not among its
+ * candidates), so that nothing reaches an extent it has no LUN for. */
+int fs_geom_see(struct fs_vol *v, const uint64_t *addr, unsigned n);
 
 /* Start / stop the thread recovering dead hosts (read-write mounts). */
 int fs_janitor_start(struct fs_vol *v);

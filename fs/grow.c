@@ -197,6 +197,23 @@ int fs_geom_refresh(struct fs_vol *v)
 	return ret;
 }
 
+int fs_geom_see(struct fs_vol *v, const uint64_t *addr, unsigned n)
+{
+	unsigned max = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		if (addr[i] && fs_addr_ext(addr[i]) > max)
+			max = fs_addr_ext(addr[i]);
+	if (max < __atomic_load_n(&v->next, __ATOMIC_ACQUIRE))
+		return 0;
+	fs_geom_refresh(v);
+	if (max < __atomic_load_n(&v->next, __ATOMIC_ACQUIRE))
+		return 0;
+	fs_log(v, "a file maps blocks on extent %u, which this host does not "
+	       "see (vmfsd --candidate)", max);
+	return -EIO;
+}
+
 /* ---- growing and spanning -------------------------------------------------- */
 
 struct change {

@@ -16,7 +16,7 @@ D=$T/a/d.vmdk
 bin/vmkfstools -c 100g -d thin "$D" || fail "-c"
 bin/vmfs-cbt enable "$D" >/dev/null || fail "enable"
 id0=$(bin/vmfs-cbt checkpoint "$D") || fail "checkpoint"
-w() { dd if=/dev/urandom of="$T/a/d-flat.vmdk" bs=1 count="$2" seek="$1" conv=notrunc,fsync status=none || fail "write at $1"; }
+w() { dd if=/dev/urandom of="$T/a/d-flat.vmdk" bs="$2" count=1 seek="$1" oflag=seek_bytes conv=notrunc,fsync status=none || fail "write at $1"; }
 w $((99 * G + (1 << 20))) 65536
 bin/vmkfstools -X 200g "$D" || fail "-X 200g"
 w $((128 * G - 4096)) 8192

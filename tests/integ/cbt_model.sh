@@ -15,19 +15,19 @@ truncate -s 2G "$T/lun0.img"
 bin/mkfs.vmfs -L cbt -H 8 "$T/lun0.img" >/dev/null || fail "mkfs"
 vmfsd_start A "$T/a" "$T/lun0.img"
 mkdir "$T/a/vm" || fail "mkdir"
-bin/vmkfstools -c 96m -d thin "$T/a/vm/d.vmdk" || fail "-c"
+bin/vmkfstools -c 64m -d thin "$T/a/vm/d.vmdk" || fail "-c"
 bin/vmfs-cbt enable "$T/a/vm/d.vmdk" >"$T/en.out" || fail "enable"
 grep -q "tracking file d-ctk.vmdk, block size 65536" "$T/en.out" || fail "enable: $(cat "$T/en.out")"
 grep -q '^changeTrackPath="d-ctk.vmdk"' "$T/a/vm/d.vmdk" || fail "descriptor: $(cat "$T/a/vm/d.vmdk")"
 bin/vmfs-cbt enable "$T/a/vm/d.vmdk" | grep -q "already enabled" || fail "second enable"
 command -v qemu-img >/dev/null && { qemu-img info "$T/a/vm/d.vmdk" >/dev/null || fail "qemu-img reads the descriptor"; }
 
-python3 tests/integ/cbt_model.py rounds "$T/model" "$T/a/vm/d.vmdk" 4 || fail "model (rounds 1-4)"
+python3 tests/integ/cbt_model.py rounds "$T/model" "$T/a/vm/d.vmdk" 3 || fail "model (rounds 1-3)"
 # a clean stop writes everything back: old IDs stay valid
 vmfsd_stop A
 vmfsd_start A "$T/a" "$T/lun0.img"
 grep -q "reset" "$T/vmfsd-A.log" && fail "a clean restart reset tracking: $(cat "$T/vmfsd-A.log")"
-python3 tests/integ/cbt_model.py rounds "$T/model" "$T/a/vm/d.vmdk" 3 || fail "model (rounds 5-7, after a restart)"
+python3 tests/integ/cbt_model.py rounds "$T/model" "$T/a/vm/d.vmdk" 2 || fail "model (rounds 4-5, after a restart)"
 
 # the other host answers the same (it loads the tracking file itself)
 vmfsd_start B "$T/b" "$T/lun0.img"
