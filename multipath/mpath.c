@@ -96,6 +96,8 @@ static void list_push(struct mp_io **head, struct mp_io **tail,
 static struct mpp *pick(struct mpath *m, const struct mp_io *io,
 			const struct mpp *ex)
 {
+	if (mpath_pr_waiting(m))
+		return NULL;    /* until our reservation has moved */
 	if (mpp_usable(m->pin) && m->pin != ex)
 		return m->pin;
 	return m->pol.ops->select(m, io, ex);
@@ -225,6 +227,7 @@ void mpath_path_dead(struct mpath *m, struct mpp *p, int err,
 	p->state = MP_PATH_DEAD;
 	mp_log("%s: path %u (%s) dead: %s", m->lun->spec, p->idx, p->spec,
 	       mp_strerror(err));
+	mpath_pr_path_dead(m, p, run);
 	mpath_paths_changed(m, run);
 }
 
@@ -404,7 +407,8 @@ static void *checker_main(void *arg)
 				 APD_CHECK_NS : m->check_ns;
 			m->next_check = now + period;
 		}
-		if (m->apd_since && now - m->apd_since >= m->apd_ns) {
+		if ((m->apd_since && now - m->apd_since >= m->apd_ns) ||
+		    (m->holder_lost && now - m->holder_lost_ns >= m->apd_ns)) {
 			while (m->wait_head) {
 				struct mp_io *w = m->wait_head;
 

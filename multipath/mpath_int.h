@@ -38,7 +38,10 @@ struct mpp {
 	/* persistent reservations (mpath_pr.c) */
 	uint64_t pr_key;            /* registered on this path's I_T nexus */
 	bool registering;           /* preg is at the path */
-	struct mp_io preg;          /* registration before it returns */
+	bool preg_move;             /* ... and it is the PREEMPT of a move */
+	struct mp_io preg;          /* registration before it returns, or
+				     * the PREEMPT that moves our holder-only
+				     * reservation here */
 	struct mp_pr preg_pr;
 };
 
@@ -84,6 +87,11 @@ struct mpath {
 	uint64_t pr_key;            /* our key on every path; 0 = none */
 	struct mpp *pr_holder;      /* reserved through this path, or NULL */
 	enum mp_pr_type pr_type;
+	bool holder_lost;           /* holder-only type, holder path died:
+				     * I/O waits until a PREEMPT moved it,
+				     * at most apd_ns after holder_lost_ns */
+	uint64_t holder_lost_ns;
+	bool moving;                /* that PREEMPT is at a path */
 
 	uint64_t apd_ns, check_ns;
 	uint64_t apd_since;         /* all paths down since; 0 = not */
@@ -137,5 +145,13 @@ bool mpath_path_error(int result);
 bool mpath_pr_ready(struct mpath *m, struct mpp *p, struct mp_io **reg);
 /* The registration io of p completed (mpath_done). */
 void mpath_pr_reg_done(struct mpath *m, struct mpp *p, int result);
+/* Path p died (m->lock held): if it held our holder-only reservation,
+ * start moving it; the PREEMPT to submit goes onto *run. */
+void mpath_pr_path_dead(struct mpath *m, struct mpp *p, struct mp_io **run);
+/* Whether I/O must wait for a move of our reservation (m->lock held). */
+static inline bool mpath_pr_waiting(const struct mpath *m)
+{
+	return m->holder_lost;
+}
 
 #endif /* MPATH_INT_H */

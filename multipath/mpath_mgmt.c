@@ -72,6 +72,8 @@ int mpath_status(struct mpath *m, struct mp_lun_status *st,
 	if (!strcmp(m->pol.ops->name, "fixed") && m->pol.pref < m->npaths &&
 	    mpp_usable(m->paths[m->pol.pref]))
 		cur = m->pol.pref;
+	if (mpp_usable(m->pin))
+		cur = m->pin->idx;   /* a reservation holds I/O there */
 	mp_policy_format(&m->pol, st->policy, sizeof(st->policy));
 	st->npaths = m->npaths;
 	st->apd = m->apd_since != 0;

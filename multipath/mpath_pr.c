@@ -18,10 +18,11 @@
  *   RESERVE: down the path that holds our reservation, else one working
  *       path; the holder path and type are remembered.  Write Exclusive and
  *       Exclusive Access give access to the holder's nexus alone, so the
- *       device is pinned to that path (as for a SCSI-2 RESERVE) and a
- *       failover loses access until it returns; with the registrants-only
- *       and all-registrants types every registered nexus has access and
- *       I/O fails over with the reservation kept.
+ *       device is pinned to that path (as for a SCSI-2 RESERVE), and when
+ *       it dies the reservation is moved (move_start(): I/O waits for it);
+ *       with the registrants-only and all-registrants types every
+ *       registered nexus has access and I/O fails over with the
+ *       reservation kept.
  *   RELEASE: down the holder's path (from another nexus the standard makes
  *       it a no-op that still answers GOOD).  When that path is dead the
  *       reservation is first moved to a working path by a PREEMPT of our
@@ -117,6 +118,7 @@ static void forget_reservation(struct mpath *m)
 	if (m->pr_holder && m->pin == m->pr_holder && holder_only(m->pr_type))
 		m->pin = NULL;
 	m->pr_holder = NULL;
+	m->holder_lost = false;      /* settle() lets waiting I/O go */
 }
 
 /* Register key on every working path except skip (REGISTER AND IGNORE:
@@ -350,30 +352,150 @@ static int pr_other(struct mp_lun *lun, struct mp_pr *pr)
 	return 0;
 }
 
+/* After a change of holder: I/O that waited for a move goes now. */
+static void settle(struct mpath *m)
+{
+	struct mp_io *run = NULL;
+
+	pthread_mutex_lock(&m->lock);
+	if (!m->holder_lost)
+		mpath_paths_changed(m, &run);
+	pthread_mutex_unlock(&m->lock);
+	mpath_run(m, run);
+}
+
 int mpath_pr(struct mp_lun *lun, struct mp_pr *pr)
 {
+	struct mpath *m = lun->mp;
 	struct mpp *on;
+	int ret = -EINVAL;
 
+	/* Not while the checker's side moves our reservation. */
+	pthread_mutex_lock(&m->lock);
+	while (m->moving)
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
 	switch (pr->action) {
 	case MP_PR_READ_KEYS:
 	case MP_PR_READ_RESERVATION:
 		return pr_any(lun, pr, NULL, &on);
 	case MP_PR_REGISTER:
 	case MP_PR_REGISTER_IGNORE:
-		return pr_register(lun, pr);
+		ret = pr_register(lun, pr);
+		break;
 	case MP_PR_RESERVE:
-		return pr_reserve(lun, pr);
+		ret = pr_reserve(lun, pr);
+		break;
 	case MP_PR_RELEASE:
-		return pr_release(lun, pr);
+		ret = pr_release(lun, pr);
+		break;
 	case MP_PR_CLEAR:
 	case MP_PR_PREEMPT:
 	case MP_PR_PREEMPT_ABORT:
-		return pr_other(lun, pr);
+		ret = pr_other(lun, pr);
+		break;
 	}
-	return -EINVAL;
+	settle(m);
+	return ret;
 }
 
-/* ---- paths returning to service ---------------------------------------------- */
+/* ---- paths returning to service, holders moving ------------------------------ */
+
+/*
+ * Write Exclusive / Exclusive Access give access to the holder's nexus
+ * alone.  When the holder path dies, I/O waits (pick() gives no path)
+ * while a PREEMPT of our own key from a working registered path moves the
+ * reservation there; then the device is pinned to that path and the others
+ * (whose registrations the PREEMPT removed) go through the checker to be
+ * registered again.  If no path can take it now, the first one to come
+ * back does - also the old holder itself, which on a target that makes
+ * every session a new nexus no longer holds it after its reconnect.
+ * m->lock held.
+ */
+static struct mp_io *move_start(struct mpath *m)
+{
+	struct mpp *q = NULL;
+
+	if (!m->holder_lost || m->moving)
+		return NULL;
+	for (unsigned i = 0; i < m->npaths && !q; i++) {
+		struct mpp *p = m->paths[i];
+
+		if (mpp_usable(p) && !p->registering && p->pr_key == m->pr_key)
+			q = p;
+	}
+	if (!q)
+		return NULL;
+	m->moving = true;
+	q->registering = true;
+	q->preg_move = true;
+	m->checks_out++;             /* mpath_close waits for it */
+	memset(&q->preg, 0, sizeof(q->preg));
+	memset(&q->preg_pr, 0, sizeof(q->preg_pr));
+	q->preg_pr.action = MP_PR_PREEMPT;
+	q->preg_pr.type = m->pr_type;
+	q->preg_pr.key = q->preg_pr.sa_key = m->pr_key;
+	q->preg.op = MP_OP_PR_OUT;
+	q->preg.arg = &q->preg_pr;
+	q->preg.mpath_ = q;
+	return &q->preg;
+}
+
+void mpath_pr_path_dead(struct mpath *m, struct mpp *p, struct mp_io **run)
+{
+	struct mp_io *io;
+
+	if (p == m->pr_holder && m->pr_key && holder_only(m->pr_type) &&
+	    !m->holder_lost) {
+		mp_log("%s: path %u held our reservation: I/O waits while it "
+		       "moves", m->lun->spec, p->idx);
+		m->holder_lost = true;
+		m->holder_lost_ns = mp_now_ns();
+	}
+	/* Also when the path a move was trying died: another one. */
+	io = move_start(m);
+	if (io) {
+		io->next_ = *run;
+		*run = io;
+	}
+}
+
+/* The PREEMPT of a move completed on p (m->lock held). */
+static void move_done(struct mpath *m, struct mpp *p, int result,
+		      struct mp_io **run)
+{
+	m->moving = false;
+	if (result) {
+		mp_log("%s: moving our reservation to path %u failed: %s",
+		       m->lun->spec, p->idx, mp_strerror(result));
+		if (mpath_path_error(result)) {
+			/* Dead, so the next try goes to another path. */
+			mpath_path_dead(m, p, result, run);
+		} else {
+			/* Refused by the LUN (another host preempted us?):
+			 * stop waiting; I/O meets what the LUN says. */
+			forget_reservation(m);
+			mpath_paths_changed(m, run);
+		}
+		return;
+	}
+	for (unsigned i = 0; i < m->npaths; i++) {
+		struct mpp *o = m->paths[i];
+
+		if (o == p)
+			continue;
+		o->pr_key = 0;
+		if (o->state == MP_PATH_ACTIVE) {
+			/* Unregistered by the PREEMPT: back after the
+			 * checker registered it again, right now. */
+			o->state = MP_PATH_DEAD;
+			m->check_now = true;
+		}
+	}
+	set_holder(m, p, m->pr_type);
+	mp_log("%s: reservation moved to path %u", m->lun->spec, p->idx);
+	mpath_paths_changed(m, run);
+}
 
 bool mpath_pr_ready(struct mpath *m, struct mpp *p, struct mp_io **reg)
 {
@@ -399,12 +521,15 @@ bool mpath_pr_ready(struct mpath *m, struct mpp *p, struct mp_io **reg)
 
 void mpath_pr_reg_done(struct mpath *m, struct mpp *p, int result)
 {
-	struct mp_io *run = NULL;
+	struct mp_io *run = NULL, *reg;
 
 	pthread_mutex_lock(&m->lock);
 	p->registering = false;
 	m->checks_out--;
-	if (result == 0) {
+	if (p->preg_move) {
+		p->preg_move = false;
+		move_done(m, p, result, &run);
+	} else if (result == 0) {
 		p->pr_key = p->preg_pr.sa_key;
 		mp_log("%s: path %u registered with key 0x%llx", m->lun->spec,
 		       p->idx, (unsigned long long)p->pr_key);
@@ -415,6 +540,12 @@ void mpath_pr_reg_done(struct mpath *m, struct mpp *p, int result)
 		mp_log("%s: path %u: PR registration failed: %s; out of service "
 		       "until registered", m->lun->spec, p->idx,
 		       mp_strerror(result));
+	}
+	/* A move waiting for a registered path may start now. */
+	reg = move_start(m);
+	if (reg) {
+		reg->next_ = run;
+		run = reg;
 	}
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);

@@ -13,7 +13,11 @@
 #  2. the same, but link 1 stays down to the end: the release finds the
 #     holder path dead, moves the reservation to path 1 with a PREEMPT of
 #     our own key, and releases it there; afterwards no key is left and the
-#     rival writes.
+#     rival writes;
+#  3. Exclusive Access (the holder's nexus alone has access): link 1 (the
+#     holder's path) goes down for 7 s; I/O waits while the device moves the
+#     reservation to path 1 by itself (PREEMPT of our own key), then goes on
+#     there with zero errors; the rival stays refused; release at the end.
 . tests/lib/mpath.sh
 L=bin/vmfs-lun
 [ -x "$L" ] || { echo "FAIL: $L not built (run make)"; exit 1; }
@@ -72,4 +76,32 @@ grep -q "reservation moved from path 0 (dead) to path 1" "$dir/out" ||
 [ "$(prf released keys)" = 0 ] || fail "keys left after unregistering"
 [ "$(prf released reserved)" = 0 ] || fail "reservation left after release"
 rival >"$dir/rival" 2>&1 || fail "rival refused after the release: $(cat "$dir/rival")"
+
+echo "--- 3. Exclusive Access: the holder path dies, the reservation moves"
+ip netns exec "$TGT_NS" "$H" "$spec" 16 pr=0x5ca1ab1e prtype=3 check=1000 \
+	>"$dir/out" 2>&1 &
+hpid=$!
+for i in $(seq 1 50); do grep -q "^pr reserved" "$dir/out" && break; sleep 0.1; done
+[ "$(prf reserved type)" = 3 ] || fail "not reserved Exclusive Access"
+sleep 3
+tgt_path_down 1
+echo "link 1 down"
+sleep 4
+rival >"$dir/rival" 2>&1 && fail "rival wrote while the reservation moved"
+sleep 3
+tgt_path_up 1
+echo "link 1 up"
+wait "$hpid"; rc=$?
+hpid=
+cat "$dir/out"
+[ $rc -eq 0 ] || fail "stream exit $rc"
+[ "$(field errors)" = 0 ] || fail "I/O errors across the move"
+[ "$(field mismatches)" = 0 ] || fail "data mismatches"
+grep -q "reservation moved to path 1" "$dir/out" || fail "the reservation did not move"
+[ "$(prf held reserved)" = 1 ] || fail "reservation lost"
+[ "$(prf released keys)" = 0 ] || fail "keys left after unregistering"
+[ "$(prf released reserved)" = 0 ] || fail "reservation left after release"
+lat=$(field max_latency_ms)
+echo "longest I/O across the move: $lat ms"
+[ "$lat" -le 6000 ] || fail "I/O waited ${lat} ms for the move"
 echo "PASS"
