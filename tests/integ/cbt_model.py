@@ -8,9 +8,12 @@
       incremental backup (full copy + each round's changed areas) must equal
       the disk (sha256).  STATE keeps the model between invocations.
   cbt_model.py verify STATE DISK.vmdk      the same checks, no writes
+  cbt_model.py concurrent DISK.vmdk SECS   writer threads and checkpoints
+      at the same time: a write that began after a checkpoint returned is
+      reported since its ID
 The false-positive rate (bytes reported but not written) is printed.
 """
-import ctypes, hashlib, json, os, pickle, random, subprocess, sys
+import bisect, ctypes, hashlib, json, os, pickle, random, subprocess, sys, threading, time
 
 PAGE = 4096
 libc = ctypes.CDLL(None, use_errno=True)
@@ -136,7 +139,60 @@ def verify(st, disk):
     return tot, fps
 
 
+def concurrent(disk, secs):
+    size = os.path.getsize(flat(disk))
+    stop = threading.Event()
+    logs = []
+
+    def writer(seed):
+        r = random.Random(seed)
+        fd = os.open(flat(disk), os.O_RDWR)
+        log = []
+        while not stop.is_set():
+            n = r.randint(1, 64 << 10)
+            o = r.randrange(0, size - n)
+            t0 = time.monotonic()
+            os.pwrite(fd, r.randbytes(n), o)
+            log.append((t0, time.monotonic(), o, n))
+        os.close(fd)
+        logs.append(log)
+
+    ths = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in ths:
+        t.start()
+    cps = []
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        t0 = time.monotonic()
+        cid = cbt("checkpoint", disk).strip()
+        cps.append((t0, time.monotonic(), cid))
+        time.sleep(0.2)
+    stop.set()
+    for t in ths:
+        t.join()
+    writes = [w for log in logs for w in log]
+    must = 0
+    for (c0, c1, cid) in cps:
+        ext = query(disk, cid)["extents"]
+        starts = [e["offset"] for e in ext]
+        for (w0, w1, o, n) in writes:
+            if w0 <= c1:
+                continue
+            must += 1
+            # covered by the merged, ordered extents?
+            i = bisect.bisect_right(starts, o) - 1
+            if i < 0 or ext[i]["offset"] + ext[i]["length"] < o + n:
+                fail("write [%d, %d) began after checkpoint %s returned and "
+                     "is not reported since it" % (o, o + n, cid))
+    print("concurrent: %d writes by 4 threads, %d checkpoints among them; "
+          "%d write-after-checkpoint pairs all reported" %
+          (len(writes), len(cps), must))
+
+
 def main():
+    if sys.argv[1] == "concurrent":
+        concurrent(sys.argv[2], float(sys.argv[3]))
+        return
     cmd, state, disk = sys.argv[1:4]
     if os.path.exists(state):
         st = pickle.load(open(state, "rb"))
