@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +75,9 @@ struct mapped {
 	int wake;			/* eventfd: the thread's doorbell */
 	pthread_t thread;
 	bool running;			/* thread started */
+	uint64_t lease_ns;		/* 0 = none; else vmfsd must answer */
+	uint64_t last_ok_ns;		/* atomic: vmfsd's last answer */
+	uint64_t last_ping_ns;
 	uint64_t allocs, alloc_ns;	/* disk_alloc calls, time in them */
 };
 
@@ -135,6 +139,14 @@ static void iov_zero(const struct iovec *iov, int cnt, uint64_t off,
 }
 
 /* ---- fencing -------------------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void fence(struct mapped *m, const char *why)
 {
@@ -390,6 +402,12 @@ static int mapped_submit(struct hv_disk *d, struct hv_disk_req *r)
 
 	if (__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE))
 		return -EIO;
+	if (m->lease_ns && now_ns() - __atomic_load_n(&m->last_ok_ns,
+						      __ATOMIC_ACQUIRE) > m->lease_ns) {
+		/* the disk's thread is stuck in a call to a silent vmfsd */
+		fence(m, "vmfsd on this host stopped answering (lease expired)");
+		return -EIO;
+	}
 	switch (r->op) {
 	case HV_DISK_FLUSH:
 		/* allocations are durable before disk_alloc answers: the
@@ -420,6 +438,23 @@ static int mapped_submit(struct hv_disk *d, struct hv_disk_req *r)
 }
 
 /* ---- talking to vmfsd ------------------------------------------------------ */
+
+/*
+ * One command on the disk's connection.  Any answer renews the lease;
+ * silence past the socket's receive timeout (half the lease), a closed
+ * connection or garbage is the end of vmfsd for this disk: -EPIPE.
+ */
+static int call(struct mapped *m, struct json_object *req,
+		struct json_object **resp, char *msg, size_t len)
+{
+	int ret = ctl_call(m->ctl, req, NULL, NULL, resp, msg, len);
+
+	if (ret == -EAGAIN || ret == -ECONNRESET || ret == -EPIPE ||
+	    ret == -EPROTO || ret == -ENOMEM)
+		return -EPIPE;
+	__atomic_store_n(&m->last_ok_ns, now_ns(), __ATOMIC_RELEASE);
+	return ret;
+}
 
 static int map_word(struct mapped *m, struct json_object *e, uint64_t *u0,
 		    uint64_t *nu, uint64_t *w)
@@ -496,7 +531,7 @@ static int luns_refresh(struct mapped *m)
 	int ret;
 
 	json_object_object_add(req, "cmd", json_object_new_string("disk_extents"));
-	ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
+	ret = call(m, req, &resp, msg, sizeof(msg));
 	if (ret) {
 		hv_log("disk %s: the volume's extents: %s", m->d->name, msg);
 		return ret;
@@ -532,14 +567,6 @@ static int map_apply(struct mapped *m, struct json_object *arr)
 		}
 	}
 	return 0;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* Append [a, b) (file offsets, whole units) to a JSON ranges array,
@@ -614,11 +641,12 @@ static void serve_writes(struct mapped *m, struct hv_disk_req *list)
 		json_object_object_add(req, "cmd", json_object_new_string("disk_alloc"));
 		json_object_object_add(req, "ranges", ranges);
 		t0 = now_ns();
-		ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
+		ret = call(m, req, &resp, msg, sizeof(msg));
 		m->allocs++;
 		m->alloc_ns += now_ns() - t0;
-		if (ret == -ECONNRESET || ret == -EPIPE || ret == -EPROTO) {
-			fence(m, "vmfsd on this host went away (allocating)");
+		if (ret == -EPIPE) {
+			fence(m, "vmfsd on this host went away or stopped "
+			      "answering (allocating)");
 			ret = -EIO;
 			goto fail_v;
 		}
@@ -649,7 +677,7 @@ static void serve_writes(struct mapped *m, struct hv_disk_req *list)
 		json_object_object_add(req, "cmd", json_object_new_string("cbt_mark"));
 		json_object_object_add(req, "path", json_object_new_string(m->desc_rel));
 		json_object_object_add(req, "ranges", ranges);
-		ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
+		ret = call(m, req, &resp, msg, sizeof(msg));
 		if (ret) {
 			hv_log("disk %s: recording changed blocks: %s",
 			       m->d->name, msg);
@@ -687,6 +715,30 @@ fail:
 	}
 }
 
+/* The lease: ask vmfsd whether its host still holds its locks, a few
+ * times per lease; no answer in time, or a no, stops the disk. */
+static void lease_renew(struct mapped *m)
+{
+	struct json_object *req, *resp;
+	uint64_t now = now_ns();
+	char msg[512];
+	int ret;
+
+	if (!m->lease_ns || __atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE) ||
+	    now - m->last_ping_ns < m->lease_ns / 4)
+		return;
+	m->last_ping_ns = now;
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("disk_lease"));
+	ret = call(m, req, &resp, msg, sizeof(msg));
+	if (ret == -EPIPE)
+		fence(m, "vmfsd on this host stopped answering (lease expired)");
+	else if (ret)
+		fence(m, msg);
+	else
+		json_object_put(resp);
+}
+
 static void *disk_thread(void *arg)
 {
 	struct mapped *m = arg;
@@ -694,13 +746,14 @@ static void *disk_thread(void *arg)
 		{ .fd = m->wake, .events = POLLIN },
 		{ .fd = ctl_conn_fd(m->ctl), .events = POLLIN | POLLRDHUP },
 	};
+	int period = m->lease_ns ? (int)(m->lease_ns / 4000000) : -1;
 
 	for (;;) {
 		struct hv_disk_req *w, *z;
 		uint64_t v;
 		bool stop;
 
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		if (poll(p, 2, period) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN && read(m->wake, &v, sizeof(v)) < 0 &&
 		    errno != EAGAIN)
@@ -738,6 +791,7 @@ static void *disk_thread(void *arg)
 		}
 		if (stop)
 			break;
+		lease_renew(m);
 	}
 	return NULL;
 }
@@ -769,7 +823,7 @@ static void mapped_close(struct hv_disk *d)
 		json_object_object_add(req, "cmd", json_object_new_string("cbt_mark"));
 		json_object_object_add(req, "path", json_object_new_string(m->desc_rel));
 		json_object_object_add(req, "close", json_object_new_boolean(1));
-		if (ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg)))
+		if (call(m, req, &resp, msg, sizeof(msg)))
 			hv_log("disk %s: closing change tracking: %s", d->name, msg);
 		else
 			json_object_put(resp);
@@ -864,7 +918,7 @@ int hv_disk_open_mapped(const struct hv_mapped_args *a, struct hv_disk **out,
 		m->cbt = a->cbt;
 	}
 	json_object_object_add(req, "rw", json_object_new_boolean(!a->readonly));
-	ret = ctl_call(m->ctl, req, NULL, NULL, &resp, msg, sizeof(msg));
+	ret = call(m, req, &resp, msg, sizeof(msg));
 	if (ret == -ENOTSUP) {
 		/* too small to be mapped in blocks: the caller goes raw */
 		hv_log("disk %s: %s", d->name, msg);
@@ -899,6 +953,23 @@ int hv_disk_open_mapped(const struct hv_mapped_args *a, struct hv_disk **out,
 		snprintf(err, errlen, "attaching %s: vmfsd's answer lacks the "
 			 "size, unit, sector, extents or map", a->data);
 		goto fail;
+	}
+	if (json_object_object_get_ex(resp, "lease_ms", &o) &&
+	    json_object_get_uint64(o) >= 1000) {
+		/* a call waits at most half the lease for an answer */
+		uint64_t ms = json_object_get_uint64(o);
+		struct timeval tv = { .tv_sec = (time_t)(ms / 2000),
+				      .tv_usec = (suseconds_t)(ms / 2 % 1000 * 1000) };
+
+		m->lease_ns = ms * 1000000ull;
+		m->last_ok_ns = now_ns();
+		if (setsockopt(ctl_conn_fd(m->ctl), SOL_SOCKET, SO_RCVTIMEO, &tv,
+			       sizeof(tv))) {
+			ret = -errno;
+			snprintf(err, errlen, "attaching %s: %s", a->data,
+				 strerror(errno));
+			goto fail;
+		}
 	}
 	d->size = a->size ? a->size : fsize - (a->base < fsize ? a->base : fsize);
 	if (a->base > fsize || d->size > fsize - a->base || a->base % m->sector ||

@@ -264,6 +264,19 @@ static int cmd_attach(void *arg, struct ctl_req *r, struct json_object *req,
 	json_object_object_add(resp, "extents", extents_json(in));
 	json_object_object_add(resp, "map", map);
 	json_object_object_add(resp, "host", json_object_new_string(c->host));
+	if (!in->read_only) {
+		/* vmrun's lease on this daemon: an answer at least this often,
+		 * or it stops the disk's I/O.  Our own heartbeat may be that
+		 * old plus one interval when vmrun last heard from us, and
+		 * other hosts wait dead_ms > fence_ms before they break in. */
+		struct lk_vol_info li;
+		uint32_t lease;
+
+		lk_get_info(fs_lk(c->vol), &li);
+		lease = li.fence_ms > li.interval_ms + 1000 ?
+			li.fence_ms - li.interval_ms : 1000;
+		add_u64(resp, "lease_ms", lease);
+	}
 	a = NULL;
 	goto out;
 close:
@@ -346,6 +359,9 @@ static int cmd_alloc(void *arg, struct ctl_req *r, struct json_object *req,
 		len -= off;
 		for (u = off; !ret && u < off + len; u += a->unit) {
 			struct fs_map_ext e;
+
+			/* a line now and then: vmrun's lease counts silence */
+			ctl_progress(r, "Allocating", u - off, len);
 			unsigned n;
 			uint64_t wlen = a->unit;
 			ssize_t w;
@@ -443,6 +459,24 @@ static int cmd_extents(void *arg, struct ctl_req *r, struct json_object *req,
 	return ret;
 }
 
+/* {"cmd": "disk_lease"}: this host still holds its locks (not fenced,
+ * not lost): vmrun may go on with its I/O. */
+static int cmd_lease(void *arg, struct ctl_req *r, struct json_object *req,
+		     struct json_object *resp)
+{
+	struct vmfsd_ctx *c = arg;
+	lk_volume *lk = fs_lk(c->vol);
+	int ret = lk ? lk_state(lk) : -EROFS;
+
+	(void)req;
+	(void)resp;
+	if (ret) {
+		ctl_error(r, "this host's heartbeat: %s", fs_strerror(ret));
+		return -ENOLCK;
+	}
+	return 0;
+}
+
 int vmfsd_attach_cmds_register(struct vmfsd_ctx *c)
 {
 	int ret = ctl_register("disk_attach", "attach a disk's data file to a "
@@ -456,6 +490,9 @@ int vmfsd_attach_cmds_register(struct vmfsd_ctx *c)
 	if (!ret)
 		ret = ctl_register("disk_extents", "the volume's extents as device "
 				   "specs, by index", cmd_extents, c);
+	if (!ret)
+		ret = ctl_register("disk_lease", "this host still holds its locks "
+				   "(vmrun's lease)", cmd_lease, c);
 	if (!ret)
 		ret = ctl_register("disk_sync", "make the attached disk's "
 				   "metadata durable", cmd_sync, c);
