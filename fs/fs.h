@@ -111,6 +111,12 @@ int fs_vol_info(fs_vol *v, struct fs_vol_info *info);
  * with a message in err.
  */
 int fs_vol_span(fs_vol *v, const char *spec, char *err, size_t len);
+/* The volume lock (the lock record before the superblock), exclusive
+ * across hosts: geometry changes take it, and so do callers that must
+ * check and create something volume-wide as one step (a raw device
+ * mapping: no LUN mapped twice).  -EROFS on a read-only host. */
+int fs_vol_lock(fs_vol *v, unsigned timeout_ms, lk_lock **out);
+void fs_vol_unlock(lk_lock *l);
 int fs_vol_grow(fs_vol *v, const char *spec, char *err, size_t len);
 
 /* ---- checking ------------------------------------------------------------ */

@@ -375,15 +375,9 @@ static int change(struct fs_vol *v, const char *spec, bool span, char *err,
 	pthread_mutex_lock(&v->geom_lock);
 	/* one change at a time in the cluster: the volume lock, then the
 	 * superblock as it is now */
-	ret = lk_lock_open_on(v->lk, v->ext[0].lun, FS_SB_SLOT, &l);
-	if (!ret) {
-		ret = lk_acquire(l, LK_EXCL, GEOM_LOCK_MS);
-		if (ret) {
-			lk_lock_close(l);
-			l = NULL;
-		}
-	}
+	ret = fs_vol_lock(v, GEOM_LOCK_MS, &l);
 	if (ret) {
+		l = NULL;
 		fail(err, len, ret, "the volume lock: %s", fs_strerror(ret));
 		goto unlock;
 	}
@@ -446,16 +440,39 @@ static int change(struct fs_vol *v, const char *spec, bool span, char *err,
 	       (unsigned long long)(c.g.area[FS_A_FB].clusters ?
 	       (c.g.size - c.g.area[FS_A_FB].res_off) : 0), n + 1);
 release:
-	if (l) {
-		lk_release(l);
-		lk_lock_close(l);
-	}
+	if (l)
+		fs_vol_unlock(l);
 unlock:
 	pthread_mutex_unlock(&v->geom_lock);
 	if (c.lun)
 		mp_lun_close(c.lun);
 	free(c.spec);
 	return ret;
+}
+
+int fs_vol_lock(fs_vol *v, unsigned timeout_ms, lk_lock **out)
+{
+	lk_lock *l;
+	int ret;
+
+	if (v->rdonly || !v->lk)
+		return -EROFS;
+	ret = lk_lock_open_on(v->lk, v->ext[0].lun, FS_SB_SLOT, &l);
+	if (ret)
+		return ret;
+	ret = lk_acquire(l, LK_EXCL, timeout_ms);
+	if (ret) {
+		lk_lock_close(l);
+		return ret;
+	}
+	*out = l;
+	return 0;
+}
+
+void fs_vol_unlock(lk_lock *l)
+{
+	lk_release(l);
+	lk_lock_close(l);
 }
 
 int fs_vol_span(fs_vol *v, const char *spec, char *err, size_t len)

@@ -233,51 +233,22 @@ static int write_text(fs_vol *v, uint64_t dir, const char *name,
 	return ret;
 }
 
-int thin_rdm_create(fs_vol *v, thin_luns *l, const char *path,
-		    const char *device, enum fs_rdm_mode mode, const char *host,
-		    char *err, size_t errlen)
+/* thin_rdm_create under the volume lock, from the look for mappings on */
+static int rdm_create_locked(fs_vol *v, const char *path, const char *device,
+			     const char *spec, struct fs_rdm *rp,
+			     enum fs_rdm_mode mode, const char *host, char *err,
+			     size_t errlen)
 {
-	char dir[4096], base[256], dname[300], mname[300], label[80];
+	char dir[4096], base[256], dname[300], mname[300];
 	struct fs_create_args a = { .type = FS_TYPE_RDM, .mode = 0600 };
 	struct mapped m = { .v = v };
+	struct fs_rdm r = *rp;
 	struct thin_desc d;
-	struct fs_rdm r;
 	struct fs_stat st;
-	const char *spec = NULL;
-	uint32_t index;
 	uint64_t dino;
-	mp_lun *lun;
 	int ret;
 
-	if (split(path, dir, sizeof(dir), base, sizeof(base)))
-		return fail(err, errlen, -EINVAL, "%s: a disk's name ends in .vmdk",
-			    path);
-	lun = find(l, device, &spec);
-	if (!lun) {
-		/* another name of one of our LUNs (a symlink, another
-		 * portal): look it up by identity */
-		mp_lun *tmp;
-
-		if (mp_lun_open(device, NULL, &tmp) == 0) {
-			if (thin_rdm_identify(tmp, &r, err, errlen) == 0)
-				lun = find(l, r.id, &spec);
-			mp_lun_close(tmp);
-		}
-		if (!lun)
-			return fail(err, errlen, -ENODEV, "%s is not one of this "
-				    "host's LUNs (vmfsd --lun)", device);
-	}
-	ret = thin_rdm_identify(lun, &r, err, errlen);
-	if (ret)
-		return ret;
-	ret = fs_lun_extent(lun, label, sizeof(label), &index);
-	if (ret == 0)
-		return fail(err, errlen, -EBUSY, "%s holds extent %u of the "
-			    "volume '%s': a datastore's LUN cannot be mapped",
-			    device, index, label);
-	if (ret != -ENOENT)
-		return fail(err, errlen, ret, "reading %s: %s", device,
-			    fs_strerror(ret));
+	split(path, dir, sizeof(dir), base, sizeof(base));
 	m.id = r.id;
 	ret = thin_walk(v, find_mapping, &m);
 	if (ret)
@@ -321,6 +292,56 @@ int thin_rdm_create(fs_vol *v, thin_luns *l, const char *path,
 			    fs_strerror(ret));
 	}
 	return 0;
+}
+
+int thin_rdm_create(fs_vol *v, thin_luns *l, const char *path,
+		    const char *device, enum fs_rdm_mode mode, const char *host,
+		    char *err, size_t errlen)
+{
+	char dir[4096], base[256], label[80];
+	struct fs_rdm r;
+	const char *spec = NULL;
+	uint32_t index;
+	lk_lock *vl;
+	mp_lun *lun;
+	int ret;
+
+	if (split(path, dir, sizeof(dir), base, sizeof(base)))
+		return fail(err, errlen, -EINVAL, "%s: a disk's name ends in .vmdk",
+			    path);
+	lun = find(l, device, &spec);
+	if (!lun) {
+		/* another name of one of our LUNs (a symlink, another
+		 * portal): look it up by identity */
+		mp_lun *tmp;
+
+		if (mp_lun_open(device, NULL, &tmp) == 0) {
+			if (thin_rdm_identify(tmp, &r, err, errlen) == 0)
+				lun = find(l, r.id, &spec);
+			mp_lun_close(tmp);
+		}
+		if (!lun)
+			return fail(err, errlen, -ENODEV, "%s is not one of this "
+				    "host's LUNs (vmfsd --lun)", device);
+	}
+	ret = thin_rdm_identify(lun, &r, err, errlen);
+	if (ret)
+		return ret;
+	ret = fs_lun_extent(lun, label, sizeof(label), &index);
+	if (ret == 0)
+		return fail(err, errlen, -EBUSY, "%s holds extent %u of the "
+			    "volume '%s': a datastore's LUN cannot be mapped",
+			    device, index, label);
+	if (ret != -ENOENT)
+		return fail(err, errlen, ret, "reading %s: %s", device,
+			    fs_strerror(ret));
+	/* no other host may map it between our look and our mapping */
+	ret = fs_vol_lock(v, 15000, &vl);
+	if (ret)
+		return fail(err, errlen, ret, "the volume lock: %s", fs_strerror(ret));
+	ret = rdm_create_locked(v, path, device, spec, &r, mode, host, err, errlen);
+	fs_vol_unlock(vl);
+	return ret;
 }
 
 int thin_rdm_resolve(fs_vol *v, thin_luns *l, const char *path,
