@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "vmfsd/rdm_fuse.h"
 
@@ -34,25 +33,6 @@ static int pos_err(int ret)
 	if (ret < -1000)
 		fprintf(stderr, "vmfsd: raw device mapping: %s\n", fs_strerror(ret));
 	return -vmfsd_errno(ret);
-}
-
-static void stat_of(const struct fs_stat *s, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = (ino_t)s->ino;
-	st->st_mode = s->mode;
-	st->st_nlink = s->nlink;
-	st->st_uid = s->uid;
-	st->st_gid = s->gid;
-	st->st_size = (off_t)s->size;
-	st->st_blocks = (blkcnt_t)((s->alloc + 511) / 512);
-	st->st_blksize = 1 << 20;
-	st->st_atim.tv_sec = (time_t)(s->atime / 1000000000ull);
-	st->st_atim.tv_nsec = (long)(s->atime % 1000000000ull);
-	st->st_mtim.tv_sec = (time_t)(s->mtime / 1000000000ull);
-	st->st_mtim.tv_nsec = (long)(s->mtime % 1000000000ull);
-	st->st_ctim.tv_sec = (time_t)(s->ctime / 1000000000ull);
-	st->st_ctim.tv_nsec = (long)(s->ctime % 1000000000ull);
 }
 
 /* Open mapping file ino into fi (0 or a positive errno). */
@@ -116,7 +96,7 @@ static void rdm_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	memset(&e, 0, sizeof(e));
 	e.ino = (fuse_ino_t)st.ino;
 	e.generation = st.gen;
-	stat_of(&st, &e.attr);
+	vmfsd_fill_stat(&st, &e.attr);
 	fuse_reply_create(req, &e, fi);
 }
 
@@ -130,8 +110,7 @@ static void rdm_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		return;
 	}
 	thin_rdm_fstat(rdm_of(fi), &s);
-	stat_of(&s, &st);
-	st.st_ino = ino;
+	vmfsd_fill_stat(&s, &st);
 	fuse_reply_attr(req, &st, 0);
 }
 

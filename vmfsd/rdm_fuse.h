@@ -20,4 +20,7 @@
 void vmfsd_rdm_fuse_ops(struct vmfsd_ctx *c, const struct fuse_lowlevel_ops *ops,
 			struct fuse_lowlevel_ops *out);
 
+/* A file's attributes as FUSE reports them (vmfsd.c). */
+void vmfsd_fill_stat(const struct fs_stat *s, struct stat *st);
+
 #endif /* VMFSD_RDM_FUSE_H */

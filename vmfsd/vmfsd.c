@@ -68,7 +68,7 @@ static int err(int ret)
 	return ret;
 }
 
-static void fill_stat(const struct fs_stat *s, struct stat *st)
+void vmfsd_fill_stat(const struct fs_stat *s, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = to_fuse(s->ino);
@@ -94,7 +94,7 @@ static void reply_entry(fuse_req_t req, const struct fs_stat *s)
 	memset(&e, 0, sizeof(e));
 	e.ino = to_fuse(s->ino);
 	e.generation = s->gen;
-	fill_stat(s, &e.attr);
+	vmfsd_fill_stat(s, &e.attr);
 	e.attr_timeout = 0;
 	e.entry_timeout = 0;
 	fuse_reply_entry(req, &e);
@@ -127,7 +127,7 @@ static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, err(ret));
 		return;
 	}
-	fill_stat(&s, &st);
+	vmfsd_fill_stat(&s, &st);
 	fuse_reply_attr(req, &st, 0);
 }
 
@@ -196,7 +196,7 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, err(ret));
 		return;
 	}
-	fill_stat(&s, &st);
+	vmfsd_fill_stat(&s, &st);
 	fuse_reply_attr(req, &st, 0);
 }
 
@@ -350,7 +350,7 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	memset(&e, 0, sizeof(e));
 	e.ino = to_fuse(s.ino);
 	e.generation = s.gen;
-	fill_stat(&s, &e.attr);
+	vmfsd_fill_stat(&s, &e.attr);
 	fuse_reply_create(req, &e, fi);
 }
 
