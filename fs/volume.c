@@ -665,9 +665,20 @@ int fs_vol_info(fs_vol *v, struct fs_vol_info *info)
 		info->method = li.method;
 	}
 	for (unsigned i = 0; i < v->sb.nextents; i++) {
-		info->extent_size[i] = v->sb.ext[i].size;
+		const struct fs_extent_geom *g = &v->sb.ext[i];
+
+		info->extent_size[i] = g->size;
 		snprintf(info->extent_spec[i], sizeof(info->extent_spec[i]), "%s",
 			 v->ext[i].spec ? v->ext[i].spec : "");
+		if (g->lun_of) {
+			/* space a grow added at the end of another extent's
+			 * LUN: its areas start at the first cluster slot */
+			info->extent_size[i] = g->size - g->area[FS_A_FD].meta_off;
+			snprintf(info->extent_spec[i], sizeof(info->extent_spec[i]),
+				 "%.200s (grown, from byte %llu)",
+				 v->ext[i].spec ? v->ext[i].spec : "",
+				 (unsigned long long)g->area[FS_A_FD].meta_off);
+		}
 	}
 	{
 		uint64_t ef[FS_MAX_EXTENTS] = { 0 };

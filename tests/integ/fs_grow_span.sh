@@ -53,6 +53,7 @@ truncate -s 256M "$T/lun0.img"
 bin/vmkfstools --growfs "$T/lun0.img" "$T/lun0.img" || fail "--growfs"
 ms=$(wait_cap "$c1") || fail "B does not see the grow"
 c2=$(cap "$T/b")
+bin/vmkfstools -P "$T/b" | grep -q "2: $T/lun0.img (grown, from byte" || fail "-P after the grow: $(bin/vmkfstools -P "$T/b")"
 echo "grow: capacity $c1 -> $c2 bytes, seen by host B after $ms ms"
 [ $(( c2 - c1 )) -gt $(( 100 << 20 )) ] || fail "grew by $(( c2 - c1 )) only"
 f2=$(free_bytes "$T/b")
