@@ -9,7 +9,8 @@
  *   vmfs-cbt query DISK.vmdk --since ID|'*' [--offset N] [--length N]
  *
  * query prints "OFFSET LENGTH" (bytes) per changed area; --json prints the
- * daemon's answer as it came.  A query naming a change ID from before a
+ * daemon's answer (its pages joined: vmfsd answers at most 65536 extents
+ * at a time, VMFS_CBT_PAGE=N asks for pages of N, for tests).  A query naming a change ID from before a
  * reset of tracking fails (exit 1) with "tracking was reset: take a full
  * backup".  Exit status: 0 done, 1 refused or unreachable, 2 usage.
  */
@@ -61,6 +62,73 @@ static int size_opt(const char *opt, const char *s, uint64_t *v)
 	return 0;
 }
 
+/*
+ * A query, page by page (vmfsd answers at most so many extents at once
+ * and says where to go on: next_offset).  Text: "OFFSET LENGTH" lines as
+ * pages come; JSON: the first answer with every page's extents.
+ */
+static int query(ctl_conn *c, const char *since, uint64_t off, uint64_t len,
+		 bool json, char *msg, size_t mlen)
+{
+	struct json_object *all = NULL, *resp, *ext, *o;
+	uint64_t end = off + len < off ? UINT64_MAX : off + len, changed = 0;
+	/* the page size, for tests (vmfsd's default otherwise) */
+	const char *page = getenv("VMFS_CBT_PAGE");
+	int ret = 0;
+
+	for (;;) {
+		struct json_object *req = json_object_new_object();
+
+		json_object_object_add(req, "cmd", json_object_new_string("cbt_query"));
+		json_object_object_add(req, "path",
+				       json_object_new_string(ctl_conn_rel(c)));
+		json_object_object_add(req, "since", json_object_new_string(since));
+		json_object_object_add(req, "offset", json_object_new_uint64(off));
+		json_object_object_add(req, "length",
+				       json_object_new_uint64(end - off));
+		if (page)
+			json_object_object_add(req, "max_extents",
+					       json_object_new_uint64(strtoull(page, NULL, 10)));
+		ret = ctl_call(c, req, NULL, NULL, &resp, msg, mlen);
+		if (ret)
+			break;
+		changed += num(resp, "changed");
+		if (json_object_object_get_ex(resp, "extents", &ext)) {
+			for (size_t i = 0; i < json_object_array_length(ext); i++) {
+				struct json_object *e = json_object_array_get_idx(ext, i);
+
+				if (!json)
+					printf("%llu %llu\n", num(e, "offset"),
+					       num(e, "length"));
+				else if (all && json_object_object_get_ex(all, "extents", &o))
+					json_object_array_add(o, json_object_get(e));
+			}
+		}
+		if (json_object_object_get_ex(resp, "next_offset", &o) &&
+		    json_object_get_uint64(o) > off) {
+			off = json_object_get_uint64(o);
+		} else {
+			off = end;
+		}
+		if (!all) {
+			all = resp;
+			json_object_object_del(all, "next_offset");
+		} else {
+			json_object_put(resp);
+		}
+		if (off >= end)
+			break;
+	}
+	if (!ret && json) {
+		json_object_object_add(all, "changed", json_object_new_uint64(changed));
+		printf("%s\n", json_object_to_json_string_ext(all,
+			JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+	if (all)
+		json_object_put(all);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -72,7 +140,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct json_object *req, *resp, *ext;
+	struct json_object *req, *resp;
 	const char *since = NULL, *verb, *disk, *cmd;
 	uint64_t off = 0, len = 0, bs = 0;
 	bool json = false, have_len = false;
@@ -121,18 +189,19 @@ int main(int argc, char **argv)
 			fprintf(stderr, "vmfs-cbt: %s: %s\n", disk, strerror(-ret));
 		return 1;
 	}
+	if (!strcmp(verb, "query")) {
+		ret = query(c, since, off, have_len ? len : UINT64_MAX - off, json,
+			    msg, sizeof(msg));
+		ctl_close(c);
+		if (ret)
+			fprintf(stderr, "vmfs-cbt: %s\n", msg);
+		return ret ? 1 : 0;
+	}
 	req = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string(cmd));
 	json_object_object_add(req, "path", json_object_new_string(ctl_conn_rel(c)));
 	if (bs)
 		json_object_object_add(req, "block_size", json_object_new_uint64(bs));
-	if (since) {
-		json_object_object_add(req, "since", json_object_new_string(since));
-		json_object_object_add(req, "offset", json_object_new_uint64(off));
-		if (have_len)
-			json_object_object_add(req, "length",
-					       json_object_new_uint64(len));
-	}
 	ret = ctl_call(c, req, NULL, NULL, &resp, msg, sizeof(msg));
 	ctl_close(c);
 	if (ret) {
@@ -144,13 +213,6 @@ int main(int argc, char **argv)
 			JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else if (!strcmp(verb, "checkpoint")) {
 		printf("%s\n", str(resp, "change_id"));
-	} else if (!strcmp(verb, "query")) {
-		if (json_object_object_get_ex(resp, "extents", &ext))
-			for (size_t i = 0; i < json_object_array_length(ext); i++) {
-				struct json_object *e = json_object_array_get_idx(ext, i);
-
-				printf("%llu %llu\n", num(e, "offset"), num(e, "length"));
-			}
 	} else if (!strcmp(verb, "enable")) {
 		printf("tracking file %s, block size %llu, disk size %llu, next "
 		       "change ID %s%s\n", str(resp, "tracking_file"),

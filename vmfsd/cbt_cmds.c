@@ -311,12 +311,21 @@ unlock:
 	return ret;
 }
 
+/*
+ * A query's answer is one line of JSON, which clients read whole (ctl.h):
+ * at most max_extents extents per answer (default 65536, about 3 MB);
+ * when more follow, "next_offset" says where to ask again.
+ */
+#define QUERY_MAX_EXTENTS 65536u
+
 struct qout {
 	struct json_object *a;
-	uint64_t bytes, n;
+	uint64_t bytes, n, max;
 	uint64_t pend_off, pend_len;
 	uint64_t (*v)[2];             /* extents of an ID query, then JSON */
 	size_t nv, cap;
+	bool more;                    /* stopped at max: more from next */
+	uint64_t next;
 };
 
 /* An ID query's extents into an array (the disk's lock is held: no JSON
@@ -325,6 +334,11 @@ static int q_collect(void *arg, uint64_t off, uint64_t len)
 {
 	struct qout *q = arg;
 
+	if (q->nv == q->max) {
+		q->more = true;
+		q->next = off;
+		return 1;
+	}
 	if (q->nv == q->cap) {
 		size_t cap = q->cap ? 2 * q->cap : 1024;
 		void *p = realloc(q->v, cap * sizeof(*q->v));
@@ -343,8 +357,14 @@ static int q_collect(void *arg, uint64_t off, uint64_t len)
 static int q_add(void *arg, uint64_t off, uint64_t len)
 {
 	struct qout *q = arg;
-	struct json_object *o = json_object_new_object();
+	struct json_object *o;
 
+	if (q->n == q->max) {
+		q->more = true;
+		q->next = off;
+		return 1;
+	}
+	o = json_object_new_object();
 	add_u64(o, "offset", off);
 	add_u64(o, "length", len);
 	json_object_array_add(q->a, o);
@@ -408,16 +428,16 @@ static int query_all(struct ctl_req *r, uint64_t dir, const char *base,
 				q->pend_len += t - s;
 				continue;
 			}
-			if (q->pend_len)
-				q_add(q, q->pend_off, q->pend_len);
+			if (q->pend_len && q_add(q, q->pend_off, q->pend_len))
+				break;
 			q->pend_off = s;
 			q->pend_len = t - s;
 		}
-		if (!n || !r2)
+		if (!n || !r2 || q->more)
 			break;
 		pos = e[n - 1].off + e[n - 1].len;
 	}
-	if (q->pend_len)
+	if (q->pend_len && !q->more)
 		q_add(q, q->pend_off, q->pend_len);
 out:
 	if (f)
@@ -485,6 +505,10 @@ static int cmd_query(void *arg, struct ctl_req *r, struct json_object *req,
 		off = json_object_get_uint64(o);
 	if (json_object_object_get_ex(req, "length", &o))
 		len = json_object_get_uint64(o);
+	q.max = QUERY_MAX_EXTENTS;
+	if (json_object_object_get_ex(req, "max_extents", &o) &&
+	    json_object_get_uint64(o))
+		q.max = json_object_get_uint64(o);
 	if (strcmp(since, "*") && cbt_id_parse(since, &id)) {
 		ctl_error(r, "'%s': %s", since, cbt_strerror(-CBT_E_BADID));
 		return -EINVAL;
@@ -504,6 +528,8 @@ static int cmd_query(void *arg, struct ctl_req *r, struct json_object *req,
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		ret = cbt_query(t->d, &id, off, len, q_collect, &q);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (ret == 1)     /* full: the rest from next_offset */
+			ret = 0;
 		for (size_t i = 0; !ret && i < q.nv; i++)
 			q_add(&q, q.v[i][0], q.v[i][1]);
 		free(q.v);
@@ -523,6 +549,8 @@ unlock:
 	json_object_object_add(resp, "since", json_object_new_string(since));
 	add_u64(resp, "changed", q.bytes);
 	json_object_object_add(resp, "extents", q.a);
+	if (!ret && q.more)
+		add_u64(resp, "next_offset", q.next);
 	return ret;
 }
 

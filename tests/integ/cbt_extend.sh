@@ -34,6 +34,11 @@ id1=$(bin/vmfs-cbt checkpoint "$D") || fail "checkpoint 2"
 bin/vmfs-cbt query "$D" --since "$id0" --offset $((128 * G)) --length $((G)) >"$T/part" || fail "query part"
 [ "$(cat "$T/part")" = "$((128 * G)) 65536" ] || fail "part: $(cat "$T/part")"
 echo "writes at 99 GiB, across 128 GiB and at 199 GiB of a disk grown from 100 to 200 GiB: reported exactly"
+# "*": the allocated areas (file blocks), the same in pages of one
+bin/vmfs-cbt query "$D" --since '*' >"$T/all" || fail "query '*'"
+[ "$(wc -l <"$T/all")" -eq 3 ] || fail "'*': $(cat "$T/all")"
+VMFS_CBT_PAGE=1 bin/vmfs-cbt query "$D" --since '*' >"$T/all1" || fail "query '*' paged"
+cmp -s "$T/all" "$T/all1" || fail "'*' in pages of one: $(cat "$T/all1")"
 vmfsd_stop A
 vmfsd_start A "$T/a" "$T/lun0.img"
 [ "$(bin/vmfs-cbt query "$D" --since "$id0")" = "$expect" ] || fail "after a restart"
