@@ -24,27 +24,32 @@
 #include "vmfsd/ctl.h"
 
 static hv_vm *running;
-static volatile sig_atomic_t fenced;
+static int fenced;		/* atomic */
 
 /* A mapped disk lost its vmfsd (died, or fenced): no more I/O is safe, the
  * VM powers off with the reason. */
 static void on_fence(void *arg, struct hv_disk *disk, const char *why)
 {
-	hv_vm *vm = __atomic_load_n(&running, __ATOMIC_ACQUIRE);
+	hv_vm *vm;
 
 	(void)arg;
 	fprintf(stderr, "vmrun: disk %s: %s; stopping the VM (its disks may "
 		"belong to another host soon)\n", disk->name, why);
-	fenced = 1;
+	/* fenced first, running second; cmd_start the other way round: one
+	 * of the two sees the other */
+	__atomic_store_n(&fenced, 1, __ATOMIC_SEQ_CST);
+	vm = __atomic_load_n(&running, __ATOMIC_SEQ_CST);
 	if (vm)
 		hv_vm_stop(vm);
 }
 
 static void on_signal(int sig)
 {
+	hv_vm *vm = __atomic_load_n(&running, __ATOMIC_SEQ_CST);
+
 	(void)sig;
-	if (running)
-		hv_vm_stop(running);
+	if (vm)
+		hv_vm_stop(vm);
 }
 
 /* The host holding the lock of path (on a vmfsd mount), or "". */
@@ -187,14 +192,18 @@ static int cmd_start(const char *path)
 		fprintf(stderr, "vmrun: %s\n", err);
 		goto out;
 	}
-	__atomic_store_n(&running, vm, __ATOMIC_RELEASE);
-	if (fenced)
+	__atomic_store_n(&running, vm, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&fenced, __ATOMIC_SEQ_CST))
 		hv_vm_stop(vm);	/* fenced before it ran */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	why = hv_vm_run(vm);
-	__atomic_store_n(&running, NULL, __ATOMIC_RELEASE);
-	if (fenced)
+	__atomic_store_n(&running, NULL, __ATOMIC_SEQ_CST);
+	/* the disks' threads end in here: a fence that raced with the
+	 * guest's own power-off (after its I/O failed) is seen below */
+	hv_vm_destroy(vm);
+	vm = NULL;
+	if (__atomic_load_n(&fenced, __ATOMIC_SEQ_CST))
 		why = HV_EXIT_ERROR;
 	fprintf(stderr, "vmrun: %s: %s\n",
 		vmx.display_name ? vmx.display_name : path, hv_exit_str(why));
