@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "thin/disk.h"
+#include "thin/rdm.h"
 
 #define CHUNK (1u << 20)
 
@@ -640,15 +641,30 @@ static void report(const struct thin_cb *cb, const char *what, uint64_t done,
 		cb->progress(cb->arg, what, done, total);
 }
 
+/* What a copy reads: a data file, or the LUN behind a raw device
+ * mapping (all data: a LUN has no holes to skip). */
+struct source {
+	fs_file *f;
+	thin_rdm *r;
+	uint64_t size;
+};
+
+static int64_t src_seek(const struct source *s, uint64_t off, bool data)
+{
+	if (!s->r)
+		return fs_seek(s->f, off, data);
+	return off >= s->size ? -ENXIO : data ? (int64_t)off : (int64_t)s->size;
+}
+
 /* Read n bytes at off, unless asked to stop (-ECANCELED). */
-static int read_chunk(fs_file *f, void *b, size_t n, uint64_t off,
+static int read_chunk(const struct source *s, void *b, size_t n, uint64_t off,
 		      const struct thin_cb *cb)
 {
 	ssize_t r;
 
 	if (stop(cb))
 		return -ECANCELED;
-	r = fs_pread(f, b, n, off);
+	r = s->r ? thin_rdm_pread(s->r, b, n, off) : fs_pread(s->f, b, n, off);
 	return r == (ssize_t)n ? 0 : r < 0 ? (int)r : -EIO;
 }
 
@@ -662,22 +678,22 @@ static bool all_zero(const unsigned char *b, size_t n)
  * written (reserved, never-written blocks are holes too); with skip_zero,
  * chunks of zeros are not written (a thin target stays thin).
  */
-static int copy_data(fs_file *src, fs_file *dst, uint64_t size, bool skip_zero,
-		     const char *what, const struct thin_cb *cb)
+static int copy_data(const struct source *src, fs_file *dst, uint64_t size,
+		     bool skip_zero, const char *what, const struct thin_cb *cb)
 {
 	unsigned char *b = mp_alloc_aligned(4096, CHUNK);
 	int64_t d = 0, h;
 	int ret = b ? 0 : -ENOMEM;
 
 	while (!ret && (uint64_t)d < size) {
-		d = fs_seek(src, (uint64_t)d, true);
+		d = src_seek(src, (uint64_t)d, true);
 		if (d == -ENXIO || (d >= 0 && (uint64_t)d >= size))
 			break;
 		if (d < 0) {
 			ret = (int)d;
 			break;
 		}
-		h = fs_seek(src, (uint64_t)d, false);
+		h = src_seek(src, (uint64_t)d, false);
 		if (h < 0) {
 			ret = (int)h;
 			break;
@@ -704,16 +720,63 @@ static int copy_data(fs_file *src, fs_file *dst, uint64_t size, bool skip_zero,
 	return ret;
 }
 
+/* Open what a clone of path reads (s), its info in in. */
+static int open_source(fs_vol *v, thin_luns *luns, const char *path,
+		       struct thin_info *in, struct source *s, char *err,
+		       size_t errlen)
+{
+	struct thin_rdm_info *ri;
+	uint64_t dino;
+	int ret = thin_info(v, path, in, err, errlen);
+
+	memset(s, 0, sizeof(*s));
+	s->size = in->size;
+	if (ret || (in->kind != THIN_RDM && in->kind != THIN_RDMP))
+		return ret ? ret : data_file(v, path, FS_O_RDONLY, in, &dino,
+					     &s->f, err, errlen);
+	/* a mapping: the LUN's contents, through this host's LUN */
+	if (!luns)
+		return fail(err, errlen, -EINVAL, "%s maps a raw device", path);
+	ri = malloc(sizeof(*ri));
+	if (!ri)
+		return -ENOMEM;
+	ret = thin_rdm_resolve(v, luns, path, ri, err, errlen);
+	if (!ret)
+		ret = thin_rdm_open(v, luns, ri->ino, false, &s->r, err, errlen);
+	if (!ret)
+		s->size = ri->rec.capacity;
+	in->size = s->size;
+	free(ri);
+	return ret;
+}
+
+static void close_source(struct source *s)
+{
+	if (s->f)
+		fs_close(s->f);
+	if (s->r)
+		thin_rdm_close(s->r);
+	memset(s, 0, sizeof(*s));
+}
+
 int thin_clone(fs_vol *v, const char *path, const char *newpath,
 	       enum thin_kind kind, const struct thin_cb *cb, char *err,
 	       size_t errlen)
+{
+	return thin_clone_from(v, NULL, path, newpath, kind, cb, err, errlen);
+}
+
+int thin_clone_from(fs_vol *v, thin_luns *luns, const char *path,
+		    const char *newpath, enum thin_kind kind,
+		    const struct thin_cb *cb, char *err, size_t errlen)
 {
 	char ndir[4096], nbase[256];
 	struct thin_info in;
 	struct thin_desc nd;
 	struct making m;
-	uint64_t sdino, ndino;
-	fs_file *src, *dst;
+	struct source src;
+	uint64_t ndino;
+	fs_file *dst;
 	int ret;
 
 	if (split(newpath, ndir, sizeof(ndir), nbase, sizeof(nbase)))
@@ -721,12 +784,14 @@ int thin_clone(fs_vol *v, const char *path, const char *newpath,
 			    ".vmdk", newpath);
 	if (kind < THIN_THIN || kind > THIN_EAGERZEROEDTHICK)
 		return fail(err, errlen, -EINVAL, "disk type");
-	ret = data_file(v, path, FS_O_RDONLY, &in, &sdino, &src, err, errlen);
-	if (ret)
+	ret = open_source(v, luns, path, &in, &src, err, errlen);
+	if (ret) {
+		close_source(&src);
 		return ret;
+	}
 	ret = dir_of(v, ndir, &ndino);
 	if (ret) {
-		fs_close(src);
+		close_source(&src);
 		return fail(err, errlen, ret, "folder '%s'", ndir[0] ? ndir : "/");
 	}
 	making_names(&m, ndino, nbase);
@@ -734,7 +799,7 @@ int thin_clone(fs_vol *v, const char *path, const char *newpath,
 	 * own: new CID and uuid, the adapter and geometry of the source */
 	ret = thin_desc_new(&nd, kind, in.size, m.fname);
 	if (ret) {
-		fs_close(src);
+		close_source(&src);
 		return fail(err, errlen, ret, "descriptor for %s", newpath);
 	}
 	thin_ddb_set(&nd, "ddb.adapterType",
@@ -742,17 +807,17 @@ int thin_clone(fs_vol *v, const char *path, const char *newpath,
 		     thin_ddb_get(&in.desc, "ddb.adapterType") : "lsilogic");
 	ret = making_begin(v, &m, newpath, err, errlen);
 	if (ret) {
-		fs_close(src);
+		close_source(&src);
 		return ret;
 	}
 	dst = m.f;
 	ret = kind == THIN_THIN ? fs_ftruncate(dst, in.size) :
 	      fs_fallocate(dst, 0, in.size, false);
 	if (!ret)
-		ret = copy_data(src, dst, in.size, kind == THIN_THIN, "Clone", cb);
+		ret = copy_data(&src, dst, in.size, kind == THIN_THIN, "Clone", cb);
 	if (!ret && kind == THIN_EAGERZEROEDTHICK)
 		ret = thin_fill_holes(dst, in.size, "Clone: zeroing", cb);
-	fs_close(src);
+	close_source(&src);
 	if (!ret)
 		ret = making_commit(v, &m, &nd);
 	if (ret) {
@@ -868,7 +933,7 @@ int thin_punch_zeros(fs_vol *v, const char *path, const struct thin_cb *cb,
 		for (uint64_t off = (uint64_t)d / bs * bs; !ret && off < (uint64_t)h; off += bs) {
 			size_t n = in.size - off < bs ? (size_t)(in.size - off) : (size_t)bs;
 
-			ret = read_chunk(f, b, n, off, cb);
+			ret = read_chunk(&(struct source){ .f = f }, b, n, off, cb);
 			if (ret)
 				break;
 			if (n == bs && all_zero(b, n)) {

@@ -45,6 +45,13 @@ int thin_extend(fs_vol *v, const char *path, uint64_t size,
 int thin_clone(fs_vol *v, const char *path, const char *newpath,
 	       enum thin_kind kind, const struct thin_cb *cb, char *err,
 	       size_t errlen);
+/* The same, and a raw device mapping as the source too (vmkfstools -i
+ * RDM.vmdk DISK.vmdk): the LUN's contents, read through this host's LUN
+ * among luns (thin/rdm.h). */
+struct thin_luns;
+int thin_clone_from(fs_vol *v, struct thin_luns *luns, const char *path,
+		    const char *newpath, enum thin_kind kind,
+		    const struct thin_cb *cb, char *err, size_t errlen);
 /* Thin -> eagerzeroedthick (vmkfstools -j), or with eager_only a
  * zeroedthick disk's never-written blocks zeroed now (vmkfstools -k). */
 int thin_inflate(fs_vol *v, const char *path, bool eager_only,

@@ -165,7 +165,8 @@ static int cmd_clone(void *arg, struct ctl_req *r, struct json_object *req,
 			  type);
 		return -EINVAL;
 	}
-	return done(r, thin_clone(c->vol, path, to, k, &cb, err, sizeof(err)), err);
+	return done(r, thin_clone_from(c->vol, c->luns, path, to, k, &cb, err,
+				       sizeof(err)), err);
 }
 
 /* disk_inflate (-j), disk_eagerzero (-k) */

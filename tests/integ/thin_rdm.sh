@@ -3,7 +3,8 @@
 # whose device specs for the same LUN differ (host B reaches it through a
 # symlinked directory).  A mapping written on host A reads the same on host
 # B and equals the LUN read directly; unaligned I/O works; the mapping's
-# size is the LUN's and cannot be changed; a datastore's LUN, a LUN
+# size is the LUN's and cannot be changed; -i copies the LUN into a disk;
+# a datastore's LUN, a LUN
 # already mapped and a LUN the host does not see are refused with clear
 # errors; -U removes the mapping and leaves the LUN's data; fsck is clean.
 set -u
@@ -61,6 +62,15 @@ bin/vmkfstools -z "$T/raw2.img" "$T/a/vm/r2.vmdk" || fail "-z"
 grep -q 'createType="vmfsPassthroughRawDeviceMap"' "$T/b/vm/r2.vmdk" &&
 	grep -q '^RW 131072 VMFSRDM "r2-rdmp.vmdk"' "$T/b/vm/r2.vmdk" || fail "-z descriptor: $(cat "$T/b/vm/r2.vmdk")"
 bin/vmkfstools -q "$T/a/vm/r2.vmdk" | grep -q "is a Passthrough" || fail "-q -z"
+# -i from a mapping: the LUN's contents into a thin disk (zeros stay holes)
+dd if="$T/data" of="$T/a/vm/r2-rdmp.vmdk" bs=1M seek=10 conv=notrunc,fsync status=none ||
+	fail "write through r2"
+bin/vmkfstools -i "$T/b/vm/r2.vmdk" -d thin "$T/b/vm/copy.vmdk" || fail "-i from an RDM"
+cmp "$T/raw2.img" "$T/a/vm/copy-flat.vmdk" || fail "the clone differs from the LUN"
+k=$(kib "$T/a/vm/copy-flat.vmdk")
+[ "$k" -ge 4096 ] && [ "$k" -le 8192 ] || fail "thin clone of the LUN allocated $k KiB for 4 MiB of data"
+echo "-i of an RDM: the LUN's contents, $k KiB allocated"
+bin/vmkfstools -U "$T/a/vm/copy.vmdk" || fail "-U copy"
 
 # refusals
 bin/vmkfstools -r "$T/luns/via/raw1.img" "$T/b/vm/again.vmdk" 2>"$T/err" && fail "mapped a LUN twice"
