@@ -936,6 +936,31 @@ static void task_verify(void)
 	puts_(" MiB\n");
 }
 
+/* vmtest=zeros vmtest.from=F vmtest.mib=N: MiB [F, F+N) read as zeros
+ * (holes and to-be-zeroed blocks of a datastore disk). */
+static void task_zeros(void)
+{
+	uint64_t mib = arg_num("vmtest.mib=", 16), from = arg_num("vmtest.from=", 0);
+
+	if (!mib || (from + mib) * 2048 > blk.sectors)
+		die("vmtest.from + vmtest.mib is 0 or larger than the disk");
+	for (uint64_t s = from * 2048; s < (from + mib) * 2048; s += CHUNK / 512) {
+		blk_sync(VIRTIO_BLK_T_IN, s, chunk, CHUNK);
+		for (unsigned b = 0; b < CHUNK; b++)
+			if (chunk[b]) {
+				puts_("vmtest: zeros bad sector ");
+				putu(s + b / 512);
+				putc_('\n');
+				power_off();
+			}
+	}
+	puts_("vmtest: zeros ok ");
+	putu(mib);
+	puts_(" MiB from ");
+	putu(from);
+	puts_(" MiB\n");
+}
+
 static uint64_t rnd_state = 88172645463325252ull;
 
 static uint64_t rnd(void)
@@ -1098,12 +1123,14 @@ void vmtest_main(void)
 	} else if (arg_is("vmtest=", "hold")) {
 		task_hold();
 	} else if (arg_is("vmtest=", "fill") || arg_is("vmtest=", "verify") ||
-		   arg_is("vmtest=", "io")) {
+		   arg_is("vmtest=", "io") || arg_is("vmtest=", "zeros")) {
 		blk_init();
 		if (arg_is("vmtest=", "fill"))
 			task_fill();
 		else if (arg_is("vmtest=", "verify"))
 			task_verify();
+		else if (arg_is("vmtest=", "zeros"))
+			task_zeros();
 		else
 			task_io();
 		if (irq_mode) {
@@ -1112,7 +1139,7 @@ void vmtest_main(void)
 			putc_('\n');
 		}
 	} else {
-		die("no task (vmtest=fill|verify|smp|io|hold)");
+		die("no task (vmtest=fill|verify|zeros|smp|io|hold)");
 	}
 	power_off();
 }

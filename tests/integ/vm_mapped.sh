@@ -85,6 +85,19 @@ bin/vmkfstools -t0 "$T/b/vm/z-flat.vmdk" >"$T/z.map"
 grep -q "^\[ *0: *4194304\] --> \[VMFS" "$T/z.map" || fail "first block not data: $(cat "$T/z.map")"
 grep -q TBZ "$T/z.map" || fail "the rest not TBZ: $(cat "$T/z.map")"
 echo "zeroedthick: 1 MiB written, the other 63 MiB (3 MiB of them in the same block) read zeros on B"
+# the guest reads zeros too: 1-4 MiB zeroed by vmfsd in the first block,
+# 4-16 MiB to-be-zeroed blocks, which are never read from the LUN: stale
+# bytes are put there first (what a freed block of another file holds)
+off=$(sed -n 's/^\[ *4194304: *[0-9]*\] --> \[TBZ *-- extent 0: \([0-9]*\) .*/\1/p' "$T/z.map")
+[ -n "$off" ] || fail "no TBZ run at 4 MiB: $(cat "$T/z.map")"
+python3 -c "import sys; sys.stdout.buffer.write(b'\xaa' * (12 << 20))" |
+	dd of="$T/lun0.img" bs=1M seek="$off" oflag=seek_bytes conv=notrunc status=none ||
+	fail "stale bytes"
+vmx "$T/a/vm/vm.vmx" "vmtest=zeros vmtest.from=1 vmtest.mib=15" z.vmdk
+timeout 120 bin/vmrun start "$T/a/vm/vm.vmx" >"$T/zeros.out" 2>&1 || fail "zeros: $(cat "$T/zeros.out")"
+grep -q "zeros ok 15 MiB from 1 MiB" "$T/zeros.out" || fail "zeros: $(cat "$T/zeros.out")"
+echo "the guest reads zeros from 1 to 16 MiB (12 MiB of them TBZ over 0xaa on the LUN)"
+
 
 # 3. while attached: map changes refused on A, the disk refused on B
 vmx "$T/a/vm/vm.vmx" "vmtest=hold vmtest.secs=60" t.vmdk
