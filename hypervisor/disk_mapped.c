@@ -79,6 +79,8 @@ struct mapped {
 	uint64_t last_ok_ns;		/* atomic: vmfsd's last answer */
 	uint64_t last_ping_ns;
 	uint64_t allocs, alloc_ns;	/* disk_alloc calls, time in them */
+	uint64_t seq_end;		/* atomic: where the last write ended */
+	uint64_t ahead;			/* atomic: unit + 1 to allocate ahead */
 };
 
 /* A request split across units that are not contiguous on the LUN. */
@@ -394,6 +396,28 @@ static int flush_all(struct mapped *m, struct hv_disk_req *r)
 	return 0;
 }
 
+/*
+ * A write continuing the previous one into the second half of its unit,
+ * with the next unit not allocated: a sequential first-write stream.  The
+ * disk's thread allocates that next unit now, while the guest still
+ * writes this one, so that the stream does not stop at every block for a
+ * round trip to vmfsd.  At most one unit past what the stream wrote.
+ */
+static void ahead_check(struct mapped *m, uint64_t off, uint64_t end)
+{
+	uint64_t prev = __atomic_exchange_n(&m->seq_end, end, __ATOMIC_RELAXED);
+	uint64_t u = (end - 1) / m->unit, none = 0, one = 1;
+
+	if (prev != off || end - u * m->unit < m->unit / 2 || u + 1 >= m->nunits ||
+	    U_STATE(map_get(m, u + 1)) == U_DATA)
+		return;
+	if (__atomic_compare_exchange_n(&m->ahead, &none, u + 2, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
+	    write(m->wake, &one, sizeof(one)) != sizeof(one))
+		hv_log("disk %s: waking its thread: %s", m->d->name,
+		       strerror(errno));
+}
+
 static int mapped_submit(struct hv_disk *d, struct hv_disk_req *r)
 {
 	struct mapped *m = d->priv;
@@ -418,6 +442,7 @@ static int mapped_submit(struct hv_disk *d, struct hv_disk_req *r)
 	case HV_DISK_WRITE:
 		if (!r->len)
 			return -EINVAL;
+		ahead_check(m, m->base + r->offset, m->base + r->offset + r->len);
 		if (!m->cbt && all_data(m, m->base + r->offset, r->len)) {
 			ret = issue(m, r);
 			if (ret != -EAGAIN)
@@ -605,7 +630,8 @@ static int by_offset(const void *x, const void *y)
  * when changes are tracked, then submit them.  A transport error fences
  * the disk; an allocation that fails (ENOSPC) fails those writes only.
  */
-static void serve_writes(struct mapped *m, struct hv_disk_req *list)
+static void serve_writes(struct mapped *m, struct hv_disk_req *list,
+			 uint64_t ahead)
 {
 	struct hv_disk_req **v, *r;
 	struct json_object *req, *ranges, *resp, *map;
@@ -616,7 +642,7 @@ static void serve_writes(struct mapped *m, struct hv_disk_req *list)
 
 	for (r = list; r; r = r->be_priv)
 		n++;
-	v = malloc(n * sizeof(*v));
+	v = malloc((n ? n : 1) * sizeof(*v));
 	if (!v) {
 		ret = -ENOMEM;
 		goto fail;
@@ -634,6 +660,10 @@ static void serve_writes(struct mapped *m, struct hv_disk_req *list)
 				range_add(ranges, &last_end, u * m->unit,
 					  (u + 1) * m->unit);
 	}
+	if (ahead < m->nunits && U_STATE(map_get(m, ahead)) != U_DATA &&
+	    (ahead + 1) * m->unit > last_end)
+		range_add(ranges, &last_end, ahead * m->unit,
+			  (ahead + 1) * m->unit);
 	if (json_object_array_length(ranges)) {
 		/* the last unit may pass a size that is not a multiple of
 		 * it: vmfsd rounds to units and never grows the file */
@@ -665,7 +695,7 @@ static void serve_writes(struct mapped *m, struct hv_disk_req *list)
 	} else {
 		json_object_put(ranges);
 	}
-	if (m->cbt) {
+	if (m->cbt && n) {
 		/* recorded before the data is written: a change may be
 		 * recorded that never happened, never the reverse */
 		ranges = json_object_new_array();
@@ -750,7 +780,7 @@ static void *disk_thread(void *arg)
 
 	for (;;) {
 		struct hv_disk_req *w, *z;
-		uint64_t v;
+		uint64_t v, ahead;
 		bool stop;
 
 		if (poll(p, 2, period) < 0 && errno != EINTR)
@@ -776,7 +806,8 @@ static void *disk_thread(void *arg)
 			z = r->be_priv;
 			r->cb(r);
 		}
-		if (w) {
+		ahead = __atomic_exchange_n(&m->ahead, 0, __ATOMIC_ACQ_REL);
+		if (w || ahead) {
 			if (__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE)) {
 				while (w) {
 					struct hv_disk_req *r = w;
@@ -786,7 +817,7 @@ static void *disk_thread(void *arg)
 					r->cb(r);
 				}
 			} else {
-				serve_writes(m, w);
+				serve_writes(m, w, ahead ? ahead - 1 : UINT64_MAX);
 			}
 		}
 		if (stop)

@@ -40,7 +40,8 @@ w1=$(fuse_written A)
 	fail "$((w1 - w0)) bytes went through FUSE for a 32 MiB fill"
 grep -q "allocation calls to vmfsd" "$T/fill.out" || fail "not mapped: $(cat "$T/fill.out")"
 k=$(kib "$T/b/vm/t-flat.vmdk")
-[ "$k" -eq 32768 ] || fail "the thin disk grew by $k KiB for 32 MiB (4 MiB blocks)"
+# (a sequential stream has the block after it allocated ahead)
+[ "$k" -ge 32768 ] && [ "$k" -le 36864 ] || fail "the thin disk grew by $k KiB for 32 MiB (4 MiB blocks)"
 python3 - "$T/b/vm/t-flat.vmdk" <<'PY' || fail "sectors read on host B"
 import sys
 with open(sys.argv[1], "rb") as f:

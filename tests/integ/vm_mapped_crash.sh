@@ -55,7 +55,7 @@ t0=$(now_ns)
 # (vmrun's last close of the VMX, a file on the stopped daemon's mount,
 # waits for it: the disk's I/O stops at once, the process ends after)
 for i in $(seq 1 100); do
-	grep -q "vmfsd on this host stopped answering" "$T/stop.out" && break
+	grep -q "stopped answering" "$T/stop.out" && break
 	sleep 0.1
 done
 ms=$((($(now_ns) - t0) / 1000000))
@@ -63,7 +63,7 @@ kill -CONT "${VMFSD_PID[A]}"
 wait $pa
 rc=$?
 [ $rc -ne 0 ] || fail "vmrun exited 0 with its vmfsd stopped: $(cat "$T/stop.out")"
-grep -q "vmfsd on this host stopped answering" "$T/stop.out" ||
+grep -q "stopped answering" "$T/stop.out" ||
 	fail "no clear error: $(cat "$T/stop.out")"
 # lease 3 s (fence 4 s - interval 1 s); B would call A dead after 6 s
 [ $ms -lt 4500 ] || fail "the VM's disk went on $ms ms after its vmfsd stopped"
