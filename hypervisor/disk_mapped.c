@@ -275,7 +275,10 @@ static int issue(struct mapped *m, struct hv_disk_req *r)
 		io->priv = r;
 		return mp_io_submit(m->lun[U_EXT(w)], io);
 	}
-	s = calloc(1, sizeof(*s) + io_runs * sizeof(s->piece[0]));
+	/* room for a piece per unit: a hole of the first pass may have been
+	 * allocated by now (the second pass then finds more data runs) */
+	s = calloc(1, sizeof(*s) + ((end - 1) / m->unit - off / m->unit + 1) *
+		   sizeof(s->piece[0]));
 	if (!s)
 		return -ENOMEM;
 	s->r = r;
@@ -320,7 +323,7 @@ static int issue(struct mapped *m, struct hv_disk_req *r)
 		}
 		pos = next;
 	}
-	if (ret && s->left == 1 && s->n <= 1) {
+	if (ret && __atomic_load_n(&s->left, __ATOMIC_ACQUIRE) == 1 && s->n <= 1) {
 		/* nothing in flight: refuse the request as a whole */
 		for (unsigned i = 0; i < s->n; i++)
 			free(s->piece[i].iov);
@@ -333,7 +336,7 @@ static int issue(struct mapped *m, struct hv_disk_req *r)
 		__atomic_compare_exchange_n(&s->result, &zero, ret, false,
 					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 	}
-	if (!io_runs) {
+	if (!s->n) {
 		/* zeros only: complete on the thread */
 		free(s);
 		r->result = 0;
