@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "vmfsd/cbt_hook.h"
 #include "vmfsd/cmds.h"
 
 struct attach {
@@ -81,6 +82,8 @@ static void detach(void *arg)
 			break;
 		}
 	pthread_mutex_unlock(&reg_lock);
+	/* a vmrun that died reported no end of its writes */
+	vmfsd_cbt_writer_gone(a->ino);
 	ret = fs_close(a->f);
 	if (ret)
 		fprintf(stderr, "vmfsd: closing a detached disk: %s\n",

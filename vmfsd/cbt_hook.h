@@ -37,5 +37,12 @@ int vmfsd_cbt_resize_ino(uint64_t ino, uint64_t size);
 int vmfsd_cbt_fsync(fs_file *f, int ret);
 /* Before fs_close(f). */
 void vmfsd_cbt_release(fs_file *f);
+/*
+ * The writer that reported its writes with cbt_mark for data file ino is
+ * gone without saying "close" (vmrun died: its disk's connection ended).
+ * Its session ends; its premarks stay as they are (a write it had in
+ * flight may still land).
+ */
+void vmfsd_cbt_writer_gone(uint64_t ino);
 
 #endif /* VMFSD_CBT_HOOK_H */

@@ -505,6 +505,21 @@ void vmfsd_cbt_release(fs_file *f)
 	free(h);
 }
 
+void vmfsd_cbt_writer_gone(uint64_t ino)
+{
+	pthread_mutex_lock(&vd_cbt_lock);
+	for (struct trk *t = trks; t; t = t->next)
+		if (t->data_ino == ino && t->session) {
+			/* no settling: nothing says its writes are done */
+			t->session = false;
+			vd_cbt_write_end(t);
+			fprintf(stderr, "vmfsd: change tracking of %s.vmdk: its "
+				"writer went away without closing; tracking goes "
+				"on\n", t->base);
+		}
+	pthread_mutex_unlock(&vd_cbt_lock);
+}
+
 void vmfsd_cbt_stop(void)
 {
 	pthread_mutex_lock(&vd_cbt_lock);

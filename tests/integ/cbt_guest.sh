@@ -5,8 +5,9 @@
 # a query since the change ID from before covers exactly them (to the
 # 64 KiB block, false positives counted); a guest that only reads changes
 # nothing; after vmrun ended the tracking file is clean (a restart of
-# vmfsd keeps the IDs).  While the VM runs, tracking can be neither turned
-# on nor off.
+# vmfsd keeps the IDs).  While the VM runs, tracking cannot be turned on.
+# A vmrun SIGKILLed mid-write: every sector it wrote is reported, and its
+# session ends with its connection (another host can query).
 set -u
 . tests/lib/common.sh
 . tests/lib/vmfsd.sh
@@ -62,6 +63,44 @@ vmfsd_stop A
 vmfsd_start A "$T/a" "$T/lun0.img"
 [ "$(bin/vmfs-cbt query "$D" --since "$id0")" = "0 $((8 << 20))" ] || fail "after a restart"
 grep -q "reset" "$T/vmfsd-A.log" && fail "tracking reset after vmrun ended cleanly"
+
+# vmrun SIGKILLed mid-write: its session ends with its connection; what it
+# wrote is reported, and the other host can query (A let the file go)
+vmfsd_start B "$T/b" "$T/lun0.img"
+K=$T/a/vm/k.vmdk
+bin/vmkfstools -c 512m -d thin "$K" || fail "-c k"
+bin/vmfs-cbt enable "$K" >/dev/null || fail "enable k"
+id2=$(bin/vmfs-cbt checkpoint "$K") || fail "checkpoint k"
+vmx "vmtest=fill vmtest.mib=500"
+sed -i 's/"vm.vmdk"/"k.vmdk"/' "$T/a/vm/vm.vmx"
+bin/vmrun start "$T/a/vm/vm.vmx" >"$T/kill.out" 2>&1 &
+pk=$!
+at_exit "kill_all $pk"
+for i in $(seq 1 200); do grep -q "vmtest: started" "$T/kill.out" && break; sleep 0.02; done
+sleep 0.2
+kill -KILL $pk
+wait $pk 2>/dev/null
+grep -q "fill ok" "$T/kill.out" && fail "the guest finished before it was killed"
+for i in $(seq 1 50); do grep -q "writer went away" "$T/vmfsd-A.log" && break; sleep 0.1; done
+grep -q "k.vmdk: its writer went away without closing" "$T/vmfsd-A.log" ||
+	fail "session not ended: $(tail -5 "$T/vmfsd-A.log"; cat "$T/kill.out")"
+bin/vmfs-cbt query "$T/b/vm/k.vmdk" --since "$id2" >"$T/qk" || fail "query on B after vmrun died"
+python3 - "$T/b/vm/k-flat.vmdk" "$T/qk" <<'PY' || fail "a write of the killed guest is not reported"
+import sys
+ext = [tuple(map(int, l.split())) for l in open(sys.argv[2])]
+n = 0
+with open(sys.argv[1], "rb") as f:
+    for c in range(500):
+        b = f.read(1 << 20)
+        for i in range(0, len(b), 512):
+            if b[i:i + 14] == b"vmtest sector ":
+                n += 1
+                o = (c << 20) + i
+                assert any(x <= o < x + l for x, l in ext), o
+assert n > 0, "nothing written"
+print("the killed guest had written %d sectors: all reported" % n)
+PY
+vmfsd_stop B
 vmfsd_stop A
 bin/fsck.vmfs -n "$T/lun0.img" >"$T/fsck.out" 2>&1 || fail "fsck: $(cat "$T/fsck.out")"
 echo "ok"
