@@ -15,13 +15,7 @@ set -u
 . tests/lib/common.sh
 . tests/lib/vmfsd.sh
 . tests/lib/vm.sh
-[ -e /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
-[ -e /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
-truncate -s 1G "$T/lun0.img"
-bin/mkfs.vmfs -L vms -H 8 -b 4m --hb-interval 1000 --hb-timeout 6000 \
-	"$T/lun0.img" >/dev/null || fail "mkfs"
-vmfsd_start A "$T/a" "$T/lun0.img"
-vmfsd_start B "$T/b" "$T/lun0.img"
+vm_two_hosts
 # another file's data where the disks will be: freed blocks are reused
 mkdir "$T/a/vm" "$T/b/vm2" || fail "mkdir"
 python3 -c "import sys; sys.stdout.buffer.write(b'\xaa' * (96 << 20))" >"$T/a/vm/junk" ||

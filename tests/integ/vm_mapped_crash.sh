@@ -10,13 +10,7 @@ set -u
 . tests/lib/common.sh
 . tests/lib/vmfsd.sh
 . tests/lib/vm.sh
-[ -e /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
-[ -e /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
-truncate -s 1G "$T/lun0.img"
-bin/mkfs.vmfs -L vms -H 8 -b 4m --hb-interval 1000 --hb-timeout 6000 \
-	"$T/lun0.img" >/dev/null || fail "mkfs"
-vmfsd_start A "$T/a" "$T/lun0.img"
-vmfsd_start B "$T/b" "$T/lun0.img"
+vm_two_hosts
 mkdir "$T/a/vm" "$T/b/vm2" || fail "mkdir"
 bin/vmkfstools -c 64m -d zeroedthick "$T/a/vm/z.vmdk" || fail "-c zeroedthick"
 bin/vmkfstools -c 256m -d thin "$T/a/vm/t.vmdk" || fail "-c thin"

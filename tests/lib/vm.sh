@@ -6,6 +6,10 @@
 #                              ctkEnabled for the VM and each disk
 #   started OUTFILE            wait until the guest printed its first line
 #   fuse_written HOST          bytes written through HOST's FUSE mount
+#   vm_two_hosts               skip without /dev/fuse or /dev/kvm; a 1 GiB
+#                              LUN $T/lun0.img (4 MiB blocks, heartbeat
+#                              1 s, dead after 6 s) served by hosts A and B
+#                              on $T/a and $T/b
 
 vmx() { # file cmdline disk...
 	local f=$1 cmd=$2 n=0 d
@@ -44,4 +48,14 @@ fuse_written() { # host
 	    if d.get("host") == sys.argv[2]:
 	        print(d["fuse_bytes_written"])
 	PY
+}
+
+vm_two_hosts() {
+	[ -e /dev/fuse ] || { echo "SKIP: no /dev/fuse"; exit 77; }
+	[ -e /dev/kvm ] || { echo "SKIP: no /dev/kvm"; exit 77; }
+	truncate -s 1G "$T/lun0.img"
+	bin/mkfs.vmfs -L vms -H 8 -b 4m --hb-interval 1000 --hb-timeout 6000 \
+		"$T/lun0.img" >/dev/null || fail "mkfs"
+	vmfsd_start A "$T/a" "$T/lun0.img"
+	vmfsd_start B "$T/b" "$T/lun0.img"
 }
