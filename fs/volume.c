@@ -648,6 +648,11 @@ int fs_vol_info(fs_vol *v, struct fs_vol_info *info)
 	uint64_t fr[FS_R_TYPES], tot[FS_R_TYPES];
 	int ret;
 
+	/* a read-only host has no janitor to notice another host's span or
+	 * grow: statfs looks (one superblock read) */
+	if (v->rdonly)
+		fs_geom_refresh(v);
+
 	memset(info, 0, sizeof(*info));
 	memcpy(info->uuid, v->sb.uuid, 16);
 	snprintf(info->label, sizeof(info->label), "%s", v->sb.label);

@@ -4,7 +4,8 @@
 # LUN (vmkfstools --growfs).  Host B, which names the new LUN differently
 # (a symlinked directory, given as --candidate), sees the new capacity in
 # statfs and vmkfstools -P within a few heartbeat intervals, without
-# remounting, and allocates in the new space.  fsck is clean after each.
+# remounting, and allocates in the new space; a read-only host C sees it
+# in statfs at once and reads what B wrote there.  fsck is clean after each.
 # A SIGKILL of host A in the middle of a span leaves the old volume valid,
 # and the span can be done again.
 set -u
@@ -17,6 +18,7 @@ mkdir "$T/via" && ln -s "$T/new.img" "$T/via/n.img" && ln -s "$T/new2.img" "$T/v
 vmfsd_start A "$T/a" "$T/lun0.img"
 vmfsd_start B "$T/b" \
 	--candidate "$T/via/n.img" --candidate "$T/via/n2.img" "$T/lun0.img"
+vmfsd_start C "$T/c" --read-only --candidate "$T/via/n.img" "$T/lun0.img"
 
 cap() { python3 -c "import os,sys; s=os.statvfs(sys.argv[1]); print(s.f_blocks*s.f_frsize)" "$1"; }
 free_bytes() { python3 -c "import os,sys; s=os.statvfs(sys.argv[1]); print(s.f_bfree*s.f_frsize)" "$1"; }
@@ -40,6 +42,7 @@ ms=$(wait_cap "$c0") || fail "B does not see the span: $(cap "$T/b") <= $c0; $(t
 c1=$(cap "$T/b")
 echo "span: capacity $c0 -> $c1 bytes, seen by host B after $ms ms"
 [ "$(cap "$T/a")" = "$c1" ] || fail "A and B disagree: $(cap "$T/a") vs $c1"
+[ "$(cap "$T/c")" = "$c1" ] || fail "read-only host C: $(cap "$T/c") vs $c1"
 bin/vmkfstools -P "$T/b" >"$T/p" || fail "-P on B"
 grep -q "spanning 2 extents" "$T/p" && grep -q "1: $T/via/n.img" "$T/p" || fail "-P: $(cat "$T/p")"
 # more than the old volume had free: only fits with the new extent
@@ -66,6 +69,8 @@ grep -q "has not grown enough" "$T/err" || fail "message: $(cat "$T/err")"
 bin/vmkfstools -Z "$T/new.img" "$T/lun0.img" 2>"$T/err" && fail "spanned onto an extent"
 grep -q "extent 1" "$T/err" || fail "message: $(cat "$T/err")"
 rm "$T/b/big2"
+cmp "$T/c/big1" "$T/b/big1" || fail "read-only host C reads other data"
+vmfsd_stop C
 vmfsd_stop A
 vmfsd_stop B
 bin/fsck.vmfs -n "$T/lun0.img" "$T/new.img" >"$T/fsck" 2>&1 || fail "fsck: $(cat "$T/fsck")"
