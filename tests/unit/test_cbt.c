@@ -297,43 +297,44 @@ static int count(void *arg, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* Bytes changed since id over the whole disk, or the query's error. */
+static int64_t changed(cbt_disk *d, const struct cbt_id *id)
+{
+	uint64_t n = 0;
+	int ret = cbt_query(d, id, 0, DISK, count, &n);
+
+	return ret ? ret : (int64_t)n;
+}
+
 static void test_ids_checked(void **state)
 {
 	struct cbt_id a, other;
 	cbt_disk *d;
-	uint64_t n = 0;
 
 	(void)state;
 	assert_int_equal(cbt_create(&io, DISK, 0, &d), 0);
 	assert_int_equal(cbt_checkpoint(d, &a), 0);
 	other = a;
 	other.uuid[3] ^= 1;
-	assert_int_equal(cbt_query(d, &other, 0, DISK, count, &n), -CBT_E_OTHER);
+	assert_int_equal(changed(d, &other), -CBT_E_OTHER);
 	other = a;
 	other.seq = a.seq + 1;          /* current: not issued */
-	assert_int_equal(cbt_query(d, &other, 0, DISK, count, &n), -CBT_E_FUTURE);
+	assert_int_equal(changed(d, &other), -CBT_E_FUTURE);
 	other.seq = 0;                  /* before tracking began */
-	assert_int_equal(cbt_query(d, &other, 0, DISK, count, &n), -CBT_E_RESET);
+	assert_int_equal(changed(d, &other), -CBT_E_RESET);
 	/* a premark is reported even across the checkpoint after it */
 	assert_int_equal(cbt_premark(d, 5 * BS, 1), 0);
 	assert_int_equal(cbt_checkpoint(d, &other), 0);
-	assert_int_equal(cbt_query(d, &other, 0, DISK, count, &n), 0);
-	assert_int_equal(n, BS);
+	assert_int_equal(changed(d, &other), BS);
 	/* reported once more after the next checkpoint, until settled */
 	assert_int_equal(cbt_premark(d, 9 * BS, 1), 0);
 	assert_int_equal(cbt_checkpoint(d, &a), 0);
-	n = 0;
-	assert_int_equal(cbt_query(d, &a, 0, DISK, count, &n), 0);
-	assert_int_equal(n, BS);
+	assert_int_equal(changed(d, &a), BS);
 	assert_int_equal(cbt_premark(d, 11 * BS, 1), 0);
 	cbt_settle(d);
 	assert_int_equal(cbt_checkpoint(d, &a), 0);
-	n = 0;
-	assert_int_equal(cbt_query(d, &a, 0, DISK, count, &n), 0);
-	assert_int_equal(n, 0);
-	n = 0;
-	assert_int_equal(cbt_query(d, &other, 0, DISK, count, &n), 0);
-	assert_int_equal(n, 3 * BS);
+	assert_int_equal(changed(d, &a), 0);
+	assert_int_equal(changed(d, &other), 3 * BS);
 	assert_int_equal(cbt_close(d), 0);
 	/* it survives a clean reopen (sequence above the header's) */
 	{
@@ -341,9 +342,7 @@ static void test_ids_checked(void **state)
 
 		assert_int_equal(cbt_open(&io, DISK, &d, &ev), 0);
 		assert_int_equal(ev, CBT_OPENED);
-		n = 0;
-		assert_int_equal(cbt_query(d, &other, 0, DISK, count, &n), 0);
-		assert_int_equal(n, 3 * BS);
+		assert_int_equal(changed(d, &other), 3 * BS);
 		assert_int_equal(cbt_close(d), 0);
 	}
 }
@@ -354,7 +353,6 @@ static void test_unclean(void **state)
 	struct cbt_info in;
 	enum cbt_open_event ev;
 	cbt_disk *d;
-	uint64_t n = 0;
 
 	(void)state;
 	assert_int_equal(cbt_create(&io, DISK, 0, &d), 0);
@@ -365,7 +363,7 @@ static void test_unclean(void **state)
 	crash(d);
 	assert_int_equal(cbt_open(&io, DISK, &d, &ev), 0);
 	assert_int_equal(ev, CBT_OPENED_RESET_UNCLEAN);
-	assert_int_equal(cbt_query(d, &a, 0, DISK, count, &n), -CBT_E_RESET);
+	assert_int_equal(changed(d, &a), -CBT_E_RESET);
 	cbt_info(d, &in);
 	assert_int_equal(in.reset_reason, CBT_REASON_UNCLEAN);
 	assert_int_equal(in.epoch, 1);
@@ -374,15 +372,12 @@ static void test_unclean(void **state)
 	assert_int_equal(cbt_checkpoint(d, &b), 0);
 	assert_true(b.seq > a.seq);
 	assert_int_equal(cbt_mark(d, 2 * BS, 10), 0);
-	assert_int_equal(cbt_query(d, &b, 0, DISK, count, &n), 0);
-	assert_int_equal(n, BS);
+	assert_int_equal(changed(d, &b), BS);
 	assert_int_equal(cbt_close(d), 0);
 	/* a clean stop resets nothing */
 	assert_int_equal(cbt_open(&io, DISK, &d, &ev), 0);
 	assert_int_equal(ev, CBT_OPENED);
-	n = 0;
-	assert_int_equal(cbt_query(d, &b, 0, DISK, count, &n), 0);
-	assert_int_equal(n, BS);
+	assert_int_equal(changed(d, &b), BS);
 	assert_int_equal(cbt_close(d), 0);
 }
 
@@ -392,7 +387,6 @@ static void test_damaged(void **state)
 	enum cbt_open_event ev;
 	unsigned char c;
 	cbt_disk *d;
-	uint64_t n = 0;
 
 	(void)state;
 	assert_int_equal(cbt_create(&io, DISK, 0, &d), 0);
@@ -405,7 +399,7 @@ static void test_damaged(void **state)
 	assert_int_equal(pwrite(ctk_fd, &c, 1, CBT_PAGE + 13), 1);
 	assert_int_equal(cbt_open(&io, DISK, &d, &ev), 0);
 	assert_int_equal(ev, CBT_OPENED_RESET_DAMAGED);
-	assert_int_equal(cbt_query(d, &a, 0, DISK, count, &n), -CBT_E_RESET);
+	assert_int_equal(changed(d, &a), -CBT_E_RESET);
 	assert_int_equal(cbt_close(d), 0);
 	/* a damaged header cannot be trusted at all */
 	assert_int_equal(pread(ctk_fd, &c, 1, 0x2c), 1);
