@@ -140,7 +140,7 @@ static void rdm_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		base.read(req, ino, size, off, fi);
 		return;
 	}
-	buf = mp_alloc_aligned(4096, size ? size : 1);
+	buf = vmfsd_thread_buf(size ? size : 1);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -150,14 +150,11 @@ static void rdm_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, pos_err((int)n));
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
 }
 
 static void rdm_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			  off_t off, struct fuse_file_info *fi)
 {
-	size_t size = fuse_buf_size(in);
-	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
 	void *buf;
 	ssize_t n;
 
@@ -165,20 +162,13 @@ static void rdm_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in
 		base.write_buf(req, ino, in, off, fi);
 		return;
 	}
-	buf = mp_alloc_aligned(4096, size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	dst.buf[0].mem = buf;
-	n = fuse_buf_copy(&dst, in, 0);
+	n = vmfsd_buf_in(in, &buf);
 	if (n >= 0)
 		n = thin_rdm_pwrite(rdm_of(fi), buf, (size_t)n, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, pos_err((int)n));
 	else
 		fuse_reply_write(req, (size_t)n);
-	free(buf);
 }
 
 static void rdm_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,

@@ -22,5 +22,11 @@ void vmfsd_rdm_fuse_ops(struct vmfsd_ctx *c, const struct fuse_lowlevel_ops *ops
 
 /* A file's attributes as FUSE reports them (vmfsd.c). */
 void vmfsd_fill_stat(const struct fs_stat *s, struct stat *st);
+/* The FUSE worker's page-aligned data buffer, at least size bytes
+ * (vmfsd.c; valid until the thread's next request). */
+void *vmfsd_thread_buf(size_t size);
+/* A write request's data copied into that buffer (*buf): its length or
+ * -ENOMEM. */
+ssize_t vmfsd_buf_in(struct fuse_bufvec *in, void **buf);
 
 #endif /* VMFSD_RDM_FUSE_H */

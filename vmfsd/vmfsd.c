@@ -364,7 +364,7 @@ static __thread void *tbuf;
 static __thread size_t tbuf_len;
 static pthread_key_t tbuf_key;     /* frees it when an idle worker exits */
 
-static void *thread_buf(size_t size)
+void *vmfsd_thread_buf(size_t size)
 {
 	if (size > tbuf_len) {
 		size_t len = size < 65536 ? 65536 : size;
@@ -383,7 +383,7 @@ static void *thread_buf(size_t size)
 static void vd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	void *buf = thread_buf(size ? size : 1);
+	void *buf = vmfsd_thread_buf(size ? size : 1);
 	ssize_t n;
 
 	(void)ino;
@@ -400,23 +400,27 @@ static void vd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, buf, (size_t)n);
 }
 
+ssize_t vmfsd_buf_in(struct fuse_bufvec *in, void **buf)
+{
+	size_t size = fuse_buf_size(in);
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+
+	*buf = vmfsd_thread_buf(size ? size : 1);
+	if (!*buf)
+		return -ENOMEM;
+	/* one copy, from the request (or the pipe it was spliced into) into
+	 * an aligned buffer */
+	dst.buf[0].mem = *buf;
+	return fuse_buf_copy(&dst, in, 0);
+}
+
 static void vd_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			 off_t off, struct fuse_file_info *fi)
 {
-	size_t size = fuse_buf_size(in);
-	void *buf = thread_buf(size ? size : 1);
-	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
-	ssize_t n;
+	void *buf;
+	ssize_t n = vmfsd_buf_in(in, &buf);
 
 	(void)ino;
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	/* one copy, from the request (or the pipe it was spliced into) into
-	 * an aligned buffer */
-	dst.buf[0].mem = buf;
-	n = fuse_buf_copy(&dst, in, 0);
 	if (n >= 0)
 		n = fs_pwrite((fs_file *)(uintptr_t)fi->fh, buf, (size_t)n,
 			      (uint64_t)off);
