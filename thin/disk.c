@@ -501,6 +501,11 @@ int thin_set_change_track(fs_vol *v, const char *path, const char *ctk,
 	if (ret)
 		return ret;
 	snprintf(d.change_track, sizeof(d.change_track), "%s", ctk ? ctk : "");
+	/* ESX writes version 3 while tracking is on, and 1 again after */
+	if (ctk)
+		d.version = 3;
+	else if (d.version == 3)
+		d.version = 1;
 	ret = write_desc(v, dino, dname, &d, false);
 	return ret ? fail(err, errlen, ret, "updating %s", dname) : 0;
 }

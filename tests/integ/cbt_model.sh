@@ -20,7 +20,8 @@ mkdir "$T/a/vm" || fail "mkdir"
 bin/vmkfstools -c 64m -d thin "$T/a/vm/d.vmdk" || fail "-c"
 bin/vmfs-cbt enable "$T/a/vm/d.vmdk" >"$T/en.out" || fail "enable"
 grep -q "tracking file d-ctk.vmdk, block size 65536" "$T/en.out" || fail "enable: $(cat "$T/en.out")"
-grep -q '^changeTrackPath="d-ctk.vmdk"' "$T/a/vm/d.vmdk" || fail "descriptor: $(cat "$T/a/vm/d.vmdk")"
+grep -q '^changeTrackPath="d-ctk.vmdk"' "$T/a/vm/d.vmdk" && grep -q '^version=3' "$T/a/vm/d.vmdk" ||
+	fail "descriptor: $(cat "$T/a/vm/d.vmdk")"
 bin/vmfs-cbt enable "$T/a/vm/d.vmdk" | grep -q "already enabled" || fail "second enable"
 command -v qemu-img >/dev/null && { qemu-img info "$T/a/vm/d.vmdk" >/dev/null || fail "qemu-img reads the descriptor"; }
 
@@ -61,6 +62,7 @@ grep -q "take a full backup" "$T/err" || fail "other-UUID message: $(cat "$T/err
 bin/vmfs-cbt disable "$T/a/vm/d.vmdk" || fail "disable"
 [ ! -e "$T/a/vm/d-ctk.vmdk" ] || fail "d-ctk.vmdk left"
 grep -q changeTrackPath "$T/a/vm/d.vmdk" && fail "descriptor still names it"
+grep -q '^version=1' "$T/a/vm/d.vmdk" || fail "version after disable: $(cat "$T/a/vm/d.vmdk")"
 bin/vmfs-cbt query "$T/a/vm/d.vmdk" --since "$id" 2>"$T/err" && fail "query with tracking off"
 grep -q "not enabled" "$T/err" || fail "disabled message: $(cat "$T/err")"
 bin/vmfs-cbt enable "$T/a/vm/d.vmdk" >/dev/null || fail "enable again"
