@@ -12,6 +12,9 @@
  *       uniform over the file, sequential ones in each job's own 1/J of the
  *       file (fio's offset_increment).  Counts what completes between the
  *       end of the ramp and the end of the runtime.
+ *   fs_bench io ... --depth D
+ *       one thread keeping D requests in flight with fs_aio_submit (fio's
+ *       libaio with iodepth=D): random offsets, or one sequential stream.
  *   fs_bench creates --dir DIR --seconds S | --count N [--json]
  *       create empty files DIR/fNNNNNNN with open(O_CREAT|O_EXCL) + close
  *       (POSIX: through a vmfsd mount), for S seconds or N files.
@@ -56,11 +59,11 @@ static double cpu_s(int who, bool user)
 static struct {
 	const char *host, *file, *rw, *dir;
 	uint64_t size, bs;
-	unsigned jobs, runtime, ramp, count;
+	unsigned jobs, depth, runtime, ramp, count;
 	bool json;
 	const char **luns;
 	unsigned nluns;
-} o = { .host = "fs-bench", .jobs = 1, .runtime = 5, .bs = 4096 };
+} o = { .host = "fs-bench", .jobs = 1, .depth = 1, .runtime = 5, .bs = 4096 };
 
 static fs_vol *vol;
 static fs_file *file;
@@ -128,6 +131,113 @@ static void *job_main(void *arg)
 		}
 	}
 	free(buf);
+	return NULL;
+}
+
+/* ---- one thread, o.depth requests in flight (fs_aio) ---- */
+
+#define MAX_DEPTH 64
+
+struct slot {
+	struct fs_aio a;
+	uint64_t t0;
+	unsigned id;
+};
+
+static pthread_mutex_t done_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_c = PTHREAD_COND_INITIALIZER;
+static unsigned done_q[MAX_DEPTH], done_n;
+
+static void aio_cb(struct fs_aio *a)
+{
+	struct slot *sl = a->priv;
+
+	pthread_mutex_lock(&done_m);
+	done_q[done_n++] = sl->id;
+	pthread_cond_signal(&done_c);
+	pthread_mutex_unlock(&done_m);
+}
+
+static void *job_aio(void *arg)
+{
+	struct job *j = arg;
+	uint64_t blocks = fsize / o.bs, pos = 0;
+	struct slot *sl = calloc(o.depth, sizeof(*sl));
+	unsigned inflight = 0;
+
+	unsigned ok = 0;
+
+	for (unsigned i = 0; sl && i < o.depth; i++) {
+		sl[i].id = i;
+		sl[i].a.buf = mp_alloc_aligned(4096, o.bs);
+		if (!sl[i].a.buf)
+			break;
+		memset(sl[i].a.buf, 0x5a + (int)i, o.bs);
+		ok++;
+	}
+	if (!sl || ok != o.depth) {
+		j->errors++;
+		j->first_error = -ENOMEM;
+		return NULL;
+	}
+	/* every slot starts free to submit (t0 == 0) */
+	for (unsigned i = 0; i < o.depth; i++)
+		done_q[done_n++] = i;
+	for (;;) {
+		unsigned q[MAX_DEPTH], n;
+		uint64_t t1;
+
+		pthread_mutex_lock(&done_m);
+		while (!done_n)
+			pthread_cond_wait(&done_c, &done_m);
+		n = done_n;
+		memcpy(q, done_q, n * sizeof(q[0]));
+		done_n = 0;
+		pthread_mutex_unlock(&done_m);
+		t1 = now_ns();
+		for (unsigned k = 0; k < n; k++) {
+			struct slot *s = &sl[q[k]];
+			uint64_t blk;
+			int ret;
+
+			if (s->t0) {             /* a completion */
+				inflight--;
+				if (s->a.result != (ssize_t)o.bs) {
+					if (!j->errors++)
+						j->first_error = s->a.result < 0 ?
+							(int)s->a.result : -EIO;
+				} else if (phase == 1) {
+					j->ops++;
+					j->lat_ns += t1 - s->t0;
+				}
+			}
+			if (phase == 2 || j->errors > 100) {
+				s->t0 = 0;
+				continue;
+			}
+			blk = is_rand ? next_rand(&j->rng) % blocks : pos;
+			pos = pos + 1 < blocks ? pos + 1 : 0;
+			s->a.write = !is_read;
+			s->a.len = o.bs;
+			s->a.off = blk * o.bs;
+			s->a.cb = aio_cb;
+			s->a.priv = s;
+			s->t0 = now_ns();
+			inflight++;
+			ret = fs_aio_submit(file, &s->a);
+			if (ret) {
+				inflight--;
+				s->t0 = 0;
+				if (!j->errors++)
+					j->first_error = ret;
+			}
+		}
+		if ((phase == 2 || j->errors > 100) && !inflight)
+			break;
+	}
+	for (unsigned i = 0; i < o.depth; i++)
+		free(sl[i].a.buf);
+	free(sl);
 	return NULL;
 }
 
@@ -216,7 +326,8 @@ static int do_io(void)
 	for (unsigned i = 0; i < o.jobs; i++) {
 		jobs[i].id = i;
 		jobs[i].rng = 0x9e3779b97f4a7c15ull * (i + 1);
-		pthread_create(&jobs[i].t, NULL, job_main, &jobs[i]);
+		pthread_create(&jobs[i].t, NULL, o.depth > 1 ? job_aio : job_main,
+			       &jobs[i]);
 	}
 	usleep(o.ramp * 1000000u);
 	u0 = cpu_s(RUSAGE_SELF, true);
@@ -241,10 +352,10 @@ static int do_io(void)
 	secs = (double)(t1 - t0) / 1e9;
 	if (o.json)
 		printf("{\"tool\":\"fs_bench\",\"rw\":\"%s\",\"bs\":%" PRIu64
-		       ",\"jobs\":%u,\"iops\":%.1f,\"mib_s\":%.2f,"
+		       ",\"jobs\":%u,\"depth\":%u,\"iops\":%.1f,\"mib_s\":%.2f,"
 		       "\"lat_mean_us\":%.2f,\"usr_cpu\":%.1f,\"sys_cpu\":%.1f,"
 		       "\"errors\":%" PRIu64 ",\"first_error\":\"%s\"}\n",
-		       o.rw, o.bs, o.jobs, ops / secs,
+		       o.rw, o.bs, o.jobs, o.depth, ops / secs,
 		       ops * (double)o.bs / secs / 1048576.0,
 		       ops ? lat / 1e3 / ops : 0.0, (u1 - u0) / secs * 100,
 		       (s1 - s0) / secs * 100, errors,
@@ -297,7 +408,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: fs_bench prep --file NAME --size BYTES [--host H] LUN...\n"
 		"       fs_bench io --file NAME --rw PATTERN --bs BYTES --jobs J "
-		"--runtime S [--ramp S] [--json] LUN...\n"
+		"[--depth D] --runtime S [--ramp S] [--json] LUN...\n"
 		"       fs_bench creates --dir DIR (--seconds S | --count N) [--json]\n");
 }
 
@@ -310,6 +421,7 @@ int main(int argc, char **argv)
 		{ "rw", required_argument, NULL, 'r' },
 		{ "bs", required_argument, NULL, 'b' },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "depth", required_argument, NULL, 'D' },
 		{ "runtime", required_argument, NULL, 't' },
 		{ "seconds", required_argument, NULL, 't' },
 		{ "ramp", required_argument, NULL, 'R' },
@@ -346,6 +458,7 @@ int main(int argc, char **argv)
 		}
 		case 'r': o.rw = optarg; break;
 		case 'j': o.jobs = (unsigned)atoi(optarg); break;
+		case 'D': o.depth = (unsigned)atoi(optarg); break;
 		case 't': o.runtime = (unsigned)atoi(optarg); break;
 		case 'R': o.ramp = (unsigned)atoi(optarg); break;
 		case 'c': o.count = (unsigned)atoi(optarg); break;
@@ -363,7 +476,8 @@ int main(int argc, char **argv)
 		}
 		return do_creates();
 	}
-	if (!o.file || !o.nluns || o.jobs < 1 || o.jobs > MAX_JOBS) {
+	if (!o.file || !o.nluns || o.jobs < 1 || o.jobs > MAX_JOBS ||
+	    o.depth < 1 || o.depth > MAX_DEPTH || (o.depth > 1 && o.jobs > 1)) {
 		usage();
 		return 2;
 	}

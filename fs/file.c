@@ -215,6 +215,16 @@ static void ahead_drop(struct fs_inode *ino, uint64_t b)
 		}
 }
 
+/* With rw held for writing: wait for fs_aio requests still at the LUN (none
+ * can start meanwhile), before blocks may be freed. */
+static void aio_drain(struct fs_inode *ino)
+{
+	pthread_mutex_lock(&ino->m);
+	while (ino->aio_inflight)
+		pthread_cond_wait(&ino->filled, &ino->m);
+	pthread_mutex_unlock(&ino->m);
+}
+
 /*
  * Commit what changed in memory: size and times, deferred TBZ clears, and
  * with give_back the units allocated ahead and not used.  Called with rw
@@ -301,6 +311,7 @@ int fs_close(fs_file *f)
 	if (!ino->v->rdonly) {
 		/* the write lock (rw) orders this against writers of ours */
 		pthread_rwlock_wrlock(&ino->rw);
+		aio_drain(ino);
 		pthread_mutex_lock(&ino->m);
 		last_rw = f->rw && ino->opens_rw == 1;
 		pthread_mutex_unlock(&ino->m);
@@ -933,6 +944,86 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 	return (ssize_t)done + ret;
 }
 
+/* ---- asynchronous I/O ---------------------------------------------------------- */
+
+static void aio_done(struct mp_io *io)
+{
+	struct fs_aio *a = io->priv;
+	struct fs_inode *ino = a->f_->ino;
+
+	a->result = io->result < 0 ? io->result : (ssize_t)a->len;
+	pthread_mutex_lock(&ino->m);
+	if (a->write && a->result > 0) {
+		if (a->off + a->len > ino->fd.size)
+			ino->fd.size = a->off + a->len;
+		ino->fd.mtime = ino->fd.ctime = fs_now_ns();
+		ino->fd_dirty = true;
+	}
+	if (--ino->aio_inflight == 0)
+		pthread_cond_broadcast(&ino->filled);
+	pthread_mutex_unlock(&ino->m);
+	a->cb(a);
+}
+
+int fs_aio_submit(fs_file *f, struct fs_aio *a)
+{
+	struct fs_inode *ino = f->ino;
+	struct fs_vol *v = ino->v;
+	struct fs_fd *fd = &ino->fd;
+	uint64_t unit, addr = 0;
+	bool direct;
+	int ret = 0;
+
+	if (a->write && !f->rw)
+		return -EBADF;
+	if (!a->cb || !a->len)
+		return -EINVAL;
+	a->f_ = f;
+	pthread_rwlock_rdlock(&ino->rw);
+	unit = fs_unit(v, fd);
+	pthread_mutex_lock(&ino->m);
+	direct = fd->map != FS_MAP_INLINE && fd->unit == FS_UNIT_FB &&
+		 a->off % v->ss == 0 && a->len % v->ss == 0 &&
+		 a->off / unit == (a->off + a->len - 1) / unit &&
+		 (a->write || a->off + a->len <= fd->size);
+	pthread_mutex_unlock(&ino->m);
+	if (direct) {
+		ret = fs_bmap_get(ino, a->off / unit, &addr);
+		direct = !ret && addr && !(addr & FS_ADDR_TBZ);
+	}
+	if (direct) {
+		mp_lun *lun = v->ext[fs_addr_ext(addr)].lun;
+		uint64_t at = fs_unit_off(v, addr) + a->off % unit;
+
+		a->iov_ = (struct iovec){ .iov_base = a->buf, .iov_len = a->len };
+		memset(&a->io_, 0, sizeof(a->io_));
+		if (a->write)
+			mp_io_prep_write(&a->io_, &a->iov_, 1, at, 0);
+		else
+			mp_io_prep_read(&a->io_, &a->iov_, 1, at);
+		a->io_.cb = aio_done;
+		a->io_.priv = a;
+		pthread_mutex_lock(&ino->m);
+		ino->aio_inflight++;
+		pthread_mutex_unlock(&ino->m);
+		ret = mp_io_submit(lun, &a->io_);
+		if (ret) {
+			pthread_mutex_lock(&ino->m);
+			if (--ino->aio_inflight == 0)
+				pthread_cond_broadcast(&ino->filled);
+			pthread_mutex_unlock(&ino->m);
+		}
+	}
+	pthread_rwlock_unlock(&ino->rw);
+	if (direct || ret)
+		return ret;
+	/* everything else: the synchronous path, here */
+	a->result = a->write ? fs_pwrite(f, a->buf, a->len, a->off) :
+			       fs_pread(f, a->buf, a->len, a->off);
+	a->cb(a);
+	return 0;
+}
+
 /* ---- truncate, fsync --------------------------------------------------------- */
 
 int fs_ftruncate(fs_file *f, uint64_t size)
@@ -965,6 +1056,7 @@ int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
 	uint64_t unit, first, last;
 	int ret = 0;
 
+	aio_drain(ino);
 	/* the map on disk first: what follows frees by it */
 	if (ino->npend || ino->nahead) {
 		ret = commit_fd(ino, true);
@@ -1185,6 +1277,7 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len)
 	if (len == 0 || end < off)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&ino->rw);
+	aio_drain(ino);
 	if (ino->npend || ino->nahead) {
 		ret = commit_fd(ino, true);
 		if (ret)

@@ -260,6 +260,37 @@ int fs_readdir(fs_vol *v, uint64_t dir, fs_readdir_cb cb, void *arg);
 /* Allocates on first write (thin), zeroes a to-be-zeroed block on its
  * first write; -ENOSPC when the volume is full, nothing written lost. */
 ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off);
+
+/*
+ * Asynchronous read and write, for callers that keep several requests in
+ * flight from one thread (a backup reader, a benchmark).  A request inside
+ * one written file block, sector aligned, goes to the LUN as it is and
+ * completes on the device layer's completion thread; anything else
+ * (crossing blocks, unaligned, allocating, a first write to a reserved
+ * block, inline data, past the end) is served by fs_pread/fs_pwrite in the
+ * caller before fs_aio_submit returns.  Either way cb runs exactly once,
+ * with result = bytes or -error, when fs_aio_submit returned 0.  cb must
+ * not block or call into the file system: hand the completion to another
+ * thread.  The request and its buffer belong to the library until cb.
+ * Truncate, punch and the last close of the file wait for requests in
+ * flight.
+ */
+struct fs_aio {
+	bool write;
+	void *buf;
+	size_t len;
+	uint64_t off;
+	void (*cb)(struct fs_aio *a);
+	void *priv;                 /* the caller's */
+	ssize_t result;
+
+	/* private */
+	fs_file *f_;
+	struct iovec iov_;
+	struct mp_io io_;
+};
+/* 0: submitted, cb will run; <0: refused (-EBADF...), cb will not run. */
+int fs_aio_submit(fs_file *f, struct fs_aio *a);
 /* Make data and metadata durable and visible to every host. */
 int fs_fsync(fs_file *f);
 int fs_ftruncate(fs_file *f, uint64_t size);

@@ -258,7 +258,8 @@ struct fs_inode {
 	 * under m, or with rw held for writing. */
 	struct fs_unit_ref { uint64_t b, a; bool busy; } *pend, *ahead;
 	unsigned npend, nahead;
-	pthread_cond_t filled;
+	pthread_cond_t filled;      /* a busy entry done, aio_inflight 0 */
+	unsigned aio_inflight;      /* fs_aio requests at the LUN, under m */
 	unsigned ahead_run;         /* units to allocate ahead next time */
 	uint64_t seq_next;          /* unit after the last write (a hint) */
 };

@@ -436,6 +436,129 @@ static void test_tbz_concurrent(void **state)
 	free(z);
 }
 
+/* fs_aio: requests inside written blocks go to the LUN and complete on
+ * another thread, the rest are served in the caller; every callback runs
+ * once with the right result and data. */
+static pthread_mutex_t aio_m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t aio_c = PTHREAD_COND_INITIALIZER;
+static unsigned aio_done_n;
+
+static void aio_cb(struct fs_aio *a)
+{
+	pthread_mutex_lock(&aio_m);
+	aio_done_n++;
+	(*(unsigned *)a->priv)++;
+	pthread_cond_signal(&aio_c);
+	pthread_mutex_unlock(&aio_m);
+}
+
+static void test_aio(void **state)
+{
+	enum { N = 24 };
+	uint64_t ino = new_file(va);
+	struct fs_aio a[N];
+	unsigned calls[N] = { 0 };
+	unsigned char *buf[N], *want = malloc(1 << 20);
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	assert_int_equal(fs_ftruncate(f, 12 << 20), 0);
+	write_pattern(f, 0, 8 << 20, 300);          /* units 0-7 data, 8-11 holes */
+	aio_done_n = 0;
+	for (unsigned i = 0; i < N; i++) {
+		buf[i] = fs_balloc(8192);
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].buf = buf[i];
+		a[i].cb = aio_cb;
+		a[i].priv = &calls[i];
+		a[i].len = 4096;
+		/* reads in data, across a unit edge, unaligned, in a hole;
+		 * writes in data and in a hole */
+		switch (i % 6) {
+		case 0: a[i].off = (uint64_t)i * 300000 / 4096 * 4096 % (8 << 20); break;
+		case 1: a[i].off = (2 << 20) - 2048; break;
+		case 2: a[i].off = 12345 + i; a[i].len = 1000; break;
+		case 3: a[i].off = (9 << 20) + i * 4096; break;
+		case 4: a[i].write = true; a[i].off = (5 << 20) + i * 8192;
+			tu_fill(buf[i], 4096, 400 + i); break;
+		case 5: a[i].write = true; a[i].off = (10 << 20) + i * 8192;
+			tu_fill(buf[i], 4096, 400 + i); break;
+		}
+		assert_int_equal(fs_aio_submit(f, &a[i]), 0);
+	}
+	pthread_mutex_lock(&aio_m);
+	while (aio_done_n < N)
+		pthread_cond_wait(&aio_c, &aio_m);
+	pthread_mutex_unlock(&aio_m);
+	for (unsigned i = 0; i < N; i++) {
+		assert_int_equal(calls[i], 1);
+		assert_int_equal(a[i].result, (ssize_t)a[i].len);
+		if (!a[i].write && a[i].off < (8 << 20)) {
+			/* the pattern is a function of the offset */
+			unsigned char *all = malloc(8 << 20);
+
+			tu_fill(all, 8 << 20, 300);
+			assert_memory_equal(buf[i], all + a[i].off, a[i].len);
+			free(all);
+		} else if (!a[i].write) {
+			for (size_t k = 0; k < a[i].len; k++)
+				assert_int_equal(buf[i][k], 0);
+		} else {
+			check_pattern(f, a[i].off, 4096, 400 + i);
+		}
+	}
+	/* a read past the end is short */
+	memset(&a[0], 0, sizeof(a[0]));
+	a[0].buf = buf[0];
+	a[0].len = 8192;
+	a[0].off = (12 << 20) - 4096;
+	a[0].cb = aio_cb;
+	a[0].priv = &calls[0];
+	assert_int_equal(fs_aio_submit(f, &a[0]), 0);
+	assert_int_equal(a[0].result, 4096);
+	/* a write on a read-only open is refused without a callback */
+	{
+		fs_file *ro;
+
+		assert_int_equal(fs_open(va, ino, FS_O_RDONLY, &ro), 0);
+		a[1].write = true;
+		a[1].cb = aio_cb;
+		assert_int_equal(fs_aio_submit(ro, &a[1]), -EBADF);
+		assert_int_equal(fs_close(ro), 0);
+	}
+	/* truncate waits for reads in flight */
+	aio_done_n = 0;
+	for (unsigned i = 0; i < 8; i++) {
+		memset(&a[i], 0, sizeof(a[i]));
+		a[i].buf = buf[i];
+		a[i].len = 8192;
+		a[i].off = (uint64_t)i << 20;
+		a[i].cb = aio_cb;
+		a[i].priv = &calls[i];
+		assert_int_equal(fs_aio_submit(f, &a[i]), 0);
+	}
+	assert_int_equal(fs_ftruncate(f, 0), 0);
+	pthread_mutex_lock(&aio_m);
+	while (aio_done_n < 8)
+		pthread_cond_wait(&aio_c, &aio_m);
+	pthread_mutex_unlock(&aio_m);
+	{
+		unsigned char *all = malloc(8 << 20);
+
+		tu_fill(all, 8 << 20, 300);
+		for (unsigned i = 0; i < 8; i++) {
+			assert_int_equal(a[i].result, 8192);
+			assert_memory_equal(buf[i], all + ((size_t)i << 20), 8192);
+		}
+		free(all);
+	}
+	assert_int_equal(fs_close(f), 0);
+	for (unsigned i = 0; i < N; i++)
+		free(buf[i]);
+	free(want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +570,7 @@ int main(void)
 		cmocka_unit_test(test_enospc),
 		cmocka_unit_test(test_write_behind),
 		cmocka_unit_test(test_tbz_concurrent),
+		cmocka_unit_test(test_aio),
 	};
 
 	return cmocka_run_group_tests_name("fs_file", tests, setup, teardown);
