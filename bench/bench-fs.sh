@@ -6,7 +6,8 @@
 #    LUN is a file on BENCH_DIR, against a fully written 4 GiB raw file on
 #    the same file system:
 #      raw     fio --direct=1 --ioengine=libaio --iodepth=D on the raw file
-#      library bench/fs_bench io: D threads of synchronous fs_pread/pwrite
+#      library bench/fs_bench io --depth D: one thread, D requests in
+#              flight through fs_aio_submit (fio's libaio, iodepth=D)
 #      FUSE    the same fio command on the file through a vmfsd mount
 #    Rows: 4 KiB random read/write at depth 4; 1 MiB sequential read/write at
 #    depth 1 and 4.  Targets: library >= 0.9x raw; FUSE >= 0.6x raw for
@@ -105,7 +106,7 @@ run_tool() { # tool pattern bs depth json
 		stop_hosts ;;
 	lib)
 		"$FS_BENCH" io --host bench-lib --file big.img --rw "$2" --bs "$3" \
-			--jobs "$4" --runtime "$RUNTIME" --ramp "$RAMP" --json "$LUN" \
+			--depth "$4" --runtime "$RUNTIME" --ramp "$RAMP" --json "$LUN" \
 			>"$5" 2>>"$OUT/lib.log" || die "fs_bench $2: $(cat "$5")" ;;
 	esac
 }
@@ -214,8 +215,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	echo "$REPS repetitions of ${RUNTIME} s after a ${RAMP} s ramp, the three in rotating order;"
 	echo "medians.  raw: \`fio --direct=1 --ioengine=libaio --iodepth=DEPTH --rw=PATTERN"
 	echo "--bs=BS --size=$SIZE --time_based\` on a written $SIZE file beside the LUN.  library:"
-	echo "\`fs_bench io --rw PATTERN --bs BS --jobs DEPTH\` (DEPTH threads of synchronous"
-	echo "\`fs_pread\`/\`fs_pwrite\` on the volume's file).  FUSE: the raw fio command on"
+	echo "\`fs_bench io --rw PATTERN --bs BS --depth DEPTH\` (one thread keeping DEPTH"
+	echo "requests in flight with \`fs_aio_submit\` on the volume's file).  FUSE: the raw fio command on"
 	echo "the file through a vmfsd mount (direct_io).  Targets: library >= 0.9x raw,"
 	echo "FUSE >= 0.6x raw for 1 MiB sequential.  Raw runs: \`${RAW#"$BENCH_ROOT"/}\`."
 	echo
