@@ -832,6 +832,18 @@ static void *disk_thread(void *arg)
 
 /* ---- open, close ------------------------------------------------------------ */
 
+/* A command whose answer says nothing but "done"; failures are logged. */
+static void tell(struct mapped *m, struct json_object *req, const char *what)
+{
+	struct json_object *resp;
+	char msg[256];
+
+	if (call(m, req, &resp, msg, sizeof(msg)))
+		hv_log("disk %s: %s: %s", m->d->name, what, msg);
+	else
+		json_object_put(resp);
+}
+
 static void mapped_close(struct hv_disk *d)
 {
 	struct mapped *m = d->priv;
@@ -851,16 +863,20 @@ static void mapped_close(struct hv_disk *d)
 		mp_lun_close(m->lun[i]);
 	if (m->cbt && m->ctl && !__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE)) {
 		/* the tracking file is complete again (clean) */
-		struct json_object *req = json_object_new_object(), *resp;
-		char msg[256];
+		struct json_object *req = json_object_new_object();
 
 		json_object_object_add(req, "cmd", json_object_new_string("cbt_mark"));
 		json_object_object_add(req, "path", json_object_new_string(m->desc_rel));
 		json_object_object_add(req, "close", json_object_new_boolean(1));
-		if (call(m, req, &resp, msg, sizeof(msg)))
-			hv_log("disk %s: closing change tracking: %s", d->name, msg);
-		else
-			json_object_put(resp);
+		tell(m, req, "closing change tracking");
+	}
+	if (m->ctl && m->running && !__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE)) {
+		/* every I/O is done: vmfsd closes the file (and its lock)
+		 * before vmrun goes on, not when it sees the socket close */
+		struct json_object *req = json_object_new_object();
+
+		json_object_object_add(req, "cmd", json_object_new_string("disk_detach"));
+		tell(m, req, "detaching");
 	}
 	if (m->allocs)
 		hv_log("disk %s: %llu allocation calls to vmfsd, %.1f ms each",

@@ -416,6 +416,25 @@ static int cmd_alloc(void *arg, struct ctl_req *r, struct json_object *req,
 	return 0;
 }
 
+/* {"cmd": "disk_detach"}: vmrun is done with the disk (its I/O has
+ * completed): close it now, so that the lock is free when vmrun exits
+ * rather than whenever this end notices the connection closing. */
+static int cmd_detach(void *arg, struct ctl_req *r, struct json_object *req,
+		      struct json_object *resp)
+{
+	struct attach *a = ctl_conn_state_take(r);
+
+	(void)arg;
+	(void)req;
+	(void)resp;
+	if (!a) {
+		ctl_error(r, "no disk attached on this connection");
+		return -EBADF;
+	}
+	detach(a);
+	return 0;
+}
+
 /* {"cmd": "disk_sync"}: make the attached file's pending metadata (size,
  * times) durable; the data is vmrun's to flush on the LUNs. */
 static int cmd_sync(void *arg, struct ctl_req *r, struct json_object *req,
@@ -493,6 +512,9 @@ int vmfsd_attach_cmds_register(struct vmfsd_ctx *c)
 	if (!ret)
 		ret = ctl_register("disk_extents", "the volume's extents as device "
 				   "specs, by index", cmd_extents, c);
+	if (!ret)
+		ret = ctl_register("disk_detach", "close the attached disk (its "
+				   "lock goes with it)", cmd_detach, c);
 	if (!ret)
 		ret = ctl_register("disk_lease", "this host still holds its locks "
 				   "(vmrun's lease)", cmd_lease, c);

@@ -147,6 +147,15 @@ void *ctl_conn_state(struct ctl_req *r)
 	return r->cn->state;
 }
 
+void *ctl_conn_state_take(struct ctl_req *r)
+{
+	void *state = r->cn->state;
+
+	r->cn->state = NULL;
+	r->cn->fini = NULL;
+	return state;
+}
+
 int ctl_req_fd(struct ctl_req *r)
 {
 	return r->fd;

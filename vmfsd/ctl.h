@@ -64,6 +64,9 @@ bool ctl_cancelled(struct ctl_req *r);
  */
 int ctl_conn_state_set(struct ctl_req *r, void *state, void (*fini)(void *));
 void *ctl_conn_state(struct ctl_req *r);
+/* Take the state back before the connection ends (an orderly detach):
+ * its finaliser will not run, the caller finishes it.  NULL if none. */
+void *ctl_conn_state_take(struct ctl_req *r);
 /* The connection's socket (to shut it down from another thread while the
  * connection's state is alive, e.g. when the host is fenced). */
 int ctl_req_fd(struct ctl_req *r);
