@@ -6,7 +6,11 @@
  * unit is written whole (the caller's data, zeros elsewhere) *before* the
  * transaction that maps it commits, so a crash never exposes another file's
  * old data.  A to-be-zeroed (TBZ) unit is written whole before its TBZ flag
- * is cleared.
+ * is cleared.  Inside a file's size, first writes are "write-behind": holes
+ * are allocated as TBZ (in runs, ahead of a sequential writer), and TBZ
+ * flags of written units are cleared in memory and committed later, at
+ * fsync, close or in batches (see "write-behind of the map" below and
+ * docs/ARCHITECTURE.md).
  *
  * Size and times of a file open for writing change in memory and reach
  * the disk at fsync, close, or with the next allocation; another host sees
