@@ -499,27 +499,31 @@ static int cmd_lease(void *arg, struct ctl_req *r, struct json_object *req,
 	return 0;
 }
 
+static const struct {
+	const char *name, *help;
+	ctl_fn fn;
+} cmds[] = {
+	{ "disk_attach", "attach a disk's data file to a VM for this "
+	  "connection's life (path, desc, rw): size, extents, block map",
+	  cmd_attach },
+	{ "disk_alloc", "allocate / zero the units of the attached disk's "
+	  "ranges ([[off, len]...]): their new map", cmd_alloc },
+	{ "disk_extents", "the volume's extents as device specs, by index",
+	  cmd_extents },
+	{ "disk_detach", "close the attached disk (its lock goes with it)",
+	  cmd_detach },
+	{ "disk_lease", "this host still holds its locks (vmrun's lease)",
+	  cmd_lease },
+	{ "disk_sync", "make the attached disk's metadata durable", cmd_sync },
+};
+
 int vmfsd_attach_cmds_register(struct vmfsd_ctx *c)
 {
-	int ret = ctl_register("disk_attach", "attach a disk's data file to a "
-			       "VM for this connection's life (path, desc, rw): "
-			       "size, extents, block map", cmd_attach, c);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		int ret = ctl_register(cmds[i].name, cmds[i].help, cmds[i].fn, c);
 
-	if (!ret)
-		ret = ctl_register("disk_alloc", "allocate / zero the units of "
-				   "the attached disk's ranges ([[off, len]...]): "
-				   "their new map", cmd_alloc, c);
-	if (!ret)
-		ret = ctl_register("disk_extents", "the volume's extents as device "
-				   "specs, by index", cmd_extents, c);
-	if (!ret)
-		ret = ctl_register("disk_detach", "close the attached disk (its "
-				   "lock goes with it)", cmd_detach, c);
-	if (!ret)
-		ret = ctl_register("disk_lease", "this host still holds its locks "
-				   "(vmrun's lease)", cmd_lease, c);
-	if (!ret)
-		ret = ctl_register("disk_sync", "make the attached disk's "
-				   "metadata durable", cmd_sync, c);
-	return ret;
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
