@@ -23,7 +23,7 @@
 
 #define MAX_CMDS 64
 #define MAX_LINE (1u << 20)
-#define MAX_CONNS 64
+#define MAX_CONNS 256        /* a running VM holds one per disk */
 
 struct cmd {
 	const char *name, *help;
