@@ -118,10 +118,15 @@ static uint64_t type_addr(struct fs_vol *v, enum fs_rtype t, unsigned ext,
 }
 
 /* Allocate up to n resources of type t into out (*got of them); passes 2
- * waits for clusters other hosts hold, 1 takes only what is free now. */
+ * waits for clusters other hosts hold, 1 takes only what is free now, 0
+ * only from the cluster at the cursor, and at most half of what it has
+ * free (so that allocating ahead never takes a volume's last free blocks
+ * from other writers). */
 static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 		     uint64_t *out, int passes, unsigned *gotp)
 {
+	bool spare = passes == 0;
+
 	struct fs_vol *v = fs_tx_vol(tx);
 	unsigned area = fs_area_of(t);
 	uint64_t total = total_clusters(v, area), start;
@@ -143,8 +148,10 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 	/* Two passes: first skip clusters busy with other hosts, then wait
 	 * for them if nothing else had room, long enough for a dead holder
 	 * to be recovered. */
+	if (spare)
+		passes = 1;
 	for (int pass = 0; pass < passes && got < n; pass++) {
-		for (uint64_t k = 0; k < total && got < n; k++) {
+		for (uint64_t k = 0; k < (spare ? 1 : total) && got < n; k++) {
 			uint64_t g = (start + k) % total;
 			unsigned ext;
 			uint32_t c;
@@ -156,7 +163,7 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 				ret = r;
 				goto out;
 			}
-			if (rc.nfree == 0)
+			if (rc.nfree < (spare ? 2u : 1u))
 				continue;
 			r = lock_cluster(tx, v, ext, area, c,
 					 pass ? wait_ms : 0);
@@ -172,6 +179,8 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 				ret = r;
 				goto out;
 			}
+			if (spare && n > rc.nfree / 2)
+				n = rc.nfree / 2;
 			for (unsigned bit = 0; bit < rc.nres && got < n; bit++) {
 				if (rc.bitmap[bit / 8] & (1u << (bit % 8)))
 					continue;
@@ -216,7 +225,7 @@ int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
 int fs_alloc_upto(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 		  uint64_t *out, unsigned *got)
 {
-	return alloc_res(tx, t, n, out, 1, got);
+	return alloc_res(tx, t, n, out, 0, got);
 }
 
 int fs_free(struct fs_tx *tx, uint64_t a)

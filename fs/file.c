@@ -1313,7 +1313,6 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len)
 		ret = zero_range(v, ino, end / unit * unit, end);
 	while (first < last && !ret) {
 		struct fs_tx *tx = fs_tx_begin(v);
-		uint64_t freed[TX_UNITS];
 		unsigned n = 0;
 
 		if (!tx) {
@@ -1331,7 +1330,7 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len)
 					ret = fs_free(tx, a & ~FS_ADDR_TBZ);
 				if (!ret) {
 					fd->alloc_bytes -= unit;
-					freed[n++] = a & ~FS_ADDR_TBZ;
+					n++;
 				}
 			}
 			if (!ret)
@@ -1344,15 +1343,8 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len)
 			fs_inode_reload(ino);
 			break;
 		}
+		/* the commit gives the freed blocks back to the LUN */
 		ret = fs_tx_commit(tx);
-		/* free space goes back to the LUN (thin LUNs, files) */
-		for (unsigned i = 0; !ret && i < n; i++) {
-			int r = mp_lun_discard(v->ext[fs_addr_ext(freed[i])].lun,
-					       fs_unit_off(v, freed[i]), unit);
-
-			if (r && r != -EOPNOTSUPP)
-				fs_log(v, "discard after punch: %s", fs_strerror(r));
-		}
 	}
 out:
 	pthread_rwlock_unlock(&ino->rw);

@@ -357,8 +357,9 @@ int fs_commit_fd(struct fs_inode *ino);
 /* Allocate n resources of type t inside tx (n <= 64).  The cluster locks are
  * held until the transaction is done. */
 int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out);
-/* Up to n, from clusters free of other hosts now, without waiting: *got
- * (maybe 0).  For allocating ahead of a writer. */
+/* Up to n from the cluster at the cursor, if free of other hosts now, and
+ * at most half of its free ones, without waiting: *got (maybe 0).  For
+ * allocating ahead of a writer: never a nearly full volume's last blocks. */
 int fs_alloc_upto(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 		  uint64_t *out, unsigned *got);
 /* Free one resource inside tx. */
