@@ -76,8 +76,9 @@ struct mapped {
 	pthread_t thread;
 	bool running;			/* thread started */
 	uint64_t lease_ns;		/* 0 = none; else vmfsd must answer */
-	uint64_t last_ok_ns;		/* atomic: vmfsd's last answer */
+	uint64_t expiry_ns;		/* atomic: no submission after this */
 	uint64_t last_ping_ns;
+	uint64_t call_t0;		/* when the last call() was sent */
 	uint64_t allocs, alloc_ns;	/* disk_alloc calls, time in them */
 	uint64_t seq_end;		/* atomic: where the last write ended */
 	uint64_t ahead;			/* atomic: unit + 1 to allocate ahead */
@@ -163,6 +164,36 @@ static void fence(struct mapped *m, const char *why)
 	hv_log("disk %s: %s: its I/O is stopped", m->d->name, why);
 	if (m->fence)
 		m->fence(m->fence_arg, m->d, why);
+}
+
+/* The lease ran out (the disk's thread is stuck in a call to a silent
+ * vmfsd, or vmfsd's own heartbeat is stalling): fence, true. */
+static bool lease_expired(struct mapped *m)
+{
+	if (!m->lease_ns ||
+	    now_ns() <= __atomic_load_n(&m->expiry_ns, __ATOMIC_ACQUIRE))
+		return false;
+	fence(m, "vmfsd on this host stopped answering (lease expired)");
+	return true;
+}
+
+/* An answer of vmfsd's carrying lease_left_ms, to a request sent at t0:
+ * good until t0 plus that (vmfsd held its locks when it answered, and its
+ * heartbeat was that far from its fence deadline), never longer than the
+ * lease. */
+static void lease_extend(struct mapped *m, struct json_object *resp,
+			 uint64_t t0)
+{
+	struct json_object *o;
+	uint64_t left, until;
+
+	if (!m->lease_ns || !resp ||
+	    !json_object_object_get_ex(resp, "lease_left_ms", &o))
+		return;
+	left = json_object_get_uint64(o) * 1000000ull;
+	until = t0 + (left < m->lease_ns ? left : m->lease_ns);
+	if (until > __atomic_load_n(&m->expiry_ns, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&m->expiry_ns, until, __ATOMIC_RELEASE);
 }
 
 /* ---- the I/O path ------------------------------------------------------------ */
@@ -427,14 +458,8 @@ static int mapped_submit(struct hv_disk *d, struct hv_disk_req *r)
 	uint64_t one = 1;
 	int ret;
 
-	if (__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE))
+	if (__atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE) || lease_expired(m))
 		return -EIO;
-	if (m->lease_ns && now_ns() - __atomic_load_n(&m->last_ok_ns,
-						      __ATOMIC_ACQUIRE) > m->lease_ns) {
-		/* the disk's thread is stuck in a call to a silent vmfsd */
-		fence(m, "vmfsd on this host stopped answering (lease expired)");
-		return -EIO;
-	}
 	switch (r->op) {
 	case HV_DISK_FLUSH:
 		/* allocations are durable before disk_alloc answers: the
@@ -468,19 +493,24 @@ static int mapped_submit(struct hv_disk *d, struct hv_disk_req *r)
 /* ---- talking to vmfsd ------------------------------------------------------ */
 
 /*
- * One command on the disk's connection.  Any answer renews the lease;
- * silence past the socket's receive timeout (half the lease), a closed
- * connection or garbage is the end of vmfsd for this disk: -EPIPE.
+ * One command on the disk's connection.  An answer carrying lease_left_ms
+ * (disk_lease, disk_alloc) renews the lease, counted from when we asked:
+ * vmfsd's check was no earlier.  Silence past the socket's receive timeout
+ * (half the lease), a closed connection or garbage is the end of vmfsd
+ * for this disk: -EPIPE.
  */
 static int call(struct mapped *m, struct json_object *req,
 		struct json_object **resp, char *msg, size_t len)
 {
+	uint64_t t0 = now_ns();
 	int ret = ctl_call(m->ctl, req, NULL, NULL, resp, msg, len);
 
 	if (ret == -EAGAIN || ret == -ECONNRESET || ret == -EPIPE ||
 	    ret == -EPROTO || ret == -ENOMEM)
 		return -EPIPE;
-	__atomic_store_n(&m->last_ok_ns, now_ns(), __ATOMIC_RELEASE);
+	m->call_t0 = t0;
+	if (!ret)
+		lease_extend(m, *resp, t0);
 	return ret;
 }
 
@@ -721,8 +751,9 @@ static void serve_writes(struct mapped *m, struct hv_disk_req *list,
 		json_object_put(resp);
 	}
 	for (i = 0; i < n; i++) {
-		ret = __atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE) ? -EIO :
-		      issue(m, v[i]);
+		/* the calls above may have outlived the lease */
+		ret = __atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE) ||
+		      lease_expired(m) ? -EIO : issue(m, v[i]);
 		if (ret == -EAGAIN)
 			ret = -EIO;	/* vmfsd did not map it */
 		if (ret) {
@@ -758,7 +789,9 @@ static void lease_renew(struct mapped *m)
 	int ret;
 
 	if (!m->lease_ns || __atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE) ||
-	    now - m->last_ping_ns < m->lease_ns / 4)
+	    (now - m->last_ping_ns < m->lease_ns / 4 &&
+	     __atomic_load_n(&m->expiry_ns, __ATOMIC_ACQUIRE) >
+	     now + m->lease_ns / 4 * 3))
 		return;
 	m->last_ping_ns = now;
 	req = json_object_new_object();
@@ -1012,7 +1045,9 @@ int hv_disk_open_mapped(const struct hv_mapped_args *a, struct hv_disk **out,
 				      .tv_usec = (suseconds_t)(ms / 2 % 1000 * 1000) };
 
 		m->lease_ns = ms * 1000000ull;
-		m->last_ok_ns = now_ns();
+		/* good from when we asked, for what vmfsd's heartbeat left */
+		m->expiry_ns = m->call_t0;
+		lease_extend(m, resp, m->call_t0);
 		if (setsockopt(ctl_conn_fd(m->ctl), SOL_SOCKET, SO_RCVTIMEO, &tv,
 			       sizeof(tv))) {
 			ret = -errno;

@@ -168,6 +168,9 @@ struct lk_vol_info {
 	uint32_t slot;            /* ours, when joined */
 	uint64_t gen;
 	uint64_t beats;           /* successful beats */
+	/* ms since our last good beat was submitted (joined only): the
+	 * fence thread fences at fence_ms, others break in after dead_ms */
+	uint64_t beat_age_ms;
 	enum lk_method method;
 };
 void lk_get_info(lk_volume *v, struct lk_vol_info *info);

@@ -384,6 +384,8 @@ void lk_get_info(lk_volume *v, struct lk_vol_info *info)
 	info->slot = v->slot;
 	info->gen = v->gen;
 	info->beats = v->beats;
+	if (v->joined)
+		info->beat_age_ms = (lk_now_ns() - v->last_ok_ns) / 1000000;
 	info->method = v->method;
 	pthread_mutex_unlock(&v->lock);
 }

@@ -92,6 +92,33 @@ static void detach(void *arg)
 	free(a);
 }
 
+/*
+ * vmrun's lease on this daemon, in ms.  *cap: the full lease, fence_ms
+ * less one heartbeat interval.  Returned: how long from a request vmrun
+ * sent before now it may go on writing should we stop answering: never
+ * past our own fence deadline, fence_ms after our last good beat was
+ * submitted (other hosts wait dead_ms > fence_ms from then before they
+ * break in).  A stalling heartbeat shortens it; 0 once the deadline is
+ * passed.
+ */
+static uint64_t lease_left(struct vmfsd_ctx *c, uint64_t *cap)
+{
+	lk_volume *lk = fs_lk(c->vol);
+	struct lk_vol_info li;
+	uint64_t left, full;
+
+	if (!lk) {
+		*cap = 0;
+		return 0;
+	}
+	lk_get_info(lk, &li);
+	full = li.fence_ms > li.interval_ms + 1000 ?
+	       li.fence_ms - li.interval_ms : 1000;
+	left = li.beat_age_ms < li.fence_ms ? li.fence_ms - li.beat_age_ms : 0;
+	*cap = full;
+	return left < full ? left : full;
+}
+
 /* The volume's extents by index, as the device specs this vmfsd opened. */
 static struct json_object *extents_json(const struct fs_vol_info *in)
 {
@@ -267,18 +294,15 @@ static int cmd_attach(void *arg, struct ctl_req *r, struct json_object *req,
 	json_object_object_add(resp, "extents", extents_json(in));
 	json_object_object_add(resp, "map", map);
 	json_object_object_add(resp, "host", json_object_new_string(c->host));
-	if (!in->read_only) {
-		/* vmrun's lease on this daemon: an answer at least this often,
-		 * or it stops the disk's I/O.  Our own heartbeat may be that
-		 * old plus one interval when vmrun last heard from us, and
-		 * other hosts wait dead_ms > fence_ms before they break in. */
-		struct lk_vol_info li;
-		uint32_t lease;
+	if (!in->read_only && fs_lk(c->vol)) {
+		/* vmrun's lease on this daemon: an answer (disk_lease,
+		 * disk_alloc) at least this often, or it stops the disk's
+		 * I/O; each answer is good for lease_ms from when vmrun
+		 * asked, shortened by our heartbeat's age (lease_left) */
+		uint64_t cap, left = lease_left(c, &cap);
 
-		lk_get_info(fs_lk(c->vol), &li);
-		lease = li.fence_ms > li.interval_ms + 1000 ?
-			li.fence_ms - li.interval_ms : 1000;
-		add_u64(resp, "lease_ms", lease);
+		add_u64(resp, "lease_ms", cap);
+		add_u64(resp, "lease_left_ms", left);
 	}
 	a = NULL;
 	goto out;
@@ -413,6 +437,14 @@ static int cmd_alloc(void *arg, struct ctl_req *r, struct json_object *req,
 		return ret;
 	}
 	json_object_object_add(resp, "map", out);
+	{
+		/* the answer renews vmrun's lease, as disk_lease's does */
+		lk_volume *lk = fs_lk(a->c->vol);
+		uint64_t cap;
+
+		add_u64(resp, "lease_left_ms", lk && !lk_state(lk) ?
+			lease_left(a->c, &cap) : 0);
+	}
 	return 0;
 }
 
@@ -489,13 +521,14 @@ static int cmd_lease(void *arg, struct ctl_req *r, struct json_object *req,
 	struct vmfsd_ctx *c = arg;
 	lk_volume *lk = fs_lk(c->vol);
 	int ret = lk ? lk_state(lk) : -EROFS;
+	uint64_t cap;
 
 	(void)req;
-	(void)resp;
 	if (ret) {
 		ctl_error(r, "this host's heartbeat: %s", fs_strerror(ret));
 		return -ENOLCK;
 	}
+	add_u64(resp, "lease_left_ms", lease_left(c, &cap));
 	return 0;
 }
 
