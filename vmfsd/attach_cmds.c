@@ -69,11 +69,9 @@ int vmfsd_disks_fence(const char *why)
 	return n;
 }
 
-/* The connection ended: detach, close (the lock goes with the last open). */
-static void detach(void *arg)
+static void unregister(struct attach *a)
 {
-	struct attach *a = arg, **pp;
-	int ret;
+	struct attach **pp;
 
 	pthread_mutex_lock(&reg_lock);
 	for (pp = &attached; *pp; pp = &(*pp)->next)
@@ -82,6 +80,15 @@ static void detach(void *arg)
 			break;
 		}
 	pthread_mutex_unlock(&reg_lock);
+}
+
+/* The connection ended: detach, close (the lock goes with the last open). */
+static void detach(void *arg)
+{
+	struct attach *a = arg;
+	int ret;
+
+	unregister(a);
 	/* a vmrun that died reported no end of its writes */
 	vmfsd_cbt_writer_gone(a->ino);
 	ret = fs_close(a->f);
@@ -256,7 +263,6 @@ static int cmd_attach(void *arg, struct ctl_req *r, struct json_object *req,
 		ret = vmfsd_errno(ret);
 		goto close;
 	}
-	a->size = st.size;
 	a->unit = fs_file_unit(a->f);
 	if (a->unit != in->block_size) {
 		/* inline or in sub-blocks: its map moves when it grows */
@@ -266,12 +272,9 @@ static int cmd_attach(void *arg, struct ctl_req *r, struct json_object *req,
 		ret = -ENOTSUP;
 		goto close;
 	}
-	ret = map_json(a, 0, a->size, &map);
-	if (ret) {
-		ctl_error(r, "%s: reading its map: %s", path, fs_strerror(ret));
-		ret = vmfsd_errno(ret);
-		goto close;
-	}
+	/* registered before the map is read: from here FUSE writes, punches
+	 * and size changes of the file are refused, so the map handed over
+	 * stays vmrun's alone */
 	pthread_mutex_lock(&reg_lock);
 	for (struct attach *b = attached; b; b = b->next)
 		if (b->ino == a->ino && (rw || b->rw))
@@ -285,7 +288,25 @@ static int cmd_attach(void *arg, struct ctl_req *r, struct json_object *req,
 	pthread_mutex_unlock(&reg_lock);
 	if (ret) {
 		ctl_error(r, "%s: attached to a running VM on this host", path);
-		json_object_put(map);
+		goto close;
+	}
+	/* A FUSE handle opened for writing before us may have written
+	 * first writes whose TBZ clears are still in memory only (the map
+	 * reports them as data): commit them now, or a guest's flushed
+	 * write there would read as zeros after a crash.  The file's write
+	 * lock also waits out FUSE operations still in progress. */
+	ret = rw ? fs_fsync(a->f) : 0;
+	if (!ret)
+		ret = fs_fstat(a->f, &st);
+	if (!ret) {
+		a->size = st.size;
+		ret = map_json(a, 0, a->size, &map);
+	}
+	if (ret) {
+		ctl_error(r, "%s: reading its map: %s", path, fs_strerror(ret));
+		ret = vmfsd_errno(ret);
+		unregister(a);
+		ctl_conn_state_take(r);
 		goto close;
 	}
 	add_u64(resp, "size", a->size);

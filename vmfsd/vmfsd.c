@@ -418,9 +418,15 @@ static void vd_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			 off_t off, struct fuse_file_info *fi)
 {
 	void *buf;
-	ssize_t n = vmfsd_buf_in(in, &buf);
+	ssize_t n;
 
-	(void)ino;
+	/* a handle opened before the disk was attached to a running VM:
+	 * vmrun writes it on the LUN through its copy of the map */
+	if (vmfsd_disk_attached(to_fs(ino))) {
+		fuse_reply_err(req, EBUSY);
+		return;
+	}
+	n = vmfsd_buf_in(in, &buf);
 	if (n >= 0)
 		n = fs_pwrite((fs_file *)(uintptr_t)fi->fh, buf, (size_t)n,
 			      (uint64_t)off);
@@ -442,9 +448,13 @@ static void vd_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	fs_file *f = (fs_file *)(uintptr_t)fi->fh;
 	int ret;
 
-	(void)ino;
 	if (off < 0 || len <= 0) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	/* a punch would free blocks a running VM's vmrun writes in place */
+	if (vmfsd_disk_attached(to_fs(ino))) {
+		fuse_reply_err(req, EBUSY);
 		return;
 	}
 	if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))

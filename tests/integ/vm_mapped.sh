@@ -7,7 +7,8 @@
 #  - ctkEnabled in the VMX turns change tracking on; writes reported;
 #  - a zeroedthick disk over blocks that held another file's data: a
 #    partial-block write leaves zeros around it;
-#  - while attached: -X and truncate through FUSE refused, the disk from
+#  - while attached: -X, truncate and writes or punches through a FUSE
+#    handle opened before the attach refused, the disk from
 #    another VM on host B refused naming A; vmrun SIGKILLed: B at once;
 #  - requests split where the LUN breaks (64 KiB blocks, fragmented).
 # Crashes under a running VM: vm_mapped_crash.sh.
@@ -96,10 +97,28 @@ echo "the guest reads zeros from 1 to 16 MiB (12 MiB of them TBZ over 0xaa on th
 
 # 3. while attached: map changes refused on A, the disk refused on B
 vmx "$T/a/vm/vm.vmx" "vmtest=hold vmtest.secs=60" t.vmdk
+# a FUSE handle opened for writing before the attach: its writes and
+# punches must be refused too (a punch would free blocks vmrun writes)
+exec 7<>"$T/a/vm/t-flat.vmdk"
 bin/vmrun start "$T/a/vm/vm.vmx" >"$T/hold.out" 2>&1 &
 pa=$!
 at_exit "kill -KILL $pa 2>/dev/null"
 started "$T/hold.out"
+python3 - <<'PY' || { exec 7>&-; fail "the handle opened before the attach"; }
+import ctypes, errno, os
+try:
+    os.pwrite(7, b"x" * 4096, 0)
+    raise SystemExit("a write through it went through")
+except OSError as e:
+    assert e.errno == errno.EBUSY, e
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+# FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+if libc.fallocate(7, 3, 0, 4 << 20) == 0:
+    raise SystemExit("a punch through it went through")
+assert ctypes.get_errno() == errno.EBUSY, os.strerror(ctypes.get_errno())
+PY
+exec 7>&-
 bin/vmkfstools -X 512m "$T/a/vm/t.vmdk" >"$T/x.out" 2>&1 && fail "-X on an attached disk"
 grep -q "attached to a VM running on this host" "$T/x.out" || fail "-X: $(cat "$T/x.out")"
 truncate -s 1m "$T/a/vm/t-flat.vmdk" 2>"$T/tr.out" && fail "truncate of an attached disk"
