@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "vmfsd/cbt_hook.h"
 #include "vmfsd/cmds.h"
@@ -35,7 +36,10 @@ struct attach {
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reg_gone = PTHREAD_COND_INITIALIZER;
 static struct attach *attached;
+
+static uint64_t lease_left(struct vmfsd_ctx *c, uint64_t *cap);
 
 static void add_u64(struct json_object *o, const char *k, uint64_t v)
 {
@@ -79,6 +83,41 @@ static void unregister(struct attach *a)
 			*pp = a->next;
 			break;
 		}
+	pthread_cond_broadcast(&reg_gone);
+	pthread_mutex_unlock(&reg_lock);
+}
+
+/*
+ * This daemon is stopping (not fenced: closing an attached file releases
+ * its lock on disk, and another host may take the disk at once).  Tell
+ * every vmrun first, by ending our half of its connection: it fences its
+ * disk, stops the VM, waits for its I/O and closes its end, and only then
+ * does the connection's end close the file.  A vmrun that does not close
+ * within a lease is cut off anyway: its lease has run out by then (no
+ * disk_lease answer can renew it: it stopped asking when it fenced, and
+ * a stopped vmrun asks nothing).
+ */
+void vmfsd_disks_stop(struct vmfsd_ctx *c)
+{
+	uint64_t cap;
+	struct timespec until;
+	int n = 0;
+
+	(void)lease_left(c, &cap);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(cap / 1000 + 1);
+	pthread_mutex_lock(&reg_lock);
+	for (struct attach *a = attached; a; a = a->next, n++)
+		shutdown(a->fd, SHUT_WR);
+	if (n)
+		fprintf(stderr, "vmfsd: stopping: waiting for %d running VM "
+			"disk%s to stop their I/O\n", n, n == 1 ? "" : "s");
+	while (attached &&
+	       pthread_cond_timedwait(&reg_gone, &reg_lock, &until) != ETIMEDOUT)
+		;
+	if (attached)
+		fprintf(stderr, "vmfsd: stopping: a vmrun did not let its disk "
+			"go within its lease; closing it\n");
 	pthread_mutex_unlock(&reg_lock);
 }
 

@@ -43,6 +43,10 @@ bool vmfsd_disk_attached(uint64_t ino);
 /* Shut every attached disk's connection down (the host was fenced or
  * lost its locks): vmrun stops that disk's I/O.  Returns how many. */
 int vmfsd_disks_fence(const char *why);
+/* Stopping: end our half of every attached disk's connection and wait (at
+ * most a lease) for vmrun to stop its I/O and close, before the files and
+ * their locks go. */
+void vmfsd_disks_stop(struct vmfsd_ctx *c);
 
 /* Bytes written and read through FUSE (info reports them: the I/O of a
  * mapped disk never passes here). */

@@ -907,6 +907,7 @@ int main(int argc, char **argv)
 	}
 	ret = fuse_session_loop_mt(se, &lc) ? 1 : 0;
 	vmfsd_alarm_stop();
+	vmfsd_disks_stop(&ctx);
 	ctl_server_stop();
 	vmfsd_cbt_stop();
 unmount:

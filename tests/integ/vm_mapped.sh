@@ -134,7 +134,22 @@ timeout 60 bin/vmrun start "$T/b/vm2/vm2.vmx" >"$T/b3.out" 2>&1 ||
 grep -q "verify ok 32 MiB" "$T/b3.out" || fail "B verify: $(cat "$T/b3.out")"
 echo "vmrun on A killed: B attached the disk at once and verified it"
 
+# 4. vmfsd stopped under a running VM: it waits for vmrun to stop the
+#    disk's I/O and let it go before the file (and its lock) is closed
+vmx "$T/a/vm/vm.vmx" "vmtest=hold vmtest.secs=60" t.vmdk
+bin/vmrun start "$T/a/vm/vm.vmx" >"$T/stop.out" 2>&1 &
+pa=$!
+started "$T/stop.out"
 vmfsd_stop A
+wait $pa && fail "vmrun went on after its vmfsd stopped: $(cat "$T/stop.out")"
+grep -q "waiting for 1 running VM disk to stop" "$T/vmfsd-A.log" ||
+	fail "vmfsd A did not wait for the VM: $(cat "$T/vmfsd-A.log")"
+grep -q "did not let its disk go" "$T/vmfsd-A.log" &&
+	fail "vmrun kept the disk past its lease: $(cat "$T/stop.out")"
+grep -q "closed the disk's connection" "$T/stop.out" ||
+	fail "vmrun: $(cat "$T/stop.out")"
+echo "vmfsd stopped under a running VM: vmrun fenced the disk and let it go first"
+
 vmfsd_stop B
 
 # 6. requests split where the LUN breaks: 64 KiB blocks, free space in
