@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fs/fs_int.h"
 
@@ -81,7 +82,71 @@ static int put_header(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 	return ret;
 }
 
-/* Lock cluster c of area on ext for the transaction (once per tx). */
+int fs_cluster_take(struct fs_vol *v, unsigned ext, uint64_t off,
+		    unsigned timeout_ms)
+{
+	struct timespec dl;
+	int ret = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&v->lock);
+	for (;;) {
+		bool busy = false;
+
+		for (unsigned i = 0; i < v->nclus && !busy; i++)
+			busy = v->clus[i].ext == ext && v->clus[i].off == off;
+		if (!busy)
+			break;
+		if (!timeout_ms) {
+			ret = -EBUSY;
+			goto unlock;
+		}
+		if (pthread_cond_timedwait(&v->clus_cond, &v->lock, &dl) ==
+		    ETIMEDOUT) {
+			ret = -ETIMEDOUT;
+			goto unlock;
+		}
+	}
+	if (v->nclus == v->capclus) {
+		unsigned cap = v->capclus ? 2 * v->capclus : 16;
+		struct fs_clus *c = realloc(v->clus, cap * sizeof(*c));
+
+		if (!c) {
+			ret = -ENOMEM;
+			goto unlock;
+		}
+		v->clus = c;
+		v->capclus = cap;
+	}
+	v->clus[v->nclus].ext = ext;
+	v->clus[v->nclus].off = off;
+	v->nclus++;
+unlock:
+	pthread_mutex_unlock(&v->lock);
+	return ret;
+}
+
+void fs_cluster_drop(struct fs_vol *v, unsigned ext, uint64_t off)
+{
+	pthread_mutex_lock(&v->lock);
+	for (unsigned i = 0; i < v->nclus; i++) {
+		if (v->clus[i].ext == ext && v->clus[i].off == off) {
+			v->clus[i] = v->clus[--v->nclus];
+			pthread_cond_broadcast(&v->clus_cond);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* Lock cluster c of area on ext for the transaction (once per tx): first
+ * among this host's transactions, then on disk. */
 static int lock_cluster(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 			unsigned area, uint32_t c, unsigned timeout_ms)
 {
@@ -91,20 +156,26 @@ static int lock_cluster(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 
 	if (fs_tx_has_lock(tx, ext, off))
 		return 0;
-	ret = lk_lock_open_on(v->lk, v->ext[ext].lun, off, &l);
+	ret = fs_cluster_take(v, ext, off, timeout_ms);
 	if (ret)
 		return ret;
+	ret = lk_lock_open_on(v->lk, v->ext[ext].lun, off, &l);
+	if (ret)
+		goto drop;
 	ret = lk_acquire(l, LK_EXCL, timeout_ms);
 	if (ret) {
 		lk_lock_close(l);
-		return ret;
+		goto drop;
 	}
-	ret = fs_tx_defer_release(tx, ext, l, true);
+	ret = fs_tx_defer_cluster(tx, ext, l);
 	if (ret) {
 		lk_lock_close(l);
-		return ret;
+		goto drop;
 	}
 	return 0;
+drop:
+	fs_cluster_drop(v, ext, off);
+	return ret;
 }
 
 static uint64_t type_addr(struct fs_vol *v, enum fs_rtype t, unsigned ext,

@@ -59,6 +59,13 @@ struct fs_vol {
 	unsigned nretired;
 	unsigned geom_missing;       /* extent last reported not found + 1 */
 	bool discard_warned;         /* a discard failed (logged once) */
+	/* Cluster locks held by this host's transactions (alloc.c, under
+	 * `lock`): the on-disk record names only the host, so a second
+	 * transaction of ours would take it as already held and change the
+	 * same bitmap; it waits here instead. */
+	pthread_cond_t clus_cond;
+	struct fs_clus { unsigned ext; uint64_t off; } *clus;
+	unsigned nclus, capclus;
 	bool jan_stop;               /* the janitor (janitor.c) */
 	bool jan_running;
 	pthread_cond_t jan_cond;
@@ -195,6 +202,15 @@ int fs_tx_get(struct fs_tx *tx, unsigned ext, uint64_t off, void *blk);
  * close, the handle is closed too.  Also recorded as with fs_tx_lock. */
 int fs_tx_defer_release(struct fs_tx *tx, unsigned ext, lk_lock *l,
 			bool close);
+/* As fs_tx_defer_release (closing the handle) for a cluster lock taken with
+ * fs_cluster_take: released for the host's other transactions too. */
+int fs_tx_defer_cluster(struct fs_tx *tx, unsigned ext, lk_lock *l);
+/* Take / give back the host-local hold of the cluster lock at (ext, off)
+ * (alloc.c): waits up to timeout_ms while another transaction of this host
+ * holds it, -EBUSY at once with 0, -ETIMEDOUT after. */
+int fs_cluster_take(struct fs_vol *v, unsigned ext, uint64_t off,
+		    unsigned timeout_ms);
+void fs_cluster_drop(struct fs_vol *v, unsigned ext, uint64_t off);
 /* Whether the transaction already depends on the lock at (ext, off). */
 bool fs_tx_has_lock(struct fs_tx *tx, unsigned ext, uint64_t off);
 /* A file block the transaction frees: discarded on its LUN (punch hole,

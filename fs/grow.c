@@ -232,11 +232,12 @@ static int commit_sb(struct fs_vol *v, lk_lock *l, unsigned n,
 	unsigned char *b = fs_balloc(FS_BLOCK);
 	struct fs_tx *tx = fs_tx_begin(v);
 	int ret = nsb && b && tx ? 0 : -ENOMEM;
+	int r = tx ? fs_tx_defer_release(tx, 0, l, true) : -ENOMEM;
 
-	if (tx)
-		ret = fs_tx_defer_release(tx, 0, l, true);
-	else
-		lk_lock_close(l);
+	if (r) {
+		lk_lock_close(l);   /* not the transaction's to release */
+		ret = r;
+	}
 	if (!ret) {
 		*nsb = v->sb;
 		nsb->ext[n] = *g;

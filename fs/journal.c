@@ -54,6 +54,8 @@ struct fs_tx {
 	unsigned nrel;
 	lk_lock *rel[FS_JD_MAX_LOCKS];
 	bool rel_close[FS_JD_MAX_LOCKS];  /* the handle is ours to close */
+	bool rel_clus[FS_JD_MAX_LOCKS];   /* fs_tx_defer_cluster */
+	unsigned rel_ext[FS_JD_MAX_LOCKS];
 	bool data;                /* maps file data written before it */
 	unsigned ndisc;           /* file blocks it frees (fs_tx_discard) */
 	uint64_t disc[FS_TX_DISCARDS];
@@ -230,10 +232,26 @@ int fs_tx_defer_release(struct fs_tx *tx, unsigned ext, lk_lock *l,
 {
 	if (tx->nrel >= FS_JD_MAX_LOCKS)
 		return -FS_E_JOURNAL;
+	int ret = fs_tx_lock(tx, ext, l);
+
+	/* recorded first: on failure the caller still owns the handle */
+	if (ret)
+		return ret;
 	tx->rel[tx->nrel] = l;
 	tx->rel_close[tx->nrel] = close;
+	tx->rel_clus[tx->nrel] = false;
+	tx->rel_ext[tx->nrel] = ext;
 	tx->nrel++;
-	return fs_tx_lock(tx, ext, l);
+	return 0;
+}
+
+int fs_tx_defer_cluster(struct fs_tx *tx, unsigned ext, lk_lock *l)
+{
+	int ret = fs_tx_defer_release(tx, ext, l, true);
+
+	if (!ret)
+		tx->rel_clus[tx->nrel - 1] = true;
+	return ret;
 }
 
 bool fs_tx_has_lock(struct fs_tx *tx, unsigned ext, uint64_t off)
@@ -297,6 +315,12 @@ static void release_deferred(struct fs_tx *tx, bool keep)
 		if (r)
 			fs_log(tx->v, "releasing a lock after a transaction: %s",
 			       fs_strerror(r));
+		/* after the record is free: the next transaction of ours
+		 * takes it afresh (kept: nobody here may touch the cluster
+		 * before a replay) */
+		if (!keep && tx->rel_clus[i])
+			fs_cluster_drop(tx->v, tx->rel_ext[i],
+					lk_lock_offset(tx->rel[i]));
 		/* kept (not in place): the handle goes, the hold stays on
 		 * disk for the recovering host to see */
 		if (tx->rel_close[i])

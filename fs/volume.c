@@ -434,6 +434,7 @@ int fs_mount(const char *const *specs, unsigned n,
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->orphan_lock, NULL);
 	pthread_mutex_init(&v->geom_lock, NULL);
+	pthread_cond_init(&v->clus_cond, NULL);
 	v->rdonly = o->read_only && !o->offline;
 	snprintf(v->host, sizeof(v->host), "%s", o->host ? o->host : "host");
 	if (o->read_only)
@@ -634,6 +635,8 @@ void fs_umount(fs_vol *v)
 	pthread_mutex_destroy(&v->lock);
 	pthread_mutex_destroy(&v->orphan_lock);
 	pthread_mutex_destroy(&v->geom_lock);
+	pthread_cond_destroy(&v->clus_cond);
+	free(v->clus);
 	free(v->pending);
 	free(v);
 }

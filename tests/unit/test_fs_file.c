@@ -399,6 +399,57 @@ static void *tbz_write(void *arg)
 	return NULL;
 }
 
+/* Transactions of one host allocating at once: the cluster lock record
+ * names only the host, so without the host's own exclusion two of them
+ * took the same free bits (blocks shared by two files). */
+#define AC_THREADS 4
+#define AC_ROUNDS 30
+#define AC_N 4
+static uint64_t ac_got[AC_THREADS][AC_ROUNDS * AC_N];
+
+static void *alloc_conc(void *arg)
+{
+	uint64_t *out = arg;
+
+	for (unsigned k = 0; k < AC_ROUNDS; k++) {
+		struct fs_tx *tx = fs_tx_begin(va);
+
+		assert_int_equal(fs_alloc(tx, FS_R_FB, AC_N, out + k * AC_N), 0);
+		assert_int_equal(fs_tx_commit(tx), 0);
+	}
+	return NULL;
+}
+
+static int cmp_addr(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+static void test_alloc_concurrent(void **state)
+{
+	pthread_t th[AC_THREADS];
+	uint64_t *all = &ac_got[0][0];
+	size_t n = AC_THREADS * AC_ROUNDS * AC_N;
+
+	(void)state;
+	for (unsigned t = 0; t < AC_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, alloc_conc,
+						ac_got[t]), 0);
+	for (unsigned t = 0; t < AC_THREADS; t++)
+		pthread_join(th[t], NULL);
+	qsort(all, n, sizeof(*all), cmp_addr);
+	for (size_t i = 1; i < n; i++)
+		assert_true(all[i] != all[i - 1]);
+	for (size_t i = 0; i < n; i++) {
+		struct fs_tx *tx = fs_tx_begin(va);
+
+		assert_int_equal(fs_free(tx, all[i]), 0);
+		assert_int_equal(fs_tx_commit(tx), 0);
+	}
+}
+
 static void test_tbz_concurrent(void **state)
 {
 	uint64_t ino = new_file(va);
@@ -570,6 +621,7 @@ int main(void)
 		cmocka_unit_test(test_enospc),
 		cmocka_unit_test(test_write_behind),
 		cmocka_unit_test(test_tbz_concurrent),
+		cmocka_unit_test(test_alloc_concurrent),
 		cmocka_unit_test(test_aio),
 	};
 
