@@ -341,6 +341,10 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (ret == -EEXIST && !(fi->flags & O_EXCL))
 		ret = fs_lookup(vol, to_fs(parent), name, &s);
+	/* the kernel opens through a create without a lookup: a data file
+	 * made again under a tracked disk's name is written tracked */
+	if (!ret)
+		vmfsd_cbt_lookup(to_fs(parent), name, s.ino);
 	if (!ret)
 		ret = open_common(to_fuse(s.ino), fi);
 	if (ret) {

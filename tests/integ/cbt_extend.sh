@@ -50,6 +50,15 @@ bin/vmkfstools -E "$D" "$T/a/e.vmdk" || fail "-E"
 grep -q '^changeTrackPath="e-ctk.vmdk"' "$T/a/e.vmdk" || fail "descriptor after -E"
 [ "$(bin/vmfs-cbt query "$T/a/e.vmdk" --since "$id0")" = "$expect" ] || fail "after -E"
 echo "after vmkfstools -E the renamed disk answers the same"
+# a data file made again under its name (the kernel opens it through a
+# create, with no lookup of the new file): its writes are tracked
+id2=$(bin/vmfs-cbt checkpoint "$T/a/e.vmdk") || fail "checkpoint 3"
+rm "$T/a/e-flat.vmdk" || fail "rm e-flat.vmdk"
+touch "$T/a/other" || fail "touch"   # takes the freed descriptor: a new inode
+dd if=/dev/urandom of="$T/a/e-flat.vmdk" bs=65536 count=1 conv=notrunc,fsync status=none || fail "recreate e-flat.vmdk"
+got=$(bin/vmfs-cbt query "$T/a/e.vmdk" --since "$id2") || fail "query after recreate"
+echo "$got" | grep -qx "0 65536" || fail "a recreated data file's write not reported: '$got'"
+echo "a data file made again under the disk's name is written tracked"
 vmfsd_stop A
 bin/fsck.vmfs -n "$T/lun0.img" >"$T/fsck.out" 2>&1 || fail "fsck: $(cat "$T/fsck.out")"
 echo "ok"
