@@ -205,6 +205,31 @@ static int find_mapping(void *arg, const char *name, uint64_t ino, uint8_t type)
 	return 1;
 }
 
+int thin_rdm_mapping_of(fs_vol *v, const char *device, char *name,
+			size_t len)
+{
+	struct mapped m = { .v = v };
+	struct fs_rdm r;
+	char e[300];
+	mp_lun *lun;
+	int ret = mp_lun_open(device, NULL, &lun);
+
+	if (ret)
+		return ret;
+	ret = thin_rdm_identify(lun, &r, e, sizeof(e));
+	mp_lun_close(lun);
+	if (ret)
+		return 0;           /* no identity: never mappable */
+	m.id = r.id;
+	ret = thin_walk(v, find_mapping, &m);
+	if (ret)
+		return ret;
+	if (!m.name[0])
+		return 0;
+	snprintf(name, len, "%s", m.name);
+	return 1;
+}
+
 static int write_text(fs_vol *v, uint64_t dir, const char *name,
 		      const struct thin_desc *d)
 {
@@ -339,7 +364,19 @@ int thin_rdm_create(fs_vol *v, thin_luns *l, const char *path,
 	ret = fs_vol_lock(v, 15000, &vl);
 	if (ret)
 		return fail(err, errlen, ret, "the volume lock: %s", fs_strerror(ret));
-	ret = rdm_create_locked(v, path, device, spec, &r, mode, host, err, errlen);
+	/* again under the lock, which a span (vmkfstools -Z) holds while it
+	 * writes the new extent's header */
+	ret = fs_lun_extent(lun, label, sizeof(label), &index);
+	if (ret == 0)
+		ret = fail(err, errlen, -EBUSY, "%s holds extent %u of the "
+			   "volume '%s': a datastore's LUN cannot be mapped",
+			   device, index, label);
+	else if (ret == -ENOENT)
+		ret = rdm_create_locked(v, path, device, spec, &r, mode, host,
+					err, errlen);
+	else
+		ret = fail(err, errlen, ret, "reading %s: %s", device,
+			   fs_strerror(ret));
 	fs_vol_unlock(vl);
 	return ret;
 }

@@ -56,6 +56,15 @@ int thin_rdm_create(fs_vol *v, thin_luns *l, const char *path,
 		    const char *device, enum fs_rdm_mode mode, const char *host,
 		    char *err, size_t errlen);
 
+/*
+ * Whether a mapping file of this volume maps the LUN device (a spec, opened
+ * here to learn its identity): 1 with its name in name, 0 when none does (or
+ * the LUN has no identity a mapping could record), or an error.  For
+ * vmkfstools -Z, which must not make a mapped LUN an extent.
+ */
+int thin_rdm_mapping_of(fs_vol *v, const char *device, char *name,
+			size_t len);
+
 struct thin_rdm_info {
 	struct fs_rdm rec;          /* the mapping record */
 	char file[4096];            /* the mapping file, relative to the root */

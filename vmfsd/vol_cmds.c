@@ -24,6 +24,18 @@ static int geom_cmd(void *arg, struct ctl_req *r, struct json_object *req,
 		ctl_error(r, "\"device\" (the new LUN) is missing");
 		return -EINVAL;
 	}
+	if (span) {
+		/* a LUN a raw device mapping names is a VM's disk: making it
+		 * an extent would write over it */
+		char name[256];
+
+		ret = thin_rdm_mapping_of(c->vol, dev, name, sizeof(name));
+		if (ret == 1) {
+			ctl_error(r, "%s is mapped by %s (a raw device mapping): "
+				  "remove the mapping first", dev, name);
+			return -EBUSY;
+		}
+	}
 	ret = span ? fs_vol_span(c->vol, dev, err, sizeof(err)) :
 		     fs_vol_grow(c->vol, dev, err, sizeof(err));
 	if (ret) {

@@ -6,7 +6,7 @@
 # size is the LUN's and cannot be changed; -i copies the LUN into a disk;
 # a datastore's LUN, a LUN
 # already mapped and a LUN the host does not see are refused with clear
-# errors; -U removes the mapping and leaves the LUN's data; fsck is clean.
+# errors, as is spanning the datastore onto a mapped LUN; -U removes the mapping and leaves the LUN's data; fsck is clean.
 set -u
 . tests/lib/common.sh
 . tests/lib/vmfsd.sh
@@ -83,6 +83,12 @@ bin/vmkfstools -z "$T/raw2.img" "$T/b/vm/r3.vmdk" 2>"$T/err" && fail "B mapped r
 grep -q "already mapped" "$T/err" || fail "B twice: $(cat "$T/err")"
 [ ! -e "$T/b/vm/again.vmdk" ] && [ ! -e "$T/b/vm/ds.vmdk" ] && [ ! -e "$T/b/vm/ds-rdm.vmdk" ] ||
 	fail "refused mappings left files: $(ls "$T/b/vm")"
+# a mapped LUN is a VM's disk: spanning the datastore onto it is refused
+cp "$T/raw2.img" "$T/raw2.before"
+bin/vmkfstools -Z "$T/raw2.img" "$T/lun0.img" 2>"$T/err" && fail "spanned onto a mapped LUN"
+grep -q "mapped by r2-rdmp.vmdk" "$T/err" || fail "span message: $(cat "$T/err")"
+cmp -s "$T/raw2.img" "$T/raw2.before" || fail "the refused span wrote on the mapped LUN"
+rm -f "$T/raw2.before"
 # one host's read-write open holds the mapping: the other's fails
 exec 7<>"$T/a/vm/r1-rdm.vmdk" || fail "open on A"
 dd if=/dev/zero of="$T/b/vm/r1-rdm.vmdk" bs=512 count=1 conv=notrunc status=none 2>/dev/null &&
