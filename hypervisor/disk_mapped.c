@@ -161,6 +161,10 @@ static void fence(struct mapped *m, const char *why)
 	pthread_mutex_unlock(&m->lock);
 	if (!first)
 		return;
+	/* I/O already waiting in the device layer (all paths down, a
+	 * failover) fails instead of going out when a path returns */
+	for (unsigned i = 0; i < __atomic_load_n(&m->nluns, __ATOMIC_ACQUIRE); i++)
+		mp_lun_fence(m->lun[i], true);
 	hv_log("disk %s: %s: its I/O is stopped", m->d->name, why);
 	if (m->fence)
 		m->fence(m->fence_arg, m->d, why);

@@ -312,7 +312,10 @@ int mp_lun_test_ready(mp_lun *lun);
  * Fence the LUN handle: while fenced, every new I/O without
  * MP_IO_FENCE_BYPASS fails with -MP_E_FENCED.  The lock manager fences a
  * host whose heartbeat stalled so that it stops writing before other hosts
- * may break its locks.  I/O already submitted is not recalled.
+ * may break its locks.  I/O already sent down a path is not recalled; on a
+ * multipath device, I/O still waiting for one (all paths down, a failover,
+ * a reservation moving) fails with -MP_E_FENCED instead of going out when
+ * a path returns.
  */
 void mp_lun_fence(mp_lun *lun, bool fenced);
 bool mp_lun_fenced(mp_lun *lun);

@@ -119,6 +119,16 @@ static void route(struct mpath *m, struct mp_io *io, const struct mpp *ex,
 		pthread_cond_signal(&m->cond);
 		return;
 	}
+	if (__atomic_load_n(&m->lun->fenced, __ATOMIC_ACQUIRE) &&
+	    !(io->flags & MP_IO_FENCE_BYPASS)) {
+		/* Fenced while it waited for a path (APD, a failover, a
+		 * reservation moving): a fenced host must not write now,
+		 * when other hosts may have broken its locks. */
+		io->result = -MP_E_FENCED;
+		list_push(&m->fail_head, &m->fail_tail, io);
+		pthread_cond_signal(&m->cond);
+		return;
+	}
 	if (io->flags & MP_IO_ON_PATH_) {
 		/* For that I_T nexus alone: no other path, no waiting. */
 		p = io->mpath_;

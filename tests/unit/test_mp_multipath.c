@@ -335,6 +335,39 @@ static void test_apd_recovers(void **state)
 	mp_lun_close(lun);
 }
 
+/* A write waiting for a path when the handle is fenced (its host's
+ * heartbeat stalled, or vmrun lost its vmfsd) fails when a path returns:
+ * it never reaches the LUN after other hosts may have broken the locks. */
+static void test_apd_fenced(void **state)
+{
+	mp_lun *lun = open2(NULL, 20000, 200);
+	unsigned char *b = tu_alloc(BS), *r2 = tu_alloc(BS), *z = tu_alloc(BS);
+	struct mp_fault_rule r = rule(MP_FAULT_ANY_OP, MP_E_TRANSPORT);
+	struct waiter w = { .lun = lun, .buf = b, .ret = 1 };
+	pthread_t t;
+
+	(void)state;
+	memset(z, 0, BS);
+	assert_int_equal(mp_lun_pwrite(lun, z, BS, 5 * BS, 0), BS);
+	memset(b, 0x5a, BS);
+	assert_true(mp_fault_add_path(lun, 0, &r) >= 0);
+	assert_true(mp_fault_add_path(lun, 1, &r) >= 0);
+	assert_int_equal(pthread_create(&t, NULL, bg_write, &w), 0);
+	usleep(500 * 1000);
+	assert_int_equal(__atomic_load_n(&w.ret, __ATOMIC_ACQUIRE), 1);
+	mp_lun_fence(lun, true);
+	assert_int_equal(mp_fault_clear_path(lun, 1), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(w.ret, -MP_E_FENCED);
+	mp_lun_fence(lun, false);
+	assert_int_equal(mp_lun_pread(lun, r2, BS, 5 * BS), BS);
+	assert_memory_equal(z, r2, BS);
+	free(b);
+	free(r2);
+	free(z);
+	mp_lun_close(lun);
+}
+
 static void test_disable(void **state)
 {
 	struct mp_path_status ps[MP_MAX_PATHS];
@@ -592,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_pdl),
 		cmocka_unit_test(test_apd_timeout),
 		cmocka_unit_test(test_apd_recovers),
+		cmocka_unit_test(test_apd_fenced),
 		cmocka_unit_test(test_disable),
 		cmocka_unit_test(test_policies),
 		cmocka_unit_test(test_json),
