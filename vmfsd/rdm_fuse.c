@@ -104,12 +104,17 @@ static void rdm_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 {
 	struct fs_stat s;
 	struct stat st;
+	int e;
 
 	if (!is_rdm(fi)) {
 		base.getattr(req, ino, fi);
 		return;
 	}
-	thin_rdm_fstat(rdm_of(fi), &s);
+	e = thin_rdm_fstat(rdm_of(fi), &s);
+	if (e) {
+		fuse_reply_err(req, pos_err(e));
+		return;
+	}
 	vmfsd_fill_stat(&s, &st);
 	fuse_reply_attr(req, &st, 0);
 }
@@ -201,14 +206,17 @@ static void rdm_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		      struct fuse_file_info *fi)
 {
 	struct fs_stat s;
+	int e;
 
 	if (!is_rdm(fi)) {
 		base.lseek(req, ino, off, whence, fi);
 		return;
 	}
 	/* a LUN is all data */
-	thin_rdm_fstat(rdm_of(fi), &s);
-	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+	e = thin_rdm_fstat(rdm_of(fi), &s);
+	if (e)
+		fuse_reply_err(req, pos_err(e));
+	else if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		fuse_reply_err(req, EINVAL);
 	else if (off < 0 || (uint64_t)off >= s.size)
 		fuse_reply_err(req, ENXIO);
