@@ -430,7 +430,6 @@ struct thin_rdm {
 	uint64_t size;
 	unsigned ss;
 	bool rw;
-	pthread_mutex_t rmw;        /* one read-modify-write of edges at a time */
 };
 
 int thin_rdm_open(fs_vol *v, thin_luns *l, uint64_t ino, bool rw,
@@ -468,10 +467,15 @@ int thin_rdm_open(fs_vol *v, thin_luns *l, uint64_t ino, bool rw,
 	r->size = rec.capacity;
 	r->ss = rec.sector;
 	r->rw = rw;
-	pthread_mutex_init(&r->rmw, NULL);
 	*out = r;
 	return 0;
 }
+
+/* One read-modify-write of edge sectors at a time on this host, whatever
+ * the handle: two opens of one mapping writing bytes of the same sector
+ * must not both write back what they read before the other wrote (the
+ * mapping file's lock keeps other hosts out). */
+static pthread_mutex_t rmw = PTHREAD_MUTEX_INITIALIZER;
 
 /* Sector-aligned [a0, a1) around [off, off+len) through a bounce buffer:
  * reads copy out; writes read the edges, copy in and write back. */
@@ -486,14 +490,14 @@ static ssize_t bounce(thin_rdm *r, void *rbuf, const void *wbuf, size_t len,
 	if (!b)
 		return -ENOMEM;
 	if (wbuf)
-		pthread_mutex_lock(&r->rmw);
+		pthread_mutex_lock(&rmw);
 	n = mp_lun_pread(r->lun, b, (size_t)(a1 - a0), a0);
 	if (n >= 0 && wbuf) {
 		memcpy(b + (off - a0), wbuf, len);
 		n = mp_lun_pwrite(r->lun, b, (size_t)(a1 - a0), a0, 0);
 	}
 	if (wbuf)
-		pthread_mutex_unlock(&r->rmw);
+		pthread_mutex_unlock(&rmw);
 	if (n >= 0 && rbuf)
 		memcpy(rbuf, b + (off - a0), len);
 	free(b);
@@ -540,7 +544,6 @@ int thin_rdm_close(thin_rdm *r)
 {
 	int ret = thin_rdm_flush(r), r2 = fs_close(r->f);
 
-	pthread_mutex_destroy(&r->rmw);
 	free(r);
 	return ret ? ret : r2;
 }
