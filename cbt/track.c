@@ -116,6 +116,17 @@ static int reset(cbt_disk *d, uint32_t reason)
 
 	if (d->h.seq >= UINT32_MAX - 2)
 		return -EOVERFLOW;
+	if (d->h.state != CBT_STATE_DIRTY) {
+		/* dirty on disk before any leaf goes: a crash in between must
+		 * not leave a clean header without its marks (old IDs would
+		 * be answered "nothing changed") */
+		d->h.state = CBT_STATE_DIRTY;
+		ret = write_hdr_sync(d);
+		if (ret) {
+			d->h.state = CBT_STATE_CLEAN;
+			return ret;
+		}
+	}
 	drop_leaves(d);
 	d->lost = false;
 	ret = d->io.truncate(d->io.arg, CBT_PAGE);

@@ -409,6 +409,42 @@ static void test_damaged(void **state)
 	assert_non_null(strstr(cbt_strerror(-CBT_E_RESET), "take a full backup"));
 }
 
+/* the file cut back, then a crash before the new header is written */
+static int cut_then_die(void *arg, uint64_t size)
+{
+	fd_truncate(arg, size);
+	return -EIO;
+}
+
+/* A reset of a clean file (a damaged page found at open) that stops after
+ * the leaves went: the next open must not find a clean header without
+ * its marks (old IDs answered "nothing changed"). */
+static void test_reset_interrupted(void **state)
+{
+	struct cbt_io dying = io;
+	struct cbt_id a;
+	enum cbt_open_event ev;
+	unsigned char c;
+	cbt_disk *d;
+
+	(void)state;
+	dying.truncate = cut_then_die;
+	assert_int_equal(cbt_create(&io, DISK, 0, &d), 0);
+	assert_int_equal(cbt_checkpoint(d, &a), 0);
+	assert_int_equal(cbt_mark(d, 3 * BS, 3 * BS), 0);
+	assert_int_equal(cbt_mark(d, 2000 * BS, BS), 0);
+	assert_int_equal(cbt_close(d), 0);
+	/* leaf page 1 damaged, page 0 intact */
+	assert_int_equal(pread(ctk_fd, &c, 1, 2 * CBT_PAGE + 13), 1);
+	c ^= 0x10;
+	assert_int_equal(pwrite(ctk_fd, &c, 1, 2 * CBT_PAGE + 13), 1);
+	assert_int_equal(cbt_open(&dying, DISK, &d, &ev), -EIO);
+	assert_int_equal(cbt_open(&io, DISK, &d, &ev), 0);
+	assert_int_not_equal(ev, CBT_OPENED);
+	assert_int_equal(changed(d, &a), -CBT_E_RESET);
+	assert_int_equal(cbt_close(d), 0);
+}
+
 /* VMware's 128 GB bug: tracking must hold across any size */
 static void test_grow(void **state)
 {
@@ -454,6 +490,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ids_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unclean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_interrupted, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_grow, setup, teardown),
 	};
 
