@@ -187,10 +187,17 @@ out:
 	return ret;
 }
 
+/* The volume whose geom_lock this thread holds in change(): a dead host's
+ * recovery run by its lock wait (replay, orphans) may meet an address on
+ * an extent we do not know, and must not take geom_lock again. */
+static __thread struct fs_vol *geom_held;
+
 int fs_geom_refresh(struct fs_vol *v)
 {
 	int ret;
 
+	if (geom_held == v)
+		return 0;
 	pthread_mutex_lock(&v->geom_lock);
 	ret = refresh_locked(v);
 	pthread_mutex_unlock(&v->geom_lock);
@@ -374,6 +381,7 @@ static int change(struct fs_vol *v, const char *spec, bool span, char *err,
 		return fail(err, len, -EROFS, "a read-only host cannot change "
 			    "the volume");
 	pthread_mutex_lock(&v->geom_lock);
+	geom_held = v;
 	/* one change at a time in the cluster: the volume lock, then the
 	 * superblock as it is now */
 	ret = fs_vol_lock(v, GEOM_LOCK_MS, &l);
@@ -444,6 +452,7 @@ release:
 	if (l)
 		fs_vol_unlock(l);
 unlock:
+	geom_held = NULL;
 	pthread_mutex_unlock(&v->geom_lock);
 	if (c.lun)
 		mp_lun_close(c.lun);
