@@ -67,8 +67,23 @@ static unsigned stripe_of(const struct mp_io *io)
  * for the very thread that must deliver it. */
 static __thread int in_completion;
 
+static int lun_defer(struct mp_lun *lun, struct mp_io *io, uint64_t delay_ns);
+static __thread bool in_timer;
+
 void lun_submit_path(struct mp_lun *lun, struct mp_io *io)
 {
+	if (!lun->mp && __atomic_load_n(&lun->fenced, __ATOMIC_ACQUIRE) &&
+	    !(io->flags & MP_IO_FENCE_BYPASS)) {
+		/* Fenced while it waited (queued behind a full device, a
+		 * retry after QUEUE FULL, BUSY or UNIT ATTENTION, which the
+		 * adaptive depth keeps up to 30 s): never sent now, when other
+		 * hosts may have broken our locks.  Failed on the timer's
+		 * thread, never inside a submission or a completion.
+		 * (Multipath devices: mpath.c's route().) */
+		if (in_timer || lun_defer(lun, io, 0))
+			lun_done(lun, io, -MP_E_FENCED);
+		return;
+	}
 	if (lun->mp)
 		mpath_submit(lun->mp, io);
 	else
@@ -104,7 +119,9 @@ static void *timer_main(void *arg)
 		}
 		lun->dlist = d->next;
 		pthread_mutex_unlock(&lun->lock);
+		in_timer = true;
 		lun_submit_path(lun, d->io);
+		in_timer = false;
 		free(d);
 		pthread_mutex_lock(&lun->lock);
 	}

@@ -278,6 +278,53 @@ static void test_fixed_depth_surfaces(void **state)
 	mp_lun_close(lun);
 }
 
+struct qfull_writer {
+	mp_lun *lun;
+	void *buf;
+	int ret;
+};
+
+static void *qfull_write(void *arg)
+{
+	struct qfull_writer *w = arg;
+
+	__atomic_store_n(&w->ret, (int)mp_lun_pwrite(w->lun, w->buf, 4096,
+						     8192, 0), __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* A write the target keeps answering QUEUE FULL is retried (adaptive
+ * depth, up to 30 s); fenced meanwhile, it fails instead of going out
+ * when the target takes it: other hosts may own the blocks by then. */
+static void test_qfull_retry_fenced(void **state)
+{
+	mp_lun *lun = open_opts("", 0, 64, 0, 0);
+	struct mp_fault_rule q = { .op = MP_OP_WRITE, .action = MP_FAULT_QFULL };
+	unsigned char *b = tu_alloc(4096), *z = tu_alloc(4096), *r = tu_alloc(4096);
+	struct qfull_writer w = { .lun = lun, .buf = b, .ret = 1 };
+	pthread_t t;
+
+	(void)state;
+	memset(z, 0, 4096);
+	assert_int_equal(mp_lun_pwrite(lun, z, 4096, 8192, 0), 4096);
+	memset(b, 0xc3, 4096);
+	assert_true(mp_fault_add(lun, &q) >= 0);
+	assert_int_equal(pthread_create(&t, NULL, qfull_write, &w), 0);
+	usleep(200 * 1000);
+	assert_int_equal(__atomic_load_n(&w.ret, __ATOMIC_ACQUIRE), 1);
+	mp_lun_fence(lun, true);
+	assert_int_equal(mp_fault_clear(lun), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(w.ret, -MP_E_FENCED);
+	mp_lun_fence(lun, false);
+	assert_int_equal(mp_lun_pread(lun, r, 4096, 8192), 4096);
+	assert_memory_equal(z, r, 4096);
+	free(b);
+	free(z);
+	free(r);
+	mp_lun_close(lun);
+}
+
 /* 1000 / 2000 / 1000 shares on an 8 MB/s device: 2 : 4 : 2 MB/s. */
 static void test_shares_proportional(void **state)
 {
@@ -373,6 +420,7 @@ int main(void)
 		cmocka_unit_test(test_adaptive_converges),
 		cmocka_unit_test(test_adaptive_configured),
 		cmocka_unit_test(test_fixed_depth_surfaces),
+		cmocka_unit_test(test_qfull_retry_fenced),
 		cmocka_unit_test(test_shares_proportional),
 		cmocka_unit_test(test_shares_unsaturated),
 	};
