@@ -73,6 +73,19 @@ int fs_extent_reopen(struct fs_vol *v, unsigned e)
 		fs_log(v, "%s: opening again: %s", v->ext[e].spec, fs_strerror(ret));
 		return ret;
 	}
+	{
+		struct mp_lun_info oi, ni;
+
+		mp_lun_get_info(old, &oi);
+		mp_lun_get_info(nl, &ni);
+		if (ni.capacity <= oi.capacity) {
+			/* not grown (yet) as seen from here: keep the handle
+			 * we have, so that a refresh asking every interval
+			 * does not pile up open handles (iSCSI sessions) */
+			mp_lun_close(nl);
+			return 0;
+		}
+	}
 	if (v->lk)
 		lk_fence_lun_add(v->lk, nl);
 	/* I/O in flight on the old handle completes there: it stays open

@@ -93,8 +93,15 @@ static void test_span_grow(void **state)
 
 	/* grow: nothing to add yet; then the head LUN is enlarged */
 	assert_int_equal(fs_vol_grow(a, NULL, err, sizeof(err)), -ENOSPC);
+	/* asking again and again opens the LUN again each time, but keeps
+	 * no handle of a LUN that did not grow (a refresh asks every
+	 * interval while a host sees a LUN smaller than another does) */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fs_vol_grow(a, NULL, err, sizeof(err)), -ENOSPC);
+	assert_int_equal(a->nretired, 0);
 	assert_int_equal(truncate(p0, 192ull << 20), 0);
 	assert_int_equal(fs_vol_grow(a, NULL, err, sizeof(err)), 0);
+	assert_int_equal(a->nretired, 1);
 	c2 = capacity(a, &na);
 	assert_int_equal(na, 3);
 	assert_true(c2 > c1 + (64ull << 20));
