@@ -586,9 +586,11 @@ out:
 	free(c.queue);
 	fs_umount(c.v);
 	if (restart && !ret) {
-		unsigned fixed = res->fixed;
+		unsigned errors = res->errors, fixed = res->fixed;
 
 		ret = fs_check(specs, n, o, res);
+		/* what the first pass found and fixed (slots, journals) */
+		res->errors += errors;
 		res->fixed += fixed;
 	}
 	return ret;
