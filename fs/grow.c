@@ -100,8 +100,10 @@ int fs_extent_reopen(struct fs_vol *v, unsigned e)
 static void publish(struct fs_vol *v, unsigned n, const struct fs_extent_geom *g)
 {
 	v->sb.ext[n] = *g;
-	__atomic_store_n(&v->sb.nextents, n + 1, __ATOMIC_RELEASE);
+	/* next first: the allocator, bounded by nextents, must not pick a
+	 * cluster on n before fs_read / fs_write (bounded by next) take it */
 	__atomic_store_n(&v->next, n + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&v->sb.nextents, n + 1, __ATOMIC_RELEASE);
 }
 
 /* The capacity of extent e's LUN now (opening it again if it grew past
