@@ -515,7 +515,12 @@ void isc_walk_ready(struct isc_path *ip, uint64_t now)
 
 			if (pt->state != PT_READY)
 				continue;
-			if (up && pt->not_before <= now)
+			if (mp_path_fenced(ip->p, r->io))
+				/* held across a reconnect or for a retry
+				 * while the handle was fenced: other hosts
+				 * may own the blocks by the time it would go */
+				part_done(pt, -MP_E_FENCED);
+			else if (up && pt->not_before <= now)
 				issue_part(ip, pt);
 			else if (!up && (dead || now >= r->deadline))
 				part_done(pt, -MP_E_TRANSPORT);

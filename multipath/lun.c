@@ -577,6 +577,9 @@ int mp_lun_open(const char *spec, const struct mp_open_opts *opts,
 		lun_free(lun);
 		return ret;
 	}
+	/* (paths of a multipath device fail fast when down; mpath.c's
+	 * route() keeps a fenced device's I/O from going out again) */
+	__atomic_store_n(&lun->path->fenced, &lun->fenced, __ATOMIC_RELEASE);
 	lun_ready(lun, opts);
 	*out = lun;
 	return 0;

@@ -87,7 +87,20 @@ struct mp_path {
 	 * events before that are not reported, and a path checker finds
 	 * such a loss anyway. */
 	mp_event_fn event;
+	/* NULL or the owning handle's fence flag (atomic; set like event):
+	 * a backend that holds requests to send later (across a
+	 * reconnect) fails those of a fenced handle instead. */
+	const bool *fenced;
 };
+
+/* The path's owner is fenced and io does not bypass it: never send it. */
+static inline bool mp_path_fenced(const struct mp_path *p, const struct mp_io *io)
+{
+	const bool *f = __atomic_load_n(&p->fenced, __ATOMIC_ACQUIRE);
+
+	return f && __atomic_load_n(f, __ATOMIC_ACQUIRE) &&
+	       !(io->flags & MP_IO_FENCE_BYPASS);
+}
 
 /* Report a connection event to the path's owner, if it listens. */
 static inline void mp_path_event(struct mp_path *p, enum mp_path_event ev,
