@@ -191,6 +191,17 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
+# Optional, not in `make check`: a stock Debian kernel and an initramfs in
+# build/guest/ (fetched with apt-get download, nothing installed), and its
+# boot on a thin virtio disk with the disk checked from the host; skipped
+# on kvm_pvm unless CHECK_LINUX_FORCE=1 (hypervisor/guest/linux.sh).
+.PHONY: guest check-linux
+guest: deps
+	@hypervisor/guest/linux.sh build
+
+check-linux: deps
+	@hypervisor/guest/linux.sh check
+
 clean:
 	rm -rf build bin
 

@@ -5,7 +5,8 @@ set -e
 PKGS="build-essential pkg-config liburing-dev libaio-dev libiscsi-dev libiscsi-bin
 libcmocka-dev libfuse3-dev fuse3 libjson-c-dev libssl-dev sg3-utils libsgutils2-dev
 tgt fio python3 qemu-utils e2fsprogs iproute2 nftables util-linux procps psmisc clang libclang-rt-14-dev sanlock libsanlock-dev
-qemu-system-x86"
+qemu-system-x86
+busybox-static cpio xz-utils"
 
 missing=""
 for p in $PKGS; do
