@@ -263,18 +263,33 @@ static int commit_fd(struct fs_inode *ino, bool give_back)
 	}
 	if (ret) {
 		fs_tx_abort(tx);
-		if (ino->npend || give_back)
-			fs_inode_reload(ino);   /* the map changed in memory */
-		return ret;
+		goto fail;
 	}
 	ret = fs_tx_commit(tx);
-	if (!ret) {
-		pthread_mutex_lock(&ino->m);
-		ino->npend = 0;
-		if (give_back)
-			ino->nahead = 0;
-		pthread_mutex_unlock(&ino->m);
-	}
+	if (ret)
+		goto fail;
+	pthread_mutex_lock(&ino->m);
+	ino->npend = 0;
+	if (give_back)
+		ino->nahead = 0;
+	pthread_mutex_unlock(&ino->m);
+	return 0;
+fail:
+	/* Still to be committed: size and times stay as written (a reload
+	 * alone would shrink the size back to the disk's, and a later
+	 * fsync would then succeed without the data past it), the
+	 * deferred clears stay listed. */
+	pthread_mutex_lock(&ino->m);
+	fd = ino->fd;
+	pthread_mutex_unlock(&ino->m);
+	if (ino->npend || give_back)
+		fs_inode_reload(ino);   /* the map changed in memory */
+	pthread_mutex_lock(&ino->m);
+	ino->fd.size = fd.size;
+	ino->fd.mtime = fd.mtime;
+	ino->fd.ctime = fd.ctime;
+	ino->fd_dirty = true;
+	pthread_mutex_unlock(&ino->m);
 	return ret;
 }
 

@@ -381,6 +381,58 @@ static void test_write_behind(void **state)
 	free(z);
 }
 
+/* An fsync whose commit fails keeps what it had to commit: the size grown
+ * by writes in place, the TBZ clears of first writes.  Before, a failed
+ * commit forgot the size and the next fsync succeeded without it. */
+static void fsync_fails(bool tbz)
+{
+	struct fs_mount_opts mo = { .host = "charlie" };
+	char spec[300];
+	const char *specs[1] = { spec };
+	struct mp_fault_rule r = { .op = MP_OP_WRITE, .action = MP_FAULT_FAIL };
+	uint64_t size = tbz ? 3 << 20 : 768 << 10;
+	struct fs_stat st;
+	fs_vol *vc = NULL;
+	fs_file *f;
+	uint64_t ino;
+
+	snprintf(spec, sizeof(spec), "fault::%s", path);
+	assert_int_equal(fs_mount(specs, 1, &mo, &vc), 0);
+	ino = new_file(vc);
+	assert_int_equal(fs_open(vc, ino, FS_O_RDWR, &f), 0);
+	/* unit 0 allocated with 512 KiB of data, units 1-3 reserved past
+	 * the size (to be zeroed) */
+	write_pattern(f, 0, 512 << 10, 1);
+	assert_int_equal(fs_fallocate(f, 1 << 20, 3 << 20, true), 0);
+	assert_int_equal(fs_fsync(f), 0);
+	/* in memory only: the size (writes in place), a TBZ clear */
+	write_pattern(f, 512 << 10, 256 << 10, 2);
+	if (tbz)
+		write_pattern(f, 2 << 20, 1 << 20, 3);
+	assert_true(mp_fault_add(vc->ext[0].lun, &r) >= 0);
+	assert_int_not_equal(fs_fsync(f), 0);
+	assert_int_equal(mp_fault_clear(vc->ext[0].lun), 0);
+	assert_int_equal(fs_fsync(f), 0);
+	/* another host sees it all */
+	assert_int_equal(fs_getattr(va, ino, &st), 0);
+	assert_int_equal(st.size, size);
+	assert_int_equal(fs_close(f), 0);
+	assert_int_equal(fs_open(va, ino, FS_O_RDONLY, &f), 0);
+	check_pattern(f, 0, 512 << 10, 1);
+	check_pattern(f, 512 << 10, 256 << 10, 2);
+	if (tbz)
+		check_pattern(f, 2 << 20, 1 << 20, 3);
+	assert_int_equal(fs_close(f), 0);
+	fs_umount(vc);
+}
+
+static void test_fsync_fails(void **state)
+{
+	(void)state;
+	fsync_fails(false);
+	fsync_fails(true);
+}
+
 /* Several threads write parts of the same "to be zeroed" units at once:
  * each unit is zero-filled once, by whichever writer claims it first, and
  * nobody's data is lost. */
@@ -623,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_tbz_concurrent),
 		cmocka_unit_test(test_alloc_concurrent),
 		cmocka_unit_test(test_aio),
+		cmocka_unit_test(test_fsync_fails),
 	};
 
 	return cmocka_run_group_tests_name("fs_file", tests, setup, teardown);
