@@ -527,6 +527,7 @@ int fs_check(const char *const *specs, unsigned n,
 	ret = fs_mount(specs, n, &mo, &c.v);
 	if (ret)
 		return ret;
+	c.v->checking = true;
 	c.fd_index_base = calloc(FS_MAX_EXTENTS, sizeof(uint64_t));
 	for (unsigned e = 0; e < c.v->sb.nextents; e++) {
 		c.fd_index_base[e] = c.nfds;

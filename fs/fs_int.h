@@ -59,6 +59,8 @@ struct fs_vol {
 	unsigned nretired;
 	unsigned geom_missing;       /* extent last reported not found + 1 */
 	bool discard_warned;         /* a discard failed (logged once) */
+	bool checking;               /* fsck's mount: FDs are read as they are,
+				      * their addresses judged one by one */
 	/* Cluster locks held by this host's transactions (alloc.c, under
 	 * `lock`): the on-disk record names only the host, so a second
 	 * transaction of ours would take it as already held and change the

@@ -41,8 +41,11 @@ int fs_fd_read(struct fs_vol *v, uint64_t addr, struct fs_fd *fd)
 	}
 	if (!ret && fd->self != addr)
 		ret = -FS_E_CORRUPT;
-	/* blocks on an extent another host added since we last looked */
-	if (!ret && fd->map != FS_MAP_INLINE && fd->type != FS_T_FREE)
+	/* blocks on an extent another host added since we last looked
+	 * (fsck instead reports such an address and keeps the file's
+	 * other blocks: failing the FD would make them look leaked) */
+	if (!ret && fd->map != FS_MAP_INLINE && fd->type != FS_T_FREE &&
+	    !v->checking)
 		ret = fs_geom_see(v, fd->addr, FS_FD_ADDRS);
 	if (ret == -FS_E_BADMAGIC) {
 		/* never allocated: as good as free */
