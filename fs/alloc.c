@@ -209,10 +209,10 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 	*gotp = 0;
 	if (n == 0 || n > 64)
 		return -EINVAL;
-	lk_get_info(v->lk, &li);
-	wait_ms = li.dead_ms + 2 * li.interval_ms + 1000;
 	if (v->rdonly || !v->lk)
 		return -EROFS;
+	lk_get_info(v->lk, &li);
+	wait_ms = li.dead_ms + 2 * li.interval_ms + 1000;
 	pthread_mutex_lock(&v->lock);
 	start = v->alloc_cursor[t];
 	pthread_mutex_unlock(&v->lock);
