@@ -598,6 +598,23 @@ static void wrote(struct fs_inode *ino, uint64_t end)
 	pthread_mutex_unlock(&ino->m);
 }
 
+/* Put the FD into tx as of now: a copy taken under m, since fs_aio
+ * completions update size and times under m alone. */
+static int put_fd(struct fs_tx *tx, struct fs_inode *ino)
+{
+	struct fs_fd *c = malloc(sizeof(*c));
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_lock(&ino->m);
+	*c = ino->fd;
+	pthread_mutex_unlock(&ino->m);
+	ret = fs_fd_put(tx, c);
+	free(c);
+	return ret;
+}
+
 /* Is a write at unit b part of a sequential stream?  Writes of a stream
  * arrive out of order from several threads (FUSE workers, a guest's
  * queue): near the furthest unit written so far. */
@@ -793,7 +810,7 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 		fd->mtime = fd->ctime = fs_now_ns();
 		ino->fd_dirty = false;
 		pthread_mutex_unlock(&ino->m);
-		ret = fs_fd_put(tx, fd);
+		ret = put_fd(tx, ino);
 	}
 	if (ret) {
 		fs_tx_abort(tx);
@@ -1150,7 +1167,7 @@ int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
 			fd->mtime = fd->ctime = fs_now_ns();
 			ino->fd_dirty = false;
 			pthread_mutex_unlock(&ino->m);
-			ret = fs_fd_put(tx, fd);
+			ret = put_fd(tx, ino);
 		}
 		if (ret) {
 			fs_tx_abort(tx);
@@ -1246,7 +1263,7 @@ int fs_fallocate(fs_file *f, uint64_t off, uint64_t len, bool keep_size)
 			fd->ctime = fs_now_ns();
 			ino->fd_dirty = false;
 			pthread_mutex_unlock(&ino->m);
-			ret = fs_fd_put(tx, fd);
+			ret = put_fd(tx, ino);
 		}
 		if (ret) {
 			fs_tx_abort(tx);
@@ -1352,7 +1369,7 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len)
 				first++;
 		}
 		if (!ret)
-			ret = fs_fd_put(tx, fd);
+			ret = put_fd(tx, ino);
 		if (ret) {
 			fs_tx_abort(tx);
 			fs_inode_reload(ino);
