@@ -77,7 +77,17 @@ bin/vmrun start "$T/a/vm/vm.vmx" >"$T/kill.out" 2>&1 &
 pk=$!
 at_exit "kill_all $pk"
 for i in $(seq 1 200); do grep -q "vmtest: started" "$T/kill.out" && break; sleep 0.02; done
-sleep 0.2
+# kill it once it is writing, however slow the machine is: at least 8 MiB
+# of the disk hold data (each block zeroed for it by a disk_alloc, which
+# the guest's writes into earlier blocks, and their cbt_mark, came before)
+data_mib() {
+	bin/vmkfstools -t0 "$T/a/vm/k.vmdk" 2>/dev/null |
+		awk '/VMFS -- extent/ { gsub(/[\[\]:]/, " "); n += $2 - $1 } END { print int(n / 1048576) }'
+}
+for i in $(seq 1 300); do
+	[ "$(data_mib)" -ge 8 ] && break
+	sleep 0.05
+done
 kill -KILL $pk
 wait $pk 2>/dev/null
 grep -q "fill ok" "$T/kill.out" && fail "the guest finished before it was killed"
