@@ -299,6 +299,44 @@ int fs_alloc_upto(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 	return alloc_res(tx, t, n, out, 0, got);
 }
 
+static int cmp_cluster(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+void fs_free_deferred(struct fs_vol *v, uint64_t *a, unsigned n)
+{
+	/* addresses sort by type, extent, index: a cluster's are adjacent */
+	qsort(a, n, sizeof(*a), cmp_cluster);
+	for (unsigned i = 0; i < n;) {
+		enum fs_rtype t = fs_addr_type(a[i]);
+		uint32_t pc = v->sb.ext[fs_addr_ext(a[i])].area[fs_area_of(t)].per_cluster;
+		uint64_t c = fs_addr_index(a[i]) / pc;
+		struct fs_tx *tx = fs_tx_begin(v);
+		unsigned k = i;
+		int ret = tx ? 0 : -ENOMEM;
+
+		/* one cluster per transaction: it waits holding none */
+		while (k < n && fs_addr_type(a[k]) == t &&
+		       fs_addr_ext(a[k]) == fs_addr_ext(a[i]) &&
+		       fs_addr_index(a[k]) / pc == c) {
+			if (!ret)
+				ret = fs_free(tx, a[k]);
+			k++;
+		}
+		if (tx)
+			ret = ret ? (fs_tx_abort(tx), ret) : fs_tx_commit(tx);
+		if (ret)
+			fs_log(v, "freeing %u resource(s) of cluster %llu after a "
+			       "transaction: %s (left allocated; fsck frees "
+			       "them)", k - i, (unsigned long long)c,
+			       fs_strerror(ret));
+		i = k;
+	}
+}
+
 int fs_free(struct fs_tx *tx, uint64_t a)
 {
 	struct fs_vol *v = fs_tx_vol(tx);
@@ -315,6 +353,18 @@ int fs_free(struct fs_tx *tx, uint64_t a)
 	ar = &v->sb.ext[ext].area[area];
 	c = (uint32_t)(idx / ar->per_cluster);
 	bit = (unsigned)(idx % ar->per_cluster);
+	/* Holding clusters and waiting for one another transaction of ours
+	 * holds could close a cycle (two truncates freeing in opposite
+	 * orders): free it after the commit instead. */
+	if (!fs_tx_has_lock(tx, ext, fs_cluster_off(v, ext, area, c)) &&
+	    fs_tx_holds_clusters(tx)) {
+		ret = lock_cluster(tx, v, ext, area, c, 0);
+		if ((ret == -EBUSY || ret == -ETIMEDOUT) &&
+		    fs_tx_defer_free(tx, a) == 0)
+			return 0;
+		if (ret && ret != -EBUSY && ret != -ETIMEDOUT)
+			return ret;
+	}
 	ret = lock_cluster(tx, v, ext, area, c, 30000);
 	if (ret)
 		return ret;

@@ -213,6 +213,16 @@ int fs_tx_defer_cluster(struct fs_tx *tx, unsigned ext, lk_lock *l);
 int fs_cluster_take(struct fs_vol *v, unsigned ext, uint64_t off,
 		    unsigned timeout_ms);
 void fs_cluster_drop(struct fs_vol *v, unsigned ext, uint64_t off);
+/* Whether the transaction holds a cluster lock (fs_tx_defer_cluster). */
+bool fs_tx_holds_clusters(const struct fs_tx *tx);
+/* A resource the transaction unmapped, to be freed once it committed and
+ * its cluster locks went (fs_free of a cluster another transaction of
+ * this host holds, while this one holds others: waiting could close a
+ * cycle).  -ENOSPC when the list is full.  A crash in between leaks it
+ * (fsck reclaims), it is never freed while mapped. */
+int fs_tx_defer_free(struct fs_tx *tx, uint64_t a);
+/* Free deferred resources, one transaction per cluster (alloc.c). */
+void fs_free_deferred(struct fs_vol *v, uint64_t *a, unsigned n);
 /* Whether the transaction already depends on the lock at (ext, off). */
 bool fs_tx_has_lock(struct fs_tx *tx, unsigned ext, uint64_t off);
 /* A file block the transaction frees: discarded on its LUN (punch hole,

@@ -59,7 +59,25 @@ struct fs_tx {
 	bool data;                /* maps file data written before it */
 	unsigned ndisc;           /* file blocks it frees (fs_tx_discard) */
 	uint64_t disc[FS_TX_DISCARDS];
+	unsigned ndfree;          /* fs_tx_defer_free */
+	uint64_t dfree[FS_TX_DISCARDS];
 };
+
+bool fs_tx_holds_clusters(const struct fs_tx *tx)
+{
+	for (unsigned i = 0; i < tx->nrel; i++)
+		if (tx->rel_clus[i])
+			return true;
+	return false;
+}
+
+int fs_tx_defer_free(struct fs_tx *tx, uint64_t a)
+{
+	if (tx->ndfree == FS_TX_DISCARDS)
+		return -ENOSPC;
+	tx->dfree[tx->ndfree++] = a;
+	return 0;
+}
 
 void fs_tx_mark_data(struct fs_tx *tx)
 {
@@ -477,6 +495,9 @@ done:
 	if (!ret && tx->ndisc)
 		discard_freed(tx);
 	release_deferred(tx, keep);
+	/* committed: what it unmapped in clusters it could not wait for */
+	if (!ret && tx->ndfree)
+		fs_free_deferred(v, tx->dfree, tx->ndfree);
 	free(buf);
 	tx_free(tx);
 	return ret;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -502,6 +503,55 @@ static void test_alloc_concurrent(void **state)
 	}
 }
 
+/* Writers and truncates of their own files at once on one host: a
+ * truncate freeing blocks in clusters other transactions of ours hold
+ * defers those frees past its commit instead of waiting while holding
+ * its own clusters (two such waits in opposite orders ran into their
+ * timeouts: ETIMEDOUT, and ENOSPC for the writers behind them). */
+static void *churn(void *arg)
+{
+	unsigned t = (unsigned)(uintptr_t)arg;
+	unsigned char *b = tu_alloc(1 << 20);
+	char name[32];
+
+	memset(b, 'a' + (int)t, 1 << 20);
+	for (unsigned r = 0; r < 6; r++) {
+		struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+		struct fs_stat st;
+		fs_file *f;
+
+		snprintf(name, sizeof(name), "churn%u-%u", t, r);
+		assert_int_equal(fs_create(va, fs_root(va), name, &a, &st), 0);
+		assert_int_equal(fs_open(va, st.ino, FS_O_RDWR, &f), 0);
+		/* out of order: the file's blocks interleave with the others'
+		 * across clusters in no common order */
+		for (unsigned k = 0; k < 20; k++)
+			assert_int_equal(fs_pwrite(f, b, 1 << 20,
+						   (uint64_t)((k * 7) % 20) << 20),
+					 1 << 20);
+		assert_int_equal(fs_ftruncate(f, 3 << 20), 0);
+		assert_int_equal(fs_close(f), 0);
+		if (r % 2)
+			assert_int_equal(fs_unlink(va, fs_root(va), name), 0);
+	}
+	free(b);
+	return NULL;
+}
+
+static void test_alloc_free_concurrent(void **state)
+{
+	pthread_t th[6];
+	time_t t0 = time(NULL);
+
+	(void)state;
+	for (uintptr_t t = 0; t < 6; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, churn, (void *)t), 0);
+	for (unsigned t = 0; t < 6; t++)
+		pthread_join(th[t], NULL);
+	/* no lock timeouts (30 s each) on the way */
+	assert_true(time(NULL) - t0 < 30);
+}
+
 static void test_tbz_concurrent(void **state)
 {
 	uint64_t ino = new_file(va);
@@ -674,6 +724,7 @@ int main(void)
 		cmocka_unit_test(test_write_behind),
 		cmocka_unit_test(test_tbz_concurrent),
 		cmocka_unit_test(test_alloc_concurrent),
+		cmocka_unit_test(test_alloc_free_concurrent),
 		cmocka_unit_test(test_aio),
 		cmocka_unit_test(test_fsync_fails),
 	};
