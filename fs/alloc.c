@@ -147,8 +147,9 @@ void fs_cluster_drop(struct fs_vol *v, unsigned ext, uint64_t off)
 
 /* Lock cluster c of area on ext for the transaction (once per tx): first
  * among this host's transactions, then on disk. */
-static int lock_cluster(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
-			unsigned area, uint32_t c, unsigned timeout_ms)
+static int lock_cluster_wait(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
+			     unsigned area, uint32_t c, unsigned local_ms,
+			     unsigned timeout_ms)
 {
 	uint64_t off = fs_cluster_off(v, ext, area, c);
 	lk_lock *l;
@@ -156,7 +157,7 @@ static int lock_cluster(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 
 	if (fs_tx_has_lock(tx, ext, off))
 		return 0;
-	ret = fs_cluster_take(v, ext, off, timeout_ms);
+	ret = fs_cluster_take(v, ext, off, local_ms);
 	if (ret)
 		return ret;
 	ret = lk_lock_open_on(v->lk, v->ext[ext].lun, off, &l);
@@ -176,6 +177,12 @@ static int lock_cluster(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 drop:
 	fs_cluster_drop(v, ext, off);
 	return ret;
+}
+
+static int lock_cluster(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
+			unsigned area, uint32_t c, unsigned timeout_ms)
+{
+	return lock_cluster_wait(tx, v, ext, area, c, timeout_ms, timeout_ms);
 }
 
 static uint64_t type_addr(struct fs_vol *v, enum fs_rtype t, unsigned ext,
@@ -358,11 +365,12 @@ int fs_free(struct fs_tx *tx, uint64_t a)
 	 * orders): free it after the commit instead. */
 	if (!fs_tx_has_lock(tx, ext, fs_cluster_off(v, ext, area, c)) &&
 	    fs_tx_holds_clusters(tx)) {
-		ret = lock_cluster(tx, v, ext, area, c, 0);
-		if ((ret == -EBUSY || ret == -ETIMEDOUT) &&
-		    fs_tx_defer_free(tx, a) == 0)
+		/* only our own transactions make the cycle: another host's
+		 * hold is waited for as always */
+		ret = lock_cluster_wait(tx, v, ext, area, c, 0, 30000);
+		if (ret == -EBUSY && fs_tx_defer_free(tx, a) == 0)
 			return 0;
-		if (ret && ret != -EBUSY && ret != -ETIMEDOUT)
+		if (ret && ret != -EBUSY)
 			return ret;
 	}
 	ret = lock_cluster(tx, v, ext, area, c, 30000);
