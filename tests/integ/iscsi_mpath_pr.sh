@@ -35,8 +35,8 @@ reserved_stream_across_cut() {
 	ip netns exec "$TGT_NS" "$H" "$spec" 16 pr=0x5ca1ab1e prtype="$1" \
 		check=1000 >"$dir/out" 2>&1 &
 	hpid=$!
-	for i in $(seq 1 50); do grep -q "^pr reserved" "$dir/out" && break; sleep 0.1; done
-	[ "$(prf reserved reserved)" = 1 ] || fail "not reserved"
+	for i in $(seq 1 300); do grep -q "^pr reserved" "$dir/out" && break; sleep 0.1; done
+	[ "$(prf reserved reserved)" = 1 ] || fail "not reserved: $(tail -5 "$dir/out")"
 	[ "$(prf reserved type)" = "$1" ] || fail "not reserved with type $1"
 	[ "$(prf reserved ours)" = 2 ] || fail "key not registered on both paths"
 	rival >"$dir/rival" 2>&1 && fail "an unregistered initiator wrote under the reservation"
