@@ -982,22 +982,24 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 
 /* ---- asynchronous I/O ---------------------------------------------------------- */
 
+/* A request left the LUN (or never reached it): aio_drain may go on. */
+static void aio_put(struct fs_inode *ino)
+{
+	pthread_mutex_lock(&ino->m);
+	if (--ino->aio_inflight == 0)
+		pthread_cond_broadcast(&ino->filled);
+	pthread_mutex_unlock(&ino->m);
+}
+
 static void aio_done(struct mp_io *io)
 {
 	struct fs_aio *a = io->priv;
 	struct fs_inode *ino = a->f_->ino;
 
 	a->result = io->result < 0 ? io->result : (ssize_t)a->len;
-	pthread_mutex_lock(&ino->m);
-	if (a->write && a->result > 0) {
-		if (a->off + a->len > ino->fd.size)
-			ino->fd.size = a->off + a->len;
-		ino->fd.mtime = ino->fd.ctime = fs_now_ns();
-		ino->fd_dirty = true;
-	}
-	if (--ino->aio_inflight == 0)
-		pthread_cond_broadcast(&ino->filled);
-	pthread_mutex_unlock(&ino->m);
+	if (a->write && a->result > 0)
+		wrote(ino, a->off + a->len);
+	aio_put(ino);
 	a->cb(a);
 }
 
@@ -1043,12 +1045,8 @@ int fs_aio_submit(fs_file *f, struct fs_aio *a)
 		ino->aio_inflight++;
 		pthread_mutex_unlock(&ino->m);
 		ret = mp_io_submit(lun, &a->io_);
-		if (ret) {
-			pthread_mutex_lock(&ino->m);
-			if (--ino->aio_inflight == 0)
-				pthread_cond_broadcast(&ino->filled);
-			pthread_mutex_unlock(&ino->m);
-		}
+		if (ret)
+			aio_put(ino);
 	}
 	pthread_rwlock_unlock(&ino->rw);
 	if (direct || ret)
