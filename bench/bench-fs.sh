@@ -71,7 +71,11 @@ start_host() { # name mount
 }
 
 # ---- volume and raw file ---------------------------------------------------
-stamp=$LUN.ready-$size_bytes
+# File descriptors: the creates phase and the big directory together need
+# more than mkfs's default for this size (one per 512 KiB), so ask for
+# plenty; the stamp names both, so a volume made otherwise is made again.
+FILES=$((NFILES * 4 + 32768))
+stamp=$LUN.ready-$size_bytes-$FILES
 if [ ! -e "$stamp" ]; then
 	rm -f "$LUN" "$LUN".ready-* "$RAWF"
 	avail=$(df -P -B1 "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
@@ -79,7 +83,7 @@ if [ ! -e "$stamp" ]; then
 		die "not enough space in $BENCH_DIR for two $SIZE files"
 	echo "bench-fs: formatting $LUN and writing a $SIZE file in it"
 	truncate -s $((size_bytes + (1 << 30))) "$LUN"
-	"$BIN/mkfs.vmfs" -f -L bench -H 8 "$LUN" >/dev/null
+	"$BIN/mkfs.vmfs" -f -L bench -H 8 -i "$FILES" "$LUN" >/dev/null
 	"$FS_BENCH" prep --host bench-prep --file big.img --size "$size_bytes" \
 		"$LUN" 2>>"$OUT/prep.log" || die "prep: $(tail -n 5 "$OUT/prep.log")"
 	echo "bench-fs: writing the raw file $RAWF"
@@ -141,7 +145,9 @@ done
 # ---- 2. creates, one host and two ------------------------------------------
 start_host bench-a "$MA"
 start_host bench-b "$MB"
-rm -rf "$MA/creates"
+# what an interrupted earlier run left (its big directory holds NFILES
+# descriptors) must not run the creates out of descriptors
+rm -rf "$MA/creates" "$MA/big"
 mkdir -p "$MA/creates"
 one="" two=""
 rep=1
