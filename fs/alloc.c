@@ -292,11 +292,37 @@ out:
 	return ret;
 }
 
+/* A volume out of a resource says which, once a minute: ENOSPC alone
+ * does not tell an admin that a volume with free blocks has no file
+ * descriptors left (mkfs.vmfs -i sets how many). */
+static void log_enospc(struct fs_vol *v, enum fs_rtype t)
+{
+	static const char *const what[FS_R_TYPES] = {
+		[FS_R_FB] = "file blocks", [FS_R_SB] = "sub-blocks",
+		[FS_R_PB] = "pointer blocks", [FS_R_FD] = "file descriptors",
+	};
+	uint64_t now = fs_now_ns();
+	bool say;
+
+	pthread_mutex_lock(&v->lock);
+	say = !v->enospc_logged[t] ||
+	      now - v->enospc_logged[t] >= 60ull * 1000000000;
+	if (say)
+		v->enospc_logged[t] = now;
+	pthread_mutex_unlock(&v->lock);
+	if (say)
+		fs_log(v, "out of %s: no free one in any resource cluster%s",
+		       what[t] ? what[t] : "resources",
+		       t == FS_R_FD ? " (mkfs.vmfs -i sets how many)" : "");
+}
+
 int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
 {
 	unsigned got;
 	int ret = alloc_res(tx, t, n, out, 2, &got);
 
+	if (!ret && got < n && t != FS_R_SB)
+		log_enospc(fs_tx_vol(tx), t);
 	return ret ? ret : got == n ? 0 : -ENOSPC;
 }
 

@@ -44,6 +44,7 @@ struct fs_vol {
 	pthread_mutex_t lock;        /* below */
 	struct fs_inode *inodes;     /* open inodes (hash chain list) */
 	unsigned alloc_cursor[FS_R_TYPES]; /* affinity: next cluster to try */
+	uint64_t enospc_logged[FS_R_TYPES]; /* last "out of" log, ns (lock) */
 	pthread_mutex_t orphan_lock; /* orphans, pending (orphan.c) */
 	struct { uint64_t addr, gen; } orphans[FS_ORPHANS]; /* in our slot */
 	struct fs_orphan *pending;   /* recovered from dead hosts */
