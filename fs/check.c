@@ -157,6 +157,69 @@ out:
 	return ret;
 }
 
+/* ---- extent tags ------------------------------------------------------------ */
+
+/*
+ * An extent made or added by a binary older than extent tags has none
+ * (docs/FORMAT.md "Extents"): it is found by UUID, index and size alone,
+ * so an interrupted span's left-over header could be taken for it.  -y
+ * tags it: the header first, then the superblock, so that a crash in
+ * between leaves a tagged header with an untagged entry, which matches.
+ */
+static int check_tags(struct ck *c)
+{
+	struct fs_vol *v = c->v;
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	struct fs_sb *sb = malloc(sizeof(*sb));
+	int ret = b && sb ? 0 : -ENOMEM;
+
+	for (unsigned i = 0; !ret && i < v->sb.nextents; i++) {
+		struct fs_ext e;
+		uint32_t tag;
+
+		if (v->sb.ext[i].lun_of || v->sb.ext[i].tag)
+			continue;
+		say(c, c->repair, "extent %u (%s) has no extent tag (made by an "
+		    "older version)%s", i, v->ext[i].spec, c->repair ?
+		    ": tagging it" : ": fsck -y tags it");
+		if (!c->repair)
+			continue;
+		ret = fs_ext_tag_new(&tag);
+		if (!ret)
+			ret = fs_read(v, i, 0, b, FS_BLOCK);
+		if (!ret)
+			ret = fs_ext_in(b, &e);
+		if (!ret) {
+			e.tag = tag;
+			fs_ext_out(&e, b);
+			ret = fs_write(v, i, 0, b, FS_BLOCK);
+		}
+		if (!ret)
+			ret = mp_lun_flush(v->ext[i].lun);
+		/* the superblock as it is on disk now (a replay may have
+		 * changed it), with the entry tagged */
+		if (!ret)
+			ret = fs_read_sb(v, sb);
+		if (!ret) {
+			sb->ext[i].tag = tag;
+			fs_sb_out(sb, b);
+			ret = fs_write(v, 0, FS_SB_SLOT + FS_BLOCK, b, FS_BLOCK);
+		}
+		if (!ret)
+			ret = mp_lun_flush(v->ext[0].lun);
+		if (ret) {
+			say(c, false, "tagging extent %u: %s", i, fs_strerror(ret));
+			ret = 0;
+			continue;
+		}
+		v->sb.ext[i].tag = tag;
+		c->fixed++;
+	}
+	free(b);
+	free(sb);
+	return ret;
+}
+
 /* ---- 2. the namespace ------------------------------------------------------ */
 
 static void walk_pb(struct ck *c, struct fs_inode *ino, uint64_t a, unsigned lv,
@@ -568,6 +631,8 @@ int fs_check(const char *const *specs, unsigned n,
 	}
 	if (restart)
 		goto out;
+	if (!ret)
+		ret = check_tags(&c);
 	if (!ret)
 		ret = check_names(&c);
 	if (!ret)

@@ -118,7 +118,8 @@ static uint64_t lun_capacity(struct fs_vol *v, unsigned e, uint64_t need)
 	return in.capacity;
 }
 
-/* Find extent n among the candidates by its header. */
+/* Find extent n among the candidates by its header (tag included: a LUN
+ * an interrupted span left behind may carry the same index and size). */
 static int find_candidate(struct fs_vol *v, unsigned n, const struct fs_extent_geom *g)
 {
 	struct mp_open_opts mo = { .flags = v->open_flags };
@@ -130,8 +131,7 @@ static int find_candidate(struct fs_vol *v, unsigned n, const struct fs_extent_g
 		if (mp_lun_open(v->cand[i], &mo, &lun))
 			continue;
 		if (fs_read_ext_header(lun, &e) == 0 &&
-		    !memcmp(e.uuid, v->sb.uuid, 16) && e.index == n &&
-		    e.size == g->size) {
+		    fs_ext_matches(&e, v->sb.uuid, n, g)) {
 			v->ext[n].spec = strdup(v->cand[i]);
 			v->ext[n].lun = lun;
 			v->ext[n].capacity = e.size;
@@ -313,13 +313,22 @@ static int prepare(struct fs_vol *v, unsigned n, struct change *c, bool span,
 			    v->ext[c->base].spec, (unsigned long long)cap,
 			    (unsigned long long)start);
 	c->g.lun_of = span ? 0 : c->base + 1;
+	/* a span's header and entry share a new tag: a header this span
+	 * leaves behind if it is interrupted matches no entry, ever */
+	if (span) {
+		ret = fs_ext_tag_new(&c->g.tag);
+		if (ret)
+			return fail(err, len, ret, "a new extent tag: %s",
+				    fs_strerror(ret));
+	}
 	ret = fs_write_areas(lun, &c->g, n, v->sb.uuid, v->sb.sector, nfb, false);
 	if (!ret)
 		ret = mp_lun_flush(lun);
 	if (!ret && span) {
 		/* the header only after the areas: a LUN with our header
 		 * has its clusters in place */
-		struct fs_ext e = { .index = n, .count = n + 1, .size = cap };
+		struct fs_ext e = { .index = n, .count = n + 1, .size = cap,
+				    .tag = c->g.tag };
 		unsigned char *b = fs_balloc(FS_BLOCK);
 		ssize_t w;
 
@@ -364,8 +373,9 @@ static int open_new(struct fs_vol *v, const char *spec, struct change *c,
 
 		/* only a header left by an interrupted span of this volume
 		 * may be overwritten */
-		if (!ours || (e.index < v->next && !v->sb.ext[e.index].lun_of &&
-			      e.size == v->sb.ext[e.index].size)) {
+		if (!ours || (e.index < v->next &&
+			      fs_ext_matches(&e, v->sb.uuid, e.index,
+					     &v->sb.ext[e.index]))) {
 			ret = fail(err, len, -EBUSY, "%s holds extent %u of %s "
 				   "volume '%s'", spec, e.index, ours ? "this" :
 				   "the", e.label);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "fs/fs.h"
 #include "fs/fs_err.h"
@@ -76,6 +77,7 @@ int fs_ext_in(const void *buf, struct fs_ext *e)
 	e->index = G32(b, struct fs_ext_disk, index);
 	e->count = G32(b, struct fs_ext_disk, count);
 	e->size = G64(b, struct fs_ext_disk, size);
+	e->tag = G32(b, struct fs_ext_disk, tag);
 	get_str(e->label, sizeof(e->label), b + offsetof(struct fs_ext_disk, label),
 		FS_LABEL_LEN);
 	if (e->index >= FS_MAX_EXTENTS || e->count == 0 ||
@@ -93,8 +95,18 @@ void fs_ext_out(const struct fs_ext *e, void *buf)
 	P32(b, struct fs_ext_disk, index, e->index);
 	P32(b, struct fs_ext_disk, count, e->count);
 	P64(b, struct fs_ext_disk, size, e->size);
+	P32(b, struct fs_ext_disk, tag, e->tag);
 	put_str(b + offsetof(struct fs_ext_disk, label), FS_LABEL_LEN, e->label);
 	seal(b, FS_EXT_MAGIC);
+}
+
+int fs_ext_tag_new(uint32_t *tag)
+{
+	do {
+		if (getrandom(tag, sizeof(*tag), 0) != sizeof(*tag))
+			return errno ? -errno : -EIO;
+	} while (!*tag);
+	return 0;
 }
 
 /* ---- superblock ------------------------------------------------------------ */
@@ -146,10 +158,11 @@ int fs_sb_in(const void *buf, struct fs_sb *s)
 
 		eg->size = g64(g);
 		eg->lun_of = g32(g + 8);
+		eg->tag = g32(g + 12);
 		/* an area set on another extent's LUN names an earlier extent
-		 * that has a LUN of its own */
+		 * that has a LUN of its own, and has no header (no tag) */
 		if (i < s->nextents && eg->lun_of &&
-		    (eg->lun_of > i || s->ext[eg->lun_of - 1].lun_of ||
+		    (eg->lun_of > i || s->ext[eg->lun_of - 1].lun_of || eg->tag ||
 		     !(s->incompat & FS_INCOMPAT_LUN_SHARED)))
 			return -FS_E_CORRUPT;
 		for (unsigned a = 0; a < FS_AREAS; a++) {
@@ -197,6 +210,7 @@ void fs_sb_out(const struct fs_sb *s, void *buf)
 
 		p64(g, eg->size);
 		p32(g + 8, eg->lun_of);
+		p32(g + 12, eg->tag);
 		for (unsigned a = 0; a < FS_AREAS; a++) {
 			unsigned char *ar = g + 16 + a * 24;
 

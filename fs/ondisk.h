@@ -71,15 +71,18 @@ struct fs_ext_disk {
 	uint32_t count;               /* 0x01c extents when written */
 	uint64_t size;                /* 0x020 bytes */
 	char label[FS_LABEL_LEN];     /* 0x028 */
-	uint8_t reserved[0xf94];      /* 0x068 */
+	uint32_t tag;                 /* 0x068 extent tag, 0 = untagged */
+	uint8_t reserved[0xf90];      /* 0x06c */
 	uint32_t crc;                 /* 0xffc */
 };
 _Static_assert(sizeof(struct fs_ext_disk) == FS_BLOCK, "ext size");
+_Static_assert(offsetof(struct fs_ext_disk, tag) == 0x68, "ext tag off");
 
 struct fs_ext {
 	uint8_t uuid[16];
 	uint32_t index, count;
 	uint64_t size;
+	uint32_t tag;
 	char label[FS_LABEL_LEN + 1];
 };
 
@@ -97,7 +100,7 @@ _Static_assert(sizeof(struct fs_area_disk) == 24, "area size");
 struct fs_extent_geom_disk {
 	uint64_t size;                /* 0x00 */
 	uint32_t lun_of;              /* 0x08 0: own LUN; k+1: on extent k's */
-	uint32_t reserved;            /* 0x0c */
+	uint32_t tag;                 /* 0x0c its extent header's, 0 untagged */
 	struct fs_area_disk area[4];  /* 0x10 FD, PB, SB, FB */
 };
 _Static_assert(sizeof(struct fs_extent_geom_disk) == 112, "geom size");
@@ -139,8 +142,25 @@ struct fs_area {
 struct fs_extent_geom {
 	uint64_t size;
 	uint32_t lun_of;              /* 0: its own LUN; k + 1: extent k's LUN */
+	uint32_t tag;                 /* extent tag (own LUN only), 0 untagged */
 	struct fs_area area[FS_AREAS];
 };
+
+/*
+ * Whether extent header e (of the volume with this UUID) is the LUN of
+ * extent table entry g at index i: index, size and, for a tagged entry,
+ * tag (docs/FORMAT.md "Extents": a header an interrupted span left has a
+ * tag no entry recorded).
+ */
+static inline int fs_ext_matches(const struct fs_ext *e, const uint8_t uuid[16],
+				 unsigned i, const struct fs_extent_geom *g)
+{
+	for (unsigned k = 0; k < 16; k++)
+		if (e->uuid[k] != uuid[k])
+			return 0;
+	return e->index == i && !g->lun_of && e->size == g->size &&
+	       (!g->tag || e->tag == g->tag);
+}
 
 struct fs_sb {
 	uint16_t minor;
@@ -405,6 +425,8 @@ struct fs_jc {
  * -FS_E_CORRUPT (see fs.h).  Encoders fill a FS_BLOCK buffer and seal it. */
 int fs_ext_in(const void *b, struct fs_ext *e);
 void fs_ext_out(const struct fs_ext *e, void *b);
+/* A new random non-zero extent tag: 0 or -errno. */
+int fs_ext_tag_new(uint32_t *tag);
 int fs_sb_in(const void *b, struct fs_sb *s);
 void fs_sb_out(const struct fs_sb *s, void *b);
 int fs_rc_in(const void *b, struct fs_rc *r);

@@ -299,6 +299,10 @@ int fs_mkfs(const char *const *specs, unsigned n, const struct fs_mkfs_opts *o)
 			       (unsigned long long)in[i].capacity);
 			goto out;
 		}
+		/* the header written below carries the same tag */
+		ret = fs_ext_tag_new(&sb->ext[i].tag);
+		if (ret)
+			goto out;
 	}
 	sb->root = fs_addr(FS_R_FD, 0, 0);
 
@@ -332,7 +336,8 @@ int fs_mkfs(const char *const *specs, unsigned n, const struct fs_mkfs_opts *o)
 	if (ret)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
-		struct fs_ext e = { .index = i, .count = n, .size = in[i].capacity };
+		struct fs_ext e = { .index = i, .count = n, .size = in[i].capacity,
+				    .tag = sb->ext[i].tag };
 		ssize_t w;
 
 		memcpy(e.uuid, sb->uuid, 16);
@@ -420,7 +425,7 @@ int fs_mount(const char *const *specs, unsigned n,
 	struct fs_mount_opts dflt = { 0 };
 	struct fs_vol *v;
 	struct fs_ext hdr[FS_MAX_EXTENTS];
-	uint64_t hdr_size[FS_MAX_EXTENTS] = { 0 };
+	mp_lun *flun[FS_MAX_EXTENTS] = { 0 };  /* opened, not placed yet */
 	struct mp_open_opts mo = { .flags = MP_OPEN_RETRY_RESCONFLICT };
 	int ret = 0;
 
@@ -445,44 +450,41 @@ int fs_mount(const char *const *specs, unsigned n,
 		if (ret)
 			goto fail;
 	}
-	/* find each extent by its header, whatever the device is called */
+	/* find each extent by its header, whatever the device is called:
+	 * the head first (it holds the superblock), the others by their
+	 * entries in its extent table */
 	for (unsigned i = 0; i < n; i++) {
-		struct fs_ext e;
-		mp_lun *lun;
-
-		ret = mp_lun_open(specs[i], &mo, &lun);
+		ret = mp_lun_open(specs[i], &mo, &flun[i]);
 		if (ret) {
+			flun[i] = NULL;
 			fs_log(v, "%s: %s", specs[i], fs_strerror(ret));
 			goto fail;
 		}
-		ret = fs_read_ext_header(lun, &e);
+		ret = fs_read_ext_header(flun[i], &hdr[i]);
 		if (ret) {
 			fs_log(v, "%s: no volume extent header (%s)", specs[i],
 			       fs_strerror(ret));
-			mp_lun_close(lun);
 			ret = -FS_E_NOVOLUME;
 			goto fail;
 		}
-		if (v->next && memcmp(e.uuid, hdr[0].uuid, 16)) {
+		if (i && memcmp(hdr[i].uuid, hdr[0].uuid, 16)) {
 			fs_log(v, "%s belongs to another volume ('%s')", specs[i],
-			       e.label);
-			mp_lun_close(lun);
+			       hdr[i].label);
 			ret = -FS_E_EXTENTS;
 			goto fail;
 		}
-		if (v->ext[e.index].lun) {
-			fs_log(v, "%s and %s are both extent %u", specs[i],
-			       v->ext[e.index].spec, e.index);
-			mp_lun_close(lun);
+		if (hdr[i].index != 0)
+			continue;
+		if (v->ext[0].lun) {
+			fs_log(v, "%s and %s are both extent 0", specs[i],
+			       v->ext[0].spec);
 			ret = -FS_E_EXTENTS;
 			goto fail;
 		}
-		v->ext[e.index].lun = lun;
-		v->ext[e.index].spec = strdup(specs[i]);
-		v->ext[e.index].capacity = e.size;
-		hdr_size[e.index] = e.size;
-		hdr[v->next] = e;
-		v->next++;
+		v->ext[0].lun = flun[i];
+		v->ext[0].spec = strdup(specs[i]);
+		v->ext[0].capacity = hdr[i].size;
+		flun[i] = NULL;
 	}
 	if (!v->ext[0].lun) {
 		fs_log(v, "extent 0 of volume '%s' is missing", hdr[0].label);
@@ -493,19 +495,42 @@ int fs_mount(const char *const *specs, unsigned n,
 	ret = fs_read_sb(v, &v->sb);
 	if (ret)
 		goto fail;
-	/* A header the superblock does not describe is left over from an
-	 * interrupted vmkfstools -Z (docs/FORMAT.md): not ours (yet). */
-	for (unsigned i = 1; i < FS_MAX_EXTENTS; i++) {
-		if (!v->ext[i].lun || (i < v->sb.nextents && !v->sb.ext[i].lun_of &&
-				       hdr_size[i] == v->sb.ext[i].size))
+	for (unsigned i = 1; i < v->sb.nextents; i++) {
+		int k = -1;
+
+		for (unsigned j = 0; j < n; j++) {
+			if (!flun[j] || !fs_ext_matches(&hdr[j], v->sb.uuid, i,
+							&v->sb.ext[i]))
+				continue;
+			if (k >= 0) {
+				/* only untagged entries (or a 2^-32 chance) */
+				fs_log(v, "%s and %s are both extent %u (untagged: "
+				       "fsck.vmfs -y tags the volume's extents)",
+				       specs[k], specs[j], i);
+				ret = -FS_E_EXTENTS;
+				goto fail;
+			}
+			k = (int)j;
+		}
+		if (k < 0)
+			continue;    /* missing: said below */
+		v->ext[i].lun = flun[k];
+		v->ext[i].spec = strdup(specs[k]);
+		v->ext[i].capacity = hdr[k].size;
+		flun[k] = NULL;
+	}
+	/* A header no entry describes (index, size, tag) is left over from
+	 * an interrupted vmkfstools -Z (docs/FORMAT.md): not ours (yet); a
+	 * later span may use the LUN. */
+	for (unsigned j = 0; j < n; j++) {
+		if (!flun[j])
 			continue;
-		fs_log(v, "%s: extent header %u is not part of volume '%s' (an "
-		       "interrupted span?): ignored", v->ext[i].spec, i,
+		fs_log(v, "%s: stale extent header %u, not part of volume '%s' "
+		       "(an interrupted span?): ignored", specs[j], hdr[j].index,
 		       v->sb.label);
-		mp_lun_close(v->ext[i].lun);
-		ret = fs_candidate_add(v, v->ext[i].spec);
-		free(v->ext[i].spec);
-		memset(&v->ext[i], 0, sizeof(v->ext[i]));
+		mp_lun_close(flun[j]);
+		flun[j] = NULL;
+		ret = fs_candidate_add(v, specs[j]);
 		if (ret)
 			goto fail;
 	}
@@ -607,6 +632,9 @@ int fs_mount(const char *const *specs, unsigned n,
 	return 0;
 
 fail:
+	for (unsigned j = 0; j < n; j++)
+		if (flun[j])
+			mp_lun_close(flun[j]);
 	fs_umount(v);
 	return ret;
 }

@@ -7,6 +7,7 @@
  * read-only host); fsck is clean on the result.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -135,10 +136,177 @@ static void test_span_grow(void **state)
 	unlink(p1);
 }
 
+/* Make every write of host v to its journal (past the journal header)
+ * fail: a commit then fails with nothing in place, which is what a crash
+ * between a span's extent header and its superblock commit leaves. */
+static void fail_journal(fs_vol *v)
+{
+	uint64_t jsz = (uint64_t)v->sb.journal_blocks * FS_BLOCK;
+	struct mp_fault_rule r = { .op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
+				   .err = EIO };
+
+	r.off = v->sb.journal_off + (uint64_t)v->slot * jsz + FS_BLOCK;
+	r.len = jsz - FS_BLOCK;
+	assert_true(mp_fault_add(v->ext[0].lun, &r) >= 0);
+}
+
+/* Read extent i's header and the superblock's entry i from the files. */
+static void read_tags(const char *head, const char *lun, unsigned i,
+		      uint32_t *hdr_tag, uint32_t *sb_tag)
+{
+	unsigned char *b = tu_alloc(FS_BLOCK);
+	struct fs_sb sb;
+	struct fs_ext e;
+	int fd = open(head, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, FS_BLOCK, FS_SB_SLOT + FS_BLOCK), FS_BLOCK);
+	assert_int_equal(fs_sb_in(b, &sb), 0);
+	close(fd);
+	fd = open(lun, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, FS_BLOCK, 0), FS_BLOCK);
+	assert_int_equal(fs_ext_in(b, &e), 0);
+	assert_int_equal(e.index, i);
+	close(fd);
+	*hdr_tag = e.tag;
+	*sb_tag = sb.ext[i].tag;
+	free(b);
+}
+
+/* What an older binary made: extent i untagged in its header and in the
+ * superblock. */
+static void untag(const char *head, const char *lun, unsigned i)
+{
+	unsigned char *b = tu_alloc(FS_BLOCK);
+	struct fs_sb sb;
+	struct fs_ext e;
+	int fd = open(head, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, FS_BLOCK, FS_SB_SLOT + FS_BLOCK), FS_BLOCK);
+	assert_int_equal(fs_sb_in(b, &sb), 0);
+	sb.ext[i].tag = 0;
+	fs_sb_out(&sb, b);
+	assert_int_equal(pwrite(fd, b, FS_BLOCK, FS_SB_SLOT + FS_BLOCK), FS_BLOCK);
+	close(fd);
+	fd = open(lun, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, FS_BLOCK, 0), FS_BLOCK);
+	assert_int_equal(fs_ext_in(b, &e), 0);
+	e.tag = 0;
+	fs_ext_out(&e, b);
+	assert_int_equal(pwrite(fd, b, FS_BLOCK, 0), FS_BLOCK);
+	close(fd);
+	free(b);
+}
+
+/*
+ * A span onto p1 is interrupted after p1's extent header was written
+ * (its superblock commit fails); a later span onto p2, a LUN of the same
+ * size, commits extent 1.  p1 must never be taken for extent 1: not by a
+ * host looking among its candidates (p1 listed first), not by a mount
+ * given both or only p1, not by fsck; p1 can be spanned onto later.
+ */
+static void test_span_interrupted(void **state)
+{
+	struct fs_mkfs_opts mk = { .max_hosts = 4, .hb_interval_ms = 250,
+				   .hb_dead_ms = 2500, .force = true };
+	char p2[256], fp0[300];
+	const char *cand[2] = { p1, p2 };
+	struct fs_mount_opts ma = { .host = "a", .no_janitor = true };
+	struct fs_mount_opts mb = { .host = "b", .no_janitor = true,
+				    .candidates = cand, .ncandidates = 2 };
+	struct fs_mount_opts mr = { .host = "r", .read_only = true };
+	const char *specs[1] = { p0 }, *fspecs[1] = { fp0 };
+	const char *all[3] = { p0, p1, p2 }, *stale[2] = { p0, p1 };
+	const char *good[2] = { p0, p2 };
+	struct fs_check_opts co = { .watch_ms = 10 };
+	struct fs_check_result res;
+	uint32_t ht, st;
+	unsigned nb;
+	char err[256];
+	fs_vol *a, *b, *r;
+
+	(void)state;
+	tu_make_file(p0, sizeof(p0), "span0", 96ull << 20);
+	tu_make_file(p1, sizeof(p1), "span1", 96ull << 20);
+	tu_make_file(p2, sizeof(p2), "span2", 96ull << 20);
+	snprintf(fp0, sizeof(fp0), "fault::%s", p0);
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	read_tags(p0, p0, 0, &ht, &st);
+	assert_true(ht != 0 && ht == st);
+
+	/* the interrupted span: p1 carries a header for extent 1 */
+	assert_int_equal(fs_mount(fspecs, 1, &ma, &a), 0);
+	fail_journal(a);
+	assert_true(fs_vol_span(a, p1, err, sizeof(err)) < 0);
+	assert_int_equal(mp_fault_clear(a->ext[0].lun), 0);
+	fs_umount(a);
+
+	/* the span that commits, onto p2 */
+	assert_int_equal(fs_mount(specs, 1, &ma, &a), 0);
+	assert_int_equal(fs_mount(specs, 1, &mb, &b), 0);
+	assert_int_equal(a->sb.nextents, 1);
+	assert_int_equal(fs_vol_span(a, p2, err, sizeof(err)), 0);
+	read_tags(p0, p1, 1, &ht, &st);
+	assert_true(st != 0 && ht != st);
+	read_tags(p0, p2, 1, &ht, &st);
+	assert_true(ht != 0 && ht == st);
+
+	/* b looks among p1, p2 in that order: takes p2 */
+	assert_int_equal(fs_geom_refresh(b), 1);
+	assert_int_equal(b->next, 2);
+	assert_string_equal(b->ext[1].spec, p2);
+	(void)capacity(b, &nb);
+	assert_int_equal(nb, 2);
+	fs_umount(b);
+	fs_umount(a);
+
+	/* mounts: both given (p1 ignored), only p1 (extent 1 missing) */
+	assert_int_equal(fs_mount(all, 3, &mr, &r), 0);
+	assert_string_equal(r->ext[1].spec, p2);
+	fs_umount(r);
+	assert_int_equal(fs_mount(stale, 2, &mr, &r), -FS_E_EXTENTS);
+	assert_int_equal(fs_check(all, 3, &co, &res), 0);
+	assert_int_equal(res.errors, 0);
+	assert_int_equal(fs_check(stale, 2, &co, &res), -FS_E_EXTENTS);
+
+	/* p1 is free to be spanned onto: extent 2, its own new tag */
+	assert_int_equal(fs_mount(good, 2, &ma, &a), 0);
+	assert_int_equal(fs_vol_span(a, p1, err, sizeof(err)), 0);
+	fs_umount(a);
+	read_tags(p0, p1, 2, &ht, &st);
+	assert_true(ht != 0 && ht == st);
+	assert_int_equal(fs_check(all, 3, &co, &res), 0);
+	assert_int_equal(res.errors, 0);
+
+	/* a volume an older binary made (extent 2 untagged) still mounts;
+	 * fsck -n finds nothing wrong, fsck -y tags it */
+	untag(p0, p1, 2);
+	assert_int_equal(fs_mount(all, 3, &mr, &r), 0);
+	assert_string_equal(r->ext[2].spec, p1);
+	fs_umount(r);
+	assert_int_equal(fs_check(all, 3, &co, &res), 0);
+	assert_int_equal(res.errors, 0);
+	co.repair = true;
+	assert_int_equal(fs_check(all, 3, &co, &res), 0);
+	assert_int_equal(res.fixed, 1);
+	read_tags(p0, p1, 2, &ht, &st);
+	assert_true(ht != 0 && ht == st);
+	co.repair = false;
+	assert_int_equal(fs_check(all, 3, &co, &res), 0);
+	assert_int_equal(res.errors, 0);
+	unlink(p0);
+	unlink(p1);
+	unlink(p2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_span_grow),
+		cmocka_unit_test(test_span_interrupted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
