@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hypervisor/emul.h"
 #include "hypervisor/hv_int.h"
 
 #define MSR_IA32_MISC_ENABLE	0x1a0
@@ -115,42 +116,150 @@ static void kick_handler(int sig)
 	(void)sig;
 }
 
+/* ---- instructions kvm_pvm's emulator lacks -------------------------------- */
+
 /*
- * Instructions kvm_pvm's ring-0 emulator gives up on, done here instead:
- * INT3 (KVM's emulator does software interrupts only in real mode; Linux
- * executes one at boot on purpose, int3_selftest) is a trap, so #BP is
- * delivered with rip after it, as the CPU would; FWAIT (x87 task set-up)
- * with no x87 exception pending, which the kernel never leaves, is a no-op.
- * Returns true when the instruction was handled.
+ * Copies len bytes at guest linear address la to or from buf through the
+ * vCPU's page tables, page by page, each page's frame bounds-checked
+ * against guest memory.  Returns the number of bytes copied before the
+ * first page that is not mapped (or, writing, not writable; from CPL 3,
+ * not a user page) or not guest RAM.
+ */
+static size_t guest_copy(struct hv_vcpu *c, uint64_t la, void *buf, size_t len,
+			 bool write, bool user)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		struct kvm_translation tr = { .linear_address = la + done };
+		size_t n = 4096 - ((la + done) & 4095);
+		uint8_t *p;
+
+		if (n > len - done)
+			n = len - done;
+		if (ioctl(c->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid ||
+		    (write && !tr.writeable) || (user && !tr.usermode))
+			break;
+		p = hv_gmem_ptr(&c->vm->mem, tr.physical_address, n);
+		if (!p)
+			break;
+		if (write)
+			memcpy(p, (uint8_t *)buf + done, n);
+		else
+			memcpy((uint8_t *)buf + done, p, n);
+		done += n;
+	}
+	return done;
+}
+
+static bool inject_exception(struct hv_vcpu *c, unsigned nr, bool has_error,
+			     uint32_t error)
+{
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(c->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return false;
+	ev.exception.injected = 1;
+	ev.exception.nr = (uint8_t)nr;
+	ev.exception.has_error_code = has_error;
+	ev.exception.error_code = error;
+	ev.flags = 0;
+	return ioctl(c->fd, KVM_SET_VCPU_EVENTS, &ev) == 0;
+}
+
+/* MXCSR bits this CPU implements (FXSAVE's MXCSR_MASK, 0 meaning the
+ * original 0xffbf); LDMXCSR of any other bit is #GP(0) */
+static uint32_t host_mxcsr_mask(void)
+{
+	uint8_t fx[512] __attribute__((aligned(16)));
+	uint32_t mask;
+
+	memset(fx, 0, sizeof(fx));
+	__asm__ volatile("fxsave64 %0" : "=m"(fx));
+	memcpy(&mask, fx + 28, 4);
+	return mask ? mask : 0xffbf;
+}
+
+/* LDMXCSR / STMXCSR m32: the guest's MXCSR through KVM_GET/SET_FPU.  Faults
+ * as the CPU raises them: #UD without CR4.OSFXSR or with CR0.EM, #NM with
+ * CR0.TS, #GP(0) for reserved bits.  An operand outside mapped guest RAM
+ * is not handled (false): the VM stops with the instruction in the log. */
+static bool do_mxcsr(struct hv_vcpu *c, const struct hv_insn *in,
+		     struct kvm_regs *r, const struct kvm_sregs *s)
+{
+	uint64_t gpr[16] = {
+		r->rax, r->rcx, r->rdx, r->rbx, r->rsp, r->rbp, r->rsi, r->rdi,
+		r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15,
+	};
+	bool user = (s->cs.selector & 3) == 3;
+	struct kvm_fpu fpu;
+	uint64_t la;
+	uint32_t v;
+
+	if (!(s->cr4 & (1u << 9)) || (s->cr0 & (1u << 2)))	/* OSFXSR, EM */
+		return inject_exception(c, 6, false, 0);	/* #UD */
+	if (s->cr0 & (1u << 3))					/* TS */
+		return inject_exception(c, 7, false, 0);	/* #NM */
+	la = hv_insn_ea(in, gpr, r->rip, s->fs.base, s->gs.base);
+	if (ioctl(c->fd, KVM_GET_FPU, &fpu) < 0)
+		return false;
+	if (in->op == HV_INSN_LDMXCSR) {
+		if (guest_copy(c, la, &v, 4, false, user) != 4)
+			return false;
+		if (v & ~host_mxcsr_mask())
+			return inject_exception(c, 13, true, 0);	/* #GP */
+		fpu.mxcsr = v;
+		if (ioctl(c->fd, KVM_SET_FPU, &fpu) < 0)
+			return false;
+	} else {
+		v = fpu.mxcsr;
+		if (guest_copy(c, la, &v, 4, true, user) != 4)
+			return false;
+	}
+	r->rip += in->len;
+	return ioctl(c->fd, KVM_SET_REGS, r) == 0;
+}
+
+/*
+ * Instructions kvm_pvm's ring-0 emulator gives up on, done here instead
+ * (decoded by emul.c):
+ * - INT3 (KVM's emulator does software interrupts only in real mode; Linux
+ *   executes one at boot on purpose, int3_selftest) is a trap, so #BP is
+ *   delivered with rip after it, as the CPU would;
+ * - FWAIT (x87 task set-up) with no x87 exception pending, which the
+ *   kernel never leaves, is a no-op;
+ * - LDMXCSR and STMXCSR (kernel_fpu_begin loads MXCSR_DEFAULT) through
+ *   the vCPU's FPU state.
+ * Only in 64-bit mode.  Returns true when the instruction was handled.
  */
 static bool fixup_emulation(struct hv_vcpu *c)
 {
-	struct kvm_translation tr = { 0 };
-	struct kvm_vcpu_events ev;
+	uint8_t code[HV_INSN_MAX_LEN];
+	struct kvm_sregs s;
 	struct kvm_regs r;
-	const uint8_t *p;
+	struct hv_insn in;
+	size_t n;
 
-	if (ioctl(c->fd, KVM_GET_REGS, &r) < 0)
+	if (ioctl(c->fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(c->fd, KVM_GET_SREGS, &s) < 0 || !s.cs.l)
 		return false;
-	tr.linear_address = r.rip;
-	if (ioctl(c->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+	n = guest_copy(c, r.rip, code, sizeof(code), false,
+		       (s.cs.selector & 3) == 3);
+	if (hv_insn_decode(code, n, &in) < 0)
 		return false;
-	p = hv_gmem_ptr(&c->vm->mem, tr.physical_address, 1);
-	if (p && *p == 0x9b) {			/* FWAIT */
-		r.rip++;
+	switch (in.op) {
+	case HV_INSN_FWAIT:
+		r.rip += in.len;
 		return ioctl(c->fd, KVM_SET_REGS, &r) == 0;
+	case HV_INSN_INT3:
+		r.rip += in.len;
+		return ioctl(c->fd, KVM_SET_REGS, &r) == 0 &&
+		       inject_exception(c, 3, false, 0);
+	case HV_INSN_LDMXCSR:
+	case HV_INSN_STMXCSR:
+		return do_mxcsr(c, &in, &r, &s);
 	}
-	if (!p || *p != 0xcc)
-		return false;
-	if (ioctl(c->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-		return false;
-	r.rip++;
-	ev.exception.injected = 1;
-	ev.exception.nr = 3;
-	ev.exception.has_error_code = 0;
-	ev.flags = 0;
-	return ioctl(c->fd, KVM_SET_REGS, &r) == 0 &&
-	       ioctl(c->fd, KVM_SET_VCPU_EVENTS, &ev) == 0;
+	return false;
 }
 
 /* What the guest was doing when KVM gave up: for the log. */
