@@ -128,17 +128,27 @@ int cbt_begin_writes(cbt_disk *d);
  */
 int cbt_mark(cbt_disk *d, uint64_t off, uint64_t len);
 /*
- * The same for a write that has not happened yet (a writer that marks
- * before submitting): the blocks are stamped with the next sequence, so a
- * checkpoint taken between the mark and the write still reports it.  The
- * write must complete before the second checkpoint after its mark.
+ * A writer that marks before it writes (the executor: it writes the LUN
+ * itself) holds the blocks of [off, off + len) from before it issues a
+ * write into them until it has seen the write complete.  A held block is
+ * stamped with the next sequence, and every checkpoint (and reset) while
+ * it is held stamps it again with the sequence after the new one: however
+ * many checkpoints pass before the write lands, a query since any of
+ * them reports the block (a missed change never is).  Holds are counted:
+ * each is released once.  0, or -ENOMEM / an I/O error as cbt_mark.
  */
-int cbt_premark(cbt_disk *d, uint64_t off, uint64_t len);
-
-/* Every write premarked so far has completed (the premarking writer
- * closed): their blocks are stamped with the current sequence instead of
- * the next, so the next checkpoint's query does not report them again. */
-void cbt_settle(cbt_disk *d);
+int cbt_hold(cbt_disk *d, uint64_t off, uint64_t len);
+/*
+ * Every write into one hold of [off, off + len) has completed: the hold
+ * goes.  A block no longer held goes back from the next sequence to the
+ * current one (its writes landed before the next checkpoint), so the
+ * next incremental does not report it again.  Blocks not held: nothing.
+ */
+void cbt_release(cbt_disk *d, uint64_t off, uint64_t len);
+/* Every hold released (the holding writer closed: its writes are done). */
+void cbt_release_all(cbt_disk *d);
+/* Blocks held now. */
+uint64_t cbt_held(cbt_disk *d);
 
 /* Make marks durable (leaf pages, then the header; state unchanged). */
 int cbt_flush(cbt_disk *d);

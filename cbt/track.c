@@ -8,6 +8,14 @@
  * whether it must be written back.  A 1 TiB disk has 16448 leaves; a
  * query since N looks only into leaves whose highest sequence is above N.
  *
+ * Holds: a writer that marks before it writes (the executor) holds the
+ * blocks of every write it has not seen complete.  A held block carries
+ * the next sequence, and every checkpoint stamps it again with the one
+ * after: however many checkpoints pass before the write lands, every ID
+ * issued meanwhile is below its stamp.  Hold counts live in memory only
+ * (a writer that dies leaves them to its caller; a crash of this process
+ * resets tracking anyway).
+ *
  * Ordering (the complete-or-reset rule): the header goes dirty, durably,
  * before the first mark of a session returns; leaf pages are synced
  * before the header says clean again.  Sequences only grow: a reset
@@ -36,6 +44,9 @@ struct cbt_disk {
 	uint32_t **leaf;               /* NULL: no mark in that leaf */
 	uint32_t *lmax;                /* highest sequence per leaf */
 	uint8_t *ldirty;               /* to be written back */
+	uint32_t **hold;               /* per leaf: holds per block, or NULL */
+	uint32_t *lheld;               /* per leaf: blocks held */
+	uint64_t nheld;                /* blocks held, all leaves */
 	bool writing;                  /* the header is durable as dirty */
 	bool lost;                     /* a mark could not be kept: reset */
 	bool hdr_dirty;                /* the header changed (size) */
@@ -45,7 +56,7 @@ struct cbt_disk {
 static int grow(cbt_disk *d, uint64_t need)
 {
 	uint64_t cap = d->cap ? d->cap : 16;
-	void *a, *b, *c;
+	void *a, *b, *c, *h, *hn;
 
 	if (need <= d->cap)
 		return 0;
@@ -60,11 +71,19 @@ static int grow(cbt_disk *d, uint64_t need)
 	c = realloc(d->ldirty, cap);
 	if (c)
 		d->ldirty = c;
-	if (!a || !b || !c)
+	h = realloc(d->hold, cap * sizeof(*d->hold));
+	if (h)
+		d->hold = h;
+	hn = realloc(d->lheld, cap * sizeof(*d->lheld));
+	if (hn)
+		d->lheld = hn;
+	if (!a || !b || !c || !h || !hn)
 		return -ENOMEM;
 	memset(d->leaf + d->cap, 0, (cap - d->cap) * sizeof(*d->leaf));
 	memset(d->lmax + d->cap, 0, (cap - d->cap) * sizeof(*d->lmax));
 	memset(d->ldirty + d->cap, 0, cap - d->cap);
+	memset(d->hold + d->cap, 0, (cap - d->cap) * sizeof(*d->hold));
+	memset(d->lheld + d->cap, 0, (cap - d->cap) * sizeof(*d->lheld));
 	d->cap = cap;
 	return 0;
 }
@@ -76,6 +95,47 @@ static void drop_leaves(cbt_disk *d)
 		d->leaf[i] = NULL;
 		d->lmax[i] = 0;
 		d->ldirty[i] = 0;
+	}
+}
+
+/* The leaf array of li, made when missing; NULL when out of memory. */
+static uint32_t *leaf_get(cbt_disk *d, uint64_t li)
+{
+	if (grow(d, li + 1))
+		return NULL;
+	if (!d->leaf[li])
+		d->leaf[li] = calloc(CBT_LEAF_BLOCKS, sizeof(uint32_t));
+	return d->leaf[li];
+}
+
+/*
+ * Every held block stamped with the next sequence (after a checkpoint or
+ * a reset moved the sequence on): its write may still land after any ID
+ * issued so far.  A block that cannot be stamped loses the change: reset.
+ */
+static void restamp_held(cbt_disk *d)
+{
+	uint32_t seq = d->h.seq + 1;
+
+	if (!d->nheld)
+		return;
+	for (uint64_t li = 0; li < d->cap; li++) {
+		const uint32_t *h = d->hold[li];
+		uint32_t *l;
+
+		if (!d->lheld[li])
+			continue;
+		l = leaf_get(d, li);
+		if (!l) {
+			d->lost = true;
+			continue;
+		}
+		for (unsigned i = 0; i < CBT_LEAF_BLOCKS; i++)
+			if (h[i] && l[i] < seq)
+				l[i] = seq;
+		if (d->lmax[li] < seq)
+			d->lmax[li] = seq;
+		d->ldirty[li] = 1;
 	}
 }
 
@@ -133,12 +193,14 @@ static int reset(cbt_disk *d, uint32_t reason)
 	if (ret)
 		return ret;
 	d->h.epoch++;
-	/* premarks may carry seq + 1: the new epoch starts above them */
+	/* held blocks may carry seq + 1: the new epoch starts above them */
 	d->h.seq += 2;
 	d->h.reset_seq = d->h.seq;
 	d->h.reset_ns = now_ns();
 	d->h.reset_reason = reason;
 	d->h.state = d->writing ? CBT_STATE_DIRTY : CBT_STATE_CLEAN;
+	/* writes still in flight are changes after the reset too */
+	restamp_held(d);
 	return write_hdr_sync(d);
 }
 
@@ -164,6 +226,10 @@ static void free_disk(cbt_disk *d)
 {
 	if (d->leaf)
 		drop_leaves(d);
+	for (uint64_t i = 0; i < d->cap; i++)
+		free(d->hold[i]);
+	free(d->hold);
+	free(d->lheld);
 	free(d->leaf);
 	free(d->lmax);
 	free(d->ldirty);
@@ -218,7 +284,7 @@ free_d:
 static int load_leaves(cbt_disk *d)
 {
 	uint64_t off = CBT_PAGE;
-	/* premarks carry up to seq + 1 */
+	/* held blocks carry up to seq + 1 */
 	uint32_t max_seq = d->h.seq + 1;
 
 	for (;;) {
@@ -352,7 +418,12 @@ int cbt_begin_writes(cbt_disk *d)
 	return ret;
 }
 
-static int stamp(cbt_disk *d, uint64_t off, uint64_t len, bool next)
+/*
+ * Stamp the blocks of [off, off + len): with the current sequence (a
+ * write that has landed), or held and with the next one (a write about
+ * to be issued).
+ */
+static int stamp(cbt_disk *d, uint64_t off, uint64_t len, bool hold)
 {
 	uint64_t b, b1;
 	uint32_t seq;
@@ -366,30 +437,35 @@ static int stamp(cbt_disk *d, uint64_t off, uint64_t len, bool next)
 	ret = begin(d);
 	if (ret)
 		goto unlock;
-	seq = d->h.seq + (next ? 1 : 0);
+	seq = d->h.seq + (hold ? 1 : 0);
 	b = off >> d->h.block_shift;
 	b1 = (off + len - 1) >> d->h.block_shift;
 	while (b <= b1) {
 		uint64_t li = b / CBT_LEAF_BLOCKS;
 		unsigned i = (unsigned)(b % CBT_LEAF_BLOCKS);
 		uint64_t n = CBT_LEAF_BLOCKS - i;
-		uint32_t *l;
+		uint32_t *l = leaf_get(d, li), *h = NULL;
 
 		if (n > b1 - b + 1)
 			n = b1 - b + 1;
-		ret = grow(d, li + 1);
-		if (!ret && !d->leaf[li] &&
-		    !(d->leaf[li] = calloc(CBT_LEAF_BLOCKS, sizeof(uint32_t))))
-			ret = -ENOMEM;
-		if (ret) {
-			/* the change happened and cannot be recorded */
+		if (l && hold && !d->hold[li])
+			d->hold[li] = calloc(CBT_LEAF_BLOCKS, sizeof(uint32_t));
+		if (!l || (hold && !(h = d->hold[li]))) {
+			/* the change happens and cannot be recorded; a
+			 * hold not taken is not released either (a release
+			 * of a block not held does nothing) */
 			d->lost = true;
+			ret = -ENOMEM;
 			break;
 		}
-		l = d->leaf[li];
-		for (uint64_t k = 0; k < n; k++)
+		for (uint64_t k = 0; k < n; k++) {
 			if (l[i + k] < seq)
 				l[i + k] = seq;
+			if (h && !h[i + k]++) {
+				d->lheld[li]++;
+				d->nheld++;
+			}
+		}
 		if (d->lmax[li] < seq)
 			d->lmax[li] = seq;
 		d->ldirty[li] = 1;
@@ -405,29 +481,63 @@ int cbt_mark(cbt_disk *d, uint64_t off, uint64_t len)
 	return stamp(d, off, len, false);
 }
 
-int cbt_premark(cbt_disk *d, uint64_t off, uint64_t len)
+int cbt_hold(cbt_disk *d, uint64_t off, uint64_t len)
 {
 	return stamp(d, off, len, true);
 }
 
-void cbt_settle(cbt_disk *d)
+/*
+ * One hold of block li:i goes (under the lock).  The writes into a block
+ * no longer held have landed, before the next checkpoint: the current
+ * sequence says so, and the next incremental does not report them again.
+ * Only holds stamp the next sequence, so lowering it takes nothing else.
+ */
+static void unhold(cbt_disk *d, uint64_t li, unsigned i)
 {
-	pthread_mutex_lock(&d->lock);
-	for (uint64_t li = 0; li < d->cap; li++) {
-		uint32_t *l = d->leaf[li], cur = d->h.seq, m = 0;
+	uint32_t *h = d->hold[li];
 
-		if (!l || d->lmax[li] <= cur)
-			continue;
-		for (unsigned i = 0; i < CBT_LEAF_BLOCKS; i++) {
-			if (l[i] > cur)
-				l[i] = cur;
-			if (l[i] > m)
-				m = l[i];
-		}
-		d->lmax[li] = m;
+	if (!h || !h[i] || --h[i])
+		return;
+	d->lheld[li]--;
+	d->nheld--;
+	if (d->leaf[li] && d->leaf[li][i] == d->h.seq + 1) {
+		d->leaf[li][i] = d->h.seq;   /* lmax stays an upper bound */
 		d->ldirty[li] = 1;
 	}
+}
+
+void cbt_release(cbt_disk *d, uint64_t off, uint64_t len)
+{
+	uint64_t b, b1;
+
+	if (!len || off + len < off)
+		return;
+	pthread_mutex_lock(&d->lock);
+	b = off >> d->h.block_shift;
+	b1 = (off + len - 1) >> d->h.block_shift;
+	for (; b <= b1 && b / CBT_LEAF_BLOCKS < d->cap && d->nheld; b++)
+		unhold(d, b / CBT_LEAF_BLOCKS, (unsigned)(b % CBT_LEAF_BLOCKS));
 	pthread_mutex_unlock(&d->lock);
+}
+
+void cbt_release_all(cbt_disk *d)
+{
+	pthread_mutex_lock(&d->lock);
+	for (uint64_t li = 0; li < d->cap && d->nheld; li++)
+		for (unsigned i = 0; i < CBT_LEAF_BLOCKS && d->lheld[li]; i++)
+			while (d->hold[li][i])
+				unhold(d, li, i);
+	pthread_mutex_unlock(&d->lock);
+}
+
+uint64_t cbt_held(cbt_disk *d)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->nheld;
+	pthread_mutex_unlock(&d->lock);
+	return n;
 }
 
 /* Write the dirty leaf pages back, BATCH contiguous ones per I/O. */
@@ -541,6 +651,8 @@ int cbt_checkpoint(cbt_disk *d, struct cbt_id *id)
 	/* marks from now on carry seq + 1; the ID is handed out only once
 	 * the file says so (a later session must not stamp seq again) */
 	d->h.seq++;
+	/* a held write may land after this ID and the next: seq + 1 */
+	restamp_held(d);
 	ret = write_hdr_sync(d);
 unlock:
 	pthread_mutex_unlock(&d->lock);

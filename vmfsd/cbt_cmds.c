@@ -8,8 +8,9 @@
  *   {"cmd": "cbt_checkpoint", "path": DISK.vmdk} -> "change_id"
  *   {"cmd": "cbt_query", "path": DISK.vmdk, "since": ID | "*"
  *    [, "offset": N, "length": N]} -> "extents": [{"offset", "length"}...]
- *   {"cmd": "cbt_mark", "path": DISK.vmdk, "ranges": [[OFF, LEN]...]
- *    [, "flush": true] [, "close": true]}
+ *   {"cmd": "cbt_mark", "path": DISK.vmdk [, "hold": [[OFF, LEN]...]]
+ *    [, "release": [[OFF, LEN]...]] [, "flush": true] [, "close": true]}
+ *    -> "block_size" (while the session is open)
  */
 #include <errno.h>
 #include <pthread.h>
@@ -296,6 +297,8 @@ static int cmd_checkpoint(void *arg, struct ctl_req *r, struct json_object *req,
 	ret = cmd_trk(r, dir, base, &t);
 	if (ret)
 		goto unlock;
+	/* a dead writer's holds past their grace are not restamped */
+	vd_cbt_dead_holds(t);
 	ret = cbt_checkpoint(t->d, &cid);
 	if (ret) {
 		ctl_error(r, "%s: checkpoint: %s", path, cbt_strerror(ret));
@@ -554,28 +557,83 @@ unlock:
 	return ret;
 }
 
+/* The [offset, length] pairs of a "hold" or "release" array, checked
+ * against the disk's size, held or released; *n counts them. */
+static int mark_ranges(struct ctl_req *r, struct json_object *ranges,
+		       const char *key, uint64_t size, struct trk *t,
+		       bool hold, uint64_t *n)
+{
+	size_t nr = ranges ? json_object_array_length(ranges) : 0;
+
+	for (size_t i = 0; i < nr; i++) {
+		struct json_object *x = json_object_array_get_idx(ranges, i);
+		uint64_t ro, rl;
+
+		if (!json_object_is_type(x, json_type_array) ||
+		    json_object_array_length(x) != 2) {
+			ctl_error(r, "%s %zu: [offset, length]", key, i);
+			return -EINVAL;
+		}
+		ro = json_object_get_uint64(json_object_array_get_idx(x, 0));
+		rl = json_object_get_uint64(json_object_array_get_idx(x, 1));
+		if (ro > size || rl > size - ro) {
+			ctl_error(r, "%s %zu [%llu, %llu) is beyond the disk's "
+				  "%llu bytes", key, i, (unsigned long long)ro,
+				  (unsigned long long)(ro + rl),
+				  (unsigned long long)size);
+			return -EINVAL;
+		}
+		if (!hold) {
+			cbt_release(t->d, ro, rl);
+		} else if (cbt_hold(t->d, ro, rl)) {
+			return fail(r, -EIO, "a change could not be recorded: "
+				    "tracking will be reset");
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
+static int ranges_arg(struct ctl_req *r, struct json_object *req,
+		      const char *key, struct json_object **out)
+{
+	*out = NULL;
+	if (!json_object_object_get_ex(req, key, out))
+		return 0;
+	if (!json_object_is_type(*out, json_type_array)) {
+		ctl_error(r, "\"%s\" is an array of [offset, length]", key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The executor's protocol (docs/ARCHITECTURE.md, "Who marks"): it holds
+ * the blocks of a write before it issues it and releases them once every
+ * write it issued into them has completed; "release" is applied before
+ * "hold" (a block released and held again in one call stays held).
+ * "ranges" is the old name of "hold".
+ */
 static int cmd_mark(void *arg, struct ctl_req *r, struct json_object *req,
 		    struct json_object *resp)
 {
-	struct json_object *o, *ranges = NULL;
+	struct json_object *o, *hold = NULL, *rel = NULL;
 	const char *path;
 	char base[256], err[600] = "";
 	bool flush = false, close_it = false;
-	uint64_t dir, size, n = 0;
+	uint64_t dir, size, n = 0, nrel = 0;
 	struct trk *t;
-	size_t nr = 0;
 	int ret = disk_arg(r, req, &path, &dir, base, sizeof(base));
 
 	(void)arg;
+	if (!ret)
+		ret = ranges_arg(r, req, "hold", &hold);
+	if (!ret && !hold)
+		ret = ranges_arg(r, req, "ranges", &hold);
+	if (!ret)
+		ret = ranges_arg(r, req, "release", &rel);
 	if (ret)
 		return ret;
-	if (json_object_object_get_ex(req, "ranges", &ranges)) {
-		if (!json_object_is_type(ranges, json_type_array)) {
-			ctl_error(r, "\"ranges\" is an array of [offset, length]");
-			return -EINVAL;
-		}
-		nr = json_object_array_length(ranges);
-	}
 	if (json_object_object_get_ex(req, "flush", &o))
 		flush = json_object_get_boolean(o);
 	if (json_object_object_get_ex(req, "close", &o))
@@ -593,41 +651,27 @@ static int cmd_mark(void *arg, struct ctl_req *r, struct json_object *req,
 		ret = fail(r, ret, err);
 		goto unlock;
 	}
-	for (size_t i = 0; i < nr && !ret; i++) {
-		struct json_object *x = json_object_array_get_idx(ranges, i);
-		uint64_t ro, rl;
-
-		if (!json_object_is_type(x, json_type_array) ||
-		    json_object_array_length(x) != 2) {
-			ctl_error(r, "range %zu: [offset, length]", i);
-			ret = -EINVAL;
-			break;
-		}
-		ro = json_object_get_uint64(json_object_array_get_idx(x, 0));
-		rl = json_object_get_uint64(json_object_array_get_idx(x, 1));
-		if (ro > size || rl > size - ro) {
-			ctl_error(r, "range %zu [%llu, %llu) is beyond the disk's "
-				  "%llu bytes", i, (unsigned long long)ro,
-				  (unsigned long long)(ro + rl),
-				  (unsigned long long)size);
-			ret = -EINVAL;
-			break;
-		}
-		ret = cbt_premark(t->d, ro, rl);
-		if (ret)
-			ret = fail(r, -EIO, "a change could not be recorded: "
-				   "tracking will be reset");
-		n++;
-	}
+	ret = mark_ranges(r, rel, "release", size, t, false, &nrel);
+	if (!ret)
+		ret = mark_ranges(r, hold, "hold", size, t, true, &n);
 	if (!ret && flush && (ret = cbt_flush(t->d)))
 		ret = fail(r, -EIO, cbt_strerror(ret));
 	if (close_it && t->session) {
-		/* the writer is gone: every write it premarked is done */
-		cbt_settle(t->d);
+		/* the writer is gone: every write it issued is done (a dead
+		 * writer's holds, if any, wait for their grace) */
+		if (!t->dead_holds)
+			cbt_release_all(t->d);
 		t->session = false;
+		vd_cbt_dead_holds(t);
 		vd_cbt_write_end(t);
+	} else if (t->session) {
+		struct cbt_info in;
+
+		cbt_info(t->d, &in);
+		add_u64(resp, "block_size", in.block_size);
 	}
 	add_u64(resp, "marked", n);
+	add_u64(resp, "released", nrel);
 unlock:
 	pthread_mutex_unlock(&vd_cbt_lock);
 	return ret;
@@ -645,8 +689,9 @@ static const struct {
 	  "(path)", cmd_checkpoint },
 	{ "cbt_query", "areas changed since a change ID or allocated (\"*\") "
 	  "(path, since [, offset, length])", cmd_query },
-	{ "cbt_mark", "record changes about to be written by a writer that "
-	  "bypasses FUSE (path, ranges [[off, len]...] [, flush, close])",
+	{ "cbt_mark", "hold blocks about to be written, release those written, "
+	  "by a writer that bypasses FUSE (path [, hold, release: [[off, "
+	  "len]...], flush, close])",
 	  cmd_mark },
 };
 

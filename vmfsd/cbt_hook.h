@@ -31,8 +31,11 @@ int vmfsd_cbt_open(fs_file *f, uint64_t ino);
 int vmfsd_cbt_write(fs_file *f, uint64_t off, uint64_t len);
 /* f was cut or grown to size: everything from size on changed. */
 int vmfsd_cbt_resized(fs_file *f, uint64_t size);
-/* ino is about to be cut or grown to size by a path (no handle). */
-int vmfsd_cbt_resize_ino(uint64_t ino, uint64_t size);
+/* ino is about to be cut or grown to size by a path (no handle): the
+ * blocks it changes are held until vmfsd_cbt_resize_done(*tok), which
+ * the caller calls after the change (made or failed) in any case. */
+int vmfsd_cbt_resize_ino(uint64_t ino, uint64_t size, void **tok);
+void vmfsd_cbt_resize_done(void *tok);
 /* After fs_fsync(f) returned ret: marks durable too; the first error. */
 int vmfsd_cbt_fsync(fs_file *f, int ret);
 /* Before fs_close(f). */
@@ -40,8 +43,8 @@ void vmfsd_cbt_release(fs_file *f);
 /*
  * The writer that reported its writes with cbt_mark for data file ino is
  * gone without saying "close" (vmrun died: its disk's connection ended).
- * Its session ends; its premarks stay as they are (a write it had in
- * flight may still land).
+ * Its session ends; the blocks it held stay held (a write it had in
+ * flight may still land) until CBT_DEAD_GRACE_NS later.
  */
 void vmfsd_cbt_writer_gone(uint64_t ino);
 

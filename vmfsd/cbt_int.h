@@ -25,6 +25,11 @@ struct trk {
 	unsigned users;               /* writers + the command running */
 	unsigned writers;             /* FUSE handles, a cbt_mark session */
 	bool session;                 /* cbt_mark's writer is open */
+	/* a cbt_mark writer died holding blocks (its writes in flight may
+	 * still land): they stay held until CBT_DEAD_GRACE_NS after its
+	 * death, and no session is open (vd_cbt_dead_holds) */
+	bool dead_holds;
+	uint64_t dead_ns;             /* CLOCK_MONOTONIC of the last death */
 	struct trk *next;
 };
 
@@ -48,6 +53,18 @@ void vd_cbt_unuse(struct trk *t);
 int vd_cbt_write_begin(struct trk *t, uint64_t size, char *err,
 		       size_t errlen);
 void vd_cbt_write_end(struct trk *t);
+/*
+ * How long a dead writer's writes may still land after its connection
+ * ended: its process is gone, so only I/O already in the kernel (or sent
+ * to an iSCSI target) remains, which completes or fails within the device
+ * layer's command timeout (10 s).  Three times that (the environment's
+ * VMFSD_CBT_GRACE_MS overrides it, for tests).
+ */
+#define CBT_DEAD_GRACE_NS (30ull * 1000000000ull)
+/* A dead writer's holds go once its grace has passed and no session is
+ * open (t in use, under vd_cbt_lock). */
+void vd_cbt_dead_holds(struct trk *t);
+
 /* FUSE handles already writing t's data file are tracked from now. */
 void vd_cbt_attach_handles(struct trk *t);
 /* Tracking disabled (no writer): t and its state go. */

@@ -441,27 +441,59 @@ int vmfsd_cbt_resized(fs_file *f, uint64_t size)
 	       vmfsd_cbt_write(f, size, in.disk_size - size) : 0;
 }
 
-int vmfsd_cbt_resize_ino(uint64_t ino, uint64_t size)
+struct resize_tok {
+	struct trk *t;
+	uint64_t off, len;
+};
+
+int vmfsd_cbt_resize_ino(uint64_t ino, uint64_t size, void **tok)
 {
+	struct resize_tok *k = NULL;
 	struct trk *t;
 	uint64_t dsize = 0;
 	char err[512];
 	int ret = 0;
 
+	*tok = NULL;
 	pthread_mutex_lock(&vd_cbt_lock);
 	t = tracked_disk(ino, &dsize);
 	if (t && size < dsize) {
-		ret = vd_cbt_write_begin(t, dsize, err, sizeof(err));
-		/* before the change: stamped with the next sequence */
-		if (!ret) {
-			ret = cbt_premark(t->d, size, dsize - size);
+		k = malloc(sizeof(*k));
+		ret = k ? vd_cbt_write_begin(t, dsize, err, sizeof(err)) : -ENOMEM;
+		if (ret == -ENOMEM)
+			snprintf(err, sizeof(err), "%s", strerror(ENOMEM));
+		/* held while the cut is made: however many checkpoints
+		 * pass before it lands, it is reported after each */
+		if (!ret && cbt_hold(t->d, size, dsize - size)) {
 			vd_cbt_write_end(t);
-		} else {
+			ret = -EIO;
+			snprintf(err, sizeof(err), "%s.vmdk: a change could not "
+				 "be recorded", t->base);
+		}
+		if (ret) {
 			fprintf(stderr, "vmfsd: %s\n", err);
+			free(k);
+		} else {
+			*k = (struct resize_tok){ t, size, dsize - size };
+			*tok = k;
 		}
 	}
 	pthread_mutex_unlock(&vd_cbt_lock);
 	return ret ? -EIO : 0;
+}
+
+void vmfsd_cbt_resize_done(void *tok)
+{
+	struct resize_tok *k = tok;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&vd_cbt_lock);
+	/* the cut landed (or failed): the blocks carry this sequence */
+	cbt_release(k->t->d, k->off, k->len);
+	vd_cbt_write_end(k->t);
+	pthread_mutex_unlock(&vd_cbt_lock);
+	free(k);
 }
 
 int vmfsd_cbt_fsync(fs_file *f, int ret)
@@ -505,12 +537,43 @@ void vmfsd_cbt_release(fs_file *f)
 	free(h);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* CBT_DEAD_GRACE_NS, or VMFSD_CBT_GRACE_MS (tests) */
+static uint64_t dead_grace_ns(void)
+{
+	const char *e = getenv("VMFSD_CBT_GRACE_MS");
+
+	return e && *e ? strtoull(e, NULL, 10) * 1000000ull : CBT_DEAD_GRACE_NS;
+}
+
+void vd_cbt_dead_holds(struct trk *t)
+{
+	if (t->dead_holds && !t->session &&
+	    mono_ns() - t->dead_ns >= dead_grace_ns()) {
+		cbt_release_all(t->d);
+		t->dead_holds = false;
+	}
+}
+
 void vmfsd_cbt_writer_gone(uint64_t ino)
 {
 	pthread_mutex_lock(&vd_cbt_lock);
 	for (struct trk *t = trks; t; t = t->next)
 		if (t->data_ino == ino && t->session) {
-			/* no settling: nothing says its writes are done */
+			/* nothing says its writes are done: what it held
+			 * stays held (restamped at every checkpoint) until
+			 * its grace has passed */
+			if (cbt_held(t->d)) {
+				t->dead_holds = true;
+				t->dead_ns = mono_ns();
+			}
 			t->session = false;
 			vd_cbt_write_end(t);
 			fprintf(stderr, "vmfsd: change tracking of %s.vmdk: its "

@@ -143,6 +143,7 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct fs_stat s;
 	struct stat st;
 	struct timespec now;
+	void *tok = NULL;
 	int ret = 0;
 
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -184,11 +185,12 @@ static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			   ts_ns(&attr->st_mtim);
 	}
 	if (!ret && sa.mask & FS_SET_SIZE)
-		ret = vmfsd_cbt_resize_ino(to_fs(ino), sa.size);
+		ret = vmfsd_cbt_resize_ino(to_fs(ino), sa.size, &tok);
 	if (!ret && sa.mask) {
 		/* an open file's lock is ours: go through the handle's inode */
 		ret = fs_setattr(vol, to_fs(ino), &sa, &s);
 	}
+	vmfsd_cbt_resize_done(tok);
 	if (!ret)
 		ret = fi && fi->fh ? fs_fstat((fs_file *)(uintptr_t)fi->fh, &s) :
 				     fs_getattr(vol, to_fs(ino), &s);
