@@ -204,7 +204,9 @@ out:
 
 /* The volume whose geom_lock this thread holds in change(): a dead host's
  * recovery run by its lock wait (replay, orphans) may meet an address on
- * an extent we do not know, and must not take geom_lock again. */
+ * an extent we do not know, and must not take geom_lock again (it
+ * refreshes under the hold it has: change() reads the superblock again
+ * after its lock wait anyway). */
 static __thread struct fs_vol *geom_held;
 
 int fs_geom_refresh(struct fs_vol *v)
@@ -212,7 +214,7 @@ int fs_geom_refresh(struct fs_vol *v)
 	int ret;
 
 	if (geom_held == v)
-		return 0;
+		return refresh_locked(v);
 	pthread_mutex_lock(&v->geom_lock);
 	ret = refresh_locked(v);
 	pthread_mutex_unlock(&v->geom_lock);

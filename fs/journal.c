@@ -22,6 +22,7 @@
  * previous owner's transactions.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -524,17 +525,92 @@ static int lock_version_matches(struct fs_vol *v, const struct fs_jlock *l,
 	return ret;
 }
 
+/* A transaction found in a journal being replayed. */
+struct rtx {
+	uint32_t pos, nblocks;
+	uint64_t seq;
+	bool replay;
+	unsigned nl;
+	struct fs_jlock l[FS_JD_MAX_LOCKS];
+};
+
+/* Whether every lock tx was made under still shows its version. */
+static int may_replay(struct fs_vol *v, const struct rtx *tx, bool *all)
+{
+	int ret = 0;
+
+	*all = true;
+	for (unsigned i = 0; i < tx->nl && *all && !ret; i++)
+		ret = lock_version_matches(v, &tx->l[i], all);
+	return ret;
+}
+
+/*
+ * The journal changes extent max_ext, which this host does not know: the
+ * dead host spanned or grew the volume, or saw another host do it, and we
+ * have not read the superblock since.  Read it again; if the superblock
+ * the log commits is not in place yet (the dead host's own span), write
+ * it first, by the rule of pass 2 (the last transaction that wrote it, if
+ * that one may be replayed), and read it again.  An extent still unknown
+ * is an error, never skipped: its blocks and locks cannot be replayed.
+ */
+static int replay_geometry(struct fs_vol *v, uint32_t slot, uint64_t base,
+			   const struct rtx *sb_tx, unsigned max_ext,
+			   unsigned char *data, bool dry)
+{
+	struct fs_jd d;
+	bool all;
+	int ret;
+
+	fs_geom_refresh(v);
+	if (max_ext < __atomic_load_n(&v->next, __ATOMIC_ACQUIRE))
+		goto known;
+	if (sb_tx && !dry) {
+		ret = may_replay(v, sb_tx, &all);
+		if (ret)
+			return ret;
+		ret = fs_read(v, 0, base + (uint64_t)sb_tx->pos * FS_BLOCK, data,
+			      (size_t)(sb_tx->nblocks + 1) * FS_BLOCK);
+		if (!ret)
+			ret = fs_jd_in(data, &d);
+		for (unsigned i = 0; !ret && all && i < d.nblocks; i++) {
+			if (d.t[i].extent || d.t[i].off != FS_SB_SLOT + FS_BLOCK)
+				continue;
+			ret = fs_write(v, 0, d.t[i].off,
+				       data + (size_t)(i + 1) * FS_BLOCK, FS_BLOCK);
+			if (!ret)
+				ret = fs_flush_mask(v, 1);
+			if (!ret) {
+				fs_log(v, "journal of slot %u: the superblock of "
+				       "transaction %llu written first (it adds "
+				       "extents)", slot,
+				       (unsigned long long)sb_tx->seq);
+				fs_geom_refresh(v);
+			}
+		}
+		if (ret)
+			return ret;
+	}
+	if (max_ext < __atomic_load_n(&v->next, __ATOMIC_ACQUIRE))
+		goto known;
+	fs_log(v, "journal of slot %u changes extent %u, which this host does "
+	       "not see (it knows %u; vmfsd --candidate): not replayed", slot,
+	       max_ext, v->next);
+	return -FS_E_EXTENTS;
+known:
+	fs_log(v, "journal of slot %u changes extent %u: the volume's geometry "
+	       "read again first", slot, max_ext);
+	return 0;
+}
+
 int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		      bool dry)
 {
 	uint64_t base = jbase(v, slot);
 	unsigned char *b = fs_balloc(FS_BLOCK), *data = NULL;
-	unsigned n_applied = 0, n_skipped = 0;
-	struct rtx {
-		uint32_t pos, nblocks;
-		bool replay;
-	} *txs = NULL;
-	size_t ntx = 0, txcap = 0, ndone = 0, donecap = 0;
+	unsigned n_applied = 0, n_skipped = 0, max_ext = 0;
+	struct rtx *txs = NULL;
+	size_t ntx = 0, txcap = 0, ndone = 0, donecap = 0, sb_tx = SIZE_MAX;
 	struct fs_jtarget *done = NULL;
 	struct fs_jh h;
 	uint64_t expect;
@@ -563,14 +639,13 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* Pass 1: the complete transactions, in order, and whether each may
-	 * be replayed (every lock still at its version). */
+	/* Pass 1: the complete transactions, in order, the extents they
+	 * touch, and the last one that writes the superblock. */
 	pos = (uint32_t)h.tail_block;
 	expect = h.tail_seq;
 	while (pos + 2 <= h.nblocks) {
 		struct fs_jd d;
 		struct fs_jc c;
-		bool all = true;
 		size_t len;
 
 		if (fs_read(v, 0, base + (uint64_t)pos * FS_BLOCK, data, FS_BLOCK) ||
@@ -584,14 +659,6 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		    c.seq != d.seq || c.jid != h.jid || c.nblocks != d.nblocks ||
 		    c.data_crc != mp_crc32c(0, data, (size_t)(d.nblocks + 1) * FS_BLOCK))
 			break;   /* torn or never completed: the end */
-		for (unsigned i = 0; i < d.nlocks && all; i++) {
-			bool m;
-
-			ret = lock_version_matches(v, &d.l[i], &m);
-			if (ret)
-				goto out;
-			all = m;
-		}
 		if (ntx == txcap) {
 			struct rtx *n;
 
@@ -605,14 +672,37 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		}
 		txs[ntx].pos = pos;
 		txs[ntx].nblocks = d.nblocks;
-		txs[ntx].replay = all;
+		txs[ntx].seq = d.seq;
+		txs[ntx].nl = d.nlocks;
+		memcpy(txs[ntx].l, d.l, d.nlocks * sizeof(d.l[0]));
+		for (unsigned i = 0; i < d.nblocks; i++) {
+			if (d.t[i].extent > max_ext)
+				max_ext = d.t[i].extent;
+			if (!d.t[i].extent && d.t[i].off == FS_SB_SLOT + FS_BLOCK)
+				sb_tx = ntx;
+		}
+		for (unsigned i = 0; i < d.nlocks; i++)
+			if (d.l[i].extent > max_ext)
+				max_ext = d.l[i].extent;
 		ntx++;
-		if (all)
+		pos += d.nblocks + 2;
+		expect++;
+	}
+	if (max_ext >= __atomic_load_n(&v->next, __ATOMIC_ACQUIRE)) {
+		ret = replay_geometry(v, slot, base, sb_tx == SIZE_MAX ? NULL :
+				      &txs[sb_tx], max_ext, data, dry);
+		if (ret)
+			goto out;
+	}
+	/* whether each may be replayed (every lock still at its version) */
+	for (size_t k = 0; k < ntx; k++) {
+		ret = may_replay(v, &txs[k], &txs[k].replay);
+		if (ret)
+			goto out;
+		if (txs[k].replay)
 			n_applied++;
 		else
 			n_skipped++;
-		pos += d.nblocks + 2;
-		expect++;
 	}
 	/*
 	 * Pass 2, newest first: each block takes the image of the LAST

@@ -11,6 +11,17 @@
  *       LOG's acknowledged operations left, give or take the one operation
  *       in flight at the kill, with every file's contents intact.
  *
+ *   fs_worker spanrun HEAD NEW HOST DIR SEED HANG
+ *       as run, after filling what extent 0 has free and spanning the
+ *       volume onto NEW: the files' blocks go to the new extent.  HANG 1
+ *       (NEW a fault: spec): after a few dozen, in-place writes of the new
+ *       extent's file block cluster headers hang (inside a transaction,
+ *       after its journal commit).
+ *   fs_worker spanverify HEAD CAND|- HOST DIR LOG GOFILE
+ *       mount HEAD at once, without a janitor, CAND a candidate device;
+ *       once GOFILE exists, as verify (the dead host's journal changes an
+ *       extent this host has not seen yet).  Exit 3: recovery failed.
+ *
  *   fs_worker disk SPEC HOST NAME SEED
  *       mount as HOST, create NAME (64 MiB: the first half a hole, the
  *       second reserved "to be zeroed", as thin and zeroedthick disks),
@@ -81,11 +92,9 @@ static uint64_t dir_of(fs_vol *v, const char *name, int create)
 	return st.ino;
 }
 
-static int cmd_run(const char *spec, const char *host, const char *dname,
-		   unsigned seed)
+/* The create / rename / unlink workload in dir, forever. */
+static int workload(fs_vol *v, uint64_t dir, unsigned seed)
 {
-	fs_vol *v = mount1(spec, host);
-	uint64_t dir = dir_of(v, dname, 1);
 	char (*names)[32] = calloc(MAXF, 32);
 	unsigned n = 0, k = 0;
 
@@ -160,6 +169,72 @@ static int cmd_run(const char *spec, const char *host, const char *dname,
 	return 0;
 }
 
+static int cmd_run(const char *spec, const char *host, const char *dname,
+		   unsigned seed)
+{
+	fs_vol *v = mount1(spec, host);
+
+	return workload(v, dir_of(v, dname, 1), seed);
+}
+
+/*
+ * Mount HEAD, fill what extent 0 has free with a reserved file, span the
+ * volume onto NEW, then the workload: its files' blocks land on the new
+ * extent.
+ */
+static int cmd_spanrun(const char *head, const char *new, const char *host,
+		       const char *dname, unsigned seed, int hang)
+{
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	fs_vol *v = mount1(head, host);
+	uint64_t dir = dir_of(v, dname, 1);
+	struct fs_vol_info in;
+	struct fs_stat st;
+	char err[256];
+	fs_file *f;
+	int ret;
+
+	ret = fs_vol_info(v, &in);
+	if (!ret)
+		ret = fs_create(v, fs_root(v), "ballast", &a, &st);
+	if (!ret)
+		ret = fs_open(v, st.ino, FS_O_RDWR, &f);
+	if (!ret) {
+		ret = fs_fallocate(f, 0, in.free - 4ull * in.block_size, false);
+		if (!ret)
+			ret = fs_close(f);
+	}
+	if (ret) {
+		fprintf(stderr, "fs_worker: ballast: %s\n", fs_strerror(ret));
+		return 1;
+	}
+	ret = fs_vol_span(v, new, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "fs_worker: span: %s\n", err);
+		return 1;
+	}
+	if (hang) {
+		/* NEW is fault::...: a later transaction hangs writing a file
+		 * block cluster header of the new extent in place, after its
+		 * journal commit (so that only replay can put it there) */
+		const struct fs_area *fa = &v->sb.ext[1].area[FS_A_FB];
+		struct mp_fault_rule r = { .op = MP_OP_WRITE,
+					   .action = MP_FAULT_HANG };
+
+		srand(seed);
+		r.off = fa->meta_off;
+		r.len = (uint64_t)fa->clusters * FS_SLOT;
+		r.after = 20 + (unsigned)rand() % 40;
+		ret = mp_fault_add(v->ext[1].lun, &r);
+		if (ret < 0) {
+			fprintf(stderr, "fs_worker: fault rule: %s\n",
+				fs_strerror(ret));
+			return 1;
+		}
+	}
+	return workload(v, dir, seed);
+}
+
 struct expect {
 	char name[32];
 	size_t size;
@@ -180,6 +255,7 @@ static struct expect *find(const char *name)
 
 struct seen_ctx {
 	fs_vol *v;
+	unsigned far;            /* files with blocks beyond extent 0 */
 	unsigned extra;
 	char extra_name[32];
 	int bad;
@@ -213,6 +289,17 @@ static int check_one(void *arg, const char *name, uint64_t ino, uint8_t type)
 		       n == (ssize_t)e->size ? "contents differ" : "size differs");
 		c->bad = 1;
 	}
+	{
+		struct fs_map_ext m[64];
+		unsigned nm = 0;
+
+		if (fs_map(f, 0, e->size, m, 64, &nm) == 0 || nm == 64)
+			for (unsigned i = 0; i < nm; i++)
+				if (m[i].state != FS_MAP_EXT_HOLE && m[i].ext) {
+					c->far++;
+					break;
+				}
+	}
 	fs_close(f);
 	free(want);
 	free(got);
@@ -220,20 +307,14 @@ static int check_one(void *arg, const char *name, uint64_t ino, uint8_t type)
 	return 0;
 }
 
-static int cmd_verify(const char *spec, const char *host, const char *dname,
-		      const char *log)
+/* What LOG's acknowledged operations left (ex, nex); the operation in
+ * flight at the kill to inflight. */
+static int load_log(const char *log, char *inflight, size_t ilen)
 {
 	FILE *lf = fopen(log, "r");
-	char line[256], a[64], b[64], inflight[256] = "";
-	struct fs_create_args pa = { .type = FS_TYPE_FILE, .mode = 0644 };
-	struct fs_stat st;
-	struct seen_ctx c = { 0 };
-	struct timespec t0, t1;
-	unsigned missing = 0;
-	fs_vol *v;
-	uint64_t dir;
-	int ret;
+	char line[256], a[64], b[64];
 
+	inflight[0] = 0;
 	if (!lf) {
 		perror(log);
 		return 1;
@@ -244,7 +325,7 @@ static int cmd_verify(const char *spec, const char *host, const char *dname,
 		unsigned seed;
 
 		if (!strncmp(line, "DO ", 3)) {
-			snprintf(inflight, sizeof(inflight), "%s", line + 3);
+			snprintf(inflight, ilen, "%s", line + 3);
 			continue;
 		}
 		if (!strncmp(line, "OK ", 3))
@@ -268,7 +349,21 @@ static int cmd_verify(const char *spec, const char *host, const char *dname,
 		}
 	}
 	fclose(lf);
-	v = mount1(spec, host);
+	return 0;
+}
+
+/* Recover the dead host (through DIR's lock, then any left) and check DIR
+ * against the log loaded; unmounts v.  Exit 3: recovery failed. */
+static int verify_mounted(fs_vol *v, const char *dname, const char *inflight)
+{
+	struct fs_create_args pa = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_stat st;
+	struct seen_ctx c = { 0 };
+	struct timespec t0, t1;
+	unsigned missing = 0;
+	uint64_t dir;
+	int ret;
+
 	dir = dir_of(v, dname, 0);
 	/* creating in the directory needs its lock: if the dead host held
 	 * it, this waits for it to be dead and recovers it first */
@@ -279,7 +374,7 @@ static int cmd_verify(const char *spec, const char *host, const char *dname,
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (ret) {
 		fprintf(stderr, "probe: %s\n", fs_strerror(ret));
-		return 1;
+		return 3;
 	}
 	printf("directory lock obtained after %.1f s\n",
 	       (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
@@ -291,7 +386,7 @@ static int cmd_verify(const char *spec, const char *host, const char *dname,
 		ret = lk_recover_dead(fs_lk(v), &nrec);
 		if (ret) {
 			fprintf(stderr, "recovering dead hosts: %s\n", fs_strerror(ret));
-			return 1;
+			return 3;
 		}
 		printf("%u more dead host(s) recovered\n", nrec);
 	}
@@ -307,9 +402,9 @@ static int cmd_verify(const char *spec, const char *host, const char *dname,
 			printf("missing: %s\n", ex[i].name);
 		}
 	}
-	printf("%u acknowledged files checked, %u missing, %u unexpected%s%s\n",
-	       nex, missing, c.extra, c.extra ? " (" : "",
-	       c.extra ? c.extra_name : "");
+	printf("%u acknowledged files checked, %u with blocks beyond extent 0, "
+	       "%u missing, %u unexpected%s%s\n", nex, c.far, missing, c.extra,
+	       c.extra ? " (" : "", c.extra ? c.extra_name : "");
 	if (c.extra)
 		printf(")\n");
 	fs_umount(v);
@@ -334,6 +429,60 @@ static int cmd_verify(const char *spec, const char *host, const char *dname,
 			return 2;
 	}
 	return 0;
+}
+
+static int cmd_verify(const char *spec, const char *host, const char *dname,
+		      const char *log)
+{
+	char inflight[256];
+
+	if (load_log(log, inflight, sizeof(inflight)))
+		return 1;
+	return verify_mounted(mount1(spec, host), dname, inflight);
+}
+
+/*
+ * Mount HEAD now, without a janitor (so that this host does not read the
+ * superblock again by itself), with CAND as a candidate device ("-":
+ * none); once GOFILE exists (the other host spanned the volume and was
+ * killed), recover it and verify as cmd_verify.
+ */
+static int cmd_spanverify(const char *head, const char *cand, const char *host,
+			  const char *dname, const char *log, const char *go)
+{
+	const char *specs[1] = { head }, *cands[1] = { cand };
+	struct fs_mount_opts mo = { .host = host, .no_janitor = true,
+				    .candidates = cands,
+				    .ncandidates = strcmp(cand, "-") ? 1 : 0 };
+	char inflight[256];
+	fs_vol *v;
+	int ret = fs_mount(specs, 1, &mo, &v);
+
+	if (ret) {
+		fprintf(stderr, "fs_worker: mount: %s\n", fs_strerror(ret));
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("READY (%u extent%s)\n", v->next, v->next == 1 ? "" : "s");
+	while (access(go, F_OK))
+		usleep(50000);
+	if (load_log(log, inflight, sizeof(inflight)))
+		return 1;
+	/* before anything is read: a file or directory mapping blocks on
+	 * the new extent would make this host refresh by itself */
+	{
+		unsigned nrec = 0;
+
+		ret = lk_recover_dead(fs_lk(v), &nrec);
+		if (ret) {
+			fprintf(stderr, "recovering the dead host: %s\n",
+				fs_strerror(ret));
+			return 3;
+		}
+		printf("%u dead host(s) recovered before anything was read\n",
+		       nrec);
+	}
+	return verify_mounted(v, dname, inflight);
 }
 
 /* ---- a virtual disk's writes (disk, diskverify) ---------------------------- */
@@ -558,12 +707,20 @@ int main(int argc, char **argv)
 		return cmd_run(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]));
 	if (argc == 6 && !strcmp(argv[1], "verify"))
 		return cmd_verify(argv[2], argv[3], argv[4], argv[5]);
+	if (argc == 8 && !strcmp(argv[1], "spanrun"))
+		return cmd_spanrun(argv[2], argv[3], argv[4], argv[5],
+				   (unsigned)atoi(argv[6]), atoi(argv[7]));
+	if (argc == 8 && !strcmp(argv[1], "spanverify"))
+		return cmd_spanverify(argv[2], argv[3], argv[4], argv[5], argv[6],
+				      argv[7]);
 	if (argc == 6 && !strcmp(argv[1], "disk"))
 		return cmd_disk(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]));
 	if (argc == 6 && !strcmp(argv[1], "diskverify"))
 		return cmd_diskverify(argv[2], argv[3], argv[4], argv[5]);
 	fprintf(stderr, "usage: fs_worker run SPEC HOST DIR SEED\n"
 			"       fs_worker verify SPEC HOST DIR LOG\n"
+			"       fs_worker spanrun HEAD NEW HOST DIR SEED HANG\n"
+			"       fs_worker spanverify HEAD CAND|- HOST DIR LOG GOFILE\n"
 			"       fs_worker disk SPEC HOST NAME SEED\n"
 			"       fs_worker diskverify SPEC HOST NAME LOG\n");
 	return 1;
