@@ -65,6 +65,16 @@ struct mapped {
 	uint64_t *map;			/* atomic words, by unit */
 	bool cbt;			/* vmfsd tracks changes: cbt_mark first */
 	char *desc_rel;			/* the descriptor, relative to the mount */
+	/* change tracking: which blocks vmfsd holds for us (see "held
+	 * blocks" below); words by block in chunks of CH, made by the
+	 * disk's thread, read by submitters */
+	unsigned cshift;		/* log2 of the tracking block size */
+	uint64_t nchunks;
+	uint32_t **cst;
+	uint64_t *open;			/* held blocks (the disk's thread) */
+	size_t nopen, capopen;
+	uint64_t scan_ns;		/* last release scan */
+	uint64_t holds, releases, cbt_calls;	/* blocks, calls to vmfsd */
 	hv_disk_fence_fn fence;
 	void *fence_arg;
 
@@ -200,6 +210,82 @@ static void lease_extend(struct mapped *m, struct json_object *resp,
 		__atomic_store_n(&m->expiry_ns, until, __ATOMIC_RELEASE);
 }
 
+/* ---- held blocks (changed-block tracking) ------------------------------------ */
+
+/*
+ * vmfsd's tracking must never miss a write we make on the LUN, however
+ * many checkpoints pass while it is in flight: before we issue a write,
+ * vmfsd holds its blocks (cbt_mark "hold": stamped above every change ID
+ * it issues until released); we release a block once no write into it is
+ * in flight and none came for a scan period (docs/ARCHITECTURE.md,
+ * "Holds").  A write into blocks all held already goes straight to the
+ * LUN, without a call: the cost of tracking is one call per block first
+ * written in a while, not one per batch.
+ *
+ * A block's word: C_OPEN (vmfsd holds it), C_USED (written since the
+ * last scan), C_PEND (being asked for, the disk's thread only), and the
+ * count of writes in flight.  Submitters only add to the count of an open
+ * block (CAS); only the disk's thread opens blocks and closes them, with
+ * a CAS from open, idle and unused to 0, before it sends the release on
+ * the connection where any later hold of the block goes after it.
+ */
+#define CH		4096u		/* block words per chunk */
+#define C_OPEN		0x80000000u
+#define C_USED		0x40000000u
+#define C_PEND		0x20000000u
+#define C_CNT		0x1fffffffu
+#define SCAN_NS		1000000000ull	/* release period */
+
+static uint32_t *cword(struct mapped *m, uint64_t b)
+{
+	uint32_t *c = __atomic_load_n(&m->cst[b / CH], __ATOMIC_ACQUIRE);
+
+	return c ? &c[b % CH] : NULL;
+}
+
+static void cbt_blocks(struct mapped *m, const struct hv_disk_req *r,
+		       uint64_t *b0, uint64_t *b1)
+{
+	*b0 = r->offset >> m->cshift;
+	*b1 = (r->offset + r->len - 1) >> m->cshift;
+}
+
+/* r's writes leave their blocks (completed, or never issued). */
+static void cbt_leave(struct mapped *m, const struct hv_disk_req *r)
+{
+	uint64_t b0, b1;
+
+	cbt_blocks(m, r, &b0, &b1);
+	for (uint64_t b = b0; b <= b1; b++)
+		__atomic_sub_fetch(cword(m, b), 1, __ATOMIC_RELEASE);
+}
+
+/* r enters its blocks when every one is held: true; else nothing. */
+static bool cbt_enter(struct mapped *m, const struct hv_disk_req *r)
+{
+	uint64_t b0, b1, b;
+
+	cbt_blocks(m, r, &b0, &b1);
+	for (b = b0; b <= b1; b++) {
+		uint32_t *w = cword(m, b), v;
+
+		if (!w)
+			goto undo;
+		v = __atomic_load_n(w, __ATOMIC_ACQUIRE);
+		do {
+			if (!(v & C_OPEN) || (v & C_CNT) == C_CNT)
+				goto undo;
+		} while (!__atomic_compare_exchange_n(w, &v, (v + 1) | C_USED,
+						      false, __ATOMIC_ACQ_REL,
+						      __ATOMIC_ACQUIRE));
+	}
+	return true;
+undo:
+	while (b-- > b0)
+		__atomic_sub_fetch(cword(m, b), 1, __ATOMIC_RELEASE);
+	return false;
+}
+
 /* ---- the I/O path ------------------------------------------------------------ */
 
 static void one_done(struct mp_io *io)
@@ -207,6 +293,9 @@ static void one_done(struct mp_io *io)
 	struct hv_disk_req *r = io->priv;
 
 	r->result = io->result < 0 ? io->result : 0;
+	/* a write issued: be_priv is its disk (issue) */
+	if (r->op == HV_DISK_WRITE && ((struct mapped *)r->be_priv)->cbt)
+		cbt_leave(r->be_priv, r);
 	r->cb(r);
 }
 
@@ -225,6 +314,8 @@ static void piece_done(struct mp_io *io)
 		for (unsigned i = 0; i < s->n; i++)
 			free(s->piece[i].iov);
 		free(s);
+		if (r->op == HV_DISK_WRITE && ((struct mapped *)r->be_priv)->cbt)
+			cbt_leave(r->be_priv, r);
 		r->cb(r);
 	}
 }
@@ -284,6 +375,8 @@ static int issue(struct mapped *m, struct hv_disk_req *r)
 	struct split *s;
 	int ret = 0;
 
+	if (r->op == HV_DISK_WRITE)
+		r->be_priv = m;		/* for its completion */
 	/* count the runs: a new one where the state, the LUN or the LUN
 	 * offset breaks */
 	for (pos = off; pos < end;) {
@@ -475,12 +568,15 @@ static int mapped_submit(struct hv_disk *d, struct hv_disk_req *r)
 		if (!r->len)
 			return -EINVAL;
 		ahead_check(m, m->base + r->offset, m->base + r->offset + r->len);
-		if (!m->cbt && all_data(m, m->base + r->offset, r->len)) {
+		if (all_data(m, m->base + r->offset, r->len) &&
+		    (!m->cbt || cbt_enter(m, r))) {
 			ret = issue(m, r);
+			if (ret && m->cbt)
+				cbt_leave(m, r);
 			if (ret != -EAGAIN)
 				return ret;
 		}
-		/* the disk's thread allocates (and marks changes) first */
+		/* the disk's thread allocates (and has blocks held) first */
 		pthread_mutex_lock(&m->lock);
 		r->be_priv = m->waiting;
 		m->waiting = r;
@@ -661,6 +757,208 @@ static int by_offset(const void *x, const void *y)
 	return a->offset < b->offset ? -1 : a->offset > b->offset;
 }
 
+static int cmp_u64(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* Disk offsets of block b, clipped to the disk. */
+static void cbt_range(struct mapped *m, uint64_t b, uint64_t *a, uint64_t *e)
+{
+	*a = b << m->cshift;
+	*e = (b + 1) << m->cshift;
+	if (*e > m->d->size)
+		*e = m->d->size;
+}
+
+/*
+ * The release scan (the disk's thread, at most every SCAN_NS): a held
+ * block with no write in flight and none since the last scan is closed
+ * here and added to rel (vmfsd releases it with the next call); a used
+ * one loses its mark.  Closed before the release is sent, so a write
+ * into it from now on waits for a hold that goes after the release.
+ */
+static void cbt_scan(struct mapped *m, struct json_object *rel)
+{
+	uint64_t last_end = 0;
+	size_t k = 0;
+
+	m->scan_ns = now_ns();
+	qsort(m->open, m->nopen, sizeof(*m->open), cmp_u64);
+	for (size_t i = 0; i < m->nopen; i++) {
+		uint64_t b = m->open[i], a, e;
+		uint32_t *w = cword(m, b);
+		uint32_t v = __atomic_load_n(w, __ATOMIC_ACQUIRE);
+
+		for (;;) {
+			if (v & C_CNT || v & C_USED) {
+				if (__atomic_compare_exchange_n(w, &v, v & ~C_USED,
+						false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+					break;
+			} else if (__atomic_compare_exchange_n(w, &v, 0, false,
+						__ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE)) {
+				break;
+			}
+		}
+		if (v & C_CNT || v & C_USED) {
+			m->open[k++] = b;
+			continue;
+		}
+		cbt_range(m, b, &a, &e);
+		range_add(rel, &last_end, a, e);
+		m->releases++;
+	}
+	m->nopen = k;
+}
+
+/* One cbt_mark with hold and release lists; a failure fences the disk. */
+static int cbt_call(struct mapped *m, struct json_object *hold,
+		    struct json_object *rel)
+{
+	struct json_object *req = json_object_new_object(), *resp;
+	char msg[512];
+	int ret;
+
+	json_object_object_add(req, "cmd", json_object_new_string("cbt_mark"));
+	json_object_object_add(req, "path", json_object_new_string(m->desc_rel));
+	json_object_object_add(req, "release", rel);
+	json_object_object_add(req, "hold", hold);
+	m->cbt_calls++;
+	ret = call(m, req, &resp, msg, sizeof(msg));
+	if (ret) {
+		hv_log("disk %s: recording changed blocks: %s", m->d->name,
+		       ret == -EPIPE ? "vmfsd went away or stopped answering" :
+		       msg);
+		fence(m, "changed-block tracking failed");
+		return -EIO;
+	}
+	json_object_put(resp);
+	return 0;
+}
+
+/*
+ * Every block the writes v[0..n) touch held by vmfsd, then the writes
+ * entered into them (so that the release scan keeps them held until they
+ * complete).  Blocks held already need no call; the others are asked for
+ * in one call, which also carries the releases when a scan is due.
+ */
+static int cbt_hold_for(struct mapped *m, struct hv_disk_req **v, size_t n)
+{
+	struct json_object *hold = json_object_new_array();
+	struct json_object *rel = json_object_new_array();
+	uint64_t last_end = 0, *fresh = NULL;
+	size_t nfresh = 0, cap = 0;
+	int ret = 0;
+
+	if (now_ns() - m->scan_ns >= SCAN_NS)
+		cbt_scan(m, rel);
+	for (size_t i = 0; i < n && !ret; i++) {
+		uint64_t b0, b1;
+
+		cbt_blocks(m, v[i], &b0, &b1);
+		for (uint64_t b = b0; b <= b1 && !ret; b++) {
+			uint32_t *w = cword(m, b), a0;
+			uint64_t a, e;
+
+			if (!w) {
+				uint32_t *c = calloc(CH, sizeof(*c));
+
+				if (!c) {
+					ret = -ENOMEM;
+					break;
+				}
+				__atomic_store_n(&m->cst[b / CH], c, __ATOMIC_RELEASE);
+				w = cword(m, b);
+			}
+			a0 = __atomic_load_n(w, __ATOMIC_ACQUIRE);
+			if (a0 & (C_OPEN | C_PEND))
+				continue;
+			if (nfresh == cap) {
+				void *p = realloc(fresh, (cap = cap ? 2 * cap : 64) *
+						  sizeof(*fresh));
+
+				if (!p) {
+					ret = -ENOMEM;
+					break;
+				}
+				fresh = p;
+			}
+			/* closed blocks change only here: a plain store */
+			__atomic_store_n(w, C_PEND, __ATOMIC_RELEASE);
+			fresh[nfresh++] = b;
+			cbt_range(m, b, &a, &e);
+			range_add(hold, &last_end, a, e);
+		}
+	}
+	if (!ret && (json_object_array_length(hold) ||
+		     json_object_array_length(rel))) {
+		ret = cbt_call(m, hold, rel);
+	} else {
+		json_object_put(hold);
+		json_object_put(rel);
+	}
+	/* held (or, on failure, left closed: the disk is fenced) */
+	for (size_t i = 0; i < nfresh; i++)
+		__atomic_store_n(cword(m, fresh[i]), ret ? 0 : C_OPEN,
+				 __ATOMIC_RELEASE);
+	if (!ret && m->nopen + nfresh > m->capopen) {
+		size_t c = m->capopen ? m->capopen : 256;
+		void *p;
+
+		while (c < m->nopen + nfresh)
+			c *= 2;
+		p = realloc(m->open, c * sizeof(*m->open));
+		if (p) {
+			m->open = p;
+			m->capopen = c;
+		} else {
+			/* not listed, never released: held until close */
+			nfresh = m->capopen - m->nopen;
+		}
+	}
+	if (!ret) {
+		memcpy(m->open + m->nopen, fresh, nfresh * sizeof(*fresh));
+		m->nopen += nfresh;
+		m->holds += nfresh;
+	}
+	free(fresh);
+	for (size_t i = 0; i < n && !ret; i++)
+		if (!cbt_enter(m, v[i])) {
+			/* 2^29 writes in flight on a block: the caller
+			 * fails them all, none left entered */
+			while (i-- > 0)
+				cbt_leave(m, v[i]);
+			ret = -EIO;
+			break;
+		}
+	if (ret == -ENOMEM) {
+		hv_log("disk %s: out of memory for changed-block tracking",
+		       m->d->name);
+		ret = -EIO;
+	}
+	return ret;
+}
+
+/* Releases due and no write to carry them (the disk's thread, idle). */
+static void cbt_idle(struct mapped *m)
+{
+	struct json_object *rel;
+
+	if (!m->cbt || !m->nopen || now_ns() - m->scan_ns < SCAN_NS ||
+	    __atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE))
+		return;
+	rel = json_object_new_array();
+	cbt_scan(m, rel);
+	if (json_object_array_length(rel))
+		cbt_call(m, json_object_new_array(), rel);
+	else
+		json_object_put(rel);
+}
+
 /*
  * One round for the writes that were waiting: one disk_alloc for every
  * unit they touch that is not data yet, one cbt_mark for their ranges
@@ -733,26 +1031,11 @@ static void serve_writes(struct mapped *m, struct hv_disk_req *list,
 		json_object_put(ranges);
 	}
 	if (m->cbt && n) {
-		/* recorded before the data is written: a change may be
-		 * recorded that never happened, never the reverse */
-		ranges = json_object_new_array();
-		last_end = 0;
-		for (i = 0; i < n; i++)
-			range_add(ranges, &last_end, v[i]->offset,
-				  v[i]->offset + v[i]->len);
-		req = json_object_new_object();
-		json_object_object_add(req, "cmd", json_object_new_string("cbt_mark"));
-		json_object_object_add(req, "path", json_object_new_string(m->desc_rel));
-		json_object_object_add(req, "ranges", ranges);
-		ret = call(m, req, &resp, msg, sizeof(msg));
-		if (ret) {
-			hv_log("disk %s: recording changed blocks: %s",
-			       m->d->name, msg);
-			fence(m, "changed-block tracking failed");
-			ret = -EIO;
+		/* the blocks held before the data is written: a change may
+		 * be recorded that never happened, never the reverse */
+		ret = cbt_hold_for(m, v, n);
+		if (ret)
 			goto fail_v;
-		}
-		json_object_put(resp);
 	}
 	for (i = 0; i < n; i++) {
 		/* the calls above may have outlived the lease */
@@ -761,6 +1044,8 @@ static void serve_writes(struct mapped *m, struct hv_disk_req *list,
 		if (ret == -EAGAIN)
 			ret = -EIO;	/* vmfsd did not map it */
 		if (ret) {
+			if (m->cbt)
+				cbt_leave(m, v[i]);
 			v[i]->result = ret;
 			v[i]->cb(v[i]);
 		}
@@ -818,6 +1103,10 @@ static void *disk_thread(void *arg)
 	};
 	int period = m->lease_ns ? (int)(m->lease_ns / 4000000) : -1;
 
+	/* held blocks are released within two scan periods */
+	if (m->cbt && (period < 0 || period > (int)(SCAN_NS / 1000000)))
+		period = (int)(SCAN_NS / 1000000);
+
 	for (;;) {
 		struct hv_disk_req *w, *z;
 		uint64_t v, ahead;
@@ -863,6 +1152,7 @@ static void *disk_thread(void *arg)
 		if (stop)
 			break;
 		lease_renew(m);
+		cbt_idle(m);
 	}
 	return NULL;
 }
@@ -919,12 +1209,22 @@ static void mapped_close(struct hv_disk *d)
 		hv_log("disk %s: %llu allocation calls to vmfsd, %.1f ms each",
 		       d->name, (unsigned long long)m->allocs,
 		       (double)m->alloc_ns / 1e6 / (double)m->allocs);
+	if (m->cbt_calls)
+		hv_log("disk %s: change tracking: %llu calls to vmfsd, %llu "
+		       "blocks held, %llu released before the end", d->name,
+		       (unsigned long long)m->cbt_calls,
+		       (unsigned long long)m->holds,
+		       (unsigned long long)m->releases);
 	ctl_close(m->ctl);
 	if (m->wake >= 0)
 		close(m->wake);
 	pthread_mutex_destroy(&m->lock);
 	free(m->desc_rel);
 	free(m->map);
+	for (uint64_t i = 0; m->cst && i < m->nchunks; i++)
+		free(m->cst[i]);
+	free(m->cst);
+	free(m->open);
 	free(m);
 }
 
@@ -933,6 +1233,41 @@ static const struct hv_disk_ops mapped_ops = {
 	.submit = mapped_submit,
 	.close = mapped_close,
 };
+
+/* Tracking begins: vmfsd's session opened (the tracking file dirty
+ * before any write), its block size learnt. */
+static int cbt_open(struct mapped *m, char *err, size_t errlen)
+{
+	struct json_object *req = json_object_new_object(), *resp, *o;
+	uint64_t bs = 0;
+	char msg[512];
+	int ret;
+
+	json_object_object_add(req, "cmd", json_object_new_string("cbt_mark"));
+	json_object_object_add(req, "path", json_object_new_string(m->desc_rel));
+	ret = call(m, req, &resp, msg, sizeof(msg));
+	if (ret) {
+		snprintf(err, errlen, "disk %s: change tracking: %s", m->d->name,
+			 ret == -EPIPE ? "vmfsd did not answer" : msg);
+		return ret;
+	}
+	if (json_object_object_get_ex(resp, "block_size", &o))
+		bs = json_object_get_uint64(o);
+	json_object_put(resp);
+	if (bs < 512 || bs > (1u << 30) || (bs & (bs - 1))) {
+		snprintf(err, errlen, "disk %s: change tracking: vmfsd gave no "
+			 "block size", m->d->name);
+		return -EPROTO;
+	}
+	m->cshift = (unsigned)__builtin_ctzll(bs);
+	m->nchunks = ((m->d->size + bs - 1) / bs + CH - 1) / CH;
+	m->cst = calloc(m->nchunks ? m->nchunks : 1, sizeof(*m->cst));
+	if (!m->cst) {
+		snprintf(err, errlen, "disk %s: %s", m->d->name, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	return 0;
+}
 
 /* The host holding path's lock, asked on the same connection. */
 static void holder(ctl_conn *c, const char *rel, char *who, size_t len)
@@ -1092,6 +1427,11 @@ int hv_disk_open_mapped(const struct hv_mapped_args *a, struct hv_disk **out,
 	}
 	json_object_put(resp);
 	resp = NULL;
+	if (m->cbt) {
+		ret = cbt_open(m, err, errlen);
+		if (ret)
+			goto fail;
+	}
 	m->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (m->wake < 0) {
 		ret = -errno;

@@ -53,8 +53,9 @@ struct hv_mapped_args {
 	const char *data;	/* the data file */
 	uint64_t base, size;	/* the extent in it (size 0 = the whole file) */
 	bool readonly;
-	bool cbt;		/* the descriptor names a tracking file: writes
-				 * are reported (cbt_mark) before they are made */
+	bool cbt;		/* the descriptor names a tracking file: the
+				 * blocks of a write are held by vmfsd
+				 * (cbt_mark) before it is made */
 	hv_disk_fence_fn fence;
 	void *fence_arg;
 };
