@@ -140,6 +140,67 @@ static void discard_freed(struct fs_tx *tx)
 	tx->ndisc = 0;
 }
 
+/* Whether (ext, off) is the header block of a file block cluster. */
+static bool fb_cluster_header(const struct fs_vol *v, unsigned ext, uint64_t off)
+{
+	const struct fs_area *ar;
+
+	if (ext >= __atomic_load_n(&v->next, __ATOMIC_ACQUIRE))
+		return false;
+	ar = &v->sb.ext[ext].area[FS_A_FB];
+	return off >= ar->meta_off &&
+	       off < ar->meta_off + (uint64_t)ar->clusters * FS_SLOT &&
+	       (off - ar->meta_off) % FS_SLOT == FS_BLOCK;
+}
+
+/*
+ * Give every free file block of the cluster whose header is at (ext,
+ * off) back to the LUN, runs of free blocks in one discard: a replay does
+ * not know which of them the replayed transactions freed (nor whether
+ * their host discarded them before it died), and a free block holds
+ * nothing anyone may read.  Called once the replayed header is durable,
+ * while the dead host still holds the cluster's lock (its recovery is not
+ * over): nobody can have allocated and written any of them.  Advisory, as
+ * discard_freed.
+ */
+static void discard_cluster_free(struct fs_vol *v, unsigned ext, uint64_t off)
+{
+	unsigned char *b = fs_balloc(FS_BLOCK);
+	uint64_t bs = v->sb.block_size;
+	uint32_t pc = v->sb.ext[ext].area[FS_A_FB].per_cluster;
+	struct fs_rc rc;
+	int r = b ? fs_read(v, ext, off, b, FS_BLOCK) : -ENOMEM;
+
+	if (!r)
+		r = fs_rc_in(b, &rc);
+	if (!r && (rc.type != FS_R_FB || rc.extent != ext || rc.nres > pc))
+		r = -FS_E_CORRUPT;
+	for (unsigned i = 0; !r && i < rc.nres;) {
+		unsigned k = i;
+
+		while (k < rc.nres && !(rc.bitmap[k / 8] & (1u << (k % 8))))
+			k++;
+		if (k > i) {
+			uint64_t a = fs_addr(FS_R_FB, ext,
+					     (uint64_t)rc.cluster * pc + i);
+
+			r = mp_lun_discard(v->ext[ext].lun, fs_res_off(v, a),
+					   (k - i) * bs);
+			if (r == -EOPNOTSUPP) {
+				r = 0;
+				break;
+			}
+		}
+		i = k + 1;
+	}
+	if (r && !v->discard_warned) {
+		v->discard_warned = true;
+		fs_log(v, "discarding the free blocks of a replayed cluster on "
+		       "extent %u: %s", ext, fs_strerror(r));
+	}
+	free(b);
+}
+
 static uint64_t jbase(struct fs_vol *v, uint32_t slot)
 {
 	return v->sb.journal_off + (uint64_t)slot * v->sb.journal_blocks * FS_BLOCK;
@@ -612,6 +673,7 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 	struct rtx *txs = NULL;
 	size_t ntx = 0, txcap = 0, ndone = 0, donecap = 0, sb_tx = SIZE_MAX;
 	struct fs_jtarget *done = NULL;
+	bool *fbh = NULL;            /* done[i]: an FB cluster header written */
 	struct fs_jh h;
 	uint64_t expect;
 	uint32_t pos;
@@ -731,14 +793,21 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 			if (ndone == donecap) {
 				struct fs_jtarget *n;
 
+				bool *nf;
+
 				donecap = donecap ? donecap * 2 : 256;
 				n = realloc(done, donecap * sizeof(*done));
-				if (!n) {
+				if (n)
+					done = n;
+				nf = realloc(fbh, donecap * sizeof(*fbh));
+				if (nf)
+					fbh = nf;
+				if (!n || !nf) {
 					ret = -ENOMEM;
 					goto out;
 				}
-				done = n;
 			}
+			fbh[ndone] = false;
 			done[ndone++] = d.t[i];
 			if (!txs[k].replay)
 				continue;
@@ -746,9 +815,16 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 				       data + (size_t)(i + 1) * FS_BLOCK, FS_BLOCK);
 			if (ret)
 				goto out;
+			fbh[ndone - 1] = fb_cluster_header(v, d.t[i].extent,
+							   d.t[i].off);
 		}
 	}
 	ret = dry ? 0 : fs_flush_all(v);
+	/* what the replayed transactions freed goes back to the LUN, as a
+	 * live host's commit would have done (docs/FORMAT.md "Journal") */
+	for (size_t q = 0; !ret && q < ndone; q++)
+		if (fbh[q])
+			discard_cluster_free(v, done[q].extent, done[q].off);
 	if ((n_applied || n_skipped) && !dry)
 		fs_log(v, "journal of slot %u: %u transaction(s) replayed, %u "
 		       "already superseded", slot, n_applied, n_skipped);
@@ -757,6 +833,7 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 out:
 	free(txs);
 	free(done);
+	free(fbh);
 	free(b);
 	free(data);
 	return ret;

@@ -22,6 +22,13 @@
  *       once GOFILE exists, as verify (the dead host's journal changes an
  *       extent this host has not seen yet).  Exit 3: recovery failed.
  *
+ *   fs_worker free SPEC HOST NAME MIB orphan|truncate
+ *       write NAME, then leave its blocks to be freed by whoever deals
+ *       with this host's crash: as an orphan, or in a truncate committed
+ *       to the journal but not in place (see cmd_free).
+ *   fs_worker recover SPEC HOST
+ *       recover every dead host and free their orphans.
+ *
  *   fs_worker disk SPEC HOST NAME SEED
  *       mount as HOST, create NAME (64 MiB: the first half a hole, the
  *       second reserved "to be zeroed", as thin and zeroedthick disks),
@@ -485,6 +492,97 @@ static int cmd_spanverify(const char *head, const char *cand, const char *host,
 	return verify_mounted(v, dname, inflight);
 }
 
+/* ---- frees a crash leaves to others (free, recover) ------------------------ */
+
+/*
+ * Mount SPEC, write MIB MiB into a new file NAME, fsync; then, by MODE:
+ *   orphan:   unlink it while open (an orphan on this host's list);
+ *   truncate: SPEC is fault:...: make writes of file block cluster headers
+ *             in place hang, and truncate the file to 0 (a transaction
+ *             that frees the blocks, committed, not in place).
+ * "READY" once that is done or hanging; then wait to be killed.
+ */
+static int cmd_free(const char *spec, const char *host, const char *name,
+		    unsigned mib, const char *mode)
+{
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	fs_vol *v = mount1(spec, host);
+	size_t len = 1 << 20;
+	unsigned char *b = malloc(len);
+	struct fs_stat st;
+	fs_file *f;
+	int ret;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	ret = fs_create(v, fs_root(v), name, &a, &st);
+	if (!ret)
+		ret = fs_open(v, st.ino, FS_O_RDWR, &f);
+	for (unsigned i = 0; !ret && i < mib; i++) {
+		fill(b, len, i, (uint64_t)i * len);
+		if (fs_pwrite(f, b, len, (uint64_t)i * len) != (ssize_t)len)
+			ret = -EIO;
+	}
+	if (!ret)
+		ret = fs_fsync(f);
+	if (ret) {
+		fprintf(stderr, "fs_worker: writing %s: %s\n", name, fs_strerror(ret));
+		return 1;
+	}
+	printf("WRITTEN %u MiB\n", mib);
+	if (!strcmp(mode, "orphan")) {
+		ret = fs_unlink(v, fs_root(v), name);
+		if (ret) {
+			fprintf(stderr, "fs_worker: unlink: %s\n", fs_strerror(ret));
+			return 1;
+		}
+		printf("READY\n");
+	} else {
+		const struct fs_area *fa = &v->sb.ext[0].area[FS_A_FB];
+		struct mp_fault_rule r = { .op = MP_OP_WRITE,
+					   .action = MP_FAULT_HANG };
+
+		r.off = fa->meta_off;
+		r.len = (uint64_t)fa->clusters * FS_SLOT;
+		ret = mp_fault_add(v->ext[0].lun, &r);
+		if (ret < 0) {
+			fprintf(stderr, "fs_worker: fault rule: %s\n",
+				fs_strerror(ret));
+			return 1;
+		}
+		printf("READY\n");
+		ret = fs_ftruncate(f, 0);
+		fprintf(stderr, "fs_worker: the truncate returned: %s\n",
+			fs_strerror(ret));
+		return 1;
+	}
+	for (;;)
+		pause();
+}
+
+/* Mount SPEC as HOST, recover every dead host and free the orphans they
+ * left (the janitor's work), then unmount. */
+static int cmd_recover(const char *spec, const char *host)
+{
+	fs_vol *v = mount1(spec, host);
+	unsigned nrec = 0, left = 1;
+	int ret = lk_recover_dead(fs_lk(v), &nrec);
+
+	if (ret) {
+		fprintf(stderr, "fs_worker: recovering: %s\n", fs_strerror(ret));
+		return 1;
+	}
+	for (int i = 0; i < 200 && left; i++) {
+		pthread_mutex_lock(&v->orphan_lock);
+		left = v->npending;
+		pthread_mutex_unlock(&v->orphan_lock);
+		if (left)
+			usleep(100000);
+	}
+	printf("%u dead host(s) recovered, %u orphan(s) left\n", nrec, left);
+	fs_umount(v);
+	return left ? 1 : 0;
+}
+
 /* ---- a virtual disk's writes (disk, diskverify) ---------------------------- */
 
 #define DISK_SIZE (64ull << 20)
@@ -707,6 +805,11 @@ int main(int argc, char **argv)
 		return cmd_run(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]));
 	if (argc == 6 && !strcmp(argv[1], "verify"))
 		return cmd_verify(argv[2], argv[3], argv[4], argv[5]);
+	if (argc == 7 && !strcmp(argv[1], "free"))
+		return cmd_free(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]),
+				argv[6]);
+	if (argc == 4 && !strcmp(argv[1], "recover"))
+		return cmd_recover(argv[2], argv[3]);
 	if (argc == 8 && !strcmp(argv[1], "spanrun"))
 		return cmd_spanrun(argv[2], argv[3], argv[4], argv[5],
 				   (unsigned)atoi(argv[6]), atoi(argv[7]));
@@ -720,6 +823,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: fs_worker run SPEC HOST DIR SEED\n"
 			"       fs_worker verify SPEC HOST DIR LOG\n"
 			"       fs_worker spanrun HEAD NEW HOST DIR SEED HANG\n"
+			"       fs_worker free SPEC HOST NAME MIB orphan|truncate\n"
+			"       fs_worker recover SPEC HOST\n"
 			"       fs_worker spanverify HEAD CAND|- HOST DIR LOG GOFILE\n"
 			"       fs_worker disk SPEC HOST NAME SEED\n"
 			"       fs_worker diskverify SPEC HOST NAME LOG\n");
