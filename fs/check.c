@@ -438,6 +438,36 @@ static int check_names(struct ck *c)
 
 /* ---- 3. bitmaps -------------------------------------------------------------- */
 
+/* Give the leaked file blocks of cluster cl of extent e (bits set in
+ * mask, already free and durable in its header) back to the LUN, runs of
+ * them in one discard, as a live host's free does.  Advisory. */
+static void discard_leaked(struct ck *c, unsigned e, uint32_t cl,
+			   const uint8_t *mask, unsigned nres)
+{
+	struct fs_vol *v = c->v;
+	uint32_t pc = v->sb.ext[e].area[FS_A_FB].per_cluster;
+	int r = 0;
+
+	for (unsigned i = 0; !r && i < nres;) {
+		unsigned k = i;
+
+		while (k < nres && (mask[k / 8] & (1u << (k % 8))))
+			k++;
+		if (k > i) {
+			uint64_t a = fs_addr(FS_R_FB, e, (uint64_t)cl * pc + i);
+
+			r = mp_lun_discard(v->ext[e].lun, fs_res_off(v, a),
+					   (uint64_t)(k - i) * v->sb.block_size);
+		}
+		i = k + 1;
+	}
+	if (r && r != -EOPNOTSUPP && !v->discard_warned) {
+		v->discard_warned = true;
+		printf("discarding freed blocks on extent %u: %s\n", e,
+		       fs_strerror(r));
+	}
+}
+
 static int check_bitmaps(struct ck *c)
 {
 	static const char *const area_names[FS_AREAS] = {
@@ -454,6 +484,7 @@ static int check_bitmaps(struct ck *c)
 			for (uint32_t cl = 0; cl < area->clusters; cl++) {
 				uint64_t off = fs_cluster_off(v, e, ar, cl) + FS_BLOCK;
 				unsigned leaked = 0, unmarked = 0;
+				uint8_t freed[FS_RC_MAX_BITS / 8] = { 0 };
 				struct fs_rc rc;
 				int r = fs_read(v, e, off, blk, FS_BLOCK);
 
@@ -473,6 +504,7 @@ static int check_bitmaps(struct ck *c)
 						continue;
 					if (used) {
 						leaked++;
+						freed[b / 8] |= (uint8_t)(1u << (b % 8));
 						rc.bitmap[b / 8] &= (uint8_t)~(1u << (b % 8));
 						rc.nfree++;
 					} else {
@@ -494,6 +526,13 @@ static int check_bitmaps(struct ck *c)
 					fs_rc_out(&rc, blk);
 					if (fs_write(v, e, off, blk, FS_BLOCK) == 0)
 						c->fixed += leaked + unmarked;
+					else
+						continue;
+					/* freed blocks go back to the LUN once
+					 * the header saying so is durable */
+					if (leaked && ar == FS_A_FB &&
+					    mp_lun_flush(v->ext[e].lun) == 0)
+						discard_leaked(c, e, cl, freed, rc.nres);
 				}
 			}
 		}

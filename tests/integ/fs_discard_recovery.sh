@@ -6,7 +6,9 @@
 #    writes of cluster headers hang; another host recovers it (journal
 #    replay frees the blocks);
 #  - orphan: it unlinked the file while open; another host recovers it and
-#    frees the orphan.
+#    frees the orphan;
+#  - fsck: the same orphan, no host recovers it: fsck -y frees the leaked
+#    FD and blocks.
 # The LUN file's allocated bytes drop by at least 28 of the 32 MiB (one
 # truncate transaction frees 32 blocks of 1 MiB); fsck -n
 # is clean afterwards.
@@ -53,4 +55,5 @@ one() { # label mode(truncate|orphan) how(recover|fsck)
 
 one replay truncate recover
 one orphan orphan recover
+one fsck orphan fsck
 exit 0
