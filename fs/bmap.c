@@ -37,49 +37,120 @@ uint64_t fs_bmap_capacity(const struct fs_fd *fd)
 	return FS_FD_ADDRS * pow503(levels(fd));
 }
 
-void fs_bmap_forget(struct fs_inode *ino)
+/*
+ * The cache.  Several readers of a file (rw shared: FUSE workers, fs_aio)
+ * look up and fill it at once, so an entry is copied out under pbc_m and
+ * never pointed to: another reader may reuse the way meanwhile.  Changes
+ * to pointer blocks happen in transactions with rw held exclusively (no
+ * reader then), and go into the cache as they are put; an aborted
+ * transaction forgets the cache.
+ */
+static struct fs_pbc_ent *pbc_set(struct fs_inode *ino, uint64_t a)
 {
-	for (unsigned i = 0; i < FS_PBCACHE; i++)
-		ino->pbc[i].addr = 0;
+	uint64_t h = a * 0x9e3779b97f4a7c15ull;
+
+	return ino->pbc[(h >> 32) % FS_PBC_SETS];
 }
 
-static struct fs_pb *cache_find(struct fs_inode *ino, uint64_t a)
+void fs_bmap_forget(struct fs_inode *ino)
 {
-	for (unsigned i = 0; i < FS_PBCACHE; i++)
-		if (ino->pbc[i].addr == a)
-			return &ino->pbc[i].pb;
+	pthread_mutex_lock(&ino->pbc_m);
+	for (unsigned s = 0; s < FS_PBC_SETS; s++)
+		for (unsigned w = 0; w < FS_PBC_WAYS; w++)
+			ino->pbc[s][w].addr = 0;
+	pthread_mutex_unlock(&ino->pbc_m);
+}
+
+void fs_bmap_release(struct fs_inode *ino)
+{
+	for (unsigned s = 0; s < FS_PBC_SETS; s++)
+		for (unsigned w = 0; w < FS_PBC_WAYS; w++) {
+			free(ino->pbc[s][w].pb);
+			ino->pbc[s][w].pb = NULL;
+			ino->pbc[s][w].addr = 0;
+		}
+}
+
+/* The entry of PB a, under pbc_m; NULL if not cached. */
+static struct fs_pbc_ent *cache_find(struct fs_inode *ino, uint64_t a)
+{
+	struct fs_pbc_ent *set = pbc_set(ino, a);
+
+	for (unsigned w = 0; w < FS_PBC_WAYS; w++)
+		if (set[w].addr == a) {
+			set[w].used = ++ino->pbc_tick;
+			return &set[w];
+		}
 	return NULL;
 }
 
-static struct fs_pb *cache_put(struct fs_inode *ino, uint64_t a,
-			       const struct fs_pb *pb)
+/* Copy PB a out of the cache: 0, or -ENOENT if it is not there. */
+static int cache_get(struct fs_inode *ino, uint64_t a, struct fs_pb *out)
 {
-	struct fs_pb *c = cache_find(ino, a);
-	unsigned i;
+	struct fs_pbc_ent *e;
 
-	if (!c) {
-		i = ino->pbc_next++ % FS_PBCACHE;
-		ino->pbc[i].addr = a;
-		c = &ino->pbc[i].pb;
-	}
-	*c = *pb;
-	return c;
+	pthread_mutex_lock(&ino->pbc_m);
+	e = cache_find(ino, a);
+	if (e)
+		*out = *e->pb;
+	pthread_mutex_unlock(&ino->pbc_m);
+	return e ? 0 : -ENOENT;
 }
 
-/* Read pointer block a of this file (through the cache, or the tx). */
+/* Entry idx of PB a from the cache: 0, or -ENOENT if it is not there. */
+static int cache_get_addr(struct fs_inode *ino, uint64_t a, unsigned idx,
+			  uint64_t *val)
+{
+	struct fs_pbc_ent *e;
+
+	pthread_mutex_lock(&ino->pbc_m);
+	e = cache_find(ino, a);
+	if (e)
+		*val = e->pb->addr[idx];
+	pthread_mutex_unlock(&ino->pbc_m);
+	return e ? 0 : -ENOENT;
+}
+
+/* Put PB a into the cache, replacing the set's least recently used way.
+ * A failed allocation only leaves it uncached. */
+static void cache_put(struct fs_inode *ino, uint64_t a, const struct fs_pb *pb)
+{
+	struct fs_pbc_ent *set, *e;
+
+	pthread_mutex_lock(&ino->pbc_m);
+	e = cache_find(ino, a);
+	if (!e) {
+		set = pbc_set(ino, a);
+		e = &set[0];
+		for (unsigned w = 1; w < FS_PBC_WAYS && e->addr; w++)
+			if (!set[w].addr || set[w].used < e->used)
+				e = &set[w];
+		if (!e->pb)
+			e->pb = malloc(sizeof(*e->pb));
+		if (!e->pb) {
+			e->addr = 0;
+			goto out;
+		}
+		e->addr = a;
+		e->used = ++ino->pbc_tick;
+	}
+	*e->pb = *pb;
+out:
+	pthread_mutex_unlock(&ino->pbc_m);
+}
+
+/* Read pointer block a of this file into *out (through the cache, or the
+ * tx). */
 static int pb_get(struct fs_inode *ino, struct fs_tx *tx, uint64_t a,
-		  unsigned level, struct fs_pb **out)
+		  unsigned level, struct fs_pb *out)
 {
 	struct fs_vol *v = ino->v;
-	struct fs_pb pb, *c = cache_find(ino, a);
 	unsigned char *b;
 	uint64_t off;
 	int ret;
 
-	if (c) {
-		*out = c;
+	if (!cache_get(ino, a, out))
 		return 0;
-	}
 	if (!fs_addr_valid(v, a, FS_R_PB))
 		return fs_bad_meta(v, -FS_E_CORRUPT, "pointer block address",
 				   ino->ext, ino->slot_off + FS_BLOCK);
@@ -94,9 +165,9 @@ static int pb_get(struct fs_inode *ino, struct fs_tx *tx, uint64_t a,
 			   fs_read(v, fs_addr_ext(a), off, b, FS_BLOCK);
 		if (ret)
 			break;
-		ret = fs_pb_in(b, &pb);
-		if (!ret && (pb.owner != ino->addr || pb.owner_gen != ino->fd.gen ||
-			     pb.level != level))
+		ret = fs_pb_in(b, out);
+		if (!ret && (out->owner != ino->addr ||
+			     out->owner_gen != ino->fd.gen || out->level != level))
 			ret = -FS_E_CORRUPT;
 		if (!ret || tx || ino->held != LK_FREE || try == 4)
 			break;
@@ -106,10 +177,10 @@ static int pb_get(struct fs_inode *ino, struct fs_tx *tx, uint64_t a,
 		ret = fs_bad_meta(v, ret, "pointer block", fs_addr_ext(a), off);
 	/* blocks on an extent another host added since we last looked */
 	if (!ret)
-		ret = fs_geom_see(v, pb.addr, FS_PB_ADDRS);
+		ret = fs_geom_see(v, out->addr, FS_PB_ADDRS);
 	free(b);
 	if (!ret)
-		*out = cache_put(ino, a, &pb);
+		cache_put(ino, a, out);
 	return ret;
 }
 
@@ -153,14 +224,21 @@ int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr)
 	a = fd->addr[b / span];
 	rem = b % span;
 	for (unsigned l = lv; l > 0 && a; l--) {
-		struct fs_pb *pb;
-		int ret = pb_get(ino, NULL, a, l, &pb);
+		unsigned idx;
 
-		if (ret)
-			return ret;
 		span /= FS_PB_ADDRS;
-		a = pb->addr[rem / span];
+		idx = (unsigned)(rem / span);
 		rem %= span;
+		if (cache_get_addr(ino, a, idx, &a)) {
+			struct fs_pb *pb = malloc(sizeof(*pb));
+			int ret = pb ? pb_get(ino, NULL, a, l, pb) : -ENOMEM;
+
+			if (!ret)
+				a = pb->addr[idx];
+			free(pb);
+			if (ret)
+				return ret;
+		}
 	}
 	*addr = a;
 	return 0;
@@ -209,7 +287,7 @@ int fs_bmap_set(struct fs_tx *tx, struct fs_inode *ino, uint64_t b,
 		uint64_t addr)
 {
 	struct fs_fd *fd = &ino->fd;
-	struct fs_pb cur;          /* a copy: cache entries move under us */
+	struct fs_pb cur;          /* the PB being walked, a copy */
 	uint64_t span, rem, *slot, parent = 0;
 	unsigned lv;
 	int ret;
@@ -227,7 +305,6 @@ int fs_bmap_set(struct fs_tx *tx, struct fs_inode *ino, uint64_t b,
 	rem = b % span;
 	for (unsigned l = lv; l > 0; l--) {
 		uint64_t a = *slot;
-		struct fs_pb *p;
 
 		if (!a) {
 			struct fs_pb fresh;
@@ -246,10 +323,9 @@ int fs_bmap_set(struct fs_tx *tx, struct fs_inode *ino, uint64_t b,
 					return ret;
 			}
 		}
-		ret = pb_get(ino, tx, a, l, &p);
+		ret = pb_get(ino, tx, a, l, &cur);
 		if (ret)
 			return ret;
-		cur = *p;
 		parent = a;
 		span /= FS_PB_ADDRS;
 		slot = &cur.addr[rem / span];
@@ -262,15 +338,14 @@ int fs_bmap_set(struct fs_tx *tx, struct fs_inode *ino, uint64_t b,
 int fs_bmap_free_tree(struct fs_tx *tx, struct fs_inode *ino, uint64_t a,
 		      unsigned lv)
 {
-	struct fs_pb *pb, copy;
+	struct fs_pb copy;
 	int ret;
 
 	if (lv == 0 || !a)
 		return 0;
-	ret = pb_get(ino, tx, a, lv, &pb);
+	ret = pb_get(ino, tx, a, lv, &copy);
 	if (ret)
 		return ret;
-	copy = *pb;
 	for (unsigned i = 0; lv > 1 && i < FS_PB_ADDRS; i++) {
 		ret = fs_bmap_free_tree(tx, ino, copy.addr[i], lv - 1);
 		if (ret)

@@ -244,7 +244,11 @@ struct fs_vol *fs_tx_vol(struct fs_tx *tx);
 
 /* ---- inodes (inode.c) ------------------------------------------------------ */
 
-#define FS_PBCACHE 8
+/* Pointer blocks cached per file: 64 sets of 4 (LRU within a set), each
+ * block allocated when first used, so 1 MiB at most for a file with 256
+ * or more pointer blocks (256 x 503 units: 125 GiB in 1 MiB blocks). */
+#define FS_PBC_SETS 64
+#define FS_PBC_WAYS 4
 #define FS_PEND_MAX 512    /* deferred TBZ clears per file */
 #define FS_AHEAD_MAX 63    /* units allocated ahead per transaction */
 
@@ -272,8 +276,17 @@ struct fs_inode {
 	bool valid;                 /* fd is current (read under the lock) */
 	struct fs_fd fd;
 	bool fd_dirty;              /* size / times changed, not committed */
-	struct { uint64_t addr; struct fs_pb pb; } pbc[FS_PBCACHE];
-	unsigned pbc_next;
+	/* The file's pointer blocks as read or last put into a transaction
+	 * (bmap.c).  pbc_m is a leaf lock (taken under m, never held across
+	 * I/O): readers with rw shared fill it at once, so entries are only
+	 * ever copied out under it, never pointed to. */
+	pthread_mutex_t pbc_m;
+	struct fs_pbc_ent {
+		uint64_t addr;      /* 0: empty */
+		uint64_t used;      /* pbc_tick at the last hit */
+		struct fs_pb *pb;   /* allocated at first use, kept */
+	} pbc[FS_PBC_SETS][FS_PBC_WAYS];
+	uint64_t pbc_tick;
 
 	/* Write-behind of the map (file.c).  pend: units mapped "to be
 	 * zeroed" on disk that this host has written whole since, their
@@ -349,6 +362,8 @@ int fs_bmap_free_tree(struct fs_tx *tx, struct fs_inode *ino, uint64_t a,
 		      unsigned lv);
 /* Drop cached pointer blocks (after the map changed or the lock moved). */
 void fs_bmap_forget(struct fs_inode *ino);
+/* Free the cache's memory (the inode goes away). */
+void fs_bmap_release(struct fs_inode *ino);
 
 /* ---- directories (dir.c) ----------------------------------------------------- */
 

@@ -102,6 +102,7 @@ int fs_inode_get(struct fs_vol *v, uint64_t addr, struct fs_inode **out)
 	ino->refs = 1;
 	pthread_rwlock_init(&ino->rw, NULL);
 	pthread_mutex_init(&ino->m, NULL);
+	pthread_mutex_init(&ino->pbc_m, NULL);
 	pthread_cond_init(&ino->filled, NULL);
 	ino->next = v->inodes;
 	v->inodes = ino;
@@ -133,7 +134,9 @@ void fs_inode_put(struct fs_inode *ino)
 		lk_lock_close(ino->lock);   /* releases a hold left over */
 	pthread_rwlock_destroy(&ino->rw);
 	pthread_mutex_destroy(&ino->m);
+	pthread_mutex_destroy(&ino->pbc_m);
 	pthread_cond_destroy(&ino->filled);
+	fs_bmap_release(ino);
 	free(ino->pend);
 	free(ino->ahead);
 	free(ino);

@@ -589,6 +589,88 @@ static void test_tbz_concurrent(void **state)
 	free(z);
 }
 
+/* Readers share a file's pointer block cache (rw held shared): many
+ * reader threads over a file with more pointer blocks than a small cache
+ * holds, while another thread keeps emptying the cache, each read the
+ * block it asked for (the cache once handed out pointers into entries
+ * another reader was refilling). */
+enum { PBC_PBS = 40, PBC_READS = 1500 };
+
+struct pbc_reader {
+	fs_file *f;
+	unsigned seed, bad;
+	int err;
+};
+
+static int pbc_stop;             /* atomic */
+
+static void *pbc_read(void *arg)
+{
+	struct pbc_reader *r = arg;
+	unsigned char want[4096], got[4096];
+
+	for (unsigned i = 0; i < PBC_READS && !r->bad && !r->err; i++) {
+		unsigned k = (unsigned)rand_r(&r->seed) % PBC_PBS;
+		uint64_t off = (uint64_t)k * FS_PB_ADDRS << 20;
+		ssize_t n = fs_pread(r->f, got, sizeof(got), off);
+
+		if (n != (ssize_t)sizeof(got)) {
+			r->err = n < 0 ? (int)n : -EIO;
+			break;
+		}
+		tu_fill(want, sizeof(want), 1000 + k);
+		if (memcmp(got, want, sizeof(want)))
+			r->bad++;
+	}
+	return NULL;
+}
+
+static void *pbc_forget(void *arg)
+{
+	struct fs_inode *ino = arg;
+
+	while (!__atomic_load_n(&pbc_stop, __ATOMIC_ACQUIRE)) {
+		fs_bmap_forget(ino);
+		usleep(200);
+	}
+	return NULL;
+}
+
+static void test_pbcache_concurrent(void **state)
+{
+	uint64_t ino = new_file(va);
+	struct pbc_reader r[4];
+	pthread_t th[4], fg;
+	struct fs_inode *in;
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	assert_int_equal(fs_inode_get(va, ino, &in), 0);   /* f's inode */
+	/* one written unit at the start of each level-1 pointer block's
+	 * range: PBC_PBS pointer blocks, the rest holes */
+	for (unsigned k = 0; k < PBC_PBS; k++)
+		write_pattern(f, (uint64_t)k * FS_PB_ADDRS << 20, 4096, 1000 + k);
+	assert_int_equal(fs_fsync(f), 0);
+	__atomic_store_n(&pbc_stop, 0, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_create(&fg, NULL, pbc_forget, in), 0);
+	for (unsigned t = 0; t < 4; t++) {
+		r[t] = (struct pbc_reader){ .f = f, .seed = 77 + t };
+		assert_int_equal(pthread_create(&th[t], NULL, pbc_read, &r[t]), 0);
+	}
+	for (unsigned t = 0; t < 4; t++)
+		pthread_join(th[t], NULL);
+	__atomic_store_n(&pbc_stop, 1, __ATOMIC_RELEASE);
+	pthread_join(fg, NULL);
+	fs_inode_put(in);
+	for (unsigned t = 0; t < 4; t++) {
+		assert_int_equal(r[t].err, 0);
+		assert_int_equal(r[t].bad, 0);
+	}
+	assert_int_equal(fs_ftruncate(f, 0), 0);
+	assert_int_equal(fs_close(f), 0);
+}
+
 /* fs_aio: requests inside written blocks go to the LUN and complete on
  * another thread, the rest are served in the caller; every callback runs
  * once with the right result and data. */
@@ -726,6 +808,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_concurrent),
 		cmocka_unit_test(test_alloc_free_concurrent),
 		cmocka_unit_test(test_aio),
+		cmocka_unit_test(test_pbcache_concurrent),
 		cmocka_unit_test(test_fsync_fails),
 	};
 
