@@ -618,14 +618,17 @@ static int cmd_mark(void *arg, struct ctl_req *r, struct json_object *req,
 		    struct json_object *resp)
 {
 	struct json_object *o, *hold = NULL, *rel = NULL;
-	const char *path;
+	const char *path = NULL;
 	char base[256], err[600] = "";
 	bool flush = false, close_it = false;
 	uint64_t dir, size, n = 0, nrel = 0;
 	struct trk *t;
-	int ret = disk_arg(r, req, &path, &dir, base, sizeof(base));
+	int ret = 0;
 
 	(void)arg;
+	if (json_object_object_get_ex(req, "path", &o) &&
+	    json_object_is_type(o, json_type_string))
+		path = json_object_get_string(o);
 	if (!ret)
 		ret = ranges_arg(r, req, "hold", &hold);
 	if (!ret && !hold)
@@ -639,13 +642,27 @@ static int cmd_mark(void *arg, struct ctl_req *r, struct json_object *req,
 	if (json_object_object_get_ex(req, "close", &o))
 		close_it = json_object_get_boolean(o);
 	pthread_mutex_lock(&vd_cbt_lock);
-	ret = vd_cbt_find(dir, base, &t, &size, err, sizeof(err));
+	/* the writer's calls while its session is open: no descriptor read
+	 * (a round trip of the executor's write path) */
+	t = path ? vd_cbt_session(path) : NULL;
+	if (t) {
+		size = t->ssize;
+	} else {
+		ret = disk_arg(r, req, &path, &dir, base, sizeof(base));
+		if (ret)
+			goto unlock;
+		ret = vd_cbt_find(dir, base, &t, &size, err, sizeof(err));
+	}
 	if (!ret && !t->session) {
 		/* a writer session of its own, until "close" (or vmfsd
 		 * stops): marks before writes keep the file dirty */
 		ret = vd_cbt_write_begin(t, size, err, sizeof(err));
-		if (!ret)
+		if (!ret) {
 			t->session = true;
+			t->ssize = size;
+			free(t->spath);
+			t->spath = strdup(path);  /* NULL: found the slow way */
+		}
 	}
 	if (ret) {
 		ret = fail(r, ret, err);
@@ -663,7 +680,7 @@ static int cmd_mark(void *arg, struct ctl_req *r, struct json_object *req,
 			cbt_release_all(t->d);
 		t->session = false;
 		vd_cbt_dead_holds(t);
-		vd_cbt_write_end(t);
+		vd_cbt_session_end(t);
 	} else if (t->session) {
 		struct cbt_info in;
 

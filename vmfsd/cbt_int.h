@@ -25,6 +25,8 @@ struct trk {
 	unsigned users;               /* writers + the command running */
 	unsigned writers;             /* FUSE handles, a cbt_mark session */
 	bool session;                 /* cbt_mark's writer is open */
+	char *spath;                  /* its path, as the writer names it */
+	uint64_t ssize;               /* the disk's size when it began */
 	/* a cbt_mark writer died holding blocks (its writes in flight may
 	 * still land): they stay held until CBT_DEAD_GRACE_NS after its
 	 * death, and no session is open (vd_cbt_dead_holds) */
@@ -64,6 +66,14 @@ void vd_cbt_write_end(struct trk *t);
 /* A dead writer's holds go once its grace has passed and no session is
  * open (t in use, under vd_cbt_lock). */
 void vd_cbt_dead_holds(struct trk *t);
+
+/* The trk of the open cbt_mark session of path (as its writer names the
+ * disk), or NULL (under vd_cbt_lock): the writer's calls need not read
+ * the descriptor again while the session is open (the disk is attached:
+ * it is neither renamed, resized nor untracked meanwhile). */
+struct trk *vd_cbt_session(const char *path);
+/* The session of t ends (under vd_cbt_lock): writer ends. */
+void vd_cbt_session_end(struct trk *t);
 
 /* FUSE handles already writing t's data file are tracked from now. */
 void vd_cbt_attach_handles(struct trk *t);

@@ -562,6 +562,22 @@ void vd_cbt_dead_holds(struct trk *t)
 	}
 }
 
+struct trk *vd_cbt_session(const char *path)
+{
+	for (struct trk *t = trks; t; t = t->next)
+		if (t->session && t->spath && !strcmp(t->spath, path))
+			return t;
+	return NULL;
+}
+
+void vd_cbt_session_end(struct trk *t)
+{
+	t->session = false;
+	free(t->spath);
+	t->spath = NULL;
+	vd_cbt_write_end(t);
+}
+
 void vmfsd_cbt_writer_gone(uint64_t ino)
 {
 	pthread_mutex_lock(&vd_cbt_lock);
@@ -574,8 +590,7 @@ void vmfsd_cbt_writer_gone(uint64_t ino)
 				t->dead_holds = true;
 				t->dead_ns = mono_ns();
 			}
-			t->session = false;
-			vd_cbt_write_end(t);
+			vd_cbt_session_end(t);
 			fprintf(stderr, "vmfsd: change tracking of %s.vmdk: its "
 				"writer went away without closing; tracking goes "
 				"on\n", t->base);
@@ -614,6 +629,7 @@ void vmfsd_cbt_stop(void)
 		}
 		if (t->d)
 			cbt_close(t->d);
+		free(t->spath);
 		free(t);
 	}
 	pthread_mutex_unlock(&vd_cbt_lock);
@@ -655,5 +671,6 @@ void vd_cbt_forget(struct trk *t)
 		cbt_set_io(t->d, NULL);
 		cbt_close(t->d);
 	}
+	free(t->spath);
 	free(t);
 }
