@@ -201,7 +201,7 @@ static int pb_put(struct fs_tx *tx, struct fs_inode *ino, uint64_t a,
 	return ret;
 }
 
-int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr)
+static int lookup(struct fs_inode *ino, uint64_t b, uint64_t *addr, bool peek)
 {
 	const struct fs_fd *fd = &ino->fd;
 	unsigned lv = levels(fd);
@@ -230,8 +230,13 @@ int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr)
 		idx = (unsigned)(rem / span);
 		rem %= span;
 		if (cache_get_addr(ino, a, idx, &a)) {
-			struct fs_pb *pb = malloc(sizeof(*pb));
-			int ret = pb ? pb_get(ino, NULL, a, l, pb) : -ENOMEM;
+			struct fs_pb *pb;
+			int ret;
+
+			if (peek)
+				return -EWOULDBLOCK;
+			pb = malloc(sizeof(*pb));
+			ret = pb ? pb_get(ino, NULL, a, l, pb) : -ENOMEM;
 
 			if (!ret)
 				a = pb->addr[idx];
@@ -242,6 +247,16 @@ int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr)
 	}
 	*addr = a;
 	return 0;
+}
+
+int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr)
+{
+	return lookup(ino, b, addr, false);
+}
+
+int fs_bmap_peek(struct fs_inode *ino, uint64_t b, uint64_t *addr)
+{
+	return lookup(ino, b, addr, true);
 }
 
 static int new_pb(struct fs_tx *tx, struct fs_inode *ino, unsigned level,

@@ -1009,7 +1009,7 @@ int fs_aio_submit(fs_file *f, struct fs_aio *a)
 	struct fs_vol *v = ino->v;
 	struct fs_fd *fd = &ino->fd;
 	uint64_t unit, addr = 0;
-	bool direct;
+	bool direct, in_cb;
 	int ret = 0;
 
 	if (a->write && !f->rw)
@@ -1017,7 +1017,15 @@ int fs_aio_submit(fs_file *f, struct fs_aio *a)
 	if (!a->cb || !a->len)
 		return -EINVAL;
 	a->f_ = f;
-	pthread_rwlock_rdlock(&ino->rw);
+	/* from a completion callback nothing may wait: a file busy with a
+	 * metadata change (which may itself wait for this thread's
+	 * completions), a pointer block not cached, or a request that is not
+	 * a plain mapped I/O is handed back */
+	in_cb = mp_in_completion();
+	if (!in_cb)
+		pthread_rwlock_rdlock(&ino->rw);
+	else if (pthread_rwlock_tryrdlock(&ino->rw))
+		return -EWOULDBLOCK;
 	unit = fs_unit(v, fd);
 	pthread_mutex_lock(&ino->m);
 	direct = fd->map != FS_MAP_INLINE && fd->unit == FS_UNIT_FB &&
@@ -1026,9 +1034,14 @@ int fs_aio_submit(fs_file *f, struct fs_aio *a)
 		 (a->write || a->off + a->len <= fd->size);
 	pthread_mutex_unlock(&ino->m);
 	if (direct) {
-		ret = fs_bmap_get(ino, a->off / unit, &addr);
+		ret = in_cb ? fs_bmap_peek(ino, a->off / unit, &addr) :
+			      fs_bmap_get(ino, a->off / unit, &addr);
 		direct = !ret && addr && !(addr & FS_ADDR_TBZ);
+		if (ret == -EWOULDBLOCK)
+			ret = 0;
 	}
+	if (!direct && !ret && in_cb)
+		ret = -EWOULDBLOCK;
 	if (direct) {
 		mp_lun *lun = v->ext[fs_addr_ext(addr)].lun;
 		uint64_t at = fs_unit_off(v, addr) + a->off % unit;

@@ -270,8 +270,13 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off);
  * block, inline data, past the end) is served by fs_pread/fs_pwrite in the
  * caller before fs_aio_submit returns.  Either way cb runs exactly once,
  * with result = bytes or -error, when fs_aio_submit returned 0.  cb must
- * not block or call into the file system: hand the completion to another
- * thread.  The request and its buffer belong to the library until cb.
+ * not block or call into the file system, with one exception: it may
+ * submit further requests with fs_aio_submit, which from a callback never
+ * waits and refuses with -EWOULDBLOCK (no callback then) a request that
+ * would have to (the file busy with a metadata change, its pointer block
+ * not cached, a request for the synchronous path): submit that one from
+ * another thread.  The request and its buffer belong to the library
+ * until cb.
  * Truncate, punch and the last close of the file wait for requests in
  * flight.
  */
@@ -289,7 +294,8 @@ struct fs_aio {
 	struct iovec iov_;
 	struct mp_io io_;
 };
-/* 0: submitted, cb will run; <0: refused (-EBADF...), cb will not run. */
+/* 0: submitted, cb will run; <0: refused (-EBADF, -EWOULDBLOCK from a
+ * callback...), cb will not run. */
 int fs_aio_submit(fs_file *f, struct fs_aio *a);
 /* Make data and metadata durable and visible to every host. */
 int fs_fsync(fs_file *f);

@@ -346,6 +346,9 @@ static inline uint64_t fs_unit(const struct fs_vol *v, const struct fs_fd *fd)
 /* Address mapped at unit index b (0 = hole), reading pointer blocks
  * through the inode's cache. */
 int fs_bmap_get(struct fs_inode *ino, uint64_t b, uint64_t *addr);
+/* The same without I/O: -EWOULDBLOCK when a pointer block it needs is not
+ * cached (for completion callbacks, which must not wait for I/O). */
+int fs_bmap_peek(struct fs_inode *ino, uint64_t b, uint64_t *addr);
 /* Map unit b to addr inside tx (allocating pointer blocks, deepening the
  * map as needed); ino->fd is updated (and put into tx by the caller). */
 int fs_bmap_set(struct fs_tx *tx, struct fs_inode *ino, uint64_t b,

@@ -423,6 +423,11 @@ static void spin_init(void)
 	max_spinners = n > 2 ? (int)(n / 2) : 1;
 }
 
+bool mp_in_completion(void)
+{
+	return in_completion > 0;
+}
+
 int mp_io_wait(struct mp_io *io)
 {
 	unsigned s = stripe_of(io);

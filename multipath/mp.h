@@ -237,6 +237,11 @@ int mp_io_submit(mp_lun *lun, struct mp_io *io);
 /* Wait for a submitted I/O that has no callback; returns io->result. */
 int mp_io_wait(struct mp_io *io);
 
+/* Is the calling thread inside a completion callback?  There mp_io_wait()
+ * fails with -EDEADLK (the thread would wait for itself), so code that
+ * callbacks may call uses it to choose a path that never waits. */
+bool mp_in_completion(void);
+
 /* Synchronous helpers (any thread).  Return bytes done or -error. */
 ssize_t mp_lun_pread(mp_lun *lun, void *buf, size_t len, uint64_t off);
 ssize_t mp_lun_pwrite(mp_lun *lun, const void *buf, size_t len, uint64_t off,

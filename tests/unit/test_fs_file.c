@@ -794,6 +794,84 @@ static void test_aio(void **state)
 	free(want);
 }
 
+/* A completion callback submits again: a mapped read goes out from the
+ * callback; with its pointer block no longer cached, or a request for the
+ * synchronous path (unaligned), fs_aio_submit refuses with -EWOULDBLOCK
+ * instead of waiting on the completion thread, and the same request then
+ * goes through from an ordinary thread. */
+struct chain {
+	fs_file *f;
+	struct fs_inode *ino;
+	unsigned step;
+	int refused[2];
+	bool done;
+};
+
+static void chain_cb(struct fs_aio *a)
+{
+	struct chain *c = a->priv;
+	int ret;
+
+	pthread_mutex_lock(&aio_m);
+	c->step++;
+	pthread_mutex_unlock(&aio_m);
+	if (c->step == 1) {                  /* cached: goes out from here */
+		ret = fs_aio_submit(c->f, a);
+		if (!ret)
+			return;
+		c->refused[0] = ret;
+	} else if (c->step == 2) {           /* not cached, then unaligned */
+		fs_bmap_forget(c->ino);
+		c->refused[0] = fs_aio_submit(c->f, a);
+		a->off += 512;
+		a->len = 1000;
+		c->refused[1] = fs_aio_submit(c->f, a);
+	}
+	pthread_mutex_lock(&aio_m);
+	c->done = true;
+	pthread_cond_signal(&aio_c);
+	pthread_mutex_unlock(&aio_m);
+}
+
+static void test_aio_from_callback(void **state)
+{
+	uint64_t ino = new_file(va);
+	uint64_t off = (uint64_t)FS_PB_ADDRS << 20;   /* behind a pointer block */
+	unsigned char *buf = fs_balloc(4096);
+	struct chain c = { 0 };
+	struct fs_aio a = { .buf = buf, .len = 4096, .off = off, .cb = chain_cb,
+			    .priv = &c };
+	fs_file *f;
+
+	(void)state;
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &f), 0);
+	write_pattern(f, off, 8192, 500);
+	assert_int_equal(fs_inode_get(va, ino, &c.ino), 0);
+	c.f = f;
+	assert_int_equal(fs_aio_submit(f, &a), 0);
+	pthread_mutex_lock(&aio_m);
+	while (!c.done)
+		pthread_cond_wait(&aio_c, &aio_m);
+	pthread_mutex_unlock(&aio_m);
+	assert_int_equal(c.step, 2);
+	assert_int_equal(c.refused[0], -EWOULDBLOCK);
+	assert_int_equal(c.refused[1], -EWOULDBLOCK);
+	/* from this thread the unaligned request is served (synchronously) */
+	c.done = false;
+	assert_int_equal(fs_aio_submit(f, &a), 0);
+	assert_int_equal(a.result, 1000);
+	{
+		unsigned char want[8192];
+
+		tu_fill(want, sizeof(want), 500);
+		assert_memory_equal(buf, want + 512, 1000);
+	}
+	fs_inode_put(c.ino);
+	assert_int_equal(fs_ftruncate(f, 0), 0);
+	assert_int_equal(fs_close(f), 0);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -809,6 +887,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_free_concurrent),
 		cmocka_unit_test(test_aio),
 		cmocka_unit_test(test_pbcache_concurrent),
+		cmocka_unit_test(test_aio_from_callback),
 		cmocka_unit_test(test_fsync_fails),
 	};
 
