@@ -104,14 +104,40 @@ static int enable(struct ctl_req *r, const char *path, uint64_t dir,
 
 	if (ret)
 		goto out;
-	snprintf(ctk, sizeof(ctk), "%s-flat.vmdk", base);
-	if (d->nextents != 1 || strcmp(d->ext[0].file, ctk) ||
-	    (strcmp(d->ext[0].type, "VMFS") && strcmp(d->ext[0].type, "FLAT"))) {
-		/* FUSE writers are recognised by that name */
+	if (!strcmp(d->create_type, "vmfsPassthroughRawDeviceMap") ||
+	    (d->nextents == 1 && !strcmp(d->ext[0].type, "VMFSRAW"))) {
+		/* as ESX: the guest's SCSI commands reach the LUN, which may
+		 * change it in ways no write shows */
 		ret = -EOPNOTSUPP;
-		snprintf(err, sizeof(err), "%s: change tracking needs a disk of "
-			 "one VMFS or FLAT data file named %s", path, ctk);
+		snprintf(err, sizeof(err), "%s is a physical-mode (passthrough) "
+			 "raw device mapping: its changes cannot be tracked; map "
+			 "the LUN in virtual mode (vmkfstools -r) to track them",
+			 path);
 		goto out;
+	}
+	if (!strcmp(d->create_type, "vmfsRawDeviceMap")) {
+		snprintf(ctk, sizeof(ctk), "%s-rdm.vmdk", base);
+		if (d->nextents != 1 || strcmp(d->ext[0].file, ctk) ||
+		    strcmp(d->ext[0].type, "VMFSRDM")) {
+			/* FUSE writers are recognised by that name */
+			ret = -EOPNOTSUPP;
+			snprintf(err, sizeof(err), "%s: change tracking of a raw "
+				 "device mapping needs one VMFSRDM extent named "
+				 "%s", path, ctk);
+			goto out;
+		}
+	} else {
+		snprintf(ctk, sizeof(ctk), "%s-flat.vmdk", base);
+		if (d->nextents != 1 || strcmp(d->ext[0].file, ctk) ||
+		    (strcmp(d->ext[0].type, "VMFS") &&
+		     strcmp(d->ext[0].type, "FLAT"))) {
+			/* FUSE writers are recognised by that name */
+			ret = -EOPNOTSUPP;
+			snprintf(err, sizeof(err), "%s: change tracking needs a "
+				 "disk of one VMFS or FLAT data file named %s",
+				 path, ctk);
+			goto out;
+		}
 	}
 	/* the data file held open: no other host starts writing meanwhile
 	 * (and one that writes it now makes this fail) */
@@ -407,6 +433,12 @@ static int query_all(struct ctl_req *r, uint64_t dir, const char *base,
 	size = thin_desc_size(d);
 	add_u64(resp, "size", size);
 	end = off + len < off || off + len > size ? size : off + len;
+	if (!strcmp(d->ext[0].type, "VMFSRDM")) {
+		/* a mapped LUN is all data */
+		if (off < end)
+			q_add(q, off, end - off);
+		goto out;
+	}
 	for (pos = off; pos < end;) {
 		unsigned n;
 		int r2 = fs_map(f, pos, end - pos, e, 256, &n);

@@ -35,7 +35,7 @@
 fs_vol *vd_cbt_vol;
 
 struct hnd {                          /* a FUSE handle open read-write */
-	fs_file *f;
+	const void *f;                /* its fs_file or thin_rdm: a key */
 	uint64_t ino;
 	struct trk *t;                /* NULL: not tracked */
 	struct hnd *next;
@@ -63,14 +63,29 @@ static struct trk *trks;
 pthread_mutex_t vd_cbt_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t reg = PTHREAD_MUTEX_INITIALIZER;
 
+/* a disk's data file, or a virtual-mode raw device mapping's mapping
+ * file (physical mode, -rdmp.vmdk, is not tracked: as ESX) */
 static const char flat_sfx[] = "-flat.vmdk";
+static const char rdm_sfx[] = "-rdm.vmdk";
+
+/* The length of name's data file suffix, or 0 when it has none. */
+static size_t data_sfx(const char *name)
+{
+	size_t n = strlen(name), f = sizeof(flat_sfx) - 1, r = sizeof(rdm_sfx) - 1;
+
+	if (n > f && !strcmp(name + n - f, flat_sfx))
+		return f;
+	if (n > r && !strcmp(name + n - r, rdm_sfx))
+		return r;
+	return 0;
+}
 
 void vmfsd_cbt_init(fs_vol *v)
 {
 	vd_cbt_vol = v;
 }
 
-static unsigned hslot(const fs_file *f)
+static unsigned hslot(const void *f)
 {
 	uintptr_t p = (uintptr_t)f;
 
@@ -294,10 +309,10 @@ static struct dname *find_name(uint64_t ino)
 
 void vmfsd_cbt_lookup(uint64_t dir, const char *name, uint64_t ino)
 {
-	size_t n = strlen(name), s = sizeof(flat_sfx) - 1;
+	size_t n = strlen(name);
 	struct dname *e;
 
-	if (n <= s || n >= sizeof(e->name) || strcmp(name + n - s, flat_sfx))
+	if (!data_sfx(name) || n >= sizeof(e->name))
 		return;
 	pthread_mutex_lock(&reg);
 	e = find_name(ino);
@@ -331,7 +346,7 @@ static struct trk *tracked_disk(uint64_t ino, uint64_t *size)
 	if (!p)
 		return NULL;
 	snprintf(base, sizeof(base), "%.*s",
-		 (int)(strlen(e.name) - (sizeof(flat_sfx) - 1)), e.name);
+		 (int)(strlen(e.name) - data_sfx(e.name)), e.name);
 	ret = vd_cbt_find(e.dir, base, &t, size, err, sizeof(err));
 	if (ret) {
 		if (ret != -ENODATA && ret != -ENOENT && ret != -EINVAL)
@@ -342,7 +357,7 @@ static struct trk *tracked_disk(uint64_t ino, uint64_t *size)
 	return t->data_ino == ino ? t : NULL;
 }
 
-int vmfsd_cbt_open(fs_file *f, uint64_t ino)
+int vmfsd_cbt_open(const void *f, uint64_t ino)
 {
 	struct hnd *h = calloc(1, sizeof(*h));
 	struct trk *t;
@@ -395,7 +410,7 @@ int vmfsd_cbt_open(fs_file *f, uint64_t ino)
 	return ret;
 }
 
-static struct trk *handle_trk(fs_file *f)
+static struct trk *handle_trk(const void *f)
 {
 	struct trk *t = NULL;
 
@@ -411,7 +426,7 @@ static struct trk *handle_trk(fs_file *f)
 	return t;
 }
 
-int vmfsd_cbt_write(fs_file *f, uint64_t off, uint64_t len)
+int vmfsd_cbt_write(const void *f, uint64_t off, uint64_t len)
 {
 	struct trk *t = handle_trk(f);
 	int ret;
@@ -429,7 +444,7 @@ int vmfsd_cbt_write(fs_file *f, uint64_t off, uint64_t len)
 	return 0;
 }
 
-int vmfsd_cbt_resized(fs_file *f, uint64_t size)
+int vmfsd_cbt_resized(const void *f, uint64_t size)
 {
 	struct trk *t = handle_trk(f);
 	struct cbt_info in;
@@ -496,7 +511,7 @@ void vmfsd_cbt_resize_done(void *tok)
 	free(k);
 }
 
-int vmfsd_cbt_fsync(fs_file *f, int ret)
+int vmfsd_cbt_fsync(const void *f, int ret)
 {
 	struct trk *t;
 
@@ -512,7 +527,7 @@ int vmfsd_cbt_fsync(fs_file *f, int ret)
 	return ret ? -EIO : 0;
 }
 
-void vmfsd_cbt_release(fs_file *f)
+void vmfsd_cbt_release(const void *f)
 {
 	struct hnd *h = NULL, **pp;
 	struct trk *t = NULL;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmfsd/cbt_hook.h"
 #include "vmfsd/rdm_fuse.h"
 
 static struct fuse_lowlevel_ops base;   /* vmfsd's own operations */
@@ -48,6 +49,14 @@ static int open_mapping(uint64_t ino, struct fuse_file_info *fi)
 			    sizeof(msg));
 	if (ret) {
 		fprintf(stderr, "vmfsd: opening a raw device mapping: %s\n", msg);
+		return pos_err(ret);
+	}
+	/* a virtual-mode mapping of a tracked disk: its writes are marked
+	 * (changed-block tracking, cbt_hook.h), the tracking file dirty
+	 * before any is made */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY &&
+	    (ret = vmfsd_cbt_open(r, ino))) {
+		thin_rdm_close(r);
 		return pos_err(ret);
 	}
 	fi->fh = (uint64_t)(uintptr_t)r | 1;
@@ -170,6 +179,9 @@ static void rdm_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in
 	n = vmfsd_buf_in(in, &buf);
 	if (n >= 0)
 		n = thin_rdm_pwrite(rdm_of(fi), buf, (size_t)n, (uint64_t)off);
+	/* marked after it reached the LUN, before it is acknowledged */
+	if (n > 0 && vmfsd_cbt_write(rdm_of(fi), (uint64_t)off, (uint64_t)n))
+		n = -EIO;
 	if (n < 0)
 		fuse_reply_err(req, pos_err((int)n));
 	else
@@ -182,15 +194,19 @@ static void rdm_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	if (!is_rdm(fi))
 		base.fsync(req, ino, datasync, fi);
 	else
-		fuse_reply_err(req, pos_err(thin_rdm_flush(rdm_of(fi))));
+		fuse_reply_err(req, pos_err(vmfsd_cbt_fsync(rdm_of(fi),
+					thin_rdm_flush(rdm_of(fi)))));
 }
 
 static void rdm_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (!is_rdm(fi))
+	if (!is_rdm(fi)) {
 		base.release(req, ino, fi);
-	else
-		fuse_reply_err(req, pos_err(thin_rdm_close(rdm_of(fi))));
+		return;
+	}
+	/* every write reached the LUN: the last writer makes tracking clean */
+	vmfsd_cbt_release(rdm_of(fi));
+	fuse_reply_err(req, pos_err(thin_rdm_close(rdm_of(fi))));
 }
 
 static void rdm_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
