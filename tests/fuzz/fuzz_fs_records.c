@@ -27,6 +27,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                            \
 	} while (0)
 
+/* The same, and what re-decodes equals what decoded (for decoders that
+ * clear the whole struct first, so that padding compares equal): a field
+ * the encoder drops (an extent tag, say) is caught. */
+#define ROUNDTRIP_EQ(type, in, out, magic)                                  \
+	do {                                                                 \
+		static type a, b;                                            \
+		memcpy(blk, data + 1, size - 1 < FS_BLOCK ? size - 1 : FS_BLOCK); \
+		seal_if(blk, magic, data[0]);                                \
+		if (in(blk, &a) == 0) {                                      \
+			out(&a, out_blk);                                    \
+			if (in(out_blk, &b) != 0 || memcmp(&a, &b, sizeof(a))) \
+				abort();                                     \
+		}                                                            \
+	} while (0)
+
 static unsigned char blk[FS_BLOCK] __attribute__((aligned(16)));
 static unsigned char out_blk[FS_BLOCK] __attribute__((aligned(16)));
 
@@ -53,8 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(blk, 0, sizeof(blk));
 	switch (data[0] >> 4) {
-	case 0: ROUNDTRIP(struct fs_ext, fs_ext_in, fs_ext_out, FS_EXT_MAGIC); break;
-	case 1: ROUNDTRIP(struct fs_sb, fs_sb_in, fs_sb_out, FS_SB_MAGIC); break;
+	case 0: ROUNDTRIP_EQ(struct fs_ext, fs_ext_in, fs_ext_out, FS_EXT_MAGIC); break;
+	case 1: ROUNDTRIP_EQ(struct fs_sb, fs_sb_in, fs_sb_out, FS_SB_MAGIC); break;
 	case 2: ROUNDTRIP(struct fs_rc, fs_rc_in, fs_rc_out, FS_RC_MAGIC); break;
 	case 3: ROUNDTRIP(struct fs_fd, fs_fd_in, fs_fd_out, FS_FD_MAGIC); break;
 	case 4: ROUNDTRIP(struct fs_pb, fs_pb_in, fs_pb_out, FS_PB_MAGIC); break;
