@@ -17,6 +17,8 @@
 set -u
 . tests/lib/common.sh
 W="$B/tests/helpers/fs_worker"
+live=()     # helpers still running (killed if the test fails)
+at_exit 'for p in "${live[@]}"; do kill -KILL "$p" 2>/dev/null; done'
 
 run_once() { # label candidate(yes/no) seed hang(0/1)
 	local label=$1 cand=$2 seed=$3 hang=$4 head="$T/$1-head.img" new="$T/$1-new.img"
@@ -29,6 +31,7 @@ run_once() { # label candidate(yes/no) seed hang(0/1)
 	"$W" spanverify "$head" "$c" survivor vms "$T/$label.log" "$T/$label.go" \
 		>"$T/$label.verify" 2>&1 &
 	bpid=$!
+	live=($bpid)
 	for _ in $(seq 1 100); do grep -q READY "$T/$label.verify" && break; sleep 0.1; done
 	grep -q "READY (1 extent)" "$T/$label.verify" || fail "$label: B: $(cat "$T/$label.verify")"
 	aspec=$new
@@ -36,6 +39,7 @@ run_once() { # label candidate(yes/no) seed hang(0/1)
 	"$W" spanrun "$head" "$aspec" victim vms "$seed" "$hang" \
 		>"$T/$label.log" 2>"$T/$label.err" &
 	apid=$!
+	live+=($apid)
 	for _ in $(seq 1 200); do grep -q READY "$T/$label.log" && break; sleep 0.1; done
 	grep -q READY "$T/$label.log" || fail "$label: A: $(cat "$T/$label.err")"
 	if [ "$hang" = 1 ]; then
@@ -53,10 +57,12 @@ run_once() { # label candidate(yes/no) seed hang(0/1)
 	kill -0 $apid 2>/dev/null || fail "$label: A died early: $(cat "$T/$label.err")"
 	kill -KILL $apid
 	wait $apid 2>/dev/null
+	live=($bpid)
 	echo "$label: A killed after $(grep -c '^OK' "$T/$label.log") acknowledged operations"
 	touch "$T/$label.go"
 	wait $bpid
 	rc=$?
+	live=()
 	if [ "$cand" = yes ]; then
 		cat "$T/$label.verify"
 		[ $rc -eq 0 ] || fail "$label: verification failed (exit $rc)"

@@ -15,6 +15,8 @@
 set -u
 . tests/lib/common.sh
 W="$B/tests/helpers/fs_worker"
+live=()     # the victim while it runs (killed if the test fails)
+at_exit 'for p in "${live[@]}"; do kill -KILL "$p" 2>/dev/null; done'
 
 alloc_mib() { echo $(( $(stat -c '%b * %B' "$1") / 1048576 )); }
 
@@ -27,12 +29,14 @@ one() { # label mode(truncate|orphan) how(recover|fsck)
 	[ "$mode" = truncate ] && spec="fault::$lun"
 	"$W" free "$spec" victim big 32 "$mode" >"$T/$label.log" 2>"$T/$label.err" &
 	pid=$!
+	live=($pid)
 	for _ in $(seq 1 200); do grep -q READY "$T/$label.log" && break; sleep 0.1; done
 	grep -q READY "$T/$label.log" || fail "$label: $(cat "$T/$label.err")"
 	sleep 1    # into the hung in-place write
 	kill -0 $pid 2>/dev/null || fail "$label: the victim died early: $(cat "$T/$label.err")"
 	kill -KILL $pid
 	wait $pid 2>/dev/null
+	live=()
 	before=$(alloc_mib "$lun")
 	if [ "$how" = recover ]; then
 		"$W" recover "$lun" survivor >"$T/$label.rec" 2>&1 ||
