@@ -264,9 +264,13 @@ static int boot_pvh(struct hv_vm *vm, const struct hv_vmx *vmx,
 
 /*
  * Linux x86 boot protocol (Documentation/arch/x86/boot.rst), 64-bit entry:
- * the protected-mode kernel at 1 MiB, boot_params ("zero page") with the
- * setup header copied from the image, e820 table, command line and initrd,
- * and long mode on an identity map of 4 GiB built here.
+ * the protected-mode kernel at its pref_address when it is relocatable
+ * (as GRUB does; a stock kernel decompresses in place there, and would
+ * move itself up to LOAD_PHYSICAL_ADDR from anywhere lower, over what
+ * follows a kernel loaded at 1 MiB), else at 1 MiB; boot_params ("zero
+ * page") with the setup header copied from the image, e820 table, command
+ * line and initrd (above load address + init_size), and long mode on an
+ * identity map of 4 GiB built here.
  */
 #define BZ_SETUP_SECTS	0x1f1
 #define BZ_HDR_MAGIC	0x202
@@ -280,6 +284,8 @@ static int boot_pvh(struct hv_vm *vm, const struct hv_vmx *vmx,
 #define BZ_INITRD_MAX	0x22c
 #define BZ_CMDLINE_SIZE	0x238
 #define BZ_XLOADFLAGS	0x236
+#define BZ_RELOCATABLE	0x234
+#define BZ_PREF_ADDRESS	0x258
 #define BZ_INIT_SIZE	0x260
 #define BZ_E820_COUNT	0x1e8
 #define BZ_E820_TABLE	0x2d0
@@ -292,7 +298,7 @@ static int boot_bzimage(struct hv_vm *vm, const struct hv_vmx *vmx,
 			const uint8_t *k, size_t klen, char *err, size_t errlen)
 {
 	struct pvh_memmap_entry mm[6];
-	uint64_t pm_off, pm_len, init_size, rd_at, rd_size;
+	uint64_t pm_off, pm_len, init_size, rd_at, rd_size, load = BZ_LOAD_ADDR;
 	uint64_t gdt[4] = { 0, 0, 0x00af9a000000ffffull, 0x00cf92000000ffffull };
 	size_t clen = strlen(vmx->cmdline), hdr_end;
 	unsigned setup_sects = k[BZ_SETUP_SECTS] ? k[BZ_SETUP_SECTS] : 4, n;
@@ -316,7 +322,15 @@ static int boot_bzimage(struct hv_vm *vm, const struct hv_vmx *vmx,
 	init_size = le32(k + BZ_INIT_SIZE);
 	if (init_size < pm_len)
 		init_size = pm_len;
-	dst = hv_gmem_ptr(&vm->mem, BZ_LOAD_ADDR, init_size);
+	if (k[BZ_RELOCATABLE]) {
+		uint64_t pref;
+
+		memcpy(&pref, k + BZ_PREF_ADDRESS, 8);
+		if (pref > BZ_LOAD_ADDR && !(pref & 0xfff) &&
+		    hv_gmem_ptr(&vm->mem, pref, init_size))
+			load = pref;
+	}
+	dst = hv_gmem_ptr(&vm->mem, load, init_size);
 	if (!dst) {
 		snprintf(err, errlen, "%s: needs %llu MiB above 1 MiB; raise "
 			 "memSize", vmx->kernel,
@@ -341,7 +355,7 @@ static int boot_bzimage(struct hv_vm *vm, const struct hv_vmx *vmx,
 	memcpy(zp + BZ_CMDLINE_PTR, &(uint32_t){ (uint32_t)HV_BZ_CMDLINE_GPA }, 4);
 
 	ret = place_initrd(vm, vmx, (uint64_t)le32(k + BZ_INITRD_MAX) + 1,
-			   BZ_LOAD_ADDR + init_size, &rd_at, &rd_size, err, errlen);
+			   load + init_size, &rd_at, &rd_size, err, errlen);
 	if (ret)
 		return ret;
 	memcpy(zp + BZ_RAMDISK, &(uint32_t){ (uint32_t)rd_at }, 4);
@@ -364,7 +378,7 @@ static int boot_bzimage(struct hv_vm *vm, const struct hv_vmx *vmx,
 		pt[512 + i] = (HV_BZ_PML4_GPA + 0x2000 + 0x1000 * i) | 3;
 	for (uint64_t i = 0; i < 2048; i++)		/* 2 MiB pages */
 		pt[1024 + i] = i << 21 | 0x83;
-	vm->entry = BZ_LOAD_ADDR + 0x200;		/* startup_64 */
+	vm->entry = load + 0x200;			/* startup_64 */
 	vm->linux64 = true;
 	vm->boot_arg = HV_BZ_ZERO_PAGE_GPA;
 	return 0;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "hypervisor/hv_int.h"
 
@@ -182,7 +183,10 @@ static void make_bz(struct image *im)
 static void test_bzimage(void **state)
 {
 	struct hv_vm *vm = fake_vm(1);
+	char rd_path[] = "/tmp/test_hv_boot_rd.XXXXXX";
+	struct hv_vmx vmx_rd = vmx;
 	struct image im;
+	int fd;
 	char err[256] = "";
 	uint32_t cmd;
 	uint64_t pde;
@@ -201,6 +205,43 @@ static void test_bzimage(void **state)
 	/* identity map: the PD entry for 2 MiB .. 4 MiB */
 	memcpy(&pde, vm->ram + HV_BZ_PML4_GPA + 0x2000 + 8, 8);
 	assert_int_equal(pde, (1ull << 21) | 0x83);
+	free_vm(vm);
+
+	/* relocatable with pref_address 16 MiB (a stock kernel): loaded
+	 * there, the initrd above 16 MiB + init_size */
+	vm = fake_vm(1);
+	make_bz(&im);
+	im.b[0x234] = 1;
+	memcpy(im.b + 0x258, &(uint64_t){ 0x1000000 }, 8);
+	memcpy(im.b + 0x260, &(uint32_t){ 0xe80000 }, 4);	/* 14.5 MiB */
+	fd = mkstemp(rd_path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);	/* a 1 MiB initrd */
+	close(fd);
+	vmx_rd.initrd = rd_path;
+	assert_int_equal(hv_boot_image(vm, &vmx_rd, im.b, im.len, err,
+				       sizeof(err)), 0);
+	assert_int_equal(vm->entry, 0x1000200);
+	assert_int_equal(vm->ram[0x1000000], 0xcc);
+	assert_int_equal(vm->ram[0x100000], 0);
+	memcpy(&cmd, vm->ram + HV_BZ_ZERO_PAGE_GPA + 0x218, 4);	/* ramdisk */
+	assert_true(cmd >= 0x1000000 + 0xe80000);
+	free_vm(vm);
+	/* 31 MiB of RAM cannot hold 16 MiB + 14.5 MiB + the initrd (at 1 MiB
+	 * the kernel would move itself up over it) */
+	vm = fake_vm(1);
+	vm->low_size = vm->ram_size = vm->mem.r[0].size = 31ull << 20;
+	assert_int_equal(hv_boot_image(vm, &vmx_rd, im.b, im.len, err,
+				       sizeof(err)), -E2BIG);
+	assert_non_null(strstr(err, "initrd too large"));
+	free_vm(vm);
+	unlink(rd_path);
+	/* a pref_address beyond RAM: at 1 MiB, as before */
+	vm = fake_vm(1);
+	memcpy(im.b + 0x258, &(uint64_t){ 0x40000000 }, 8);
+	assert_int_equal(hv_boot_image(vm, &vmx, im.b, im.len, err,
+				       sizeof(err)), 0);
+	assert_int_equal(vm->entry, 0x100200);
 	free_vm(vm);
 
 	make_bz(&im);
