@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fs/fs_int.h"
+#include "lockmgr/ondisk.h"
 
 #define SPLIT_LOAD 48u      /* average entries per bucket before a split */
 
@@ -29,6 +30,209 @@ static uint64_t bucket_of(const struct fs_dh *h, uint32_t hash)
 	if (b < h->split)
 		b = hash & ((1ull << (h->level + 1)) - 1);
 	return b;
+}
+
+/* ---- the block cache -----------------------------------------------------------
+ *
+ * A host that looks names up in a directory reads its FD and one or two
+ * blocks each time, because another host may have changed it.  Every
+ * change takes the directory's lock, which moves its record's version
+ * (acquire and release both do), so one read of the lock record tells
+ * whether what this host saw at version V is still the directory: the
+ * record still at V and not held exclusively.  Blocks are cached per
+ * directory as read or put into a transaction; the cache is current at
+ * dc_ver (0: not known), set when this host releases the lock after its
+ * own changes or when an unlocked reader saw the same version before and
+ * after reading (fs_dir_cache_seal).  Entries are copied in and out under
+ * pbc_m.
+ */
+
+static void dc_drop_locked(struct fs_inode *dir)
+{
+	if (dir->dc) {
+		for (unsigned i = 0; i < FS_DC_BUCKETS; i++) {
+			while (dir->dc[i]) {
+				struct fs_dcent *e = dir->dc[i];
+
+				dir->dc[i] = e->next;
+				free(e);
+			}
+		}
+		__atomic_sub_fetch(&dir->v->dc_blocks, dir->dc_n, __ATOMIC_RELAXED);
+	}
+	dir->dc_n = 0;
+	dir->dc_ver = 0;
+}
+
+void fs_dir_cache_drop(struct fs_inode *dir)
+{
+	pthread_mutex_lock(&dir->pbc_m);
+	dc_drop_locked(dir);
+	pthread_mutex_unlock(&dir->pbc_m);
+}
+
+void fs_dir_cache_release(struct fs_inode *dir)
+{
+	dc_drop_locked(dir);
+	free(dir->dc);
+	dir->dc = NULL;
+}
+
+static struct fs_dcent **dc_chain(struct fs_inode *dir, uint64_t foff)
+{
+	return &dir->dc[(foff / FS_BLOCK) % FS_DC_BUCKETS];
+}
+
+/* The cached image of block foff into b: true if there was one. */
+static bool dc_get(struct fs_inode *dir, uint64_t foff, unsigned char *b)
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&dir->pbc_m);
+	if (dir->dc && dir->dc_n && dir->dc_gen == dir->fd.gen) {
+		for (struct fs_dcent *e = *dc_chain(dir, foff); e; e = e->next) {
+			if (e->foff == foff) {
+				memcpy(b, e->img, FS_BLOCK);
+				hit = true;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&dir->pbc_m);
+	return hit;
+}
+
+/* Block foff is b now (read, or put into the caller's transaction). */
+static void dc_put(struct fs_inode *dir, uint64_t foff, const unsigned char *b)
+{
+	struct fs_dcent *e;
+
+	pthread_mutex_lock(&dir->pbc_m);
+	if (dir->dc_n && dir->dc_gen != dir->fd.gen)
+		dc_drop_locked(dir);        /* the FD was made anew */
+	if (!dir->dc)
+		dir->dc = calloc(FS_DC_BUCKETS, sizeof(*dir->dc));
+	if (!dir->dc)
+		goto out;
+	dir->dc_gen = dir->fd.gen;
+	for (e = *dc_chain(dir, foff); e; e = e->next)
+		if (e->foff == foff)
+			break;
+	if (!e) {
+		if (__atomic_load_n(&dir->v->dc_blocks, __ATOMIC_RELAXED) >= FS_DC_MAX)
+			goto out;           /* full: read it from disk next time */
+		e = malloc(sizeof(*e));
+		if (!e)
+			goto out;
+		e->foff = foff;
+		e->next = *dc_chain(dir, foff);
+		*dc_chain(dir, foff) = e;
+		dir->dc_n++;
+		__atomic_add_fetch(&dir->v->dc_blocks, 1, __ATOMIC_RELAXED);
+	}
+	memcpy(e->img, b, FS_BLOCK);
+out:
+	pthread_mutex_unlock(&dir->pbc_m);
+}
+
+/* The version of dir's lock record if nobody holds it exclusively, else 0. */
+static int rec_version(struct fs_inode *dir, uint64_t *ver)
+{
+	struct fs_vol *v = dir->v;
+	unsigned char *b = fs_balloc(v->ss);
+	struct lk_lockrec r;
+	int ret;
+
+	*ver = 0;
+	if (!b)
+		return -ENOMEM;
+	ret = fs_read(v, dir->ext, dir->slot_off, b, v->ss);
+	/* a record that does not decode is not ours to judge here: the
+	 * directory is then read afresh, as without a cache */
+	if (!ret && lk_lockrec_in(b, &r) == 0 &&
+	    (r.mode == LK_FREE || r.mode == LK_SHARED))
+		*ver = r.version;
+	free(b);
+	return ret;
+}
+
+int fs_dir_cache_check(struct fs_inode *dir, uint64_t *ver)
+{
+	struct fs_fd fd;
+	bool ok;
+	int ret = rec_version(dir, ver);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&dir->m);
+	pthread_mutex_lock(&dir->pbc_m);
+	ok = *ver && dir->held == LK_FREE && dir->dc_ver == *ver;
+	pthread_mutex_unlock(&dir->pbc_m);
+	pthread_mutex_unlock(&dir->m);
+	if (ok) {
+		*ver = 0;                   /* current: nothing to seal */
+		return 0;
+	}
+	/* someone else may have changed it: a fresh snapshot */
+	ret = fs_fd_read(dir->v, dir->addr, &fd);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&dir->m);
+	if (dir->held == LK_FREE) {
+		dir->fd = fd;
+		fs_bmap_forget(dir);
+		fs_dir_cache_drop(dir);
+	}
+	pthread_mutex_unlock(&dir->m);
+	return 0;
+}
+
+void fs_dir_cache_seal(struct fs_inode *dir, uint64_t ver)
+{
+	uint64_t now;
+
+	if (!ver || rec_version(dir, &now) || now != ver)
+		return;
+	pthread_mutex_lock(&dir->m);
+	pthread_mutex_lock(&dir->pbc_m);
+	if (dir->held == LK_FREE && dir->dc_gen == dir->fd.gen)
+		dir->dc_ver = ver;
+	pthread_mutex_unlock(&dir->pbc_m);
+	pthread_mutex_unlock(&dir->m);
+}
+
+void fs_dir_pin(struct fs_inode *dir)
+{
+	struct fs_vol *v = dir->v;
+	struct fs_inode *old = NULL;
+
+	pthread_mutex_lock(&v->lock);
+	if (!dir->pinned) {
+		old = v->dpin[v->dpin_next];
+		v->dpin[v->dpin_next] = dir;
+		v->dpin_next = (v->dpin_next + 1) % FS_DIR_PIN;
+		dir->pinned = true;
+		dir->refs++;
+		if (old)
+			old->pinned = false;
+	}
+	pthread_mutex_unlock(&v->lock);
+	fs_inode_put(old);
+}
+
+void fs_dir_unpin_all(struct fs_vol *v)
+{
+	for (unsigned i = 0; i < FS_DIR_PIN; i++) {
+		struct fs_inode *d;
+
+		pthread_mutex_lock(&v->lock);
+		d = v->dpin[i];
+		v->dpin[i] = NULL;
+		if (d)
+			d->pinned = false;
+		pthread_mutex_unlock(&v->lock);
+		fs_inode_put(d);
+	}
 }
 
 /* Where directory block at file offset foff lives; -ENOENT for a hole. */
@@ -64,7 +268,12 @@ static int dblk_read(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 {
 	unsigned ext;
 	uint64_t off;
-	int ret = dblk_loc(dir, foff, &ext, &off);
+	int ret;
+
+	/* the cache holds what a transaction of ours put too */
+	if (dc_get(dir, foff, b))
+		return 1;
+	ret = dblk_loc(dir, foff, &ext, &off);
 
 	if (ret == -ENOENT && unlocked(tx, dir))
 		return -EAGAIN;
@@ -84,8 +293,12 @@ static int read_dh(struct fs_tx *tx, struct fs_inode *dir, struct fs_dh *h)
 	if (!b)
 		return -ENOMEM;
 	ret = dblk_read(tx, dir, 0, b);
-	if (!ret) {
+	if (ret == 1) {
+		ret = fs_dh_in(b, h);          /* cached: decoded before */
+	} else if (!ret) {
 		ret = fs_dh_in(b, h);
+		if (!ret)
+			dc_put(dir, 0, b);
 		if (ret && unlocked(tx, dir))
 			ret = -EAGAIN;
 		else if (ret)
@@ -105,8 +318,12 @@ static int read_db(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 	if (!b)
 		return -ENOMEM;
 	ret = dblk_read(tx, dir, foff, b);
-	if (!ret) {
+	if (ret == 1) {
+		ret = fs_db_in(b, d);          /* cached: decoded before */
+	} else if (!ret) {
 		ret = fs_db_in(b, d);
+		if (!ret)
+			dc_put(dir, foff, b);
 		if (ret && unlocked(tx, dir))
 			ret = -EAGAIN;
 		else if (ret)
@@ -146,7 +363,11 @@ static int dblk_put(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 	/* the size covers header and buckets (overflow blocks lie beyond) */
 	if (foff + FS_BLOCK > dir->fd.size && foff < FS_DIR_OVERFLOW_BASE)
 		dir->fd.size = foff + FS_BLOCK;
-	return fs_tx_put(tx, ext, off, b);
+	ret = fs_tx_put(tx, ext, off, b);
+	/* the cache follows the transaction (emptied if it aborts) */
+	if (!ret)
+		dc_put(dir, foff, b);
+	return ret;
 }
 
 static int put_dh(struct fs_tx *tx, struct fs_inode *dir, const struct fs_dh *h)

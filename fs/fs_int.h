@@ -29,6 +29,10 @@ struct fs_orphan {
 	unsigned tries;
 };
 
+#define FS_DIR_PIN 64         /* directories pinned per volume */
+#define FS_DC_MAX 16384       /* directory blocks cached per volume (64 MiB) */
+#define FS_DC_BUCKETS 64      /* hash chains per directory */
+
 struct fs_vol {
 	struct fs_extent ext[FS_MAX_EXTENTS];
 	unsigned next;
@@ -43,6 +47,13 @@ struct fs_vol {
 
 	pthread_mutex_t lock;        /* below */
 	struct fs_inode *inodes;     /* open inodes (hash chain list) */
+	/* Directories kept in the inode table with a reference of their own
+	 * (the most recently used FS_DIR_PIN), so that their lock handle
+	 * (its released version) and their block cache outlive an operation
+	 * (dir.c). */
+	struct fs_inode *dpin[FS_DIR_PIN];
+	unsigned dpin_next;
+	uint64_t dc_blocks;          /* directory blocks cached (atomic) */
 	unsigned alloc_cursor[FS_R_TYPES]; /* affinity: next cluster to try */
 	uint64_t enospc_logged[FS_R_TYPES]; /* last "out of" log, ns (lock) */
 	pthread_mutex_t orphan_lock; /* orphans, pending (orphan.c) */
@@ -280,13 +291,27 @@ struct fs_inode {
 	 * (bmap.c).  pbc_m is a leaf lock (taken under m, never held across
 	 * I/O): readers with rw shared fill it at once, so entries are only
 	 * ever copied out under it, never pointed to. */
-	pthread_mutex_t pbc_m;
+	pthread_mutex_t pbc_m;      /* also dc below */
 	struct fs_pbc_ent {
 		uint64_t addr;      /* 0: empty */
 		uint64_t used;      /* pbc_tick at the last hit */
 		struct fs_pb *pb;   /* allocated at first use, kept */
 	} pbc[FS_PBC_SETS][FS_PBC_WAYS];
 	uint64_t pbc_tick;
+	/* Directory blocks (dir.c) by offset in the directory, as the
+	 * directory was when its lock record showed version dc_ver (0: not
+	 * known to be current).  Every change of ours goes into it as it is
+	 * put into a transaction; it is emptied whenever another host may
+	 * have changed the directory (the record moved on, an acquire that
+	 * found it so, an aborted transaction, a new FD generation). */
+	struct fs_dcent {
+		struct fs_dcent *next;
+		uint64_t foff;
+		unsigned char img[4096];
+	} **dc;
+	uint64_t dc_ver, dc_gen;
+	unsigned dc_n;
+	bool pinned;                /* in v->dpin (under v->lock) */
 
 	/* Write-behind of the map (file.c).  pend: units mapped "to be
 	 * zeroed" on disk that this host has written whole since, their
@@ -369,6 +394,26 @@ void fs_bmap_forget(struct fs_inode *ino);
 void fs_bmap_release(struct fs_inode *ino);
 
 /* ---- directories (dir.c) ----------------------------------------------------- */
+
+/* Empty dir's block cache (someone else may have changed it). */
+void fs_dir_cache_drop(struct fs_inode *dir);
+/* Free the cache's memory (the inode goes away). */
+void fs_dir_cache_release(struct fs_inode *dir);
+/* Keep dir in the inode table between operations (one of the last
+ * FS_DIR_PIN used); fs_dir_unpin_all at unmount. */
+void fs_dir_pin(struct fs_inode *dir);
+void fs_dir_unpin_all(struct fs_vol *v);
+/*
+ * Before an operation that reads dir without holding its lock: read its
+ * lock record; when it still shows the version the cache was current at
+ * (and nobody holds it exclusively), keep the cached FD and blocks, else
+ * read a fresh FD and empty the cache.  *ver is the version seen (0 if it
+ * may not be cached); fs_dir_cache_seal(dir, ver) after the operation
+ * read what it needed marks what was read current if the record still
+ * shows ver.  Callers hold dir->rw shared and not the lock.
+ */
+int fs_dir_cache_check(struct fs_inode *dir, uint64_t *ver);
+void fs_dir_cache_seal(struct fs_inode *dir, uint64_t ver);
 
 /* Make dir (a fresh FD, map/unit set here) an empty directory in tx. */
 int fs_dir_init(struct fs_tx *tx, struct fs_inode *dir);

@@ -137,6 +137,7 @@ void fs_inode_put(struct fs_inode *ino)
 	pthread_mutex_destroy(&ino->pbc_m);
 	pthread_cond_destroy(&ino->filled);
 	fs_bmap_release(ino);
+	fs_dir_cache_release(ino);
 	free(ino->pend);
 	free(ino->ahead);
 	free(ino);
@@ -208,6 +209,7 @@ int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 		/* someone else may have changed it since we last held it */
 		ino->valid = false;
 		fs_bmap_forget(ino);
+		fs_dir_cache_drop(ino);
 	}
 	ino->held = mode;
 	ino->lock_users++;
@@ -249,6 +251,11 @@ void fs_inode_unlock(struct fs_inode *ino)
 				       (unsigned long long)ino->addr,
 				       fs_strerror(r));
 			ino->held = LK_FREE;
+			/* a directory's cached blocks are what we leave:
+			 * current while the record stays at this version */
+			pthread_mutex_lock(&ino->pbc_m);
+			ino->dc_ver = r ? 0 : lk_released_version(ino->lock);
+			pthread_mutex_unlock(&ino->pbc_m);
 		}
 	}
 	pthread_mutex_unlock(&ino->m);
@@ -331,6 +338,7 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 void fs_inode_reload(struct fs_inode *ino)
 {
 	fs_bmap_forget(ino);
+	fs_dir_cache_drop(ino);
 	if (fs_fd_read(ino->v, ino->addr, &ino->fd))
 		ino->valid = false;
 }

@@ -29,6 +29,7 @@ static int dir_begin(fs_vol *v, uint64_t addr, struct fs_inode **out)
 	ret = fs_inode_get(v, addr, &d);
 	if (ret)
 		return ret;
+	fs_dir_pin(d);
 	ret = fs_inode_lock(d, LK_EXCL, OP_LOCK_MS);
 	if (ret) {
 		fs_inode_put(d);
@@ -86,10 +87,16 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 	ret = fs_inode_get(v, dir, &d);
 	if (ret)
 		return ret;
+	fs_dir_pin(d);
 	for (unsigned try = 0; ; try++) {
+		uint64_t ver = 0;
+
 		pthread_rwlock_rdlock(&d->rw);
-		if (d->held == LK_FREE || !d->valid) {
-			/* not held here: a snapshot of the FD is enough */
+		if (d->held == LK_FREE) {
+			/* not held here: the cached directory if its lock
+			 * record says nobody changed it, else a snapshot */
+			ret = fs_dir_cache_check(d, &ver);
+		} else if (!d->valid) {
 			struct fs_fd fd;
 
 			ret = fs_fd_read(v, dir, &fd);
@@ -106,6 +113,8 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 			ret = -ENOTDIR;
 		if (!ret)
 			ret = fs_dir_find(NULL, d, name, &de);
+		if (ret == 0 || ret == -ENOENT)
+			fs_dir_cache_seal(d, ver);
 		pthread_rwlock_unlock(&d->rw);
 		if (ret != -EAGAIN || (ret = again(v, dir, try)))
 			break;
@@ -208,6 +217,8 @@ int fs_create(fs_vol *v, uint64_t dir, const char *name,
 abort:
 	fs_tx_abort(tx);
 	fs_inode_reload(d);
+	if (ni)
+		fs_dir_cache_drop(ni);      /* its blocks were never made */
 end:
 	if (ni)
 		fs_inode_put(ni);
@@ -799,14 +810,17 @@ static int rd_unlocked(fs_vol *v, struct fs_inode *d, struct rd_ctx *c)
 	int ret;
 
 	for (unsigned try = 0; ; try++) {
+		uint64_t ver = 0;
+
 		pthread_rwlock_rdlock(&d->rw);
-		ret = fs_fd_read(v, d->addr, &d->fd);
-		fs_bmap_forget(d);
+		ret = fs_dir_cache_check(d, &ver);
 		if (!ret && d->fd.type != FS_T_DIR)
 			ret = -ENOTDIR;
 		r.n = 0;
 		if (!ret)
 			ret = fs_dir_iterate(d, rd_collect, &r);
+		if (!ret)
+			fs_dir_cache_seal(d, ver);
 		pthread_rwlock_unlock(&d->rw);
 		if (ret != -EAGAIN || (ret = again(v, d->addr, try)))
 			break;
@@ -827,6 +841,7 @@ int fs_readdir(fs_vol *v, uint64_t dir, fs_readdir_cb cb, void *arg)
 	ret = fs_inode_get(v, dir, &d);
 	if (ret)
 		return ret;
+	fs_dir_pin(d);
 	/* a consistent snapshot: shared lock, so no host splits a bucket
 	 * under us (read-only hosts read what is there) */
 	if (!v->rdonly) {

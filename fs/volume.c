@@ -644,6 +644,7 @@ void fs_umount(fs_vol *v)
 	if (!v)
 		return;
 	fs_janitor_stop(v);
+	fs_dir_unpin_all(v);        /* their lock handles close with them */
 	if (v->lk) {
 		fs_flush_all(v);
 		lk_close(v->lk);

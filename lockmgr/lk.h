@@ -223,6 +223,12 @@ enum lk_mode lk_held_mode(lk_lock *l);
  */
 bool lk_cache_valid(lk_lock *l);
 
+/* The record's version as our last release left it (0: none since the
+ * handle was opened, or someone else's change seen since).  A reader that
+ * finds the record still at it, and not held exclusively, knows that nobody
+ * has changed what the lock covers since that release. */
+uint64_t lk_released_version(lk_lock *l);
+
 /*
  * The record's version as our last change left it, while we hold the lock
  * (0 when not held).  A journal transaction made under the lock records it:

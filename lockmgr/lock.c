@@ -345,6 +345,11 @@ bool lk_cache_valid(lk_lock *l)
 	return l->held != LK_FREE && l->cache_valid;
 }
 
+uint64_t lk_released_version(lk_lock *l)
+{
+	return l->held == LK_FREE ? l->released_version : 0;
+}
+
 int lk_check(lk_lock *l)
 {
 	int ret = lk_state(l->v);
