@@ -67,6 +67,10 @@ struct fs_mount_opts {
 	bool no_janitor;            /* do not recover dead hosts in the
 				     * background (only when their locks are
 				     * needed) */
+	bool no_discard;            /* never give freed blocks back to the
+				     * LUN (no UNMAP, no punched holes): for
+				     * arrays where UNMAP is slow, as VMFS's
+				     * space reclamation priority "none" */
 	/* Devices that may become extents later (vmkfstools -Z on another
 	 * host): searched by their extent headers when the volume grows. */
 	const char *const *candidates;

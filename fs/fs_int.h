@@ -71,6 +71,7 @@ struct fs_vol {
 	unsigned nretired;
 	unsigned geom_missing;       /* extent last reported not found + 1 */
 	bool discard_warned;         /* a discard failed (logged once) */
+	bool no_discard;             /* fs_mount_opts.no_discard */
 	bool checking;               /* fsck's mount: FDs are read as they are,
 				      * their addresses judged one by one */
 	/* Cluster locks held by this host's transactions (alloc.c, under

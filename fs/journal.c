@@ -118,6 +118,10 @@ static void discard_freed(struct fs_tx *tx)
 	struct fs_vol *v = tx->v;
 	uint64_t bs = v->sb.block_size;
 
+	if (v->no_discard) {
+		tx->ndisc = 0;
+		return;
+	}
 	qsort(tx->disc, tx->ndisc, sizeof(tx->disc[0]), cmp_u64);
 	for (unsigned i = 0; i < tx->ndisc;) {
 		unsigned e = fs_addr_ext(tx->disc[i]), k = i + 1;
@@ -165,11 +169,16 @@ static bool fb_cluster_header(const struct fs_vol *v, unsigned ext, uint64_t off
  */
 static void discard_cluster_free(struct fs_vol *v, unsigned ext, uint64_t off)
 {
-	unsigned char *b = fs_balloc(FS_BLOCK);
+	unsigned char *b;
 	uint64_t bs = v->sb.block_size;
 	uint32_t pc = v->sb.ext[ext].area[FS_A_FB].per_cluster;
 	struct fs_rc rc;
-	int r = b ? fs_read(v, ext, off, b, FS_BLOCK) : -ENOMEM;
+	int r;
+
+	if (v->no_discard)
+		return;
+	b = fs_balloc(FS_BLOCK);
+	r = b ? fs_read(v, ext, off, b, FS_BLOCK) : -ENOMEM;
 
 	if (!r)
 		r = fs_rc_in(b, &rc);

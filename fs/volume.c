@@ -441,6 +441,7 @@ int fs_mount(const char *const *specs, unsigned n,
 	pthread_mutex_init(&v->geom_lock, NULL);
 	pthread_cond_init(&v->clus_cond, NULL);
 	v->rdonly = o->read_only && !o->offline;
+	v->no_discard = o->no_discard;
 	snprintf(v->host, sizeof(v->host), "%s", o->host ? o->host : "host");
 	if (o->read_only)
 		mo.flags |= MP_OPEN_RDONLY;

@@ -692,8 +692,11 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: vmfsd --host NAME --mount DIR [--hb-interval MS] "
 		   "[--hb-timeout MS]\n"
-		   "             [--read-only] [--daemon] [--lun SPEC]... [--candidate SPEC]...\n"
-		   "             DEVICE...\n"
+		   "             [--read-only] [--daemon] [--no-unmap] [--lun SPEC]...\n"
+		   "             [--candidate SPEC]... DEVICE...\n"
+		   "  --no-unmap  never give freed blocks back to the LUN (no UNMAP, "
+		   "no punched\n"
+		   "              holes): for arrays where UNMAP is slow\n"
 		   "  --lun SPEC  a LUN this host sees, for raw device mappings "
 		   "(repeat it)\n"
 		   "  --candidate SPEC  a device that may become an extent of "
@@ -782,6 +785,7 @@ int main(int argc, char **argv)
 		{ "debug", no_argument, NULL, 'D' },
 		{ "lun", required_argument, NULL, 'l' },
 		{ "candidate", required_argument, NULL, 'C' },
+		{ "no-unmap", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -831,6 +835,7 @@ int main(int argc, char **argv)
 			cand[mo.ncandidates++] = optarg;
 			mo.candidates = cand;
 			break;
+		case 'U': mo.no_discard = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
