@@ -725,7 +725,19 @@ static int alloc_ahead(struct fs_tx *tx, struct fs_inode *ino, uint64_t b)
 	}
 	if (!want)
 		return 0;
-	ret = fs_alloc_upto(tx, FS_R_FB, want, addrs, &got);
+	/* in pieces of at most 64 (what one allocation call takes), each
+	 * from the cluster at the cursor and leaving half of its free */
+	got = 0;
+	ret = 0;
+	while (!ret && got < want) {
+		unsigned g = 0;
+
+		ret = fs_alloc_upto(tx, FS_R_FB, want - got > 64 ? 64 : want - got,
+				    addrs + got, &g);
+		if (!g)
+			break;
+		got += g;
+	}
 	for (unsigned i = 0; !ret && i < got; i++) {
 		ret = fs_bmap_set(tx, ino, b + 1 + i, addrs[i] | FS_ADDR_TBZ);
 		if (!ret) {

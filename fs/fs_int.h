@@ -261,8 +261,8 @@ struct fs_vol *fs_tx_vol(struct fs_tx *tx);
  * or more pointer blocks (256 x 503 units: 125 GiB in 1 MiB blocks). */
 #define FS_PBC_SETS 64
 #define FS_PBC_WAYS 4
-#define FS_PEND_MAX 512    /* deferred TBZ clears per file */
-#define FS_AHEAD_MAX 63    /* units allocated ahead per transaction */
+#define FS_PEND_MAX 2048   /* deferred TBZ clears per file */
+#define FS_AHEAD_MAX 255   /* units allocated ahead per transaction */
 
 /* One file descriptor as this host knows it.  Table entries are shared by
  * every user on the host and reference counted. */
@@ -299,6 +299,12 @@ struct fs_inode {
 		struct fs_pb *pb;   /* allocated at first use, kept */
 	} pbc[FS_PBC_SETS][FS_PBC_WAYS];
 	uint64_t pbc_tick;
+	/* Bumped (under pbc_m) whenever the pointer block or directory
+	 * cache is forgotten.  A block read from disk goes into a cache only
+	 * if no forget came between the read and the fill: a reader with rw
+	 * shared that read a block just before another thread found it stale
+	 * (record moved, lock acquired) must not put it back after. */
+	uint64_t cache_epoch;
 	/* Directory blocks (dir.c) by offset in the directory, as the
 	 * directory was when its lock record showed version dc_ver (0: not
 	 * known to be current).  Every change of ours goes into it as it is
@@ -408,13 +414,18 @@ void fs_dir_unpin_all(struct fs_vol *v);
  * Before an operation that reads dir without holding its lock: read its
  * lock record; when it still shows the version the cache was current at
  * (and nobody holds it exclusively), keep the cached FD and blocks, else
- * read a fresh FD and empty the cache.  *ver is the version seen (0 if it
- * may not be cached); fs_dir_cache_seal(dir, ver) after the operation
- * read what it needed marks what was read current if the record still
- * shows ver.  Callers hold dir->rw shared and not the lock.
+ * read a fresh FD and empty the cache.  seen->ver is the version seen (0
+ * if it may not be cached); fs_dir_cache_seal(dir, seen) after the
+ * operation read what it needed marks what was read current if the record
+ * still shows that version and nothing emptied the cache (or set the FD)
+ * since the check.  Callers hold dir->rw shared and not the lock.
  */
-int fs_dir_cache_check(struct fs_inode *dir, uint64_t *ver);
-void fs_dir_cache_seal(struct fs_inode *dir, uint64_t ver);
+struct fs_dc_seen {
+	uint64_t ver;               /* record version seen (0: do not seal) */
+	uint64_t epoch;             /* dir->cache_epoch after the check */
+};
+int fs_dir_cache_check(struct fs_inode *dir, struct fs_dc_seen *seen);
+void fs_dir_cache_seal(struct fs_inode *dir, const struct fs_dc_seen *seen);
 
 /* Make dir (a fresh FD, map/unit set here) an empty directory in tx. */
 int fs_dir_init(struct fs_tx *tx, struct fs_inode *dir);
