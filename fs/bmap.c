@@ -58,6 +58,7 @@ void fs_bmap_forget(struct fs_inode *ino)
 	for (unsigned s = 0; s < FS_PBC_SETS; s++)
 		for (unsigned w = 0; w < FS_PBC_WAYS; w++)
 			ino->pbc[s][w].addr = 0;
+	ino->cache_epoch++;         /* reads begun before stay out */
 	pthread_mutex_unlock(&ino->pbc_m);
 }
 
@@ -84,12 +85,15 @@ static struct fs_pbc_ent *cache_find(struct fs_inode *ino, uint64_t a)
 	return NULL;
 }
 
-/* Copy PB a out of the cache: 0, or -ENOENT if it is not there. */
-static int cache_get(struct fs_inode *ino, uint64_t a, struct fs_pb *out)
+/* Copy PB a out of the cache: 0, or -ENOENT if it is not there (then
+ * *epoch is what a fill with the block read from disk now must find). */
+static int cache_get(struct fs_inode *ino, uint64_t a, struct fs_pb *out,
+		     uint64_t *epoch)
 {
 	struct fs_pbc_ent *e;
 
 	pthread_mutex_lock(&ino->pbc_m);
+	*epoch = ino->cache_epoch;
 	e = cache_find(ino, a);
 	if (e)
 		*out = *e->pb;
@@ -112,12 +116,17 @@ static int cache_get_addr(struct fs_inode *ino, uint64_t a, unsigned idx,
 }
 
 /* Put PB a into the cache, replacing the set's least recently used way.
- * A failed allocation only leaves it uncached. */
-static void cache_put(struct fs_inode *ino, uint64_t a, const struct fs_pb *pb)
+ * A failed allocation only leaves it uncached.  epoch (NULL for what a
+ * transaction puts): as cache_get gave it before the block was read; a
+ * forget since (another thread found the map stale) keeps it out. */
+static void cache_put(struct fs_inode *ino, uint64_t a, const struct fs_pb *pb,
+		      const uint64_t *epoch)
 {
 	struct fs_pbc_ent *set, *e;
 
 	pthread_mutex_lock(&ino->pbc_m);
+	if (epoch && *epoch != ino->cache_epoch)
+		goto out;
 	e = cache_find(ino, a);
 	if (!e) {
 		set = pbc_set(ino, a);
@@ -146,10 +155,10 @@ static int pb_get(struct fs_inode *ino, struct fs_tx *tx, uint64_t a,
 {
 	struct fs_vol *v = ino->v;
 	unsigned char *b;
-	uint64_t off;
+	uint64_t off, epoch;
 	int ret;
 
-	if (!cache_get(ino, a, out))
+	if (!cache_get(ino, a, out, &epoch))
 		return 0;
 	if (!fs_addr_valid(v, a, FS_R_PB))
 		return fs_bad_meta(v, -FS_E_CORRUPT, "pointer block address",
@@ -180,7 +189,7 @@ static int pb_get(struct fs_inode *ino, struct fs_tx *tx, uint64_t a,
 		ret = fs_geom_see(v, out->addr, FS_PB_ADDRS);
 	free(b);
 	if (!ret)
-		cache_put(ino, a, out);
+		cache_put(ino, a, out, &epoch);
 	return ret;
 }
 
@@ -197,7 +206,7 @@ static int pb_put(struct fs_tx *tx, struct fs_inode *ino, uint64_t a,
 	ret = fs_tx_put(tx, fs_addr_ext(a), fs_res_off(v, a), b);
 	free(b);
 	if (!ret)
-		cache_put(ino, a, pb);
+		cache_put(ino, a, pb, NULL);
 	return ret;
 }
 

@@ -62,6 +62,7 @@ static void dc_drop_locked(struct fs_inode *dir)
 	}
 	dir->dc_n = 0;
 	dir->dc_ver = 0;
+	dir->cache_epoch++;             /* reads begun before stay out */
 }
 
 void fs_dir_cache_drop(struct fs_inode *dir)
@@ -83,12 +84,15 @@ static struct fs_dcent **dc_chain(struct fs_inode *dir, uint64_t foff)
 	return &dir->dc[(foff / FS_BLOCK) % FS_DC_BUCKETS];
 }
 
-/* The cached image of block foff into b: true if there was one. */
-static bool dc_get(struct fs_inode *dir, uint64_t foff, unsigned char *b)
+/* The cached image of block foff into b: true if there was one; else
+ * *epoch is what a fill of the block read from disk now must find. */
+static bool dc_get(struct fs_inode *dir, uint64_t foff, unsigned char *b,
+		   uint64_t *epoch)
 {
 	bool hit = false;
 
 	pthread_mutex_lock(&dir->pbc_m);
+	*epoch = dir->cache_epoch;
 	if (dir->dc && dir->dc_n && dir->dc_gen == dir->fd.gen) {
 		for (struct fs_dcent *e = *dc_chain(dir, foff); e; e = e->next) {
 			if (e->foff == foff) {
@@ -102,12 +106,19 @@ static bool dc_get(struct fs_inode *dir, uint64_t foff, unsigned char *b)
 	return hit;
 }
 
-/* Block foff is b now (read, or put into the caller's transaction). */
-static void dc_put(struct fs_inode *dir, uint64_t foff, const unsigned char *b)
+/* Block foff is b now (put into the caller's transaction, or read from
+ * disk after dc_get gave epoch: kept only if nothing emptied the cache
+ * since, so a block read before another thread found the directory
+ * changed never comes back after it refilled the cache; epoch NULL for
+ * transactions, whose writer holds rw exclusively). */
+static void dc_put(struct fs_inode *dir, uint64_t foff, const unsigned char *b,
+		   const uint64_t *epoch)
 {
 	struct fs_dcent *e;
 
 	pthread_mutex_lock(&dir->pbc_m);
+	if (epoch && *epoch != dir->cache_epoch)
+		goto out;
 	if (dir->dc_n && dir->dc_gen != dir->fd.gen)
 		dc_drop_locked(dir);        /* the FD was made anew */
 	if (!dir->dc)
@@ -156,21 +167,21 @@ static int rec_version(struct fs_inode *dir, uint64_t *ver)
 	return ret;
 }
 
-int fs_dir_cache_check(struct fs_inode *dir, uint64_t *ver)
+int fs_dir_cache_check(struct fs_inode *dir, struct fs_dc_seen *seen)
 {
 	struct fs_fd fd;
 	bool ok;
-	int ret = rec_version(dir, ver);
+	int ret = rec_version(dir, &seen->ver);
 
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&dir->m);
 	pthread_mutex_lock(&dir->pbc_m);
-	ok = *ver && dir->held == LK_FREE && dir->dc_ver == *ver;
+	ok = seen->ver && dir->held == LK_FREE && dir->dc_ver == seen->ver;
 	pthread_mutex_unlock(&dir->pbc_m);
 	pthread_mutex_unlock(&dir->m);
 	if (ok) {
-		*ver = 0;                   /* current: nothing to seal */
+		seen->ver = 0;              /* current: nothing to seal */
 		return 0;
 	}
 	/* someone else may have changed it: a fresh snapshot */
@@ -183,20 +194,26 @@ int fs_dir_cache_check(struct fs_inode *dir, uint64_t *ver)
 		fs_bmap_forget(dir);
 		fs_dir_cache_drop(dir);
 	}
+	/* another reader that sets an FD it read earlier (older than ours)
+	 * empties the cache after this: then we must not seal */
+	pthread_mutex_lock(&dir->pbc_m);
+	seen->epoch = dir->cache_epoch;
+	pthread_mutex_unlock(&dir->pbc_m);
 	pthread_mutex_unlock(&dir->m);
 	return 0;
 }
 
-void fs_dir_cache_seal(struct fs_inode *dir, uint64_t ver)
+void fs_dir_cache_seal(struct fs_inode *dir, const struct fs_dc_seen *seen)
 {
 	uint64_t now;
 
-	if (!ver || rec_version(dir, &now) || now != ver)
+	if (!seen->ver || rec_version(dir, &now) || now != seen->ver)
 		return;
 	pthread_mutex_lock(&dir->m);
 	pthread_mutex_lock(&dir->pbc_m);
-	if (dir->held == LK_FREE && dir->dc_gen == dir->fd.gen)
-		dir->dc_ver = ver;
+	if (dir->held == LK_FREE && dir->dc_gen == dir->fd.gen &&
+	    dir->cache_epoch == seen->epoch)
+		dir->dc_ver = seen->ver;
 	pthread_mutex_unlock(&dir->pbc_m);
 	pthread_mutex_unlock(&dir->m);
 }
@@ -264,14 +281,14 @@ static bool unlocked(const struct fs_tx *tx, struct fs_inode *dir)
 }
 
 static int dblk_read(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
-		     unsigned char *b)
+		     unsigned char *b, uint64_t *epoch)
 {
 	unsigned ext;
 	uint64_t off;
 	int ret;
 
 	/* the cache holds what a transaction of ours put too */
-	if (dc_get(dir, foff, b))
+	if (dc_get(dir, foff, b, epoch))
 		return 1;
 	ret = dblk_loc(dir, foff, &ext, &off);
 
@@ -288,17 +305,18 @@ static int dblk_read(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 static int read_dh(struct fs_tx *tx, struct fs_inode *dir, struct fs_dh *h)
 {
 	unsigned char *b = fs_balloc(FS_BLOCK);
+	uint64_t epoch;
 	int ret;
 
 	if (!b)
 		return -ENOMEM;
-	ret = dblk_read(tx, dir, 0, b);
+	ret = dblk_read(tx, dir, 0, b, &epoch);
 	if (ret == 1) {
 		ret = fs_dh_in(b, h);          /* cached: decoded before */
 	} else if (!ret) {
 		ret = fs_dh_in(b, h);
 		if (!ret)
-			dc_put(dir, 0, b);
+			dc_put(dir, 0, b, &epoch);
 		if (ret && unlocked(tx, dir))
 			ret = -EAGAIN;
 		else if (ret)
@@ -313,17 +331,18 @@ static int read_db(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 		   struct fs_db *d)
 {
 	unsigned char *b = fs_balloc(FS_BLOCK);
+	uint64_t epoch;
 	int ret;
 
 	if (!b)
 		return -ENOMEM;
-	ret = dblk_read(tx, dir, foff, b);
+	ret = dblk_read(tx, dir, foff, b, &epoch);
 	if (ret == 1) {
 		ret = fs_db_in(b, d);          /* cached: decoded before */
 	} else if (!ret) {
 		ret = fs_db_in(b, d);
 		if (!ret)
-			dc_put(dir, foff, b);
+			dc_put(dir, foff, b, &epoch);
 		if (ret && unlocked(tx, dir))
 			ret = -EAGAIN;
 		else if (ret)
@@ -366,7 +385,7 @@ static int dblk_put(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 	ret = fs_tx_put(tx, ext, off, b);
 	/* the cache follows the transaction (emptied if it aborts) */
 	if (!ret)
-		dc_put(dir, foff, b);
+		dc_put(dir, foff, b, NULL);
 	return ret;
 }
 

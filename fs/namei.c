@@ -89,13 +89,13 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 		return ret;
 	fs_dir_pin(d);
 	for (unsigned try = 0; ; try++) {
-		uint64_t ver = 0;
+		struct fs_dc_seen seen = { 0 };
 
 		pthread_rwlock_rdlock(&d->rw);
 		if (d->held == LK_FREE) {
 			/* not held here: the cached directory if its lock
 			 * record says nobody changed it, else a snapshot */
-			ret = fs_dir_cache_check(d, &ver);
+			ret = fs_dir_cache_check(d, &seen);
 		} else if (!d->valid) {
 			struct fs_fd fd;
 
@@ -114,7 +114,7 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 		if (!ret)
 			ret = fs_dir_find(NULL, d, name, &de);
 		if (ret == 0 || ret == -ENOENT)
-			fs_dir_cache_seal(d, ver);
+			fs_dir_cache_seal(d, &seen);
 		pthread_rwlock_unlock(&d->rw);
 		if (ret != -EAGAIN || (ret = again(v, dir, try)))
 			break;
@@ -810,17 +810,17 @@ static int rd_unlocked(fs_vol *v, struct fs_inode *d, struct rd_ctx *c)
 	int ret;
 
 	for (unsigned try = 0; ; try++) {
-		uint64_t ver = 0;
+		struct fs_dc_seen seen = { 0 };
 
 		pthread_rwlock_rdlock(&d->rw);
-		ret = fs_dir_cache_check(d, &ver);
+		ret = fs_dir_cache_check(d, &seen);
 		if (!ret && d->fd.type != FS_T_DIR)
 			ret = -ENOTDIR;
 		r.n = 0;
 		if (!ret)
 			ret = fs_dir_iterate(d, rd_collect, &r);
 		if (!ret)
-			fs_dir_cache_seal(d, ver);
+			fs_dir_cache_seal(d, &seen);
 		pthread_rwlock_unlock(&d->rw);
 		if (ret != -EAGAIN || (ret = again(v, d->addr, try)))
 			break;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
 #include <cmocka.h>
 
 #include "fs/fs_int.h"
@@ -341,6 +342,67 @@ static void test_dir_cache_hosts(void **state)
 	fs_umount(vr);
 }
 
+/* Threads of one host look a name up while another host adds and removes
+ * it: a block one reader read just before the change must never be put
+ * back into the cache after another reader refilled it and sealed it as
+ * current (the lookup right after each change must see it). */
+struct dc_race {
+	uint64_t dir;
+	volatile int stop;
+};
+
+static void *dc_race_reader(void *arg)
+{
+	struct dc_race *r = arg;
+	struct fs_stat st;
+
+	while (!r->stop)
+		(void)fs_lookup(va, r->dir, "x", &st);
+	return NULL;
+}
+
+static void test_dir_cache_readers(void **state)
+{
+	enum { READERS = 6 };
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct dc_race r = { 0 };
+	pthread_t t[READERS];
+	unsigned steps = 1500, bad = 0;
+	const char *e = getenv("DC_RACE_STEPS");
+
+	(void)state;
+	if (e)
+		steps = (unsigned)atoi(e);
+	r.dir = mk_(va, root, "racedir", FS_TYPE_DIR);
+	for (unsigned i = 0; i < READERS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, dc_race_reader, &r), 0);
+	for (unsigned step = 0; step < steps && !bad; step++) {
+		bool present = step % 2 == 0;
+		struct fs_stat st;
+		int ret;
+
+		if (present)
+			ret = fs_create(vb, r.dir, "x", &a, &st);
+		else
+			ret = fs_unlink(vb, r.dir, "x");
+		assert_int_equal(ret, 0);
+		/* a few lookups: the first may refill, the others trust it */
+		for (unsigned q = 0; q < 3; q++) {
+			ret = fs_lookup(va, r.dir, "x", &st);
+			if (ret != (present ? 0 : -ENOENT)) {
+				print_message("step %u lookup %u: %d, should be %s\n",
+					      step, q, ret,
+					      present ? "present" : "absent");
+				bad++;
+			}
+		}
+	}
+	r.stop = 1;
+	for (unsigned i = 0; i < READERS; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_unlink_busy),
 		cmocka_unit_test(test_space_back),
 		cmocka_unit_test(test_dir_cache_hosts),
+		cmocka_unit_test(test_dir_cache_readers),
 	};
 
 	return cmocka_run_group_tests_name("fs_namei", tests, setup, teardown);
