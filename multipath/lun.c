@@ -412,6 +412,7 @@ int mp_io_submit_share(mp_share *s, struct mp_io *io)
 }
 
 #define SPIN_LOOKS 2000     /* ~ 20-60 us of pause instructions */
+#define SPIN_MAX_NS 60000   /* spin only where waits are about this short */
 /* Spinning waiters beyond the CPUs that are free for them only take CPU
  * from the threads that complete their I/O: half the CPUs may spin. */
 static int spinners, max_spinners = 1;
@@ -428,9 +429,20 @@ bool mp_in_completion(void)
 	return in_completion > 0;
 }
 
+/* A synchronous wait took ns: a moving average of 1/8 (races between
+ * waiters only blur it). */
+static void note_wait(struct mp_lun *lun, uint64_t ns)
+{
+	uint64_t avg = __atomic_load_n(&lun->wait_ns, __ATOMIC_RELAXED);
+
+	avg = ns > avg ? avg + (ns - avg) / 8 : avg - (avg - ns) / 8;
+	__atomic_store_n(&lun->wait_ns, avg, __ATOMIC_RELAXED);
+}
+
 int mp_io_wait(struct mp_io *io)
 {
 	unsigned s = stripe_of(io);
+	bool spin;
 
 	int st = __atomic_load_n(&io->state_, __ATOMIC_ACQUIRE);
 
@@ -438,22 +450,31 @@ int mp_io_wait(struct mp_io *io)
 		return -EINVAL;
 	if (in_completion && st != IO_DONE)
 		return -EDEADLK;
-	/* Most synchronous I/O completes within tens of microseconds: look
-	 * for a while before sleeping, which saves the waiter a futex sleep
-	 * and wake-up (about as long as a fast I/O itself). */
-	if (__atomic_add_fetch(&spinners, 1, __ATOMIC_ACQ_REL) <= max_spinners) {
-		for (unsigned i = 0; i < SPIN_LOOKS && st != IO_DONE; i++) {
-			__builtin_ia32_pause();
-			st = __atomic_load_n(&io->state_, __ATOMIC_ACQUIRE);
+	/* Synchronous I/O on a fast LUN completes within tens of
+	 * microseconds: look for a while before sleeping, which saves the
+	 * waiter a futex sleep and wake-up (about as long as a fast I/O
+	 * itself).  Not for a flush, nor on a LUN whose recent waits were
+	 * longer than the look: there it only burns the CPU that the
+	 * completing threads (and, on a small machine, other hosts) need. */
+	spin = io->op != MP_OP_FLUSH &&
+	       __atomic_load_n(&io->lun_->wait_ns, __ATOMIC_RELAXED) < SPIN_MAX_NS;
+	if (spin) {
+		if (__atomic_add_fetch(&spinners, 1, __ATOMIC_ACQ_REL) <= max_spinners) {
+			for (unsigned i = 0; i < SPIN_LOOKS && st != IO_DONE; i++) {
+				__builtin_ia32_pause();
+				st = __atomic_load_n(&io->state_, __ATOMIC_ACQUIRE);
+			}
 		}
+		__atomic_sub_fetch(&spinners, 1, __ATOMIC_ACQ_REL);
 	}
-	__atomic_sub_fetch(&spinners, 1, __ATOMIC_ACQ_REL);
-	if (st == IO_DONE)
-		return io->result;
-	pthread_mutex_lock(&wait_stripes[s].m);
-	while (__atomic_load_n(&io->state_, __ATOMIC_ACQUIRE) != IO_DONE)
-		pthread_cond_wait(&wait_stripes[s].c, &wait_stripes[s].m);
-	pthread_mutex_unlock(&wait_stripes[s].m);
+	if (st != IO_DONE) {
+		pthread_mutex_lock(&wait_stripes[s].m);
+		while (__atomic_load_n(&io->state_, __ATOMIC_ACQUIRE) != IO_DONE)
+			pthread_cond_wait(&wait_stripes[s].c, &wait_stripes[s].m);
+		pthread_mutex_unlock(&wait_stripes[s].m);
+	}
+	if (io->op != MP_OP_FLUSH)
+		note_wait(io->lun_, mp_now_ns() - io->start_ns_);
 	return io->result;
 }
 

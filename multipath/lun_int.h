@@ -40,6 +40,8 @@ struct mp_lun {
 	unsigned flags;
 	unsigned resconflict_ms;
 	bool fenced;                /* atomic: read on every submit */
+	uint64_t wait_ns;           /* atomic: recent mp_io_wait latency
+				     * (moving average), for spinning */
 
 	pthread_mutex_t lock;
 	pthread_cond_t idle;        /* inflight + queued == 0 */
