@@ -79,10 +79,10 @@ stamp=$LUN.ready-$size_bytes-$FILES
 if [ ! -e "$stamp" ]; then
 	rm -f "$LUN" "$LUN".ready-* "$RAWF"
 	avail=$(df -P -B1 "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
-	[ "$avail" -gt $((2 * size_bytes + (2 << 30))) ] ||
+	[ "$avail" -gt $((2 * size_bytes + (3 << 30))) ] ||
 		die "not enough space in $BENCH_DIR for two $SIZE files"
 	echo "bench-fs: formatting $LUN and writing a $SIZE file in it"
-	truncate -s $((size_bytes + (1 << 30))) "$LUN"
+	truncate -s $((size_bytes + (2 << 30))) "$LUN"   # data, descriptors, journals
 	"$BIN/mkfs.vmfs" -f -L bench -H 8 -i "$FILES" "$LUN" >/dev/null
 	"$FS_BENCH" prep --host bench-prep --file big.img --size "$size_bytes" \
 		"$LUN" 2>>"$OUT/prep.log" || die "prep: $(tail -n 5 "$OUT/prep.log")"
