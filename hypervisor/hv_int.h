@@ -167,6 +167,7 @@ struct hv_vm {
 	struct hv_vcpu vcpu[HV_MAX_VCPUS];
 	bool have_irqfd, have_ioeventfd;
 	bool sw_backend;	/* kvm_pvm: guest ring 0 is emulated */
+	atomic_uint fixups[8];	/* instructions vmrun performed, by hv_insn_op */
 
 	struct hv_uart uart;
 	struct hv_pci pci;

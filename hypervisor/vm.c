@@ -247,6 +247,7 @@ static bool fixup_emulation(struct hv_vcpu *c)
 		       (s.cs.selector & 3) == 3);
 	if (hv_insn_decode(code, n, &in) < 0)
 		return false;
+	atomic_fetch_add(&c->vm->fixups[in.op & 7], 1);
 	switch (in.op) {
 	case HV_INSN_FWAIT:
 		r.rip += in.len;
@@ -290,6 +291,69 @@ static void dump_vcpu(struct hv_vcpu *c)
 	       (unsigned long long)s.efer, bytes);
 }
 
+/*
+ * Guest RIP sampling (VMRUN_PROFILE=file): where an emulated guest spends
+ * its time.  A thread kicks vCPU 0 every 10 ms; the vCPU thread, back from
+ * KVM_RUN with EINTR, records its RIP; the counts are written every 30 s
+ * and at the end, "count rip" per line.  Off unless asked for.
+ */
+#define PROF_SLOTS	65536
+static struct {
+	const char *path;
+	atomic_int want;
+	uint64_t rip[PROF_SLOTS];
+	uint32_t count[PROF_SLOTS];
+	pthread_t thread;
+	bool started;
+} prof;
+
+static void prof_record(struct hv_vcpu *c)
+{
+	struct kvm_regs r;
+	uint64_t h;
+
+	if (!atomic_exchange(&prof.want, 0) || ioctl(c->fd, KVM_GET_REGS, &r) < 0)
+		return;
+	h = (r.rip * 0x9e3779b97f4a7c15ull) >> 48;
+	for (unsigned i = 0; i < PROF_SLOTS; i++, h = (h + 1) % PROF_SLOTS) {
+		if (prof.count[h] == 0 || prof.rip[h] == r.rip) {
+			prof.rip[h] = r.rip;
+			prof.count[h]++;
+			return;
+		}
+	}
+}
+
+static void prof_write(void);
+
+static void *prof_thread(void *arg)
+{
+	struct hv_vm *vm = arg;
+
+	for (unsigned n = 1; !atomic_load(&vm->exit_why); n++) {
+		usleep(10000);
+		atomic_store(&prof.want, 1);
+		pthread_kill(vm->vcpu[0].thread, KICK_SIGNAL);
+		if (n % 3000 == 0)
+			prof_write();	/* every 30 s: a long boot can be read
+					 * while it runs (counts racy, fine) */
+	}
+	return NULL;
+}
+
+static void prof_write(void)
+{
+	FILE *f = fopen(prof.path, "w");
+
+	if (!f)
+		return;
+	for (unsigned i = 0; i < PROF_SLOTS; i++)
+		if (prof.count[i])
+			fprintf(f, "%u %llx\n", prof.count[i],
+				(unsigned long long)prof.rip[i]);
+	fclose(f);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct hv_vcpu *c = arg;
@@ -302,8 +366,11 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	while (!atomic_load(&vm->exit_why)) {
 		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				if (prof.path && c->id == 0)
+					prof_record(c);
 				continue;
+			}
 			hv_log("vcpu %u: KVM_RUN: %s", c->id, strerror(errno));
 			hv_vm_request_exit(vm, HV_EXIT_ERROR);
 			break;
@@ -700,6 +767,10 @@ int hv_vm_run(hv_vm *vm)
 		}
 		vm->vcpu[i].started = true;
 	}
+	prof.path = getenv("VMRUN_PROFILE");
+	if (prof.path && vm->vcpu[0].started)
+		prof.started = pthread_create(&prof.thread, NULL, prof_thread,
+					      vm) == 0;
 	pthread_mutex_lock(&vm->lock);
 	while (!atomic_load(&vm->exit_why)) {
 		struct timespec ts;
@@ -726,8 +797,24 @@ int hv_vm_run(hv_vm *vm)
 			pthread_join(vm->vcpu[i].thread, NULL);
 		vm->vcpu[i].started = false;
 	}
+	if (prof.started) {
+		pthread_join(prof.thread, NULL);
+		prof_write();
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	hv_uart_flush(&vm->uart);
+	if (vm->sw_backend) {
+		static const char *const name[8] = {
+			[HV_INSN_INT3] = "INT3", [HV_INSN_FWAIT] = "FWAIT",
+			[HV_INSN_LDMXCSR] = "LDMXCSR",
+			[HV_INSN_STMXCSR] = "STMXCSR",
+		};
+
+		for (unsigned i = 0; i < 8; i++)
+			if (atomic_load(&vm->fixups[i]) && name[i])
+				hv_log("performed for kvm_pvm: %s x%u", name[i],
+				       atomic_load(&vm->fixups[i]));
+	}
 	return why;
 }
 
