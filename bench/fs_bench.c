@@ -136,14 +136,6 @@ static void *job_main(void *arg)
 
 /* ---- one thread, o.depth requests in flight (fs_aio) ---- */
 
-/*
- * As an asynchronous application drives the library: a completion
- * callback submits the slot's next request itself, on the device layer's
- * completion thread (no hand-over to another thread per request).  What
- * fs_aio_submit refuses there (-EWOULDBLOCK: a request that would have to
- * wait) and the first requests are submitted by the job's thread.
- */
-
 #define MAX_DEPTH 64
 
 struct slot {
@@ -154,84 +146,25 @@ struct slot {
 
 static pthread_mutex_t done_m = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_c = PTHREAD_COND_INITIALIZER;
-static unsigned todo_q[MAX_DEPTH], todo_n;   /* slots for the job thread */
-static unsigned aio_inflight;                  /* under done_m */
-static struct job *aio_job;
-static uint64_t aio_pos;
-
-/* Under done_m: the slot's next request, or false when the run is over. */
-static bool aio_next(struct slot *s)
-{
-	struct job *j = aio_job;
-	uint64_t blocks = fsize / o.bs, blk;
-
-	if (phase == 2 || j->errors > 100)
-		return false;
-	blk = is_rand ? next_rand(&j->rng) % blocks : aio_pos;
-	aio_pos = aio_pos + 1 < blocks ? aio_pos + 1 : 0;
-	s->a.write = !is_read;
-	s->a.len = o.bs;
-	s->a.off = blk * o.bs;
-	s->t0 = now_ns();
-	aio_inflight++;
-	return true;
-}
-
-/* Under done_m: a request that will not complete (refused). */
-static void aio_refused(int ret)
-{
-	struct job *j = aio_job;
-
-	aio_inflight--;
-	if (!j->errors++)
-		j->first_error = ret;
-	pthread_cond_signal(&done_c);
-}
+static unsigned done_q[MAX_DEPTH], done_n;
 
 static void aio_cb(struct fs_aio *a)
 {
 	struct slot *sl = a->priv;
-	struct job *j = aio_job;
-	uint64_t t1 = now_ns();
-	bool go;
-	int ret;
 
 	pthread_mutex_lock(&done_m);
-	aio_inflight--;
-	if (a->result != (ssize_t)o.bs) {
-		if (!j->errors++)
-			j->first_error = a->result < 0 ? (int)a->result : -EIO;
-	} else if (phase == 1) {
-		j->ops++;
-		j->lat_ns += t1 - sl->t0;
-	}
-	go = aio_next(sl);
-	/* served synchronously inside the job thread's submit: no nesting */
-	if (go && !mp_in_completion()) {
-		todo_q[todo_n++] = sl->id;
-		go = false;
-	}
+	done_q[done_n++] = sl->id;
 	pthread_cond_signal(&done_c);
-	pthread_mutex_unlock(&done_m);
-	if (!go)
-		return;
-	ret = fs_aio_submit(file, a);
-	if (!ret)
-		return;
-	pthread_mutex_lock(&done_m);
-	if (ret == -EWOULDBLOCK) {
-		todo_q[todo_n++] = sl->id;   /* still counted in flight */
-		pthread_cond_signal(&done_c);
-	} else {
-		aio_refused(ret);
-	}
 	pthread_mutex_unlock(&done_m);
 }
 
 static void *job_aio(void *arg)
 {
 	struct job *j = arg;
+	uint64_t blocks = fsize / o.bs, pos = 0;
 	struct slot *sl = calloc(o.depth, sizeof(*sl));
+	unsigned inflight = 0;
+
 	unsigned ok = 0;
 
 	for (unsigned i = 0; sl && i < o.depth; i++) {
@@ -240,46 +173,69 @@ static void *job_aio(void *arg)
 		if (!sl[i].a.buf)
 			break;
 		memset(sl[i].a.buf, 0x5a + (int)i, o.bs);
-		sl[i].a.cb = aio_cb;
-		sl[i].a.priv = &sl[i];
 		ok++;
 	}
 	if (!sl || ok != o.depth) {
 		j->errors++;
 		j->first_error = -ENOMEM;
-		goto out;
+		return NULL;
 	}
-	aio_job = j;
-	pthread_mutex_lock(&done_m);
+	/* every slot starts free to submit (t0 == 0) */
 	for (unsigned i = 0; i < o.depth; i++)
-		if (aio_next(&sl[i]))
-			todo_q[todo_n++] = i;
+		done_q[done_n++] = i;
 	for (;;) {
-		unsigned q[MAX_DEPTH], n = todo_n;
+		unsigned q[MAX_DEPTH], n;
+		uint64_t t1;
 
-		if (!n) {
-			if ((phase == 2 || j->errors > 100) && !aio_inflight)
-				break;
+		pthread_mutex_lock(&done_m);
+		while (!done_n)
 			pthread_cond_wait(&done_c, &done_m);
-			continue;
-		}
-		memcpy(q, todo_q, n * sizeof(q[0]));
-		todo_n = 0;
+		n = done_n;
+		memcpy(q, done_q, n * sizeof(q[0]));
+		done_n = 0;
 		pthread_mutex_unlock(&done_m);
+		t1 = now_ns();
 		for (unsigned k = 0; k < n; k++) {
-			int ret = fs_aio_submit(file, &sl[q[k]].a);
+			struct slot *s = &sl[q[k]];
+			uint64_t blk;
+			int ret;
 
+			if (s->t0) {             /* a completion */
+				inflight--;
+				if (s->a.result != (ssize_t)o.bs) {
+					if (!j->errors++)
+						j->first_error = s->a.result < 0 ?
+							(int)s->a.result : -EIO;
+				} else if (phase == 1) {
+					j->ops++;
+					j->lat_ns += t1 - s->t0;
+				}
+			}
+			if (phase == 2 || j->errors > 100) {
+				s->t0 = 0;
+				continue;
+			}
+			blk = is_rand ? next_rand(&j->rng) % blocks : pos;
+			pos = pos + 1 < blocks ? pos + 1 : 0;
+			s->a.write = !is_read;
+			s->a.len = o.bs;
+			s->a.off = blk * o.bs;
+			s->a.cb = aio_cb;
+			s->a.priv = s;
+			s->t0 = now_ns();
+			inflight++;
+			ret = fs_aio_submit(file, &s->a);
 			if (ret) {
-				pthread_mutex_lock(&done_m);
-				aio_refused(ret);
-				pthread_mutex_unlock(&done_m);
+				inflight--;
+				s->t0 = 0;
+				if (!j->errors++)
+					j->first_error = ret;
 			}
 		}
-		pthread_mutex_lock(&done_m);
+		if ((phase == 2 || j->errors > 100) && !inflight)
+			break;
 	}
-	pthread_mutex_unlock(&done_m);
-out:
-	for (unsigned i = 0; sl && i < o.depth; i++)
+	for (unsigned i = 0; i < o.depth; i++)
 		free(sl[i].a.buf);
 	free(sl);
 	return NULL;
