@@ -169,7 +169,6 @@ static int rec_version(struct fs_inode *dir, uint64_t *ver)
 
 int fs_dir_cache_check(struct fs_inode *dir, struct fs_dc_seen *seen)
 {
-	struct fs_fd fd;
 	bool ok;
 	int ret = rec_version(dir, &seen->ver);
 
@@ -184,10 +183,27 @@ int fs_dir_cache_check(struct fs_inode *dir, struct fs_dc_seen *seen)
 		seen->ver = 0;              /* current: nothing to seal */
 		return 0;
 	}
-	/* someone else may have changed it: a fresh snapshot */
-	ret = fs_fd_read(dir->v, dir->addr, &fd);
+	return 1;                           /* fs_dir_cache_refresh first */
+}
+
+int fs_dir_cache_refresh(struct fs_inode *dir, struct fs_dc_seen *seen)
+{
+	struct fs_fd fd;
+	/* someone else may have changed it: a fresh snapshot, read after
+	 * the record showed seen->ver */
+	int ret = fs_fd_read(dir->v, dir->addr, &fd);
+
 	if (ret)
 		return ret;
+	/* other readers use dir->fd (and the caches) with rw shared: it
+	 * changes only with rw exclusive; one refresh at a time, and new
+	 * unlocked readers wait for it (fs_dir_cache_enter) */
+	pthread_mutex_lock(&dir->m);
+	while (dir->dc_refreshing)
+		pthread_cond_wait(&dir->filled, &dir->m);
+	__atomic_store_n(&dir->dc_refreshing, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&dir->m);
+	pthread_rwlock_wrlock(&dir->rw);
 	pthread_mutex_lock(&dir->m);
 	if (dir->held == LK_FREE) {
 		dir->fd = fd;
@@ -200,7 +216,22 @@ int fs_dir_cache_check(struct fs_inode *dir, struct fs_dc_seen *seen)
 	seen->epoch = dir->cache_epoch;
 	pthread_mutex_unlock(&dir->pbc_m);
 	pthread_mutex_unlock(&dir->m);
+	pthread_rwlock_unlock(&dir->rw);
+	pthread_mutex_lock(&dir->m);
+	__atomic_store_n(&dir->dc_refreshing, 0, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&dir->filled);
+	pthread_mutex_unlock(&dir->m);
 	return 0;
+}
+
+void fs_dir_cache_enter(struct fs_inode *dir)
+{
+	if (!__atomic_load_n(&dir->dc_refreshing, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&dir->m);
+	while (dir->dc_refreshing)
+		pthread_cond_wait(&dir->filled, &dir->m);
+	pthread_mutex_unlock(&dir->m);
 }
 
 void fs_dir_cache_seal(struct fs_inode *dir, const struct fs_dc_seen *seen)

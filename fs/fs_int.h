@@ -319,6 +319,10 @@ struct fs_inode {
 	uint64_t dc_ver, dc_gen;
 	unsigned dc_n;
 	bool pinned;                /* in v->dpin (under v->lock) */
+	/* fs_dir_cache_refresh waiting for or holding rw exclusive (under m,
+	 * read atomically): unlocked readers wait before they take rw shared,
+	 * so a stream of them cannot starve it (glibc prefers readers) */
+	int dc_refreshing;
 
 	/* Write-behind of the map (file.c).  pend: units mapped "to be
 	 * zeroed" on disk that this host has written whole since, their
@@ -413,18 +417,25 @@ void fs_dir_unpin_all(struct fs_vol *v);
 /*
  * Before an operation that reads dir without holding its lock: read its
  * lock record; when it still shows the version the cache was current at
- * (and nobody holds it exclusively), keep the cached FD and blocks, else
- * read a fresh FD and empty the cache.  seen->ver is the version seen (0
- * if it may not be cached); fs_dir_cache_seal(dir, seen) after the
- * operation read what it needed marks what was read current if the record
- * still shows that version and nothing emptied the cache (or set the FD)
- * since the check.  Callers hold dir->rw shared and not the lock.
+ * (and nobody holds it exclusively), keep the cached FD and blocks (0),
+ * else 1: the caller lets go of dir->rw and calls fs_dir_cache_refresh,
+ * which reads a fresh FD and, with dir->rw exclusive (readers use the FD
+ * and caches with it shared), sets it and empties the cache; then takes
+ * dir->rw shared again.  seen->ver is the version seen (0 if it may not
+ * be cached); fs_dir_cache_seal(dir, seen) after the operation read what
+ * it needed marks what was read current if the record still shows that
+ * version and nothing emptied the cache (or set the FD) since the
+ * refresh.  Callers hold dir->rw shared (refresh: not) and not the lock.
  */
 struct fs_dc_seen {
 	uint64_t ver;               /* record version seen (0: do not seal) */
 	uint64_t epoch;             /* dir->cache_epoch after the check */
 };
 int fs_dir_cache_check(struct fs_inode *dir, struct fs_dc_seen *seen);
+int fs_dir_cache_refresh(struct fs_inode *dir, struct fs_dc_seen *seen);
+/* An unlocked reader of dir, before it takes dir->rw shared: wait while a
+ * refresh is under way. */
+void fs_dir_cache_enter(struct fs_inode *dir);
 void fs_dir_cache_seal(struct fs_inode *dir, const struct fs_dc_seen *seen);
 
 /* Make dir (a fresh FD, map/unit set here) an empty directory in tx. */

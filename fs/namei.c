@@ -91,11 +91,17 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 	for (unsigned try = 0; ; try++) {
 		struct fs_dc_seen seen = { 0 };
 
+		fs_dir_cache_enter(d);
 		pthread_rwlock_rdlock(&d->rw);
 		if (d->held == LK_FREE) {
 			/* not held here: the cached directory if its lock
 			 * record says nobody changed it, else a snapshot */
 			ret = fs_dir_cache_check(d, &seen);
+			if (ret == 1) {
+				pthread_rwlock_unlock(&d->rw);
+				ret = fs_dir_cache_refresh(d, &seen);
+				pthread_rwlock_rdlock(&d->rw);
+			}
 		} else if (!d->valid) {
 			struct fs_fd fd;
 
@@ -812,8 +818,14 @@ static int rd_unlocked(fs_vol *v, struct fs_inode *d, struct rd_ctx *c)
 	for (unsigned try = 0; ; try++) {
 		struct fs_dc_seen seen = { 0 };
 
+		fs_dir_cache_enter(d);
 		pthread_rwlock_rdlock(&d->rw);
 		ret = fs_dir_cache_check(d, &seen);
+		if (ret == 1) {
+			pthread_rwlock_unlock(&d->rw);
+			ret = fs_dir_cache_refresh(d, &seen);
+			pthread_rwlock_rdlock(&d->rw);
+		}
 		if (!ret && d->fd.type != FS_T_DIR)
 			ret = -ENOTDIR;
 		r.n = 0;

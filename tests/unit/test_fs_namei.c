@@ -348,7 +348,7 @@ static void test_dir_cache_hosts(void **state)
  * current (the lookup right after each change must see it). */
 struct dc_race {
 	uint64_t dir;
-	volatile int stop;
+	int stop;                   /* atomic */
 };
 
 static void *dc_race_reader(void *arg)
@@ -356,7 +356,7 @@ static void *dc_race_reader(void *arg)
 	struct dc_race *r = arg;
 	struct fs_stat st;
 
-	while (!r->stop)
+	while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED))
 		(void)fs_lookup(va, r->dir, "x", &st);
 	return NULL;
 }
@@ -398,7 +398,7 @@ static void test_dir_cache_readers(void **state)
 			}
 		}
 	}
-	r.stop = 1;
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < READERS; i++)
 		pthread_join(t[i], NULL);
 	assert_int_equal(bad, 0);
