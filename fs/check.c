@@ -26,6 +26,10 @@
 struct ck {
 	struct fs_vol *v;
 	bool repair;
+	/* the namespace walk could not read something that may reference
+	 * more (an FD, a directory, a pointer block): what it did not reach
+	 * is freed, but not discarded, so its data is still there */
+	bool partial;
 	unsigned errors, fixed;
 	/* referenced resources: one bitmap per extent and area */
 	uint8_t *ref[FS_MAX_EXTENTS][FS_AREAS];
@@ -249,6 +253,7 @@ static void walk_pb(struct ck *c, struct fs_inode *ino, uint64_t a, unsigned lv,
 	    pb.level != lv) {
 		say(c, true, "%s: pointer block %llx: %s", what,
 		    (unsigned long long)a, r ? fs_strerror(r) : "wrong owner or level");
+		c->partial = true;
 		return;
 	}
 	for (unsigned i = 0; i < FS_PB_ADDRS; i++) {
@@ -314,6 +319,8 @@ static int entry_cb(void *arg, const struct fs_dirent *de)
 		return 0;
 	}
 	r = fs_fd_read(c->v, de->fd, &fd);
+	if (r)
+		c->partial = true;
 	if (r || fd.type == FS_T_FREE || fd.gen != de->gen || fd.type != de->type) {
 		say(c, true, "directory %llx: entry '%s' -> %llx: %s",
 		    (unsigned long long)d->dir, de->name,
@@ -359,6 +366,7 @@ static int visit(struct ck *c, uint64_t a)
 		return r;
 	r = fs_fd_read(c->v, a, &ino->fd);
 	if (r) {
+		c->partial = true;
 		say(c, true, "%s: %s", what, fs_strerror(r));
 		fs_inode_put(ino);
 		return 0;
@@ -385,9 +393,11 @@ static int visit(struct ck *c, uint64_t a)
 		struct dctx d = { .c = c, .dir = a };
 
 		r = fs_dir_iterate(ino, entry_cb, &d);
-		if (r)
+		if (r) {
+			c->partial = true;
 			say(c, true, "directory %llx: %s", (unsigned long long)a,
 			    fs_strerror(r));
+		}
 		if (!r && ino->fd.nlink != 2 + d.subdirs) {
 			say(c, true, "directory %llx: link count %u, should be %u",
 			    (unsigned long long)a, ino->fd.nlink, 2 + d.subdirs);
@@ -477,6 +487,9 @@ static int check_bitmaps(struct ck *c)
 
 	if (!blk)
 		return -ENOMEM;
+	if (c->repair && c->partial)
+		printf("part of the namespace could not be read: blocks it may "
+		       "reference are freed but not discarded\n");
 	for (unsigned e = 0; e < v->sb.nextents; e++) {
 		for (unsigned ar = 0; ar < FS_AREAS; ar++) {
 			const struct fs_area *area = &v->sb.ext[e].area[ar];
@@ -529,8 +542,10 @@ static int check_bitmaps(struct ck *c)
 					else
 						continue;
 					/* freed blocks go back to the LUN once
-					 * the header saying so is durable */
-					if (leaked && ar == FS_A_FB &&
+					 * the header saying so is durable; not
+					 * when the walk missed part of the tree
+					 * (what it hides is not garbage) */
+					if (leaked && ar == FS_A_FB && !c->partial &&
 					    mp_lun_flush(v->ext[e].lun) == 0)
 						discard_leaked(c, e, cl, freed, rc.nres);
 				}

@@ -314,6 +314,62 @@ static void test_superblock(void **state)
 	assert_null(v);
 }
 
+/* fsck -y frees what the namespace walk did not reach, but it must not
+ * discard (punch, UNMAP) blocks when the walk was incomplete: a damaged
+ * directory hides the files under it, whose data is still there for a
+ * later repair to find. */
+static void test_fsck_partial_walk_keeps_data(void **state)
+{
+	const char *specs[1] = { path };
+	struct fs_create_args a = { .type = FS_TYPE_DIR, .mode = 0755 };
+	struct fs_check_opts o = { .watch_ms = 10, .repair = true };
+	struct fs_check_result r;
+	struct fs_inode *ino;
+	struct fs_stat st;
+	uint64_t dir, file, blk, data_off;
+	unsigned char *buf = tu_alloc(1 << 20), *back = tu_alloc(4096);
+	mp_lun *lun;
+	fs_file *f;
+	fs_vol *v;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	v = mount1();
+	assert_int_equal(fs_create(v, fs_root(v), "d", &a, &st), 0);
+	dir = st.ino;
+	a.type = FS_TYPE_FILE;
+	assert_int_equal(fs_create(v, dir, "keep", &a, &st), 0);
+	file = st.ino;
+	memset(buf, 0x5a, 1 << 20);
+	assert_int_equal(fs_open(v, file, FS_O_RDWR, &f), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(fs_pwrite(f, buf, 1 << 20, (uint64_t)i << 20),
+				 1 << 20);
+	assert_int_equal(fs_close(f), 0);
+	assert_int_equal(fs_inode_get(v, file, &ino), 0);
+	assert_int_equal(fs_fd_read(v, file, &ino->fd), 0);
+	assert_int_equal(fs_bmap_get(ino, 0, &blk), 0);
+	assert_true(blk && !(blk & FS_ADDR_TBZ));
+	data_off = fs_unit_off(v, blk);
+	fs_inode_put(ino);
+	/* the directory's bucket 0, where its one name is */
+	assert_int_equal(fs_inode_get(v, dir, &ino), 0);
+	assert_int_equal(fs_fd_read(v, dir, &ino->fd), 0);
+	assert_int_equal(fs_bmap_get(ino, FS_BLOCK / fs_unit(v, &ino->fd), &blk), 0);
+	flip(fs_unit_off(v, blk) + FS_BLOCK % fs_unit(v, &ino->fd) + 100);
+	fs_inode_put(ino);
+	fs_umount(v);
+
+	assert_int_equal(fs_check(specs, 1, &o, &r), 0);
+	assert_true(r.errors > 0);
+	assert_int_equal(mp_lun_open(path, NULL, &lun), 0);
+	assert_int_equal(mp_lun_pread(lun, back, 4096, data_off), 4096);
+	mp_lun_close(lun);
+	assert_memory_equal(back, buf, 4096);
+	free(buf);
+	free(back);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_pointer_block),
 		cmocka_unit_test(test_cluster_header),
 		cmocka_unit_test(test_superblock),
+		cmocka_unit_test(test_fsck_partial_walk_keeps_data),
 	};
 
 	return cmocka_run_group_tests_name("fs_corrupt", tests, setup, teardown);
