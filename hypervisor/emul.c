@@ -118,11 +118,48 @@ static int decode(const uint8_t *code, size_t avail, struct hv_insn *in)
 			return -ENOTSUP;
 		in->op = HV_INSN_FWAIT;
 		break;
+	case 0x90:
+		if (rep || lock || rex)
+			return -ENOTSUP;	/* F3 90 is PAUSE, 41 90 XCHG */
+		in->op = HV_INSN_NOP;
+		break;
 	case 0x0f:
 		if (p >= avail)
 			return -ENODATA;
-		if (code[p++] != 0xae)
+		switch (code[p++]) {
+		case 0x1f:		/* NOP r/m: any ModRM operand */
+			if (rep || lock)
+				return -ENOTSUP;
+			if (p >= avail)
+				return -ENODATA;
+			if (((code[p] >> 3) & 7) != 0)
+				return -ENOTSUP;
+			if ((code[p] >> 6) == 3)
+				p++;
+			else if ((ret = decode_modrm_mem(code, avail, &p, rex,
+							 in, &reg)))
+				return ret;
+			in->op = HV_INSN_NOP;
+			goto done;
+		case 0x1e:		/* F3 0F 1E FA: ENDBR64 */
+			if (!rep || opsize || lock || nseg)
+				return -ENOTSUP;
+			if (p >= avail)
+				return -ENODATA;
+			if (code[p++] != 0xfa)
+				return -ENOTSUP;
+			in->op = HV_INSN_NOP;
+			goto done;
+		case 0x07:		/* SYSRET: only the 64-bit form */
+			if (rex != 0x48 || p != 3)
+				return -ENOTSUP;
+			in->op = HV_INSN_SYSRETQ;
+			goto done;
+		case 0xae:
+			break;
+		default:
 			return -ENOTSUP;
+		}
 		/* 66/F2/F3 select other instructions in this group */
 		if (opsize || rep || lock)
 			return -ENOTSUP;
@@ -143,6 +180,7 @@ static int decode(const uint8_t *code, size_t avail, struct hv_insn *in)
 	default:
 		return -ENOTSUP;
 	}
+done:
 	in->len = (unsigned)p;
 	return 0;
 }

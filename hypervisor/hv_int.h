@@ -155,6 +155,10 @@ struct hv_vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	/* kvm_pvm: the breakpoint on the guest's #PF entry that completes
+	 * SYSCALLs from ring 3 (vm.c); 0 until armed */
+	uint64_t pf_entry;
+	unsigned arm_tries;
 };
 
 struct hv_vm {

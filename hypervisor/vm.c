@@ -220,6 +220,170 @@ static bool do_mxcsr(struct hv_vcpu *c, const struct hv_insn *in,
 	return ioctl(c->fd, KVM_SET_REGS, r) == 0;
 }
 
+#define MSR_STAR	0xc0000081
+#define MSR_LSTAR	0xc0000082
+#define MSR_SFMASK	0xc0000084
+#define RFLAGS_IF	(1ull << 9)
+#define RFLAGS_RF	(1ull << 16)
+
+static int get_msrs(struct hv_vcpu *c, const uint32_t *idx, uint64_t *val,
+		    unsigned n)
+{
+	uint64_t buf[(sizeof(struct kvm_msrs) +
+		      4 * sizeof(struct kvm_msr_entry)) / 8 + 1];
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
+
+	if (n > 4)
+		return -EINVAL;
+	memset(buf, 0, sizeof(buf));
+	m->nmsrs = n;
+	for (unsigned i = 0; i < n; i++)
+		m->entries[i].index = idx[i];
+	if (ioctl(c->fd, KVM_GET_MSRS, m) != (int)n)
+		return -EIO;
+	for (unsigned i = 0; i < n; i++)
+		val[i] = m->entries[i].data;
+	return 0;
+}
+
+/* 64-bit flat code and data segments of privilege dpl (SYSCALL/SYSRET) */
+static void flat_segments(struct kvm_sregs *s, uint16_t cs_sel,
+			  uint16_t ss_sel, unsigned dpl)
+{
+	s->cs = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = cs_sel, .type = 11,
+		.present = 1, .dpl = (uint8_t)dpl, .db = 0, .s = 1, .l = 1,
+		.g = 1,
+	};
+	s->ss = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = ss_sel, .type = 3,
+		.present = 1, .dpl = (uint8_t)dpl, .db = 1, .s = 1, .l = 0,
+		.g = 1,
+	};
+}
+
+/* SYSRETQ (the emulator has no SYSRET): back to 64-bit ring 3 at RCX with
+ * RFLAGS from R11, CS and SS from STAR[63:48], as the SDM says; a
+ * non-canonical RCX is #GP(0) in ring 0, as on AMD and Intel */
+static bool do_sysret(struct hv_vcpu *c, struct kvm_regs *r,
+		      struct kvm_sregs *s)
+{
+	uint32_t idx = MSR_STAR;
+	uint64_t star;
+	uint16_t base;
+
+	if ((s->cs.selector & 3) != 0 || !(s->efer & 1))	/* CPL, SCE */
+		return inject_exception(c, 6, false, 0);	/* #UD */
+	if ((uint64_t)((int64_t)(r->rcx << 16) >> 16) != r->rcx)
+		return inject_exception(c, 13, true, 0);
+	if (get_msrs(c, &idx, &star, 1))
+		return false;
+	base = (uint16_t)(star >> 48);
+	flat_segments(s, (uint16_t)((base + 16) | 3), (uint16_t)((base + 8) | 3),
+		      3);
+	r->rip = r->rcx;
+	r->rflags = (r->r11 & 0x3c7fd7) | 2;
+	return ioctl(c->fd, KVM_SET_SREGS, s) == 0 &&
+	       ioctl(c->fd, KVM_SET_REGS, r) == 0;
+}
+
+/*
+ * SYSCALL from guest ring 3.  kvm_pvm runs ring 3 natively and, on SYSCALL,
+ * sets RCX, R11, RFLAGS (SFMASK applied) and RIP = LSTAR as the CPU does,
+ * but leaves the vCPU in ring 3: the fetch at LSTAR faults (#PF, error
+ * 15) and the guest kills the process (the first system call of Linux's
+ * /init).  kvm_pvm does not exit on that fault, so vmrun puts a hardware
+ * execute breakpoint (KVM_SET_GUEST_DEBUG DR0) on the guest's #PF entry,
+ * which the emulated ring 0 reports as KVM_EXIT_DEBUG, and completes the
+ * SYSCALL there: ring 0 at LSTAR with CS/SS from STAR[47:32], RSP and
+ * RFLAGS as they were.  Only a fault that no ring-3 code can cause itself
+ * counts: from CPL 3 at RIP == LSTAR with IF clear (ring 3 cannot clear
+ * IF; SFMASK did) and R11 a ring-3 RFLAGS (IF set, IOPL, NT and VM
+ * clear).  Any other #PF continues past the entry's first instruction,
+ * which must be a no-op (ENDBR64 or a NOP), so that the breakpoint does
+ * not fire again.
+ */
+static void syscall_watch_arm(struct hv_vcpu *c)
+{
+	struct kvm_guest_debug dbg = {
+		.control = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP,
+	};
+	uint32_t idx = MSR_LSTAR;
+	uint8_t gate[16], code[HV_INSN_MAX_LEN];
+	struct kvm_sregs s;
+	struct hv_insn in;
+	uint64_t lstar, entry;
+
+	/* the guest sets LSTAR in cpu_init(), after its final IDT */
+	if (get_msrs(c, &idx, &lstar, 1) || !lstar ||
+	    ioctl(c->fd, KVM_GET_SREGS, &s) < 0 || !(s.efer & 1) ||
+	    s.idt.limit < 14 * 16 + 15 ||
+	    guest_copy(c, s.idt.base + 14 * 16, gate, 16, false, false) != 16)
+		return;
+	if (!(gate[5] & 0x80) || (gate[5] & 0x0f) != 0x0e)
+		return;				/* not a present interrupt gate */
+	entry = (uint64_t)gate[0] | (uint64_t)gate[1] << 8 |
+		(uint64_t)gate[6] << 16 | (uint64_t)gate[7] << 24 |
+		(uint64_t)gate[8] << 32 | (uint64_t)gate[9] << 40 |
+		(uint64_t)gate[10] << 48 | (uint64_t)gate[11] << 56;
+	if (hv_insn_decode(code, guest_copy(c, entry, code, sizeof(code),
+					    false, false), &in) < 0 ||
+	    in.op != HV_INSN_NOP) {
+		hv_log("vcpu %u: #PF entry 0x%llx starts with no no-op: "
+		       "SYSCALL from ring 3 is not completed", c->id,
+		       (unsigned long long)entry);
+		c->pf_entry = ~0ull;		/* do not try again */
+		return;
+	}
+	dbg.arch.debugreg[0] = entry;
+	dbg.arch.debugreg[7] = 0x401;		/* L0, execute, 1 byte */
+	if (ioctl(c->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0) {
+		hv_log("vcpu %u: KVM_SET_GUEST_DEBUG: %s", c->id,
+		       strerror(errno));
+		c->pf_entry = ~0ull;
+		return;
+	}
+	c->pf_entry = entry;
+}
+
+static bool syscall_watch_hit(struct hv_vcpu *c)
+{
+	uint32_t idx[3] = { MSR_LSTAR, MSR_STAR, MSR_SFMASK };
+	uint8_t code[HV_INSN_MAX_LEN];
+	uint64_t msr[3], frame[6];	/* error, rip, cs, rflags, rsp, ss */
+	struct kvm_sregs s;
+	struct kvm_regs r;
+	struct hv_insn in;
+	uint16_t kcs;
+
+	if (ioctl(c->fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(c->fd, KVM_GET_SREGS, &s) < 0 || r.rip != c->pf_entry ||
+	    (s.cs.selector & 3) != 0 || get_msrs(c, idx, msr, 3) ||
+	    guest_copy(c, r.rsp, frame, sizeof(frame), false, false) !=
+	    sizeof(frame))
+		return false;
+	if ((frame[2] & 3) == 3 && frame[1] == msr[0] &&
+	    !(frame[3] & RFLAGS_IF) && (r.r11 & RFLAGS_IF) &&
+	    !(r.r11 & 0x23000) &&		/* IOPL, NT, VM */
+	    (frame[3] & ~RFLAGS_RF) == (r.r11 & ~msr[2] & ~RFLAGS_RF)) {
+		atomic_fetch_add(&c->vm->fixups[0], 1);
+		kcs = (uint16_t)(msr[1] >> 32) & 0xfffc;
+		flat_segments(&s, kcs, (uint16_t)(kcs + 8), 0);
+		r.rip = msr[0];
+		r.rsp = frame[4];
+		r.rflags = frame[3] & ~RFLAGS_RF;
+		return ioctl(c->fd, KVM_SET_SREGS, &s) == 0 &&
+		       ioctl(c->fd, KVM_SET_REGS, &r) == 0;
+	}
+	/* an ordinary #PF: step over the entry's no-op */
+	if (hv_insn_decode(code, guest_copy(c, r.rip, code, sizeof(code),
+					    false, false), &in) < 0 ||
+	    in.op != HV_INSN_NOP)
+		return false;
+	r.rip += in.len;
+	return ioctl(c->fd, KVM_SET_REGS, &r) == 0;
+}
+
 /*
  * Instructions kvm_pvm's ring-0 emulator gives up on, done here instead
  * (decoded by emul.c):
@@ -259,6 +423,10 @@ static bool fixup_emulation(struct hv_vcpu *c)
 	case HV_INSN_LDMXCSR:
 	case HV_INSN_STMXCSR:
 		return do_mxcsr(c, &in, &r, &s);
+	case HV_INSN_SYSRETQ:
+		return do_sysret(c, &r, &s);
+	case HV_INSN_NOP:
+		break;
 	}
 	return false;
 }
@@ -383,6 +551,11 @@ static void *vcpu_thread(void *arg)
 				pio(vm, run->io.port, d + i * run->io.size,
 				    run->io.size,
 				    run->io.direction == KVM_EXIT_IO_OUT);
+			/* port I/O is frequent while a kernel boots: look
+			 * for its LSTAR now and then until it is set */
+			if (vm->sw_backend && !c->pf_entry &&
+			    ++c->arm_tries % 64 == 0)
+				syscall_watch_arm(c);
 			break;
 		}
 		case KVM_EXIT_MMIO:
@@ -409,6 +582,14 @@ static void *vcpu_thread(void *arg)
 				HV_EXIT_RESET : HV_EXIT_POWEROFF);
 			break;
 		case KVM_EXIT_INTR:
+			break;
+		case KVM_EXIT_DEBUG:
+			if (vm->sw_backend && c->pf_entry &&
+			    syscall_watch_hit(c))
+				break;
+			hv_log("vcpu %u: unexpected debug exit", c->id);
+			dump_vcpu(c);
+			hv_vm_request_exit(vm, HV_EXIT_ERROR);
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
 			hv_log("vcpu %u: entry failed, reason 0x%llx", c->id,
@@ -808,6 +989,8 @@ int hv_vm_run(hv_vm *vm)
 			[HV_INSN_INT3] = "INT3", [HV_INSN_FWAIT] = "FWAIT",
 			[HV_INSN_LDMXCSR] = "LDMXCSR",
 			[HV_INSN_STMXCSR] = "STMXCSR",
+			[HV_INSN_SYSRETQ] = "SYSRETQ",
+			[0] = "SYSCALL from ring 3",
 		};
 
 		for (unsigned i = 0; i < 8; i++)

@@ -1,6 +1,7 @@
 /*
  * test_hv_emul.c - the decoder of the instructions vmrun performs for
- * kvm_pvm (INT3, FWAIT, LDMXCSR, STMXCSR) on byte sequences: every ModRM
+ * kvm_pvm (INT3, FWAIT, LDMXCSR, STMXCSR, SYSRETQ, the no-ops a breakpoint
+ * steps over) on byte sequences: every ModRM
  * and SIB addressing form, REX, segment and address-size prefixes, the
  * effective address computed from registers, truncated input, and forms
  * it must refuse (other opcodes, register operands, LOCK, 66/F2/F3, more
@@ -41,10 +42,10 @@ static void test_int3_fwait(void **state)
 	/* prefixed forms are not what Linux executes: refused */
 	assert_int_equal(DECODE(&in, 0x66, 0xcc), -ENOTSUP);
 	assert_int_equal(DECODE(&in, 0x48, 0x9b), -ENOTSUP);
-	/* INT n, INTO, NOP: not ours */
+	/* INT n, INTO, HLT: not ours */
 	assert_int_equal(DECODE(&in, 0xcd, 0x03), -ENOTSUP);
 	assert_int_equal(DECODE(&in, 0xce), -ENOTSUP);
-	assert_int_equal(DECODE(&in, 0x90), -ENOTSUP);
+	assert_int_equal(DECODE(&in, 0xf4), -ENOTSUP);
 }
 
 static void test_ldmxcsr_forms(void **state)
@@ -182,6 +183,48 @@ static void test_refused(void **state)
 	assert_int_equal(in.len, 15);
 }
 
+static void test_nop_sysret(void **state)
+{
+	struct hv_insn in;
+
+	(void)state;
+	/* the no-ops an exception entry may start with */
+	assert_int_equal(DECODE(&in, 0x90), 0);
+	assert_int_equal(in.op, HV_INSN_NOP);
+	assert_int_equal(in.len, 1);
+	assert_int_equal(DECODE(&in, 0x66, 0x90), 0);
+	assert_int_equal(in.len, 2);
+	assert_int_equal(DECODE(&in, 0x0f, 0x1f, 0x00), 0);
+	assert_int_equal(in.len, 3);
+	assert_int_equal(DECODE(&in, 0x0f, 0x1f, 0x40, 0x00), 0);
+	assert_int_equal(in.len, 4);
+	assert_int_equal(DECODE(&in, 0x0f, 0x1f, 0x44, 0x00, 0x00), 0);
+	assert_int_equal(in.len, 5);
+	assert_int_equal(DECODE(&in, 0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00), 0);
+	assert_int_equal(in.len, 6);
+	assert_int_equal(DECODE(&in, 0x0f, 0x1f, 0x80, 0, 0, 0, 0), 0);
+	assert_int_equal(in.len, 7);
+	assert_int_equal(DECODE(&in, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0,
+				0, 0), 0);
+	assert_int_equal(in.len, 10);
+	assert_int_equal(DECODE(&in, 0xf3, 0x0f, 0x1e, 0xfa), 0);
+	assert_int_equal(in.op, HV_INSN_NOP);
+	assert_int_equal(in.len, 4);
+	/* not no-ops: PAUSE, XCHG r8, 0F 1F /1, ENDBR32, RDSSPQ-like */
+	assert_int_equal(DECODE(&in, 0xf3, 0x90), -ENOTSUP);
+	assert_int_equal(DECODE(&in, 0x41, 0x90), -ENOTSUP);
+	assert_int_equal(DECODE(&in, 0x0f, 0x1f, 0x08), -ENOTSUP);
+	assert_int_equal(DECODE(&in, 0xf3, 0x0f, 0x1e, 0xfb), -ENOTSUP);
+	assert_int_equal(DECODE(&in, 0x0f, 0x1e, 0xfa), -ENOTSUP);
+	/* sysretq; sysretl (no REX.W) and prefixed forms are refused */
+	assert_int_equal(DECODE(&in, 0x48, 0x0f, 0x07), 0);
+	assert_int_equal(in.op, HV_INSN_SYSRETQ);
+	assert_int_equal(in.len, 3);
+	assert_int_equal(DECODE(&in, 0x0f, 0x07), -ENOTSUP);
+	assert_int_equal(DECODE(&in, 0x66, 0x48, 0x0f, 0x07), -ENOTSUP);
+	assert_int_equal(DECODE(&in, 0x0f, 0x05), -ENOTSUP);	/* syscall */
+}
+
 static void test_truncated(void **state)
 {
 	static const uint8_t full[] = { 0x65, 0x41, 0x0f, 0xae, 0x94, 0x91,
@@ -207,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_ldmxcsr_forms),
 		cmocka_unit_test(test_stmxcsr_prefixes),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_nop_sysret),
 		cmocka_unit_test(test_truncated),
 	};
 
