@@ -832,7 +832,11 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 	}
 	ret = fs_tx_commit(tx);
 	if (ret) {
+		/* the map in memory has what did not commit: read it again,
+		 * as after an abort, so no later transaction of this file
+		 * commits blocks the volume does not have as allocated */
 		ino->nahead = nahead;
+		fs_inode_reload(ino);
 		return ret;
 	}
 	if (!reserve)
