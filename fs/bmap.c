@@ -2,10 +2,12 @@
  * bmap.c - file offset to block address: inline data, direct addresses in
  * the FD, and up to three levels of pointer blocks (docs/FORMAT.md).
  *
- * Pointer blocks read for a file are cached in its inode while this host
- * holds the file's lock (nobody else can change them then); changes made
- * inside a transaction update the cache too, and an aborted transaction
- * must call fs_bmap_forget().
+ * Pointer blocks read for a file are cached in its inode: valid while this
+ * host holds the file's lock (nobody else can change them then), and for
+ * a directory read without its lock while its lock record shows the
+ * version the cache was sealed at (dir.c); an acquire that finds the
+ * record moved forgets them.  Changes made inside a transaction update the
+ * cache too, and an aborted transaction must call fs_bmap_forget().
  */
 #include <errno.h>
 #include <stdlib.h>
