@@ -150,11 +150,6 @@ static int decode(const uint8_t *code, size_t avail, struct hv_insn *in)
 				return -ENOTSUP;
 			in->op = HV_INSN_NOP;
 			goto done;
-		case 0x07:		/* SYSRET: only the 64-bit form */
-			if (rex != 0x48 || p != 3)
-				return -ENOTSUP;
-			in->op = HV_INSN_SYSRETQ;
-			goto done;
 		case 0xae:
 			break;
 		default:

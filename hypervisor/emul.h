@@ -5,8 +5,8 @@
  * Only on a software KVM backend (kvm_pvm), whose emulator runs all guest
  * ring-0 code but lacks some instructions a stock Linux kernel executes:
  * INT3 (int3_selftest), FWAIT (x87 set-up), LDMXCSR/STMXCSR
- * (kernel_fpu_begin loads MXCSR_DEFAULT), SYSRETQ; and the no-op a
- * breakpoint stops on (vm.c steps over it).  The decoder is pure (bytes in,
+ * (kernel_fpu_begin loads MXCSR_DEFAULT); and the no-op a breakpoint
+ * stops on (vm.c steps over it).  The decoder is pure (bytes in,
  * description out) so that it can be tested and fuzzed on byte sequences;
  * the vCPU side (vm.c) fetches the bytes through the guest's page tables,
  * computes the operand's address with hv_insn_ea() and bounds-checks every
@@ -26,7 +26,6 @@ enum hv_insn_op {
 	HV_INSN_LDMXCSR,	/* 0F AE /2, memory operand, 32 bits */
 	HV_INSN_STMXCSR,	/* 0F AE /3, memory operand, 32 bits */
 	HV_INSN_NOP,		/* 90, 66 90, 0F 1F /0, F3 0F 1E FA (ENDBR64) */
-	HV_INSN_SYSRETQ,	/* REX.W 0F 07: return to 64-bit ring 3 */
 };
 
 /* Register numbers as the instruction encoding counts them. */

@@ -246,7 +246,7 @@ static int get_msrs(struct hv_vcpu *c, const uint32_t *idx, uint64_t *val,
 	return 0;
 }
 
-/* 64-bit flat code and data segments of privilege dpl (SYSCALL/SYSRET) */
+/* 64-bit flat code and data segments of privilege dpl (SYSCALL) */
 static void flat_segments(struct kvm_sregs *s, uint16_t cs_sel,
 			  uint16_t ss_sel, unsigned dpl)
 {
@@ -260,31 +260,6 @@ static void flat_segments(struct kvm_sregs *s, uint16_t cs_sel,
 		.present = 1, .dpl = (uint8_t)dpl, .db = 1, .s = 1, .l = 0,
 		.g = 1,
 	};
-}
-
-/* SYSRETQ (the emulator has no SYSRET): back to 64-bit ring 3 at RCX with
- * RFLAGS from R11, CS and SS from STAR[63:48], as the SDM says; a
- * non-canonical RCX is #GP(0) in ring 0, as on AMD and Intel */
-static bool do_sysret(struct hv_vcpu *c, struct kvm_regs *r,
-		      struct kvm_sregs *s)
-{
-	uint32_t idx = MSR_STAR;
-	uint64_t star;
-	uint16_t base;
-
-	if ((s->cs.selector & 3) != 0 || !(s->efer & 1))	/* CPL, SCE */
-		return inject_exception(c, 6, false, 0);	/* #UD */
-	if ((uint64_t)((int64_t)(r->rcx << 16) >> 16) != r->rcx)
-		return inject_exception(c, 13, true, 0);
-	if (get_msrs(c, &idx, &star, 1))
-		return false;
-	base = (uint16_t)(star >> 48);
-	flat_segments(s, (uint16_t)((base + 16) | 3), (uint16_t)((base + 8) | 3),
-		      3);
-	r->rip = r->rcx;
-	r->rflags = (r->r11 & 0x3c7fd7) | 2;
-	return ioctl(c->fd, KVM_SET_SREGS, s) == 0 &&
-	       ioctl(c->fd, KVM_SET_REGS, r) == 0;
 }
 
 /*
@@ -423,8 +398,6 @@ static bool fixup_emulation(struct hv_vcpu *c)
 	case HV_INSN_LDMXCSR:
 	case HV_INSN_STMXCSR:
 		return do_mxcsr(c, &in, &r, &s);
-	case HV_INSN_SYSRETQ:
-		return do_sysret(c, &r, &s);
 	case HV_INSN_NOP:
 		break;
 	}
@@ -989,7 +962,6 @@ int hv_vm_run(hv_vm *vm)
 			[HV_INSN_INT3] = "INT3", [HV_INSN_FWAIT] = "FWAIT",
 			[HV_INSN_LDMXCSR] = "LDMXCSR",
 			[HV_INSN_STMXCSR] = "STMXCSR",
-			[HV_INSN_SYSRETQ] = "SYSRETQ",
 			[0] = "SYSCALL from ring 3",
 		};
 
