@@ -20,7 +20,9 @@ truncate -s 1G "$T/lun0.img"
 bin/mkfs.vmfs -L vms -H 8 "$T/lun0.img" >/dev/null || fail "mkfs"
 vmfsd_start A "$T/a" "$T/lun0.img"
 mkdir "$T/a/vm" || fail "mkdir"
-MIB=120
+# big enough that the fill outlasts two rounds of checkpoints and a copy on
+# a fast, idle machine (120 MiB once ended after one round)
+MIB=320
 bin/vmkfstools -c ${MIB}m -d eagerzeroedthick "$T/a/vm/vm.vmdk" || fail "-c"
 cp bin/vmtest.elf "$T/a/vm/"
 cat >"$T/a/vm/vm.vmx" <<VMX
@@ -40,14 +42,14 @@ pv=$!
 at_exit "kill_all $pv"
 for i in $(seq 1 200); do grep -q "vmtest: started" "$T/fill.out" && break; sleep 0.05; done
 k=0
-while kill -0 $pv 2>/dev/null && [ $k -lt 8 ]; do
+while kill -0 $pv 2>/dev/null && [ $k -lt 6 ]; do
 	bin/vmfs-cbt checkpoint "$D" >/dev/null || fail "checkpoint $k"
 	id=$(bin/vmfs-cbt checkpoint "$D") || fail "checkpoint $k'"
 	dd if="$T/a/vm/vm-flat.vmdk" of="$T/copy$k" bs=1M iflag=direct status=none ||
 		fail "copy $k"
 	echo "$id" >"$T/id$k"
 	k=$((k + 1))
-	sleep 0.5
+	sleep 0.2
 done
 wait $pv || fail "vmrun: $(cat "$T/fill.out")"
 grep -q "fill ok $MIB MiB" "$T/fill.out" || fail "fill: $(cat "$T/fill.out")"
