@@ -130,7 +130,7 @@ rm -f "$LUN"
 # written whole before mkfs, and vmfsd --no-unmap so that deleting the
 # disks of one repetition leaves it so.
 TLUN=$BENCH_DIR/thin-thick-lun.img
-size_mib=$(python3 -c "import sys; s=sys.argv[1].lower(); m={'k':1/1024,'m':1,'g':1024,'t':1<<20}; print(int(float(s[:-1])*m[s[-1]]) if s[-1] in m else int(s)>>20)" "$SIZE")
+size_mib=$(( $($BENCH_TOOL size "$SIZE") >> 20 ))
 rm -f "$TLUN"
 fio --name=prov --filename="$TLUN" --rw=write --bs=4m --iodepth=4 --ioengine=libaio \
 	--direct=1 --size=$((2 * size_mib + 1024))m --output-format=terse >/dev/null ||
