@@ -173,9 +173,10 @@ static bool beat_with(lk_volume *v, const unsigned char *data, int *res)
 		goto out_free;
 	pthread_mutex_lock(&v->beat_lock);
 	pthread_mutex_lock(&v->lock);
-	if (v->lost || !v->joined) {
+	if (v->lost || !v->joined || v->abandoned) {
+		ret = v->lost ? -LK_E_LOST : !v->joined ? -LK_E_NOTJOINED :
+		      -LK_E_FENCED;
 		pthread_mutex_unlock(&v->lock);
-		ret = v->lost ? -LK_E_LOST : -LK_E_NOTJOINED;
 		goto out;
 	}
 	memcpy(old, v->my_raw, v->ss);
@@ -241,6 +242,26 @@ out_free:
 static bool beat(lk_volume *v)
 {
 	return beat_with(v, NULL, NULL);
+}
+
+void lk_abandon(lk_volume *v, const char *why)
+{
+	pthread_mutex_lock(&v->lock);
+	if (v->abandoned || !v->joined || v->lost) {
+		pthread_mutex_unlock(&v->lock);
+		return;
+	}
+	__atomic_store_n(&v->abandoned, true, __ATOMIC_RELEASE);
+	v->fenced = true;
+	/* fence before anything else: no more I/O but heartbeat reads */
+	lk_fence_all(v, true);
+	pthread_mutex_unlock(&v->lock);
+	/* a beat in flight may still land; none follows it (beat_with) */
+	lk_log(v, "giving the volume up: %s; slot %u and every lock kept as "
+	       "they are, I/O fenced: another host will recover this one "
+	       "once it sees it dead (%u ms)", why ? why : "no reason given",
+	       v->slot, v->dead_ms);
+	emit(v, LK_EV_ABANDONED);
 }
 
 int lk_set_slot_data(lk_volume *v, const void *data, size_t len)

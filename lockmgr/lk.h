@@ -104,6 +104,7 @@ enum lk_event {
 	LK_EV_UNFENCED,  /* beat again, slot still ours: locks still valid */
 	LK_EV_LOST,      /* slot recovered by another host: all locks lost */
 	LK_EV_REJOINED,  /* after LOST: joined again under a new generation */
+	LK_EV_ABANDONED, /* lk_abandon: fenced for good, others will recover us */
 };
 /* Called from the heartbeat thread; must not block on volume I/O. */
 typedef void (*lk_event_fn)(void *arg, enum lk_event ev);
@@ -155,7 +156,21 @@ int lk_recover_dead_now(lk_volume *v, unsigned *recovered);
  */
 int lk_set_slot_data(lk_volume *v, const void *data, size_t len);
 
-/* Release every lock still held, free the slot, stop the threads. */
+/*
+ * Give the volume up without leaving it, after a failure that left the
+ * on-disk state needing a repair only another host can make (the file
+ * system: a transaction committed to the journal but not written in
+ * place).  Fences every LUN for good (no reads or writes but heartbeat
+ * region reads), stops beating, and keeps the slot and every lock hold as
+ * they are on disk: other hosts see this host die, run the recovery
+ * callback (replay its journal, the locks still at the versions it was
+ * made under) and break the holds.  No rejoin; lk_leave then frees
+ * nothing.  Idempotent; callable from any thread but the heartbeat's.
+ */
+void lk_abandon(lk_volume *v, const char *why);
+
+/* Release every lock still held, free the slot, stop the threads.  After
+ * lk_abandon: only stop the threads (-LK_E_FENCED). */
 int lk_leave(lk_volume *v);
 
 /* lk_leave() if joined, then free everything.  Lock handles must be closed. */
@@ -164,7 +179,7 @@ void lk_close(lk_volume *v);
 struct lk_vol_info {
 	uint32_t slots, slot_size, interval_ms, dead_ms, fence_ms;
 	uint8_t uuid[16];
-	bool joined, fenced, lost;
+	bool joined, fenced, lost, abandoned;
 	uint32_t slot;            /* ours, when joined */
 	uint64_t gen;
 	uint64_t beats;           /* successful beats */

@@ -31,6 +31,7 @@ struct lk_volume {
 	pthread_cond_t cond;      /* wakes the threads (stop, state change) */
 
 	bool joined, fenced, lost, stopping;
+	bool abandoned;           /* lk_abandon: fenced for good, no beats */
 	struct lk_join_opts opts;
 	char host_name[LK_NAME_LEN + 1];
 	enum lk_method method;

@@ -155,6 +155,10 @@ static int recover_host(lk_volume *v, uint32_t slot, uint64_t gen)
 		ret = -ENOMEM;
 		goto out;
 	}
+	if (__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE)) {
+		ret = -LK_E_FENCED;     /* we are about to be recovered too */
+		goto out;
+	}
 	for (int tries = 0; tries < 8; tries++) {
 		struct lk_slot s;
 		bool takeover = false;

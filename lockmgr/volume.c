@@ -297,6 +297,16 @@ int lk_leave(lk_volume *v)
 
 	if (!v->joined)
 		return -LK_E_NOTJOINED;
+	if (__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE)) {
+		/* the slot and the holds stay for the host that recovers us:
+		 * freeing the slot would let it break them without replay */
+		lk_threads_stop(v);
+		lk_locks_lost(v);
+		v->joined = false;
+		lk_log(v, "left after giving up: slot %u and its locks left "
+		       "for recovery by another host", v->slot);
+		return -LK_E_FENCED;
+	}
 	ret = lk_release_all(v);
 	lk_threads_stop(v);
 	nw = lk_buf(v);
@@ -381,6 +391,7 @@ void lk_get_info(lk_volume *v, struct lk_vol_info *info)
 	info->joined = v->joined;
 	info->fenced = v->fenced;
 	info->lost = v->lost;
+	info->abandoned = v->abandoned;
 	info->slot = v->slot;
 	info->gen = v->gen;
 	info->beats = v->beats;

@@ -686,6 +686,9 @@ static void on_lk_event(void *arg, enum lk_event ev)
 		vmfsd_disks_fence("heartbeat stalled, host fenced");
 	else if (ev == LK_EV_LOST)
 		vmfsd_disks_fence("locks lost to another host");
+	else if (ev == LK_EV_ABANDONED)
+		vmfsd_disks_fence("host gave the volume up (metadata not "
+				  "written in place), fenced until restarted");
 }
 
 static void usage(FILE *f)
