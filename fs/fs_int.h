@@ -44,6 +44,9 @@ struct fs_vol {
 	lk_volume *lk;               /* NULL when read-only */
 	uint32_t slot;
 	struct fs_journal *j;
+	/* fs_vol_abandon: a committed transaction could not be written in
+	 * place; nothing more is written (atomic) */
+	bool abandoned;
 
 	pthread_mutex_t lock;        /* below */
 	struct fs_inode *inodes;     /* open inodes (hash chain list) */
@@ -187,6 +190,13 @@ int fs_flush_all(struct fs_vol *v);
 /* The same for the extents in mask (bit i = extent i). */
 int fs_flush_mask(struct fs_vol *v, uint32_t mask);
 void *fs_balloc(size_t len);     /* aligned, zeroed */
+/*
+ * A transaction is in the journal but not (wholly) in place, and the
+ * host cannot tell what is: give the volume up (lk_abandon) with every
+ * lock kept, so that no lock version moves before another host has
+ * replayed the journal.  Every later commit fails with -EIO.
+ */
+void fs_vol_abandon(struct fs_vol *v, const char *why);
 void fs_log(struct fs_vol *v, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Report a damaged metadata block: logged with what and where. */
@@ -280,11 +290,24 @@ struct fs_inode {
 	 * first. */
 	pthread_rwlock_t rw;
 
+	/* Changes of the on-disk lock (fs_inode_lock/unlock): one at a
+	 * time, held across the lock-record I/O and the FD read; taken
+	 * before rw and m, never while holding either (m is taken by the
+	 * device layer's completion thread for fs_aio, which a lock-record
+	 * I/O on the same LUN may wait behind). */
+	pthread_mutex_t lk_m;
+	lk_lock *lock;              /* opened under lk_m, then fixed */
+
 	pthread_mutex_t m;          /* the fields below */
-	lk_lock *lock;
+	/* held changes under lk_m, m and (from LK_FREE) rw exclusive, so
+	 * that a reader with rw shared that finds it LK_FREE can trust
+	 * its refreshed fd until it lets rw go; read atomically without m */
 	enum lk_mode held;          /* on disk, for this host */
 	unsigned lock_users;        /* operations in progress using it */
 	unsigned opens_rw, opens_ro;
+	/* fd and valid change with rw exclusive (and m), or under m by
+	 * the thread that holds the file's lock exclusively and rw
+	 * exclusive */
 	bool valid;                 /* fd is current (read under the lock) */
 	struct fs_fd fd;
 	bool fd_dirty;              /* size / times changed, not committed */

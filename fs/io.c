@@ -45,6 +45,17 @@ void *fs_balloc(size_t len)
 	return p;
 }
 
+void fs_vol_abandon(struct fs_vol *v, const char *why)
+{
+	if (__atomic_exchange_n(&v->abandoned, true, __ATOMIC_ACQ_REL))
+		return;
+	fs_log(v, "%s: giving the volume up; every lock stays held until "
+	       "another host replays this host's journal; unmount, and mount "
+	       "again once the LUN works", why);
+	if (v->lk)
+		lk_abandon(v->lk, why);
+}
+
 void fs_log(struct fs_vol *v, const char *fmt, ...)
 {
 	char buf[512];

@@ -486,6 +486,10 @@ int fs_tx_commit(struct fs_tx *tx)
 		ret = -EROFS;
 		goto done;
 	}
+	if (__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE)) {
+		ret = -EIO;
+		goto done;
+	}
 	len = (size_t)(tx->n + 2) * FS_BLOCK;
 	if (tx->n + 3 > j->nblocks) {
 		ret = -FS_E_JOURNAL;
@@ -548,13 +552,23 @@ int fs_tx_commit(struct fs_tx *tx)
 		ret = fs_flush_mask(v, mask);
 	}
 	if (ret) {
-		/* The journal holds it; the in-place copy may be partial.  Our
-		 * locks must not go to anyone before a replay: keep them, and
-		 * report.  (A recovering host replays, since the versions
-		 * still match.) */
-		fs_log(v, "transaction %llu committed but not written in place: "
-		       "%s", (unsigned long long)j->seq, fs_strerror(ret));
+		/* The journal holds it; the in-place copy may be partial.  No
+		 * lock it was made under may move on before a replay: not the
+		 * deferred ones released below, nor the directory and file
+		 * locks the caller releases after us.  Give the volume up with
+		 * every lock kept; another host replays (the versions still
+		 * match). */
+		char why[160];
+
+		snprintf(why, sizeof(why), "transaction %llu committed but "
+			 "not written in place (%s)", (unsigned long long)j->seq,
+			 fs_strerror(ret));
 		keep = true;
+		j->head += tx->n + 2;
+		j->seq++;
+		pthread_mutex_unlock(&j->lock);
+		fs_vol_abandon(v, why);
+		goto done;
 	}
 	j->head += tx->n + 2;
 	j->seq++;

@@ -4,6 +4,7 @@
  * replay of a host that died between commit and in-place write.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -227,7 +228,7 @@ static void test_two_hosts_alloc(void **state)
 
 /*
  * Alpha commits an allocation to its journal, but its in-place writes fail
- * and then its LUN dies altogether.  Bravo, needing that cluster, waits for
+ * (alpha gives the volume up) and then its LUN dies altogether.  Bravo, needing that cluster, waits for
  * alpha to be dead, replays alpha's journal (the cluster lock still shows
  * the version alpha made the transaction under), and finds the allocation.
  */
@@ -263,9 +264,17 @@ static void test_replay_after_death(void **state)
 	tx = fs_tx_begin(va);
 	assert_int_equal(fs_alloc(tx, FS_R_FB, 8, a), 0);
 	assert_int_not_equal(fs_tx_commit(tx), 0);
-	/* the header on disk does not show it yet */
-	assert_int_equal(fs_read(va, 0, fs_cluster_off(va, 0, area_fb, 0) +
-				 FS_BLOCK, blk, FS_BLOCK), 0);
+	/* the header on disk does not show it yet (alpha has fenced itself:
+	 * read the file) */
+	{
+		int fd = open(p0, O_RDONLY);
+
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, blk, FS_BLOCK,
+				       (off_t)fs_cluster_off(va, 0, area_fb, 0) +
+				       FS_BLOCK), FS_BLOCK);
+		close(fd);
+	}
 	assert_int_equal(fs_rc_in(blk, &rc), 0);
 	assert_int_equal(rc.nfree, rc.nres);
 	/* now alpha's LUN dies */
@@ -298,6 +307,68 @@ static void test_replay_after_death(void **state)
 	free(blk);
 }
 
+/*
+ * Alpha renames d/g to d/f: the transaction reaches its journal, but its
+ * writes in place fail.  Alpha must give the volume up with the
+ * directory's lock still held, so that the journal copy is replayed when
+ * bravo recovers it: bravo then finds d/f and not d/g.  (Before, alpha
+ * released the directory's lock after the failed commit, its version
+ * moved on, and replay skipped the transaction as superseded: the rename
+ * was lost, or half in place.)
+ */
+static void test_commit_not_in_place(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mount_opts mo = { .host = "alpha", .no_janitor = true };
+	struct fs_create_args dir = { .type = FS_TYPE_DIR, .mode = 0755 };
+	struct fs_create_args file = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_check_opts co = { 0 };
+	struct fs_check_result res;
+	struct fs_stat st, sd;
+	struct lk_vol_info li;
+	char spec[600];
+	const char *fspecs[1] = { spec };
+	fs_vol *va = NULL, *vb;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	snprintf(spec, sizeof(spec), "fault::%s", p0);
+	assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
+	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
+	assert_int_equal(fs_create(va, sd.ino, "g", &file, &st), 0);
+	{
+		struct mp_fault_rule r = {
+			.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
+			.off = va->sb.ext[0].area[FS_A_FD].meta_off,
+			.len = 1ull << 40,
+		};
+
+		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
+	}
+	assert_int_not_equal(fs_rename(va, sd.ino, "g", sd.ino, "f", 0), 0);
+	lk_get_info(fs_lk(va), &li);
+	assert_true(li.abandoned);
+	assert_true(li.fenced);
+	/* the LUN works again, alpha stays out: nothing more is written */
+	assert_int_equal(mp_fault_clear(va->ext[0].lun), 0);
+	assert_int_not_equal(fs_create(va, sd.ino, "h", &file, &st), 0);
+	assert_int_equal(lk_state(fs_lk(va)), -LK_E_FENCED);
+
+	/* alpha unmounts: its slot and locks stay for recovery (a freed
+	 * slot would let bravo break the locks without replay) */
+	fs_umount(va);
+	/* bravo, changing the directory, waits for alpha to be dead and
+	 * replays its journal (a lookup reads without the lock: what is in
+	 * place, the rename not acknowledged) */
+	vb = mount1(p0, "bravo", false);
+	assert_int_equal(fs_create(vb, sd.ino, "h", &file, &st), 0);
+	assert_int_equal(fs_lookup(vb, sd.ino, "f", &st), 0);
+	assert_int_equal(fs_lookup(vb, sd.ino, "g", &st), -ENOENT);
+	fs_umount(vb);
+	assert_int_equal(fs_check(specs, 1, &co, &res), 0);
+	assert_int_equal(res.errors, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_free),
 		cmocka_unit_test(test_two_hosts_alloc),
 		cmocka_unit_test(test_replay_after_death),
+		cmocka_unit_test(test_commit_not_in_place),
 	};
 
 	return cmocka_run_group_tests_name("fs_volume", tests, setup, teardown);
