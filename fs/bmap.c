@@ -180,7 +180,8 @@ static int pb_get(struct fs_inode *ino, struct fs_tx *tx, uint64_t a,
 		if (!ret && (out->owner != ino->addr ||
 			     out->owner_gen != ino->fd.gen || out->level != level))
 			ret = -FS_E_CORRUPT;
-		if (!ret || tx || ino->held != LK_FREE || try == 4)
+		if (!ret || tx || try == 4 ||
+		    __atomic_load_n(&ino->held, __ATOMIC_ACQUIRE) != LK_FREE)
 			break;
 		usleep(1000u << try);
 	}

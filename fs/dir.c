@@ -308,7 +308,7 @@ static int dblk_loc(struct fs_inode *dir, uint64_t foff, unsigned *ext,
  */
 static bool unlocked(const struct fs_tx *tx, struct fs_inode *dir)
 {
-	return !tx && dir->held == LK_FREE;
+	return !tx && __atomic_load_n(&dir->held, __ATOMIC_ACQUIRE) == LK_FREE;
 }
 
 static int dblk_read(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,

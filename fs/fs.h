@@ -281,11 +281,7 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off);
  * not cached, a request for the synchronous path): submit that one from
  * another thread (a request may thus still be submitted after the last
  * callback the caller counted: do not close the file while a callback
- * can run).  Do not convert or take the file's lock (open, close of
- * another handle of the same file) while requests are in flight: the
- * completion path takes the inode's mutex, which a lock change holds
- * across its lock-record I/O on the same LUN.  The request and its
- * buffer belong to the library until cb.
+ * can run).  The request and its buffer belong to the library until cb.
  * Truncate, punch and the last close of the file wait for requests in
  * flight.
  */

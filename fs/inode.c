@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fs/fs_int.h"
 #include "lockmgr/ondisk.h"
@@ -101,6 +102,7 @@ int fs_inode_get(struct fs_vol *v, uint64_t addr, struct fs_inode **out)
 	ino->slot_off = fs_res_off(v, addr);
 	ino->refs = 1;
 	pthread_rwlock_init(&ino->rw, NULL);
+	pthread_mutex_init(&ino->lk_m, NULL);
 	pthread_mutex_init(&ino->m, NULL);
 	pthread_mutex_init(&ino->pbc_m, NULL);
 	pthread_cond_init(&ino->filled, NULL);
@@ -133,6 +135,7 @@ void fs_inode_put(struct fs_inode *ino)
 	if (ino->lock)
 		lk_lock_close(ino->lock);   /* releases a hold left over */
 	pthread_rwlock_destroy(&ino->rw);
+	pthread_mutex_destroy(&ino->lk_m);
 	pthread_mutex_destroy(&ino->m);
 	pthread_mutex_destroy(&ino->pbc_m);
 	pthread_cond_destroy(&ino->filled);
@@ -171,99 +174,206 @@ void fs_inode_holder(struct fs_vol *v, uint64_t addr, char *buf, size_t len)
 			 lk_host_status_name(li.holders[0].status));
 }
 
+/* Set held (and count a user) under m; atomically for unlocked readers. */
+static void set_held(struct fs_inode *ino, enum lk_mode mode, bool user)
+{
+	pthread_mutex_lock(&ino->m);
+	__atomic_store_n(&ino->held, mode, __ATOMIC_RELEASE);
+	if (user)
+		ino->lock_users++;
+	pthread_mutex_unlock(&ino->m);
+}
+
+/*
+ * rw exclusive for the step from LK_FREE to held, under lk_m.  Only
+ * unlocked readers hold rw then (lookups and refreshes: they never wait
+ * for another inode's lock while they hold it); new ones wait at
+ * fs_dir_cache_enter meanwhile, as for a refresh.  Taken by trying, so
+ * that lk_m never waits for an rw in the lock order: an operation ending
+ * releases one inode's lock (lk_m) while it still holds another's rw.
+ */
+static void rw_excl(struct fs_inode *ino)
+{
+	pthread_mutex_lock(&ino->m);
+	while (ino->dc_refreshing)
+		pthread_cond_wait(&ino->filled, &ino->m);
+	__atomic_store_n(&ino->dc_refreshing, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&ino->m);
+	for (unsigned i = 0; pthread_rwlock_trywrlock(&ino->rw); i++)
+		usleep(i < 20 ? 20 : 200);
+}
+
+static void rw_excl_done(struct fs_inode *ino)
+{
+	pthread_rwlock_unlock(&ino->rw);
+	pthread_mutex_lock(&ino->m);
+	__atomic_store_n(&ino->dc_refreshing, 0, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&ino->filled);
+	pthread_mutex_unlock(&ino->m);
+}
+
 int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 {
 	struct fs_vol *v = ino->v;
+	enum lk_mode was;
+	struct fs_fd fd;
+	bool fresh;
 	int ret = 0;
 
 	if (v->rdonly || !v->lk)
 		return mode == LK_EXCL ? -EROFS : 0;
 	if (!timeout_ms)
 		timeout_ms = DEFAULT_LOCK_MS;
-	pthread_mutex_lock(&ino->m);
+	/* Lock-record I/O under lk_m only: m stays free for readers and for
+	 * fs_aio completions (the device layer's thread) meanwhile. */
+	pthread_mutex_lock(&ino->lk_m);
 	if (!ino->lock) {
 		ret = lk_lock_open_on(v->lk, v->ext[ino->ext].lun, ino->slot_off,
 				      &ino->lock);
 		if (ret)
 			goto out;
 	}
-	if (ino->held == mode || ino->held == LK_EXCL) {
-		ino->lock_users++;
-		goto out;
-	}
-	if (ino->held == LK_FREE)
-		ret = lk_acquire(ino->lock, mode, timeout_ms);
-	else
-		ret = lk_convert(ino->lock, mode, timeout_ms);
-	if (ret == -EBUSY) {
-		char who[128];
+	was = ino->held;            /* changes only under lk_m */
+	if (was != mode && was != LK_EXCL) {
+		if (was == LK_FREE)
+			ret = lk_acquire(ino->lock, mode, timeout_ms);
+		else
+			ret = lk_convert(ino->lock, mode, timeout_ms);
+		if (ret == -EBUSY) {
+			char who[128];
 
-		fs_inode_holder(v, ino->addr, who, sizeof(who));
-		fs_log(v, "file %llx is locked by %s",
-		       (unsigned long long)ino->addr, who[0] ? who : "another host");
-		goto out;
+			fs_inode_holder(v, ino->addr, who, sizeof(who));
+			fs_log(v, "file %llx is locked by %s",
+			       (unsigned long long)ino->addr,
+			       who[0] ? who : "another host");
+		}
+		if (ret)
+			goto out;
+	} else {
+		mode = was;
 	}
-	if (ret)
-		goto out;
-	if (ino->held == LK_FREE && !lk_cache_valid(ino->lock)) {
-		/* someone else may have changed it since we last held it */
-		ino->valid = false;
+	if (was != LK_FREE) {
+		/* held already (maybe converted now): nobody else could
+		 * change it; counted as ours before lk_m goes, so that no
+		 * release comes between */
+		bool reload;
+
+		pthread_mutex_lock(&ino->m);
+		__atomic_store_n(&ino->held, mode, __ATOMIC_RELEASE);
+		ino->lock_users++;
+		reload = !ino->valid;
+		pthread_mutex_unlock(&ino->m);
+		pthread_mutex_unlock(&ino->lk_m);
+		if (reload) {
+			/* a reload failed since: read the FD again, outside
+			 * lk_m (rw is taken after lk_m only in rw_excl) */
+			ret = fs_fd_read(v, ino->addr, &fd);
+			if (ret) {
+				fs_inode_unlock(ino);
+				return ret;
+			}
+			pthread_rwlock_wrlock(&ino->rw);
+			pthread_mutex_lock(&ino->m);
+			if (!ino->valid) {
+				ino->fd = fd;
+				ino->valid = true;
+				fs_bmap_forget(ino);
+				fs_dir_cache_drop(ino);
+			}
+			pthread_mutex_unlock(&ino->m);
+			pthread_rwlock_unlock(&ino->rw);
+		}
+		return 0;
+	}
+	/* Taken from LK_FREE: what we cached is current only if nobody else
+	 * held the lock since (lk_cache_valid).  Otherwise read the FD now,
+	 * before any other thread of ours sees the lock held. */
+	pthread_mutex_lock(&ino->m);
+	fresh = !ino->valid || !lk_cache_valid(ino->lock);
+	pthread_mutex_unlock(&ino->m);
+	if (fresh) {
+		ret = fs_fd_read(v, ino->addr, &fd);
+		if (ret) {
+			int r = lk_release(ino->lock);
+
+			if (r && r != -LK_E_NOTHELD)
+				fs_log(v, "releasing file %llx: %s",
+				       (unsigned long long)ino->addr,
+				       fs_strerror(r));
+			/* our release makes the next acquire look as if
+			 * nobody came between: not current */
+			rw_excl(ino);
+			pthread_mutex_lock(&ino->m);
+			ino->valid = false;
+			pthread_mutex_unlock(&ino->m);
+			rw_excl_done(ino);
+			goto out;
+		}
+	}
+	/* readers with rw shared use fd and the caches, and an unlocked
+	 * reader refreshing them checks held under rw exclusive */
+	rw_excl(ino);
+	pthread_mutex_lock(&ino->m);
+	if (fresh) {
+		ino->fd = fd;
+		ino->valid = true;
 		fs_bmap_forget(ino);
 		fs_dir_cache_drop(ino);
 	}
-	ino->held = mode;
+	__atomic_store_n(&ino->held, mode, __ATOMIC_RELEASE);
 	ino->lock_users++;
-	if (!ino->valid) {
-		ret = fs_fd_read(v, ino->addr, &ino->fd);
-		if (ret) {
-			ino->lock_users--;
-			goto out;
-		}
-		ino->valid = true;
-	}
-out:
-	if (ret && ino->lock_users == 0 && ino->held != LK_FREE &&
-	    !ino->opens_rw && !ino->opens_ro) {
-		lk_release(ino->lock);
-		ino->held = LK_FREE;
-	}
 	pthread_mutex_unlock(&ino->m);
+	rw_excl_done(ino);
+out:
+	pthread_mutex_unlock(&ino->lk_m);
 	return ret;
 }
 
 void fs_inode_unlock(struct fs_inode *ino)
 {
+	enum { KEEP, TO_SHARED, RELEASE } what = KEEP;
+
+	pthread_mutex_lock(&ino->lk_m);
 	pthread_mutex_lock(&ino->m);
 	if (ino->lock_users)
 		ino->lock_users--;
 	if (ino->lock_users == 0 && ino->held != LK_FREE) {
-		if (ino->opens_rw) {
-			/* a read-write open keeps it exclusive */
-		} else if (ino->opens_ro) {
-			if (ino->held == LK_EXCL &&
-			    lk_convert(ino->lock, LK_SHARED, 0) == 0)
-				ino->held = LK_SHARED;
-		} else {
-			int r = lk_release(ino->lock);
-
-			if (r && r != -LK_E_NOTHELD)
-				fs_log(ino->v, "releasing file %llx: %s",
-				       (unsigned long long)ino->addr,
-				       fs_strerror(r));
-			ino->held = LK_FREE;
-			/* a directory's cached blocks are what we leave:
-			 * current while the record stays at this version */
-			pthread_mutex_lock(&ino->pbc_m);
-			ino->dc_ver = r ? 0 : lk_released_version(ino->lock);
-			pthread_mutex_unlock(&ino->pbc_m);
-		}
+		if (ino->opens_rw)
+			what = KEEP;        /* a read-write open keeps it exclusive */
+		else if (ino->opens_ro)
+			what = ino->held == LK_EXCL ? TO_SHARED : KEEP;
+		else
+			what = RELEASE;
 	}
 	pthread_mutex_unlock(&ino->m);
+	/* users counted meanwhile (under m alone: fs_close) lock again,
+	 * after us, through lk_m */
+	if (what == TO_SHARED) {
+		if (lk_convert(ino->lock, LK_SHARED, 0) == 0)
+			set_held(ino, LK_SHARED, false);
+	} else if (what == RELEASE) {
+		int r = lk_release(ino->lock);
+
+		if (r && r != -LK_E_NOTHELD)
+			fs_log(ino->v, "releasing file %llx: %s",
+			       (unsigned long long)ino->addr, fs_strerror(r));
+		pthread_mutex_lock(&ino->m);
+		__atomic_store_n(&ino->held, LK_FREE, __ATOMIC_RELEASE);
+		/* a directory's cached blocks are what we leave: current
+		 * while the record stays at this version (unless a reload
+		 * failed: then nothing here is known to be current) */
+		pthread_mutex_lock(&ino->pbc_m);
+		ino->dc_ver = r || !ino->valid ? 0 :
+			      lk_released_version(ino->lock);
+		pthread_mutex_unlock(&ino->pbc_m);
+		pthread_mutex_unlock(&ino->m);
+	}
+	pthread_mutex_unlock(&ino->lk_m);
 }
 
 int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
 {
-	if (!ino->lock || ino->held != LK_EXCL)
+	if (!ino->lock || __atomic_load_n(&ino->held, __ATOMIC_ACQUIRE) != LK_EXCL)
 		return -LK_E_NOTHELD;
 	return fs_tx_lock(tx, ino->ext, ino->lock);
 }

@@ -93,7 +93,7 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 
 		fs_dir_cache_enter(d);
 		pthread_rwlock_rdlock(&d->rw);
-		if (d->held == LK_FREE) {
+		if (__atomic_load_n(&d->held, __ATOMIC_ACQUIRE) == LK_FREE) {
 			/* not held here: the cached directory if its lock
 			 * record says nobody changed it, else a snapshot */
 			ret = fs_dir_cache_check(d, &seen);
@@ -103,17 +103,16 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 				pthread_rwlock_rdlock(&d->rw);
 			}
 		} else if (!d->valid) {
-			struct fs_fd fd;
-
-			ret = fs_fd_read(v, dir, &fd);
+			/* held here, but a reload failed since: taking the
+			 * lock reads the FD again (rw is not ours to change
+			 * it under); then start over */
+			pthread_rwlock_unlock(&d->rw);
+			ret = fs_inode_lock(d, LK_SHARED, OP_LOCK_MS);
 			if (!ret) {
-				pthread_mutex_lock(&d->m);
-				if (d->held == LK_FREE) {
-					d->fd = fd;
-					fs_bmap_forget(d);
-				}
-				pthread_mutex_unlock(&d->m);
+				fs_inode_unlock(d);
+				ret = -EAGAIN;
 			}
+			pthread_rwlock_rdlock(&d->rw);
 		}
 		if (!ret && d->fd.type != FS_T_DIR)
 			ret = -ENOTDIR;

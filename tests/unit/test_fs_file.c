@@ -872,6 +872,140 @@ static void test_aio_from_callback(void **state)
 	free(buf);
 }
 
+/*
+ * Lock changes of a file while fs_aio requests on it are in flight: a
+ * reader keeps 16 reads at the LUN through a read-only open while this
+ * thread opens and closes the file read-write 100 times, each converting
+ * the file's lock (shared -> exclusive -> shared: lock-record I/O on the
+ * same LUN).  The completions take the inode's mutex; a lock change held
+ * it across its I/O, and then both waited for each other (before the
+ * lock-transition mutex).  SIGALRM fails a hung run.
+ */
+enum { STREAM_N = 16 };
+struct streamer {
+	fs_file *f;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	struct fs_aio a[STREAM_N];
+	unsigned char *buf[STREAM_N];
+	bool busy[STREAM_N], stop;
+	unsigned long done;
+	int err;
+};
+
+static void stream_cb(struct fs_aio *a)
+{
+	struct streamer *s = a->priv;
+	unsigned i = (unsigned)(a - s->a);
+
+	pthread_mutex_lock(&s->m);
+	if (a->result != (ssize_t)a->len && !s->err)
+		s->err = a->result < 0 ? (int)a->result : -EIO;
+	s->busy[i] = false;
+	s->done++;
+	pthread_cond_signal(&s->c);
+	pthread_mutex_unlock(&s->m);
+}
+
+static void *stream_main(void *arg)
+{
+	struct streamer *s = arg;
+	unsigned seq = 0;
+
+	pthread_mutex_lock(&s->m);
+	while (!s->stop && !s->err) {
+		bool any = false;
+
+		for (unsigned i = 0; i < STREAM_N; i++) {
+			if (s->busy[i])
+				continue;
+			memset(&s->a[i], 0, sizeof(s->a[i]));
+			s->a[i].buf = s->buf[i];
+			s->a[i].len = 4096;
+			s->a[i].off = (uint64_t)(seq++ * 7919u % 2048u) * 4096;
+			s->a[i].cb = stream_cb;
+			s->a[i].priv = s;
+			s->busy[i] = true;
+			any = true;
+			pthread_mutex_unlock(&s->m);
+			{
+				int r = fs_aio_submit(s->f, &s->a[i]);
+
+				pthread_mutex_lock(&s->m);
+				if (r) {
+					s->busy[i] = false;
+					s->err = r;
+				}
+			}
+		}
+		if (!any)
+			pthread_cond_wait(&s->c, &s->m);
+	}
+	/* wait for what is still in flight */
+	for (;;) {
+		bool any = false;
+
+		for (unsigned i = 0; i < STREAM_N; i++)
+			any |= s->busy[i];
+		if (!any)
+			break;
+		pthread_cond_wait(&s->c, &s->m);
+	}
+	pthread_mutex_unlock(&s->m);
+	return NULL;
+}
+
+static void test_aio_lock_change(void **state)
+{
+	uint64_t ino = new_file(va);
+	struct streamer s = { .m = PTHREAD_MUTEX_INITIALIZER,
+			      .c = PTHREAD_COND_INITIALIZER };
+	unsigned long before;
+	fs_file *w, *ro;
+	pthread_t t;
+
+	(void)state;
+	assert_int_equal(fs_open(va, ino, FS_O_RDWR, &w), 0);
+	write_pattern(w, 0, 8 << 20, 700);
+	assert_int_equal(fs_close(w), 0);
+	assert_int_equal(fs_open(va, ino, FS_O_RDONLY, &ro), 0);
+	s.f = ro;
+	for (unsigned i = 0; i < STREAM_N; i++)
+		s.buf[i] = fs_balloc(4096);
+	alarm(120);
+	assert_int_equal(pthread_create(&t, NULL, stream_main, &s), 0);
+	for (int k = 0; k < 100; k++) {
+		assert_int_equal(fs_open(va, ino, FS_O_RDWR, &w), 0);
+		assert_int_equal(fs_close(w), 0);
+		pthread_mutex_lock(&s.m);
+		before = s.done;
+		/* some reads completed around this lock change */
+		while (s.done < before + 8 && !s.err)
+			pthread_cond_wait(&s.c, &s.m);
+		pthread_mutex_unlock(&s.m);
+	}
+	pthread_mutex_lock(&s.m);
+	s.stop = true;
+	pthread_cond_signal(&s.c);
+	pthread_mutex_unlock(&s.m);
+	pthread_join(t, NULL);
+	alarm(0);
+	assert_int_equal(s.err, 0);
+	assert_true(s.done >= 800);
+	/* the reads returned the file's data */
+	{
+		unsigned char *all = malloc(8 << 20);
+
+		tu_fill(all, 8 << 20, 700);
+		for (unsigned i = 0; i < STREAM_N; i++)
+			assert_memory_equal(s.buf[i], all + s.a[i].off, 4096);
+		free(all);
+	}
+	for (unsigned i = 0; i < STREAM_N; i++)
+		free(s.buf[i]);
+	assert_int_equal(fs_close(ro), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -888,6 +1022,7 @@ int main(void)
 		cmocka_unit_test(test_aio),
 		cmocka_unit_test(test_pbcache_concurrent),
 		cmocka_unit_test(test_aio_from_callback),
+		cmocka_unit_test(test_aio_lock_change),
 		cmocka_unit_test(test_fsync_fails),
 	};
 
