@@ -224,6 +224,35 @@ static int check_tags(struct ck *c)
 	return ret;
 }
 
+
+/*
+ * fsck -y changed the FD of a (directory) file in place: move its lock
+ * record's version on, as every change under the lock does, so that a
+ * read-only host still attached does not keep using its cached copy
+ * (dir.c validates that by the version).
+ */
+static int bump_lock(struct fs_vol *v, uint64_t addr)
+{
+	unsigned ext = fs_addr_ext(addr);
+	uint64_t off = fs_res_off(v, addr);
+	unsigned char *b = fs_balloc(v->ss);
+	struct lk_lockrec r;
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	ret = fs_read(v, ext, off, b, v->ss);
+	if (!ret)
+		ret = lk_lockrec_in(b, &r);
+	if (!ret) {
+		r.version++;
+		lk_lockrec_out(&r, b, v->ss);
+		ret = fs_write(v, ext, off, b, v->ss);
+	}
+	free(b);
+	return ret;
+}
+
 /* ---- 2. the namespace ------------------------------------------------------ */
 
 static void walk_pb(struct ck *c, struct fs_inode *ino, uint64_t a, unsigned lv,
@@ -408,7 +437,8 @@ static int visit(struct ck *c, uint64_t a)
 				fd.nlink = 2 + d.subdirs;
 				fs_fd_out(&fd, blk);
 				if (fs_write(c->v, fs_addr_ext(a), fs_res_off(c->v, a) +
-					     FS_BLOCK, blk, FS_BLOCK) == 0)
+					     FS_BLOCK, blk, FS_BLOCK) == 0 &&
+				    bump_lock(c->v, a) == 0)
 					c->fixed++;
 				free(blk);
 			}
