@@ -187,10 +187,16 @@ def fs_rows(path):
 
 
 def fs_ratio(g, tool):
+    """Median of the per-repetition ratios tool/fio: each repetition runs
+    the two beside each other, so a drift of the storage over the run
+    (this machine's virtual disk speeds up for a minute or more after a
+    quiet spell) does not land on one side only."""
     raw, t = g.get("fio", {}), g.get(tool, {})
-    if not raw or not t or not med(raw, "iops"):
+    pairs = [t[r]["iops"] / raw[r]["iops"] for r in t
+             if r in raw and raw[r]["iops"]]
+    if not pairs:
         return None
-    return med(t, "iops") / med(raw, "iops")
+    return statistics.median(pairs)
 
 
 def fs_target(tool, pattern):
