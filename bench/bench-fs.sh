@@ -20,7 +20,9 @@
 # Every measurement repeats BENCH_REPS times (raw / library / FUSE
 # alternating order); the tables show medians.
 #
-# Extra environment: BENCH_FS_SIZE (default 4g), BENCH_FS_FILES (10000).
+# Extra environment: BENCH_FS_SIZE (default 4g), BENCH_FS_FILES (10000),
+# BENCH_FS_ENGINE (uring or aio: the device layer's engine for the library
+# rows; default: the device layer's own choice, io_uring where it works).
 set -eu
 
 : "${BENCH_ROOT:?run through bench/run-bench.sh}"
@@ -37,6 +39,7 @@ RAW=$BENCH_OUT/fs-raw.tsv
 RESULTS=$BENCH_OUT/fs-results.md
 LUN=$BENCH_DIR/fs-lun.img
 RAWF=$BENCH_DIR/fs-raw.img
+LUN_LIB=$LUN${BENCH_FS_ENGINE:+?engine=$BENCH_FS_ENGINE}
 MA=$BENCH_DIR/fs-mnt-a
 MB=$BENCH_DIR/fs-mnt-b
 export VMFSD_RUN_DIR=$BENCH_DIR/run
@@ -110,7 +113,7 @@ run_tool() { # tool pattern bs depth json
 		stop_hosts ;;
 	lib)
 		"$FS_BENCH" io --host bench-lib --file big.img --rw "$2" --bs "$3" \
-			--depth "$4" --runtime "$RUNTIME" --ramp "$RAMP" --json "$LUN" \
+			--depth "$4" --runtime "$RUNTIME" --ramp "$RAMP" --json "$LUN_LIB" \
 			>"$5" 2>>"$OUT/lib.log" || die "fs_bench $2: $(cat "$5")" ;;
 	esac
 }
