@@ -110,7 +110,7 @@ int lk_claim_slot(lk_volume *v)
 		v->gen = s.gen;
 		v->last_ok_ns = start;
 		v->joined = true;
-		v->fenced = false;
+		v->fenced = v->abandoned;   /* a rejoin never undoes lk_abandon */
 		v->lost = false;
 		pthread_mutex_unlock(&v->lock);
 		ret = 0;
@@ -142,13 +142,16 @@ static void lost(lk_volume *v, const struct lk_slot *now)
 	       now->state, (unsigned long long)now->gen, now->rec_slot);
 	lk_locks_lost(v);
 	emit(v, LK_EV_LOST);
-	if (v->opts.no_rejoin)
+	if (v->opts.no_rejoin || __atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE))
 		return;
 	if (lk_monitor_pass(v) || lk_claim_slot(v)) {
 		lk_log(v, "re-join failed; staying fenced");
 		return;
 	}
-	lk_fence_all(v, false);
+	pthread_mutex_lock(&v->lock);
+	if (!v->abandoned)
+		lk_fence_all(v, false);
+	pthread_mutex_unlock(&v->lock);
 	lk_log(v, "re-joined: slot %u generation %llu", v->slot,
 	       (unsigned long long)v->gen);
 	emit(v, LK_EV_REJOINED);
@@ -198,15 +201,17 @@ static bool beat_with(lk_volume *v, const unsigned char *data, int *res)
 		v->beats++;
 		if (lk_now_ns() - start > (uint64_t)v->fence_ms * 1000000) {
 			again = true;
-		} else if (v->fenced && !v->lost) {
+		} else if (v->fenced && !v->lost && !v->abandoned) {
 			/* The slot held our last image, so nobody started
-			 * recovering us: our locks are still ours. */
+			 * recovering us: our locks are still ours.  (Under the
+			 * lock: lk_abandon must not be undone by a beat that
+			 * was in flight.) */
 			v->fenced = false;
 			unfence = true;
+			lk_fence_all(v, false);
 		}
 		pthread_mutex_unlock(&v->lock);
 		if (unfence) {
-			lk_fence_all(v, false);
 			lk_log(v, "heartbeat resumed, slot still ours: unfenced");
 			emit(v, LK_EV_UNFENCED);
 		}
@@ -247,7 +252,7 @@ static bool beat(lk_volume *v)
 void lk_abandon(lk_volume *v, const char *why)
 {
 	pthread_mutex_lock(&v->lock);
-	if (v->abandoned || !v->joined || v->lost) {
+	if (v->abandoned || !v->joined) {
 		pthread_mutex_unlock(&v->lock);
 		return;
 	}

@@ -36,7 +36,7 @@ struct host {
 	char name[32];
 	int recovered;          /* recovery callbacks run */
 	struct lk_dead_host last_dead;
-	int events[4];
+	int events[8];
 	uint64_t fenced_ns;
 };
 
@@ -534,6 +534,48 @@ static void test_bad_region(void **state)
 	unlink(p2);
 }
 
+/*
+ * lk_abandon: alpha gives the volume up while it holds a lock, its LUN
+ * still working.  Nothing of alpha's moves any more: no beat, no release,
+ * and lk_leave frees neither the slot nor the hold, so bravo must recover
+ * alpha (its callback runs: the file system replays there) before it gets
+ * the lock.  A freed slot would have let bravo drop the hold unrecovered.
+ */
+static void test_abandon(void **state)
+{
+	struct host *a, *b;
+	struct lk_vol_info ia, ib;
+	lk_lock *la, *lb;
+
+	(void)state;
+	a = host_up("alpha", NULL);
+	b = host_up("bravo", NULL);
+	assert_int_equal(lk_lock_open(a->v, lock_off(3), &la), 0);
+	assert_int_equal(lk_lock_open(b->v, lock_off(3), &lb), 0);
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), 0);
+	lk_abandon(a->v, "test");
+	lk_abandon(a->v, "test again");
+	assert_int_equal(ATOMIC(a->events[LK_EV_ABANDONED]), 1);
+	assert_int_equal(lk_state(a->v), -LK_E_FENCED);
+	lk_get_info(a->v, &ia);
+	assert_true(ia.abandoned && ia.fenced);
+	usleep(4 * INTERVAL * 1000);
+	lk_get_info(a->v, &ib);
+	assert_true(ib.beats <= ia.beats + 1);     /* one may have been in flight */
+	assert_true(ib.fenced);
+	assert_int_equal(lk_release(la), -LK_E_FENCED);
+	assert_int_equal(lk_leave(a->v), -LK_E_FENCED);
+	assert_int_equal(lk_acquire(lb, LK_EXCL, 100), -EBUSY);
+	assert_int_equal(lk_acquire(lb, LK_EXCL, 3 * DEAD), 0);
+	assert_int_equal(ATOMIC(b->recovered), 1);
+	assert_string_equal(b->last_dead.name, "alpha");
+	assert_int_equal(lk_release(lb), 0);
+	lk_lock_close(lb);
+	lk_lock_close(la);
+	host_down(a);
+	host_down(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -546,6 +588,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_stall_lost, test_teardown),
 		cmocka_unit_test_teardown(test_caw_timeout_applied, test_teardown),
 		cmocka_unit_test_teardown(test_bad_region, test_teardown),
+		cmocka_unit_test_teardown(test_abandon, test_teardown),
 	};
 
 	return cmocka_run_group_tests_name("lk_basic", tests, setup, teardown);
