@@ -69,7 +69,9 @@ if [ $unit_only -eq 0 ] && [ -d build/fuzz/tests/fuzz ]; then
 		case "$f" in *.o|*.d) continue ;; esac
 		n=$(basename "$f")
 		mkdir -p "build/fuzz-corpus/$n"
+		# -error_exitcode: libFuzzer's default (77) is the skip status
 		run_one "fuzz/$n" 300 "$f" -max_total_time="${FUZZ_SECONDS:-15}" \
+			-error_exitcode=1 \
 			-artifact_prefix="$logs/$n-" "build/fuzz-corpus/$n"
 	done
 fi
