@@ -69,7 +69,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(blk, 0, sizeof(blk));
 	switch (data[0] >> 4) {
 	case 0: ROUNDTRIP_EQ(struct fs_ext, fs_ext_in, fs_ext_out, FS_EXT_MAGIC); break;
-	case 1: ROUNDTRIP_EQ(struct fs_sb, fs_sb_in, fs_sb_out, FS_SB_MAGIC); break;
+	case 1: {
+		/* as ROUNDTRIP_EQ, but the minor version decoded is the
+		 * writer's: the encoder writes this version's own */
+		static struct fs_sb a, b;
+
+		memcpy(blk, data + 1, size - 1 < FS_BLOCK ? size - 1 : FS_BLOCK);
+		seal_if(blk, FS_SB_MAGIC, data[0]);
+		if (fs_sb_in(blk, &a) == 0) {
+			fs_sb_out(&a, out_blk);
+			if (fs_sb_in(out_blk, &b) != 0 || b.minor != FS_MINOR)
+				abort();
+			b.minor = a.minor;
+			if (memcmp(&a, &b, sizeof(a)))
+				abort();
+		}
+		break;
+	}
 	case 2: ROUNDTRIP(struct fs_rc, fs_rc_in, fs_rc_out, FS_RC_MAGIC); break;
 	case 3: ROUNDTRIP(struct fs_fd, fs_fd_in, fs_fd_out, FS_FD_MAGIC); break;
 	case 4: ROUNDTRIP(struct fs_pb, fs_pb_in, fs_pb_out, FS_PB_MAGIC); break;
