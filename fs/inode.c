@@ -174,14 +174,21 @@ void fs_inode_holder(struct fs_vol *v, uint64_t addr, char *buf, size_t len)
 			 lk_host_status_name(li.holders[0].status));
 }
 
-/* Set held (and count a user) under m; atomically for unlocked readers. */
-static void set_held(struct fs_inode *ino, enum lk_mode mode, bool user)
+/* Set held under m; atomically for unlocked readers. */
+static void set_held(struct fs_inode *ino, enum lk_mode mode)
 {
 	pthread_mutex_lock(&ino->m);
 	__atomic_store_n(&ino->held, mode, __ATOMIC_RELEASE);
-	if (user)
-		ino->lock_users++;
 	pthread_mutex_unlock(&ino->m);
+}
+
+/* A freshly read FD replaces ours (rw exclusive and m held). */
+static void install_fd(struct fs_inode *ino, const struct fs_fd *fd)
+{
+	ino->fd = *fd;
+	ino->valid = true;
+	fs_bmap_forget(ino);
+	fs_dir_cache_drop(ino);
 }
 
 /*
@@ -274,12 +281,8 @@ int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 			}
 			pthread_rwlock_wrlock(&ino->rw);
 			pthread_mutex_lock(&ino->m);
-			if (!ino->valid) {
-				ino->fd = fd;
-				ino->valid = true;
-				fs_bmap_forget(ino);
-				fs_dir_cache_drop(ino);
-			}
+			if (!ino->valid)
+				install_fd(ino, &fd);
 			pthread_mutex_unlock(&ino->m);
 			pthread_rwlock_unlock(&ino->rw);
 		}
@@ -314,12 +317,8 @@ int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 	 * reader refreshing them checks held under rw exclusive */
 	rw_excl(ino);
 	pthread_mutex_lock(&ino->m);
-	if (fresh) {
-		ino->fd = fd;
-		ino->valid = true;
-		fs_bmap_forget(ino);
-		fs_dir_cache_drop(ino);
-	}
+	if (fresh)
+		install_fd(ino, &fd);
 	__atomic_store_n(&ino->held, mode, __ATOMIC_RELEASE);
 	ino->lock_users++;
 	pthread_mutex_unlock(&ino->m);
@@ -350,7 +349,7 @@ void fs_inode_unlock(struct fs_inode *ino)
 	 * after us, through lk_m */
 	if (what == TO_SHARED) {
 		if (lk_convert(ino->lock, LK_SHARED, 0) == 0)
-			set_held(ino, LK_SHARED, false);
+			set_held(ino, LK_SHARED);
 	} else if (what == RELEASE) {
 		int r = lk_release(ino->lock);
 
