@@ -1,10 +1,16 @@
 /*
  * be_local.c - regular files and block devices as LUNs.
  *
- * READ and WRITE go through an asynchronous engine with O_DIRECT: io_uring,
- * or libaio when io_uring cannot be set up (kernel.io_uring_disabled, old
- * kernel, seccomp) or when the spec or open flags ask for it.  Everything
- * else runs on one worker thread per path.
+ * READ and WRITE go through an asynchronous engine with O_DIRECT: libaio,
+ * or io_uring when the spec asks for it or when libaio cannot be set up
+ * (fs.aio-max-nr used up, seccomp).  Both engines deliver completions on
+ * one reaper thread per path.  libaio is the default because of that
+ * model: a kernel AIO completion is posted from the interrupt and wakes
+ * the reaper, while an io_uring read or write completes through task work
+ * of the thread that *submitted* it, so a submitter asleep waiting for its
+ * result is woken once to post the CQE and again by the reaper's callback
+ * (docs/BENCHMARKS.md, "File system", compares the two).  Everything else
+ * runs on one worker thread per path.
  *
  * Compare-and-write is emulated: an OFD write lock on the sector range, read,
  * compare, write, unlock.  OFD locks belong to the open file description, so
@@ -360,15 +366,12 @@ static int local_open(struct mp_path *p, const char *spec,
 		goto destroy_sync;
 
 	p->priv = l;
-	l->eng = lo.eng;
-	if (!l->eng)
-		l->eng = (o->flags & MP_OPEN_NO_URING) ? &local_aio_ops :
-							 &local_uring_ops;
+	l->eng = lo.eng ? lo.eng : &local_aio_ops;
 	ret = l->eng->init(l, LOCAL_ENTRIES);
-	if (ret && l->eng == &local_uring_ops && !lo.eng) {
-		mp_log("%s: io_uring unavailable (%s), using libaio", lo.path,
+	if (ret && !lo.eng && !(o->flags & MP_OPEN_NO_URING)) {
+		mp_log("%s: libaio unavailable (%s), using io_uring", lo.path,
 		       mp_strerror(ret));
-		l->eng = &local_aio_ops;
+		l->eng = &local_uring_ops;
 		ret = l->eng->init(l, LOCAL_ENTRIES);
 	}
 	if (ret)

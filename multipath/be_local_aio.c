@@ -1,6 +1,6 @@
 /*
- * be_local_aio.c - libaio engine of the local backend, for kernels or
- * sandboxes where io_uring is switched off.
+ * be_local_aio.c - libaio engine of the local backend, its default (see
+ * be_local.c for why).
  *
  * io_submit() is thread safe, so submitters call it directly; one reaper
  * thread waits in io_getevents().  The reaper is woken for shutdown and for

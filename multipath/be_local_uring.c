@@ -1,5 +1,6 @@
 /*
- * be_local_uring.c - io_uring engine of the local backend.
+ * be_local_uring.c - io_uring engine of the local backend: chosen by
+ * "?engine=uring", or when libaio cannot be set up.
  *
  * Any thread submits (under sq_lock); one reaper thread waits for
  * completions and delivers them.  Completion callbacks run on the reaper and

@@ -11,8 +11,8 @@
  *
  * Spec strings:
  *   /path/to/file, file:/path        regular file or block device, O_DIRECT
- *                                    (io_uring, or libaio when io_uring is
- *                                    unavailable or MP_OPEN_NO_URING is set)
+ *                                    (libaio, or io_uring when libaio cannot
+ *                                    be set up and MP_OPEN_NO_URING is clear)
  *   ...?engine=aio|uring&sector=4096 local options (sector emulates a
  *                                    4K-native LUN on a regular file)
  *   iscsi://HOST[:PORT]/TARGET-IQN/LUN
@@ -78,7 +78,7 @@ typedef struct mp_lun mp_lun;
 
 /* Open flags. */
 #define MP_OPEN_RDONLY       0x1u  /* refuse writes */
-#define MP_OPEN_NO_URING     0x2u  /* local: use libaio even if io_uring works */
+#define MP_OPEN_NO_URING     0x2u  /* local: libaio only, never io_uring */
 #define MP_OPEN_RETRY_RESCONFLICT 0x4u /* retry I/O failing with RESERVATION
 					* CONFLICT until resconflict_ms passes */
 #define MP_OPEN_FIXED_QD     0x8u  /* turn adaptive queue depth off: QUEUE
