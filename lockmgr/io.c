@@ -77,9 +77,7 @@ static int rw(mp_lun *lun, enum mp_op op, uint64_t off, void *buf,
 	io.offset = off;
 	io.iov = &iov;
 	io.iovcnt = 1;
-	ret = mp_io_submit(lun, &io);
-	if (!ret)
-		ret = mp_io_wait(&io);
+	ret = mp_io_run(lun, &io);
 	if (ret >= 0)
 		ret = ret == (int)len ? 0 : -EIO;
 	return ret;
@@ -105,13 +103,11 @@ int lk_write(lk_volume *v, uint64_t off, const void *buf, size_t len,
 static int simple(mp_lun *lun, enum mp_op op, unsigned flags)
 {
 	struct mp_io io;
-	int ret;
 
 	memset(&io, 0, sizeof(io));
 	io.op = op;
 	io.flags = flags;
-	ret = mp_io_submit(lun, &io);
-	return ret ? ret : mp_io_wait(&io);
+	return mp_io_run(lun, &io);
 }
 
 /* One device compare-and-write (ATS or emulated). */
@@ -120,7 +116,6 @@ static int caw_native(mp_lun *lun, unsigned ss, uint64_t off, const void *cmp,
 {
 	struct iovec iov[2];
 	struct mp_io io;
-	int ret;
 
 	memcpy(cur, cmp, ss);     /* the layer returns current data here */
 	iov[0].iov_base = cur;
@@ -134,8 +129,7 @@ static int caw_native(mp_lun *lun, unsigned ss, uint64_t off, const void *cmp,
 	io.length = ss;
 	io.iov = iov;
 	io.iovcnt = 2;
-	ret = mp_io_submit(lun, &io);
-	return ret ? ret : mp_io_wait(&io);
+	return mp_io_run(lun, &io);
 }
 
 /* Reserve, read, compare, write, release. */

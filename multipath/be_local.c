@@ -33,6 +33,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "local_int.h"
@@ -98,6 +99,10 @@ static int emulated_caw(struct local *l, struct mp_io *io)
 	cur = mp_alloc_aligned(4096, io->length);
 	if (!cur)
 		return -ENOMEM;
+	/* the OFD lock excludes other handles only: this handle's own
+	 * compare-and-writes (the worker's, callers' in their threads)
+	 * take turns on caw_m */
+	pthread_mutex_lock(&l->caw_m);
 	while (fcntl(l->fd, F_OFD_SETLKW, &fl) < 0) {
 		if (errno != EINTR) {
 			ret = -errno;
@@ -120,6 +125,7 @@ unlock:
 	fl.l_type = F_UNLCK;
 	fcntl(l->fd, F_OFD_SETLK, &fl);
 free_cur:
+	pthread_mutex_unlock(&l->caw_m);
 	free(cur);
 	return ret;
 }
@@ -199,7 +205,7 @@ static void worker_queue(struct local *l, struct mp_io *io)
 	pthread_mutex_unlock(&l->wlock);
 }
 
-void local_rw_done(struct local *l, struct mp_io *io, long res)
+static long rw_result(struct local *l, struct mp_io *io, long res)
 {
 	if (res >= 0 && (uint64_t)res != io->length) {
 		/* O_DIRECT transfers inside the device are all or nothing;
@@ -210,7 +216,12 @@ void local_rw_done(struct local *l, struct mp_io *io, long res)
 		       (unsigned long long)io->length);
 		res = -EIO;
 	}
-	mp_path_done(l->path, io, (int)res);
+	return res;
+}
+
+void local_rw_done(struct local *l, struct mp_io *io, long res)
+{
+	mp_path_done(l->path, io, (int)rw_result(l, io, res));
 }
 
 /* ---- identity and geometry ------------------------------------------------ */
@@ -360,6 +371,7 @@ static int local_open(struct mp_path *p, const char *spec,
 	p->max_inflight = LOCAL_ENTRIES;
 
 	pthread_mutex_init(&l->wlock, NULL);
+	pthread_mutex_init(&l->caw_m, NULL);
 	pthread_cond_init(&l->wcond, NULL);
 	ret = -pthread_create(&l->worker, NULL, worker_main, l);
 	if (ret)
@@ -388,6 +400,7 @@ stop_worker:
 destroy_sync:
 	pthread_cond_destroy(&l->wcond);
 	pthread_mutex_destroy(&l->wlock);
+	pthread_mutex_destroy(&l->caw_m);
 close_fd:
 	close(l->fd);
 free_l:
@@ -408,8 +421,43 @@ static void local_close(struct mp_path *p)
 	pthread_join(l->worker, NULL);
 	pthread_cond_destroy(&l->wcond);
 	pthread_mutex_destroy(&l->wlock);
+	pthread_mutex_destroy(&l->caw_m);
 	close(l->fd);
 	free(l);
+}
+
+/*
+ * mp_io_run: the caller's thread does the system call the engine or the
+ * worker would have done (a blocking preadv/pwritev2 on the O_DIRECT fd
+ * completes when the device does) and is woken once, by the device's
+ * interrupt, instead of a second time by the thread that reaped it.
+ */
+static bool local_run(struct mp_path *p, struct mp_io *io, int *result)
+{
+	struct local *l = p->priv;
+	ssize_t n;
+
+	switch (io->op) {
+	case MP_OP_READ:
+		do {
+			n = preadv(l->fd, io->iov, io->iovcnt, (off_t)io->offset);
+		} while (n < 0 && errno == EINTR);
+		break;
+	case MP_OP_WRITE:
+		do {
+			n = pwritev2(l->fd, io->iov, io->iovcnt, (off_t)io->offset,
+				     io->flags & MP_IO_FUA ? RWF_DSYNC : 0);
+		} while (n < 0 && errno == EINTR);
+		break;
+	case MP_OP_FLUSH:
+	case MP_OP_CAW:
+		*result = run_blocking(l, io);
+		return true;
+	default:
+		return false;   /* discard, test unit ready: the worker's */
+	}
+	*result = (int)rw_result(l, io, n < 0 ? -errno : n);
+	return true;
 }
 
 static void local_submit(struct mp_path *p, struct mp_io *io)
@@ -429,4 +477,5 @@ const struct mp_backend_ops mp_local_ops = {
 	.open = local_open,
 	.close = local_close,
 	.submit = local_submit,
+	.run = local_run,
 };

@@ -36,6 +36,7 @@ struct local {
 	pthread_cond_t wcond;
 	struct mp_io *whead, *wtail;
 	bool wstop;
+	pthread_mutex_t caw_m;       /* this handle's emulated CAWs, one at a time */
 };
 
 /* Complete a read or write from an engine: checks the transfer length. */

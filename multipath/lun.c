@@ -351,7 +351,30 @@ static int validate(struct mp_lun *lun, struct mp_io *io)
 	return 0;
 }
 
-static int submit(mp_lun *lun, struct mp_share *share, struct mp_io *io)
+/*
+ * mp_io_run's I/O, with its slot taken: done by the path in this thread
+ * when the path can (true), and completed here as the path's own
+ * completion would be.  Not on a callback's thread (mp_io_wait refuses to
+ * wait there, and so does this).
+ */
+static bool run_inline(struct mp_lun *lun, struct mp_io *io)
+{
+	struct mp_path *p = lun->path;
+	int result;
+
+	if (lun->mp || !p->ops->run || in_completion)
+		return false;
+	if (__atomic_load_n(&lun->fenced, __ATOMIC_ACQUIRE) &&
+	    !(io->flags & MP_IO_FENCE_BYPASS))
+		result = -MP_E_FENCED;   /* fenced since the check in submit */
+	else if (!p->ops->run(p, io, &result))
+		return false;
+	lun_done(lun, io, result);
+	return true;
+}
+
+static int submit(mp_lun *lun, struct mp_share *share, struct mp_io *io,
+		  bool wait)
 {
 	bool go;
 	int ret;
@@ -391,7 +414,7 @@ static int submit(mp_lun *lun, struct mp_share *share, struct mp_io *io)
 		lun->queued++;
 	}
 	pthread_mutex_unlock(&lun->lock);
-	if (go)
+	if (go && !(wait && run_inline(lun, io)))
 		lun_submit_path(lun, io);
 	return 0;
 
@@ -403,12 +426,22 @@ refuse:
 
 int mp_io_submit(mp_lun *lun, struct mp_io *io)
 {
-	return submit(lun, NULL, io);
+	return submit(lun, NULL, io, false);
 }
 
 int mp_io_submit_share(mp_share *s, struct mp_io *io)
 {
-	return submit(s->lun, s, io);
+	return submit(s->lun, s, io, false);
+}
+
+int mp_io_run(mp_lun *lun, struct mp_io *io)
+{
+	int ret;
+
+	if (io->cb)
+		return -EINVAL;
+	ret = submit(lun, NULL, io, true);
+	return ret ? ret : mp_io_wait(io);
 }
 
 #define SPIN_LOOKS 2000     /* ~ 20-60 us of pause instructions */

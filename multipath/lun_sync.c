@@ -10,9 +10,7 @@
 
 static int submit_wait(mp_lun *lun, struct mp_io *io)
 {
-	int ret = mp_io_submit(lun, io);
-
-	return ret ? ret : mp_io_wait(io);
+	return mp_io_run(lun, io);
 }
 
 /* ---- synchronous helpers ------------------------------------------------- */

@@ -237,6 +237,21 @@ int mp_io_submit(mp_lun *lun, struct mp_io *io);
 /* Wait for a submitted I/O that has no callback; returns io->result. */
 int mp_io_wait(struct mp_io *io);
 
+/*
+ * Submit an I/O without a callback and wait for it: mp_io_submit and
+ * mp_io_wait in one, returning io->result (or the refusal).  On a
+ * single-path local LUN with a free slot in its device queue, the calling
+ * thread does a READ, WRITE, FLUSH or emulated COMPARE AND WRITE itself
+ * (preadv, pwritev2, fdatasync) instead of handing it to the engine's
+ * reaper or the backend's worker and sleeping until they wake it: every
+ * synchronous I/O saves a thread wake-up, the largest part of a small
+ * I/O's latency on a virtual machine whose idle CPUs halt.  Everything
+ * else (other backends, multipath devices, a full queue, a callback's
+ * thread) goes the asynchronous way and waits.  The synchronous helpers
+ * below use it.
+ */
+int mp_io_run(mp_lun *lun, struct mp_io *io);
+
 /* Is the calling thread inside a completion callback?  There mp_io_wait()
  * fails with -EDEADLK (the thread would wait for itself), so code that
  * callbacks may call uses it to choose a path that never waits. */

@@ -14,6 +14,8 @@
  * exactly once with mp_path_done(), from any thread except the submitter's
  * own call stack (completing inline would let callbacks recurse into
  * submit).  The result is bytes (READ/WRITE), 0, or -errno / -MP_E_*.
+ * A backend may also offer ops->run(): the I/O done in the caller's thread
+ * for a caller that waits for it anyway (mp_io_run; no callback).
  */
 #ifndef MP_INT_H
 #define MP_INT_H
@@ -57,6 +59,12 @@ struct mp_backend_ops {
 	 * From here until mp_path_done() the backend owns io->next_ (for its
 	 * own queues); lun.c uses it only for I/O not yet handed to a path. */
 	void (*submit)(struct mp_path *p, struct mp_io *io);
+	/* NULL, or do io now in the calling thread, whose caller waits for
+	 * it (mp_io_run): true and *result set (bytes, 0, -errno / -MP_E_*)
+	 * when done, false when io must go through submit instead.  The
+	 * caller then reports *result itself; the backend does not call
+	 * mp_path_done for it. */
+	bool (*run)(struct mp_path *p, struct mp_io *io, int *result);
 	/* Fault injection control (fault backend only; NULL elsewhere). */
 	int (*fault_add)(struct mp_path *p, const struct mp_fault_rule *r);
 	int (*fault_clear)(struct mp_path *p);

@@ -385,13 +385,85 @@ static void test_no_self_deadlock(void **state)
 	free(b);
 }
 
+/* mp_io_run (the synchronous helpers): done in the caller's thread on a
+ * local LUN, counted as any I/O, refused where it must be. */
+static int run_cb_result;
+
+static void run_cb(struct mp_io *io)
+{
+	static unsigned char b[512] __attribute__((aligned(512)));
+
+	/* a callback's thread cannot wait, not even for I/O it would do
+	 * itself */
+	__atomic_store_n(&run_cb_result, (int)mp_lun_pread(io->lun_, b, 512, 0),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n((int *)io->priv, 1, __ATOMIC_RELEASE);
+}
+
+static void test_run(void **state)
+{
+	unsigned char *b = tu_alloc(4096), *c = tu_alloc(4096), *d = tu_alloc(4096);
+	struct iovec iov = { .iov_base = b, .iov_len = 4096 };
+	struct mp_lun_stats s0, s1;
+	struct mp_io io;
+	int flag = 0;
+	mp_lun *lun = open_lun(0);
+
+	(void)state;
+	mp_lun_get_stats(lun, &s0);
+	tu_fill(b, 4096, 21);
+	mp_io_prep_write(&io, &iov, 1, 65536, MP_IO_FUA);
+	assert_int_equal(mp_io_run(lun, &io), 4096);
+	assert_int_equal(io.result, 4096);
+	memset(c, 0, 4096);
+	assert_int_equal(mp_lun_pread(lun, c, 4096, 65536), 4096);
+	assert_memory_equal(b, c, 4096);
+	assert_int_equal(mp_lun_flush(lun), 0);
+	assert_int_equal(mp_lun_caw(lun, 65536, b, c, 512, NULL), 0);
+	assert_int_equal(mp_lun_caw(lun, 65536, c + 512, b, 512, NULL),
+			 -MP_E_MISCOMPARE);
+	/* beyond the end, unaligned: refused before anything runs */
+	assert_int_equal(mp_lun_pread(lun, c, 4096, LUN_SIZE), -ERANGE);
+	assert_int_equal(mp_lun_pread(lun, c, 100, 0), -EINVAL);
+	mp_lun_get_stats(lun, &s1);
+	assert_int_equal(s1.writes - s0.writes, 1);
+	assert_int_equal(s1.reads - s0.reads, 1);
+	assert_int_equal(s1.flushes - s0.flushes, 1);
+	assert_int_equal(s1.caws - s0.caws, 2);
+	assert_int_equal(s1.write_bytes - s0.write_bytes, 4096);
+	assert_int_equal(s1.inflight, 0);
+	/* with a callback it is not a synchronous I/O */
+	iov.iov_base = d;
+	mp_io_prep_read(&io, &iov, 1, 0);
+	io.cb = run_cb;
+	assert_int_equal(mp_io_run(lun, &io), -EINVAL);
+	/* from a callback: -EDEADLK, as mp_io_wait there */
+	io.priv = &flag;
+	assert_int_equal(mp_io_submit(lun, &io), 0);
+	while (!__atomic_load_n(&flag, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&run_cb_result, __ATOMIC_RELAXED),
+			 -EDEADLK);
+	/* fenced: nothing reaches the file */
+	mp_lun_fence(lun, true);
+	assert_int_equal(mp_lun_pwrite(lun, c, 4096, 65536, 0), -MP_E_FENCED);
+	assert_int_equal(mp_lun_flush(lun), -MP_E_FENCED);
+	mp_lun_fence(lun, false);
+	assert_int_equal(mp_lun_pread(lun, c, 4096, 65536), 4096);
+	assert_memory_equal(c, b, 4096);
+	mp_lun_close(lun);
+	free(b);
+	free(c);
+	free(d);
+}
+
 #define TESTS                                                                 \
 	cmocka_unit_test(test_info), cmocka_unit_test(test_async_sg),         \
 	cmocka_unit_test(test_unaligned_buffers),                             \
 	cmocka_unit_test(test_bad_requests), cmocka_unit_test(test_open_errors),\
 	cmocka_unit_test(test_sector_4k), cmocka_unit_test(test_flush_fua_discard),\
 	cmocka_unit_test(test_caw), cmocka_unit_test(test_caw_threads),       \
-	cmocka_unit_test(test_no_self_deadlock)
+	cmocka_unit_test(test_no_self_deadlock), cmocka_unit_test(test_run)
 
 
 int main(void)
