@@ -9,6 +9,9 @@
 #      library bench/fs_bench io --depth D: one thread, D requests in
 #              flight through fs_aio_submit (fio's libaio, iodepth=D)
 #      FUSE    the same fio command on the file through a vmfsd mount
+#      uring   the library with the device layer's io_uring engine instead
+#              of its default (libaio), for the 4 KiB rows: the comparison
+#              behind that default
 #    Rows: 4 KiB random read/write at depth 4; 1 MiB sequential read/write at
 #    depth 1 and 4.  Targets: library >= 0.9x raw; FUSE >= 0.6x raw for
 #    1 MiB sequential.
@@ -22,7 +25,7 @@
 #
 # Extra environment: BENCH_FS_SIZE (default 4g), BENCH_FS_FILES (10000),
 # BENCH_FS_ENGINE (uring or aio: the device layer's engine for the library
-# rows; default: the device layer's own choice, io_uring where it works).
+# rows; default: the device layer's own choice, libaio where it works).
 set -eu
 
 : "${BENCH_ROOT:?run through bench/run-bench.sh}"
@@ -111,9 +114,11 @@ run_tool() { # tool pattern bs depth json
 		start_host bench-a "$MA"
 		run_fio "$MA/big.img" "$2" "$3" "$4" "$5"
 		stop_hosts ;;
-	lib)
+	lib|uring)
+		spec=$LUN_LIB
+		[ "$1" = uring ] && spec="$LUN?engine=uring"
 		"$FS_BENCH" io --host bench-lib --file big.img --rw "$2" --bs "$3" \
-			--depth "$4" --runtime "$RUNTIME" --ramp "$RAMP" --json "$LUN_LIB" \
+			--depth "$4" --runtime "$RUNTIME" --ramp "$RAMP" --json "$spec" \
 			>"$5" 2>>"$OUT/lib.log" || die "fs_bench $2: $(cat "$5")" ;;
 	esac
 }
@@ -132,16 +137,17 @@ while [ "$rep" -le "$REPS" ]; do
 		set -- $shape
 		pattern=$1 bs=$2 depth=$3
 		case $((rep % 3)) in
-		1) order="fio lib fuse" ;;
-		2) order="lib fuse fio" ;;
-		0) order="fuse fio lib" ;;
+		1) order="fio lib fuse uring" ;;
+		2) order="lib uring fuse fio" ;;
+		0) order="fuse fio uring lib" ;;
 		esac
+		[ "$bs" = 4096 ] || order=$(echo "$order" | sed 's/ *uring//')
 		for tool in $order; do
 			json=$OUT/$pattern-$bs-$depth-$rep-$tool.json
 			prefix=$(printf 'libaio\t%s\t%s\t%s\t%s\t%s' "$pattern" "$bs" \
 				"$depth" "$rep" "$tool")
 			run_tool "$tool" "$pattern" "$bs" "$depth" "$json"
-			case $tool in lib) kind=mp ;; *) kind=fio ;; esac
+			case $tool in lib|uring) kind=mp ;; *) kind=fio ;; esac
 			line=$($BENCH_TOOL "$kind" "$prefix" "$json")
 			echo "$line" >>"$RAW"
 			echo "$line" | awk -F'\t' -v n="$REPS" '{ printf "  [%s/%s] %-9s bs %-7s depth %s %-5s %8.0f IOPS %8.1f MiB/s\n", $5, n, $2, $3, $4, $6, $7, $8 }'
@@ -157,11 +163,35 @@ start_host bench-b "$MB"
 # descriptors) must not run the creates out of descriptors
 rm -rf "$MA/creates" "$MA/big"
 mkdir -p "$MA/creates"
-one="" two="" pair=""
+# the device layer's counters of host a's LUNs (vmkfstools -P): reads
+# writes flushes compare-and-writes, summed over the extents
+io_counts() {
+	"$BIN/vmkfstools" -P "$MA" | awk '/I\/O since mount:/ {
+		for (i = 1; i <= NF; i++) {
+			if ($(i + 1) ~ /^reads/) r += $i
+			if ($(i + 1) ~ /^writes/) w += $i
+			if ($(i + 1) ~ /^flushes/) f += $i
+			if ($(i + 1) ~ /^compare-and-writes/) c += $i
+		}
+	} END { print r + 0, w + 0, f + 0, c + 0 }'
+}
+one="" two="" pair="" perio=""
 rep=1
 while [ "$rep" -le "$REPS" ]; do
-	r1=$("$FS_BENCH" creates --dir "$MA/creates/one-$rep" --seconds "$RUNTIME" --json |
-		python3 -c 'import json,sys; print(json.load(sys.stdin)["per_s"])')
+	io0=$(io_counts)
+	"$FS_BENCH" creates --dir "$MA/creates/one-$rep" --seconds "$RUNTIME" --json >"$OUT/c1.json" ||
+		die "creates on host a alone"
+	io1=$(io_counts)
+	r1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["per_s"])' "$OUT/c1.json")
+	# I/O per create (the mkdir of the directory and the counting
+	# commands' own reads included: a few among thousands)
+	perio="$perio $(python3 - "$OUT/c1.json" $io0 $io1 <<'PY'
+import json, sys
+n = json.load(open(sys.argv[1]))["creates"]
+a, b = sys.argv[2:6], sys.argv[6:10]
+print(",".join("%.2f" % ((int(y) - int(x)) / n) for x, y in zip(a, b)))
+PY
+)"
 	"$FS_BENCH" creates --dir "$MA/creates/a-$rep" --seconds "$RUNTIME" --json >"$OUT/ca.json" &
 	pa=$!
 	"$FS_BENCH" creates --dir "$MB/creates/b-$rep" --seconds "$RUNTIME" --json >"$OUT/cb.json" &
@@ -177,6 +207,14 @@ while [ "$rep" -le "$REPS" ]; do
 	rep=$((rep + 1))
 done
 c1=$($BENCH_TOOL median $one)
+# per create: the repetition with the median number of reads
+perio_med=$(python3 - $perio <<'PY'
+import sys
+rows = sorted((list(map(float, a.split(","))) for a in sys.argv[1:]), key=lambda r: r[0])
+r = rows[len(rows) // 2]
+print("| %.2f | %.2f | %.2f | %.2f |" % tuple(r))
+PY
+)
 c2=$($BENCH_TOOL median $two)
 # two / one: the median of the per-repetition ratios (run back to back)
 cratio=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $pair))")
@@ -235,7 +273,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	echo "--bs=BS --size=$SIZE --time_based\` on a written $SIZE file beside the LUN.  library:"
 	echo "\`fs_bench io --rw PATTERN --bs BS --depth DEPTH\` (one thread keeping DEPTH"
 	echo "requests in flight with \`fs_aio_submit\` on the volume's file).  FUSE: the raw fio command on"
-	echo "the file through a vmfsd mount (direct_io).  Targets: library >= 0.9x raw,"
+	echo "the file through a vmfsd mount (direct_io).  library (io_uring): the library"
+	echo "rows' command on \`LUN?engine=uring\` (the device layer's other engine; its"
+	echo "default is libaio), 4 KiB rows only.  Targets: library >= 0.9x raw,"
 	echo "FUSE >= 0.6x raw for 1 MiB sequential.  Raw runs: \`${RAW#"$BENCH_ROOT"/}\`."
 	echo
 	echo "$table"
@@ -252,6 +292,14 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	echo "| one host creates/s | two hosts creates/s | two / one |"
 	echo "|--:|--:|--:|"
 	echo "| $c1 | $c2 | $cratio |"
+	echo
+	echo "I/O per create of the one host on its LUN (the device layer's counters"
+	echo "from \`vmkfstools -P\` before and after; the repetition with the median"
+	echo "number of reads):"
+	echo
+	echo "| reads | writes | flushes | compare-and-writes |"
+	echo "|--:|--:|--:|--:|"
+	echo "$perio_med"
 	echo
 	echo "Result: $cverdict."
 	echo

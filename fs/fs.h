@@ -101,6 +101,9 @@ struct fs_vol_info {
 	uint64_t extent_size[32];
 	uint64_t extent_free[32];   /* bytes of free file blocks per extent */
 	char extent_spec[32][256];
+	/* the device layer's counters of the extent's LUN since this host
+	 * opened it (zero for space grown onto another extent's LUN) */
+	struct mp_lun_stats extent_io[32];
 };
 int fs_vol_info(fs_vol *v, struct fs_vol_info *info);
 

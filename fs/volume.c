@@ -708,6 +708,8 @@ int fs_vol_info(fs_vol *v, struct fs_vol_info *info)
 		info->extent_size[i] = g->size;
 		snprintf(info->extent_spec[i], sizeof(info->extent_spec[i]), "%s",
 			 v->ext[i].spec ? v->ext[i].spec : "");
+		if (!g->lun_of && v->ext[i].lun)
+			mp_lun_get_stats(v->ext[i].lun, &info->extent_io[i]);
 		if (g->lun_of) {
 			/* space a grow added at the end of another extent's
 			 * LUN: its areas start at the first cluster slot */

@@ -397,9 +397,24 @@ static int volume_info(const char *path)
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(exts, i);
 
+		struct json_object *io = NULL;
+
 		printf("  %zu: %s  size %s, free %s\n", i, str(e, "device"),
 		       size_str(u64(e, "size"), a, sizeof(a)),
 		       size_str(u64(e, "free"), b, sizeof(b)));
+		json_object_object_get_ex(e, "io", &io);
+		if (io)
+			printf("     I/O since mount: %llu reads (%s), %llu writes "
+			       "(%s), %llu flushes, %llu compare-and-writes, "
+			       "%llu discards, %llu errors\n",
+			       (unsigned long long)u64(io, "reads"),
+			       size_str(u64(io, "read_bytes"), a, sizeof(a)),
+			       (unsigned long long)u64(io, "writes"),
+			       size_str(u64(io, "write_bytes"), b, sizeof(b)),
+			       (unsigned long long)u64(io, "flushes"),
+			       (unsigned long long)u64(io, "compare_and_writes"),
+			       (unsigned long long)u64(io, "discards"),
+			       (unsigned long long)u64(io, "errors"));
 	}
 	json_object_put(r);
 	return 0;

@@ -98,9 +98,23 @@ static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 	for (unsigned i = 0; i < in.nextents; i++) {
 		struct json_object *e = json_object_new_object();
 
+		const struct mp_lun_stats *io = &in.extent_io[i];
+		struct json_object *o = json_object_new_object();
+
 		add_str(e, "device", in.extent_spec[i]);
 		add_u64(e, "size", in.extent_size[i]);
 		add_u64(e, "free", in.extent_free[i]);
+		/* the LUN's I/O since this host opened it, this command's
+		 * own reads (free space above) included */
+		add_u64(o, "reads", io->reads);
+		add_u64(o, "writes", io->writes);
+		add_u64(o, "flushes", io->flushes);
+		add_u64(o, "compare_and_writes", io->caws);
+		add_u64(o, "discards", io->discards);
+		add_u64(o, "read_bytes", io->read_bytes);
+		add_u64(o, "write_bytes", io->write_bytes);
+		add_u64(o, "errors", io->errors);
+		json_object_object_add(e, "io", o);
 		json_object_array_add(exts, e);
 	}
 	json_object_object_add(resp, "extents", exts);
