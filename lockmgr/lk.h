@@ -220,6 +220,14 @@ int lk_acquire(lk_lock *l, enum lk_mode mode, unsigned timeout_ms);
 
 /* Release.  -LK_E_LOST if another host had broken our hold. */
 int lk_release(lk_lock *l);
+/*
+ * The caller has just written the record of this (free, not held) lock
+ * itself, as rec (one sector): the next acquire compares against it
+ * instead of reading the sector, and finds its cache valid if nobody else
+ * held the lock in between (as after a release of ours).  -EINVAL if rec
+ * is not a free record of this lock or the lock is held.
+ */
+int lk_lock_seed(lk_lock *l, const void *rec);
 
 /* Upgrade (shared -> exclusive, waits for other holders to go) or
  * downgrade (exclusive -> shared / multi-writer). */

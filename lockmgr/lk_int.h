@@ -73,6 +73,13 @@ struct lk_lock {
 	uint64_t version;         /* version of our last change while held */
 	uint64_t released_version; /* version we wrote when releasing, 0 none */
 	bool cache_valid;
+	/* The record as our last successful compare-and-write left it: the
+	 * compare image of the next acquire or release, instead of reading
+	 * the sector first.  Only ever compared, never trusted: if the
+	 * record changed since, the compare-and-write fails and hands back
+	 * what is there, and that is judged as a fresh read would be. */
+	unsigned char *img;
+	bool img_ok;
 	struct lk_lock *next;
 };
 

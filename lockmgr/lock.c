@@ -279,6 +279,7 @@ static void lock_close(lk_lock *l, bool release)
 		}
 	}
 	pthread_mutex_unlock(&v->lock);
+	free(l->img);
 	free(l);
 }
 
@@ -298,6 +299,7 @@ void lk_locks_lost(lk_volume *v)
 	for (lk_lock *l = v->locks; l; l = l->next) {
 		l->held = LK_FREE;
 		l->released_version = 0;
+		l->img_ok = false;
 		l->cache_valid = false;
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -390,6 +392,55 @@ static int read_rec(lk_lock *l, unsigned char *raw, struct lk_lockrec *r)
 	return 0;
 }
 
+/*
+ * Where the record judged next comes from: a read of the sector, the image
+ * our last compare-and-write left (unverified: only ever used as the
+ * compare data of a compare-and-write, or read again), or the current
+ * contents a failed compare-and-write handed back (as good as a read).
+ */
+enum rec_src { REC_READ, REC_IMAGE, REC_CURRENT };
+
+static enum rec_src take_img(lk_lock *l, unsigned char *raw)
+{
+	if (!l->img_ok)
+		return REC_READ;
+	memcpy(raw, l->img, l->ss);
+	return REC_IMAGE;
+}
+
+static void keep_img(lk_lock *l, const unsigned char *nw)
+{
+	if (!l->img)
+		l->img = malloc(l->ss);
+	if (l->img)
+		memcpy(l->img, nw, l->ss);
+	l->img_ok = l->img != NULL;
+}
+
+/* A compare-and-write failed: cur holds what is there now. */
+static enum rec_src caw_lost(lk_lock *l, unsigned char *raw,
+			     const unsigned char *cur)
+{
+	l->img_ok = false;
+	memcpy(raw, cur, l->ss);
+	return REC_CURRENT;
+}
+
+/* The record to judge into raw/r: read it unless *src says raw holds one. */
+static int get_rec(lk_lock *l, unsigned char *raw, struct lk_lockrec *r,
+		   enum rec_src *src)
+{
+	int ret;
+
+	if (*src != REC_READ) {
+		ret = lk_lockrec_in(raw, r);
+		if (!ret && r->self_off == l->off)
+			return 0;
+		*src = REC_READ;   /* not a record of this lock: read it */
+	}
+	return read_rec(l, raw, r);
+}
+
 static int find_holder(const struct lk_lockrec *r, uint32_t slot, uint64_t gen)
 {
 	for (uint32_t i = 0; i < r->nholders; i++)
@@ -425,12 +476,14 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 	unsigned char *raw = lk_buf_n(l->ss), *nw = lk_buf_n(l->ss);
 	unsigned char *cur = lk_buf_n(l->ss);
 	uint64_t deadline = lk_now_ns() + (uint64_t)timeout_ms * 1000000;
+	enum rec_src src;
 	int ret;
 
 	if (!raw || !nw || !cur) {
 		ret = -ENOMEM;
 		goto out;
 	}
+	src = take_img(l, raw);
 	for (;;) {
 		struct lk_lockrec r, n;
 		uint32_t myslot;
@@ -446,9 +499,15 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 		mygen = v->gen;
 		pthread_mutex_unlock(&v->lock);
 
-		ret = read_rec(l, raw, &r);
+		ret = get_rec(l, raw, &r, &src);
 		if (ret)
 			goto out;
+		if (src == REC_IMAGE && r.nholders) {
+			/* held by someone as we last saw it: judge what is
+			 * there now, not a memory */
+			src = REC_READ;
+			continue;
+		}
 		n = r;
 		me = find_holder(&n, myslot, mygen);
 		if (me >= 0)
@@ -501,6 +560,7 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 				goto out;
 			}
 			lk_sleep_ms(poll_ms(v));
+			src = REC_READ;
 			continue;
 		}
 		if (n.nholders >= LK_MAX_HOLDERS) {
@@ -519,10 +579,16 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 			l->method = lk_method_for(v, l->lun);
 		ret = lk_caw_on(v, l->lun, l->method, l->ss, l->off, raw, nw,
 				cur, 0);
-		if (ret == -MP_E_MISCOMPARE)
-			continue;   /* it changed under us: judge again */
-		if (ret)
+		if (ret == -MP_E_MISCOMPARE) {
+			/* it changed under us: judge again what is there */
+			src = caw_lost(l, raw, cur);
+			continue;
+		}
+		if (ret) {
+			l->img_ok = false;
 			goto out;
+		}
+		keep_img(l, nw);
 		l->cache_valid = l->released_version &&
 				 r.version == l->released_version;
 		l->version = n.version;
@@ -568,6 +634,7 @@ int lk_release(lk_lock *l)
 	lk_volume *v = l->v;
 	unsigned char *raw = lk_buf_n(l->ss), *nw = lk_buf_n(l->ss);
 	unsigned char *cur = lk_buf_n(l->ss);
+	enum rec_src src;
 	int ret;
 
 	if (l->held == LK_FREE) {
@@ -578,14 +645,19 @@ int lk_release(lk_lock *l)
 		ret = -ENOMEM;
 		goto out;
 	}
+	src = take_img(l, raw);
 	for (;;) {
 		struct lk_lockrec r;
 		int me;
 
-		ret = read_rec(l, raw, &r);
+		ret = get_rec(l, raw, &r, &src);
 		if (ret)
 			goto out;
 		me = find_holder(&r, l->held_slot, l->held_gen);
+		if (me < 0 && src == REC_IMAGE) {
+			src = REC_READ;   /* not as we left it: look */
+			continue;
+		}
 		if (me < 0) {
 			/* broken by another host: we were taken for dead */
 			l->held = LK_FREE;
@@ -600,10 +672,15 @@ int lk_release(lk_lock *l)
 			l->method = lk_method_for(v, l->lun);
 		ret = lk_caw_on(v, l->lun, l->method, l->ss, l->off, raw, nw,
 				cur, 0);
-		if (ret == -MP_E_MISCOMPARE)
+		if (ret == -MP_E_MISCOMPARE) {
+			src = caw_lost(l, raw, cur);
 			continue;
-		if (ret)
+		}
+		if (ret) {
+			l->img_ok = false;
 			goto out;
+		}
+		keep_img(l, nw);
 		l->released_version = r.version;
 		l->held = LK_FREE;
 		goto out;
@@ -615,6 +692,20 @@ out:
 	free(nw);
 	free(cur);
 	return ret;
+}
+
+int lk_lock_seed(lk_lock *l, const void *rec)
+{
+	struct lk_lockrec r;
+
+	if (l->held != LK_FREE || lk_lockrec_in(rec, &r) || r.self_off != l->off ||
+	    r.mode != LK_FREE || r.nholders || !r.version)
+		return -EINVAL;
+	keep_img(l, rec);
+	if (!l->img_ok)
+		return -ENOMEM;
+	l->released_version = r.version;
+	return 0;
 }
 
 int lk_lock_info(lk_lock *l, struct lk_lock_info *info)

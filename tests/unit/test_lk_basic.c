@@ -228,6 +228,65 @@ static void test_exclusive(void **state)
 	host_down(b);
 }
 
+/* The record as our last compare-and-write left it is the compare image
+ * of our next acquire or release: no read of the sector first while
+ * nobody else touched it; a record another host moved meanwhile is
+ * judged afresh (the compare-and-write fails and hands it back). */
+static void test_record_image(void **state)
+{
+	struct host *a, *b;
+	struct mp_lun_stats s0, s1;
+	struct lk_lock_info li;
+	lk_lock *la, *lb;
+
+	(void)state;
+	a = host_up("alpha", NULL);
+	b = host_up("bravo", NULL);
+	assert_int_equal(lk_lock_open(a->v, lock_off(3), &la), 0);
+	assert_int_equal(lk_lock_open(b->v, lock_off(3), &lb), 0);
+	/* first acquire: no image yet, it reads */
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), 0);
+	assert_int_equal(lk_release(la), 0);
+	mp_lun_get_stats(a->lun, &s0);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(lk_acquire(la, LK_EXCL, 0), 0);
+		assert_true(lk_cache_valid(la));
+		assert_int_equal(lk_release(la), 0);
+	}
+	mp_lun_get_stats(a->lun, &s1);
+	/* one compare-and-write each, no reads (heartbeats of this host
+	 * may add a write, never a read of the lock) */
+	assert_int_equal(s1.caws - s0.caws, 20);
+	assert_true(s1.reads - s0.reads <= 2);
+	/* bravo takes and gives it back: alpha's image is stale */
+	assert_int_equal(lk_acquire(lb, LK_EXCL, 0), 0);
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), -EBUSY);
+	assert_int_equal(lk_release(lb), 0);
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), 0);
+	assert_false(lk_cache_valid(la));   /* bravo held it between */
+	/* bravo cannot have it now; alpha's release reads nothing */
+	assert_int_equal(lk_acquire(lb, LK_EXCL, 0), -EBUSY);
+	assert_int_equal(lk_lock_info(la, &li), 0);
+	assert_int_equal(li.mode, LK_EXCL);
+	assert_int_equal(li.nholders, 1);
+	assert_int_equal(lk_release(la), 0);
+	/* shared: bravo joins alpha's shared hold behind alpha's image */
+	assert_int_equal(lk_acquire(la, LK_SHARED, 0), 0);
+	assert_int_equal(lk_acquire(lb, LK_SHARED, 0), 0);
+	assert_int_equal(lk_release(la), 0);    /* its image lacks bravo */
+	assert_int_equal(lk_lock_info(lb, &li), 0);
+	assert_int_equal(li.mode, LK_SHARED);
+	assert_int_equal(li.nholders, 1);       /* bravo's hold survived */
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), -EBUSY);
+	assert_int_equal(lk_release(lb), 0);
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), 0);
+	assert_int_equal(lk_release(la), 0);
+	lk_lock_close(la);
+	lk_lock_close(lb);
+	host_down(a);
+	host_down(b);
+}
+
 static void test_shared_modes(void **state)
 {
 	struct host *a, *b, *c;
@@ -581,6 +640,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_join_leave, test_teardown),
 		cmocka_unit_test_teardown(test_exclusive, test_teardown),
+		cmocka_unit_test_teardown(test_record_image, test_teardown),
 		cmocka_unit_test_teardown(test_shared_modes, test_teardown),
 		cmocka_unit_test_teardown(test_break_dead_host, test_teardown),
 		cmocka_unit_test_teardown(test_per_host_timing, test_teardown),
