@@ -38,7 +38,7 @@ uint64_t fs_root(fs_vol *v)
 	return v->sb.root;
 }
 
-static void stat_from_fd(const struct fs_fd *fd, struct fs_stat *st)
+void fs_stat_from_fd(const struct fs_fd *fd, struct fs_stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->ino = fd->self;
@@ -77,7 +77,7 @@ int fs_getattr(fs_vol *v, uint64_t ino, struct fs_stat *st)
 		pthread_mutex_lock(&in->m);
 		have = in->held != LK_FREE && in->valid;
 		if (have)
-			stat_from_fd(&in->fd, st);
+			fs_stat_from_fd(&in->fd, st);
 		pthread_mutex_unlock(&in->m);
 		fs_inode_put(in);
 		if (have)
@@ -88,7 +88,7 @@ int fs_getattr(fs_vol *v, uint64_t ino, struct fs_stat *st)
 		return ret;
 	if (fd.type == FS_T_FREE)
 		return -ENOENT;
-	stat_from_fd(&fd, st);
+	fs_stat_from_fd(&fd, st);
 	return 0;
 }
 
@@ -365,7 +365,7 @@ int fs_close(fs_file *f)
 int fs_fstat(fs_file *f, struct fs_stat *st)
 {
 	pthread_mutex_lock(&f->ino->m);
-	stat_from_fd(&f->ino->fd, st);
+	fs_stat_from_fd(&f->ino->fd, st);
 	pthread_mutex_unlock(&f->ino->m);
 	return 0;
 }

@@ -101,11 +101,12 @@ struct fs_vol_info {
 	uint64_t extent_size[32];
 	uint64_t extent_free[32];   /* bytes of free file blocks per extent */
 	char extent_spec[32][256];
-	/* the device layer's counters of the extent's LUN since this host
-	 * opened it (zero for space grown onto another extent's LUN) */
-	struct mp_lun_stats extent_io[32];
 };
 int fs_vol_info(fs_vol *v, struct fs_vol_info *info);
+/* The device layer's counters of each extent's LUN since this host opened
+ * it (zeros for space grown onto another extent's LUN); no I/O.  Returns
+ * the number of extents. */
+unsigned fs_vol_io(fs_vol *v, struct mp_lun_stats io[32]);
 
 /*
  * Span the mounted volume onto the LUN spec (vmkfstools -Z), or use the
@@ -223,6 +224,14 @@ struct fs_create_args {
 /* Create name in dir: -EEXIST if it exists. */
 int fs_create(fs_vol *v, uint64_t dir, const char *name,
 	      const struct fs_create_args *a, struct fs_stat *st);
+/*
+ * Create a file (FS_TYPE_FILE) and open it (flags as fs_open): the open
+ * needs neither the new FD nor its lock record read back while no other
+ * host touched them.  On an open error the file stays created.
+ */
+int fs_create_open(fs_vol *v, uint64_t dir, const char *name,
+		   const struct fs_create_args *a, int flags, struct fs_stat *st,
+		   fs_file **out);
 /* Remove a file or symlink (-EBUSY if another host has it open). */
 int fs_unlink(fs_vol *v, uint64_t dir, const char *name);
 /* Remove an empty directory. */

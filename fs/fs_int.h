@@ -389,6 +389,17 @@ int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino);
  * The FD's lock record is (re)written free, version above any old one. */
 int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		   uint32_t gid, uint64_t parent, struct fs_fd *out);
+/* The same, and the lock record written (v->ss bytes) into lockrec. */
+int fs_inode_alloc_rec(struct fs_tx *tx, uint8_t type, uint32_t mode,
+		       uint32_t uid, uint32_t gid, uint64_t parent,
+		       struct fs_fd *out, void *lockrec);
+/* A new file this host just committed (fd as written, lockrec its lock
+ * record as written): the inode in memory knows both, so that opening it
+ * next reads neither while nobody else touched it. */
+void fs_inode_seed(struct fs_inode *ino, const struct fs_fd *fd,
+		   const void *lockrec);
+/* stat of an FD. */
+void fs_stat_from_fd(const struct fs_fd *fd, struct fs_stat *st);
 /* Who holds the lock of FD addr, for messages ("" if nobody). */
 void fs_inode_holder(struct fs_vol *v, uint64_t addr, char *buf, size_t len);
 /* The lock record of FD addr as it is on disk (-EROFS on read-only hosts). */

@@ -380,7 +380,7 @@ int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
 /* (Re)write the lock record of a newly allocated FD: free, and with a
  * version above whatever an earlier incarnation left, so that another host's
  * cached view of the old file can never pass for current. */
-static int reset_fd_lock(struct fs_vol *v, uint64_t addr)
+static int reset_fd_lock(struct fs_vol *v, uint64_t addr, void *written)
 {
 	unsigned ss = v->ss, ext = fs_addr_ext(addr);
 	uint64_t off = fs_res_off(v, addr);
@@ -403,6 +403,8 @@ static int reset_fd_lock(struct fs_vol *v, uint64_t addr)
 	memcpy(r.uuid, v->sb.uuid, 16);
 	lk_lockrec_out(&r, b, ss);
 	ret = fs_write(v, ext, off, b, ss);
+	if (!ret && written)
+		memcpy(written, b, ss);
 out:
 	free(b);
 	return ret;
@@ -410,6 +412,35 @@ out:
 
 int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		   uint32_t gid, uint64_t parent, struct fs_fd *out)
+{
+	return fs_inode_alloc_rec(tx, type, mode, uid, gid, parent, out, NULL);
+}
+
+void fs_inode_seed(struct fs_inode *ino, const struct fs_fd *fd,
+		   const void *lockrec)
+{
+	struct fs_vol *v = ino->v;
+
+	if (v->rdonly || !v->lk)
+		return;
+	pthread_mutex_lock(&ino->lk_m);
+	if (!ino->lock && lk_lock_open_on(v->lk, v->ext[ino->ext].lun,
+					  ino->slot_off, &ino->lock))
+		goto out;
+	if (ino->held != LK_FREE || lk_lock_seed(ino->lock, lockrec))
+		goto out;
+	rw_excl(ino);
+	pthread_mutex_lock(&ino->m);
+	install_fd(ino, fd);
+	pthread_mutex_unlock(&ino->m);
+	rw_excl_done(ino);
+out:
+	pthread_mutex_unlock(&ino->lk_m);
+}
+
+int fs_inode_alloc_rec(struct fs_tx *tx, uint8_t type, uint32_t mode,
+		       uint32_t uid, uint32_t gid, uint64_t parent,
+		       struct fs_fd *out, void *lockrec)
 {
 	struct fs_vol *v = fs_tx_vol(tx);
 	struct fs_fd old;
@@ -426,7 +457,7 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		memset(&old, 0, sizeof(old));   /* damaged but free: reuse */
 	/* Nobody can hold the lock of a free FD legitimately: any hold left
 	 * there is from before it was freed (or from another volume). */
-	ret = reset_fd_lock(v, a);
+	ret = reset_fd_lock(v, a, lockrec);
 	if (ret)
 		return ret;
 	memset(out, 0, sizeof(*out));

@@ -130,13 +130,17 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 	return ret;
 }
 
-int fs_create(fs_vol *v, uint64_t dir, const char *name,
-	      const struct fs_create_args *a, struct fs_stat *st)
+/* fs_create; *keep (if not NULL): a reference to the new file's inode,
+ * which knows its FD and lock record as written (fs_inode_seed). */
+static int create(fs_vol *v, uint64_t dir, const char *name,
+		  const struct fs_create_args *a, struct fs_stat *st,
+		  struct fs_inode **keep)
 {
 	struct fs_inode *d, *ni = NULL;
 	struct fs_dirent de;
 	struct fs_tx *tx = NULL;
 	struct fs_fd fd;
+	unsigned char *lockrec = NULL;
 	uint32_t ftype;
 	int ret;
 
@@ -159,9 +163,13 @@ int fs_create(fs_vol *v, uint64_t dir, const char *name,
 		break;
 	default: return -EINVAL;
 	}
+	if (keep && !(lockrec = fs_balloc(v->ss)))
+		return -ENOMEM;
 	ret = dir_begin(v, dir, &d);
-	if (ret)
+	if (ret) {
+		free(lockrec);
 		return ret;
+	}
 	if (fs_dir_find(NULL, d, name, &de) == 0) {
 		ret = -EEXIST;
 		goto end;
@@ -176,8 +184,8 @@ int fs_create(fs_vol *v, uint64_t dir, const char *name,
 	}
 	ret = fs_inode_tx(tx, d);
 	if (!ret)
-		ret = fs_inode_alloc(tx, a->type, ftype | (a->mode & 07777),
-				     a->uid, a->gid, dir, &fd);
+		ret = fs_inode_alloc_rec(tx, a->type, ftype | (a->mode & 07777),
+					 a->uid, a->gid, dir, &fd, lockrec);
 	if (ret)
 		goto abort;
 	if (a->type == FS_TYPE_SYMLINK) {
@@ -228,8 +236,39 @@ end:
 	if (ni)
 		fs_inode_put(ni);
 	ino_end(d);
+	/* what this create committed: no need to read it back */
 	if (!ret && st)
-		ret = fs_getattr(v, fd.self, st);
+		fs_stat_from_fd(&fd, st);
+	if (!ret && keep && fs_inode_get(v, fd.self, keep) == 0)
+		fs_inode_seed(*keep, &fd, lockrec);
+	free(lockrec);
+	return ret;
+}
+
+int fs_create(fs_vol *v, uint64_t dir, const char *name,
+	      const struct fs_create_args *a, struct fs_stat *st)
+{
+	return create(v, dir, name, a, st, NULL);
+}
+
+int fs_create_open(fs_vol *v, uint64_t dir, const char *name,
+		   const struct fs_create_args *a, int flags, struct fs_stat *st,
+		   fs_file **out)
+{
+	struct fs_inode *ni = NULL;
+	struct fs_stat s;
+	int ret;
+
+	if (a->type != FS_TYPE_FILE)
+		return -EINVAL;
+	ret = create(v, dir, name, a, &s, &ni);
+	if (ret)
+		return ret;
+	/* the inode stays referenced until the open has it */
+	ret = fs_open(v, s.ino, flags, out);
+	fs_inode_put(ni);
+	if (!ret && st)
+		*st = s;
 	return ret;
 }
 

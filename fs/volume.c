@@ -676,6 +676,17 @@ lk_volume *fs_lk(fs_vol *v)
 	return v->lk;
 }
 
+unsigned fs_vol_io(fs_vol *v, struct mp_lun_stats io[32])
+{
+	unsigned n = v->sb.nextents;
+
+	memset(io, 0, sizeof(*io) * 32);
+	for (unsigned i = 0; i < n && i < 32; i++)
+		if (!v->sb.ext[i].lun_of && v->ext[i].lun)
+			mp_lun_get_stats(v->ext[i].lun, &io[i]);
+	return n;
+}
+
 int fs_vol_info(fs_vol *v, struct fs_vol_info *info)
 {
 	uint64_t fr[FS_R_TYPES], tot[FS_R_TYPES];
@@ -708,8 +719,6 @@ int fs_vol_info(fs_vol *v, struct fs_vol_info *info)
 		info->extent_size[i] = g->size;
 		snprintf(info->extent_spec[i], sizeof(info->extent_spec[i]), "%s",
 			 v->ext[i].spec ? v->ext[i].spec : "");
-		if (!g->lun_of && v->ext[i].lun)
-			mp_lun_get_stats(v->ext[i].lun, &info->extent_io[i]);
 		if (g->lun_of) {
 			/* space a grow added at the end of another extent's
 			 * LUN: its areas start at the first cluster slot */

@@ -84,7 +84,8 @@ static void rdm_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* open(O_CREAT) of a name that exists may arrive as a create: a mapping
- * must still open as one */
+ * must still open as one.  With O_EXCL any existing name is EEXIST, which
+ * the plain create says without a lookup first. */
 static void rdm_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       mode_t mode, struct fuse_file_info *fi)
 {
@@ -93,11 +94,12 @@ static void rdm_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	uint64_t dir = parent == FUSE_ROOT_ID ? fs_root(ctx->vol) : (uint64_t)parent;
 	int err;
 
-	if (fs_lookup(ctx->vol, dir, name, &st) || st.type != FS_TYPE_RDM) {
+	if ((fi->flags & O_EXCL) || fs_lookup(ctx->vol, dir, name, &st) ||
+	    st.type != FS_TYPE_RDM) {
 		base.create(req, parent, name, mode, fi);
 		return;
 	}
-	err = fi->flags & O_EXCL ? EEXIST : open_mapping(st.ino, fi);
+	err = open_mapping(st.ino, fi);
 	if (err) {
 		fuse_reply_err(req, err);
 		return;

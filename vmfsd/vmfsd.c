@@ -284,20 +284,25 @@ static void vd_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 					  to_fs(newparent), newname, f)));
 }
 
-static int open_common(fuse_ino_t ino, struct fuse_file_info *fi)
+static int open_flags(const struct fuse_file_info *fi)
+{
+	return (fi->flags & O_ACCMODE) == O_RDONLY ? FS_O_RDONLY : FS_O_RDWR;
+}
+
+/* f: the file fs_create_open opened already, or NULL to open ino */
+static int open_common(fuse_ino_t ino, struct fuse_file_info *fi, fs_file *f)
 {
 	int acc = fi->flags & O_ACCMODE;
-	fs_file *f;
 	int ret;
 
 	/* a running VM's disk: vmrun writes it on the LUN through its copy
 	 * of the map; nothing else on this host may write or change it */
-	if (acc != O_RDONLY && vmfsd_disk_attached(to_fs(ino)))
+	if (acc != O_RDONLY && vmfsd_disk_attached(to_fs(ino))) {
+		if (f)
+			fs_close(f);
 		return -EBUSY;
-	ret = fs_open(vol, to_fs(ino), acc == O_RDONLY ? FS_O_RDONLY :
-			  FS_O_RDWR, &f);
-
-	if (ret)
+	}
+	if (!f && (ret = fs_open(vol, to_fs(ino), open_flags(fi), &f)))
 		return ret;
 	/* a tracked disk's writer: the tracking file dirty before anything
 	 * changes (the truncation below included) */
@@ -323,7 +328,7 @@ static int open_common(fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void vd_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int ret = open_common(ino, fi);
+	int ret = open_common(ino, fi, NULL);
 
 	if (ret)
 		fuse_reply_err(req, err(ret));
@@ -339,7 +344,9 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 				    .uid = ctx->uid, .gid = ctx->gid };
 	struct fuse_entry_param e;
 	struct fs_stat s;
-	int ret = fs_create(vol, to_fs(parent), name, &a, &s);
+	fs_file *f = NULL;
+	int ret = fs_create_open(vol, to_fs(parent), name, &a, open_flags(fi),
+				 &s, &f);
 
 	if (ret == -EEXIST && !(fi->flags & O_EXCL))
 		ret = fs_lookup(vol, to_fs(parent), name, &s);
@@ -348,7 +355,9 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (!ret)
 		vmfsd_cbt_lookup(to_fs(parent), name, s.ino);
 	if (!ret)
-		ret = open_common(to_fuse(s.ino), fi);
+		ret = open_common(to_fuse(s.ino), fi, f);
+	else if (f)
+		fs_close(f);
 	if (ret) {
 		fuse_reply_err(req, err(ret));
 		return;

@@ -252,6 +252,65 @@ static void test_unlink_busy(void **state)
 	assert_int_equal(fs_unlink(vb, root, "busy"), 0);
 }
 
+/* fs_create_open: created and opened with neither the new FD nor its
+ * lock record read back; what it opened is the file, exclusive; the next
+ * create+open of the same kind pays the reads (the test fails if the
+ * inode or lock image were not carried over). */
+static uint64_t reads(fs_vol *v)
+{
+	struct mp_lun_stats io[32];
+
+	fs_vol_io(v, io);
+	return io[0].reads;
+}
+
+static void test_create_open(void **state)
+{
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0600 };
+	struct fs_stat st, st2;
+	fs_file *f, *g;
+	uint64_t r0, r1, r2, r3;
+	char buf[16] = { 0 };
+
+	(void)state;
+	mk_(va, root, "co-warm", FS_TYPE_FILE);   /* cluster, dir cached */
+	r0 = reads(va);
+	assert_int_equal(fs_create_open(va, root, "co1", &a, FS_O_RDWR, &st, &f), 0);
+	r1 = reads(va);
+	assert_int_equal(fs_create(va, root, "co2", &a, &st2), 0);
+	assert_int_equal(fs_open(va, st2.ino, FS_O_RDWR, &g), 0);
+	r2 = reads(va);
+	/* the lock record and the FD of co1 were not read back */
+	if (r1 - r0 + 2 > r2 - r1)
+		fail_msg("create_open read %llu times, create + open %llu",
+			 (unsigned long long)(r1 - r0),
+			 (unsigned long long)(r2 - r1));
+	assert_int_equal(st.type, FS_TYPE_FILE);
+	assert_int_equal(st.mode & 07777, 0600);
+	assert_int_equal(fs_pwrite(f, "hello", 5, 0), 5);
+	/* held exclusive: another host cannot open it for writing */
+	{
+		fs_file *h;
+
+		assert_int_equal(fs_open(vb, st.ino, FS_O_RDWR, &h), -EBUSY);
+	}
+	assert_int_equal(fs_close(f), 0);
+	assert_int_equal(fs_close(g), 0);
+	assert_int_equal(fs_create_open(va, root, "co1", &a, FS_O_RDWR, &st2, &f),
+			 -EEXIST);
+	/* bravo sees what alpha wrote */
+	assert_int_equal(fs_open(vb, st.ino, FS_O_RDONLY, &g), 0);
+	assert_int_equal(fs_pread(g, buf, sizeof(buf), 0), 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(fs_close(g), 0);
+	/* a directory is not what it opens */
+	a.type = FS_TYPE_DIR;
+	r3 = reads(va);
+	assert_int_equal(fs_create_open(va, root, "co3", &a, FS_O_RDWR, &st2, &f),
+			 -EINVAL);
+	assert_int_equal(reads(va), r3);
+}
+
 /* Deleting a big file gives its blocks back. */
 static void test_space_back(void **state)
 {
@@ -411,6 +470,7 @@ int main(void)
 		cmocka_unit_test(test_rename),
 		cmocka_unit_test(test_big_dir),
 		cmocka_unit_test(test_unlink_busy),
+		cmocka_unit_test(test_create_open),
 		cmocka_unit_test(test_space_back),
 		cmocka_unit_test(test_dir_cache_hosts),
 		cmocka_unit_test(test_dir_cache_readers),
