@@ -11,6 +11,15 @@
  * A cluster header read without its lock only steers the search (is there
  * anything free?); the decision is made on the header re-read under the
  * lock.
+ *
+ * The handles of the cluster locks used last stay open (v->ccache) with
+ * the header as our last transaction under the lock left it.  Taking the
+ * lock again is then one compare-and-write (the lock manager compares
+ * against the record as it left it), and when nobody else held the lock
+ * in between (lk_cache_valid) the cached header is the one on disk: the
+ * re-read under the lock is skipped.  A cached header also steers without
+ * a read when it shows room; one that shows none is read again (another
+ * host may have freed there).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,18 +53,186 @@ static void split_global(struct fs_vol *v, unsigned area, uint64_t g,
 	*c = 0;
 }
 
+/* under v->lock */
+static struct fs_ccache *cc_find(struct fs_vol *v, unsigned ext, uint64_t off)
+{
+	for (unsigned i = 0; i < FS_CCACHE; i++)
+		if (v->ccache[i].l && v->ccache[i].ext == ext &&
+		    v->ccache[i].off == off)
+			return &v->ccache[i];
+	return NULL;
+}
+
+/* under v->lock: a transaction of ours has the cluster (fs_cluster_take) */
+static bool cc_busy(struct fs_vol *v, unsigned ext, uint64_t off)
+{
+	for (unsigned i = 0; i < v->nclus; i++)
+		if (v->clus[i].ext == ext && v->clus[i].off == off)
+			return true;
+	return false;
+}
+
+/*
+ * The handle of cluster lock (ext, off), which the caller has taken
+ * (fs_cluster_take): 0 cached (kept open after the transaction), 1 opened
+ * for this transaction only (every entry busy: the caller closes it), or
+ * an error.  An entry evicted for it is one no transaction of ours holds.
+ */
+static int cc_get(struct fs_vol *v, unsigned ext, uint64_t off, lk_lock **out)
+{
+	struct fs_ccache *e, *victim = NULL;
+	lk_lock *l, *old;
+	int ret;
+
+	pthread_mutex_lock(&v->lock);
+	e = cc_find(v, ext, off);
+	if (e) {
+		e->used = ++v->ccache_tick;
+		*out = e->l;
+		pthread_mutex_unlock(&v->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	ret = lk_lock_open_on(v->lk, v->ext[ext].lun, off, &l);
+	if (ret)
+		return ret;
+	*out = l;
+	pthread_mutex_lock(&v->lock);
+	for (unsigned i = 0; i < FS_CCACHE; i++) {
+		e = &v->ccache[i];
+		if (!e->l) {
+			victim = e;
+			break;
+		}
+		if (!cc_busy(v, e->ext, e->off) &&
+		    (!victim || e->used < victim->used))
+			victim = e;
+	}
+	if (!victim || (!victim->hdr && !(victim->hdr = malloc(FS_BLOCK)))) {
+		pthread_mutex_unlock(&v->lock);
+		return 1;
+	}
+	old = victim->l;
+	victim->l = l;
+	victim->ext = ext;
+	victim->off = off;
+	victim->used = ++v->ccache_tick;
+	victim->hdr_ok = victim->fresh = false;
+	pthread_mutex_unlock(&v->lock);
+	lk_lock_close(old);           /* not held: no transaction has it */
+	return 0;
+}
+
+/* Right after our acquire of a cached cluster lock. */
+static void cc_acquired(struct fs_vol *v, lk_lock *l)
+{
+	bool valid = lk_cache_valid(l);
+
+	pthread_mutex_lock(&v->lock);
+	for (unsigned i = 0; i < FS_CCACHE; i++)
+		if (v->ccache[i].l == l)
+			v->ccache[i].fresh = valid && v->ccache[i].hdr_ok;
+	pthread_mutex_unlock(&v->lock);
+}
+
+void fs_cluster_done(struct fs_vol *v, unsigned ext, lk_lock *l,
+		     const void *hdr, bool ok)
+{
+	pthread_mutex_lock(&v->lock);
+	for (unsigned i = 0; i < FS_CCACHE; i++) {
+		struct fs_ccache *e = &v->ccache[i];
+
+		if (e->l != l)
+			continue;
+		if (ok && hdr) {
+			memcpy(e->hdr, hdr, FS_BLOCK);
+			e->hdr_ok = true;
+		} else {
+			/* unchanged by us: still current only if it was at
+			 * our acquire */
+			e->hdr_ok = ok && e->fresh;
+		}
+		e->fresh = false;
+	}
+	pthread_mutex_unlock(&v->lock);
+	(void)ext;
+}
+
+void fs_cluster_forget(struct fs_vol *v, unsigned ext, lk_lock *l)
+{
+	pthread_mutex_lock(&v->lock);
+	for (unsigned i = 0; i < FS_CCACHE; i++) {
+		if (v->ccache[i].l == l) {
+			v->ccache[i].l = NULL;
+			v->ccache[i].hdr_ok = v->ccache[i].fresh = false;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	(void)ext;
+}
+
+void fs_ccache_clear(struct fs_vol *v)
+{
+	for (unsigned i = 0; i < FS_CCACHE; i++) {
+		lk_lock *l;
+
+		pthread_mutex_lock(&v->lock);
+		l = v->ccache[i].l;
+		v->ccache[i].l = NULL;
+		v->ccache[i].hdr_ok = v->ccache[i].fresh = false;
+		free(v->ccache[i].hdr);
+		v->ccache[i].hdr = NULL;
+		pthread_mutex_unlock(&v->lock);
+		lk_lock_close(l);
+	}
+}
+
+/*
+ * Read the header of cluster c: as the transaction leaves it if it has it;
+ * else how = RH_LOCKED (under the cluster lock): the cached copy if nobody
+ * else held the lock since our last transaction under it, else the disk;
+ * RH_STEER (no lock): the cached copy if it shows at least need free,
+ * else the disk; RH_DISK: the disk.
+ */
+enum rh_how { RH_DISK, RH_STEER, RH_LOCKED };
+
+static bool cc_header(struct fs_vol *v, unsigned ext, uint64_t slot,
+		      enum rh_how how, unsigned need, unsigned char *b)
+{
+	struct fs_ccache *e;
+	bool use = false;
+
+	pthread_mutex_lock(&v->lock);
+	e = cc_find(v, ext, slot);
+	if (e && (how == RH_LOCKED ? e->fresh : e->hdr_ok)) {
+		struct fs_rc rc;
+
+		use = how == RH_LOCKED ||
+		      (fs_rc_in(e->hdr, &rc) == 0 && rc.nfree >= need);
+		if (use)
+			memcpy(b, e->hdr, FS_BLOCK);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return use;
+}
+
 static int read_header(struct fs_tx *tx, unsigned ext, unsigned area,
-		       uint32_t c, struct fs_rc *rc, bool via_tx)
+		       uint32_t c, struct fs_rc *rc, enum rh_how how,
+		       unsigned need)
 {
 	struct fs_vol *v = fs_tx_vol(tx);
 	unsigned char *b = fs_balloc(FS_BLOCK);
 	uint64_t off;
-	int ret;
+	int ret = 0;
 
 	if (!b)
 		return -ENOMEM;
 	off = fs_cluster_off(v, ext, area, c) + FS_BLOCK;
-	ret = via_tx ? fs_tx_get(tx, ext, off, b) : fs_read(v, ext, off, b, FS_BLOCK);
+	if (how == RH_DISK)
+		ret = fs_read(v, ext, off, b, FS_BLOCK);
+	else if (!fs_tx_peek(tx, ext, off, b) &&
+		 !cc_header(v, ext, off - FS_BLOCK, how, need, b))
+		ret = fs_read(v, ext, off, b, FS_BLOCK);
 	if (!ret) {
 		ret = fs_rc_in(b, rc);
 		if (ret)
@@ -152,25 +329,39 @@ static int lock_cluster_wait(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 			     unsigned timeout_ms)
 {
 	uint64_t off = fs_cluster_off(v, ext, area, c);
-	lk_lock *l;
-	int ret;
+	lk_lock *l = NULL;
+	int ret, own;
 
 	if (fs_tx_has_lock(tx, ext, off))
 		return 0;
 	ret = fs_cluster_take(v, ext, off, local_ms);
 	if (ret)
 		return ret;
-	ret = lk_lock_open_on(v->lk, v->ext[ext].lun, off, &l);
-	if (ret)
-		goto drop;
-	ret = lk_acquire(l, LK_EXCL, timeout_ms);
-	if (ret) {
-		lk_lock_close(l);
+	own = cc_get(v, ext, off, &l);
+	if (own < 0) {
+		ret = own;
 		goto drop;
 	}
-	ret = fs_tx_defer_cluster(tx, ext, l);
+	ret = lk_acquire(l, LK_EXCL, timeout_ms);
 	if (ret) {
-		lk_lock_close(l);
+		if (own)
+			lk_lock_close(l);
+		goto drop;
+	}
+	if (!own)
+		cc_acquired(v, l);
+	ret = fs_tx_defer_cluster(tx, ext, l, own);
+	if (ret) {
+		if (own) {
+			lk_lock_close(l);    /* releases it */
+		} else {
+			int r = lk_release(l);
+
+			fs_cluster_done(v, ext, l, NULL, false);
+			if (r)
+				fs_log(v, "releasing cluster lock at %llu: %s",
+				       (unsigned long long)off, fs_strerror(r));
+		}
 		goto drop;
 	}
 	return 0;
@@ -236,7 +427,8 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 			int r;
 
 			split_global(v, area, g, &ext, &c);
-			r = read_header(tx, ext, area, c, &rc, true);
+			r = read_header(tx, ext, area, c, &rc, RH_STEER,
+					spare ? 2u : 1u);
 			if (r) {
 				ret = r;
 				goto out;
@@ -252,7 +444,7 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 				goto out;
 			}
 			/* fresh, under the lock */
-			r = read_header(tx, ext, area, c, &rc, true);
+			r = read_header(tx, ext, area, c, &rc, RH_LOCKED, 0);
 			if (r) {
 				ret = r;
 				goto out;
@@ -402,7 +594,7 @@ int fs_free(struct fs_tx *tx, uint64_t a)
 	ret = lock_cluster(tx, v, ext, area, c, 30000);
 	if (ret)
 		return ret;
-	ret = read_header(tx, ext, area, c, &rc, true);
+	ret = read_header(tx, ext, area, c, &rc, RH_LOCKED, 0);
 	if (ret)
 		return ret;
 	if (!(rc.bitmap[bit / 8] & (1u << (bit % 8)))) {

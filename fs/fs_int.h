@@ -33,6 +33,8 @@ struct fs_orphan {
 #define FS_DC_MAX 16384       /* directory blocks cached per volume (64 MiB) */
 #define FS_DC_BUCKETS 64      /* hash chains per directory */
 
+#define FS_CCACHE 16            /* cluster lock handles kept (alloc.c) */
+
 struct fs_vol {
 	struct fs_extent ext[FS_MAX_EXTENTS];
 	unsigned next;
@@ -84,6 +86,21 @@ struct fs_vol {
 	pthread_cond_t clus_cond;
 	struct fs_clus { unsigned ext; uint64_t off; } *clus;
 	unsigned nclus, capclus;
+	/* Handles of the cluster locks this host used last, kept open across
+	 * transactions (alloc.c, under `lock`), with the header as our last
+	 * transaction under the lock left it: an uncontended allocation from
+	 * the affine cluster reads neither the lock record nor the header. */
+	struct fs_ccache {
+		lk_lock *l;              /* NULL: a free entry */
+		unsigned ext;
+		uint64_t off;            /* the cluster slot (lock record) */
+		uint64_t used;           /* for eviction, least recent first */
+		bool hdr_ok;             /* hdr: as our last transaction left it */
+		bool fresh;              /* hdr_ok and nobody else held the lock
+					  * since (judged at our acquire) */
+		unsigned char *hdr;      /* FS_BLOCK bytes */
+	} ccache[FS_CCACHE];
+	uint64_t ccache_tick;
 	bool jan_stop;               /* the janitor (janitor.c) */
 	bool jan_running;
 	pthread_cond_t jan_cond;
@@ -227,9 +244,22 @@ int fs_tx_get(struct fs_tx *tx, unsigned ext, uint64_t off, void *blk);
  * close, the handle is closed too.  Also recorded as with fs_tx_lock. */
 int fs_tx_defer_release(struct fs_tx *tx, unsigned ext, lk_lock *l,
 			bool close);
-/* As fs_tx_defer_release (closing the handle) for a cluster lock taken with
- * fs_cluster_take: released for the host's other transactions too. */
-int fs_tx_defer_cluster(struct fs_tx *tx, unsigned ext, lk_lock *l);
+/* As fs_tx_defer_release for a cluster lock taken with fs_cluster_take:
+ * released for the host's other transactions too, and its cached header
+ * brought up to date (fs_cluster_done). */
+int fs_tx_defer_cluster(struct fs_tx *tx, unsigned ext, lk_lock *l, bool close);
+/* The image of the block at (ext, off) if the transaction has one. */
+bool fs_tx_peek(struct fs_tx *tx, unsigned ext, uint64_t off, void *blk);
+/* After the transaction released cluster lock l (alloc.c): hdr is the
+ * header it wrote (NULL: it wrote none), ok whether it is in place and the
+ * release succeeded.  The cache keeps or forgets its copy accordingly. */
+void fs_cluster_done(struct fs_vol *v, unsigned ext, lk_lock *l,
+		     const void *hdr, bool ok);
+/* A cluster lock whose hold must stay on disk (the volume given up): out
+ * of the cache; the caller closes the handle keeping the hold. */
+void fs_cluster_forget(struct fs_vol *v, unsigned ext, lk_lock *l);
+/* Close the cached cluster lock handles (unmount; none held). */
+void fs_ccache_clear(struct fs_vol *v);
 /* Take / give back the host-local hold of the cluster lock at (ext, off)
  * (alloc.c): waits up to timeout_ms while another transaction of this host
  * holds it, -EBUSY at once with 0, -ETIMEDOUT after. */

@@ -334,9 +334,9 @@ int fs_tx_defer_release(struct fs_tx *tx, unsigned ext, lk_lock *l,
 	return 0;
 }
 
-int fs_tx_defer_cluster(struct fs_tx *tx, unsigned ext, lk_lock *l)
+int fs_tx_defer_cluster(struct fs_tx *tx, unsigned ext, lk_lock *l, bool close)
 {
-	int ret = fs_tx_defer_release(tx, ext, l, true);
+	int ret = fs_tx_defer_release(tx, ext, l, close);
 
 	if (!ret)
 		tx->rel_clus[tx->nrel - 1] = true;
@@ -378,6 +378,15 @@ int fs_tx_put(struct fs_tx *tx, unsigned ext, uint64_t off, const void *blk)
 	return 0;
 }
 
+bool fs_tx_peek(struct fs_tx *tx, unsigned ext, uint64_t off, void *blk)
+{
+	struct txblk *b = find(tx, ext, off);
+
+	if (b)
+		memcpy(blk, b->img, FS_BLOCK);
+	return b != NULL;
+}
+
 int fs_tx_get(struct fs_tx *tx, unsigned ext, uint64_t off, void *blk)
 {
 	struct txblk *b = find(tx, ext, off);
@@ -396,7 +405,8 @@ static void tx_free(struct fs_tx *tx)
 	free(tx);
 }
 
-static void release_deferred(struct fs_tx *tx, bool keep)
+/* in_place: the transaction committed and is written in place */
+static void release_deferred(struct fs_tx *tx, bool keep, bool in_place)
 {
 	for (unsigned i = 0; i < tx->nrel; i++) {
 		int r = keep ? 0 : lk_release(tx->rel[i]);
@@ -404,16 +414,28 @@ static void release_deferred(struct fs_tx *tx, bool keep)
 		if (r)
 			fs_log(tx->v, "releasing a lock after a transaction: %s",
 			       fs_strerror(r));
-		/* after the record is free: the next transaction of ours
-		 * takes it afresh (kept: nobody here may touch the cluster
-		 * before a replay) */
-		if (!keep && tx->rel_clus[i])
+		if (!keep && tx->rel_clus[i]) {
+			struct txblk *h = find(tx, tx->rel_ext[i],
+					       lk_lock_offset(tx->rel[i]) + FS_BLOCK);
+
+			/* the header as it now is on disk, for our next
+			 * transaction under this lock (or forgotten) */
+			fs_cluster_done(tx->v, tx->rel_ext[i], tx->rel[i],
+					h ? h->img : NULL, in_place && !r);
+			/* after the record is free: the next transaction of
+			 * ours takes it afresh (kept: nobody here may touch
+			 * the cluster before a replay) */
 			fs_cluster_drop(tx->v, tx->rel_ext[i],
 					lk_lock_offset(tx->rel[i]));
+		}
 		/* kept (not in place): the handle goes, the hold stays on
 		 * disk for the recovering host to see */
-		if (tx->rel_close[i])
+		if (keep && tx->rel_clus[i] && !tx->rel_close[i]) {
+			fs_cluster_forget(tx->v, tx->rel_ext[i], tx->rel[i]);
 			lk_lock_close_keep(tx->rel[i]);
+		} else if (tx->rel_close[i]) {
+			lk_lock_close_keep(tx->rel[i]);
+		}
 	}
 	tx->nrel = 0;
 }
@@ -422,7 +444,7 @@ void fs_tx_abort(struct fs_tx *tx)
 {
 	if (!tx)
 		return;
-	release_deferred(tx, false);
+	release_deferred(tx, false, false);
 	tx_free(tx);
 }
 
@@ -579,7 +601,7 @@ done:
 	/* outside the journal lock, inside the cluster locks */
 	if (!ret && tx->ndisc)
 		discard_freed(tx);
-	release_deferred(tx, keep);
+	release_deferred(tx, keep, !ret);
 	/* committed: what it unmapped in clusters it could not wait for */
 	if (!ret && tx->ndfree)
 		fs_free_deferred(v, tx->dfree, tx->ndfree);

@@ -646,6 +646,7 @@ void fs_umount(fs_vol *v)
 		return;
 	fs_janitor_stop(v);
 	fs_dir_unpin_all(v);        /* their lock handles close with them */
+	fs_ccache_clear(v);         /* cluster lock handles (none held) */
 	if (v->lk) {
 		fs_flush_all(v);
 		lk_close(v->lk);
