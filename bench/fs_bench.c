@@ -13,8 +13,9 @@
  *       file (fio's offset_increment).  Counts what completes between the
  *       end of the ramp and the end of the runtime.
  *   fs_bench io ... --depth D
- *       one thread keeping D requests in flight with fs_aio_submit (fio's
- *       libaio with iodepth=D): random offsets, or one sequential stream.
+ *       D requests in flight with fs_aio_submit (fio's libaio with
+ *       iodepth=D), each completion callback submitting the next: random
+ *       offsets, or one sequential stream.
  *   fs_bench creates --dir DIR --seconds S | --count N [--json]
  *       create empty files DIR/fNNNNNNN with open(O_CREAT|O_EXCL) + close
  *       (POSIX: through a vmfsd mount), for S seconds or N files.
@@ -134,26 +135,66 @@ static void *job_main(void *arg)
 	return NULL;
 }
 
-/* ---- one thread, o.depth requests in flight (fs_aio) ---- */
+/* ---- o.depth requests in flight (fs_aio) ----
+ *
+ * As a program built on the library would keep a queue full: each
+ * completion callback submits the slot's next request itself (one thread
+ * wake-up per I/O: the device layer's reaper, as fio's own thread in
+ * io_getevents), and hands the slot to the job's thread only for what a
+ * callback may not do (fs_aio_submit refused it with -EWOULDBLOCK: a
+ * pointer block not cached, the file busy with a metadata change, a
+ * request for the synchronous path) or at the end.
+ */
 
 #define MAX_DEPTH 64
 
 struct slot {
 	struct fs_aio a;
-	uint64_t t0;
+	uint64_t t0, rng;
+	uint64_t ops, lat_ns, errors;    /* this slot's, summed at the end */
+	int first_error;
 	unsigned id;
 };
 
 static pthread_mutex_t done_m = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_c = PTHREAD_COND_INITIALIZER;
 static unsigned done_q[MAX_DEPTH], done_n;
+static uint64_t seq_pos;              /* the sequential stream (atomic) */
+
+static int issue(struct slot *s)
+{
+	uint64_t blocks = fsize / o.bs;
+	uint64_t blk = is_rand ? next_rand(&s->rng) % blocks :
+		       __atomic_fetch_add(&seq_pos, 1, __ATOMIC_RELAXED) % blocks;
+
+	s->a.write = !is_read;
+	s->a.len = o.bs;
+	s->a.off = blk * o.bs;
+	s->t0 = now_ns();
+	return fs_aio_submit(file, &s->a);
+}
+
+static void slot_error(struct slot *s, int err)
+{
+	if (!s->errors++)
+		s->first_error = err;
+}
 
 static void aio_cb(struct fs_aio *a)
 {
-	struct slot *sl = a->priv;
+	struct slot *s = a->priv;
+	uint64_t t1 = now_ns();
 
+	if (a->result != (ssize_t)o.bs)
+		slot_error(s, a->result < 0 ? (int)a->result : -EIO);
+	else if (phase == 1) {
+		s->ops++;
+		s->lat_ns += t1 - s->t0;
+	}
+	if (phase < 2 && s->errors <= 100 && issue(s) == 0)
+		return;                  /* the next one is in flight */
 	pthread_mutex_lock(&done_m);
-	done_q[done_n++] = sl->id;
+	done_q[done_n++] = s->id;
 	pthread_cond_signal(&done_c);
 	pthread_mutex_unlock(&done_m);
 }
@@ -161,14 +202,14 @@ static void aio_cb(struct fs_aio *a)
 static void *job_aio(void *arg)
 {
 	struct job *j = arg;
-	uint64_t blocks = fsize / o.bs, pos = 0;
 	struct slot *sl = calloc(o.depth, sizeof(*sl));
-	unsigned inflight = 0;
-
-	unsigned ok = 0;
+	unsigned inflight = 0, ok = 0;
 
 	for (unsigned i = 0; sl && i < o.depth; i++) {
 		sl[i].id = i;
+		sl[i].rng = j->rng + 0x9e3779b97f4a7c15ull * (i + 1);
+		sl[i].a.cb = aio_cb;
+		sl[i].a.priv = &sl[i];
 		sl[i].a.buf = mp_alloc_aligned(4096, o.bs);
 		if (!sl[i].a.buf)
 			break;
@@ -178,14 +219,19 @@ static void *job_aio(void *arg)
 	if (!sl || ok != o.depth) {
 		j->errors++;
 		j->first_error = -ENOMEM;
-		return NULL;
+		goto out;
 	}
-	/* every slot starts free to submit (t0 == 0) */
-	for (unsigned i = 0; i < o.depth; i++)
-		done_q[done_n++] = i;
-	for (;;) {
+	/* every slot counts as in flight until its callback hands it back */
+	for (unsigned i = 0; i < o.depth; i++) {
+		int ret = issue(&sl[i]);
+
+		if (ret)
+			slot_error(&sl[i], ret);
+		else
+			inflight++;
+	}
+	while (inflight) {
 		unsigned q[MAX_DEPTH], n;
-		uint64_t t1;
 
 		pthread_mutex_lock(&done_m);
 		while (!done_n)
@@ -194,48 +240,29 @@ static void *job_aio(void *arg)
 		memcpy(q, done_q, n * sizeof(q[0]));
 		done_n = 0;
 		pthread_mutex_unlock(&done_m);
-		t1 = now_ns();
 		for (unsigned k = 0; k < n; k++) {
 			struct slot *s = &sl[q[k]];
-			uint64_t blk;
 			int ret;
 
-			if (s->t0) {             /* a completion */
-				inflight--;
-				if (s->a.result != (ssize_t)o.bs) {
-					if (!j->errors++)
-						j->first_error = s->a.result < 0 ?
-							(int)s->a.result : -EIO;
-				} else if (phase == 1) {
-					j->ops++;
-					j->lat_ns += t1 - s->t0;
-				}
-			}
-			if (phase == 2 || j->errors > 100) {
-				s->t0 = 0;
+			inflight--;
+			if (phase == 2 || s->errors > 100)
 				continue;
-			}
-			blk = is_rand ? next_rand(&j->rng) % blocks : pos;
-			pos = pos + 1 < blocks ? pos + 1 : 0;
-			s->a.write = !is_read;
-			s->a.len = o.bs;
-			s->a.off = blk * o.bs;
-			s->a.cb = aio_cb;
-			s->a.priv = s;
-			s->t0 = now_ns();
-			inflight++;
-			ret = fs_aio_submit(file, &s->a);
-			if (ret) {
-				inflight--;
-				s->t0 = 0;
-				if (!j->errors++)
-					j->first_error = ret;
-			}
+			ret = issue(s);
+			if (ret)
+				slot_error(s, ret);
+			else
+				inflight++;
 		}
-		if ((phase == 2 || j->errors > 100) && !inflight)
-			break;
 	}
-	for (unsigned i = 0; i < o.depth; i++)
+	for (unsigned i = 0; i < o.depth; i++) {
+		j->ops += sl[i].ops;
+		j->lat_ns += sl[i].lat_ns;
+		if (sl[i].errors && !j->errors)
+			j->first_error = sl[i].first_error;
+		j->errors += sl[i].errors;
+	}
+out:
+	for (unsigned i = 0; sl && i < o.depth; i++)
 		free(sl[i].a.buf);
 	free(sl);
 	return NULL;
