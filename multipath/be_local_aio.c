@@ -62,6 +62,9 @@ static void kick(struct aio_eng *a)
 static void aio_submit_rw(struct local *l, struct mp_io *io)
 {
 	struct aio_eng *a = l->eng_priv;
+	/* read before the hand-over below: once the kernel has the request,
+	 * its completion may let the owner close the path and free a */
+	io_context_t ctx = a->ctx;
 	struct aio_req *r;
 	struct iocb *cbs[1];
 	int ret;
@@ -92,7 +95,7 @@ static void aio_submit_rw(struct local *l, struct mp_io *io)
 	cbs[0] = &r->cb;
 	MP_TSAN_RELEASE(r);
 	do {
-		ret = io_submit(a->ctx, 1, cbs);
+		ret = io_submit(ctx, 1, cbs);
 	} while (ret == -EINTR || ret == -EAGAIN);
 	if (ret != 1) {
 		r->err = ret < 0 ? ret : -EIO;

@@ -440,6 +440,13 @@ int mp_io_run(mp_lun *lun, struct mp_io *io)
 
 	if (io->cb)
 		return -EINVAL;
+	/* a callback's thread cannot wait for it (mp_io_wait would say
+	 * -EDEADLK with the I/O still in flight on the caller's memory):
+	 * refused before it is sent */
+	if (in_completion) {
+		io->result = -EDEADLK;
+		return -EDEADLK;
+	}
 	ret = submit(lun, NULL, io, true);
 	return ret ? ret : mp_io_wait(io);
 }

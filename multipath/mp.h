@@ -246,9 +246,10 @@ int mp_io_wait(struct mp_io *io);
  * reaper or the backend's worker and sleeping until they wake it: every
  * synchronous I/O saves a thread wake-up, the largest part of a small
  * I/O's latency on a virtual machine whose idle CPUs halt.  Everything
- * else (other backends, multipath devices, a full queue, a callback's
- * thread) goes the asynchronous way and waits.  The synchronous helpers
- * below use it.
+ * else (other backends, multipath devices, a full queue) goes the
+ * asynchronous way and waits.  From a completion callback's thread it
+ * sends nothing and returns -EDEADLK (the thread would wait for itself).
+ * The synchronous helpers below use it.
  */
 int mp_io_run(mp_lun *lun, struct mp_io *io);
 
