@@ -6,8 +6,9 @@
 #    LUN is a file on BENCH_DIR, against a fully written 4 GiB raw file on
 #    the same file system:
 #      raw     fio --direct=1 --ioengine=libaio --iodepth=D on the raw file
-#      library bench/fs_bench io --depth D: one thread, D requests in
-#              flight through fs_aio_submit (fio's libaio, iodepth=D)
+#      library bench/fs_bench io --depth D: D requests in flight through
+#              fs_aio_submit, each completion callback submitting the next
+#              (fio's libaio, iodepth=D)
 #      FUSE    the same fio command on the file through a vmfsd mount
 #      uring   the library with the device layer's io_uring engine instead
 #              of its default (libaio), for the 4 KiB rows: the comparison
@@ -271,8 +272,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	echo "fio side by side in the same repetition), after an unrecorded 4 KiB warm-up."
 	echo "raw: \`fio --direct=1 --ioengine=libaio --iodepth=DEPTH --rw=PATTERN"
 	echo "--bs=BS --size=$SIZE --time_based\` on a written $SIZE file beside the LUN.  library:"
-	echo "\`fs_bench io --rw PATTERN --bs BS --depth DEPTH\` (one thread keeping DEPTH"
-	echo "requests in flight with \`fs_aio_submit\` on the volume's file).  FUSE: the raw fio command on"
+	echo "\`fs_bench io --rw PATTERN --bs BS --depth DEPTH\` (DEPTH requests in flight"
+	echo "with \`fs_aio_submit\` on the volume's file, each completion callback submitting"
+	echo "the next).  FUSE: the raw fio command on"
 	echo "the file through a vmfsd mount (direct_io).  library (io_uring): the library"
 	echo "rows' command on \`LUN?engine=uring\` (the device layer's other engine; its"
 	echo "default is libaio), 4 KiB rows only.  Targets: library >= 0.9x raw,"
