@@ -184,8 +184,8 @@ while [ "$rep" -le "$REPS" ]; do
 		die "creates on host a alone"
 	io1=$(io_counts)
 	r1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["per_s"])' "$OUT/c1.json")
-	# I/O per create (the mkdir of the directory and the counting
-	# commands' own reads included: a few among thousands)
+	# I/O per create (the mkdir of the directory included: one among
+	# thousands; vmfsd leaves the counting commands' own I/O out)
 	perio="$perio $(python3 - "$OUT/c1.json" $io0 $io1 <<'PY'
 import json, sys
 n = json.load(open(sys.argv[1]))["creates"]

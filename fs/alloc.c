@@ -108,7 +108,7 @@ static int cc_get(struct fs_vol *v, unsigned ext, uint64_t off, lk_lock **out)
 		    (!victim || e->used < victim->used))
 			victim = e;
 	}
-	if (!victim || (!victim->hdr && !(victim->hdr = malloc(FS_BLOCK)))) {
+	if (!victim) {
 		pthread_mutex_unlock(&v->lock);
 		return 1;
 	}
@@ -123,27 +123,33 @@ static int cc_get(struct fs_vol *v, unsigned ext, uint64_t off, lk_lock **out)
 	return 0;
 }
 
+/* under v->lock: the entry of handle l, if cached */
+static struct fs_ccache *cc_of(struct fs_vol *v, const lk_lock *l)
+{
+	for (unsigned i = 0; i < FS_CCACHE; i++)
+		if (v->ccache[i].l == l)
+			return &v->ccache[i];
+	return NULL;
+}
+
 /* Right after our acquire of a cached cluster lock. */
 static void cc_acquired(struct fs_vol *v, lk_lock *l)
 {
 	bool valid = lk_cache_valid(l);
+	struct fs_ccache *e;
 
 	pthread_mutex_lock(&v->lock);
-	for (unsigned i = 0; i < FS_CCACHE; i++)
-		if (v->ccache[i].l == l)
-			v->ccache[i].fresh = valid && v->ccache[i].hdr_ok;
+	if ((e = cc_of(v, l)))
+		e->fresh = valid && e->hdr_ok;
 	pthread_mutex_unlock(&v->lock);
 }
 
-void fs_cluster_done(struct fs_vol *v, unsigned ext, lk_lock *l,
-		     const void *hdr, bool ok)
+void fs_cluster_done(struct fs_vol *v, lk_lock *l, const void *hdr, bool ok)
 {
-	pthread_mutex_lock(&v->lock);
-	for (unsigned i = 0; i < FS_CCACHE; i++) {
-		struct fs_ccache *e = &v->ccache[i];
+	struct fs_ccache *e;
 
-		if (e->l != l)
-			continue;
+	pthread_mutex_lock(&v->lock);
+	if ((e = cc_of(v, l))) {
 		if (ok && hdr) {
 			memcpy(e->hdr, hdr, FS_BLOCK);
 			e->hdr_ok = true;
@@ -155,20 +161,18 @@ void fs_cluster_done(struct fs_vol *v, unsigned ext, lk_lock *l,
 		e->fresh = false;
 	}
 	pthread_mutex_unlock(&v->lock);
-	(void)ext;
 }
 
-void fs_cluster_forget(struct fs_vol *v, unsigned ext, lk_lock *l)
+void fs_cluster_forget(struct fs_vol *v, lk_lock *l)
 {
+	struct fs_ccache *e;
+
 	pthread_mutex_lock(&v->lock);
-	for (unsigned i = 0; i < FS_CCACHE; i++) {
-		if (v->ccache[i].l == l) {
-			v->ccache[i].l = NULL;
-			v->ccache[i].hdr_ok = v->ccache[i].fresh = false;
-		}
+	if ((e = cc_of(v, l))) {
+		e->l = NULL;
+		e->hdr_ok = e->fresh = false;
 	}
 	pthread_mutex_unlock(&v->lock);
-	(void)ext;
 }
 
 void fs_ccache_clear(struct fs_vol *v)
@@ -180,8 +184,6 @@ void fs_ccache_clear(struct fs_vol *v)
 		l = v->ccache[i].l;
 		v->ccache[i].l = NULL;
 		v->ccache[i].hdr_ok = v->ccache[i].fresh = false;
-		free(v->ccache[i].hdr);
-		v->ccache[i].hdr = NULL;
 		pthread_mutex_unlock(&v->lock);
 		lk_lock_close(l);
 	}
@@ -192,9 +194,9 @@ void fs_ccache_clear(struct fs_vol *v)
  * else how = RH_LOCKED (under the cluster lock): the cached copy if nobody
  * else held the lock since our last transaction under it, else the disk;
  * RH_STEER (no lock): the cached copy if it shows at least need free,
- * else the disk; RH_DISK: the disk.
+ * else the disk.
  */
-enum rh_how { RH_DISK, RH_STEER, RH_LOCKED };
+enum rh_how { RH_STEER, RH_LOCKED };
 
 static bool cc_header(struct fs_vol *v, unsigned ext, uint64_t slot,
 		      enum rh_how how, unsigned need, unsigned char *b)
@@ -222,16 +224,12 @@ static int read_header(struct fs_tx *tx, unsigned ext, unsigned area,
 {
 	struct fs_vol *v = fs_tx_vol(tx);
 	unsigned char *b = fs_balloc(FS_BLOCK);
-	uint64_t off;
+	uint64_t slot = fs_cluster_off(v, ext, area, c), off = slot + FS_BLOCK;
 	int ret = 0;
 
 	if (!b)
 		return -ENOMEM;
-	off = fs_cluster_off(v, ext, area, c) + FS_BLOCK;
-	if (how == RH_DISK)
-		ret = fs_read(v, ext, off, b, FS_BLOCK);
-	else if (!fs_tx_peek(tx, ext, off, b) &&
-		 !cc_header(v, ext, off - FS_BLOCK, how, need, b))
+	if (!fs_tx_peek(tx, ext, off, b) && !cc_header(v, ext, slot, how, need, b))
 		ret = fs_read(v, ext, off, b, FS_BLOCK);
 	if (!ret) {
 		ret = fs_rc_in(b, rc);
@@ -357,7 +355,7 @@ static int lock_cluster_wait(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 		} else {
 			int r = lk_release(l);
 
-			fs_cluster_done(v, ext, l, NULL, false);
+			fs_cluster_done(v, l, NULL, false);
 			if (r)
 				fs_log(v, "releasing cluster lock at %llu: %s",
 				       (unsigned long long)off, fs_strerror(r));

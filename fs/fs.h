@@ -104,9 +104,8 @@ struct fs_vol_info {
 };
 int fs_vol_info(fs_vol *v, struct fs_vol_info *info);
 /* The device layer's counters of each extent's LUN since this host opened
- * it (zeros for space grown onto another extent's LUN); no I/O.  Returns
- * the number of extents. */
-unsigned fs_vol_io(fs_vol *v, struct mp_lun_stats io[32]);
+ * it (zeros for space grown onto another extent's LUN); no I/O. */
+void fs_vol_io(fs_vol *v, struct mp_lun_stats io[32]);
 
 /*
  * Span the mounted volume onto the LUN spec (vmkfstools -Z), or use the

@@ -98,7 +98,7 @@ struct fs_vol {
 		bool hdr_ok;             /* hdr: as our last transaction left it */
 		bool fresh;              /* hdr_ok and nobody else held the lock
 					  * since (judged at our acquire) */
-		unsigned char *hdr;      /* FS_BLOCK bytes */
+		unsigned char hdr[FS_BLOCK];
 	} ccache[FS_CCACHE];
 	uint64_t ccache_tick;
 	bool jan_stop;               /* the janitor (janitor.c) */
@@ -253,11 +253,10 @@ bool fs_tx_peek(struct fs_tx *tx, unsigned ext, uint64_t off, void *blk);
 /* After the transaction released cluster lock l (alloc.c): hdr is the
  * header it wrote (NULL: it wrote none), ok whether it is in place and the
  * release succeeded.  The cache keeps or forgets its copy accordingly. */
-void fs_cluster_done(struct fs_vol *v, unsigned ext, lk_lock *l,
-		     const void *hdr, bool ok);
+void fs_cluster_done(struct fs_vol *v, lk_lock *l, const void *hdr, bool ok);
 /* A cluster lock whose hold must stay on disk (the volume given up): out
  * of the cache; the caller closes the handle keeping the hold. */
-void fs_cluster_forget(struct fs_vol *v, unsigned ext, lk_lock *l);
+void fs_cluster_forget(struct fs_vol *v, lk_lock *l);
 /* Close the cached cluster lock handles (unmount; none held). */
 void fs_ccache_clear(struct fs_vol *v);
 /* Take / give back the host-local hold of the cluster lock at (ext, off)
@@ -417,12 +416,10 @@ void fs_inode_reload(struct fs_inode *ino);
 int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino);
 /* Allocate and initialise a new FD of type in tx; returns its address.
  * The FD's lock record is (re)written free, version above any old one. */
+/* lockrec (v->ss bytes, or NULL): the lock record as written. */
 int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
-		   uint32_t gid, uint64_t parent, struct fs_fd *out);
-/* The same, and the lock record written (v->ss bytes) into lockrec. */
-int fs_inode_alloc_rec(struct fs_tx *tx, uint8_t type, uint32_t mode,
-		       uint32_t uid, uint32_t gid, uint64_t parent,
-		       struct fs_fd *out, void *lockrec);
+		   uint32_t gid, uint64_t parent, struct fs_fd *out,
+		   void *lockrec);
 /* A new file this host just committed (fd as written, lockrec its lock
  * record as written): the inode in memory knows both, so that opening it
  * next reads neither while nobody else touched it. */

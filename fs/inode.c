@@ -410,12 +410,6 @@ out:
 	return ret;
 }
 
-int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
-		   uint32_t gid, uint64_t parent, struct fs_fd *out)
-{
-	return fs_inode_alloc_rec(tx, type, mode, uid, gid, parent, out, NULL);
-}
-
 void fs_inode_seed(struct fs_inode *ino, const struct fs_fd *fd,
 		   const void *lockrec)
 {
@@ -438,9 +432,9 @@ out:
 	pthread_mutex_unlock(&ino->lk_m);
 }
 
-int fs_inode_alloc_rec(struct fs_tx *tx, uint8_t type, uint32_t mode,
-		       uint32_t uid, uint32_t gid, uint64_t parent,
-		       struct fs_fd *out, void *lockrec)
+int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
+		   uint32_t gid, uint64_t parent, struct fs_fd *out,
+		   void *lockrec)
 {
 	struct fs_vol *v = fs_tx_vol(tx);
 	struct fs_fd old;

@@ -420,8 +420,8 @@ static void release_deferred(struct fs_tx *tx, bool keep, bool in_place)
 
 			/* the header as it now is on disk, for our next
 			 * transaction under this lock (or forgotten) */
-			fs_cluster_done(tx->v, tx->rel_ext[i], tx->rel[i],
-					h ? h->img : NULL, in_place && !r);
+			fs_cluster_done(tx->v, tx->rel[i], h ? h->img : NULL,
+					in_place && !r);
 			/* after the record is free: the next transaction of
 			 * ours takes it afresh (kept: nobody here may touch
 			 * the cluster before a replay) */
@@ -431,7 +431,7 @@ static void release_deferred(struct fs_tx *tx, bool keep, bool in_place)
 		/* kept (not in place): the handle goes, the hold stays on
 		 * disk for the recovering host to see */
 		if (keep && tx->rel_clus[i] && !tx->rel_close[i]) {
-			fs_cluster_forget(tx->v, tx->rel_ext[i], tx->rel[i]);
+			fs_cluster_forget(tx->v, tx->rel[i]);
 			lk_lock_close_keep(tx->rel[i]);
 		} else if (tx->rel_close[i]) {
 			lk_lock_close_keep(tx->rel[i]);

@@ -184,8 +184,8 @@ static int create(fs_vol *v, uint64_t dir, const char *name,
 	}
 	ret = fs_inode_tx(tx, d);
 	if (!ret)
-		ret = fs_inode_alloc_rec(tx, a->type, ftype | (a->mode & 07777),
-					 a->uid, a->gid, dir, &fd, lockrec);
+		ret = fs_inode_alloc(tx, a->type, ftype | (a->mode & 07777),
+				     a->uid, a->gid, dir, &fd, lockrec);
 	if (ret)
 		goto abort;
 	if (a->type == FS_TYPE_SYMLINK) {

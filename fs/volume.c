@@ -677,15 +677,12 @@ lk_volume *fs_lk(fs_vol *v)
 	return v->lk;
 }
 
-unsigned fs_vol_io(fs_vol *v, struct mp_lun_stats io[32])
+void fs_vol_io(fs_vol *v, struct mp_lun_stats io[32])
 {
-	unsigned n = v->sb.nextents;
-
 	memset(io, 0, sizeof(*io) * 32);
-	for (unsigned i = 0; i < n && i < 32; i++)
+	for (unsigned i = 0; i < v->sb.nextents && i < 32; i++)
 		if (!v->sb.ext[i].lun_of && v->ext[i].lun)
 			mp_lun_get_stats(v->ext[i].lun, &io[i]);
-	return n;
 }
 
 int fs_vol_info(fs_vol *v, struct fs_vol_info *info)

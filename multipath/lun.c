@@ -70,10 +70,16 @@ static __thread int in_completion;
 static int lun_defer(struct mp_lun *lun, struct mp_io *io, uint64_t delay_ns);
 static __thread bool in_timer;
 
+/* The handle is fenced and io may not bypass it. */
+static bool io_fenced(struct mp_lun *lun, const struct mp_io *io)
+{
+	return __atomic_load_n(&lun->fenced, __ATOMIC_ACQUIRE) &&
+	       !(io->flags & MP_IO_FENCE_BYPASS);
+}
+
 void lun_submit_path(struct mp_lun *lun, struct mp_io *io)
 {
-	if (!lun->mp && __atomic_load_n(&lun->fenced, __ATOMIC_ACQUIRE) &&
-	    !(io->flags & MP_IO_FENCE_BYPASS)) {
+	if (!lun->mp && io_fenced(lun, io)) {
 		/* Fenced while it waited (queued behind a full device, a
 		 * retry after QUEUE FULL, BUSY or UNIT ATTENTION, which the
 		 * adaptive depth keeps up to 30 s): never sent now, when other
@@ -352,20 +358,18 @@ static int validate(struct mp_lun *lun, struct mp_io *io)
 }
 
 /*
- * mp_io_run's I/O, with its slot taken: done by the path in this thread
- * when the path can (true), and completed here as the path's own
- * completion would be.  Not on a callback's thread (mp_io_wait refuses to
- * wait there, and so does this).
+ * mp_io_run's I/O (never on a callback's thread), with its slot taken:
+ * done by the path in this thread when the path can (true), and completed
+ * here as the path's own completion would be.
  */
 static bool run_inline(struct mp_lun *lun, struct mp_io *io)
 {
 	struct mp_path *p = lun->path;
 	int result;
 
-	if (lun->mp || !p->ops->run || in_completion)
+	if (lun->mp || !p->ops->run)
 		return false;
-	if (__atomic_load_n(&lun->fenced, __ATOMIC_ACQUIRE) &&
-	    !(io->flags & MP_IO_FENCE_BYPASS))
+	if (io_fenced(lun, io))
 		result = -MP_E_FENCED;   /* fenced since the check in submit */
 	else if (!p->ops->run(p, io, &result))
 		return false;
@@ -382,8 +386,7 @@ static int submit(mp_lun *lun, struct mp_share *share, struct mp_io *io,
 	ret = validate(lun, io);
 	if (ret)
 		goto refuse;
-	if (__atomic_load_n(&lun->fenced, __ATOMIC_ACQUIRE) &&
-	    !(io->flags & MP_IO_FENCE_BYPASS)) {
+	if (io_fenced(lun, io)) {
 		ret = -MP_E_FENCED;
 		goto refuse;
 	}

@@ -396,7 +396,6 @@ static int volume_info(const char *path)
 	printf("Extents spanned:\n");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(exts, i);
-
 		struct json_object *io = NULL;
 
 		printf("  %zu: %s  size %s, free %s\n", i, str(e, "device"),

@@ -48,18 +48,7 @@ static int fail(struct ctl_req *r, int ret, const char *what)
 static pthread_mutex_t own_io_m = PTHREAD_MUTEX_INITIALIZER;
 static struct mp_lun_stats own_io[32];
 
-static void io_sub(struct mp_lun_stats *a, const struct mp_lun_stats *b)
-{
-	a->reads -= b->reads;
-	a->writes -= b->writes;
-	a->flushes -= b->flushes;
-	a->caws -= b->caws;
-	a->discards -= b->discards;
-	a->read_bytes -= b->read_bytes;
-	a->write_bytes -= b->write_bytes;
-	a->errors -= b->errors;
-}
-
+/* a += to - from, counter by counter */
 static void io_add_delta(struct mp_lun_stats *a, const struct mp_lun_stats *to,
 			 const struct mp_lun_stats *from)
 {
@@ -132,10 +121,10 @@ static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 	fs_vol_io(c->vol, io1);
 	pthread_mutex_lock(&own_io_m);
 	for (unsigned i = 0; i < 32; i++) {
-		struct mp_lun_stats mine = own_io[i];
+		struct mp_lun_stats mine = own_io[i], zero = { 0 };
 
 		io_add_delta(&own_io[i], &io1[i], &io0[i]);
-		io_sub(&io0[i], &mine);
+		io_add_delta(&io0[i], &zero, &mine);    /* reported: less ours */
 	}
 	pthread_mutex_unlock(&own_io_m);
 	exts = json_object_new_array();
