@@ -796,29 +796,43 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		expect++;
 	}
 	if (max_ext >= __atomic_load_n(&v->next, __ATOMIC_ACQUIRE)) {
-		ret = replay_geometry(v, slot, base, sb_tx == SIZE_MAX ? NULL :
-				      &txs[sb_tx], max_ext, data, dry);
+		/* the superblock first only if the newest transaction writes
+		 * it: an older one's is in place */
+		ret = replay_geometry(v, slot, base,
+				      sb_tx != SIZE_MAX && sb_tx + 1 == ntx ?
+				      &txs[sb_tx] : NULL, max_ext, data, dry);
 		if (ret)
 			goto out;
 	}
-	/* whether each may be replayed (every lock still at its version) */
+	/*
+	 * Only the newest transaction can be incomplete in place: commits
+	 * are serialised per host, and each one's images are written in
+	 * place and flushed before the next is written to the journal.
+	 * Every older one is in place, and writing its images again could
+	 * take a block back in time: one it freed, or wrote before another
+	 * freed it, may hold file data since (the journal never sees data
+	 * writes), under locks it still lists at the same version (a
+	 * directory or cluster lock kept held, a file held open for long).
+	 * The newest is replayed if every lock it lists still shows its
+	 * version (otherwise its owner released one, which it does only
+	 * once the transaction is in place).
+	 */
 	for (size_t k = 0; k < ntx; k++) {
-		ret = may_replay(v, &txs[k], &txs[k].replay);
-		if (ret)
-			goto out;
+		if (k + 1 == ntx) {
+			ret = may_replay(v, &txs[k], &txs[k].replay);
+			if (ret)
+				goto out;
+		} else {
+			txs[k].replay = false;
+		}
 		if (txs[k].replay)
 			n_applied++;
 		else
 			n_skipped++;
 	}
-	/*
-	 * Pass 2, newest first: each block takes the image of the LAST
-	 * transaction that wrote it, and only if that one may be replayed.
-	 * A later transaction that may not (it was in place before its lock
-	 * moved on) means the block on disk is already newer than any earlier
-	 * image: replaying an earlier one would take it back in time.
-	 */
-	for (size_t k = ntx; !dry && k-- > 0;) {
+	/* pass 2: the newest transaction's images */
+	if (ntx && !dry) {
+		size_t k = ntx - 1;
 		struct fs_jd d;
 
 		ret = fs_read(v, 0, base + (uint64_t)txs[k].pos * FS_BLOCK, data,
@@ -872,7 +886,7 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 			discard_cluster_free(v, done[q].extent, done[q].off);
 	if ((n_applied || n_skipped) && !dry)
 		fs_log(v, "journal of slot %u: %u transaction(s) replayed, %u "
-		       "already superseded", slot, n_applied, n_skipped);
+		       "already in place", slot, n_applied, n_skipped);
 	if (applied)
 		*applied = n_applied;
 out:
