@@ -246,6 +246,21 @@ enum lk_mode lk_held_mode(lk_lock *l);
  */
 bool lk_cache_valid(lk_lock *l);
 
+/*
+ * True when the last lk_acquire() (valid right after it returned 0) had to
+ * wait for another host's hold.  With lk_cache_valid() false after a
+ * release of ours, another host held it in between.  A caller that keeps
+ * locks held past their use (fs/keep.c) stops doing so for such a lock.
+ */
+bool lk_waited(lk_lock *l);
+
+/*
+ * Whether another live host waits for a lock we hold (it marked itself as
+ * the record's waiter: our release hands the lock over to it).  Reads the
+ * record: 1 or 0, or a negative error.
+ */
+int lk_lock_wanted(lk_lock *l);
+
 /* The record's version as our last release left it (0: none since the
  * handle was opened, or someone else's change seen since).  A reader that
  * finds the record still at it, and not held exclusively, knows that nobody
@@ -279,6 +294,8 @@ struct lk_lock_info {
 	uint64_t version;
 	uint32_t nholders;
 	struct lk_holder_info holders[24];
+	enum lk_mode waiter_mode;   /* LK_FREE: nobody waits */
+	struct lk_holder_info waiter;
 };
 int lk_lock_info(lk_lock *l, struct lk_lock_info *info);
 

@@ -73,6 +73,13 @@ struct lk_lock {
 	uint64_t version;         /* version of our last change while held */
 	uint64_t released_version; /* version we wrote when releasing, 0 none */
 	bool cache_valid;
+	bool waited;              /* the last acquire waited for another
+				   * host's hold */
+	/* an acquire failed after marking us as the record's waiter as
+	 * (mark_slot, mark_gen): settled at close (lock.c settle_mark) */
+	bool mark_left;
+	uint32_t mark_slot;
+	uint64_t mark_gen;
 	/* The record as our last successful compare-and-write left it: the
 	 * compare image of the next acquire or release, instead of reading
 	 * the sector first.  Only ever compared, never trusted: if the

@@ -262,6 +262,45 @@ int lk_lock_open_on(lk_volume *v, mp_lun *lun, uint64_t off, lk_lock **out)
 	return 0;
 }
 
+static int read_rec(lk_lock *l, unsigned char *raw, struct lk_lockrec *r);
+static int find_holder(const struct lk_lockrec *r, uint32_t slot, uint64_t gen);
+
+/*
+ * An acquire that failed after marking us as the waiter may have left the
+ * mark, or a holder may have handed the lock over to us by it since: take
+ * the mark away, or release the hold nobody here knows of.  Best effort
+ * (the handle is being closed).
+ */
+static void settle_mark(lk_lock *l)
+{
+	unsigned char *raw = lk_buf_n(l->ss), *nw = lk_buf_n(l->ss);
+	unsigned char *cur = lk_buf_n(l->ss);
+	struct lk_lockrec r;
+
+	l->mark_left = false;
+	if (!raw || !nw || !cur || read_rec(l, raw, &r))
+		goto out;
+	if (find_holder(&r, l->mark_slot, l->mark_gen) >= 0) {
+		l->held = (enum lk_mode)r.mode;
+		l->held_slot = l->mark_slot;
+		l->held_gen = l->mark_gen;
+		l->img_ok = false;
+		lk_release(l);
+	} else if (r.waiter_mode != LK_FREE && r.waiter.slot == l->mark_slot &&
+		   r.waiter.gen == l->mark_gen) {
+		r.waiter_mode = LK_FREE;
+		memset(&r.waiter, 0, sizeof(r.waiter));
+		lk_lockrec_out(&r, nw, l->ss);
+		if (l->method == LK_METHOD_AUTO)
+			l->method = lk_method_for(l->v, l->lun);
+		lk_caw_on(l->v, l->lun, l->method, l->ss, l->off, raw, nw, cur, 0);
+	}
+out:
+	free(raw);
+	free(nw);
+	free(cur);
+}
+
 static void lock_close(lk_lock *l, bool release)
 {
 	lk_volume *v;
@@ -269,6 +308,8 @@ static void lock_close(lk_lock *l, bool release)
 	if (!l)
 		return;
 	v = l->v;
+	if (release && l->held == LK_FREE && l->mark_left)
+		settle_mark(l);
 	if (release && l->held != LK_FREE)
 		lk_release(l);
 	pthread_mutex_lock(&v->lock);
@@ -351,6 +392,11 @@ bool lk_cache_valid(lk_lock *l)
 	return l->held != LK_FREE && l->cache_valid;
 }
 
+bool lk_waited(lk_lock *l)
+{
+	return l->held != LK_FREE && l->waited;
+}
+
 uint64_t lk_released_version(lk_lock *l)
 {
 	return l->held == LK_FREE ? l->released_version : 0;
@@ -390,6 +436,25 @@ static int read_rec(lk_lock *l, unsigned char *raw, struct lk_lockrec *r)
 		return -LK_E_CORRUPT;
 	}
 	return 0;
+}
+
+int lk_lock_wanted(lk_lock *l)
+{
+	unsigned char *raw = lk_buf_n(l->ss);
+	struct lk_lockrec r;
+	int ret;
+
+	if (!raw)
+		return -ENOMEM;
+	ret = read_rec(l, raw, &r);
+	if (!ret)
+		ret = r.waiter_mode != LK_FREE &&
+		      !(r.waiter.slot == l->held_slot &&
+			r.waiter.gen == l->held_gen) &&
+		      lk_host_status(l->v, r.waiter.slot, r.waiter.gen) ==
+			      LK_HOST_LIVE;
+	free(raw);
+	return ret;
 }
 
 /*
@@ -477,6 +542,9 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 	unsigned char *cur = lk_buf_n(l->ss);
 	uint64_t deadline = lk_now_ns() + (uint64_t)timeout_ms * 1000000;
 	enum rec_src src;
+	bool waited = false, marked = false;
+	uint32_t myslot = 0;
+	uint64_t mygen = 0;
 	int ret;
 
 	if (!raw || !nw || !cur) {
@@ -486,8 +554,6 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 	src = take_img(l, raw);
 	for (;;) {
 		struct lk_lockrec r, n;
-		uint32_t myslot;
-		uint64_t mygen;
 		bool blocked = false, recovering = false;
 		int me;
 
@@ -513,7 +579,14 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 		if (me >= 0)
 			remove_holder(&n, (uint32_t)me);
 		if (me >= 0 && r.mode == (uint32_t)mode) {
-			ret = 0;  /* already held so */
+			/* already held so: ours from before, or handed over
+			 * to us as the waiter while we polled */
+			ret = 0;
+			if (waited) {
+				keep_img(l, raw);   /* read, or handed back */
+				l->cache_valid = false;
+			}
+			l->waited = waited;
 			l->version = r.version;
 			l->held = mode;
 			l->held_slot = myslot;
@@ -555,17 +628,68 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 			i++;
 		}
 		if (blocked) {
-			if (lk_now_ns() >= deadline) {
+			bool mine = r.waiter_mode != LK_FREE &&
+				    r.waiter.slot == myslot &&
+				    r.waiter.gen == mygen;
+			bool give_up = lk_now_ns() >= deadline, mark = false;
+			struct lk_lockrec w = r;
+
+			/* Mark ourselves as the waiter (the holder hands the
+			 * lock over to us at its release) unless another
+			 * live host is marked; giving up, take our mark
+			 * away.  Holders and version stay as they are. */
+			if (give_up && mine) {
+				w.waiter_mode = LK_FREE;
+				memset(&w.waiter, 0, sizeof(w.waiter));
+				mark = true;
+			} else if (!give_up && !mine && !recovering &&
+				   (r.waiter_mode == LK_FREE ||
+				    lk_host_status(v, r.waiter.slot,
+						   r.waiter.gen) != LK_HOST_LIVE)) {
+				w.waiter_mode = mode;
+				w.waiter.slot = myslot;
+				w.waiter.gen = mygen;
+				mark = true;
+			}
+			if (mark) {
+				if (l->method == LK_METHOD_AUTO)
+					l->method = lk_method_for(v, l->lun);
+				lk_lockrec_out(&w, nw, l->ss);
+				ret = lk_caw_on(v, l->lun, l->method, l->ss,
+						l->off, raw, nw, cur, 0);
+				if (ret == -MP_E_MISCOMPARE) {
+					/* changed meanwhile (handed to us,
+					 * perhaps): judge it again */
+					src = caw_lost(l, raw, cur);
+					waited = true;
+					continue;
+				}
+				if (ret) {
+					l->img_ok = false;
+					goto out;
+				}
+				keep_img(l, nw);
+				marked = !give_up;
+			}
+			if (give_up) {
 				ret = recovering ? -ETIMEDOUT : -EBUSY;
 				goto out;
 			}
 			lk_sleep_ms(poll_ms(v));
+			waited = true;
 			src = REC_READ;
 			continue;
 		}
 		if (n.nholders >= LK_MAX_HOLDERS) {
 			ret = -LK_E_TOOMANY;
 			goto out;
+		}
+		if (n.waiter_mode != LK_FREE && n.waiter.slot == myslot &&
+		    n.waiter.gen == mygen) {
+			/* our mark: we have it now (another's stays, for
+			 * the next release to hand over or clear) */
+			n.waiter_mode = LK_FREE;
+			memset(&n.waiter, 0, sizeof(n.waiter));
 		}
 		n.mode = mode;
 		n.holders[n.nholders].slot = myslot;
@@ -591,6 +715,7 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 		keep_img(l, nw);
 		l->cache_valid = l->released_version &&
 				 r.version == l->released_version;
+		l->waited = waited;
 		l->version = n.version;
 		l->held = mode;
 		l->held_slot = myslot;
@@ -598,6 +723,16 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 		goto out;
 	}
 out:
+	/* failed after marking ourselves as the waiter (fenced, I/O): the
+	 * mark may still be there, or a holder may hand the lock over to us
+	 * by it; settled when the handle is closed (settle_mark) or used */
+	if (ret && marked) {
+		l->mark_slot = myslot;
+		l->mark_gen = mygen;
+		l->mark_left = true;
+	} else if (!ret) {
+		l->mark_left = false;
+	}
 	if (ret == -MP_E_FENCED)
 		ret = -LK_E_FENCED;
 	free(raw);
@@ -665,6 +800,20 @@ int lk_release(lk_lock *l)
 			goto out;
 		}
 		remove_holder(&r, (uint32_t)me);
+		if (r.nholders == 0 && r.waiter_mode != LK_FREE) {
+			/* the last holder: to the waiter if it is live */
+			bool self = r.waiter.slot == l->held_slot &&
+				    r.waiter.gen == l->held_gen;
+
+			if (!self && lk_host_status(v, r.waiter.slot,
+						    r.waiter.gen) == LK_HOST_LIVE) {
+				r.mode = r.waiter_mode;
+				r.holders[0] = r.waiter;
+				r.nholders = 1;
+			}
+			r.waiter_mode = LK_FREE;
+			memset(&r.waiter, 0, sizeof(r.waiter));
+		}
 		r.version++;
 		r.wall_ns = lk_wall_ns();
 		lk_lockrec_out(&r, nw, l->ss);
@@ -708,6 +857,23 @@ int lk_lock_seed(lk_lock *l, const void *rec)
 	return 0;
 }
 
+static void host_info(lk_volume *v, const struct lk_holder *from,
+		      struct lk_holder_info *h)
+{
+	h->slot = from->slot;
+	h->gen = from->gen;
+	h->status = lk_host_status(v, h->slot, h->gen);
+	if (h->slot < v->hdr.slots) {
+		pthread_mutex_lock(&v->lock);
+		if (v->seen[h->slot].valid) {
+			memcpy(h->uuid, v->seen[h->slot].s.host_uuid, 16);
+			snprintf(h->name, sizeof(h->name), "%s",
+				 v->seen[h->slot].s.host_name);
+		}
+		pthread_mutex_unlock(&v->lock);
+	}
+}
+
 int lk_lock_info(lk_lock *l, struct lk_lock_info *info)
 {
 	lk_volume *v = l->v;
@@ -726,22 +892,11 @@ int lk_lock_info(lk_lock *l, struct lk_lock_info *info)
 	info->mode = r.mode;
 	info->version = r.version;
 	info->nholders = r.nholders;
-	for (uint32_t i = 0; i < r.nholders; i++) {
-		struct lk_holder_info *h = &info->holders[i];
-
-		h->slot = r.holders[i].slot;
-		h->gen = r.holders[i].gen;
-		h->status = lk_host_status(v, h->slot, h->gen);
-		if (h->slot < v->hdr.slots) {
-			pthread_mutex_lock(&v->lock);
-			if (v->seen[h->slot].valid) {
-				memcpy(h->uuid, v->seen[h->slot].s.host_uuid, 16);
-				snprintf(h->name, sizeof(h->name), "%s",
-					 v->seen[h->slot].s.host_name);
-			}
-			pthread_mutex_unlock(&v->lock);
-		}
-	}
+	for (uint32_t i = 0; i < r.nholders; i++)
+		host_info(v, &r.holders[i], &info->holders[i]);
+	info->waiter_mode = r.waiter_mode;
+	if (r.waiter_mode != LK_FREE)
+		host_info(v, &r.waiter, &info->waiter);
 out:
 	free(raw);
 	return ret;

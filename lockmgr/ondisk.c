@@ -164,6 +164,14 @@ int lk_lockrec_in(const void *buf, struct lk_lockrec *l)
 		if (l->holders[i].slot >= LK_MAX_SLOTS)
 			return -LK_E_CORRUPT;
 	}
+	h = b + offsetof(struct lk_lock_disk, waiter);
+	l->waiter.slot = get32(h);
+	l->waiter_mode = get32(h + 4);
+	l->waiter.gen = get64(h + 8);
+	if (l->waiter_mode > LK_MULTIWRITER || l->waiter.slot >= LK_MAX_SLOTS)
+		return -LK_E_CORRUPT;
+	if (l->waiter_mode == LK_FREE)
+		memset(&l->waiter, 0, sizeof(l->waiter));   /* no waiter */
 	return 0;
 }
 
@@ -182,6 +190,12 @@ void lk_lockrec_out(const struct lk_lockrec *l, void *buf, size_t len)
 	for (uint32_t i = 0; i < l->nholders && i < LK_MAX_HOLDERS; i++) {
 		put32(h + i * 16, l->holders[i].slot);
 		put64(h + i * 16 + 8, l->holders[i].gen);
+	}
+	if (l->waiter_mode != LK_FREE) {
+		h = b + offsetof(struct lk_lock_disk, waiter);
+		put32(h, l->waiter.slot);
+		put32(h + 4, l->waiter_mode);
+		put64(h + 8, l->waiter.gen);
 	}
 	seal(b, LK_LOCK_MAGIC);
 }

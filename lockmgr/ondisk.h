@@ -17,7 +17,7 @@
 #define LK_SLOT_MAGIC 0x4c534c56u  /* "VLSL" */
 #define LK_LOCK_MAGIC 0x4b4c4c56u  /* "VLLK" */
 #define LK_MAJOR 1
-#define LK_MINOR 0
+#define LK_MINOR 1                 /* 1: lock records have a waiter */
 
 #define LK_MAX_SLOTS 2048u
 #define LK_MAX_HOLDERS 24u
@@ -84,7 +84,8 @@ struct lk_lock_disk {
 	uint8_t uuid[16];          /* 0x028 */
 	uint64_t reserved0;        /* 0x038 */
 	struct lk_holder_disk holders[LK_MAX_HOLDERS]; /* 0x040 */
-	uint8_t reserved[0x3c];    /* 0x1c0 */
+	struct lk_holder_disk waiter; /* 0x1c0: slot, mode (0 none), gen */
+	uint8_t reserved[0x2c];    /* 0x1d0 */
 	uint32_t crc;              /* 0x1fc */
 };
 _Static_assert(sizeof(struct lk_lock_disk) == LK_REC_SIZE, "lock size");
@@ -123,6 +124,10 @@ struct lk_lockrec {
 	uint64_t version, self_off, wall_ns;
 	uint8_t uuid[16];
 	struct lk_holder holders[LK_MAX_HOLDERS];
+	/* the host waiting for it (docs/FORMAT.md "Waiter and hand-over"):
+	 * waiter_mode LK_FREE = none */
+	uint32_t waiter_mode;
+	struct lk_holder waiter;
 };
 
 /*

@@ -215,6 +215,10 @@ static int cmd_locks(int argc, char **argv)
 			printf("    holder: slot %u generation %llu\n",
 			       r.holders[i].slot,
 			       (unsigned long long)r.holders[i].gen);
+		if (r.waiter_mode != LK_FREE)
+			printf("    waiter: slot %u generation %llu, for %s\n",
+			       r.waiter.slot, (unsigned long long)r.waiter.gen,
+			       lk_mode_name(r.waiter_mode));
 	}
 	printf("%u lock record(s)\n", found);
 	rc = 0;

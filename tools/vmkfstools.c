@@ -421,7 +421,7 @@ static int volume_info(const char *path)
 
 static int lock_info(const char *path)
 {
-	struct json_object *r = ask(path, "lockinfo", true), *hs;
+	struct json_object *r = ask(path, "lockinfo", true), *hs, *w;
 	size_t n;
 
 	if (!r)
@@ -444,6 +444,13 @@ static int lock_info(const char *path)
 			       (unsigned long long)u64(h, "gen"),
 			       str(h, "status"));
 		}
+		if (json_object_object_get_ex(r, "waiter", &w))
+			printf("  waiting: host '%s' uuid %s slot %llu gen %llu "
+			       "(%s), for mode %s\n", str(w, "host"),
+			       str(w, "host_uuid"),
+			       (unsigned long long)u64(w, "slot"),
+			       (unsigned long long)u64(w, "gen"),
+			       str(w, "status"), str(w, "mode"));
 		printf("  this host: %llu read-write open%s, %llu read-only\n",
 		       (unsigned long long)u64(r, "local_opens_rw"),
 		       u64(r, "local_opens_rw") == 1 ? "" : "s",

@@ -178,7 +178,22 @@ static int get_path(struct ctl_req *r, struct json_object *req, const char **p)
 	return 0;
 }
 
-/* {"cmd": "lockinfo", "path": P}: the file, its lock and its holders. */
+static struct json_object *host_json(const struct lk_holder_info *h)
+{
+	struct json_object *o = json_object_new_object();
+	char u[37];
+
+	uuid_str(h->uuid, u);
+	add_str(o, "host", h->name);
+	add_str(o, "host_uuid", u);
+	add_u64(o, "slot", h->slot);
+	add_u64(o, "gen", h->gen);
+	add_str(o, "status", lk_host_status_name(h->status));
+	return o;
+}
+
+/* {"cmd": "lockinfo", "path": P}: the file, its lock, its holders and the
+ * host waiting for it, if any. */
 static int cmd_lockinfo(void *arg, struct ctl_req *r, struct json_object *req,
 			struct json_object *resp)
 {
@@ -220,20 +235,16 @@ static int cmd_lockinfo(void *arg, struct ctl_req *r, struct json_object *req,
 	add_u64(resp, "local_opens_rw", lr.opens_rw);
 	add_u64(resp, "local_opens_ro", lr.opens_ro);
 	hs = json_object_new_array();
-	for (unsigned i = 0; i < lr.info.nholders; i++) {
-		const struct lk_holder_info *h = &lr.info.holders[i];
-		struct json_object *o = json_object_new_object();
-		char u[37];
-
-		uuid_str(h->uuid, u);
-		add_str(o, "host", h->name);
-		add_str(o, "host_uuid", u);
-		add_u64(o, "slot", h->slot);
-		add_u64(o, "gen", h->gen);
-		add_str(o, "status", lk_host_status_name(h->status));
-		json_object_array_add(hs, o);
-	}
+	for (unsigned i = 0; i < lr.info.nholders; i++)
+		json_object_array_add(hs, host_json(&lr.info.holders[i]));
 	json_object_object_add(resp, "holders", hs);
+	/* a host waiting for it: the holder's release hands it over */
+	if (lr.info.waiter_mode != LK_FREE) {
+		struct json_object *w = host_json(&lr.info.waiter);
+
+		add_str(w, "mode", lk_mode_name(lr.info.waiter_mode));
+		json_object_object_add(resp, "waiter", w);
+	}
 	return 0;
 }
 

@@ -287,6 +287,177 @@ static void test_record_image(void **state)
 	host_down(b);
 }
 
+struct spinner {
+	lk_lock *l;
+	int stop;                   /* atomic */
+	unsigned rounds;
+	int err;
+};
+
+static void *spin_main(void *arg)
+{
+	struct spinner *s = arg;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		s->err = lk_acquire(s->l, LK_EXCL, 10000);
+		if (s->err)
+			break;
+		s->rounds++;
+		s->err = lk_release(s->l);
+		if (s->err)
+			break;
+	}
+	return NULL;
+}
+
+struct waiter {
+	lk_lock *l;
+	unsigned timeout_ms;
+	int ret;
+};
+
+static void *wait_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->ret = lk_acquire(w->l, LK_EXCL, w->timeout_ms);
+	return NULL;
+}
+
+/*
+ * A host blocked by a live holder marks itself as the record's waiter
+ * (version unchanged); the holder's release hands the lock over to it,
+ * which it finds at its next look; a waiter that gives up takes its mark
+ * away.  With hand-over, a host gets a lock that another takes and
+ * releases in a tight loop (without it, its polls would almost never find
+ * the lock free).
+ */
+static void test_handover(void **state)
+{
+	struct host *a, *b;
+	struct lk_lock_info li;
+	struct spinner sp = { 0 };
+	struct waiter w = { 0 };
+	lk_lock *la, *lb;
+	pthread_t t;
+	uint64_t v0;
+
+	(void)state;
+	a = host_up("alpha", NULL);
+	b = host_up("bravo", NULL);
+	assert_int_equal(lk_lock_open(a->v, lock_off(5), &la), 0);
+	assert_int_equal(lk_lock_open(b->v, lock_off(5), &lb), 0);
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), 0);
+	assert_int_equal(lk_lock_wanted(la), 0);
+	/* giving up takes the mark away */
+	assert_int_equal(lk_acquire(lb, LK_EXCL, 300), -EBUSY);
+	assert_int_equal(lk_lock_info(la, &li), 0);
+	assert_int_equal(li.waiter_mode, LK_FREE);
+	assert_int_equal(lk_lock_wanted(la), 0);
+	/* marked while it waits; the version stays */
+	v0 = li.version;
+	w.l = lb;
+	w.timeout_ms = 10000;
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	for (int i = 0; ; i++) {
+		assert_int_equal(lk_lock_info(la, &li), 0);
+		if (li.waiter_mode == LK_EXCL)
+			break;
+		if (i == 200)
+			fail_msg("bravo never marked itself as the waiter");
+		usleep(10000);
+	}
+	assert_string_equal(li.waiter.name, "bravo");
+	assert_int_equal(li.version, v0);
+	assert_int_equal(lk_lock_wanted(la), 1);
+	/* released: handed over */
+	assert_int_equal(lk_release(la), 0);
+	assert_int_equal(lk_lock_info(la, &li), 0);
+	assert_int_equal(li.mode, LK_EXCL);
+	assert_int_equal(li.nholders, 1);
+	assert_string_equal(li.holders[0].name, "bravo");
+	assert_int_equal(li.waiter_mode, LK_FREE);
+	assert_int_equal(li.version, v0 + 1);
+	pthread_join(t, NULL);
+	assert_int_equal(w.ret, 0);
+	assert_int_equal(lk_check(lb), 0);
+	assert_true(lk_waited(lb));
+	assert_false(lk_cache_valid(lb));
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), -EBUSY);
+	assert_int_equal(lk_release(lb), 0);
+	/* alpha takes and releases it without a pause; bravo gets it */
+	sp.l = la;
+	assert_int_equal(pthread_create(&t, NULL, spin_main, &sp), 0);
+	usleep(100000);
+	assert_int_equal(lk_acquire(lb, LK_EXCL, 10000), 0);
+	assert_int_equal(lk_check(lb), 0);
+	usleep(50000);
+	assert_int_equal(lk_release(lb), 0);   /* to alpha, waiting now */
+	usleep(100000);
+	__atomic_store_n(&sp.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	assert_int_equal(sp.err, 0);
+	assert_true(sp.rounds > 1);
+	lk_lock_close(la);
+	lk_lock_close(lb);
+	host_down(a);
+	host_down(b);
+}
+
+/*
+ * An acquire that fails after marking its host as the waiter (here: its
+ * reads of the record fail) leaves the mark; the holder's release then
+ * hands the lock to that host, which does not know it holds it.  Closing
+ * the handle settles it: the hold is released (without that, alpha could
+ * never have the lock again while bravo lives).
+ */
+static void test_mark_left(void **state)
+{
+	struct mp_fault_rule fr = { .op = MP_OP_READ, .action = MP_FAULT_FAIL,
+				    .off = lock_off(6), .len = 512 };
+	struct host *a, *b;
+	struct lk_lock_info li;
+	struct waiter w = { 0 };
+	lk_lock *la, *lb;
+	pthread_t t;
+
+	(void)state;
+	a = host_up("alpha", NULL);
+	b = host_up("bravo", "");
+	assert_int_equal(lk_lock_open(a->v, lock_off(6), &la), 0);
+	assert_int_equal(lk_lock_open(b->v, lock_off(6), &lb), 0);
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), 0);
+	w.l = lb;
+	w.timeout_ms = 10000;
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	for (int i = 0; ; i++) {
+		assert_int_equal(lk_lock_info(la, &li), 0);
+		if (li.waiter_mode == LK_EXCL)
+			break;
+		if (i == 200)
+			fail_msg("bravo never marked itself as the waiter");
+		usleep(10000);
+	}
+	assert_true(mp_fault_add(b->lun, &fr) >= 0);
+	pthread_join(t, NULL);
+	assert_int_not_equal(w.ret, 0);
+	assert_int_equal(mp_fault_clear(b->lun), 0);
+	/* the mark stayed; the release hands the lock to bravo */
+	assert_int_equal(lk_lock_info(la, &li), 0);
+	assert_int_equal(li.waiter_mode, LK_EXCL);
+	assert_int_equal(lk_release(la), 0);
+	assert_int_equal(lk_lock_info(la, &li), 0);
+	assert_int_equal(li.nholders, 1);
+	assert_string_equal(li.holders[0].name, "bravo");
+	/* bravo's handle closes: the hold it never knew of goes */
+	lk_lock_close(lb);
+	assert_int_equal(lk_acquire(la, LK_EXCL, 0), 0);
+	assert_int_equal(lk_release(la), 0);
+	lk_lock_close(la);
+	host_down(a);
+	host_down(b);
+}
+
 static void test_shared_modes(void **state)
 {
 	struct host *a, *b, *c;
@@ -641,6 +812,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_join_leave, test_teardown),
 		cmocka_unit_test_teardown(test_exclusive, test_teardown),
 		cmocka_unit_test_teardown(test_record_image, test_teardown),
+		cmocka_unit_test_teardown(test_handover, test_teardown),
+		cmocka_unit_test_teardown(test_mark_left, test_teardown),
 		cmocka_unit_test_teardown(test_shared_modes, test_teardown),
 		cmocka_unit_test_teardown(test_break_dead_host, test_teardown),
 		cmocka_unit_test_teardown(test_per_host_timing, test_teardown),

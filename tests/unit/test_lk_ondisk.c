@@ -82,6 +82,23 @@ static void test_lock_roundtrip(void **state)
 		assert_int_equal(t.holders[i].slot, i * 3);
 		assert_true(t.holders[i].gen == 1000 + i);
 	}
+	assert_int_equal(t.waiter_mode, LK_FREE);
+	/* the waiter (minor version 1) at 0x1c0 */
+	r.waiter_mode = LK_EXCL;
+	r.waiter.slot = 77;
+	r.waiter.gen = 4242;
+	lk_lockrec_out(&r, buf, sizeof(buf));
+	assert_int_equal(buf[0x1c0], 77);
+	assert_int_equal(buf[0x1c4], LK_EXCL);
+	assert_int_equal(buf[0x1c8], 4242 & 0xff);
+	assert_int_equal(lk_lockrec_in(buf, &t), 0);
+	assert_int_equal(t.waiter_mode, LK_EXCL);
+	assert_int_equal(t.waiter.slot, 77);
+	assert_true(t.waiter.gen == 4242);
+	/* a waiter mode out of range is damage */
+	r.waiter_mode = 9;
+	lk_lockrec_out(&r, buf, sizeof(buf));
+	assert_int_equal(lk_lockrec_in(buf, &t), -LK_E_CORRUPT);
 }
 
 static void test_damage(void **state)
