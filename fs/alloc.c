@@ -104,8 +104,12 @@ static int cc_get(struct fs_vol *v, unsigned ext, uint64_t off, lk_lock **out)
 			victim = e;
 			break;
 		}
+		/* not one a transaction of ours has; one we keep held
+		 * only if every other is (closing it releases it) */
 		if (!cc_busy(v, e->ext, e->off) &&
-		    (!victim || e->used < victim->used))
+		    (!victim || (victim->keep.kept && !e->keep.kept) ||
+		     (victim->keep.kept == e->keep.kept &&
+		      e->used < victim->used)))
 			victim = e;
 	}
 	if (!victim) {
@@ -118,8 +122,11 @@ static int cc_get(struct fs_vol *v, unsigned ext, uint64_t off, lk_lock **out)
 	victim->off = off;
 	victim->used = ++v->ccache_tick;
 	victim->hdr_ok = victim->fresh = false;
+	victim->keep = (struct fs_keep){ 0 };
 	pthread_mutex_unlock(&v->lock);
-	lk_lock_close(old);           /* not held: no transaction has it */
+	lk_lock_close(old);           /* no transaction has it; a kept hold
+				       * (every transaction under it in
+				       * place) is released */
 	return 0;
 }
 
@@ -135,13 +142,133 @@ static struct fs_ccache *cc_of(struct fs_vol *v, const lk_lock *l)
 /* Right after our acquire of a cached cluster lock. */
 static void cc_acquired(struct fs_vol *v, lk_lock *l)
 {
-	bool valid = lk_cache_valid(l);
+	bool valid = lk_cache_valid(l), waited = lk_waited(l);
 	struct fs_ccache *e;
 
 	pthread_mutex_lock(&v->lock);
-	if ((e = cc_of(v, l)))
+	if ((e = cc_of(v, l))) {
 		e->fresh = valid && e->hdr_ok;
+		fs_keep_acquired(&e->keep, waited, valid, fs_mono_ns());
+	}
 	pthread_mutex_unlock(&v->lock);
+}
+
+/*
+ * A cached cluster lock our transaction just took (fs_cluster_take): true
+ * if we kept it held since our last transaction under it and the lock
+ * manager still has it; the cached header is then the one on disk.
+ */
+static bool cc_kept_reuse(struct fs_vol *v, lk_lock *l)
+{
+	struct fs_ccache *e;
+	bool kept;
+
+	pthread_mutex_lock(&v->lock);
+	kept = (e = cc_of(v, l)) && e->keep.kept;
+	pthread_mutex_unlock(&v->lock);
+	if (!kept)
+		return false;
+	/* the entry is ours (taken): the keeper leaves it alone */
+	kept = lk_check(l) == 0;
+	pthread_mutex_lock(&v->lock);
+	if ((e = cc_of(v, l))) {
+		e->fresh = kept && e->hdr_ok;
+		if (!kept)
+			e->keep.kept = false;   /* lost: acquire afresh */
+	}
+	pthread_mutex_unlock(&v->lock);
+	return kept;
+}
+
+bool fs_cluster_keep(struct fs_vol *v, lk_lock *l)
+{
+	struct fs_ccache *e;
+	bool keep = false;
+
+	pthread_mutex_lock(&v->lock);
+	if ((e = cc_of(v, l))) {
+		keep = fs_keep_policy(v, &e->keep, fs_mono_ns());
+		e->keep.kept = keep;
+		if (keep)
+			pthread_cond_signal(&v->keep_cond);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return keep;
+}
+
+void fs_cluster_unkeep(struct fs_vol *v, lk_lock *l)
+{
+	struct fs_ccache *e;
+
+	pthread_mutex_lock(&v->lock);
+	if ((e = cc_of(v, l))) {
+		e->keep.kept = false;
+		e->keep.released = fs_mono_ns();
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+bool fs_cluster_keep_any(struct fs_vol *v)
+{
+	for (unsigned i = 0; i < FS_CCACHE; i++)
+		if (v->ccache[i].l && v->ccache[i].keep.kept)
+			return true;
+	return false;
+}
+
+void fs_cluster_keep_expire(struct fs_vol *v, uint64_t now, bool force)
+{
+	for (unsigned i = 0; i < FS_CCACHE; i++) {
+		struct fs_ccache *e = &v->ccache[i];
+		struct fs_keep k;
+		unsigned ext;
+		uint64_t off;
+		lk_lock *l;
+		int r;
+
+		pthread_mutex_lock(&v->lock);
+		l = e->l;
+		ext = e->ext;
+		off = e->off;
+		r = l && e->keep.kept && !cc_busy(v, ext, off);
+		pthread_mutex_unlock(&v->lock);
+		/* as a transaction would take it: none of ours uses it
+		 * while we release it */
+		if (!r || fs_cluster_take(v, ext, off, 0))
+			continue;
+		/* ours now (taken): keep changes only under v->lock, and
+		 * the record is read outside it */
+		pthread_mutex_lock(&v->lock);
+		r = e->l == l && e->keep.kept;
+		k = e->keep;
+		pthread_mutex_unlock(&v->lock);
+		if (r && fs_keep_due(&k, l, now, force)) {
+			pthread_mutex_lock(&v->lock);
+			if (e->l == l) {
+				e->keep = k;
+				e->keep.kept = false;
+				e->keep.released = now;
+			}
+			pthread_mutex_unlock(&v->lock);
+		} else {
+			if (r) {
+				pthread_mutex_lock(&v->lock);
+				if (e->l == l)
+					e->keep.checked = k.checked;
+				pthread_mutex_unlock(&v->lock);
+			}
+			r = 0;
+		}
+		if (r) {
+			/* every transaction under it is in place; the cached
+			 * header stays (judged at our next acquire) */
+			r = lk_release(l);
+			if (r && r != -LK_E_NOTHELD)
+				fs_log(v, "releasing cluster lock at %llu: %s",
+				       (unsigned long long)off, fs_strerror(r));
+		}
+		fs_cluster_drop(v, ext, off);
+	}
 }
 
 void fs_cluster_done(struct fs_vol *v, lk_lock *l, const void *hdr, bool ok)
@@ -171,6 +298,7 @@ void fs_cluster_forget(struct fs_vol *v, lk_lock *l)
 	if ((e = cc_of(v, l))) {
 		e->l = NULL;
 		e->hdr_ok = e->fresh = false;
+		e->keep = (struct fs_keep){ 0 };
 	}
 	pthread_mutex_unlock(&v->lock);
 }
@@ -184,6 +312,7 @@ void fs_ccache_clear(struct fs_vol *v)
 		l = v->ccache[i].l;
 		v->ccache[i].l = NULL;
 		v->ccache[i].hdr_ok = v->ccache[i].fresh = false;
+		v->ccache[i].keep = (struct fs_keep){ 0 };
 		pthread_mutex_unlock(&v->lock);
 		lk_lock_close(l);
 	}
@@ -340,14 +469,18 @@ static int lock_cluster_wait(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 		ret = own;
 		goto drop;
 	}
-	ret = lk_acquire(l, LK_EXCL, timeout_ms);
-	if (ret) {
-		if (own)
-			lk_lock_close(l);
-		goto drop;
+	if (!own && cc_kept_reuse(v, l)) {
+		ret = 0;                /* held since our last transaction */
+	} else {
+		ret = lk_acquire(l, LK_EXCL, timeout_ms);
+		if (ret) {
+			if (own)
+				lk_lock_close(l);
+			goto drop;
+		}
+		if (!own)
+			cc_acquired(v, l);
 	}
-	if (!own)
-		cc_acquired(v, l);
 	ret = fs_tx_defer_cluster(tx, ext, l, own);
 	if (ret) {
 		if (own) {
@@ -356,6 +489,7 @@ static int lock_cluster_wait(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 			int r = lk_release(l);
 
 			fs_cluster_done(v, l, NULL, false);
+			fs_cluster_unkeep(v, l);
 			if (r)
 				fs_log(v, "releasing cluster lock at %llu: %s",
 				       (unsigned long long)off, fs_strerror(r));

@@ -67,6 +67,9 @@ struct fs_mount_opts {
 	bool no_janitor;            /* do not recover dead hosts in the
 				     * background (only when their locks are
 				     * needed) */
+	bool no_keep;               /* take directory and cluster locks for
+				     * each operation only, never keep them
+				     * held after it (fs/keep.c) */
 	bool no_discard;            /* never give freed blocks back to the
 				     * LUN (no UNMAP, no punched holes): for
 				     * arrays where UNMAP is slow, as VMFS's

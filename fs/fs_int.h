@@ -35,6 +35,33 @@ struct fs_orphan {
 
 #define FS_CCACHE 16            /* cluster lock handles kept (alloc.c) */
 
+/*
+ * Directory and cluster locks stay held after their last user (keep.c) for
+ * as long as this host keeps using them: released FS_KEEP_IDLE_MS after the
+ * last use, or at the first end of a use FS_KEEP_MAX_MS after the hold
+ * began (then taken per use for FS_KEEP_PAUSE_MS, so that a host waiting
+ * for the lock finds it free between uses as it would without keeping).
+ * A lock another host waits for, or that our acquire had to wait for or
+ * found held by another host since our release less than
+ * FS_KEEP_BACKOFF_MS before, is not kept for FS_KEEP_BACKOFF_MS after.
+ */
+#define FS_KEEP_IDLE_MS 20
+#define FS_KEEP_MAX_MS 2000
+#define FS_KEEP_PAUSE_MS 100
+#define FS_KEEP_BACKOFF_MS 2000
+/* How often the keeper reads a kept lock's record for a waiting host
+ * (lk_lock_wanted); a wanted lock goes at once, to the waiter. */
+#define FS_KEEP_CHECK_MS 100
+
+struct fs_keep {
+	bool kept;                  /* held on disk with no user */
+	uint64_t since;             /* monotonic ns: the hold began */
+	uint64_t last;              /* the last use ended */
+	uint64_t nokeep;            /* not kept before this */
+	uint64_t checked;           /* the record last read for a waiter */
+	uint64_t released;          /* our last release (0: none) */
+};
+
 struct fs_vol {
 	struct fs_extent ext[FS_MAX_EXTENTS];
 	unsigned next;
@@ -98,9 +125,17 @@ struct fs_vol {
 		bool hdr_ok;             /* hdr: as our last transaction left it */
 		bool fresh;              /* hdr_ok and nobody else held the lock
 					  * since (judged at our acquire) */
+		struct fs_keep keep;     /* the lock kept held (keep.c) */
 		unsigned char hdr[FS_BLOCK];
 	} ccache[FS_CCACHE];
 	uint64_t ccache_tick;
+	/* Locks kept held after their last use (keep.c): the directories
+	 * (their inodes, each with a reference) and, in ccache, clusters */
+	struct fs_inode *kept;
+	bool keep_stop;              /* the keeper thread */
+	bool keep_running;
+	pthread_cond_t keep_cond;
+	pthread_t keeper;
 	bool jan_stop;               /* the janitor (janitor.c) */
 	bool jan_running;
 	pthread_cond_t jan_cond;
@@ -149,6 +184,35 @@ int fs_geom_see(struct fs_vol *v, const uint64_t *addr, unsigned n);
 /* Start / stop the thread recovering dead hosts (read-write mounts). */
 int fs_janitor_start(struct fs_vol *v);
 void fs_janitor_stop(struct fs_vol *v);
+
+/* ---- locks kept after use (keep.c) -------------------------------------- */
+
+uint64_t fs_mono_ns(void);
+/* A use of the lock ended and nothing else of ours holds it: true if it is
+ * to stay held (k's times updated; the caller sets k->kept). */
+bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now);
+/* Another host wants the lock: stop keeping it for a while. */
+void fs_keep_contended(struct fs_keep *k, uint64_t now);
+/* Right after our acquire: waited (lk_waited), valid (lk_cache_valid). */
+void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now);
+/* A kept lock is due for release (always when force); l's record is
+ * read for a waiting host every FS_KEEP_CHECK_MS. */
+bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force);
+/* The list of kept directories (v->kept), with a reference each; del
+ * leaves the reference to the caller's fs_inode_put. */
+void fs_keep_add(struct fs_inode *ino);
+void fs_keep_del(struct fs_inode *ino);
+/* inode.c: release a kept directory lock if due (lk_m taken by trying
+ * unless force); true if it was (its reference is dropped then). */
+bool fs_inode_keep_expire(struct fs_inode *ino, uint64_t now, bool force);
+/* alloc.c: release the kept cluster locks that are due (all if force). */
+void fs_cluster_keep_expire(struct fs_vol *v, uint64_t now, bool force);
+/* alloc.c, under v->lock: whether any cluster lock is kept. */
+bool fs_cluster_keep_any(struct fs_vol *v);
+/* The keeper thread (not on read-only or offline volumes); stop releases
+ * every kept lock. */
+int fs_keeper_start(struct fs_vol *v);
+void fs_keeper_stop(struct fs_vol *v);
 
 /* ---- geometry ---------------------------------------------------------- */
 
@@ -257,6 +321,11 @@ void fs_cluster_done(struct fs_vol *v, lk_lock *l, const void *hdr, bool ok);
 /* A cluster lock whose hold must stay on disk (the volume given up): out
  * of the cache; the caller closes the handle keeping the hold. */
 void fs_cluster_forget(struct fs_vol *v, lk_lock *l);
+/* At the end of a transaction under cached cluster lock l: true if the
+ * lock stays held for our next one (keep.c), false if it is to be
+ * released now; unkeep: it is released (not kept). */
+bool fs_cluster_keep(struct fs_vol *v, lk_lock *l);
+void fs_cluster_unkeep(struct fs_vol *v, lk_lock *l);
 /* Close the cached cluster lock handles (unmount; none held). */
 void fs_ccache_clear(struct fs_vol *v);
 /* Take / give back the host-local hold of the cluster lock at (ext, off)
@@ -392,6 +461,11 @@ struct fs_inode {
 	unsigned aio_inflight;      /* fs_aio requests at the LUN, under m */
 	unsigned ahead_run;         /* units to allocate ahead next time */
 	uint64_t seq_next;          /* unit after the last write (a hint) */
+	/* A directory's lock kept held after its last user (keep.c), under
+	 * lk_m; kept also means a reference of its own and a place in
+	 * v->kept (under v->lock) */
+	struct fs_keep keep;
+	struct fs_inode *kept_next;
 };
 
 /* Decode the FD at addr without any lock; re-read on checksum mismatch a

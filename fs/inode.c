@@ -219,6 +219,23 @@ static void rw_excl_done(struct fs_inode *ino)
 	pthread_mutex_unlock(&ino->m);
 }
 
+/* A kept hold the lock manager no longer has (lk_m held, no user): gone
+ * here too, and the FD and caches with it.  The list's reference stays
+ * until the keeper or an unlock finds it not kept (never dropped under
+ * lk_m: it may be the last). */
+static void drop_kept(struct fs_inode *ino)
+{
+	rw_excl(ino);
+	pthread_mutex_lock(&ino->m);
+	__atomic_store_n(&ino->held, LK_FREE, __ATOMIC_RELEASE);
+	ino->valid = false;
+	pthread_mutex_lock(&ino->pbc_m);
+	ino->dc_ver = 0;
+	pthread_mutex_unlock(&ino->pbc_m);
+	pthread_mutex_unlock(&ino->m);
+	rw_excl_done(ino);
+}
+
 int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 {
 	struct fs_vol *v = ino->v;
@@ -241,11 +258,22 @@ int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 			goto out;
 	}
 	was = ino->held;            /* changes only under lk_m */
+	if (ino->keep.kept && was != LK_FREE && lk_check(ino->lock)) {
+		/* kept, and lost since (fenced, or our slot taken over):
+		 * nothing cached under it is known to be current */
+		drop_kept(ino);
+		was = LK_FREE;
+	}
 	if (was != mode && was != LK_EXCL) {
 		if (was == LK_FREE)
 			ret = lk_acquire(ino->lock, mode, timeout_ms);
 		else
 			ret = lk_convert(ino->lock, mode, timeout_ms);
+		if (!ret)
+			fs_keep_acquired(&ino->keep, lk_waited(ino->lock),
+					 lk_cache_valid(ino->lock), fs_mono_ns());
+		else if (ret == -EBUSY)
+			fs_keep_contended(&ino->keep, fs_mono_ns());
 		if (ret == -EBUSY) {
 			char who[128];
 
@@ -328,9 +356,30 @@ out:
 	return ret;
 }
 
+/* Let our hold go on disk (lk_m held, no user left). */
+static void release_hold(struct fs_inode *ino)
+{
+	int r = lk_release(ino->lock);
+
+	ino->keep.released = fs_mono_ns();
+	if (r && r != -LK_E_NOTHELD)
+		fs_log(ino->v, "releasing file %llx: %s",
+		       (unsigned long long)ino->addr, fs_strerror(r));
+	pthread_mutex_lock(&ino->m);
+	__atomic_store_n(&ino->held, LK_FREE, __ATOMIC_RELEASE);
+	/* a directory's cached blocks are what we leave: current while the
+	 * record stays at this version (unless a reload failed: then
+	 * nothing here is known to be current) */
+	pthread_mutex_lock(&ino->pbc_m);
+	ino->dc_ver = r || !ino->valid ? 0 : lk_released_version(ino->lock);
+	pthread_mutex_unlock(&ino->pbc_m);
+	pthread_mutex_unlock(&ino->m);
+}
+
 void fs_inode_unlock(struct fs_inode *ino)
 {
 	enum { KEEP, TO_SHARED, RELEASE } what = KEEP;
+	bool dir = false, unkept = false;
 
 	pthread_mutex_lock(&ino->lk_m);
 	pthread_mutex_lock(&ino->m);
@@ -343,31 +392,65 @@ void fs_inode_unlock(struct fs_inode *ino)
 			what = ino->held == LK_EXCL ? TO_SHARED : KEEP;
 		else
 			what = RELEASE;
+		dir = ino->held == LK_EXCL && ino->valid &&
+		      ino->fd.type == FS_T_DIR;
 	}
 	pthread_mutex_unlock(&ino->m);
+	/* a directory's hold may stay for our next operation in it */
+	if (what == RELEASE && dir &&
+	    fs_keep_policy(ino->v, &ino->keep, fs_mono_ns())) {
+		what = KEEP;
+		if (!ino->keep.kept) {
+			ino->keep.kept = true;
+			fs_keep_add(ino);
+		}
+	}
 	/* users counted meanwhile (under m alone: fs_close) lock again,
 	 * after us, through lk_m */
 	if (what == TO_SHARED) {
 		if (lk_convert(ino->lock, LK_SHARED, 0) == 0)
 			set_held(ino, LK_SHARED);
 	} else if (what == RELEASE) {
-		int r = lk_release(ino->lock);
-
-		if (r && r != -LK_E_NOTHELD)
-			fs_log(ino->v, "releasing file %llx: %s",
-			       (unsigned long long)ino->addr, fs_strerror(r));
-		pthread_mutex_lock(&ino->m);
-		__atomic_store_n(&ino->held, LK_FREE, __ATOMIC_RELEASE);
-		/* a directory's cached blocks are what we leave: current
-		 * while the record stays at this version (unless a reload
-		 * failed: then nothing here is known to be current) */
-		pthread_mutex_lock(&ino->pbc_m);
-		ino->dc_ver = r || !ino->valid ? 0 :
-			      lk_released_version(ino->lock);
-		pthread_mutex_unlock(&ino->pbc_m);
-		pthread_mutex_unlock(&ino->m);
+		release_hold(ino);
+	}
+	if (what != KEEP && ino->keep.kept) {
+		ino->keep.kept = false;
+		fs_keep_del(ino);
+		unkept = true;
 	}
 	pthread_mutex_unlock(&ino->lk_m);
+	if (unkept)
+		fs_inode_put(ino);          /* the list's; the caller has one */
+}
+
+bool fs_inode_keep_expire(struct fs_inode *ino, uint64_t now, bool force)
+{
+	bool gone = false, idle;
+	enum lk_mode held;
+
+	if (force)
+		pthread_mutex_lock(&ino->lk_m);
+	else if (pthread_mutex_trylock(&ino->lk_m))
+		return false;               /* in use */
+	pthread_mutex_lock(&ino->m);
+	idle = ino->lock_users == 0;
+	held = ino->held;
+	pthread_mutex_unlock(&ino->m);
+	/* judged even in use: one that is due (wanted, too old) is then
+	 * released by the unlock that ends the use */
+	if (ino->keep.kept &&
+	    (held == LK_FREE || fs_keep_due(&ino->keep, ino->lock, now, force)) &&
+	    idle) {
+		if (held != LK_FREE)
+			release_hold(ino);
+		ino->keep.kept = false;
+		fs_keep_del(ino);
+		gone = true;
+	}
+	pthread_mutex_unlock(&ino->lk_m);
+	if (gone)
+		fs_inode_put(ino);          /* the list's; the caller has one */
+	return gone;
 }
 
 int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)

@@ -409,8 +409,14 @@ static void tx_free(struct fs_tx *tx)
 static void release_deferred(struct fs_tx *tx, bool keep, bool in_place)
 {
 	for (unsigned i = 0; i < tx->nrel; i++) {
-		int r = keep ? 0 : lk_release(tx->rel[i]);
+		/* a cached cluster lock may stay held for our next
+		 * transaction (keep.c): this one is in place */
+		bool kept = !keep && in_place && tx->rel_clus[i] &&
+			    !tx->rel_close[i] && fs_cluster_keep(tx->v, tx->rel[i]);
+		int r = keep || kept ? 0 : lk_release(tx->rel[i]);
 
+		if (!keep && !kept && tx->rel_clus[i] && !tx->rel_close[i])
+			fs_cluster_unkeep(tx->v, tx->rel[i]);
 		if (r)
 			fs_log(tx->v, "releasing a lock after a transaction: %s",
 			       fs_strerror(r));
@@ -422,9 +428,9 @@ static void release_deferred(struct fs_tx *tx, bool keep, bool in_place)
 			 * transaction under this lock (or forgotten) */
 			fs_cluster_done(tx->v, tx->rel[i], h ? h->img : NULL,
 					in_place && !r);
-			/* after the record is free: the next transaction of
-			 * ours takes it afresh (kept: nobody here may touch
-			 * the cluster before a replay) */
+			/* after the record is free (or kept held): the next
+			 * transaction of ours may take it (abandoned: nobody
+			 * here may touch the cluster before a replay) */
 			fs_cluster_drop(tx->v, tx->rel_ext[i],
 					lk_lock_offset(tx->rel[i]));
 		}

@@ -628,6 +628,11 @@ int fs_mount(const char *const *specs, unsigned n,
 			if (ret)
 				goto fail;
 		}
+		if (!o->no_keep) {
+			ret = fs_keeper_start(v);
+			if (ret)
+				goto fail;
+		}
 	}
 	*out = v;
 	return 0;
@@ -645,6 +650,7 @@ void fs_umount(fs_vol *v)
 	if (!v)
 		return;
 	fs_janitor_stop(v);
+	fs_keeper_stop(v);          /* releases the locks kept held */
 	fs_dir_unpin_all(v);        /* their lock handles close with them */
 	fs_ccache_clear(v);         /* cluster lock handles (none held) */
 	if (v->lk) {

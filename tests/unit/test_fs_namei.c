@@ -264,6 +264,131 @@ static uint64_t reads(fs_vol *v)
 	return io[0].reads;
 }
 
+static uint64_t caws(fs_vol *v)
+{
+	struct mp_lun_stats io[32];
+
+	fs_vol_io(v, io);
+	return io[0].caws;
+}
+
+/* Whether host v holds directory d's lock as the record shows it. */
+static enum lk_mode dir_lock_mode(fs_vol *v, uint64_t d)
+{
+	struct lk_lock_info li;
+
+	assert_int_equal(fs_inode_lock_info(v, d, &li), 0);
+	return li.mode;
+}
+
+struct keep_writer {
+	fs_vol *v;
+	uint64_t dir;
+	int stop;                   /* atomic */
+	unsigned made;
+	int err;
+};
+
+static void *keep_writer_main(void *arg)
+{
+	struct keep_writer *w = arg;
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_stat st;
+	char name[32];
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		snprintf(name, sizeof(name), "busy%05u", w->made);
+		w->err = fs_create(w->v, w->dir, name, &a, &st);
+		if (w->err)
+			break;
+		w->made++;
+	}
+	return NULL;
+}
+
+/*
+ * Directory and cluster locks kept held while a host keeps working in a
+ * directory (keep.c): creates after the first cost no compare-and-write
+ * for them (a host mounted with no_keep pays four per create); the holds
+ * go shortly after the last use; another host gets the directory even
+ * while the first keeps creating in it without a pause, and each host
+ * finds the other's names.
+ */
+static void test_keep(void **state)
+{
+	struct fs_mount_opts mo = { .host = "charlie", .no_keep = true };
+	struct keep_writer w = { 0 };
+	const char *specs[1] = { path };
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	uint64_t d, d2, c0, c1, c2, c3;
+	struct timespec t0, t1;
+	fs_vol *vc = NULL;
+	struct fs_stat st;
+	pthread_t t;
+	char name[32];
+	double waited;
+
+	(void)state;
+	d = mk_(va, root, "keepdir", FS_TYPE_DIR);
+	mk_(va, d, "warm", FS_TYPE_FILE);
+	c0 = caws(va);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "k%02d", i);
+		mk_(va, d, name, FS_TYPE_FILE);
+	}
+	c1 = caws(va);
+	/* held as long as it is used (20 creates take far less than
+	 * FS_KEEP_MAX_MS): at most one re-take of each lock */
+	if (c1 - c0 > 4)
+		fail_msg("20 creates in a kept directory: %llu compare-and-writes",
+			 (unsigned long long)(c1 - c0));
+	/* gone soon after the last use */
+	for (int i = 0; dir_lock_mode(va, d) != LK_FREE; i++) {
+		if (i == 200)
+			fail_msg("kept directory lock still held after 2 s idle");
+		usleep(10000);
+	}
+	/* without keeping: the directory and the cluster lock per create */
+	assert_int_equal(fs_mount(specs, 1, &mo, &vc), 0);
+	d2 = mk_(vc, root, "nokeepdir", FS_TYPE_DIR);
+	mk_(vc, d2, "warm", FS_TYPE_FILE);
+	c2 = caws(vc);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "k%02d", i);
+		mk_(vc, d2, name, FS_TYPE_FILE);
+	}
+	c3 = caws(vc);
+	if (c3 - c2 < 80)
+		fail_msg("20 creates without keeping: %llu compare-and-writes",
+			 (unsigned long long)(c3 - c2));
+	assert_int_equal(dir_lock_mode(vc, d2), LK_FREE);
+	fs_umount(vc);
+
+	/* alpha creates in d without a pause; bravo gets a create in */
+	w.v = va;
+	w.dir = d;
+	assert_int_equal(pthread_create(&t, NULL, keep_writer_main, &w), 0);
+	usleep(300000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(fs_create(vb, d, "from-bravo", &a, &st), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	usleep(100000);
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	assert_int_equal(w.err, 0);
+	waited = (double)(t1.tv_sec - t0.tv_sec) +
+		 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	print_message("bravo's create waited %.3f s; alpha made %u meanwhile\n",
+		      waited, w.made);
+	assert_true(w.made > 0);
+	/* each finds the other's names */
+	assert_int_equal(fs_lookup(va, d, "from-bravo", &st), 0);
+	snprintf(name, sizeof(name), "busy%05u", w.made - 1);
+	assert_int_equal(fs_lookup(vb, d, name, &st), 0);
+	assert_int_equal(count_dir(vb, d), 21 + w.made + 1);
+	assert_int_equal(count_dir(va, d), 21 + w.made + 1);
+}
+
 static void test_create_open(void **state)
 {
 	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0600 };
@@ -545,6 +670,7 @@ int main(void)
 		cmocka_unit_test(test_big_dir),
 		cmocka_unit_test(test_unlink_busy),
 		cmocka_unit_test(test_create_open),
+		cmocka_unit_test(test_keep),
 		cmocka_unit_test(test_cluster_cache),
 		cmocka_unit_test(test_space_back),
 		cmocka_unit_test(test_dir_cache_hosts),

@@ -1,0 +1,214 @@
+/*
+ * keep.c - directory and cluster locks kept held after their last use.
+ *
+ * A host creating files in one directory takes the directory's lock and a
+ * cluster lock for every create, and lets both go after it: four
+ * compare-and-writes, and every lookup in between reads the directory's
+ * lock record to see whether another host changed it.  Kept held while
+ * this host keeps using them, the locks cost nothing per operation, and
+ * the directory is known current without any read (nobody else can
+ * change it while we hold it).
+ *
+ * Keeping changes nothing on disk: a kept lock is an ordinary exclusive
+ * hold, and every transaction made under it is in place (flushed) before
+ * its commit returns, as for a hold taken per operation; a host that dies
+ * holding it is recovered as one that died mid-operation (journal replay
+ * of the transactions made under the version it holds, then the lock
+ * broken).  What keeping costs is the time another host waits for it:
+ * nothing tells us that someone wants the lock, so a kept lock goes
+ * FS_KEEP_IDLE_MS after its last use, a busy one at the end of the first
+ * use FS_KEEP_MAX_MS after its hold began (and is then taken per use for
+ * FS_KEEP_PAUSE_MS), and a lock that another host used or waited for
+ * since our last hold is not kept for FS_KEEP_BACKOFF_MS.
+ *
+ * The keeper thread wakes every FS_KEEP_IDLE_MS / 2 while anything is
+ * kept and releases what is due; it never waits for a lock a user has
+ * (directories: lk_m by trying; clusters: those a transaction of ours has
+ * are skipped).
+ */
+#include <errno.h>
+#include <time.h>
+
+#include "fs/fs_int.h"
+
+#define MS 1000000ull
+
+uint64_t fs_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now)
+{
+	if (!__atomic_load_n(&v->keep_running, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE) || now < k->nokeep)
+		return false;
+	if (k->kept && now - k->since >= FS_KEEP_MAX_MS * MS) {
+		k->nokeep = now + FS_KEEP_PAUSE_MS * MS;
+		return false;
+	}
+	if (!k->kept)
+		k->since = k->checked = now;
+	k->last = now;
+	return true;
+}
+
+void fs_keep_contended(struct fs_keep *k, uint64_t now)
+{
+	k->nokeep = now + FS_KEEP_BACKOFF_MS * MS;
+}
+
+void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now)
+{
+	/* another host held it since our release, and not long ago: it
+	 * works here too (a release long ago says nothing about now) */
+	if (waited || (!valid && k->released &&
+		       now - k->released < FS_KEEP_BACKOFF_MS * MS))
+		fs_keep_contended(k, now);
+}
+
+bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force)
+{
+	if (force || now < k->nokeep || now - k->last >= FS_KEEP_IDLE_MS * MS)
+		return true;
+	if (now - k->checked >= FS_KEEP_CHECK_MS * MS) {
+		k->checked = now;
+		if (lk_lock_wanted(l) == 1) {
+			fs_keep_contended(k, now);
+			return true;
+		}
+	}
+	if (now - k->since >= FS_KEEP_MAX_MS * MS) {
+		k->nokeep = now + FS_KEEP_PAUSE_MS * MS;
+		return true;
+	}
+	return false;
+}
+
+void fs_keep_add(struct fs_inode *ino)
+{
+	struct fs_vol *v = ino->v;
+
+	pthread_mutex_lock(&v->lock);
+	ino->refs++;
+	ino->kept_next = v->kept;
+	v->kept = ino;
+	pthread_cond_signal(&v->keep_cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+void fs_keep_del(struct fs_inode *ino)
+{
+	struct fs_vol *v = ino->v;
+
+	pthread_mutex_lock(&v->lock);
+	for (struct fs_inode **pp = &v->kept; *pp; pp = &(*pp)->kept_next) {
+		if (*pp == ino) {
+			*pp = ino->kept_next;
+			break;
+		}
+	}
+	ino->kept_next = NULL;
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* Release what is due (everything if force): the directories, a few at a
+ * time with a reference each taken under v->lock, then the clusters. */
+static void expire(struct fs_vol *v, bool force)
+{
+	uint64_t now = fs_mono_ns();
+	struct fs_inode *batch[16];
+	unsigned skip = 0;
+
+	for (;;) {
+		unsigned i = 0, n = 0, released = 0;
+
+		pthread_mutex_lock(&v->lock);
+		for (struct fs_inode *p = v->kept; p && n < 16; p = p->kept_next) {
+			if (i++ < skip)
+				continue;
+			p->refs++;
+			batch[n++] = p;
+		}
+		pthread_mutex_unlock(&v->lock);
+		if (!n)
+			break;
+		for (unsigned k = 0; k < n; k++) {
+			if (fs_inode_keep_expire(batch[k], now, force))
+				released++;
+			fs_inode_put(batch[k]);
+		}
+		/* the ones left stay in the list before those not seen
+		 * (one added meanwhile, at the head, waits a tick) */
+		skip += n - released;
+		if (n < 16)
+			break;
+	}
+	fs_cluster_keep_expire(v, now, force);
+}
+
+static void *keeper_main(void *arg)
+{
+	struct fs_vol *v = arg;
+
+	pthread_mutex_lock(&v->lock);
+	while (!v->keep_stop) {
+		if (!v->kept && !fs_cluster_keep_any(v)) {
+			pthread_cond_wait(&v->keep_cond, &v->lock);
+		} else {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += (long)(FS_KEEP_IDLE_MS / 2 * MS);
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&v->keep_cond, &v->lock, &ts);
+		}
+		if (v->keep_stop)
+			break;
+		pthread_mutex_unlock(&v->lock);
+		expire(v, false);
+		pthread_mutex_lock(&v->lock);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+int fs_keeper_start(struct fs_vol *v)
+{
+	pthread_condattr_t ca;
+	int ret;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&v->keep_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	v->keep_stop = false;
+	ret = -pthread_create(&v->keeper, NULL, keeper_main, v);
+	if (ret) {
+		pthread_cond_destroy(&v->keep_cond);
+		return ret;
+	}
+	__atomic_store_n(&v->keep_running, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void fs_keeper_stop(struct fs_vol *v)
+{
+	if (!__atomic_load_n(&v->keep_running, __ATOMIC_ACQUIRE))
+		return;
+	/* nothing is kept from here on; then what is kept goes */
+	__atomic_store_n(&v->keep_running, false, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&v->lock);
+	v->keep_stop = true;
+	pthread_cond_signal(&v->keep_cond);
+	pthread_mutex_unlock(&v->lock);
+	pthread_join(v->keeper, NULL);
+	pthread_cond_destroy(&v->keep_cond);
+	expire(v, true);
+}
