@@ -461,9 +461,11 @@ int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
 }
 
 /* (Re)write the lock record of a newly allocated FD: free, and with a
- * version above whatever an earlier incarnation left, so that another host's
- * cached view of the old file can never pass for current. */
-static int reset_fd_lock(struct fs_vol *v, uint64_t addr, void *written)
+ * version above whatever an earlier incarnation left (cur: the sector as
+ * read), so that another host's cached view of the old file can never
+ * pass for current. */
+static int reset_fd_lock(struct fs_vol *v, uint64_t addr, const void *cur,
+			 void *written)
 {
 	unsigned ss = v->ss, ext = fs_addr_ext(addr);
 	uint64_t off = fs_res_off(v, addr);
@@ -474,10 +476,7 @@ static int reset_fd_lock(struct fs_vol *v, uint64_t addr, void *written)
 
 	if (!b)
 		return -ENOMEM;
-	ret = fs_read(v, ext, off, b, ss);
-	if (ret)
-		goto out;
-	if (lk_lockrec_in(b, &r) == 0)
+	if (lk_lockrec_in(cur, &r) == 0)
 		ver = r.version + 1;
 	memset(&r, 0, sizeof(r));
 	r.mode = LK_FREE;
@@ -488,7 +487,6 @@ static int reset_fd_lock(struct fs_vol *v, uint64_t addr, void *written)
 	ret = fs_write(v, ext, off, b, ss);
 	if (!ret && written)
 		memcpy(written, b, ss);
-out:
 	free(b);
 	return ret;
 }
@@ -520,6 +518,7 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		   void *lockrec)
 {
 	struct fs_vol *v = fs_tx_vol(tx);
+	unsigned char *slot;
 	struct fs_fd old;
 	uint64_t a, now = fs_now_ns();
 	int ret;
@@ -527,16 +526,27 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 	ret = fs_alloc(tx, FS_R_FD, 1, &a);
 	if (ret)
 		return ret;
-	ret = fs_fd_read(v, a, &old);
-	if (ret && ret != -EIO)
-		return ret;
+	/* the slot in one read: lock sector, FD body at +4 KiB (free, and
+	 * under our cluster lock: nobody writes it meanwhile) */
+	slot = fs_balloc(2 * FS_BLOCK);
+	if (!slot)
+		return -ENOMEM;
+	ret = fs_read(v, fs_addr_ext(a), fs_res_off(v, a), slot, 2 * FS_BLOCK);
 	if (ret)
-		memset(&old, 0, sizeof(old));   /* damaged but free: reuse */
+		goto out;
+	ret = fs_fd_in(slot + FS_BLOCK, &old);
+	if (!ret && old.self != a)
+		ret = -FS_E_CORRUPT;
+	if (ret && ret != -FS_E_BADMAGIC)
+		fs_bad_meta(v, ret, "free file descriptor (made anew)",
+			    fs_addr_ext(a), fs_res_off(v, a) + FS_BLOCK);
+	if (ret)
+		memset(&old, 0, sizeof(old));   /* never used, or damaged */
 	/* Nobody can hold the lock of a free FD legitimately: any hold left
 	 * there is from before it was freed (or from another volume). */
-	ret = reset_fd_lock(v, a, lockrec);
+	ret = reset_fd_lock(v, a, slot, lockrec);
 	if (ret)
-		return ret;
+		goto out;
 	memset(out, 0, sizeof(*out));
 	out->self = a;
 	out->gen = old.gen + 1;
@@ -549,7 +559,10 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 	out->gid = gid;
 	out->atime = out->mtime = out->ctime = out->btime = now;
 	out->parent = parent;
-	return fs_fd_put(tx, out);
+	ret = fs_fd_put(tx, out);
+out:
+	free(slot);
+	return ret;
 }
 
 void fs_inode_reload(struct fs_inode *ino)
