@@ -24,24 +24,44 @@ mkdir -p "$logs"
 pass=0 fail=0 skip=0
 failed=()
 
-run_one() { # name timeout cmd...
+selected() { [ -z "$filter" ] || [[ "$1" =~ $filter ]]; }
+
+logof() { local n="$1"; echo "$logs/${n//\//_}.log"; }
+
+# run NAME TIMEOUT CMD...: exit status into LOG.rc, milliseconds into LOG.ms
+run() {
 	local name="$1" to="$2"; shift 2
-	local log="$logs/${name//\//_}.log" rc start end
-	if [ -n "$filter" ] && ! [[ "$name" =~ $filter ]]; then return; fi
+	local log start end rc
+	log=$(logof "$name")
 	start=$(date +%s%N)
 	timeout -k 10 "$to" "$@" >"$log" 2>&1 </dev/null
 	rc=$?
 	end=$(date +%s%N)
-	local ms=$(( (end - start) / 1000000 ))
-	local dur="$((ms / 1000)).$(( (ms % 1000) / 100 ))"
+	echo "$rc" >"$log.rc"
+	echo $(( (end - start) / 1000000 )) >"$log.ms"
+}
+
+report() { # name
+	local name="$1" log rc ms dur
+	log=$(logof "$name")
+	rc=$(cat "$log.rc")
+	ms=$(cat "$log.ms")
+	rm -f "$log.rc" "$log.ms"
+	dur="$((ms / 1000)).$(( (ms % 1000) / 100 ))"
 	case $rc in
 	0) pass=$((pass + 1)); printf 'PASS  %-48s %6ss\n' "$name" "$dur" ;;
 	77) skip=$((skip + 1)); printf 'SKIP  %-48s %s\n' "$name" "$(tail -n 1 "$log")" ;;
 	*) fail=$((fail + 1)); failed+=("$name")
-	   [ $rc -eq 124 ] && echo "timed out after ${to}s" >>"$log"
+	   [ "$rc" -eq 124 ] && echo "timed out" >>"$log"
 	   printf 'FAIL  %-48s (exit %d, log %s)\n' "$name" "$rc" "$log"
 	   tail -n 25 "$log" | sed 's/^/      | /' ;;
 	esac
+}
+
+run_one() { # name timeout cmd...
+	selected "$1" || return 0
+	run "$@"
+	report "$1"
 }
 
 for v in $variants; do
@@ -63,16 +83,27 @@ done
 
 # libFuzzer targets: a short run each (FUZZ_SECONDS), corpus kept in
 # build/fuzz-corpus between runs, crashes saved next to the logs.
+# Two at a time: each is one CPU-bound process with nothing to share.
 if [ $unit_only -eq 0 ] && [ -d build/fuzz/tests/fuzz ]; then
+	names=()
 	for f in build/fuzz/tests/fuzz/fuzz_*; do
 		[ -x "$f" ] || continue
 		case "$f" in *.o|*.d) continue ;; esac
 		n=$(basename "$f")
+		selected "fuzz/$n" || continue
 		mkdir -p "build/fuzz-corpus/$n"
+		while [ "$(jobs -pr | wc -l)" -ge 2 ]; do
+			wait -n || true
+		done
 		# -error_exitcode: libFuzzer's default (77) is the skip status
-		run_one "fuzz/$n" 300 "$f" -max_total_time="${FUZZ_SECONDS:-15}" \
+		run "fuzz/$n" 300 "$f" -max_total_time="${FUZZ_SECONDS:-15}" \
 			-error_exitcode=1 \
-			-artifact_prefix="$logs/$n-" "build/fuzz-corpus/$n"
+			-artifact_prefix="$logs/$n-" "build/fuzz-corpus/$n" &
+		names+=("fuzz/$n")
+	done
+	wait
+	for n in "${names[@]}"; do
+		report "$n"
 	done
 fi
 
