@@ -45,7 +45,7 @@ struct fs_orphan {
  * found held by another host since our release less than
  * FS_KEEP_BACKOFF_MS before, is not kept for FS_KEEP_BACKOFF_MS after.
  */
-#define FS_KEEP_IDLE_MS 20
+#define FS_KEEP_IDLE_MS 50
 #define FS_KEEP_MAX_MS 2000
 #define FS_KEEP_PAUSE_MS 100
 #define FS_KEEP_BACKOFF_MS 2000
