@@ -18,7 +18,12 @@
 #    1 MiB sequential.
 # 2. File creates per second through FUSE (open O_CREAT|O_EXCL + close):
 #    one host in one directory, then two hosts (two vmfsd on the same volume)
-#    at once in two directories; target: two hosts >= 1.5x one.
+#    at once in two directories; target: two hosts >= 1.5x one.  The LUN
+#    file is written whole before mkfs, as an array presents a LUN (every
+#    block backed).  The same on a sparse LUN file beside it, for
+#    information (ext4 allocates backing blocks at the volume's first
+#    write to each).  Beside them, the device's own gain from a second
+#    stream: fio at depth 1, one job and two.
 # 3. `ls -l` of a directory of 10,000 files through FUSE, against the same
 #    on the backing file system.
 # Every measurement repeats BENCH_REPS times (raw / library / FUSE
@@ -46,6 +51,9 @@ RAWF=$BENCH_DIR/fs-raw.img
 LUN_LIB=$LUN${BENCH_FS_ENGINE:+?engine=$BENCH_FS_ENGINE}
 MA=$BENCH_DIR/fs-mnt-a
 MB=$BENCH_DIR/fs-mnt-b
+LUNS=$BENCH_DIR/fs-lun-sparse.img
+MC=$BENCH_DIR/fs-mnt-c
+MD=$BENCH_DIR/fs-mnt-d
 export VMFSD_RUN_DIR=$BENCH_DIR/run
 
 die() { echo "bench-fs: $*" >&2; exit 1; }
@@ -59,12 +67,12 @@ fstype=$(findmnt -n -o FSTYPE --target "$BENCH_DIR" 2>/dev/null ||
 	stat -f -c %T "$BENCH_DIR")
 
 stop_hosts() {
-	pkill -TERM -f "vmfsd --host bench-[ab] " 2>/dev/null || true
+	pkill -TERM -f "vmfsd --host bench-[abcd] " 2>/dev/null || true
 	for i in $(seq 1 100); do
-		pgrep -f "vmfsd --host bench-[ab] " >/dev/null || break
+		pgrep -f "vmfsd --host bench-[abcd] " >/dev/null || break
 		sleep 0.1
 	done
-	for m in "$MA" "$MB"; do
+	for m in "$MA" "$MB" "$MC" "$MD"; do
 		grep -qF " $m fuse" /proc/mounts && fusermount3 -uz "$m"
 	done
 	return 0
@@ -72,8 +80,8 @@ stop_hosts() {
 trap stop_hosts EXIT
 stop_hosts
 
-start_host() { # name mount
-	"$BIN/vmfsd" --host "$1" --mount "$2" --daemon "$LUN" \
+start_host() { # name mount [lun]
+	"$BIN/vmfsd" --host "$1" --mount "$2" --daemon "${3:-$LUN}" \
 		2>>"$OUT/vmfsd-$1.log" || die "vmfsd $1: $(tail -n 5 "$OUT/vmfsd-$1.log")"
 }
 
@@ -82,14 +90,17 @@ start_host() { # name mount
 # more than mkfs's default for this size (one per 512 KiB), so ask for
 # plenty; the stamp names both, so a volume made otherwise is made again.
 FILES=$((NFILES * 4 + 32768))
-stamp=$LUN.ready-$size_bytes-$FILES
+stamp=$LUN.ready-$size_bytes-$FILES-provisioned
 if [ ! -e "$stamp" ]; then
 	rm -f "$LUN" "$LUN".ready-* "$RAWF"
 	avail=$(df -P -B1 "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
-	[ "$avail" -gt $((2 * size_bytes + (3 << 30))) ] ||
+	[ "$avail" -gt $((2 * size_bytes + (6 << 30))) ] ||
 		die "not enough space in $BENCH_DIR for two $SIZE files"
-	echo "bench-fs: formatting $LUN and writing a $SIZE file in it"
-	truncate -s $((size_bytes + (2 << 30))) "$LUN"   # data, descriptors, journals
+	echo "bench-fs: writing $LUN whole, formatting it and writing a $SIZE file in it"
+	# data, descriptors, journals; every block written, as an array's LUN
+	fio --name=provision --filename="$LUN" --rw=write --bs=1m \
+		--size=$((size_bytes + (2 << 30))) --direct=1 --ioengine=libaio \
+		--iodepth=8 --output-format=terse >/dev/null
 	"$BIN/mkfs.vmfs" -f -L bench -H 8 -i "$FILES" "$LUN" >/dev/null
 	"$FS_BENCH" prep --host bench-prep --file big.img --size "$size_bytes" \
 		"$LUN" 2>>"$OUT/prep.log" || die "prep: $(tail -n 5 "$OUT/prep.log")"
@@ -158,16 +169,10 @@ while [ "$rep" -le "$REPS" ]; do
 done
 
 # ---- 2. creates, one host and two ------------------------------------------
-start_host bench-a "$MA"
-start_host bench-b "$MB"
-# what an interrupted earlier run left (its big directory holds NFILES
-# descriptors) must not run the creates out of descriptors
-rm -rf "$MA/creates" "$MA/big"
-mkdir -p "$MA/creates"
-# the device layer's counters of host a's LUNs (vmkfstools -P): reads
-# writes flushes compare-and-writes, summed over the extents
+# the device layer's counters of the LUNs of the host at $1 (vmkfstools -P):
+# reads writes flushes compare-and-writes, summed over the extents
 io_counts() {
-	"$BIN/vmkfstools" -P "$MA" | awk '/I\/O since mount:/ {
+	"$BIN/vmkfstools" -P "$1" | awk '/I\/O since mount:/ {
 		for (i = 1; i <= NF; i++) {
 			if ($(i + 1) ~ /^reads/) r += $i
 			if ($(i + 1) ~ /^writes/) w += $i
@@ -176,49 +181,108 @@ io_counts() {
 		}
 	} END { print r + 0, w + 0, f + 0, c + 0 }'
 }
-one="" two="" pair="" perio=""
-rep=1
-while [ "$rep" -le "$REPS" ]; do
-	io0=$(io_counts)
-	"$FS_BENCH" creates --dir "$MA/creates/one-$rep" --seconds "$RUNTIME" --json >"$OUT/c1.json" ||
-		die "creates on host a alone"
-	io1=$(io_counts)
-	r1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["per_s"])' "$OUT/c1.json")
-	# I/O per create (the mkdir of the directory included: one among
-	# thousands; vmfsd leaves the counting commands' own I/O out)
-	perio="$perio $(python3 - "$OUT/c1.json" $io0 $io1 <<'PY'
+# creates_run MOUNT_A MOUNT_B LABEL: one host, then two, REPS times; sets
+# c1 (one host, median), c2 (two hosts), cratio (median of the pairs'
+# ratios) and perio_med (I/O per create of the one host: the repetition
+# with the median number of reads)
+creates_run() {
+	one="" two="" pair="" perio=""
+	rep=1
+	while [ "$rep" -le "$REPS" ]; do
+		io0=$(io_counts "$1")
+		"$FS_BENCH" creates --dir "$1/creates/one-$rep" --seconds "$RUNTIME" \
+			--json >"$OUT/c1.json" || die "creates on one host ($3)"
+		io1=$(io_counts "$1")
+		r1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["per_s"])' "$OUT/c1.json")
+		# I/O per create (the mkdir of the directory included: one
+		# among thousands; vmfsd leaves the counting commands' own
+		# I/O out)
+		perio="$perio $(python3 - "$OUT/c1.json" $io0 $io1 <<'PY'
 import json, sys
 n = json.load(open(sys.argv[1]))["creates"]
 a, b = sys.argv[2:6], sys.argv[6:10]
 print(",".join("%.2f" % ((int(y) - int(x)) / n) for x, y in zip(a, b)))
 PY
 )"
-	"$FS_BENCH" creates --dir "$MA/creates/a-$rep" --seconds "$RUNTIME" --json >"$OUT/ca.json" &
-	pa=$!
-	"$FS_BENCH" creates --dir "$MB/creates/b-$rep" --seconds "$RUNTIME" --json >"$OUT/cb.json" &
-	pb=$!
-	wait $pa || die "creates on host a"
-	wait $pb || die "creates on host b"
-	r2=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
-		"$OUT/ca.json" "$OUT/cb.json")
-	echo "  [$rep/$REPS] creates/s: one host $r1, two hosts $r2"
-	one="$one $r1"
-	two="$two $r2"
-	pair="$pair $(python3 -c "print($r2 / $r1)")"
-	rep=$((rep + 1))
-done
-c1=$($BENCH_TOOL median $one)
-# per create: the repetition with the median number of reads
-perio_med=$(python3 - $perio <<'PY'
+		"$FS_BENCH" creates --dir "$1/creates/a-$rep" --seconds "$RUNTIME" \
+			--json >"$OUT/ca.json" &
+		pa=$!
+		"$FS_BENCH" creates --dir "$2/creates/b-$rep" --seconds "$RUNTIME" \
+			--json >"$OUT/cb.json" &
+		pb=$!
+		wait $pa || die "creates on host a ($3)"
+		wait $pb || die "creates on host b ($3)"
+		r2=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
+			"$OUT/ca.json" "$OUT/cb.json")
+		echo "  [$rep/$REPS] $3: creates/s: one host $r1, two hosts $r2"
+		one="$one $r1"
+		two="$two $r2"
+		pair="$pair $(python3 -c "print($r2 / $r1)")"
+		rep=$((rep + 1))
+	done
+	c1=$($BENCH_TOOL median $one)
+	perio_med=$(python3 - $perio <<'PY'
 import sys
 rows = sorted((list(map(float, a.split(","))) for a in sys.argv[1:]), key=lambda r: r[0])
 r = rows[len(rows) // 2]
 print("| %.2f | %.2f | %.2f | %.2f |" % tuple(r))
 PY
 )
-c2=$($BENCH_TOOL median $two)
-# two / one: the median of the per-repetition ratios (run back to back)
-cratio=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $pair))")
+	c2=$($BENCH_TOOL median $two)
+	cratio=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $pair))")
+}
+
+# the sparse LUN: made anew each run (mkfs only: creates need no data)
+stop_hosts
+rm -f "$LUNS"
+truncate -s 3G "$LUNS"
+"$BIN/mkfs.vmfs" -f -L sparse -H 8 -i 65536 "$LUNS" >/dev/null
+mkdir -p "$MC" "$MD"
+start_host bench-c "$MC" "$LUNS"
+start_host bench-d "$MD" "$LUNS"
+mkdir -p "$MC/creates" "$MD/creates"
+creates_run "$MC" "$MD" "sparse LUN"
+s1=$c1 s2=$c2 sratio=$cratio sperio=$perio_med
+stop_hosts
+rm -f "$LUNS"
+
+# The device's own gain from a second stream, beside the creates: fio at
+# depth 1 on the raw file, one job and two (a create is a chain of such
+# commands, each waiting for the last): 4 KiB random writes each followed
+# by fdatasync, and 4 KiB random reads
+fio_iops() { # rw numjobs extra...
+	rw=$1 nj=$2
+	shift 2
+	fio --name=dev --filename="$RAWF" --rw="$rw" --bs=4k --direct=1 \
+		--ioengine=psync --size="$size_bytes" --numjobs="$nj" \
+		--group_reporting --time_based --runtime="$RUNTIME" "$@" \
+		--output-format=json | python3 -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"][0]
+print("%.0f" % (j["read"]["iops"] + j["write"]["iops"]))'
+}
+dsync="" dread=""
+rep=1
+while [ "$rep" -le "$REPS" ]; do
+	w1=$(fio_iops randwrite 1 --fdatasync=1)
+	w2=$(fio_iops randwrite 2 --fdatasync=1)
+	r1=$(fio_iops randread 1)
+	r2=$(fio_iops randread 2)
+	echo "  [$rep/$REPS] fio depth 1: write+fdatasync $w1 / $w2 IOPS, read $r1 / $r2 IOPS (one job / two)"
+	dsync="$dsync $(python3 -c "print($w2 / $w1)")"
+	dread="$dread $(python3 -c "print($r2 / $r1)")"
+	rep=$((rep + 1))
+done
+dsync=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $dsync))")
+dread=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $dread))")
+
+start_host bench-a "$MA"
+start_host bench-b "$MB"
+# what an interrupted earlier run left (its big directory holds NFILES
+# descriptors) must not run the creates out of descriptors
+rm -rf "$MA/creates" "$MA/big"
+mkdir -p "$MA/creates"
+creates_run "$MA" "$MB" "provisioned LUN"
 rm -rf "$MA/creates"
 
 # ---- 3. ls -l of a big directory --------------------------------------------
@@ -291,17 +355,30 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	echo "at the same time (sum).  Medians of $REPS; two / one is the median of the"
 	echo "per-repetition ratios (one host, then two, back to back)."
 	echo
-	echo "| one host creates/s | two hosts creates/s | two / one |"
-	echo "|--:|--:|--:|"
-	echo "| $c1 | $c2 | $cratio |"
+	echo "The volume's LUN file was written whole before mkfs (provisioned, as"
+	echo "an array presents a LUN); the sparse row is the same on a 3 GiB sparse"
+	echo "LUN file formatted for it (ext4 allocates backing blocks at the"
+	echo "volume's first write to each).  The target applies to the provisioned"
+	echo "LUN."
+	echo
+	echo "| LUN | one host creates/s | two hosts creates/s | two / one |"
+	echo "|---|--:|--:|--:|"
+	echo "| provisioned | $c1 | $c2 | $cratio |"
+	echo "| sparse | $s1 | $s2 | $sratio |"
+	echo
+	echo "The device's own gain from a second stream in the same run (fio"
+	echo "\`--ioengine=psync --bs=4k --direct=1\` on the raw file, two jobs / one,"
+	echo "median of the per-repetition ratios): 4 KiB random writes each followed"
+	echo "by fdatasync ${dsync}x, 4 KiB random reads ${dread}x."
 	echo
 	echo "I/O per create of the one host on its LUN (the device layer's counters"
 	echo "from \`vmkfstools -P\` before and after; the repetition with the median"
 	echo "number of reads):"
 	echo
-	echo "| reads | writes | flushes | compare-and-writes |"
-	echo "|--:|--:|--:|--:|"
-	echo "$perio_med"
+	echo "| LUN | reads | writes | flushes | compare-and-writes |"
+	echo "|---|--:|--:|--:|--:|"
+	echo "| provisioned $perio_med"
+	echo "| sparse $sperio"
 	echo
 	echo "Result: $cverdict."
 	echo
