@@ -53,12 +53,35 @@ static void ino_end(struct fs_inode *d)
 	fs_inode_put(d);
 }
 
-/* Directories that must grow move to file blocks first (own transaction). */
+/* A directory in sub-blocks moves to file blocks (own transaction). */
+static int dir_to_fb(struct fs_inode *d)
+{
+	return fs_file_convert(d, (uint64_t)FS_SB_DIRECT_MAX * d->v->sb.sb_size + 1);
+}
+
+/* Directories that must grow move to file blocks first. */
 static int dir_prepare(struct fs_inode *d)
 {
 	if (!fs_dir_needs_fb(NULL, d))
 		return 0;
-	return fs_file_convert(d, (uint64_t)FS_SB_DIRECT_MAX * d->v->sb.sb_size + 1);
+	return dir_to_fb(d);
+}
+
+/*
+ * An insert that met the end of a directory still in sub-blocks (-EFBIG
+ * from the directory: a chain needed an overflow block before the load
+ * dir_prepare judges by was reached, as long names do): its transaction
+ * aborted, the directory moves to file blocks and the operation is tried
+ * again, once.
+ */
+static bool retry_in_fb(struct fs_inode *d, int *ret, bool *moved)
+{
+	if (*ret != -EFBIG || *moved || d->fd.type != FS_T_DIR ||
+	    d->fd.unit != FS_UNIT_SB)
+		return false;
+	*moved = true;
+	*ret = dir_to_fb(d);
+	return *ret == 0;
 }
 
 /*
@@ -141,6 +164,7 @@ static int create(fs_vol *v, uint64_t dir, const char *name,
 	struct fs_tx *tx = NULL;
 	struct fs_fd fd;
 	unsigned char *lockrec = NULL;
+	bool moved = false;
 	uint32_t ftype;
 	int ret;
 
@@ -177,6 +201,7 @@ static int create(fs_vol *v, uint64_t dir, const char *name,
 	ret = dir_prepare(d);
 	if (ret)
 		goto end;
+again:
 	tx = fs_tx_begin(v);
 	if (!tx) {
 		ret = -ENOMEM;
@@ -230,8 +255,13 @@ static int create(fs_vol *v, uint64_t dir, const char *name,
 abort:
 	fs_tx_abort(tx);
 	fs_inode_reload(d);
-	if (ni)
+	if (ni) {
 		fs_dir_cache_drop(ni);      /* its blocks were never made */
+		fs_inode_put(ni);
+		ni = NULL;
+	}
+	if (retry_in_fb(d, &ret, &moved))
+		goto again;
 end:
 	if (ni)
 		fs_inode_put(ni);
@@ -549,7 +579,7 @@ int fs_rename(fs_vol *v, uint64_t odir, const char *oname, uint64_t ndir,
 	struct fs_inode *od = NULL, *nd = NULL, *src = NULL, *dst = NULL;
 	struct fs_dirent sde, dde;
 	struct fs_tx *tx = NULL;
-	bool have_dst, dst_last = false;
+	bool have_dst, dst_last = false, moved = false;
 	int ret;
 
 	if (strlen(nname) > FS_NAME_MAX)
@@ -644,6 +674,7 @@ int fs_rename(fs_vol *v, uint64_t odir, const char *oname, uint64_t ndir,
 	ret = dir_prepare(nd);
 	if (ret)
 		goto end;
+again:
 	tx = fs_tx_begin(v);
 	if (!tx) {
 		ret = -ENOMEM;
@@ -717,6 +748,9 @@ abort:
 	fs_inode_reload(src);
 	if (dst)
 		fs_inode_reload(dst);
+	dst_last = false;
+	if (retry_in_fb(nd, &ret, &moved))
+		goto again;
 end:
 	if (dst)
 		ino_end(dst);

@@ -264,6 +264,33 @@ static uint64_t reads(fs_vol *v)
 	return io[0].reads;
 }
 
+/* Names near the longest: a directory in sub-blocks fills a chain before
+ * the load that moves it to file blocks (it used to fail -EFBIG); creates
+ * and renames into it move it then and go on. */
+static void test_long_names(void **state)
+{
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	char name[256], to[256];
+	struct fs_stat st;
+	uint64_t d;
+
+	(void)state;
+	d = mk_(va, root, "longnames", FS_TYPE_DIR);
+	for (unsigned i = 0; i < 120; i++) {
+		snprintf(name, sizeof(name), "%0250u", i);
+		if (fs_create(va, d, name, &a, &st))
+			fail_msg("create of long name %u failed", i);
+	}
+	for (unsigned i = 0; i < 120; i += 3) {
+		snprintf(name, sizeof(name), "%0250u", i);
+		snprintf(to, sizeof(to), "%0250u", 1000 + i);
+		assert_int_equal(fs_rename(vb, d, name, d, to, 0), 0);
+	}
+	assert_int_equal(count_dir(va, d), 120);
+	snprintf(to, sizeof(to), "%0250u", 1003);
+	assert_int_equal(fs_lookup(va, d, to, &st), 0);
+}
+
 static uint64_t caws(fs_vol *v)
 {
 	struct mp_lun_stats io[32];
@@ -672,6 +699,7 @@ int main(void)
 		cmocka_unit_test(test_unlink_busy),
 		cmocka_unit_test(test_create_open),
 		cmocka_unit_test(test_keep),
+		cmocka_unit_test(test_long_names),
 		cmocka_unit_test(test_cluster_cache),
 		cmocka_unit_test(test_space_back),
 		cmocka_unit_test(test_dir_cache_hosts),
