@@ -369,6 +369,93 @@ static void test_commit_not_in_place(void **state)
 	assert_int_equal(res.errors, 0);
 }
 
+/*
+ * Only the newest transaction of a dead host's journal is replayed.  A
+ * directory kept locked by its host grows out of sub-blocks into file
+ * blocks (its sub-block freed); a small file then gets that sub-block for
+ * its data, fsync'd.  The host dies inside a later transaction under the
+ * same directory lock.  The creates before the move were made under that
+ * lock's version too: replaying them (as replay did before) writes the
+ * directory's old blocks over the file's data.
+ */
+static void test_replay_newest_only(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mount_opts mo = { .host = "alpha", .no_janitor = true };
+	struct fs_create_args dir = { .type = FS_TYPE_DIR, .mode = 0755 };
+	struct fs_create_args file = { .type = FS_TYPE_FILE, .mode = 0644 };
+	enum { XLEN = 32 << 10 };
+	unsigned char *pat = malloc(XLEN), *back = malloc(XLEN);
+	struct fs_check_opts co = { 0 };
+	struct fs_check_result res;
+	struct fs_inode *di;
+	struct fs_stat st, sd, sx;
+	char spec[600], name[256];
+	const char *fspecs[1] = { spec };
+	fs_vol *va = NULL, *vb;
+	fs_file *f;
+	unsigned n;
+
+	(void)state;
+	assert_non_null(pat);
+	assert_non_null(back);
+	for (unsigned i = 0; i < XLEN; i++)
+		pat[i] = (unsigned char)(i * 7 + i / 4096);
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	snprintf(spec, sizeof(spec), "fault::%s", p0);
+	assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
+	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
+	/* the directory leaves its sub-blocks after a few dozen names
+	 * (created back to back: its lock stays held) */
+	assert_int_equal(fs_inode_get(va, sd.ino, &di), 0);
+	for (n = 0; di->fd.unit == FS_UNIT_SB; n++) {
+		if (n == 5000)
+			fail_msg("directory still in sub-blocks after %u names", n);
+		snprintf(name, sizeof(name), "%012u", n);
+		assert_int_equal(fs_create(va, sd.ino, name, &file, &st), 0);
+	}
+	fs_inode_put(di);
+	print_message("directory in file blocks after %u names\n", n);
+	assert_int_equal(fs_create(va, sd.ino, "x", &file, &sx), 0);
+	assert_int_equal(fs_open(va, sx.ino, FS_O_RDWR, &f), 0);
+	assert_int_equal(fs_pwrite(f, pat, XLEN, 0), XLEN);
+	assert_int_equal(fs_fsync(f), 0);
+	assert_int_equal(fs_close(f), 0);
+	/* dies inside a transaction under the directory's lock */
+	{
+		struct mp_fault_rule r = {
+			.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
+			.off = va->sb.ext[0].area[FS_A_FD].meta_off,
+			.len = 1ull << 40,
+		};
+
+		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
+	}
+	snprintf(name, sizeof(name), "%012u", 0);
+	assert_int_not_equal(fs_rename(va, sd.ino, name, sd.ino, "y", 0), 0);
+	assert_int_equal(mp_fault_clear(va->ext[0].lun), 0);
+	fs_umount(va);
+	/* bravo recovers alpha (replay) to change the directory */
+	vb = mount1(p0, "bravo", false);
+	assert_int_equal(fs_create(vb, sd.ino, "z", &file, &st), 0);
+	assert_int_equal(fs_lookup(vb, sd.ino, "y", &st), 0);
+	assert_int_equal(fs_open(vb, sx.ino, FS_O_RDONLY, &f), 0);
+	assert_int_equal(fs_pread(f, back, XLEN, 0), XLEN);
+	assert_int_equal(fs_close(f), 0);
+	if (memcmp(back, pat, XLEN)) {
+		unsigned i = 0;
+
+		while (back[i] == pat[i])
+			i++;
+		fail_msg("x differs from what was fsync'd at byte %u", i);
+	}
+	fs_umount(vb);
+	assert_int_equal(fs_check(specs, 1, &co, &res), 0);
+	assert_int_equal(res.errors, 0);
+	free(pat);
+	free(back);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_two_hosts_alloc),
 		cmocka_unit_test(test_replay_after_death),
 		cmocka_unit_test(test_commit_not_in_place),
+		cmocka_unit_test(test_replay_newest_only),
 	};
 
 	return cmocka_run_group_tests_name("fs_volume", tests, setup, teardown);
