@@ -263,7 +263,8 @@ void fs_cluster_keep_expire(struct fs_vol *v, uint64_t now, bool force)
 			/* every transaction under it is in place; the cached
 			 * header stays (judged at our next acquire) */
 			r = lk_release(l);
-			if (r && r != -LK_E_NOTHELD)
+			if (r && r != -LK_E_NOTHELD &&
+			    !__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE))
 				fs_log(v, "releasing cluster lock at %llu: %s",
 				       (unsigned long long)off, fs_strerror(r));
 		}

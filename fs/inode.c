@@ -362,7 +362,9 @@ static void release_hold(struct fs_inode *ino)
 	int r = lk_release(ino->lock);
 
 	ino->keep.released = fs_mono_ns();
-	if (r && r != -LK_E_NOTHELD)
+	/* given up: every hold stays for the host that replays us */
+	if (r && r != -LK_E_NOTHELD &&
+	    !__atomic_load_n(&ino->v->abandoned, __ATOMIC_ACQUIRE))
 		fs_log(ino->v, "releasing file %llx: %s",
 		       (unsigned long long)ino->addr, fs_strerror(r));
 	pthread_mutex_lock(&ino->m);
