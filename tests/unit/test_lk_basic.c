@@ -324,6 +324,19 @@ static void *wait_main(void *arg)
 	return NULL;
 }
 
+/* Until the record of l shows a waiter for exclusive use (2 s at most). */
+static void wait_marked(lk_lock *l, struct lk_lock_info *li)
+{
+	for (int i = 0; ; i++) {
+		assert_int_equal(lk_lock_info(l, li), 0);
+		if (li->waiter_mode == LK_EXCL)
+			return;
+		if (i == 200)
+			fail_msg("bravo never marked itself as the waiter");
+		usleep(10000);
+	}
+}
+
 /*
  * A host blocked by a live holder marks itself as the record's waiter
  * (version unchanged); the holder's release hands the lock over to it,
@@ -359,14 +372,7 @@ static void test_handover(void **state)
 	w.l = lb;
 	w.timeout_ms = 10000;
 	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
-	for (int i = 0; ; i++) {
-		assert_int_equal(lk_lock_info(la, &li), 0);
-		if (li.waiter_mode == LK_EXCL)
-			break;
-		if (i == 200)
-			fail_msg("bravo never marked itself as the waiter");
-		usleep(10000);
-	}
+	wait_marked(la, &li);
 	assert_string_equal(li.waiter.name, "bravo");
 	assert_int_equal(li.version, v0);
 	assert_int_equal(lk_lock_wanted(la), 1);
@@ -430,14 +436,7 @@ static void test_mark_left(void **state)
 	w.l = lb;
 	w.timeout_ms = 10000;
 	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
-	for (int i = 0; ; i++) {
-		assert_int_equal(lk_lock_info(la, &li), 0);
-		if (li.waiter_mode == LK_EXCL)
-			break;
-		if (i == 200)
-			fail_msg("bravo never marked itself as the waiter");
-		usleep(10000);
-	}
+	wait_marked(la, &li);
 	assert_true(mp_fault_add(b->lun, &fr) >= 0);
 	pthread_join(t, NULL);
 	assert_int_not_equal(w.ret, 0);
