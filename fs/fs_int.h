@@ -198,8 +198,9 @@ void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now);
 /* A kept lock is due for release (always when force); l's record is
  * read for a waiting host every FS_KEEP_CHECK_MS. */
 bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force);
-/* The list of kept directories (v->kept), with a reference each; del
- * leaves the reference to the caller's fs_inode_put. */
+/* The list of kept directories (v->kept), with a reference each (under
+ * the inode's lk_m); del clears keep.kept and leaves the reference to the
+ * caller's fs_inode_put. */
 void fs_keep_add(struct fs_inode *ino);
 void fs_keep_del(struct fs_inode *ino);
 /* inode.c: release a kept directory lock if due (lk_m taken by trying

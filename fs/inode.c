@@ -416,7 +416,6 @@ void fs_inode_unlock(struct fs_inode *ino)
 		release_hold(ino);
 	}
 	if (what != KEEP && ino->keep.kept) {
-		ino->keep.kept = false;
 		fs_keep_del(ino);
 		unkept = true;
 	}
@@ -445,7 +444,6 @@ bool fs_inode_keep_expire(struct fs_inode *ino, uint64_t now, bool force)
 	    idle) {
 		if (held != LK_FREE)
 			release_hold(ino);
-		ino->keep.kept = false;
 		fs_keep_del(ino);
 		gone = true;
 	}

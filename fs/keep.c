@@ -112,6 +112,7 @@ void fs_keep_del(struct fs_inode *ino)
 		}
 	}
 	ino->kept_next = NULL;
+	ino->keep.kept = false;
 	pthread_mutex_unlock(&v->lock);
 }
 
