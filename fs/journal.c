@@ -722,9 +722,8 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 	unsigned char *b = fs_balloc(FS_BLOCK), *data = NULL;
 	unsigned n_applied = 0, n_skipped = 0, max_ext = 0;
 	struct rtx *txs = NULL;
-	size_t ntx = 0, txcap = 0, ndone = 0, donecap = 0, sb_tx = SIZE_MAX;
-	struct fs_jtarget *done = NULL;
-	bool *fbh = NULL;            /* done[i]: an FB cluster header written */
+	size_t ntx = 0, txcap = 0, sb_tx = SIZE_MAX;
+	struct fs_jd last;           /* the newest transaction's descriptor */
 	struct fs_jh h;
 	uint64_t expect;
 	uint32_t pos;
@@ -836,60 +835,26 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		else
 			n_skipped++;
 	}
-	/* pass 2: the newest transaction's images */
-	if (ntx && !dry) {
-		size_t k = ntx - 1;
-		struct fs_jd d;
-
-		ret = fs_read(v, 0, base + (uint64_t)txs[k].pos * FS_BLOCK, data,
-			      (size_t)(txs[k].nblocks + 1) * FS_BLOCK);
+	/* pass 2: the newest transaction's images, if it may be replayed */
+	if (ntx && !dry && txs[ntx - 1].replay) {
+		ret = fs_read(v, 0, base + (uint64_t)txs[ntx - 1].pos * FS_BLOCK,
+			      data, (size_t)(txs[ntx - 1].nblocks + 1) * FS_BLOCK);
 		if (!ret)
-			ret = fs_jd_in(data, &d);
+			ret = fs_jd_in(data, &last);
+		for (unsigned i = 0; !ret && i < last.nblocks; i++)
+			ret = fs_write(v, last.t[i].extent, last.t[i].off,
+				       data + (size_t)(i + 1) * FS_BLOCK, FS_BLOCK);
+		if (!ret)
+			ret = fs_flush_all(v);
+		/* what it freed goes back to the LUN, as a live host's
+		 * commit would have done (docs/FORMAT.md "Journal") */
+		for (unsigned i = 0; !ret && i < last.nblocks; i++)
+			if (fb_cluster_header(v, last.t[i].extent, last.t[i].off))
+				discard_cluster_free(v, last.t[i].extent,
+						     last.t[i].off);
 		if (ret)
 			goto out;
-		for (unsigned i = 0; i < d.nblocks; i++) {
-			bool seen = false;
-
-			for (size_t q = 0; q < ndone && !seen; q++)
-				seen = done[q].extent == d.t[i].extent &&
-				       done[q].off == d.t[i].off;
-			if (seen)
-				continue;
-			if (ndone == donecap) {
-				struct fs_jtarget *n;
-
-				bool *nf;
-
-				donecap = donecap ? donecap * 2 : 256;
-				n = realloc(done, donecap * sizeof(*done));
-				if (n)
-					done = n;
-				nf = realloc(fbh, donecap * sizeof(*fbh));
-				if (nf)
-					fbh = nf;
-				if (!n || !nf) {
-					ret = -ENOMEM;
-					goto out;
-				}
-			}
-			fbh[ndone] = false;
-			done[ndone++] = d.t[i];
-			if (!txs[k].replay)
-				continue;
-			ret = fs_write(v, d.t[i].extent, d.t[i].off,
-				       data + (size_t)(i + 1) * FS_BLOCK, FS_BLOCK);
-			if (ret)
-				goto out;
-			fbh[ndone - 1] = fb_cluster_header(v, d.t[i].extent,
-							   d.t[i].off);
-		}
 	}
-	ret = dry ? 0 : fs_flush_all(v);
-	/* what the replayed transactions freed goes back to the LUN, as a
-	 * live host's commit would have done (docs/FORMAT.md "Journal") */
-	for (size_t q = 0; !ret && q < ndone; q++)
-		if (fbh[q])
-			discard_cluster_free(v, done[q].extent, done[q].off);
 	if ((n_applied || n_skipped) && !dry)
 		fs_log(v, "journal of slot %u: %u transaction(s) replayed, %u "
 		       "already in place", slot, n_applied, n_skipped);
@@ -897,8 +862,6 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		*applied = n_applied;
 out:
 	free(txs);
-	free(done);
-	free(fbh);
 	free(b);
 	free(data);
 	return ret;
