@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "mp_int.h"
@@ -81,6 +82,67 @@ void *mp_alloc_aligned(size_t align, size_t len)
 	if (posix_memalign(&p, align, len ? len : align))
 		return NULL;
 	return p;
+}
+
+#define IO_PAGE (2u << 20)
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23     /* Linux 5.14 */
+#endif
+
+/* len rounded up to whole 2 MiB pages; 0 when that overflows */
+static size_t io_len(size_t len)
+{
+	if (len > SIZE_MAX - IO_PAGE)
+		return 0;
+	return (len ? len + IO_PAGE - 1 : IO_PAGE) / IO_PAGE * IO_PAGE;
+}
+
+void *mp_alloc_io(size_t len, unsigned flags)
+{
+	size_t n = io_len(len);
+	uintptr_t a;
+	char *raw;
+	void *p;
+
+	if (!n || n > SIZE_MAX - IO_PAGE) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* hugetlb: reserved at mmap (ENOMEM when too few are free), so the
+	 * population cannot fail later; 2 MiB pages whatever the default
+	 * huge page size.  Only when asked: the reserved pool is the
+	 * administrator's, usually for guests. */
+	if (flags & MP_MEM_HUGETLB) {
+		p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB |
+			 MAP_POPULATE | (21 << MAP_HUGE_SHIFT), -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
+	/* transparent huge pages: a 2 MiB aligned range, advised, populated
+	 * now (where the huge pages are allocated if the kernel can) */
+	raw = mmap(NULL, n + IO_PAGE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	a = ((uintptr_t)raw + IO_PAGE - 1) & ~(uintptr_t)(IO_PAGE - 1);
+	if (a > (uintptr_t)raw)
+		munmap(raw, a - (uintptr_t)raw);
+	if ((uintptr_t)raw + IO_PAGE > a)
+		munmap((char *)a + n, (uintptr_t)raw + IO_PAGE - a);
+	p = (void *)a;
+	(void)madvise(p, n, MADV_HUGEPAGE);        /* EINVAL without THP */
+	if (madvise(p, n, MADV_POPULATE_WRITE))
+		memset(p, 0, n);                    /* older kernels */
+	return p;
+}
+
+void mp_free_io(void *p, size_t len)
+{
+	if (p)
+		munmap(p, io_len(len));
 }
 
 void mp_log(const char *fmt, ...)

@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,13 +459,102 @@ static void test_run(void **state)
 	free(d);
 }
 
+static long meminfo(const char *key)
+{
+	char line[128];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = atol(line + strlen(key));
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* The huge page size (kB) of the mapping at p, from /proc/self/smaps:
+ * KernelPageSize for hugetlb, AnonHugePages > 0 counts as 2048 (THP). */
+static long page_kb_at(const void *p)
+{
+	char line[256];
+	bool in = false;
+	long kb = 0;
+	FILE *f = fopen("/proc/self/smaps", "re");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+			continue;
+		}
+		if (!in)
+			continue;
+		if (!strncmp(line, "KernelPageSize:", 15) && atol(line + 15) > kb)
+			kb = atol(line + 15);
+		if (!strncmp(line, "AnonHugePages:", 14) && atol(line + 14) > 0)
+			kb = 2048;
+	}
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/* mp_alloc_io: rounded to 2 MiB, aligned, zeroed, usable for O_DIRECT
+ * transfers; MP_MEM_HUGETLB takes hugetlb pages or fails with ENOMEM. */
+static void test_io_buffers(void **state)
+{
+	const size_t len = (1u << 20) + 4096;    /* rounded up to one 2 MiB page */
+	mp_lun *lun = open_lun(0);
+	unsigned char *p, *q;
+	long free_huge;
+
+	(void)state;
+	p = mp_alloc_io(len, 0);
+	assert_non_null(p);
+	assert_int_equal((uintptr_t)p % (2u << 20), 0);
+	for (size_t i = 0; i < (2u << 20); i += 4096)
+		assert_int_equal(p[i], 0);
+	p[(2u << 20) - 1] = 1;                  /* the rounded length is ours */
+	printf("mp_alloc_io: %ld kB pages\n", page_kb_at(p));
+	q = mp_alloc_io(len, 0);
+	assert_non_null(q);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)(i * 7 + i / 4096);
+	assert_int_equal(mp_lun_pwrite(lun, p, len, 1u << 20, 0), (int)len);
+	assert_int_equal(mp_lun_pread(lun, q, len, 1u << 20), (int)len);
+	assert_memory_equal(p, q, len);
+	mp_free_io(p, len);
+	mp_free_io(q, len);
+	mp_free_io(NULL, len);
+	/* hugetlb only */
+	free_huge = meminfo("HugePages_Free:");
+	errno = 0;
+	p = mp_alloc_io(len, MP_MEM_HUGETLB);
+	if (free_huge < 1) {
+		assert_null(p);
+		assert_int_equal(errno, ENOMEM);
+	} else {
+		assert_non_null(p);
+		assert_int_equal(page_kb_at(p), 2048);
+		mp_free_io(p, len);
+	}
+	/* absurd lengths fail cleanly */
+	errno = 0;
+	assert_null(mp_alloc_io(SIZE_MAX - 4096, 0));
+	assert_int_equal(errno, ENOMEM);
+	mp_lun_close(lun);
+}
+
 #define TESTS                                                                 \
 	cmocka_unit_test(test_info), cmocka_unit_test(test_async_sg),         \
 	cmocka_unit_test(test_unaligned_buffers),                             \
 	cmocka_unit_test(test_bad_requests), cmocka_unit_test(test_open_errors),\
 	cmocka_unit_test(test_sector_4k), cmocka_unit_test(test_flush_fua_discard),\
 	cmocka_unit_test(test_caw), cmocka_unit_test(test_caw_threads),       \
-	cmocka_unit_test(test_no_self_deadlock), cmocka_unit_test(test_run)
+	cmocka_unit_test(test_no_self_deadlock), cmocka_unit_test(test_run), \
+	cmocka_unit_test(test_io_buffers)
 
 
 int main(void)
