@@ -370,29 +370,43 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 }
 
 /*
- * Data buffers: one page-aligned buffer per FUSE worker thread, kept for
- * the thread's life, so that a 1 MiB request neither maps fresh memory nor
- * goes through the device layer's bounce buffer (O_DIRECT wants alignment).
+ * Data buffers: one buffer per FUSE worker thread, kept for the thread's
+ * life, so that a 1 MiB request neither maps fresh memory nor goes through
+ * the device layer's bounce buffer (O_DIRECT wants alignment).  2 MiB
+ * pages where the kernel gives them (mp_alloc_io): a 1 MiB read from the
+ * LUN is then one contiguous piece of memory for the device, not up to 256.
  * The reply copies the data out before the buffer is reused.
  */
-static __thread void *tbuf;
-static __thread size_t tbuf_len;
+struct tbuf {
+	void *p;
+	size_t len;
+};
+static __thread struct tbuf tbuf;
 static pthread_key_t tbuf_key;     /* frees it when an idle worker exits */
+
+static void tbuf_free(void *arg)
+{
+	struct tbuf *t = arg;
+
+	mp_free_io(t->p, t->len);
+	t->p = NULL;
+	t->len = 0;
+}
 
 void *vmfsd_thread_buf(size_t size)
 {
-	if (size > tbuf_len) {
-		size_t len = size < 65536 ? 65536 : size;
-		void *p = mp_alloc_aligned(4096, len);
+	if (size > tbuf.len) {
+		size_t len = size < (2u << 20) ? 2u << 20 : size;
+		void *p = mp_alloc_io(len, 0);
 
 		if (!p)
 			return NULL;
-		free(tbuf);
-		tbuf = p;
-		tbuf_len = len;
-		pthread_setspecific(tbuf_key, p);
+		mp_free_io(tbuf.p, tbuf.len);
+		tbuf.p = p;
+		tbuf.len = len;
+		pthread_setspecific(tbuf_key, &tbuf);
 	}
-	return tbuf;
+	return tbuf.p;
 }
 
 static void vd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -885,7 +899,7 @@ int main(int argc, char **argv)
 			goto umount_vol;
 		}
 	}
-	pthread_key_create(&tbuf_key, free);
+	pthread_key_create(&tbuf_key, tbuf_free);
 	ctx.vol = vol;
 	ctx.host = mo.host;
 	root_addr = fs_root(vol);
