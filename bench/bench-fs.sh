@@ -16,6 +16,14 @@
 #    Rows: 4 KiB random read/write at depth 4; 1 MiB sequential read/write at
 #    depth 1 and 4.  Targets: library >= 0.9x raw; FUSE >= 0.6x raw for
 #    1 MiB sequential.
+#    Buffers: fio's and fs_bench's in hugetlb pages (fio --iomem=shmhuge,
+#    fs_bench --mem huge; this script reserves 16 for the run as root and
+#    puts the setting back), vmfsd's its own (transparent huge pages,
+#    mp_alloc_io).  On a virtual disk every physically contiguous run of a
+#    buffer is one descriptor: with ordinary pages a 1 MiB result depends
+#    on where the kernel happened to put them (library / raw at 1 MiB depth
+#    4 per repetition 1.22, 0.63, 0.62 in one run).  Without root, or if the kernel refuses the pages,
+#    both use ordinary pages and the report says so.
 # 2. File creates per second through FUSE (open O_CREAT|O_EXCL + close):
 #    one host in one directory, then two hosts (two vmfsd on the same volume)
 #    at once in two directories; target: two hosts >= 1.5x one.  The LUN
@@ -77,8 +85,28 @@ stop_hosts() {
 	done
 	return 0
 }
-trap stop_hosts EXIT
+huge_before=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo "")
+cleanup() {
+	stop_hosts
+	[ -z "$huge_before" ] ||
+		echo "$huge_before" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+}
+trap cleanup EXIT
 stop_hosts
+
+# I/O buffers of fio and fs_bench (see the header): hugetlb if 16 can be
+# reserved (fio's at depth 4 take 3 pages, fs_bench's 2), else pages
+MEM=page
+if [ -n "$huge_before" ] && [ "$huge_before" -lt 16 ]; then
+	echo 16 >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+fi
+if [ "$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)" -ge 8 ] 2>/dev/null; then
+	MEM=huge
+else
+	echo "bench-fs: no hugetlb pages (not root?): ordinary pages for the buffers"
+fi
+FIO_MEM=malloc
+[ "$MEM" = huge ] && FIO_MEM=shmhuge
 
 start_host() { # name mount [lun]
 	"$BIN/vmfsd" --host "$1" --mount "$2" --daemon "${3:-$LUN}" \
@@ -115,8 +143,8 @@ fi
 run_fio() { # file pattern bs depth json
 	fio --name=fs --filename="$1" --direct=1 --ioengine=libaio --rw="$2" \
 		--bs="$3" --iodepth="$4" --size="$size_bytes" --time_based \
-		--runtime="$RUNTIME" --ramp_time="$RAMP" --output-format=json \
-		--output="$5" || die "fio $1 $2"
+		--runtime="$RUNTIME" --ramp_time="$RAMP" --iomem="$FIO_MEM" \
+		--output-format=json --output="$5" || die "fio $1 $2"
 }
 
 run_tool() { # tool pattern bs depth json
@@ -130,7 +158,8 @@ run_tool() { # tool pattern bs depth json
 		spec=$LUN_LIB
 		[ "$1" = uring ] && spec="$LUN?engine=uring"
 		"$FS_BENCH" io --host bench-lib --file big.img --rw "$2" --bs "$3" \
-			--depth "$4" --runtime "$RUNTIME" --ramp "$RAMP" --json "$spec" \
+			--depth "$4" --runtime "$RUNTIME" --ramp "$RAMP" --mem "$MEM" \
+			--json "$spec" \
 			>"$5" 2>>"$OUT/lib.log" || die "fs_bench $2: $(cat "$5")" ;;
 	esac
 }
@@ -343,6 +372,17 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	echo "rows' command on \`LUN?engine=uring\` (the device layer's other engine; its"
 	echo "default is libaio), 4 KiB rows only.  Targets: library >= 0.9x raw,"
 	echo "FUSE >= 0.6x raw for 1 MiB sequential.  Raw runs: \`${RAW#"$BENCH_ROOT"/}\`."
+	echo
+	if [ "$MEM" = huge ]; then
+		echo "Buffers: fio's and fs_bench's in hugetlb pages (\`--iomem=shmhuge\`,"
+		echo "\`--mem huge\`; the script reserves 16 and puts the setting back);"
+		echo "vmfsd's are its own (transparent huge pages).  With ordinary pages a"
+		echo "1 MiB result depends on where the kernel put them (one descriptor per"
+		echo "contiguous run on this virtual disk)."
+	else
+		echo "Buffers: **ordinary pages** (no hugetlb pages could be reserved): the"
+		echo "1 MiB rows depend on where the kernel put them."
+	fi
 	echo
 	echo "$table"
 	echo

@@ -16,6 +16,12 @@
  *       D requests in flight with fs_aio_submit (fio's libaio with
  *       iodepth=D), each completion callback submitting the next: random
  *       offsets, or one sequential stream.
+ *   --mem huge: the I/O buffers in reserved hugetlb pages (mp_alloc_io
+ *       with MP_MEM_HUGETLB; fio's --iomem=shmhuge), one region for all
+ *       of a job's requests as fio allocates them; default: ordinary
+ *       pages (fio's malloc).  On a virtual disk every physically
+ *       contiguous run of a buffer is one descriptor, so page memory
+ *       makes 1 MiB results depend on where the kernel put the pages.
  *   fs_bench creates --dir DIR --seconds S | --count N [--json]
  *       create empty files DIR/fNNNNNNN with open(O_CREAT|O_EXCL) + close
  *       (POSIX: through a vmfsd mount), for S seconds or N files.
@@ -61,7 +67,7 @@ static struct {
 	const char *host, *file, *rw, *dir;
 	uint64_t size, bs;
 	unsigned jobs, depth, runtime, ramp, count;
-	bool json;
+	bool json, huge;
 	const char **luns;
 	unsigned nluns;
 } o = { .host = "fs-bench", .jobs = 1, .depth = 1, .runtime = 5, .bs = 4096 };
@@ -91,12 +97,36 @@ static uint64_t next_rand(uint64_t *s)
 	return *s * 2685821657736338717ull;
 }
 
+/* One region of n bytes for a job's buffers (see --mem); NULL on failure
+ * (hugetlb: says how to reserve pages). */
+static void *bufs_alloc(size_t n)
+{
+	void *p;
+
+	if (!o.huge)
+		return mp_alloc_aligned(4096, n);
+	p = mp_alloc_io(n, MP_MEM_HUGETLB);
+	if (!p)
+		fprintf(stderr, "fs_bench: %zu MiB of hugetlb pages: %s "
+			"(reserve them: sysctl vm.nr_hugepages=N)\n",
+			((n + (2u << 20) - 1) >> 21) * 2, strerror(errno));
+	return p;
+}
+
+static void bufs_free(void *p, size_t n)
+{
+	if (o.huge)
+		mp_free_io(p, n);
+	else
+		free(p);
+}
+
 static void *job_main(void *arg)
 {
 	struct job *j = arg;
 	uint64_t blocks = fsize / o.bs, region = blocks / o.jobs;
 	uint64_t first = region * j->id, pos = 0;
-	void *buf = mp_alloc_aligned(4096, o.bs);
+	void *buf = bufs_alloc(o.bs);
 
 	if (!buf) {
 		j->errors++;
@@ -131,7 +161,7 @@ static void *job_main(void *arg)
 			j->lat_ns += t1 - t0;
 		}
 	}
-	free(buf);
+	bufs_free(buf, o.bs);
 	return NULL;
 }
 
@@ -203,20 +233,18 @@ static void *job_aio(void *arg)
 {
 	struct job *j = arg;
 	struct slot *sl = calloc(o.depth, sizeof(*sl));
-	unsigned inflight = 0, ok = 0;
+	unsigned char *bufs = bufs_alloc(o.bs * o.depth);
+	unsigned inflight = 0;
 
-	for (unsigned i = 0; sl && i < o.depth; i++) {
+	for (unsigned i = 0; sl && bufs && i < o.depth; i++) {
 		sl[i].id = i;
 		sl[i].rng = j->rng + 0x9e3779b97f4a7c15ull * (i + 1);
 		sl[i].a.cb = aio_cb;
 		sl[i].a.priv = &sl[i];
-		sl[i].a.buf = mp_alloc_aligned(4096, o.bs);
-		if (!sl[i].a.buf)
-			break;
+		sl[i].a.buf = bufs + i * o.bs;
 		memset(sl[i].a.buf, 0x5a + (int)i, o.bs);
-		ok++;
 	}
-	if (!sl || ok != o.depth) {
+	if (!sl || !bufs) {
 		j->errors++;
 		j->first_error = -ENOMEM;
 		goto out;
@@ -262,8 +290,8 @@ static void *job_aio(void *arg)
 		j->errors += sl[i].errors;
 	}
 out:
-	for (unsigned i = 0; sl && i < o.depth; i++)
-		free(sl[i].a.buf);
+	if (bufs)
+		bufs_free(bufs, o.bs * o.depth);
 	free(sl);
 	return NULL;
 }
@@ -435,7 +463,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: fs_bench prep --file NAME --size BYTES [--host H] LUN...\n"
 		"       fs_bench io --file NAME --rw PATTERN --bs BYTES --jobs J "
-		"[--depth D] --runtime S [--ramp S] [--json] LUN...\n"
+		"[--depth D] --runtime S [--ramp S] [--mem page|huge] [--json] LUN...\n"
 		"       fs_bench creates --dir DIR (--seconds S | --count N) [--json]\n");
 }
 
@@ -455,6 +483,7 @@ int main(int argc, char **argv)
 		{ "count", required_argument, NULL, 'c' },
 		{ "dir", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'J' },
+		{ "mem", required_argument, NULL, 'M' },
 		{ 0 }
 	};
 	const char *mode;
@@ -491,6 +520,11 @@ int main(int argc, char **argv)
 		case 'c': o.count = (unsigned)atoi(optarg); break;
 		case 'd': o.dir = optarg; break;
 		case 'J': o.json = true; break;
+		case 'M':
+			if (strcmp(optarg, "page") && strcmp(optarg, "huge"))
+				return usage(), 2;
+			o.huge = !strcmp(optarg, "huge");
+			break;
 		default: usage(); return 2;
 		}
 	}

@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,7 +100,7 @@ struct bench {
 
 	struct slot *slots;
 	unsigned char *buf;      /* iodepth * bs, slot i at i * bs */
-	size_t buf_len;          /* mapped length (huge: rounded up) */
+	size_t buf_len;          /* the length asked for */
 };
 
 struct snapshot {
@@ -280,21 +279,15 @@ static int bufs_alloc(struct bench *b)
 	size_t len = (size_t)o->bs * o->iodepth;
 
 	if (o->huge) {
-		void *p;
-
-		len = (len + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE,
-			 -1, 0);
-		if (p == MAP_FAILED) {
+		b->buf = mp_alloc_io(len, MP_MEM_HUGETLB);
+		if (!b->buf) {
 			int err = -errno;
 
 			fprintf(stderr, "mp_bench: %zu MiB of hugetlb pages: %s "
 				"(reserve them: sysctl vm.nr_hugepages=N)\n",
-				len >> 20, strerror(errno));
+				(len + HUGE_PAGE - 1) / HUGE_PAGE * 2, strerror(errno));
 			return err;
 		}
-		b->buf = p;
 	} else {
 		int ret = -posix_memalign((void **)&b->buf, PAGE, len);
 
@@ -318,7 +311,7 @@ static int bufs_alloc(struct bench *b)
 static void bufs_free(struct bench *b)
 {
 	if (b->o->huge)
-		munmap(b->buf, b->buf_len);
+		mp_free_io(b->buf, b->buf_len);
 	else
 		free(b->buf);
 }
