@@ -245,13 +245,17 @@ int fs_rc_in(const void *buf, struct fs_rc *r)
 	    r->nfree > r->nres)
 		return -FS_E_CORRUPT;
 	/* the free count must agree with the bitmap, and no bit may be set
-	 * beyond nres */
-	for (unsigned i = 0; i < FS_RC_MAX_BITS; i++) {
-		if (r->bitmap[i / 8] & (1u << (i % 8))) {
-			if (i >= r->nres)
-				return -FS_E_CORRUPT;
-			used++;
-		}
+	 * beyond nres (whole bytes first: this runs for every cluster
+	 * header a transaction or an allocation looks at) */
+	for (unsigned i = 0; i < sizeof(r->bitmap); i++) {
+		unsigned byte = r->bitmap[i];
+
+		if (!byte)
+			continue;
+		if ((i + 1) * 8 > r->nres &&
+		    (byte >> (r->nres > i * 8 ? r->nres - i * 8 : 0)))
+			return -FS_E_CORRUPT;
+		used += (unsigned)__builtin_popcount(byte);
 	}
 	if (used + r->nfree != r->nres)
 		return -FS_E_CORRUPT;

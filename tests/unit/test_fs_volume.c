@@ -456,6 +456,56 @@ static void test_replay_newest_only(void **state)
 	free(back);
 }
 
+/* fs_rc_in: the free count must match the bitmap; no bit beyond nres. */
+static void test_rc_decode(void **state)
+{
+	static const unsigned nres_cases[] = { 1, 8, 13, 64, 1000, FS_RC_MAX_BITS };
+	unsigned char *blk = fs_balloc(FS_BLOCK);
+	struct fs_rc rc, back;
+
+	(void)state;
+	assert_non_null(blk);
+	for (size_t k = 0; k < sizeof(nres_cases) / sizeof(nres_cases[0]); k++) {
+		unsigned nres = nres_cases[k], used = 0;
+
+		memset(&rc, 0, sizeof(rc));
+		rc.type = FS_R_FB;
+		rc.cluster = 3;
+		rc.nres = nres;
+		for (unsigned i = 0; i < nres; i += 1 + i % 5)
+			rc.bitmap[i / 8] |= (uint8_t)(1u << (i % 8));
+		/* the last bit in use too (the test says so to the compiler:
+		 * nres is never 0 here) */
+		if (nres - 1 < FS_RC_MAX_BITS)
+			rc.bitmap[(nres - 1) / 8] |= (uint8_t)(1u << ((nres - 1) % 8));
+		for (unsigned i = 0; i < nres; i++)
+			used += (rc.bitmap[i / 8] >> (i % 8)) & 1;
+		rc.nfree = nres - used;
+		fs_rc_out(&rc, blk);
+		assert_int_equal(fs_rc_in(blk, &back), 0);
+		assert_int_equal(back.nfree, rc.nfree);
+		assert_memory_equal(back.bitmap, rc.bitmap, sizeof(rc.bitmap));
+		/* a free count off by one */
+		rc.nfree++;
+		fs_rc_out(&rc, blk);
+		assert_int_equal(fs_rc_in(blk, &back), -FS_E_CORRUPT);
+		rc.nfree--;
+		/* a bit set just beyond nres, the free count kept consistent */
+		if (nres < FS_RC_MAX_BITS) {
+			rc.bitmap[nres / 8] |= (uint8_t)(1u << (nres % 8));
+			rc.nfree = rc.nfree ? rc.nfree - 1 : 0;
+			fs_rc_out(&rc, blk);
+			assert_int_equal(fs_rc_in(blk, &back), -FS_E_CORRUPT);
+			/* and far beyond it */
+			rc.bitmap[nres / 8] &= (uint8_t)~(1u << (nres % 8));
+			rc.bitmap[sizeof(rc.bitmap) - 1] |= 0x80;
+			fs_rc_out(&rc, blk);
+			assert_int_equal(fs_rc_in(blk, &back), -FS_E_CORRUPT);
+		}
+	}
+	free(blk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -467,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_replay_after_death),
 		cmocka_unit_test(test_commit_not_in_place),
 		cmocka_unit_test(test_replay_newest_only),
+		cmocka_unit_test(test_rc_decode),
 	};
 
 	return cmocka_run_group_tests_name("fs_volume", tests, setup, teardown);
