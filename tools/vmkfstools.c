@@ -393,6 +393,11 @@ static int volume_info(const char *path)
 		       (unsigned long long)u64(r, "hb_interval_ms"),
 		       (unsigned long long)u64(r, "hb_timeout_ms"),
 		       (unsigned long long)u64(r, "fence_ms"));
+	printf("Through FUSE since mount: %s written (%s of it copied before "
+	       "the device), %s read\n",
+	       size_str(u64(r, "fuse_bytes_written"), a, sizeof(a)),
+	       size_str(u64(r, "fuse_bytes_copied_in"), b, sizeof(b)),
+	       size_str(u64(r, "fuse_bytes_read"), (char[32]){ 0 }, 32));
 	printf("Extents spanned:\n");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(exts, i);

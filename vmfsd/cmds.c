@@ -29,7 +29,7 @@ static void uuid_str(const uint8_t u[16], char out[37])
 		 u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
-uint64_t vmfsd_fuse_written, vmfsd_fuse_read;
+uint64_t vmfsd_fuse_written, vmfsd_fuse_read, vmfsd_fuse_copied_in;
 
 int vmfsd_errno(int ret)
 {
@@ -96,6 +96,8 @@ static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 		__atomic_load_n(&vmfsd_fuse_written, __ATOMIC_RELAXED));
 	add_u64(resp, "fuse_bytes_read",
 		__atomic_load_n(&vmfsd_fuse_read, __ATOMIC_RELAXED));
+	add_u64(resp, "fuse_bytes_copied_in",
+		__atomic_load_n(&vmfsd_fuse_copied_in, __ATOMIC_RELAXED));
 	json_object_object_add(resp, "read_only",
 			       json_object_new_boolean(in.read_only));
 	if (!in.read_only) {

@@ -25,8 +25,14 @@ void vmfsd_fill_stat(const struct fs_stat *s, struct stat *st);
 /* The FUSE worker's page-aligned data buffer, at least size bytes
  * (vmfsd.c; valid until the thread's next request). */
 void *vmfsd_thread_buf(size_t size);
-/* A write request's data copied into that buffer (*buf): its length or
- * -ENOMEM. */
+/* A write request's data where it is if it is one sector-aligned piece in
+ * memory (fuse_loop.c's receive buffers place it so), else copied into
+ * that buffer: *buf, and its length or -ENOMEM. */
 ssize_t vmfsd_buf_in(struct fuse_bufvec *in, void **buf);
+
+/* The FUSE request loop (fuse_loop.c): until the session exits (unmount,
+ * or a signal through fuse_set_signal_handlers).  0, or the negative errno
+ * reading /dev/fuse failed with. */
+int vmfsd_fuse_loop(struct fuse_session *se);
 
 #endif /* VMFSD_RDM_FUSE_H */

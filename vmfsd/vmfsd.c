@@ -434,12 +434,20 @@ ssize_t vmfsd_buf_in(struct fuse_bufvec *in, void **buf)
 	size_t size = fuse_buf_size(in);
 	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
 
+	/* the kernel put it aligned in the receive buffer (fuse_loop.c):
+	 * straight to the device from there */
+	if (in->count == 1 && in->off == 0 && in->idx == 0 &&
+	    !(in->buf[0].flags & FUSE_BUF_IS_FD) &&
+	    (uintptr_t)in->buf[0].mem % 4096 == 0) {
+		*buf = in->buf[0].mem;
+		return (ssize_t)in->buf[0].size;
+	}
 	*buf = vmfsd_thread_buf(size ? size : 1);
 	if (!*buf)
 		return -ENOMEM;
-	/* one copy, from the request (or the pipe it was spliced into) into
-	 * an aligned buffer */
+	/* else one copy into an aligned buffer */
 	dst.buf[0].mem = *buf;
+	__atomic_add_fetch(&vmfsd_fuse_copied_in, (uint64_t)size, __ATOMIC_RELAXED);
 	return fuse_buf_copy(&dst, in, 0);
 }
 
@@ -664,11 +672,12 @@ static void vd_init(void *userdata, struct fuse_conn_info *conn)
 	(void)userdata;
 	/* whole 1 MiB requests (a file block) */
 	conn->max_write = 1u << 20;
-	/* write data reaches us through a pipe (splice), which we copy once
-	 * into an aligned buffer (vd_write_buf); reads are replied with a
-	 * plain copy */
-	if (conn->capable & FUSE_CAP_SPLICE_READ)
-		conn->want |= FUSE_CAP_SPLICE_READ;
+	/* write data is read from /dev/fuse into a receive buffer that puts
+	 * it on a page boundary (fuse_loop.c), from where it goes to the
+	 * device: no splice (a pipe would take a copy out of it again);
+	 * reads are replied with a plain copy */
+	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+				  FUSE_CAP_SPLICE_MOVE);
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -824,7 +833,6 @@ int main(int argc, char **argv)
 	int fargc = 0, c, ret = 1;
 	struct fuse_args fa;
 	struct fuse_session *se;
-	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
 	static struct fuse_lowlevel_ops fops;
 	const char *lun_specs[64], *cand[64];
 	unsigned nlun = 0;
@@ -942,7 +950,7 @@ int main(int argc, char **argv)
 		ctx.alarm_secs = e ? (unsigned)atoi(e) : 0;
 		vmfsd_alarm_start(&ctx);
 	}
-	ret = fuse_session_loop_mt(se, &lc) ? 1 : 0;
+	ret = vmfsd_fuse_loop(se) ? 1 : 0;
 	vmfsd_alarm_stop();
 	vmfsd_disks_stop(&ctx);
 	ctl_server_stop();
