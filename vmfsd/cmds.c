@@ -289,7 +289,11 @@ static void *alarm_main(void *arg)
 		pthread_mutex_lock(&alarm_lock);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += c->alarm_secs;
-		pthread_cond_timedwait(&alarm_cond, &alarm_lock, &ts);
+		/* a stop that came while the lock was not held is seen here,
+		 * not after a whole period */
+		while (!alarm_stop &&
+		       pthread_cond_timedwait(&alarm_cond, &alarm_lock, &ts) != ETIMEDOUT)
+			;
 	}
 	pthread_mutex_unlock(&alarm_lock);
 	return NULL;
