@@ -215,6 +215,10 @@ void lk_lock_close_keep(lk_lock *l);
  * after recovering them.  Returns 0, -EBUSY (held by a live host: see
  * lk_lock_holders), -ETIMEDOUT (recovery in progress elsewhere), or another
  * error.  Taking a lock already held by us in the same mode returns 0.
+ * A waiting acquire marks its host as the record's waiter, and the last
+ * holder's release hands the lock over to it.  A try (timeout 0) for
+ * LK_SHARED does not join shared holders while another live host is
+ * marked as the waiter (-EBUSY): a stream of tries would keep it out.
  */
 int lk_acquire(lk_lock *l, enum lk_mode mode, unsigned timeout_ms);
 

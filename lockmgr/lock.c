@@ -593,6 +593,19 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 			l->held_gen = mygen;
 			goto out;
 		}
+		/* A try for a shared hold (timeout 0) does not join holders
+		 * that another live host is marked waiting behind: that host
+		 * waits for them to go, and a stream of such tries (a host
+		 * keeping the directories it reads, fs/keep.c) would keep it
+		 * waiting.  A blocking acquire joins (it would wait anyway,
+		 * and a shared hold taken to read is short). */
+		if (timeout_ms == 0 && mode == LK_SHARED && n.nholders &&
+		    r.waiter_mode != LK_FREE &&
+		    !(r.waiter.slot == myslot && r.waiter.gen == mygen) &&
+		    lk_host_status(v, r.waiter.slot, r.waiter.gen) == LK_HOST_LIVE) {
+			ret = -EBUSY;
+			goto out;
+		}
 		/* Judge the other holders: those in our way must go, stale
 		 * ones of compatible holds are pruned on the way. */
 		for (uint32_t i = 0; i < n.nholders;) {

@@ -457,6 +457,54 @@ static void test_mark_left(void **state)
 	host_down(b);
 }
 
+/*
+ * A try for a shared hold (timeout 0) does not join shared holders that
+ * another live host is marked waiting behind (fs/namei.c keeps directories
+ * it reads held shared by such tries; a stream of them would keep the
+ * waiter out); a blocking shared acquire joins as before.  Without a
+ * waiter, a try joins.
+ */
+static void test_try_shared_waiter(void **state)
+{
+	struct host *a, *b, *c;
+	struct lk_lock_info li;
+	struct waiter w = { 0 };
+	lk_lock *la, *lb, *lc;
+	pthread_t t;
+
+	(void)state;
+	a = host_up("alpha", NULL);
+	b = host_up("bravo", NULL);
+	c = host_up("charlie", NULL);
+	assert_int_equal(lk_lock_open(a->v, lock_off(7), &la), 0);
+	assert_int_equal(lk_lock_open(b->v, lock_off(7), &lb), 0);
+	assert_int_equal(lk_lock_open(c->v, lock_off(7), &lc), 0);
+	assert_int_equal(lk_acquire(la, LK_SHARED, 0), 0);
+	assert_int_equal(lk_acquire(lc, LK_SHARED, 0), 0);   /* no waiter */
+	assert_int_equal(lk_release(lc), 0);
+	w.l = lb;
+	w.timeout_ms = 10000;
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	wait_marked(la, &li);
+	assert_int_equal(lk_acquire(lc, LK_SHARED, 0), -EBUSY);
+	assert_int_equal(lk_lock_info(la, &li), 0);
+	assert_int_equal(li.nholders, 1);
+	assert_int_equal(li.waiter_mode, LK_EXCL);
+	assert_int_equal(lk_acquire(lc, LK_SHARED, 1000), 0);  /* joins */
+	assert_int_equal(lk_release(la), 0);
+	assert_int_equal(lk_release(lc), 0);                     /* hands over */
+	pthread_join(t, NULL);
+	assert_int_equal(w.ret, 0);
+	assert_int_equal(lk_check(lb), 0);
+	assert_int_equal(lk_release(lb), 0);
+	lk_lock_close(la);
+	lk_lock_close(lb);
+	lk_lock_close(lc);
+	host_down(a);
+	host_down(b);
+	host_down(c);
+}
+
 static void test_shared_modes(void **state)
 {
 	struct host *a, *b, *c;
@@ -812,6 +860,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_exclusive, test_teardown),
 		cmocka_unit_test_teardown(test_record_image, test_teardown),
 		cmocka_unit_test_teardown(test_handover, test_teardown),
+		cmocka_unit_test_teardown(test_try_shared_waiter, test_teardown),
 		cmocka_unit_test_teardown(test_mark_left, test_teardown),
 		cmocka_unit_test_teardown(test_shared_modes, test_teardown),
 		cmocka_unit_test_teardown(test_break_dead_host, test_teardown),
