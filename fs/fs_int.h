@@ -4,6 +4,7 @@
 #ifndef FS_INT_H
 #define FS_INT_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -56,8 +57,8 @@ struct fs_orphan {
 struct fs_keep {
 	bool kept;                  /* held on disk with no user */
 	uint64_t since;             /* monotonic ns: the hold began */
-	uint64_t last;              /* the last use ended */
-	uint64_t nokeep;            /* not kept before this */
+	uint64_t last;              /* the last use ended (atomic) */
+	uint64_t nokeep;            /* not kept before this (atomic) */
 	uint64_t checked;           /* the record last read for a waiter */
 	uint64_t released;          /* our last release (0: none) */
 };
@@ -191,6 +192,12 @@ uint64_t fs_mono_ns(void);
 /* A use of the lock ended and nothing else of ours holds it: true if it is
  * to stay held (k's times updated; the caller sets k->kept). */
 bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now);
+/* Whether a hold taken now may be kept (fs_keep_policy without its
+ * bookkeeping): keeper running, volume not given up, no backoff. */
+bool fs_keep_allowed(struct fs_vol *v, const struct fs_keep *k, uint64_t now);
+/* A use of a kept hold that took no use of the lock (a lookup in a
+ * directory already held): it stays another FS_KEEP_IDLE_MS. */
+void fs_keep_touch(struct fs_keep *k, uint64_t now);
 /* Another host wants the lock: stop keeping it for a while. */
 void fs_keep_contended(struct fs_keep *k, uint64_t now);
 /* Right after our acquire: waited (lk_waited), valid (lk_cache_valid). */
@@ -482,6 +489,9 @@ void fs_inode_put(struct fs_inode *ino);
  * -EBUSY naming the holder in the log).  Refreshes ino->fd from disk when
  * another host may have changed it.
  */
+/* timeout_ms: 0 = the default (10 s); FS_LOCK_TRY = once, without
+ * waiting and quietly (-EBUSY) */
+#define FS_LOCK_TRY UINT_MAX
 int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms);
 void fs_inode_unlock(struct fs_inode *ino);
 /* After a failed transaction the FD and map in memory may be ahead of the

@@ -241,12 +241,14 @@ int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 	struct fs_vol *v = ino->v;
 	enum lk_mode was;
 	struct fs_fd fd;
-	bool fresh;
+	bool fresh, try = timeout_ms == FS_LOCK_TRY;
 	int ret = 0;
 
 	if (v->rdonly || !v->lk)
 		return mode == LK_EXCL ? -EROFS : 0;
-	if (!timeout_ms)
+	if (try)
+		timeout_ms = 0;             /* the lock manager's try */
+	else if (!timeout_ms)
 		timeout_ms = DEFAULT_LOCK_MS;
 	/* Lock-record I/O under lk_m only: m stays free for readers and for
 	 * fs_aio completions (the device layer's thread) meanwhile. */
@@ -269,12 +271,17 @@ int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 			ret = lk_acquire(ino->lock, mode, timeout_ms);
 		else
 			ret = lk_convert(ino->lock, mode, timeout_ms);
+		/* another host's hold since ours says it works here too,
+		 * unless we only read (shared holds do not exclude each
+		 * other) or held it all along (a conversion: only a wait
+		 * says someone else is in the way) */
 		if (!ret)
 			fs_keep_acquired(&ino->keep, lk_waited(ino->lock),
+					 mode == LK_SHARED || was != LK_FREE ||
 					 lk_cache_valid(ino->lock), fs_mono_ns());
 		else if (ret == -EBUSY)
 			fs_keep_contended(&ino->keep, fs_mono_ns());
-		if (ret == -EBUSY) {
+		if (ret == -EBUSY && !try) {
 			char who[128];
 
 			fs_inode_holder(v, ino->addr, who, sizeof(who));
@@ -394,8 +401,8 @@ void fs_inode_unlock(struct fs_inode *ino)
 			what = ino->held == LK_EXCL ? TO_SHARED : KEEP;
 		else
 			what = RELEASE;
-		dir = ino->held == LK_EXCL && ino->valid &&
-		      ino->fd.type == FS_T_DIR;
+		/* exclusive (changed it) or shared (read it: lookups) */
+		dir = ino->valid && ino->fd.type == FS_T_DIR;
 	}
 	pthread_mutex_unlock(&ino->m);
 	/* a directory's hold may stay for our next operation in it */

@@ -44,21 +44,34 @@ uint64_t fs_mono_ns(void)
 bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now)
 {
 	if (!__atomic_load_n(&v->keep_running, __ATOMIC_ACQUIRE) ||
-	    __atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE) || now < k->nokeep)
+	    __atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE) ||
+	    now < __atomic_load_n(&k->nokeep, __ATOMIC_RELAXED))
 		return false;
 	if (k->kept && now - k->since >= FS_KEEP_MAX_MS * MS) {
-		k->nokeep = now + FS_KEEP_PAUSE_MS * MS;
+		__atomic_store_n(&k->nokeep, now + FS_KEEP_PAUSE_MS * MS, __ATOMIC_RELAXED);
 		return false;
 	}
 	if (!k->kept)
 		k->since = k->checked = now;
-	k->last = now;
+	__atomic_store_n(&k->last, now, __ATOMIC_RELAXED);
 	return true;
+}
+
+bool fs_keep_allowed(struct fs_vol *v, const struct fs_keep *k, uint64_t now)
+{
+	return __atomic_load_n(&v->keep_running, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE) &&
+	       now >= __atomic_load_n(&k->nokeep, __ATOMIC_RELAXED);
+}
+
+void fs_keep_touch(struct fs_keep *k, uint64_t now)
+{
+	__atomic_store_n(&k->last, now, __ATOMIC_RELAXED);
 }
 
 void fs_keep_contended(struct fs_keep *k, uint64_t now)
 {
-	k->nokeep = now + FS_KEEP_BACKOFF_MS * MS;
+	__atomic_store_n(&k->nokeep, now + FS_KEEP_BACKOFF_MS * MS, __ATOMIC_RELAXED);
 }
 
 void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now)
@@ -72,7 +85,8 @@ void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now)
 
 bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force)
 {
-	if (force || now < k->nokeep || now - k->last >= FS_KEEP_IDLE_MS * MS)
+	if (force || now < __atomic_load_n(&k->nokeep, __ATOMIC_RELAXED) ||
+	    now - __atomic_load_n(&k->last, __ATOMIC_RELAXED) >= FS_KEEP_IDLE_MS * MS)
 		return true;
 	if (now - k->checked >= FS_KEEP_CHECK_MS * MS) {
 		k->checked = now;
@@ -82,7 +96,7 @@ bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force)
 		}
 	}
 	if (now - k->since >= FS_KEEP_MAX_MS * MS) {
-		k->nokeep = now + FS_KEEP_PAUSE_MS * MS;
+		__atomic_store_n(&k->nokeep, now + FS_KEEP_PAUSE_MS * MS, __ATOMIC_RELAXED);
 		return true;
 	}
 	return false;

@@ -99,10 +99,35 @@ static int again(fs_vol *v, uint64_t dir, unsigned try)
 	return 0;
 }
 
+/*
+ * A directory this host reads and does not hold: a shared hold taken for
+ * the lookup and kept after it (fs/keep.c), so that the next lookups in it
+ * and the attributes of it read nothing (the kernel walks every path
+ * component again: the ancestors of a working directory are read at every
+ * create).  Tried once: held exclusively by another host, or wanted by
+ * one, the lookup goes on unlocked and the directory is not tried again
+ * for a while.  True if the caller must fs_inode_unlock.
+ */
+static bool lookup_hold(struct fs_inode *d)
+{
+	uint64_t now = fs_mono_ns();
+
+	if (d->v->rdonly || !d->v->lk)
+		return false;
+	if (__atomic_load_n(&d->held, __ATOMIC_ACQUIRE) != LK_FREE) {
+		fs_keep_touch(&d->keep, now);    /* kept: used now */
+		return false;
+	}
+	if (!fs_keep_allowed(d->v, &d->keep, now))
+		return false;
+	return fs_inode_lock(d, LK_SHARED, FS_LOCK_TRY) == 0;
+}
+
 int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 {
 	struct fs_inode *d;
 	struct fs_dirent de;
+	bool held;
 	int ret;
 
 	if (!strcmp(name, ".") || !strcmp(name, ".."))
@@ -111,6 +136,7 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 	if (ret)
 		return ret;
 	fs_dir_pin(d);
+	held = lookup_hold(d);
 	for (unsigned try = 0; ; try++) {
 		struct fs_dc_seen seen = { 0 };
 
@@ -147,6 +173,8 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 		if (ret != -EAGAIN || (ret = again(v, dir, try)))
 			break;
 	}
+	if (held)
+		fs_inode_unlock(d);
 	fs_inode_put(d);
 	if (!ret)
 		ret = fs_getattr(v, de.fd, st);

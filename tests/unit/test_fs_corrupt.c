@@ -229,19 +229,25 @@ static void *restore_later(void *arg)
 }
 
 /* A directory block that fails its checksum for a moment (another host
- * rewriting it in place while we read without the directory's lock) is
- * read again, not reported: every name is found. */
+ * rewriting it in place while we read without the directory's lock: that
+ * host holds it, so lookups cannot take it shared) is read again, not
+ * reported: every name is found. */
 static void test_dir_block_racing(void **state)
 {
+	struct fs_mount_opts mo = { .host = "writer" };
+	const char *specs[1] = { path };
 	uint64_t dir, big, small, a;
-	struct fs_inode *ino;
+	struct fs_inode *ino, *wd;
 	struct fs_stat st;
 	pthread_t t;
-	fs_vol *v;
+	fs_vol *v, *w = NULL;
 
 	(void)state;
 	make_tree(&dir, &big, &small);
 	v = mount1();
+	assert_int_equal(fs_mount(specs, 1, &mo, &w), 0);
+	assert_int_equal(fs_inode_get(w, dir, &wd), 0);
+	assert_int_equal(fs_inode_lock(wd, LK_EXCL, 0), 0);
 	assert_int_equal(fs_inode_get(v, dir, &ino), 0);
 	assert_int_equal(fs_fd_read(v, dir, &ino->fd), 0);
 	assert_int_equal(fs_bmap_get(ino, FS_BLOCK / fs_unit(v, &ino->fd), &a), 0);
@@ -256,6 +262,9 @@ static void test_dir_block_racing(void **state)
 		assert_int_equal(fs_lookup(v, dir, name, &st), 0);
 	}
 	pthread_join(t, NULL);
+	fs_inode_unlock(wd);
+	fs_inode_put(wd);
+	fs_umount(w);
 	fs_umount(v);
 	assert_int_equal(fsck_n(), 0);
 }
