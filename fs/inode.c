@@ -236,12 +236,14 @@ static void drop_kept(struct fs_inode *ino)
 	rw_excl_done(ino);
 }
 
+static void release_hold(struct fs_inode *ino);
+
 int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 {
 	struct fs_vol *v = ino->v;
 	enum lk_mode was;
 	struct fs_fd fd;
-	bool fresh, try = timeout_ms == FS_LOCK_TRY;
+	bool fresh, try = timeout_ms == FS_LOCK_TRY, upgraded = false;
 	int ret = 0;
 
 	if (v->rdonly || !v->lk)
@@ -266,8 +268,35 @@ int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 		drop_kept(ino);
 		was = LK_FREE;
 	}
+	if (was == LK_SHARED && mode == LK_EXCL && !try) {
+		bool idle;
+
+		/* An upgrade of a hold nothing of ours uses (a directory kept
+		 * shared for lookups): another host holding it shared may be
+		 * upgrading too, and two upgrades would wait for each other
+		 * until both give up.  Unless it converts at once, our shared
+		 * hold goes and the lock is taken afresh, in line (the
+		 * waiter mark and hand-over order the hosts). */
+		pthread_mutex_lock(&ino->m);
+		idle = ino->lock_users == 0 && !ino->opens_ro && !ino->opens_rw;
+		pthread_mutex_unlock(&ino->m);
+		if (idle) {
+			ret = lk_convert(ino->lock, LK_EXCL, 0);
+			if (ret == 0) {
+				upgraded = true;
+			} else if (ret == -EBUSY) {
+				release_hold(ino);
+				was = LK_FREE;
+				ret = 0;
+			} else {
+				goto out;
+			}
+		}
+	}
 	if (was != mode && was != LK_EXCL) {
-		if (was == LK_FREE)
+		if (upgraded)
+			ret = 0;
+		else if (was == LK_FREE)
 			ret = lk_acquire(ino->lock, mode, timeout_ms);
 		else
 			ret = lk_convert(ino->lock, mode, timeout_ms);
