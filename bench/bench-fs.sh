@@ -22,8 +22,9 @@
 #    mp_alloc_io).  On a virtual disk every physically contiguous run of a
 #    buffer is one descriptor: with ordinary pages a 1 MiB result depends
 #    on where the kernel happened to put them (library / raw at 1 MiB depth
-#    4 per repetition 1.22, 0.63, 0.62 in one run).  Without root, or if the kernel refuses the pages,
-#    both use ordinary pages and the report says so.
+#    4 per repetition 1.22, 0.63, 0.62 in one run).  Without root, or if
+#    the kernel refuses the pages, both use ordinary pages and the report
+#    says so.
 # 2. File creates per second through FUSE (open O_CREAT|O_EXCL + close):
 #    one host in one directory, then two hosts (two vmfsd on the same volume)
 #    at once in two directories; target: two hosts >= 1.5x one.  The LUN

@@ -382,7 +382,7 @@ struct tbuf {
 	size_t len;
 };
 static __thread struct tbuf tbuf;
-static pthread_key_t tbuf_key;     /* frees it when an idle worker exits */
+static pthread_key_t tbuf_key;     /* frees it when a worker ends */
 
 static void tbuf_free(void *arg)
 {
