@@ -238,12 +238,25 @@ static void drop_kept(struct fs_inode *ino)
 
 static void release_hold(struct fs_inode *ino);
 
+/* A shared hold to make exclusive that no lookup or open of ours uses. */
+static bool upgrade_alone(struct fs_inode *ino, enum lk_mode mode)
+{
+	bool alone;
+
+	if (mode != LK_EXCL || ino->held != LK_SHARED)
+		return false;
+	pthread_mutex_lock(&ino->m);
+	alone = ino->lock_users == 0 && !ino->opens_ro && !ino->opens_rw;
+	pthread_mutex_unlock(&ino->m);
+	return alone;
+}
+
 int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 {
 	struct fs_vol *v = ino->v;
 	enum lk_mode was;
 	struct fs_fd fd;
-	bool fresh, try = timeout_ms == FS_LOCK_TRY, upgraded = false;
+	bool fresh, try = timeout_ms == FS_LOCK_TRY;
 	int ret = 0;
 
 	if (v->rdonly || !v->lk)
@@ -268,38 +281,26 @@ int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 		drop_kept(ino);
 		was = LK_FREE;
 	}
-	if (was == LK_SHARED && mode == LK_EXCL && !try) {
-		bool idle;
-
-		/* An upgrade of a hold nothing of ours uses (a directory kept
-		 * shared for lookups): another host holding it shared may be
-		 * upgrading too, and two upgrades would wait for each other
-		 * until both give up.  Unless it converts at once, our shared
-		 * hold goes and the lock is taken afresh, in line (the
-		 * waiter mark and hand-over order the hosts). */
-		pthread_mutex_lock(&ino->m);
-		idle = ino->lock_users == 0 && !ino->opens_ro && !ino->opens_rw;
-		pthread_mutex_unlock(&ino->m);
-		if (idle) {
-			ret = lk_convert(ino->lock, LK_EXCL, 0);
-			if (ret == 0) {
-				upgraded = true;
-			} else if (ret == -EBUSY) {
+	if (was != mode && was != LK_EXCL) {
+		if (was == LK_FREE) {
+			ret = lk_acquire(ino->lock, mode, timeout_ms);
+		} else if (!try && upgrade_alone(ino, mode)) {
+			/* An upgrade of a hold nothing of ours uses (a
+			 * directory kept shared for lookups): another host
+			 * holding it shared may be upgrading too, and two
+			 * upgrades would wait for each other until both give
+			 * up.  Unless it converts at once, our shared hold
+			 * goes and the lock is taken afresh, in line (the
+			 * waiter mark and hand-over order the hosts). */
+			ret = lk_convert(ino->lock, mode, 0);
+			if (ret == -EBUSY) {
 				release_hold(ino);
 				was = LK_FREE;
-				ret = 0;
-			} else {
-				goto out;
+				ret = lk_acquire(ino->lock, mode, timeout_ms);
 			}
-		}
-	}
-	if (was != mode && was != LK_EXCL) {
-		if (upgraded)
-			ret = 0;
-		else if (was == LK_FREE)
-			ret = lk_acquire(ino->lock, mode, timeout_ms);
-		else
+		} else {
 			ret = lk_convert(ino->lock, mode, timeout_ms);
+		}
 		/* another host's hold since ours says it works here too,
 		 * unless we only read (shared holds do not exclude each
 		 * other) or held it all along (a conversion: only a wait

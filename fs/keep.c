@@ -43,9 +43,7 @@ uint64_t fs_mono_ns(void)
 
 bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now)
 {
-	if (!__atomic_load_n(&v->keep_running, __ATOMIC_ACQUIRE) ||
-	    __atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE) ||
-	    now < __atomic_load_n(&k->nokeep, __ATOMIC_RELAXED))
+	if (!fs_keep_allowed(v, k, now))
 		return false;
 	if (k->kept && now - k->since >= FS_KEEP_MAX_MS * MS) {
 		__atomic_store_n(&k->nokeep, now + FS_KEEP_PAUSE_MS * MS, __ATOMIC_RELAXED);
