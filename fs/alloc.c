@@ -535,6 +535,7 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 	struct fs_rc rc;
 	struct lk_vol_info li;
 	unsigned got = 0, wait_ms;
+	bool ours_busy = false;
 	int ret = 0;
 
 	*gotp = 0;
@@ -570,8 +571,18 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 				continue;
 			r = lock_cluster(tx, v, ext, area, c,
 					 pass ? wait_ms : 0);
-			if (r == -EBUSY || r == -ETIMEDOUT)
+			if (r == -EBUSY || r == -ETIMEDOUT) {
+				/* another transaction of ours has it for a
+				 * moment: take from the next cluster now but
+				 * leave the cursor here, or one host's
+				 * concurrent writers would move every later
+				 * allocation past this cluster's free space */
+				pthread_mutex_lock(&v->lock);
+				ours_busy |= cc_busy(v, ext,
+					fs_cluster_off(v, ext, area, c));
+				pthread_mutex_unlock(&v->lock);
 				continue;
+			}
 			if (r) {
 				ret = r;
 				goto out;
@@ -601,13 +612,10 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 				ret = r;
 				goto out;
 			}
-			if (rc.nfree) {
+			if (!ours_busy) {
 				pthread_mutex_lock(&v->lock);
-				v->alloc_cursor[t] = (uint32_t)g;
-				pthread_mutex_unlock(&v->lock);
-			} else {
-				pthread_mutex_lock(&v->lock);
-				v->alloc_cursor[t] = (uint32_t)((g + 1) % total);
+				v->alloc_cursor[t] = (uint32_t)(rc.nfree ? g
+							: (g + 1) % total);
 				pthread_mutex_unlock(&v->lock);
 			}
 		}

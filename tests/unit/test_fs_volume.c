@@ -168,6 +168,36 @@ static void test_alloc_free(void **state)
 	fs_umount(v);
 }
 
+/* One host, two transactions at once: the second takes from the next
+ * cluster while the first has the cursor's, but the cursor stays where
+ * the free space is (a third allocation comes back to it). */
+static void test_alloc_own_busy(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mkfs_opts o = mk;
+	uint64_t a[4], b[4], c[4];
+	struct fs_tx *t1, *t2, *t3;
+	fs_vol *v;
+
+	(void)state;
+	o.block_size = 64 << 10;   /* many clusters on a small volume */
+	assert_int_equal(fs_mkfs(specs, 1, &o), 0);
+	v = mount1(p0, "alpha", false);
+	t1 = fs_tx_begin(v);
+	assert_int_equal(fs_alloc(t1, FS_R_FB, 4, a), 0);
+	t2 = fs_tx_begin(v);
+	assert_int_equal(fs_alloc(t2, FS_R_FB, 4, b), 0);
+	assert_int_not_equal(fs_addr_index(b[0]) / 512, fs_addr_index(a[0]) / 512);
+	assert_int_equal(fs_tx_commit(t2), 0);
+	assert_int_equal(fs_tx_commit(t1), 0);
+	t3 = fs_tx_begin(v);
+	assert_int_equal(fs_alloc(t3, FS_R_FB, 4, c), 0);
+	assert_int_equal(fs_tx_commit(t3), 0);
+	assert_int_equal(fs_addr_index(c[0]) / 512, fs_addr_index(a[0]) / 512);
+	assert_int_equal(fs_addr_index(c[0]), fs_addr_index(a[3]) + 1);
+	fs_umount(v);
+}
+
 struct allocer {
 	fs_vol *v;
 	uint64_t a[160];
@@ -513,6 +543,7 @@ int main(void)
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_spanned),
 		cmocka_unit_test(test_alloc_free),
+		cmocka_unit_test(test_alloc_own_busy),
 		cmocka_unit_test(test_two_hosts_alloc),
 		cmocka_unit_test(test_replay_after_death),
 		cmocka_unit_test(test_commit_not_in_place),
