@@ -265,6 +265,13 @@ bool lk_waited(lk_lock *l);
  */
 int lk_lock_wanted(lk_lock *l);
 
+/* Whether our last release found another live host marked as the
+ * record's waiter (it wanted the lock while we held it; the last holder's
+ * release hands the lock over to it).  A caller that keeps locks held past
+ * their use stops doing so for a while for such a lock, as for one it had
+ * to wait for. */
+bool lk_release_wanted(lk_lock *l);
+
 /* The record's version as our last release left it (0: none since the
  * handle was opened, or someone else's change seen since).  A reader that
  * finds the record still at it, and not held exclusively, knows that nobody

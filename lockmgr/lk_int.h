@@ -75,6 +75,8 @@ struct lk_lock {
 	bool cache_valid;
 	bool waited;              /* the last acquire waited for another
 				   * host's hold */
+	bool wanted;              /* our last release found another live
+				   * host marked waiting for the lock */
 	/* an acquire failed after marking us as the record's waiter as
 	 * (mark_slot, mark_gen): settled at close (lock.c settle_mark) */
 	bool mark_left;

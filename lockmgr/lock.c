@@ -397,6 +397,11 @@ bool lk_waited(lk_lock *l)
 	return l->held != LK_FREE && l->waited;
 }
 
+bool lk_release_wanted(lk_lock *l)
+{
+	return l->held == LK_FREE && l->wanted;
+}
+
 uint64_t lk_released_version(lk_lock *l)
 {
 	return l->held == LK_FREE ? l->released_version : 0;
@@ -530,6 +535,18 @@ static unsigned poll_ms(lk_volume *v)
 	return ms > 250 ? 250 : ms < 10 ? 10 : ms;
 }
 
+/* A waiter's pause before its nth look at a busy record: 2 ms doubling up
+ * to poll_ms.  Most holds are short (a directory kept for a few ms after
+ * its last use, a cluster for one transaction) and a release hands the
+ * lock to the marked waiter, so the first looks find it ours soon; a long
+ * hold costs a handful of extra reads before the steady rate. */
+static unsigned wait_ms(lk_volume *v, unsigned n)
+{
+	unsigned ms = n < 8 ? 2u << n : ~0u, cap = poll_ms(v);
+
+	return ms < cap ? ms : cap;
+}
+
 /*
  * Bring the record to "we hold it in mode" (acquire and convert).  Other
  * holders must be compatible: none for exclusive, the same shared mode
@@ -543,6 +560,7 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 	uint64_t deadline = lk_now_ns() + (uint64_t)timeout_ms * 1000000;
 	enum rec_src src;
 	bool waited = false, marked = false;
+	unsigned naps = 0;
 	uint32_t myslot = 0;
 	uint64_t mygen = 0;
 	int ret;
@@ -688,7 +706,7 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 				ret = recovering ? -ETIMEDOUT : -EBUSY;
 				goto out;
 			}
-			lk_sleep_ms(poll_ms(v));
+			lk_sleep_ms(wait_ms(v, naps++));
 			waited = true;
 			src = REC_READ;
 			continue;
@@ -813,13 +831,15 @@ int lk_release(lk_lock *l)
 			goto out;
 		}
 		remove_holder(&r, (uint32_t)me);
+		/* another live host marked as waiting wanted it from us */
+		l->wanted = r.waiter_mode != LK_FREE &&
+			    !(r.waiter.slot == l->held_slot &&
+			      r.waiter.gen == l->held_gen) &&
+			    lk_host_status(v, r.waiter.slot,
+					   r.waiter.gen) == LK_HOST_LIVE;
 		if (r.nholders == 0 && r.waiter_mode != LK_FREE) {
 			/* the last holder: to the waiter if it is live */
-			bool self = r.waiter.slot == l->held_slot &&
-				    r.waiter.gen == l->held_gen;
-
-			if (!self && lk_host_status(v, r.waiter.slot,
-						    r.waiter.gen) == LK_HOST_LIVE) {
+			if (l->wanted) {
 				r.mode = r.waiter_mode;
 				r.holders[0] = r.waiter;
 				r.nholders = 1;

@@ -376,8 +376,9 @@ static void test_handover(void **state)
 	assert_string_equal(li.waiter.name, "bravo");
 	assert_int_equal(li.version, v0);
 	assert_int_equal(lk_lock_wanted(la), 1);
-	/* released: handed over */
+	/* released: handed over, and our release knows it was wanted */
 	assert_int_equal(lk_release(la), 0);
+	assert_true(lk_release_wanted(la));
 	assert_int_equal(lk_lock_info(la, &li), 0);
 	assert_int_equal(li.mode, LK_EXCL);
 	assert_int_equal(li.nholders, 1);
@@ -391,6 +392,8 @@ static void test_handover(void **state)
 	assert_false(lk_cache_valid(lb));
 	assert_int_equal(lk_acquire(la, LK_EXCL, 0), -EBUSY);
 	assert_int_equal(lk_release(lb), 0);
+	/* nobody waited for bravo's hold (alpha's try does not mark) */
+	assert_false(lk_release_wanted(lb));
 	/* alpha takes and releases it without a pause; bravo gets it */
 	sp.l = la;
 	assert_int_equal(pthread_create(&t, NULL, spin_main, &sp), 0);
