@@ -267,6 +267,13 @@ void fs_cluster_keep_expire(struct fs_vol *v, uint64_t now, bool force)
 			    !__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE))
 				fs_log(v, "releasing cluster lock at %llu: %s",
 				       (unsigned long long)off, fs_strerror(r));
+			/* another host waited for it: not kept a while */
+			if (!r && lk_release_wanted(l)) {
+				pthread_mutex_lock(&v->lock);
+				if (e->l == l)
+					fs_keep_contended(&e->keep, now);
+				pthread_mutex_unlock(&v->lock);
+			}
 		}
 		fs_cluster_drop(v, ext, off);
 	}

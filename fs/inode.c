@@ -399,6 +399,9 @@ static void release_hold(struct fs_inode *ino)
 	int r = lk_release(ino->lock);
 
 	ino->keep.released = fs_mono_ns();
+	/* another host waited for our hold: it works here too */
+	if (!r && lk_release_wanted(ino->lock))
+		fs_keep_contended(&ino->keep, ino->keep.released);
 	/* given up: every hold stays for the host that replays us */
 	if (r && r != -LK_E_NOTHELD &&
 	    !__atomic_load_n(&ino->v->abandoned, __ATOMIC_ACQUIRE))

@@ -15,11 +15,16 @@ model_scenario() {
 	bin/mkfs.vmfs -f -L model -H 8 "${specs[@]}" >/dev/null || fail "mkfs"
 	vmfsd_start A "$T/a" "${specs[@]}"
 	mkdir "$T/a/one" "$T/a/two" || fail "mkdir"
+	local t0=$EPOCHREALTIME t1 t2
 	python3 tests/integ/fs_model.py "$seed" "$steps1" "$T/a/one" ||
 		fail "one host (replay: VMFS_MODEL_SEED=$seed)"
+	t1=$EPOCHREALTIME
 	vmfsd_start B "$T/b" "${rev[@]}"
+	t2=$EPOCHREALTIME
 	python3 tests/integ/fs_model.py "$((seed + 1))" "$steps2" "$T/a/two" "$T/b/two" ||
 		fail "two hosts (replay: VMFS_MODEL_SEED=$seed)"
+	echo "time: one host $(python3 -c "print('%.1f' % ($t1 - $t0))") s," \
+		"two hosts $(python3 -c "print('%.1f' % ($EPOCHREALTIME - $t2))") s"
 	vmfsd_stop A
 	vmfsd_stop B
 	bin/fsck.vmfs -n "${specs[@]}" >"$T/fsck.out" 2>&1 ||
