@@ -148,7 +148,7 @@ static void cc_acquired(struct fs_vol *v, lk_lock *l)
 	pthread_mutex_lock(&v->lock);
 	if ((e = cc_of(v, l))) {
 		e->fresh = valid && e->hdr_ok;
-		fs_keep_acquired(&e->keep, waited, valid, fs_mono_ns());
+		fs_keep_acquired(&e->keep, waited, valid, fs_mono_ns(), false);
 	}
 	pthread_mutex_unlock(&v->lock);
 }
@@ -187,7 +187,7 @@ bool fs_cluster_keep(struct fs_vol *v, lk_lock *l)
 
 	pthread_mutex_lock(&v->lock);
 	if ((e = cc_of(v, l))) {
-		keep = fs_keep_policy(v, &e->keep, fs_mono_ns());
+		keep = fs_keep_policy(v, &e->keep, fs_mono_ns(), false);
 		e->keep.kept = keep;
 		if (keep)
 			pthread_cond_signal(&v->keep_cond);
@@ -242,7 +242,7 @@ void fs_cluster_keep_expire(struct fs_vol *v, uint64_t now, bool force)
 		r = e->l == l && e->keep.kept;
 		k = e->keep;
 		pthread_mutex_unlock(&v->lock);
-		if (r && fs_keep_due(&k, l, now, force)) {
+		if (r && fs_keep_due(&k, l, now, force, false)) {
 			pthread_mutex_lock(&v->lock);
 			if (e->l == l) {
 				e->keep = k;
@@ -271,7 +271,7 @@ void fs_cluster_keep_expire(struct fs_vol *v, uint64_t now, bool force)
 			if (!r && lk_release_wanted(l)) {
 				pthread_mutex_lock(&v->lock);
 				if (e->l == l)
-					fs_keep_contended(&e->keep, now);
+					fs_keep_contended(&e->keep, now, false);
 				pthread_mutex_unlock(&v->lock);
 			}
 		}

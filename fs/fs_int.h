@@ -45,6 +45,11 @@ struct fs_orphan {
  * A lock another host waits for, or that our acquire had to wait for or
  * found held by another host since our release less than
  * FS_KEEP_BACKOFF_MS before, is not kept for FS_KEEP_BACKOFF_MS after.
+ * Shared holds (directories a host only reads) back off on their own: a
+ * shared hold a writer waited for stops shared keeping for
+ * FS_KEEP_BACKOFF_MS, a shared try or acquire that met a writer for
+ * FS_KEEP_PAUSE_MS; contention among writers does not (hosts that once
+ * made directories side by side in one parent go on reading it held).
  */
 #define FS_KEEP_IDLE_MS 50
 #define FS_KEEP_MAX_MS 2000
@@ -59,6 +64,7 @@ struct fs_keep {
 	uint64_t since;             /* monotonic ns: the hold began */
 	uint64_t last;              /* the last use ended (atomic) */
 	uint64_t nokeep;            /* not kept before this (atomic) */
+	uint64_t noshare;           /* no shared hold kept before this */
 	uint64_t checked;           /* the record last read for a waiter */
 	uint64_t released;          /* our last release (0: none) */
 };
@@ -191,20 +197,31 @@ void fs_janitor_stop(struct fs_vol *v);
 uint64_t fs_mono_ns(void);
 /* A use of the lock ended and nothing else of ours holds it: true if it is
  * to stay held (k's times updated; the caller sets k->kept). */
-bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now);
+bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now,
+		    bool shared);
 /* Whether a hold taken now may be kept (fs_keep_policy without its
- * bookkeeping): keeper running, volume not given up, no backoff. */
-bool fs_keep_allowed(struct fs_vol *v, const struct fs_keep *k, uint64_t now);
+ * bookkeeping): keeper running, volume not given up, no backoff (of
+ * shared holds if shared). */
+bool fs_keep_allowed(struct fs_vol *v, const struct fs_keep *k, uint64_t now,
+		     bool shared);
 /* A use of a kept hold that took no use of the lock (a lookup in a
  * directory already held): it stays another FS_KEEP_IDLE_MS. */
 void fs_keep_touch(struct fs_keep *k, uint64_t now);
-/* Another host wants the lock: stop keeping it for a while. */
-void fs_keep_contended(struct fs_keep *k, uint64_t now);
-/* Right after our acquire: waited (lk_waited), valid (lk_cache_valid). */
-void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now);
-/* A kept lock is due for release (always when force); l's record is
- * read for a waiting host every FS_KEEP_CHECK_MS. */
-bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force);
+/* Another host wants the lock: stop keeping it (shared: shared holds of
+ * it) for a while. */
+void fs_keep_contended(struct fs_keep *k, uint64_t now, bool shared);
+/* A shared try or acquire met another host's exclusive hold (a writer
+ * in the directory): no shared hold kept for FS_KEEP_PAUSE_MS.  Only a
+ * shared hold that made a writer wait stops them for longer. */
+void fs_keep_met_writer(struct fs_keep *k, uint64_t now);
+/* Right after our acquire: waited (lk_waited), valid (lk_cache_valid),
+ * shared (the hold taken). */
+void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now,
+		      bool shared);
+/* A kept lock (held shared if shared) is due for release (always when
+ * force); l's record is read for a waiting host every FS_KEEP_CHECK_MS. */
+bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force,
+		 bool shared);
 /* The list of kept directories (v->kept), with a reference each (under
  * the inode's lk_m); del clears keep.kept and leaves the reference to the
  * caller's fs_inode_put. */

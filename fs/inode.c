@@ -308,9 +308,12 @@ int fs_inode_lock(struct fs_inode *ino, enum lk_mode mode, unsigned timeout_ms)
 		if (!ret)
 			fs_keep_acquired(&ino->keep, lk_waited(ino->lock),
 					 mode == LK_SHARED || was != LK_FREE ||
-					 lk_cache_valid(ino->lock), fs_mono_ns());
+					 lk_cache_valid(ino->lock), fs_mono_ns(),
+					 mode == LK_SHARED);
+		else if (ret == -EBUSY && mode == LK_SHARED)
+			fs_keep_met_writer(&ino->keep, fs_mono_ns());
 		else if (ret == -EBUSY)
-			fs_keep_contended(&ino->keep, fs_mono_ns());
+			fs_keep_contended(&ino->keep, fs_mono_ns(), false);
 		if (ret == -EBUSY && !try) {
 			char who[128];
 
@@ -396,12 +399,13 @@ out:
 /* Let our hold go on disk (lk_m held, no user left). */
 static void release_hold(struct fs_inode *ino)
 {
+	bool shared = ino->held == LK_SHARED;
 	int r = lk_release(ino->lock);
 
 	ino->keep.released = fs_mono_ns();
 	/* another host waited for our hold: it works here too */
 	if (!r && lk_release_wanted(ino->lock))
-		fs_keep_contended(&ino->keep, ino->keep.released);
+		fs_keep_contended(&ino->keep, ino->keep.released, shared);
 	/* given up: every hold stays for the host that replays us */
 	if (r && r != -LK_E_NOTHELD &&
 	    !__atomic_load_n(&ino->v->abandoned, __ATOMIC_ACQUIRE))
@@ -421,7 +425,7 @@ static void release_hold(struct fs_inode *ino)
 void fs_inode_unlock(struct fs_inode *ino)
 {
 	enum { KEEP, TO_SHARED, RELEASE } what = KEEP;
-	bool dir = false, unkept = false;
+	bool dir = false, unkept = false, shared = false;
 
 	pthread_mutex_lock(&ino->lk_m);
 	pthread_mutex_lock(&ino->m);
@@ -436,11 +440,12 @@ void fs_inode_unlock(struct fs_inode *ino)
 			what = RELEASE;
 		/* exclusive (changed it) or shared (read it: lookups) */
 		dir = ino->valid && ino->fd.type == FS_T_DIR;
+		shared = ino->held == LK_SHARED;
 	}
 	pthread_mutex_unlock(&ino->m);
 	/* a directory's hold may stay for our next operation in it */
 	if (what == RELEASE && dir &&
-	    fs_keep_policy(ino->v, &ino->keep, fs_mono_ns())) {
+	    fs_keep_policy(ino->v, &ino->keep, fs_mono_ns(), shared)) {
 		what = KEEP;
 		if (!ino->keep.kept) {
 			ino->keep.kept = true;
@@ -480,7 +485,8 @@ bool fs_inode_keep_expire(struct fs_inode *ino, uint64_t now, bool force)
 	/* judged even in use: one that is due (wanted, too old) is then
 	 * released by the unlock that ends the use */
 	if (ino->keep.kept &&
-	    (held == LK_FREE || fs_keep_due(&ino->keep, ino->lock, now, force)) &&
+	    (held == LK_FREE ||
+	     fs_keep_due(&ino->keep, ino->lock, now, force, held == LK_SHARED)) &&
 	    idle) {
 		if (held != LK_FREE)
 			release_hold(ino);

@@ -41,12 +41,20 @@ uint64_t fs_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now)
+/* not kept before this: holds of the kind given */
+static uint64_t *backoff_of(struct fs_keep *k, bool shared)
 {
-	if (!fs_keep_allowed(v, k, now))
+	return shared ? &k->noshare : &k->nokeep;
+}
+
+bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now,
+		    bool shared)
+{
+	if (!fs_keep_allowed(v, k, now, shared))
 		return false;
 	if (k->kept && now - k->since >= FS_KEEP_MAX_MS * MS) {
-		__atomic_store_n(&k->nokeep, now + FS_KEEP_PAUSE_MS * MS, __ATOMIC_RELAXED);
+		__atomic_store_n(backoff_of(k, shared), now + FS_KEEP_PAUSE_MS * MS,
+				 __ATOMIC_RELAXED);
 		return false;
 	}
 	if (!k->kept)
@@ -55,11 +63,13 @@ bool fs_keep_policy(struct fs_vol *v, struct fs_keep *k, uint64_t now)
 	return true;
 }
 
-bool fs_keep_allowed(struct fs_vol *v, const struct fs_keep *k, uint64_t now)
+bool fs_keep_allowed(struct fs_vol *v, const struct fs_keep *k, uint64_t now,
+		     bool shared)
 {
 	return __atomic_load_n(&v->keep_running, __ATOMIC_ACQUIRE) &&
 	       !__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE) &&
-	       now >= __atomic_load_n(&k->nokeep, __ATOMIC_RELAXED);
+	       now >= __atomic_load_n(shared ? &k->noshare : &k->nokeep,
+				      __ATOMIC_RELAXED);
 }
 
 void fs_keep_touch(struct fs_keep *k, uint64_t now)
@@ -67,34 +77,53 @@ void fs_keep_touch(struct fs_keep *k, uint64_t now)
 	__atomic_store_n(&k->last, now, __ATOMIC_RELAXED);
 }
 
-void fs_keep_contended(struct fs_keep *k, uint64_t now)
+void fs_keep_contended(struct fs_keep *k, uint64_t now, bool shared)
 {
-	__atomic_store_n(&k->nokeep, now + FS_KEEP_BACKOFF_MS * MS, __ATOMIC_RELAXED);
+	__atomic_store_n(backoff_of(k, shared), now + FS_KEEP_BACKOFF_MS * MS,
+			 __ATOMIC_RELAXED);
 }
 
-void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now)
+void fs_keep_met_writer(struct fs_keep *k, uint64_t now)
 {
+	uint64_t until = now + FS_KEEP_PAUSE_MS * MS;
+
+	if (__atomic_load_n(&k->noshare, __ATOMIC_RELAXED) < until)
+		__atomic_store_n(&k->noshare, until, __ATOMIC_RELAXED);
+}
+
+void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now,
+		      bool shared)
+{
+	/* a shared hold waited for a writer, which has let it go: not kept
+	 * for a moment (holding it would keep nobody waiting now) */
+	if (shared) {
+		if (waited)
+			fs_keep_met_writer(k, now);
+		return;
+	}
 	/* another host held it since our release, and not long ago: it
 	 * works here too (a release long ago says nothing about now) */
 	if (waited || (!valid && k->released &&
 		       now - k->released < FS_KEEP_BACKOFF_MS * MS))
-		fs_keep_contended(k, now);
+		fs_keep_contended(k, now, false);
 }
 
-bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force)
+bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force,
+		 bool shared)
 {
-	if (force || now < __atomic_load_n(&k->nokeep, __ATOMIC_RELAXED) ||
+	if (force || now < __atomic_load_n(backoff_of(k, shared), __ATOMIC_RELAXED) ||
 	    now - __atomic_load_n(&k->last, __ATOMIC_RELAXED) >= FS_KEEP_IDLE_MS * MS)
 		return true;
 	if (now - k->checked >= FS_KEEP_CHECK_MS * MS) {
 		k->checked = now;
 		if (lk_lock_wanted(l) == 1) {
-			fs_keep_contended(k, now);
+			fs_keep_contended(k, now, shared);
 			return true;
 		}
 	}
 	if (now - k->since >= FS_KEEP_MAX_MS * MS) {
-		__atomic_store_n(&k->nokeep, now + FS_KEEP_PAUSE_MS * MS, __ATOMIC_RELAXED);
+		__atomic_store_n(backoff_of(k, shared), now + FS_KEEP_PAUSE_MS * MS,
+				 __ATOMIC_RELAXED);
 		return true;
 	}
 	return false;

@@ -118,7 +118,7 @@ static bool lookup_hold(struct fs_inode *d)
 		fs_keep_touch(&d->keep, now);    /* kept: used now */
 		return false;
 	}
-	if (!fs_keep_allowed(d->v, &d->keep, now))
+	if (!fs_keep_allowed(d->v, &d->keep, now, true))
 		return false;
 	return fs_inode_lock(d, LK_SHARED, FS_LOCK_TRY) == 0;
 }

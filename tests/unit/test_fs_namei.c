@@ -604,6 +604,79 @@ static void test_keep_wanted(void **state)
 	}
 }
 
+struct many {
+	fs_vol *v;
+	uint64_t dir;
+	char prefix[16];
+	int err;
+};
+
+static void *many_main(void *arg)
+{
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct many *m = arg;
+	struct fs_stat st;
+	char name[32];
+
+	for (int i = 0; i < 30 && !m->err; i++) {
+		snprintf(name, sizeof(name), "%s%d", m->prefix, i);
+		m->err = fs_create(m->v, m->dir, name, &a, &st);
+	}
+	return NULL;
+}
+
+/*
+ * Two hosts that changed one directory side by side stop keeping it
+ * exclusively for a while, but a host that then only reads it holds it
+ * shared at once (nobody waits for that): the exclusive backoff does not
+ * stop shared holds.  A round whose pause ran out before the look proves
+ * nothing (a slow run) and is tried again.
+ */
+static void test_keep_share_after_writers(void **state)
+{
+	struct fs_inode *ino;
+	uint64_t d;
+
+	(void)state;
+	d = mk_(va, root, "sidebyside", FS_TYPE_DIR);
+	assert_int_equal(fs_inode_get(vb, d, &ino), 0);
+	for (int round = 0; ; round++) {
+		struct many ma = { va, d, "a", 0 }, mb = { vb, d, "b", 0 };
+		struct fs_stat st;
+		bool held = false, pausing;
+		pthread_t t;
+
+		snprintf(ma.prefix, sizeof(ma.prefix), "a%d_", round);
+		snprintf(mb.prefix, sizeof(mb.prefix), "b%d_", round);
+		assert_int_equal(pthread_create(&t, NULL, many_main, &ma), 0);
+		many_main(&mb);
+		pthread_join(t, NULL);
+		assert_int_equal(ma.err, 0);
+		assert_int_equal(mb.err, 0);
+		for (int i = 0; dir_lock_mode(va, d) == LK_EXCL ||
+				dir_lock_mode(vb, d) == LK_EXCL; i++) {
+			if (i == 300)
+				fail_msg("kept directory lock still held after 3 s");
+			usleep(10000);
+		}
+		usleep(2 * FS_KEEP_PAUSE_MS * 1000);
+		for (int i = 0; i < 5 && !held; i++) {
+			assert_int_equal(fs_lookup(vb, d, "a0_0", &st), 0);
+			held = dir_holders(vb, d) >= 1;
+		}
+		pausing = fs_mono_ns() <
+			  __atomic_load_n(&ino->keep.nokeep, __ATOMIC_RELAXED);
+		if (pausing) {
+			assert_true(held);
+			break;
+		}
+		if (round == 2)
+			fail_msg("no round ended inside bravo's exclusive backoff");
+		usleep(2200000);
+	}
+	fs_inode_put(ino);
+}
+
 static void test_create_open(void **state)
 {
 	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0600 };
@@ -915,6 +988,7 @@ int main(void)
 		cmocka_unit_test(test_keep),
 		cmocka_unit_test(test_keep_shared),
 		cmocka_unit_test(test_keep_wanted),
+		cmocka_unit_test(test_keep_share_after_writers),
 		cmocka_unit_test(test_long_names),
 		cmocka_unit_test(test_cluster_cache),
 		cmocka_unit_test(test_space_back),
