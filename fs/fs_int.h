@@ -517,14 +517,16 @@ void fs_inode_reload(struct fs_inode *ino);
 /* Add the inode's lock to a transaction (it must be held). */
 int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino);
 /* Allocate and initialise a new FD of type in tx; returns its address.
- * The FD's lock record is (re)written free, version above any old one. */
+ * The FD's lock record is (re)written free, or held by this host in hold
+ * (an open that comes with the create), version above any old one. */
 /* lockrec (v->ss bytes, or NULL): the lock record as written. */
 int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		   uint32_t gid, uint64_t parent, struct fs_fd *out,
-		   void *lockrec);
+		   void *lockrec, enum lk_mode hold);
 /* A new file this host just committed (fd as written, lockrec its lock
- * record as written): the inode in memory knows both, so that opening it
- * next reads neither while nobody else touched it. */
+ * record as written, free or held by us): the inode in memory knows both,
+ * so that opening it next reads neither while nobody else touched it (and
+ * a hold written with the file is ours without a compare-and-write). */
 void fs_inode_seed(struct fs_inode *ino, const struct fs_fd *fd,
 		   const void *lockrec);
 /* stat of an FD. */

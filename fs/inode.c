@@ -506,12 +506,14 @@ int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
 	return fs_tx_lock(tx, ino->ext, ino->lock);
 }
 
-/* (Re)write the lock record of a newly allocated FD: free, and with a
- * version above whatever an earlier incarnation left (cur: the sector as
- * read), so that another host's cached view of the old file can never
- * pass for current. */
+/* (Re)write the lock record of a newly allocated FD: free, or held by us
+ * in hold, and with a version above whatever an earlier incarnation left
+ * (cur: the sector as read), so that another host's cached view of the old
+ * file can never pass for current.  Nobody else can use the lock before
+ * the transaction that makes the file commits (the FD is free until then,
+ * and under our cluster lock). */
 static int reset_fd_lock(struct fs_vol *v, uint64_t addr, const void *cur,
-			 void *written)
+			 void *written, enum lk_mode hold)
 {
 	unsigned ss = v->ss, ext = fs_addr_ext(addr);
 	uint64_t off = fs_res_off(v, addr);
@@ -524,12 +526,20 @@ static int reset_fd_lock(struct fs_vol *v, uint64_t addr, const void *cur,
 		return -ENOMEM;
 	if (lk_lockrec_in(cur, &r) == 0)
 		ver = r.version + 1;
-	memset(&r, 0, sizeof(r));
-	r.mode = LK_FREE;
-	r.version = ver;
-	r.self_off = off;
-	memcpy(r.uuid, v->sb.uuid, 16);
-	lk_lockrec_out(&r, b, ss);
+	if (hold != LK_FREE) {
+		ret = lk_lockrec_make_held(v->lk, off, hold, ver, b, ss);
+		if (ret) {
+			free(b);
+			return ret;
+		}
+	} else {
+		memset(&r, 0, sizeof(r));
+		r.mode = LK_FREE;
+		r.version = ver;
+		r.self_off = off;
+		memcpy(r.uuid, v->sb.uuid, 16);
+		lk_lockrec_out(&r, b, ss);
+	}
 	ret = fs_write(v, ext, off, b, ss);
 	if (!ret && written)
 		memcpy(written, b, ss);
@@ -541,18 +551,24 @@ void fs_inode_seed(struct fs_inode *ino, const struct fs_fd *fd,
 		   const void *lockrec)
 {
 	struct fs_vol *v = ino->v;
+	struct lk_lockrec r;
 
-	if (v->rdonly || !v->lk)
+	if (v->rdonly || !v->lk || lk_lockrec_in(lockrec, &r))
 		return;
 	pthread_mutex_lock(&ino->lk_m);
 	if (!ino->lock && lk_lock_open_on(v->lk, v->ext[ino->ext].lun,
 					  ino->slot_off, &ino->lock))
 		goto out;
-	if (ino->held != LK_FREE || lk_lock_seed(ino->lock, lockrec))
+	/* (not seeded: the first acquire finds the hold ours on disk) */
+	if (ino->held != LK_FREE ||
+	    (r.mode == LK_FREE ? lk_lock_seed(ino->lock, lockrec)
+			       : lk_lock_seed_held(ino->lock, lockrec)))
 		goto out;
 	rw_excl(ino);
 	pthread_mutex_lock(&ino->m);
 	install_fd(ino, fd);
+	/* held with no user yet: the open that follows counts itself */
+	__atomic_store_n(&ino->held, (enum lk_mode)r.mode, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&ino->m);
 	rw_excl_done(ino);
 out:
@@ -561,7 +577,7 @@ out:
 
 int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		   uint32_t gid, uint64_t parent, struct fs_fd *out,
-		   void *lockrec)
+		   void *lockrec, enum lk_mode hold)
 {
 	struct fs_vol *v = fs_tx_vol(tx);
 	unsigned char *slot;
@@ -590,7 +606,7 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		memset(&old, 0, sizeof(old));   /* never used, or damaged */
 	/* Nobody can hold the lock of a free FD legitimately: any hold left
 	 * there is from before it was freed (or from another volume). */
-	ret = reset_fd_lock(v, a, slot, lockrec);
+	ret = reset_fd_lock(v, a, slot, lockrec, hold);
 	if (ret)
 		goto out;
 	memset(out, 0, sizeof(*out));

@@ -182,10 +182,11 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 }
 
 /* fs_create; *keep (if not NULL): a reference to the new file's inode,
- * which knows its FD and lock record as written (fs_inode_seed). */
+ * which knows its FD and lock record as written (fs_inode_seed), the
+ * record held by us in hold (LK_FREE: free) for the open that follows. */
 static int create(fs_vol *v, uint64_t dir, const char *name,
 		  const struct fs_create_args *a, struct fs_stat *st,
-		  struct fs_inode **keep)
+		  struct fs_inode **keep, enum lk_mode hold)
 {
 	struct fs_inode *d, *ni = NULL;
 	struct fs_dirent de;
@@ -238,7 +239,7 @@ again:
 	ret = fs_inode_tx(tx, d);
 	if (!ret)
 		ret = fs_inode_alloc(tx, a->type, ftype | (a->mode & 07777),
-				     a->uid, a->gid, dir, &fd, lockrec);
+				     a->uid, a->gid, dir, &fd, lockrec, hold);
 	if (ret)
 		goto abort;
 	if (a->type == FS_TYPE_SYMLINK) {
@@ -306,7 +307,7 @@ end:
 int fs_create(fs_vol *v, uint64_t dir, const char *name,
 	      const struct fs_create_args *a, struct fs_stat *st)
 {
-	return create(v, dir, name, a, st, NULL);
+	return create(v, dir, name, a, st, NULL, LK_FREE);
 }
 
 int fs_create_open(fs_vol *v, uint64_t dir, const char *name,
@@ -319,7 +320,8 @@ int fs_create_open(fs_vol *v, uint64_t dir, const char *name,
 
 	if (a->type != FS_TYPE_FILE)
 		return -EINVAL;
-	ret = create(v, dir, name, a, &s, &ni);
+	ret = create(v, dir, name, a, &s, &ni,
+		     flags == FS_O_RDWR ? LK_EXCL : LK_SHARED);
 	if (ret)
 		return ret;
 	/* the inode stays referenced until the open has it */

@@ -232,6 +232,19 @@ int lk_release(lk_lock *l);
  * is not a free record of this lock or the lock is held.
  */
 int lk_lock_seed(lk_lock *l, const void *rec);
+/*
+ * The record (len bytes, one sector) of a lock its caller makes anew, held
+ * by this host in mode (exclusive or shared) at version: the caller writes
+ * it itself, where no other host can be using the lock yet (a new file's
+ * lock, written before the file is known), saving the compare-and-write of
+ * a first acquire.  After the write, lk_lock_seed_held gives the lock's
+ * handle the hold (-EINVAL if rec is not such a record of this lock, or
+ * the handle holds it already).  lk_lockrec_make_held fails as lk_state
+ * when not joined or fenced.
+ */
+int lk_lockrec_make_held(lk_volume *v, uint64_t off, enum lk_mode mode,
+			 uint64_t version, void *rec, size_t len);
+int lk_lock_seed_held(lk_lock *l, const void *rec);
 
 /* Upgrade (shared -> exclusive, waits for other holders to go) or
  * downgrade (exclusive -> shared / multi-writer). */

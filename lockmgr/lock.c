@@ -890,6 +890,60 @@ int lk_lock_seed(lk_lock *l, const void *rec)
 	return 0;
 }
 
+int lk_lockrec_make_held(lk_volume *v, uint64_t off, enum lk_mode mode,
+			 uint64_t version, void *rec, size_t len)
+{
+	struct lk_lockrec r;
+	int ret = lk_state(v);
+
+	if (ret)
+		return ret;
+	if ((mode != LK_EXCL && mode != LK_SHARED) || !version)
+		return -EINVAL;
+	memset(&r, 0, sizeof(r));
+	r.mode = mode;
+	r.nholders = 1;
+	pthread_mutex_lock(&v->lock);
+	r.holders[0].slot = v->slot;
+	r.holders[0].gen = v->gen;
+	pthread_mutex_unlock(&v->lock);
+	r.version = version;
+	r.self_off = off;
+	r.wall_ns = lk_wall_ns();
+	memcpy(r.uuid, v->hdr.uuid, 16);
+	lk_lockrec_out(&r, rec, len);
+	return 0;
+}
+
+int lk_lock_seed_held(lk_lock *l, const void *rec)
+{
+	lk_volume *v = l->v;
+	struct lk_lockrec r;
+	uint32_t slot;
+	uint64_t gen;
+
+	pthread_mutex_lock(&v->lock);
+	slot = v->slot;
+	gen = v->gen;
+	pthread_mutex_unlock(&v->lock);
+	if (l->held != LK_FREE || lk_lockrec_in(rec, &r) || r.self_off != l->off ||
+	    (r.mode != LK_EXCL && r.mode != LK_SHARED) || r.nholders != 1 ||
+	    r.holders[0].slot != slot || r.holders[0].gen != gen ||
+	    r.waiter_mode != LK_FREE)
+		return -EINVAL;
+	keep_img(l, rec);
+	if (!l->img_ok)
+		return -ENOMEM;
+	l->held = (enum lk_mode)r.mode;
+	l->held_slot = slot;
+	l->held_gen = gen;
+	l->version = r.version;
+	l->waited = false;
+	/* we made it: what the caller knows of it is current */
+	l->cache_valid = true;
+	return 0;
+}
+
 static void host_info(lk_volume *v, const struct lk_holder *from,
 		      struct lk_holder_info *h)
 {

@@ -66,7 +66,7 @@ static uint64_t new_file(fs_vol *v)
 	struct fs_fd fd;
 
 	assert_int_equal(fs_inode_alloc(tx, FS_T_FILE, S_IFREG | 0644, 0, 0,
-					fs_root(v), &fd, NULL), 0);
+					fs_root(v), &fd, NULL, LK_FREE), 0);
 	assert_int_equal(fs_tx_commit(tx), 0);
 	return fd.self;
 }
