@@ -23,8 +23,9 @@
  *            instant, looping acquire, (hold), release for T seconds.
  *            sanlock_acquire never waits for a live owner, so a host that
  *            finds the lease busy (SANLK_ACQUIRE_OWNER_NOWAIT) retries after
- *            --retry-ms, set by bench-lk.sh to the poll period lk_acquire
- *            uses internally, so both sides wait alike.
+ *            2 ms, doubling up to --retry-ms (set by bench-lk.sh to the
+ *            poll period lk_acquire settles at): lk_acquire's own schedule,
+ *            so both sides wait alike.
  *  takeover  --kill daemon: a process on the daemon of --holder-rundir holds
  *            the lease; a process on the daemon of --rundir has registered.
  *            After settle+random(jitter) ms the holder's daemon and the
@@ -296,17 +297,21 @@ static int contend_child(const struct opts *o, int idx, int ready_fd,
 	sleep_until(start);
 	while (now_ns() < end) {
 		uint64_t t0 = now_ns(), w;
+		unsigned nap = 2;
 		int rv;
 
 		/* wait for the lease the way lk_acquire waits for a lock:
-		 * try, and poll again after retry_ms while it is busy */
+		 * try, and look again after 2 ms, doubling up to retry_ms,
+		 * while it is busy */
 		for (;;) {
 			rv = sl.acquire(sock, -1, SANLK_ACQUIRE_OWNER_NOWAIT, 1,
 					&res, NULL);
 			if (!busy(rv) || now_ns() >= end)
 				break;
 			r.busy++;
-			usleep(o->retry_ms * 1000);
+			usleep((nap < o->retry_ms ? nap : o->retry_ms) * 1000);
+			if (nap < o->retry_ms)
+				nap *= 2;
 		}
 		if (busy(rv))
 			break;   /* the run ended while waiting */
