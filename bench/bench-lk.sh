@@ -71,10 +71,11 @@ SIZE_MB=64
 MIB=1048576
 SL_LS=lkbench                      # latency/contention lockspace at 0
 SL_RES=$SL_LS:r0:$SL_FILE:$MIB     # its resource lease at 1 MiB
-# lk_acquire polls a busy record every min(250, max(10, interval/4)) ms
-# (lockmgr/lock.c, poll_ms); latency and contention use the default
-# interval, 3000 ms.  sanlock_acquire never waits for a live owner, so its
-# clients retry after the same period.
+# lk_acquire looks at a busy record again after 2 ms, doubling up to
+# min(250, max(10, interval/4)) ms (lockmgr/lock.c, wait_ms and poll_ms);
+# latency and contention use the default interval, 3000 ms.
+# sanlock_acquire never waits for a live owner, so its clients retry on
+# the same schedule (sanlock_bench --retry-ms: the period it settles at).
 RETRY_MS=250
 
 die() { echo "bench-lk: $*" >&2; exit 1; }
