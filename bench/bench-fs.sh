@@ -245,6 +245,11 @@ PY
 		r2=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
 			"$OUT/ca.json" "$OUT/cb.json")
 		echo "  [$rep/$REPS] $3: creates/s: one host $r1, two hosts $r2"
+		# the files go before the next repetition (outside the timed
+		# runs): the volume's descriptors then last for any number of
+		# repetitions at any rate
+		rm -rf "$1/creates/one-$rep" "$1/creates/a-$rep" "$2/creates/b-$rep" ||
+			die "removing the creates of repetition $rep ($3)"
 		one="$one $r1"
 		two="$two $r2"
 		pair="$pair $(python3 -c "print($r2 / $r1)")"

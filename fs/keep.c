@@ -15,11 +15,14 @@
  * holding it is recovered as one that died mid-operation (journal replay
  * of the transactions made under the version it holds, then the lock
  * broken).  What keeping costs is the time another host waits for it:
- * nothing tells us that someone wants the lock, so a kept lock goes
+ * that host marks itself in the record, which we only see by reading it
+ * (every FS_KEEP_CHECK_MS) or at our release, so a kept lock goes
  * FS_KEEP_IDLE_MS after its last use, a busy one at the end of the first
  * use FS_KEEP_MAX_MS after its hold began (and is then taken per use for
  * FS_KEEP_PAUSE_MS), and a lock that another host used or waited for
- * since our last hold is not kept for FS_KEEP_BACKOFF_MS.
+ * since our last hold is not kept for FS_KEEP_BACKOFF_MS.  Shared holds
+ * (directories this host only reads) have a backoff of their own: only a
+ * writer that waited for one stops them that long (fs_int.h).
  *
  * The keeper thread wakes every FS_KEEP_IDLE_MS / 2 while anything is
  * kept and releases what is due; it never waits for a lock a user has
@@ -94,8 +97,8 @@ void fs_keep_met_writer(struct fs_keep *k, uint64_t now)
 void fs_keep_acquired(struct fs_keep *k, bool waited, bool valid, uint64_t now,
 		      bool shared)
 {
-	/* a shared hold waited for a writer, which has let it go: not kept
-	 * for a moment (holding it would keep nobody waiting now) */
+	/* a shared acquire that waited met a writer (gone now): shared
+	 * holds of it pause a moment, as after a failed try */
 	if (shared) {
 		if (waited)
 			fs_keep_met_writer(k, now);
