@@ -528,6 +528,15 @@ static void remove_holder(struct lk_lockrec *r, uint32_t i)
 		r->mode = LK_FREE;
 }
 
+/* This host's identity in holder lists: its slot and generation now. */
+static void self_id(lk_volume *v, uint32_t *slot, uint64_t *gen)
+{
+	pthread_mutex_lock(&v->lock);
+	*slot = v->slot;
+	*gen = v->gen;
+	pthread_mutex_unlock(&v->lock);
+}
+
 static unsigned poll_ms(lk_volume *v)
 {
 	unsigned ms = v->hdr.interval_ms / 4;
@@ -578,10 +587,7 @@ static int change(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 		ret = lk_state(v);
 		if (ret)
 			goto out;
-		pthread_mutex_lock(&v->lock);
-		myslot = v->slot;
-		mygen = v->gen;
-		pthread_mutex_unlock(&v->lock);
+		self_id(v, &myslot, &mygen);
 
 		ret = get_rec(l, raw, &r, &src);
 		if (ret)
@@ -903,10 +909,7 @@ int lk_lockrec_make_held(lk_volume *v, uint64_t off, enum lk_mode mode,
 	memset(&r, 0, sizeof(r));
 	r.mode = mode;
 	r.nholders = 1;
-	pthread_mutex_lock(&v->lock);
-	r.holders[0].slot = v->slot;
-	r.holders[0].gen = v->gen;
-	pthread_mutex_unlock(&v->lock);
+	self_id(v, &r.holders[0].slot, &r.holders[0].gen);
 	r.version = version;
 	r.self_off = off;
 	r.wall_ns = lk_wall_ns();
@@ -922,10 +925,7 @@ int lk_lock_seed_held(lk_lock *l, const void *rec)
 	uint32_t slot;
 	uint64_t gen;
 
-	pthread_mutex_lock(&v->lock);
-	slot = v->slot;
-	gen = v->gen;
-	pthread_mutex_unlock(&v->lock);
+	self_id(v, &slot, &gen);
 	if (l->held != LK_FREE || lk_lockrec_in(rec, &r) || r.self_off != l->off ||
 	    (r.mode != LK_EXCL && r.mode != LK_SHARED) || r.nholders != 1 ||
 	    r.holders[0].slot != slot || r.holders[0].gen != gen ||

@@ -308,6 +308,16 @@ static enum lk_mode dir_lock_mode(fs_vol *v, uint64_t d)
 	return li.mode;
 }
 
+/* Wait until alpha's kept hold of directory d is gone (idle release). */
+static void wait_dir_released(uint64_t d, unsigned secs)
+{
+	for (unsigned i = 0; dir_lock_mode(va, d) != LK_FREE; i++) {
+		if (i == secs * 100)
+			fail_msg("kept directory lock still held after %u s", secs);
+		usleep(10000);
+	}
+}
+
 struct keep_writer {
 	fs_vol *v;
 	uint64_t dir;
@@ -371,11 +381,7 @@ static void test_keep(void **state)
 		fail_msg("20 creates in a kept directory: %llu compare-and-writes",
 			 (unsigned long long)(c1 - c0));
 	/* gone soon after the last use */
-	for (int i = 0; dir_lock_mode(va, d) != LK_FREE; i++) {
-		if (i == 200)
-			fail_msg("kept directory lock still held after 2 s idle");
-		usleep(10000);
-	}
+	wait_dir_released(d, 2);
 	/* without keeping: the directory and the cluster lock per create */
 	assert_int_equal(fs_mount(specs, 1, &mo, &vc), 0);
 	d2 = mk_(vc, root, "nokeepdir", FS_TYPE_DIR);
@@ -484,11 +490,7 @@ static void test_keep_shared(void **state)
 		snprintf(name, sizeof(name), "n%d", i);
 		mk_(va, d, name, FS_TYPE_FILE);
 	}
-	for (int i = 0; dir_lock_mode(va, d) != LK_FREE; i++) {
-		if (i == 200)
-			fail_msg("kept directory lock still held after 2 s idle");
-		usleep(10000);
-	}
+	wait_dir_released(d, 2);
 	/* bravo reads it: held shared after the first lookup, and the
 	 * lookups and getattrs that follow read the children's FDs only
 	 * (unlocked: the directory's lock record as well, and its FD for
@@ -576,11 +578,7 @@ static void test_keep_wanted(void **state)
 	for (int round = 0; ; round++) {
 		bool held = false;
 
-		for (int i = 0; dir_lock_mode(va, d) != LK_FREE; i++) {
-			if (i == 300)
-				fail_msg("kept directory lock still held after 3 s");
-			usleep(10000);
-		}
+		wait_dir_released(d, 3);
 		/* bravo reads it: held shared; alpha creates in it at once */
 		for (int i = 0; i < 5 && !held; i++) {
 			assert_int_equal(fs_lookup(vb, d, "n0", &st), 0);
@@ -589,11 +587,7 @@ static void test_keep_wanted(void **state)
 		assert_true(held);
 		snprintf(name, sizeof(name), "w%d", round);
 		mk_(va, d, name, FS_TYPE_FILE);
-		for (int i = 0; dir_lock_mode(va, d) != LK_FREE; i++) {
-			if (i == 300)
-				fail_msg("kept directory lock still held after 3 s");
-			usleep(10000);
-		}
+		wait_dir_released(d, 3);
 		/* bravo's next lookup does not hold it */
 		assert_int_equal(fs_lookup(vb, d, name, &st), 0);
 		if (dir_holders(vb, d) == 0)
