@@ -31,8 +31,11 @@
 #    file is written whole before mkfs, as an array presents a LUN (every
 #    block backed).  The same on a sparse LUN file beside it, for
 #    information (ext4 allocates backing blocks at the volume's first
-#    write to each).  Beside them, the device's own gain from a second
-#    stream: fio at depth 1, one job and two.
+#    write to each), and on a LUN file in memory (/dev/shm), where the
+#    device costs next to nothing; the CPUs busy during each run.  Beside
+#    them, the device's own gain from a second stream: fio at depth 1, one
+#    job and two, writes each with fdatasync, writes with as many per
+#    fdatasync as a create made, reads.
 # 3. `ls -l` of a directory of 10,000 files through FUSE, against the same
 #    on the backing file system.
 # Every measurement repeats BENCH_REPS times (raw / library / FUSE
@@ -61,6 +64,7 @@ LUN_LIB=$LUN${BENCH_FS_ENGINE:+?engine=$BENCH_FS_ENGINE}
 MA=$BENCH_DIR/fs-mnt-a
 MB=$BENCH_DIR/fs-mnt-b
 LUNS=$BENCH_DIR/fs-lun-sparse.img
+LUNM=/dev/shm/vmfs-bench-fs-lun-memory.img
 MC=$BENCH_DIR/fs-mnt-c
 MD=$BENCH_DIR/fs-mnt-d
 export VMFSD_RUN_DIR=$BENCH_DIR/run
@@ -89,6 +93,7 @@ stop_hosts() {
 huge_before=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo "")
 cleanup() {
 	stop_hosts
+	rm -f "$LUNM"
 	[ -z "$huge_before" ] ||
 		echo "$huge_before" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
 }
@@ -211,17 +216,30 @@ io_counts() {
 		}
 	} END { print r + 0, w + 0, f + 0, c + 0 }'
 }
+# the machine's CPU time so far: busy and idle (iowait included) ticks
+cpu_ticks() {
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat
+}
+# cpu_busy TICKS0 TICKS1: CPUs busy in between (of $(nproc))
+cpu_busy() {
+	echo "$1 $2" | awk -v n="$(nproc)" '{ b = $3 - $1; i = $4 - $2;
+		printf "%.2f", (b + i > 0 ? n * b / (b + i) : 0) }'
+}
 # creates_run MOUNT_A MOUNT_B LABEL: one host, then two, REPS times; sets
 # c1 (one host, median), c2 (two hosts), cratio (median of the pairs'
-# ratios) and perio_med (I/O per create of the one host: the repetition
-# with the median number of reads)
+# ratios), cpu1 and cpu2 (CPUs busy during each, medians) and perio_med
+# (I/O per create of the one host: the repetition with the median number
+# of reads)
 creates_run() {
-	one="" two="" pair="" perio=""
+	one="" two="" pair="" perio="" busy1="" busy2=""
 	rep=1
 	while [ "$rep" -le "$REPS" ]; do
 		io0=$(io_counts "$1")
+		t0=$(cpu_ticks)
 		"$FS_BENCH" creates --dir "$1/creates/one-$rep" --seconds "$RUNTIME" \
 			--json >"$OUT/c1.json" || die "creates on one host ($3)"
+		t1=$(cpu_ticks)
+		busy1="$busy1 $(cpu_busy "$t0" "$t1")"
 		io1=$(io_counts "$1")
 		r1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["per_s"])' "$OUT/c1.json")
 		# I/O per create (the mkdir of the directory included: one
@@ -234,6 +252,7 @@ a, b = sys.argv[2:6], sys.argv[6:10]
 print(",".join("%.2f" % ((int(y) - int(x)) / n) for x, y in zip(a, b)))
 PY
 )"
+		t0=$(cpu_ticks)
 		"$FS_BENCH" creates --dir "$1/creates/a-$rep" --seconds "$RUNTIME" \
 			--json >"$OUT/ca.json" &
 		pa=$!
@@ -242,6 +261,8 @@ PY
 		pb=$!
 		wait $pa || die "creates on host a ($3)"
 		wait $pb || die "creates on host b ($3)"
+		t1=$(cpu_ticks)
+		busy2="$busy2 $(cpu_busy "$t0" "$t1")"
 		r2=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
 			"$OUT/ca.json" "$OUT/cb.json")
 		echo "  [$rep/$REPS] $3: creates/s: one host $r1, two hosts $r2"
@@ -265,6 +286,8 @@ PY
 )
 	c2=$($BENCH_TOOL median $two)
 	cratio=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $pair))")
+	cpu1=$($BENCH_TOOL median $busy1)
+	cpu2=$($BENCH_TOOL median $busy2)
 }
 
 # the sparse LUN: made anew each run (mkfs only: creates need no data)
@@ -277,14 +300,43 @@ start_host bench-c "$MC" "$LUNS"
 start_host bench-d "$MD" "$LUNS"
 mkdir -p "$MC/creates" "$MD/creates"
 creates_run "$MC" "$MD" "sparse LUN"
-s1=$c1 s2=$c2 sratio=$cratio sperio=$perio_med
+s1=$c1 s2=$c2 sratio=$cratio sperio=$perio_med scpu1=$cpu1 scpu2=$cpu2
 stop_hosts
 rm -f "$LUNS"
+
+# The same on a LUN file in memory (tmpfs), where the device costs next
+# to nothing: what the file system and FUSE make of two hosts on this
+# machine's CPUs alone
+m1="" m2="" mratio="" mperio=""
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+	truncate -s 3G "$LUNM"
+	"$BIN/mkfs.vmfs" -f -L memory -H 8 -i 65536 "$LUNM" >/dev/null
+	start_host bench-c "$MC" "$LUNM"
+	start_host bench-d "$MD" "$LUNM"
+	mkdir -p "$MC/creates" "$MD/creates"
+	creates_run "$MC" "$MD" "LUN in memory"
+	m1=$c1 m2=$c2 mratio=$cratio mperio=$perio_med mcpu1=$cpu1 mcpu2=$cpu2
+	stop_hosts
+	rm -f "$LUNM"
+fi
+
+start_host bench-a "$MA"
+start_host bench-b "$MB"
+# what an interrupted earlier run left (its big directory holds NFILES
+# descriptors) must not run the creates out of descriptors
+rm -rf "$MA/creates" "$MA/big"
+mkdir -p "$MA/creates"
+creates_run "$MA" "$MB" "provisioned LUN"
+rm -rf "$MA/creates"
 
 # The device's own gain from a second stream, beside the creates: fio at
 # depth 1 on the raw file, one job and two (a create is a chain of such
 # commands, each waiting for the last): 4 KiB random writes each followed
-# by fdatasync, and 4 KiB random reads
+# by fdatasync; the same with as many writes per fdatasync as the
+# provisioned LUN's creates made (writes / flushes per create, rounded);
+# and 4 KiB random reads
+mixn=$(echo "$perio_med" | awk -F'|' '{ w = $3 + 0; f = $4 + 0;
+	n = f > 0 ? int(w / f + 0.5) : 1; print n < 1 ? 1 : n }')
 fio_iops() { # rw numjobs extra...
 	rw=$1 nj=$2
 	shift 2
@@ -296,29 +348,25 @@ import json, sys
 j = json.load(sys.stdin)["jobs"][0]
 print("%.0f" % (j["read"]["iops"] + j["write"]["iops"]))'
 }
-dsync="" dread=""
+dsync="" dmix="" dread=""
 rep=1
 while [ "$rep" -le "$REPS" ]; do
 	w1=$(fio_iops randwrite 1 --fdatasync=1)
 	w2=$(fio_iops randwrite 2 --fdatasync=1)
+	x1=$(fio_iops randwrite 1 --fdatasync="$mixn")
+	x2=$(fio_iops randwrite 2 --fdatasync="$mixn")
 	r1=$(fio_iops randread 1)
 	r2=$(fio_iops randread 2)
-	echo "  [$rep/$REPS] fio depth 1: write+fdatasync $w1 / $w2 IOPS, read $r1 / $r2 IOPS (one job / two)"
+	echo "  [$rep/$REPS] fio depth 1: write+fdatasync $w1 / $w2 IOPS, $mixn writes+fdatasync $x1 / $x2, read $r1 / $r2 IOPS (one job / two)"
 	dsync="$dsync $(python3 -c "print($w2 / $w1)")"
+	dmix="$dmix $(python3 -c "print($x2 / $x1)")"
 	dread="$dread $(python3 -c "print($r2 / $r1)")"
 	rep=$((rep + 1))
 done
 dsync=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $dsync))")
+dmix=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $dmix))")
 dread=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $dread))")
 
-start_host bench-a "$MA"
-start_host bench-b "$MB"
-# what an interrupted earlier run left (its big directory holds NFILES
-# descriptors) must not run the creates out of descriptors
-rm -rf "$MA/creates" "$MA/big"
-mkdir -p "$MA/creates"
-creates_run "$MA" "$MB" "provisioned LUN"
-rm -rf "$MA/creates"
 
 # ---- 3. ls -l of a big directory --------------------------------------------
 rm -rf "$MA/big" "$BENCH_DIR/fs-native-dir"
@@ -404,18 +452,26 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	echo "The volume's LUN file was written whole before mkfs (provisioned, as"
 	echo "an array presents a LUN); the sparse row is the same on a 3 GiB sparse"
 	echo "LUN file formatted for it (ext4 allocates backing blocks at the"
-	echo "volume's first write to each).  The target applies to the provisioned"
-	echo "LUN."
+	echo "volume's first write to each); the memory row on a sparse LUN file in"
+	echo "/dev/shm (tmpfs: the device costs next to nothing, what is left is the"
+	echo "file system, FUSE and the CPUs).  The target applies to the provisioned"
+	echo "LUN.  CPUs busy: of the machine's $(nproc), from /proc/stat over each run"
+	echo "(medians)."
 	echo
-	echo "| LUN | one host creates/s | two hosts creates/s | two / one |"
-	echo "|---|--:|--:|--:|"
-	echo "| provisioned | $c1 | $c2 | $cratio |"
-	echo "| sparse | $s1 | $s2 | $sratio |"
+	echo "| LUN | one host creates/s | two hosts creates/s | two / one | CPUs busy, one host | CPUs busy, two hosts |"
+	echo "|---|--:|--:|--:|--:|--:|"
+	echo "| provisioned | $c1 | $c2 | $cratio | $(printf %.2f "$cpu1") | $(printf %.2f "$cpu2") |"
+	echo "| sparse | $s1 | $s2 | $sratio | $(printf %.2f "$scpu1") | $(printf %.2f "$scpu2") |"
+	if [ -n "$m1" ]; then
+		echo "| memory (tmpfs) | $m1 | $m2 | $mratio | $(printf %.2f "$mcpu1") | $(printf %.2f "$mcpu2") |"
+	fi
 	echo
 	echo "The device's own gain from a second stream in the same run (fio"
 	echo "\`--ioengine=psync --bs=4k --direct=1\` on the raw file, two jobs / one,"
 	echo "median of the per-repetition ratios): 4 KiB random writes each followed"
-	echo "by fdatasync ${dsync}x, 4 KiB random reads ${dread}x."
+	echo "by fdatasync ${dsync}x; with $mixn writes per fdatasync (\`--fdatasync=$mixn\`,"
+	echo "the provisioned creates' writes per flush) ${dmix}x; 4 KiB random reads"
+	echo "${dread}x."
 	echo
 	echo "I/O per create of the one host on its LUN (the device layer's counters"
 	echo "from \`vmkfstools -P\` before and after; the repetition with the median"
@@ -425,6 +481,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	echo "|---|--:|--:|--:|--:|"
 	echo "| provisioned $perio_med"
 	echo "| sparse $sperio"
+	[ -z "$m1" ] || echo "| memory (tmpfs) $mperio"
 	echo
 	echo "Result: $cverdict."
 	echo
