@@ -57,6 +57,7 @@
 #include "fs/fs_int.h"
 
 #define MAXF 100000
+#define LIVEF 200
 
 static void fill(unsigned char *b, size_t len, uint32_t seed, uint64_t off)
 {
@@ -111,6 +112,10 @@ static int workload(fs_vol *v, uint64_t dir, unsigned seed)
 	for (;;) {
 		int op = rand() % 6;
 
+		/* at most LIVEF files at once: a fast run must not use up
+		 * the small test volumes' descriptors before its kill */
+		if (n >= LIVEF && op < 3)
+			op = 5;
 		if (op < 3 || n < 3) {
 			struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
 			uint32_t fseed = (uint32_t)rand();
@@ -130,11 +135,20 @@ static int workload(fs_vol *v, uint64_t dir, unsigned seed)
 				fprintf(stderr, "create: %s\n", fs_strerror(ret));
 				return 1;
 			}
-			if (fs_pwrite(f, b, half, 0) != (ssize_t)half ||
-			    fs_pwrite(f, b + half, size - half, half) !=
-				    (ssize_t)(size - half) ||
-			    fs_fsync(f) || fs_close(f)) {
-				fprintf(stderr, "write failed\n");
+			ssize_t w1 = fs_pwrite(f, b, half, 0), w2 = 0;
+			int rs = 0, rc = 0;
+
+			if (w1 == (ssize_t)half)
+				w2 = fs_pwrite(f, b + half, size - half, half);
+			if (w1 == (ssize_t)half && w2 == (ssize_t)(size - half))
+				rs = fs_fsync(f);
+			rc = fs_close(f);
+			if (w1 != (ssize_t)half || w2 != (ssize_t)(size - half) ||
+			    rs || rc) {
+				fprintf(stderr, "write failed: %s (%zu bytes): "
+					"write %zd, write %zd, fsync %s, close %s\n",
+					names[n], size, w1, w2, fs_strerror(rs),
+					fs_strerror(rc));
 				return 1;
 			}
 			free(b);
