@@ -513,6 +513,8 @@ static int unit_fill(struct fs_vol *v, uint64_t a, uint64_t unit, uint64_t from,
 	return ret;
 }
 
+static int convert(struct fs_inode *ino, uint64_t new_size, bool to_fb);
+
 /*
  * Move a file out of inline data, or out of sub-blocks once it outgrows
  * them (new_size), into units able to hold new_size.  Data first, then the
@@ -520,21 +522,28 @@ static int unit_fill(struct fs_vol *v, uint64_t a, uint64_t unit, uint64_t from,
  */
 int fs_file_convert(struct fs_inode *ino, uint64_t new_size)
 {
+	return convert(ino, new_size,
+		       new_size > (uint64_t)FS_SB_DIRECT_MAX * ino->v->sb.sb_size);
+}
+
+/* fs_file_convert, into file blocks if to_fb (and if the volume has no
+ * sub-block left: a small file then takes a file block, as a big one) */
+static int convert(struct fs_inode *ino, uint64_t new_size, bool to_fb)
+{
 	struct fs_vol *v = ino->v;
 	struct fs_fd *fd = &ino->fd;
-	bool to_fb = new_size > (uint64_t)FS_SB_DIRECT_MAX * v->sb.sb_size;
-	enum fs_rtype t = to_fb ? FS_R_FB : FS_R_SB;
-	uint64_t unit = to_fb ? v->sb.block_size : v->sb.sb_size;
-	uint64_t nunits = (fd->size + unit - 1) / unit, old[FS_SB_DIRECT_MAX];
-	uint64_t newa[FS_SB_DIRECT_MAX] = { 0 };
+	enum fs_rtype t;
+	uint64_t unit, nunits, old[FS_SB_DIRECT_MAX];
+	uint64_t newa[FS_SB_DIRECT_MAX];
 	unsigned char *data = NULL;
 	struct fs_tx *tx;
-	unsigned nold = 0;
+	unsigned nold;
 	int ret;
 
+	(void)new_size;
 	if (fd->map == FS_MAP_DIRECT && fd->unit == FS_UNIT_SB && !to_fb)
 		return 0;   /* sub-blocks still do */
-	if (nunits > FS_SB_DIRECT_MAX)
+	if ((fd->size + v->sb.sb_size - 1) / v->sb.sb_size > FS_SB_DIRECT_MAX)
 		return -EINVAL;
 	data = fs_balloc(fd->size ? fd->size : 1);
 	if (!data)
@@ -543,6 +552,12 @@ int fs_file_convert(struct fs_inode *ino, uint64_t new_size)
 		ret = -EIO;
 		goto out;
 	}
+again:
+	t = to_fb ? FS_R_FB : FS_R_SB;
+	unit = to_fb ? v->sb.block_size : v->sb.sb_size;
+	nunits = (fd->size + unit - 1) / unit;
+	nold = 0;
+	memset(newa, 0, sizeof(newa));
 	tx = fs_tx_begin(v);
 	if (!tx) {
 		ret = -ENOMEM;
@@ -551,6 +566,13 @@ int fs_file_convert(struct fs_inode *ino, uint64_t new_size)
 	ret = fs_inode_tx(tx, ino);
 	if (!ret && nunits)
 		ret = fs_alloc(tx, t, (unsigned)nunits, newa);
+	if (ret == -ENOSPC && !to_fb) {
+		/* no sub-block left anywhere: file blocks then (nothing of
+		 * fd changed yet: what is not committed of it stays) */
+		fs_tx_abort(tx);
+		to_fb = true;
+		goto again;
+	}
 	for (uint64_t i = 0; !ret && i < nunits; i++) {
 		uint64_t n = fd->size - i * unit < unit ? fd->size - i * unit : unit;
 
@@ -566,7 +588,10 @@ int fs_file_convert(struct fs_inode *ino, uint64_t new_size)
 	}
 	if (ret) {
 		fs_tx_abort(tx);
-		fs_inode_reload(ino);
+		/* out of space: fd is as it was (its size and times not
+		 * committed yet included); otherwise read it again */
+		if (ret != -ENOSPC)
+			fs_inode_reload(ino);
 		goto out;
 	}
 	memset(fd->addr, 0, sizeof(fd->addr));
@@ -768,11 +793,16 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 	bool reserve = fb && (off + done) / unit * unit < fd->size;
 	struct fs_tx *tx = fs_tx_begin(v);
 	unsigned nnew = 0, nahead = ino->nahead;
-	bool seq = sequential(ino, (off + done) / unit);
+	bool seq = sequential(ino, (off + done) / unit), dirty;
+	struct fs_fd saved;
 	int ret;
 
 	if (!tx)
 		return -ENOMEM;
+	pthread_mutex_lock(&ino->m);
+	saved = *fd;
+	dirty = ino->fd_dirty;
+	pthread_mutex_unlock(&ino->m);
 	ret = fs_inode_tx(tx, ino);
 	while (!ret && done < len && nnew < TX_UNITS) {
 		uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
@@ -823,6 +853,19 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 		ino->fd_dirty = false;
 		pthread_mutex_unlock(&ino->m);
 		ret = put_fd(tx, ino);
+	}
+	if (ret == -ENOSPC) {
+		/* fd as before this transaction, what was not committed of
+		 * it before included (earlier writes' size and times): the
+		 * writer may go on (another kind of unit, a smaller write) */
+		fs_tx_abort(tx);
+		ino->nahead = nahead;
+		pthread_mutex_lock(&ino->m);
+		*fd = saved;
+		ino->fd_dirty = dirty;
+		pthread_mutex_unlock(&ino->m);
+		fs_bmap_forget(ino);
+		return ret;
 	}
 	if (ret) {
 		fs_tx_abort(tx);
@@ -897,6 +940,13 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 			break;
 		if (!a) {
 			ret = write_holes(ino, buf, len, off, &done);
+			if (ret == -ENOSPC && fd->unit == FS_UNIT_SB) {
+				/* no sub-block left: the file goes to file
+				 * blocks (allocated, or ENOSPC for good) */
+				ret = convert(ino, end > fd->size ? end : fd->size,
+					      true);
+				unit = fs_unit(v, fd);
+			}
 			if (ret)
 				break;
 			continue;

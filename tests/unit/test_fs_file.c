@@ -223,6 +223,103 @@ static void test_open_lock(void **state)
 	assert_int_equal(fs_close(fb), 0);
 }
 
+/*
+ * Sub-blocks (the small files' units) run out before file blocks: small
+ * files then take file blocks, and nothing a writer was told is written
+ * goes (a file's size grown in memory, not yet committed, included).
+ */
+static void test_sub_blocks_run_out(void **state)
+{
+	struct fs_mkfs_opts m = mk;
+	unsigned char *b = malloc(128 << 10), *r = malloc(128 << 10);
+	const char *specs[1];
+	struct fs_mount_opts mo = { .host = "sbfull" };
+	struct fs_stat st;
+	uint64_t inos[100], y, z;
+	char small[256];
+	unsigned in_fb = 0;
+	fs_vol *vs;
+	fs_file *f, *fy, *fz;
+
+	(void)state;
+	/* 256 descriptors: 512 sub-blocks of 8 KiB */
+	m.files = 256;
+	tu_make_file(small, sizeof(small), "fssb", 160ull << 20);
+	specs[0] = small;
+	assert_int_equal(fs_mkfs(specs, 1, &m), 0);
+	assert_int_equal(fs_mount(specs, 1, &mo, &vs), 0);
+	/* y: 10 KiB in sub-blocks, its second one mapped past its size */
+	y = new_file(vs);
+	assert_int_equal(fs_open(vs, y, FS_O_RDWR, &fy), 0);
+	tu_fill(b, 20 << 10, 7);
+	assert_int_equal(fs_pwrite(fy, b, 10 << 10, 0), 10 << 10);
+	assert_int_equal(fs_fsync(fy), 0);
+	/* z: 500 bytes, inline in its descriptor */
+	z = new_file(vs);
+	assert_int_equal(fs_open(vs, z, FS_O_RDWR, &fz), 0);
+	assert_int_equal(fs_pwrite(fz, b, 500, 0), 500);
+	assert_int_equal(fs_fsync(fz), 0);
+	/* 60 files of 100 KiB (13 sub-blocks each): the sub-blocks run out
+	 * on the way, every write still succeeds */
+	for (unsigned i = 0; i < 60; i++) {
+		inos[i] = new_file(vs);
+		assert_int_equal(fs_open(vs, inos[i], FS_O_RDWR, &f), 0);
+		tu_fill(b, 100 << 10, 100 + i);
+		assert_int_equal(fs_pwrite(f, b, 100 << 10, 0), 100 << 10);
+		assert_int_equal(fs_fstat(f, &st), 0);
+		if (st.alloc >= mk.block_size)
+			in_fb++;
+		assert_int_equal(fs_close(f), 0);
+	}
+	assert_true(in_fb > 0 && in_fb < 60);
+	/* the last few sub-blocks: 8 KiB files until one takes a file block */
+	for (unsigned i = 0; ; i++) {
+		assert_true(i < 20);
+		assert_int_equal(fs_open(vs, new_file(vs), FS_O_RDWR, &f), 0);
+		assert_int_equal(fs_pwrite(f, b, 8 << 10, 0), 8 << 10);
+		assert_int_equal(fs_fstat(f, &st), 0);
+		assert_int_equal(fs_close(f), 0);
+		if (st.alloc >= mk.block_size)
+			break;
+	}
+	/* z outgrows its descriptor: its 500 bytes move to a file block */
+	tu_fill(b, 20 << 10, 7);
+	assert_int_equal(fs_pwrite(fz, b + 500, 3000, 500), 3000);
+	assert_int_equal(fs_fstat(fz, &st), 0);
+	assert_true(st.alloc >= mk.block_size);
+	assert_int_equal(fs_pread(fz, r, 3500, 0), 3500);
+	assert_memory_equal(r, b, 3500);
+	assert_int_equal(fs_close(fz), 0);
+	/* y grows inside its mapped sub-block (in memory only), then past
+	 * it, where it needs a unit the volume has no sub-block for */
+	assert_int_equal(fs_pwrite(fy, b + (10 << 10), 4 << 10, 10 << 10), 4 << 10);
+	assert_int_equal(fs_pwrite(fy, b + (16 << 10), 4 << 10, 16 << 10), 4 << 10);
+	assert_int_equal(fs_fstat(fy, &st), 0);
+	assert_int_equal(st.size, 20 << 10);
+	assert_true(st.alloc >= mk.block_size);
+	memset(r, 0xee, 20 << 10);
+	assert_int_equal(fs_pread(fy, r, 20 << 10, 0), 20 << 10);
+	assert_memory_equal(r, b, 14 << 10);
+	for (unsigned i = 14 << 10; i < 16 << 10; i++)
+		assert_int_equal(r[i], 0);
+	assert_memory_equal(r + (16 << 10), b + (16 << 10), 4 << 10);
+	assert_int_equal(fs_close(fy), 0);
+	/* and everything reads back, after a remount */
+	fs_umount(vs);
+	assert_int_equal(fs_mount(specs, 1, &mo, &vs), 0);
+	for (unsigned i = 0; i < 60; i++) {
+		assert_int_equal(fs_open(vs, inos[i], FS_O_RDONLY, &f), 0);
+		tu_fill(b, 100 << 10, 100 + i);
+		assert_int_equal(fs_pread(f, r, 100 << 10, 0), 100 << 10);
+		assert_memory_equal(r, b, 100 << 10);
+		assert_int_equal(fs_close(f), 0);
+	}
+	fs_umount(vs);
+	unlink(small);
+	free(b);
+	free(r);
+}
+
 static void test_enospc(void **state)
 {
 	unsigned char *b = malloc(1 << 20);
@@ -1024,6 +1121,7 @@ int main(void)
 		cmocka_unit_test(test_aio_from_callback),
 		cmocka_unit_test(test_aio_lock_change),
 		cmocka_unit_test(test_fsync_fails),
+		cmocka_unit_test(test_sub_blocks_run_out),
 	};
 
 	return cmocka_run_group_tests_name("fs_file", tests, setup, teardown);
