@@ -173,6 +173,34 @@ uint64_t fs_root(fs_vol *v);
 /* Attributes of a file (read without locks). */
 int fs_getattr(fs_vol *v, uint64_t ino, struct fs_stat *st);
 
+/*
+ * Caches outside the library (vmfsd: the kernel's directory entries and
+ * attributes) that stay current only while this host holds a directory's
+ * lock: nobody else can change the directory then.
+ *
+ * fs_cache_hold: whether this host holds directory ino's lock now (any
+ * mode, in use or kept); if so, *token is the hold's, and before that hold
+ * goes (released, or found lost) the drop hook is called for ino.  Never
+ * waits (false when the lock is being changed).  Ask before reading what
+ * is to be cached, and fs_cache_still after: true when the same hold was
+ * there throughout, so that what was read in between was read under it.
+ *
+ * The drop hook, in the thread that lets the hold go and before it goes
+ * (its lock taken: it must not call into the library):
+ *   drop(arg, ino, false)  the hold on directory ino goes;
+ *   drop(arg, ino, true)   this host is changing directory ino (a
+ *                          transaction of the calling thread);
+ *   drop(arg, 0, false)    the volume was given up: nothing held is
+ *                          known to be current.
+ */
+struct fs_cache_hooks {
+	void (*drop)(void *arg, uint64_t ino, bool changed);
+	void *arg;
+};
+void fs_set_cache_hooks(fs_vol *v, const struct fs_cache_hooks *h);
+bool fs_cache_hold(fs_vol *v, uint64_t ino, uint64_t *token);
+bool fs_cache_still(fs_vol *v, uint64_t ino, uint64_t token);
+
 typedef struct fs_file fs_file;
 
 #define FS_O_RDONLY 0

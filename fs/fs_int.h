@@ -139,6 +139,9 @@ struct fs_vol {
 	/* Locks kept held after their last use (keep.c): the directories
 	 * (their inodes, each with a reference) and, in ccache, clusters */
 	struct fs_inode *kept;
+	/* fs_set_cache_hooks (cache_arg first, then cache_drop, atomic) */
+	void (*cache_drop)(void *arg, uint64_t ino, bool changed);
+	void *cache_arg;
 	bool keep_stop;              /* the keeper thread */
 	bool keep_running;
 	pthread_cond_t keep_cond;
@@ -420,6 +423,11 @@ struct fs_inode {
 	 * I/O on the same LUN may wait behind). */
 	pthread_mutex_t lk_m;
 	lk_lock *lock;              /* opened under lk_m, then fixed */
+	/* Under lk_m: a cache outside the library relies on our hold
+	 * (fs_cache_hold; the drop hook runs before it goes), and the
+	 * number of holds lost so far (fs_cache_still's token). */
+	bool cached_out;
+	uint64_t holds_lost;
 
 	pthread_mutex_t m;          /* the fields below */
 	/* held changes under lk_m, m and (from LK_FREE) rw exclusive, so
@@ -516,6 +524,8 @@ void fs_inode_unlock(struct fs_inode *ino);
 void fs_inode_reload(struct fs_inode *ino);
 /* Add the inode's lock to a transaction (it must be held). */
 int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino);
+/* Call the drop hook of fs_set_cache_hooks, if any (fs.h). */
+void fs_cache_drop(struct fs_vol *v, uint64_t addr, bool changed);
 /* Allocate and initialise a new FD of type in tx; returns its address.
  * The FD's lock record is (re)written free, or held by this host in hold
  * (an open that comes with the create), version above any old one. */

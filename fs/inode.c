@@ -75,6 +75,8 @@ int fs_fd_put(struct fs_tx *tx, const struct fs_fd *fd)
 	return ret;
 }
 
+static void hold_goes(struct fs_inode *ino);
+
 int fs_inode_get(struct fs_vol *v, uint64_t addr, struct fs_inode **out)
 {
 	struct fs_inode *ino;
@@ -132,8 +134,11 @@ void fs_inode_put(struct fs_inode *ino)
 		}
 	}
 	pthread_mutex_unlock(&v->lock);
-	if (ino->lock)
+	if (ino->lock) {
+		if (ino->held != LK_FREE)
+			hold_goes(ino);
 		lk_lock_close(ino->lock);   /* releases a hold left over */
+	}
 	pthread_rwlock_destroy(&ino->rw);
 	pthread_mutex_destroy(&ino->lk_m);
 	pthread_mutex_destroy(&ino->m);
@@ -219,12 +224,22 @@ static void rw_excl_done(struct fs_inode *ino)
 	pthread_mutex_unlock(&ino->m);
 }
 
+/* Our hold of ino goes now (lk_m held; or the last reference): what a
+ * cache outside the library keeps under it goes first (fs_cache_hold). */
+static void hold_goes(struct fs_inode *ino)
+{
+	ino->holds_lost++;
+	if (__atomic_exchange_n(&ino->cached_out, false, __ATOMIC_ACQ_REL))
+		fs_cache_drop(ino->v, ino->addr, false);
+}
+
 /* A kept hold the lock manager no longer has (lk_m held, no user): gone
  * here too, and the FD and caches with it.  The list's reference stays
  * until the keeper or an unlock finds it not kept (never dropped under
  * lk_m: it may be the last). */
 static void drop_kept(struct fs_inode *ino)
 {
+	hold_goes(ino);
 	rw_excl(ino);
 	pthread_mutex_lock(&ino->m);
 	__atomic_store_n(&ino->held, LK_FREE, __ATOMIC_RELEASE);
@@ -400,7 +415,10 @@ out:
 static void release_hold(struct fs_inode *ino)
 {
 	bool shared = ino->held == LK_SHARED;
-	int r = lk_release(ino->lock);
+	int r;
+
+	hold_goes(ino);
+	r = lk_release(ino->lock);
 
 	ino->keep.released = fs_mono_ns();
 	/* another host waited for our hold: it works here too */
@@ -503,6 +521,10 @@ int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
 {
 	if (!ino->lock || __atomic_load_n(&ino->held, __ATOMIC_ACQUIRE) != LK_EXCL)
 		return -LK_E_NOTHELD;
+	/* a cache outside relies on our hold: we change what it has (rw
+	 * exclusive: no reader of ours can fill it again meanwhile) */
+	if (__atomic_load_n(&ino->cached_out, __ATOMIC_ACQUIRE))
+		fs_cache_drop(ino->v, ino->addr, true);
 	return fs_tx_lock(tx, ino->ext, ino->lock);
 }
 
@@ -633,4 +655,93 @@ void fs_inode_reload(struct fs_inode *ino)
 	fs_dir_cache_drop(ino);
 	if (fs_fd_read(ino->v, ino->addr, &ino->fd))
 		ino->valid = false;
+}
+
+/* ---- caches outside the library (fs.h) ---------------------------------- */
+
+void fs_set_cache_hooks(fs_vol *v, const struct fs_cache_hooks *h)
+{
+	v->cache_arg = h->arg;
+	__atomic_store_n(&v->cache_drop, h->drop, __ATOMIC_RELEASE);
+}
+
+void fs_cache_drop(struct fs_vol *v, uint64_t addr, bool changed)
+{
+	void (*drop)(void *, uint64_t, bool) =
+		__atomic_load_n(&v->cache_drop, __ATOMIC_ACQUIRE);
+
+	if (drop)
+		drop(v->cache_arg, addr, changed);
+}
+
+/* The inode of addr if this host has it in memory (a reference), or NULL. */
+static struct fs_inode *inode_find(struct fs_vol *v, uint64_t addr)
+{
+	struct fs_inode *in = NULL;
+
+	pthread_mutex_lock(&v->lock);
+	for (struct fs_inode *i = v->inodes; i; i = i->next)
+		if (i->addr == addr)
+			in = i;
+	if (in)
+		in->refs++;
+	pthread_mutex_unlock(&v->lock);
+	return in;
+}
+
+/* lk_m held: a directory this host holds, the hold known to the lock
+ * manager as ours (not fenced, not lost) */
+static bool dir_held(struct fs_inode *ino)
+{
+	bool dir;
+
+	if (__atomic_load_n(&ino->held, __ATOMIC_ACQUIRE) == LK_FREE ||
+	    !ino->lock || lk_check(ino->lock))
+		return false;
+	pthread_mutex_lock(&ino->m);
+	dir = ino->valid && ino->fd.type == FS_T_DIR;
+	pthread_mutex_unlock(&ino->m);
+	return dir;
+}
+
+bool fs_cache_hold(fs_vol *v, uint64_t addr, uint64_t *token)
+{
+	struct fs_inode *ino;
+	bool ok = false;
+
+	if (!__atomic_load_n(&v->cache_drop, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE))
+		return false;
+	ino = inode_find(v, addr);
+	if (!ino)
+		return false;
+	if (pthread_mutex_trylock(&ino->lk_m) == 0) {
+		ok = dir_held(ino);
+		if (ok) {
+			__atomic_store_n(&ino->cached_out, true, __ATOMIC_RELEASE);
+			*token = ino->holds_lost;
+		}
+		pthread_mutex_unlock(&ino->lk_m);
+	}
+	fs_inode_put(ino);
+	return ok;
+}
+
+bool fs_cache_still(fs_vol *v, uint64_t addr, uint64_t token)
+{
+	struct fs_inode *ino;
+	bool ok = false;
+
+	if (__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE))
+		return false;
+	ino = inode_find(v, addr);
+	if (!ino)
+		return false;
+	if (pthread_mutex_trylock(&ino->lk_m) == 0) {
+		ok = dir_held(ino) && ino->holds_lost == token &&
+		     __atomic_load_n(&ino->cached_out, __ATOMIC_ACQUIRE);
+		pthread_mutex_unlock(&ino->lk_m);
+	}
+	fs_inode_put(ino);
+	return ok;
 }

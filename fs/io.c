@@ -54,6 +54,8 @@ void fs_vol_abandon(struct fs_vol *v, const char *why)
 	       "again once the LUN works", why);
 	if (v->lk)
 		lk_abandon(v->lk, why);
+	/* every hold stays on disk, but nothing here is current any more */
+	fs_cache_drop(v, 0, false);
 }
 
 void fs_log(struct fs_vol *v, const char *fmt, ...)

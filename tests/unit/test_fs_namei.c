@@ -995,6 +995,101 @@ static void test_dir_cache_readers(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* ---- caches outside the library (fs_cache_hold, the drop hook) ---------- */
+
+struct hook_rec {
+	pthread_mutex_t m;
+	unsigned changed, gone, all;    /* calls for the watched directory */
+	bool gone_while_held;           /* every "gone" call: record still ours */
+	uint64_t dir;
+};
+
+static struct hook_rec hrec = { .m = PTHREAD_MUTEX_INITIALIZER };
+
+static void hook_drop(void *arg, uint64_t ino, bool changed)
+{
+	struct hook_rec *h = arg;
+
+	pthread_mutex_lock(&h->m);
+	if (!ino) {
+		h->all++;
+	} else if (ino == h->dir && changed) {
+		h->changed++;
+	} else if (ino == h->dir) {
+		/* before the hold goes: the record still shows it (a
+		 * separate handle: no inode lock of the library's) */
+		struct lk_lock_info li;
+
+		h->gone++;
+		if (fs_inode_lock_info(va, ino, &li) || li.mode == LK_FREE)
+			h->gone_while_held = false;
+	}
+	pthread_mutex_unlock(&h->m);
+}
+
+static unsigned hook_count(unsigned *field)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&hrec.m);
+	n = *field;
+	pthread_mutex_unlock(&hrec.m);
+	return n;
+}
+
+/*
+ * A directory this host holds can be cached outside (fs_cache_hold); the
+ * drop hook is told of every change of ours to it while cached, and
+ * before the hold goes (released idle, or for another host's change),
+ * while the record still shows it ours; the token then no longer passes.
+ */
+static void test_cache_hooks(void **state)
+{
+	struct fs_cache_hooks hk = { .drop = hook_drop, .arg = &hrec };
+	struct fs_cache_hooks none = { 0 };
+	struct fs_stat st;
+	uint64_t d, tok = 0, tok2 = 0;
+
+	(void)state;
+	d = mk_(va, root, "hooked", FS_TYPE_DIR);
+	wait_dir_released(d, 3);
+	hrec.dir = d;
+	hrec.gone_while_held = true;
+	fs_set_cache_hooks(va, &hk);
+	/* not held: nothing to cache under */
+	assert_false(fs_cache_hold(va, d, &tok));
+	/* held exclusively (kept after a create): cached, and told of our
+	 * next change to it under the same hold */
+	mk_(va, d, "x0", FS_TYPE_FILE);
+	assert_true(fs_cache_hold(va, d, &tok));
+	assert_true(fs_cache_still(va, d, tok));
+	mk_(va, d, "x1", FS_TYPE_FILE);
+	assert_true(hook_count(&hrec.changed) >= 1);
+	/* the kept hold goes idle: told first, and the token is stale */
+	wait_dir_released(d, 3);
+	assert_int_equal(hook_count(&hrec.gone), 1);
+	assert_false(fs_cache_still(va, d, tok));
+	/* not cached since: its next hold goes untold */
+	assert_int_equal(fs_lookup(va, d, "x0", &st), 0);
+	wait_dir_released(d, 3);
+	assert_int_equal(hook_count(&hrec.gone), 1);
+	/* cached under a shared hold (lookups), then bravo changes the
+	 * directory: our hold goes first, told before bravo's create ends */
+	for (int i = 0; i < 5 && !fs_cache_hold(va, d, &tok2); i++)
+		assert_int_equal(fs_lookup(va, d, "x0", &st), 0);
+	assert_true(fs_cache_still(va, d, tok2));
+	assert_int_not_equal(tok2, tok);
+	mk_(vb, d, "fromb", FS_TYPE_FILE);
+	assert_int_equal(hook_count(&hrec.gone), 2);
+	assert_false(fs_cache_still(va, d, tok2));
+	assert_true(hrec.gone_while_held);
+	assert_int_equal(hook_count(&hrec.all), 0);
+	fs_set_cache_hooks(va, &none);
+	/* without hooks nothing is cacheable */
+	assert_int_equal(fs_lookup(va, d, "x0", &st), 0);
+	assert_false(fs_cache_hold(va, d, &tok));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1012,6 +1107,7 @@ int main(void)
 		cmocka_unit_test(test_space_back),
 		cmocka_unit_test(test_dir_cache_hosts),
 		cmocka_unit_test(test_dir_cache_readers),
+		cmocka_unit_test(test_cache_hooks),
 	};
 
 	return cmocka_run_group_tests_name("fs_namei", tests, setup, teardown);
