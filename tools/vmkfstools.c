@@ -398,6 +398,19 @@ static int volume_info(const char *path)
 	       size_str(u64(r, "fuse_bytes_written"), a, sizeof(a)),
 	       size_str(u64(r, "fuse_bytes_copied_in"), b, sizeof(b)),
 	       size_str(u64(r, "fuse_bytes_read"), (char[32]){ 0 }, 32));
+	{
+		struct json_object *kc = NULL;
+		bool on = json_object_object_get_ex(r, "kcache", &kc) &&
+			  json_object_get_boolean(kc);
+
+		printf("Kernel caching of directories held: %s; %llu lookups, "
+		       "%llu getattrs, %llu replies cacheable, %llu "
+		       "invalidations\n", on ? "on" : "off",
+		       (unsigned long long)u64(r, "fuse_lookups"),
+		       (unsigned long long)u64(r, "fuse_getattrs"),
+		       (unsigned long long)u64(r, "kcache_replies"),
+		       (unsigned long long)u64(r, "kcache_drops"));
+	}
 	printf("Extents spanned:\n");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(exts, i);

@@ -30,6 +30,9 @@ static void uuid_str(const uint8_t u[16], char out[37])
 }
 
 uint64_t vmfsd_fuse_written, vmfsd_fuse_read, vmfsd_fuse_copied_in;
+bool vmfsd_kcache_on;
+uint64_t vmfsd_fuse_lookups, vmfsd_fuse_getattrs, vmfsd_kcache_replies,
+	 vmfsd_kcache_drops;
 
 int vmfsd_errno(int ret)
 {
@@ -98,6 +101,16 @@ static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 		__atomic_load_n(&vmfsd_fuse_read, __ATOMIC_RELAXED));
 	add_u64(resp, "fuse_bytes_copied_in",
 		__atomic_load_n(&vmfsd_fuse_copied_in, __ATOMIC_RELAXED));
+	json_object_object_add(resp, "kcache", json_object_new_boolean(
+		__atomic_load_n(&vmfsd_kcache_on, __ATOMIC_RELAXED)));
+	add_u64(resp, "fuse_lookups",
+		__atomic_load_n(&vmfsd_fuse_lookups, __ATOMIC_RELAXED));
+	add_u64(resp, "fuse_getattrs",
+		__atomic_load_n(&vmfsd_fuse_getattrs, __ATOMIC_RELAXED));
+	add_u64(resp, "kcache_replies",
+		__atomic_load_n(&vmfsd_kcache_replies, __ATOMIC_RELAXED));
+	add_u64(resp, "kcache_drops",
+		__atomic_load_n(&vmfsd_kcache_drops, __ATOMIC_RELAXED));
 	json_object_object_add(resp, "read_only",
 			       json_object_new_boolean(in.read_only));
 	if (!in.read_only) {

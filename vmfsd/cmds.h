@@ -54,5 +54,10 @@ extern uint64_t vmfsd_fuse_written, vmfsd_fuse_read;
 /* write data copied before it could go to the device (not where the
  * receive buffer puts it: fuse_loop.c) */
 extern uint64_t vmfsd_fuse_copied_in;
+/* Kernel caching under directory holds (vmfsd.c): on or not, lookups and
+ * getattrs served, replies the kernel may keep, invalidations sent. */
+extern bool vmfsd_kcache_on;
+extern uint64_t vmfsd_fuse_lookups, vmfsd_fuse_getattrs, vmfsd_kcache_replies,
+		vmfsd_kcache_drops;
 
 #endif /* VMFSD_CMDS_H */

@@ -9,10 +9,17 @@
  * beside it), which find it from any path under DIR, and logs space alarms
  * (75% warning, 85% alert; checked every VMFSD_ALARM_SECS, default 10 s).
  *
- * Coherence between hosts: entry, attribute and negative timeouts are 0
- * (every lookup and stat asks the volume), and regular files are opened
- * with direct_io (no page cache on any host), so what one host wrote and
- * fsync'd is what every other host reads next.
+ * Coherence between hosts: regular files are opened with direct_io (no
+ * page cache on any host), and the kernel caches a directory entry or a
+ * directory's attributes only while this host holds that directory's lock
+ * (KCACHE_TTL at most; fs_cache_hold), which no other host can change
+ * meanwhile: before the hold goes, every cached entry is made stale
+ * (FUSE_NOTIFY_INC_EPOCH) and the directory's attributes dropped (a
+ * change of this host's own outside the FUSE request that made it, the
+ * same).  Everything else has timeouts of 0: every other lookup and stat
+ * asks the volume.  So what one host wrote and fsync'd is what every
+ * other host reads next.  Kernels without FUSE_NOTIFY_INC_EPOCH (protocol
+ * 7.44) cache nothing.
  *
  * On SIGTERM or SIGINT: unmount, commit, release every lock and the
  * heartbeat slot.
@@ -38,6 +45,95 @@
 
 static fs_vol *vol;
 static uint64_t root_addr;
+
+/* ---- kernel caching under directory holds (see the header) -------------- */
+
+/* Entries and directory attributes: at most this long (s), also where an
+ * invalidation could not be sent.  Well below the time between a host's
+ * fencing itself and another host breaking its locks. */
+#define KCACHE_TTL 1.0
+#define NOTIFY_INC_EPOCH 8      /* enum fuse_notify_code, protocol 7.44 */
+
+static struct fuse_session *kc_session;   /* ours, from before the loop */
+static struct fuse_session *kc_se;   /* under kc_lock: NULL once unmounting */
+static pthread_rwlock_t kc_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* the FUSE request this thread serves makes the kernel update its own
+ * entries and the directories' attributes (create, unlink, rename...) */
+static __thread bool kc_in_ns_op;
+
+/* fs drop hook (fs.h): before a directory hold goes, or while this host
+ * changes a directory the kernel may have cached */
+static void kcache_drop(void *arg, uint64_t ino, bool changed)
+{
+	static bool warned;
+	/* struct fuse_out_header of the kernel's protocol: a notification
+	 * is a reply with unique 0 and the code in error */
+	struct { uint32_t len; int32_t error; uint64_t unique; } h = {
+		.len = sizeof(h), .error = NOTIFY_INC_EPOCH, .unique = 0 };
+
+	(void)arg;
+	pthread_rwlock_rdlock(&kc_lock);
+	if (!kc_se)
+		goto out;
+	__atomic_add_fetch(&vmfsd_kcache_drops, 1, __ATOMIC_RELAXED);
+	/* a change the kernel makes to its own entries (the request it
+	 * sent) needs no new epoch, only the attributes of what changed */
+	if ((!changed || !kc_in_ns_op) &&
+	    write(fuse_session_fd(kc_se), &h, sizeof(h)) != (ssize_t)sizeof(h) &&
+	    !__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
+		fprintf(stderr, "vmfsd: making the kernel's directory entries "
+			"stale: %s (entries cached up to %.0f s)\n",
+			strerror(errno), KCACHE_TTL);
+	/* -ENOENT: the kernel has no inode for it, nothing cached */
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(kc_se, ino == root_addr ?
+						 FUSE_ROOT_ID : (fuse_ino_t)ino,
+						 -1, 0);
+out:
+	pthread_rwlock_unlock(&kc_lock);
+}
+
+/* at INIT: the kernel's protocol is known */
+static void kcache_start(const struct fuse_conn_info *conn)
+{
+	struct fs_cache_hooks hk = { .drop = kcache_drop };
+	const char *e = getenv("VMFSD_KCACHE");
+
+	/* VMFSD_KCACHE=0: cache nothing (comparisons) */
+	if (conn->proto_major != 7 || conn->proto_minor < 44 ||
+	    (e && !strcmp(e, "0")) || !kc_session)
+		return;
+	pthread_rwlock_wrlock(&kc_lock);
+	kc_se = kc_session;
+	pthread_rwlock_unlock(&kc_lock);
+	fs_set_cache_hooks(vol, &hk);
+	__atomic_store_n(&vmfsd_kcache_on, true, __ATOMIC_RELAXED);
+}
+
+/* before the session goes: no notification after it */
+static void kcache_stop(void)
+{
+	pthread_rwlock_wrlock(&kc_lock);
+	kc_se = NULL;
+	pthread_rwlock_unlock(&kc_lock);
+	__atomic_store_n(&vmfsd_kcache_on, false, __ATOMIC_RELAXED);
+}
+
+/* Whether what is read of directory dir from now on may be cached:
+ * *token for kcache_still after the reading. */
+static bool kcache_hold(uint64_t dir, uint64_t *token)
+{
+	return __atomic_load_n(&kc_se, __ATOMIC_ACQUIRE) &&
+	       fs_cache_hold(vol, dir, token);
+}
+
+static double kcache_ttl(bool held, uint64_t dir, uint64_t token)
+{
+	if (!held || !fs_cache_still(vol, dir, token))
+		return 0;
+	__atomic_add_fetch(&vmfsd_kcache_replies, 1, __ATOMIC_RELAXED);
+	return KCACHE_TTL;
+}
 
 static uint64_t to_fs(fuse_ino_t ino)
 {
@@ -87,7 +183,10 @@ void vmfsd_fill_stat(const struct fs_stat *s, struct stat *st)
 	st->st_ctim.tv_nsec = (long)(s->ctime % 1000000000ull);
 }
 
-static void reply_entry(fuse_req_t req, const struct fs_stat *s)
+/* entry_ttl: how long the kernel may keep the name (attributes: never,
+ * they are the entry's own and its hold is not asked for here) */
+static void reply_entry(fuse_req_t req, const struct fs_stat *s,
+			double entry_ttl)
 {
 	struct fuse_entry_param e;
 
@@ -96,39 +195,49 @@ static void reply_entry(fuse_req_t req, const struct fs_stat *s)
 	e.generation = s->gen;
 	vmfsd_fill_stat(s, &e.attr);
 	e.attr_timeout = 0;
-	e.entry_timeout = 0;
+	e.entry_timeout = entry_ttl;
 	fuse_reply_entry(req, &e);
 }
 
 static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_stat s;
+	uint64_t tok = 0;
+	bool held = kcache_hold(to_fs(parent), &tok);
 	int ret = fs_lookup(vol, to_fs(parent), name, &s);
+
+	__atomic_add_fetch(&vmfsd_fuse_lookups, 1, __ATOMIC_RELAXED);
 
 	if (!ret)
 		vmfsd_cbt_lookup(to_fs(parent), name, s.ino);
 	if (ret)
 		fuse_reply_err(req, err(ret));
 	else
-		reply_entry(req, &s);
+		reply_entry(req, &s, kcache_ttl(held, to_fs(parent), tok));
 }
 
 static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_stat s;
 	struct stat st;
+	uint64_t tok = 0;
+	bool held = false;
 	int ret;
 
-	if (fi && fi->fh)
+	__atomic_add_fetch(&vmfsd_fuse_getattrs, 1, __ATOMIC_RELAXED);
+	if (fi && fi->fh) {
 		ret = fs_fstat((fs_file *)(uintptr_t)fi->fh, &s);
-	else
+	} else {
+		/* a directory we hold: cached (kcache_hold is for those only) */
+		held = kcache_hold(to_fs(ino), &tok);
 		ret = fs_getattr(vol, to_fs(ino), &s);
+	}
 	if (ret) {
 		fuse_reply_err(req, err(ret));
 		return;
 	}
 	vmfsd_fill_stat(&s, &st);
-	fuse_reply_attr(req, &st, 0);
+	fuse_reply_attr(req, &st, kcache_ttl(held, to_fs(ino), tok));
 }
 
 static uint64_t ts_ns(const struct timespec *t)
@@ -136,8 +245,21 @@ static uint64_t ts_ns(const struct timespec *t)
 	return (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
 }
 
+static void vd_setattr_do(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			  int to_set, struct fuse_file_info *fi);
+
+/* setattr, create, mkdir, mknod, symlink, unlink, rmdir, rename: the
+ * kernel updates its own entries and attributes for what it asked */
 static void vd_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
+{
+	kc_in_ns_op = true;
+	vd_setattr_do(req, ino, attr, to_set, fi);
+	kc_in_ns_op = false;
+}
+
+static void vd_setattr_do(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			  int to_set, struct fuse_file_info *fi)
 {
 	struct fs_setattr sa = { 0 };
 	struct fs_stat s;
@@ -210,12 +332,15 @@ static void create_common(fuse_req_t req, fuse_ino_t parent, const char *name,
 				    .uid = ctx->uid, .gid = ctx->gid,
 				    .target = target };
 	struct fs_stat s;
-	int ret = fs_create(vol, to_fs(parent), name, &a, &s);
+	int ret;
 
+	kc_in_ns_op = true;
+	ret = fs_create(vol, to_fs(parent), name, &a, &s);
+	kc_in_ns_op = false;
 	if (ret)
 		fuse_reply_err(req, err(ret));
 	else
-		reply_entry(req, &s);
+		reply_entry(req, &s, 0);
 }
 
 static void vd_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -255,24 +380,34 @@ static void vd_readlink(fuse_req_t req, fuse_ino_t ino)
 static void vd_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_stat st;
+	int ret;
 
 	if (fs_lookup(vol, to_fs(parent), name, &st) == 0 &&
 	    vmfsd_disk_attached(st.ino)) {
 		fuse_reply_err(req, EBUSY);   /* a running VM's disk */
 		return;
 	}
-	fuse_reply_err(req, err(fs_unlink(vol, to_fs(parent), name)));
+	kc_in_ns_op = true;
+	ret = fs_unlink(vol, to_fs(parent), name);
+	kc_in_ns_op = false;
+	fuse_reply_err(req, err(ret));
 }
 
 static void vd_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, err(fs_rmdir(vol, to_fs(parent), name)));
+	int ret;
+
+	kc_in_ns_op = true;
+	ret = fs_rmdir(vol, to_fs(parent), name);
+	kc_in_ns_op = false;
+	fuse_reply_err(req, err(ret));
 }
 
 static void vd_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned flags)
 {
 	unsigned f = 0;
+	int ret;
 
 	if (flags & ~RENAME_NOREPLACE) {
 		fuse_reply_err(req, EINVAL);   /* RENAME_EXCHANGE, WHITEOUT */
@@ -280,8 +415,10 @@ static void vd_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (flags & RENAME_NOREPLACE)
 		f |= FS_RENAME_NOREPLACE;
-	fuse_reply_err(req, err(fs_rename(vol, to_fs(parent), name,
-					  to_fs(newparent), newname, f)));
+	kc_in_ns_op = true;
+	ret = fs_rename(vol, to_fs(parent), name, to_fs(newparent), newname, f);
+	kc_in_ns_op = false;
+	fuse_reply_err(req, err(ret));
 }
 
 static int open_flags(const struct fuse_file_info *fi)
@@ -345,9 +482,11 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fuse_entry_param e;
 	struct fs_stat s;
 	fs_file *f = NULL;
-	int ret = fs_create_open(vol, to_fs(parent), name, &a, open_flags(fi),
-				 &s, &f);
+	int ret;
 
+	kc_in_ns_op = true;
+	ret = fs_create_open(vol, to_fs(parent), name, &a, open_flags(fi), &s, &f);
+	kc_in_ns_op = false;
 	if (ret == -EEXIST && !(fi->flags & O_EXCL))
 		ret = fs_lookup(vol, to_fs(parent), name, &s);
 	/* the kernel opens through a create without a lookup: a data file
@@ -678,6 +817,8 @@ static void vd_init(void *userdata, struct fuse_conn_info *conn)
 	 * reads are replied with a plain copy */
 	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 				  FUSE_CAP_SPLICE_MOVE);
+	/* entries cached under directory holds need the epoch notification */
+	kcache_start(conn);
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -950,12 +1091,15 @@ int main(int argc, char **argv)
 		ctx.alarm_secs = e ? (unsigned)atoi(e) : 0;
 		vmfsd_alarm_start(&ctx);
 	}
+	if (!mo.read_only)
+		kc_session = se;    /* read-only hosts hold nothing */
 	ret = vmfsd_fuse_loop(se) ? 1 : 0;
 	vmfsd_alarm_stop();
 	vmfsd_disks_stop(&ctx);
 	ctl_server_stop();
 	vmfsd_cbt_stop();
 unmount:
+	kcache_stop();
 	fuse_session_unmount(se);
 remove_handlers:
 	fuse_remove_signal_handlers(se);

@@ -25,6 +25,9 @@ model_scenario() {
 		fail "two hosts (replay: VMFS_MODEL_SEED=$seed)"
 	echo "time: one host $(python3 -c "print('%.1f' % ($t1 - $t0))") s," \
 		"two hosts $(python3 -c "print('%.1f' % ($EPOCHREALTIME - $t2))") s"
+	# whether the kernels cached names under holds meanwhile (vmfsd)
+	bin/vmkfstools -P "$T/a" | grep "Kernel caching" | sed 's/^/host A: /'
+	bin/vmkfstools -P "$T/b" | grep "Kernel caching" | sed 's/^/host B: /'
 	vmfsd_stop A
 	vmfsd_stop B
 	bin/fsck.vmfs -n "${specs[@]}" >"$T/fsck.out" 2>&1 ||
