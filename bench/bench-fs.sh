@@ -309,8 +309,10 @@ rm -f "$LUNS"
 # machine's CPUs alone
 m1="" m2="" mratio="" mperio=""
 if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
-	truncate -s 3G "$LUNM"
-	"$BIN/mkfs.vmfs" -f -L memory -H 8 -i 65536 "$LUNM" >/dev/null
+	# descriptors for two runs of the fastest rate here (tmpfs keeps
+	# only what is written)
+	truncate -s 8G "$LUNM"
+	"$BIN/mkfs.vmfs" -f -L memory -H 8 -i 262144 "$LUNM" >/dev/null
 	start_host bench-c "$MC" "$LUNM"
 	start_host bench-d "$MD" "$LUNM"
 	mkdir -p "$MC/creates" "$MD/creates"
@@ -452,7 +454,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	echo "The volume's LUN file was written whole before mkfs (provisioned, as"
 	echo "an array presents a LUN); the sparse row is the same on a 3 GiB sparse"
 	echo "LUN file formatted for it (ext4 allocates backing blocks at the"
-	echo "volume's first write to each); the memory row on a sparse LUN file in"
+	echo "volume's first write to each); the memory row on a sparse 8 GiB LUN file in"
 	echo "/dev/shm (tmpfs: the device costs next to nothing, what is left is the"
 	echo "file system, FUSE and the CPUs).  The target applies to the provisioned"
 	echo "LUN.  CPUs busy: of the machine's $(nproc), from /proc/stat over each run"
