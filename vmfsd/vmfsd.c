@@ -49,10 +49,14 @@ static uint64_t root_addr;
 /* ---- kernel caching under directory holds (see the header) -------------- */
 
 /* Entries and directory attributes: at most this long (s), also where an
- * invalidation could not be sent.  Well below the time between a host's
- * fencing itself and another host breaking its locks. */
+ * invalidation could not be sent, and at most half the time between this
+ * host's fencing itself and another host breaking its locks (kc_ttl):
+ * what a fenced host's kernel kept is gone before anyone can change it. */
 #define KCACHE_TTL 1.0
 #define NOTIFY_INC_EPOCH 8      /* enum fuse_notify_code, protocol 7.44 */
+
+static double kc_ttl;           /* s, set at INIT */
+static bool kc_fenced;          /* our holds may be broken: cache nothing */
 
 static struct fuse_session *kc_session;   /* ours, from before the loop */
 static struct fuse_session *kc_se;   /* under kc_lock: NULL once unmounting */
@@ -82,8 +86,8 @@ static void kcache_drop(void *arg, uint64_t ino, bool changed)
 	    write(fuse_session_fd(kc_se), &h, sizeof(h)) != (ssize_t)sizeof(h) &&
 	    !__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
 		fprintf(stderr, "vmfsd: making the kernel's directory entries "
-			"stale: %s (entries cached up to %.0f s)\n",
-			strerror(errno), KCACHE_TTL);
+			"stale: %s (entries cached up to %.2f s)\n",
+			strerror(errno), kc_ttl);
 	/* -ENOENT: the kernel has no inode for it, nothing cached */
 	if (ino)
 		fuse_lowlevel_notify_inval_inode(kc_se, ino == root_addr ?
@@ -99,10 +103,18 @@ static void kcache_start(const struct fuse_conn_info *conn)
 	struct fs_cache_hooks hk = { .drop = kcache_drop };
 	const char *e = getenv("VMFSD_KCACHE");
 
+	struct lk_vol_info li;
+
 	/* VMFSD_KCACHE=0: cache nothing (comparisons) */
 	if (conn->proto_major != 7 || conn->proto_minor < 44 ||
 	    (e && !strcmp(e, "0")) || !kc_session)
 		return;
+	lk_get_info(fs_lk(vol), &li);
+	kc_ttl = li.dead_ms > li.fence_ms ? (li.dead_ms - li.fence_ms) / 2000.0 : 0;
+	if (kc_ttl > KCACHE_TTL)
+		kc_ttl = KCACHE_TTL;
+	if (kc_ttl < 0.05)
+		return;         /* no time between fencing and breaking */
 	pthread_rwlock_wrlock(&kc_lock);
 	kc_se = kc_session;
 	pthread_rwlock_unlock(&kc_lock);
@@ -124,7 +136,16 @@ static void kcache_stop(void)
 static bool kcache_hold(uint64_t dir, uint64_t *token)
 {
 	return __atomic_load_n(&kc_se, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&kc_fenced, __ATOMIC_ACQUIRE) &&
 	       fs_cache_hold(vol, dir, token);
+}
+
+/* fenced or locks lost: other hosts may soon take our holds; nothing more
+ * is cached and every name now is stale (attributes: kc_ttl at most) */
+static void kcache_fence(void)
+{
+	__atomic_store_n(&kc_fenced, true, __ATOMIC_RELEASE);
+	kcache_drop(NULL, 0, false);
 }
 
 static double kcache_ttl(bool held, uint64_t dir, uint64_t token)
@@ -132,7 +153,7 @@ static double kcache_ttl(bool held, uint64_t dir, uint64_t token)
 	if (!held || !fs_cache_still(vol, dir, token))
 		return 0;
 	__atomic_add_fetch(&vmfsd_kcache_replies, 1, __ATOMIC_RELAXED);
-	return KCACHE_TTL;
+	return kc_ttl;
 }
 
 static uint64_t to_fs(fuse_ino_t ino)
@@ -855,6 +876,8 @@ static const struct fuse_lowlevel_ops ops = {
 static void on_lk_event(void *arg, enum lk_event ev)
 {
 	(void)arg;
+	if (ev == LK_EV_FENCED || ev == LK_EV_LOST)
+		kcache_fence();
 	if (ev == LK_EV_FENCED)
 		vmfsd_disks_fence("heartbeat stalled, host fenced");
 	else if (ev == LK_EV_LOST)
