@@ -401,6 +401,10 @@ static int dblk_put(struct fs_tx *tx, struct fs_inode *dir, uint64_t foff,
 			return -EFBIG;   /* caller converts to file blocks */
 		ret = fs_alloc(tx, dir->fd.unit == FS_UNIT_SB ? FS_R_SB : FS_R_FB,
 			       1, &a);
+		/* no sub-block left on the volume: file blocks, as a
+		 * directory that outgrew sub-blocks */
+		if (ret == -ENOSPC && dir->fd.unit == FS_UNIT_SB)
+			return -EFBIG;
 		if (!ret)
 			ret = fs_bmap_set(tx, dir, foff / unit, a);
 		if (ret)
@@ -464,6 +468,13 @@ int fs_dir_init(struct fs_tx *tx, struct fs_inode *dir)
 	memset(dir->fd.addr, 0, sizeof(dir->fd.addr));
 	memset(&d, 0, sizeof(d));
 	ret = put_dh(tx, dir, &h);
+	if (ret == -EFBIG) {
+		/* no sub-block left (dblk_put): it starts in a file block
+		 * (nothing of it is in the transaction yet) */
+		dir->fd.unit = FS_UNIT_FB;
+		dir->fd.size = 0;
+		ret = put_dh(tx, dir, &h);
+	}
 	if (!ret)
 		ret = put_db(tx, dir, primary(0), &d);
 	return ret;

@@ -513,7 +513,7 @@ static int unit_fill(struct fs_vol *v, uint64_t a, uint64_t unit, uint64_t from,
 	return ret;
 }
 
-static int convert(struct fs_inode *ino, uint64_t new_size, bool to_fb);
+static int convert(struct fs_inode *ino, bool to_fb);
 
 /*
  * Move a file out of inline data, or out of sub-blocks once it outgrows
@@ -522,13 +522,12 @@ static int convert(struct fs_inode *ino, uint64_t new_size, bool to_fb);
  */
 int fs_file_convert(struct fs_inode *ino, uint64_t new_size)
 {
-	return convert(ino, new_size,
-		       new_size > (uint64_t)FS_SB_DIRECT_MAX * ino->v->sb.sb_size);
+	return convert(ino, new_size > (uint64_t)FS_SB_DIRECT_MAX * ino->v->sb.sb_size);
 }
 
 /* fs_file_convert, into file blocks if to_fb (and if the volume has no
  * sub-block left: a small file then takes a file block, as a big one) */
-static int convert(struct fs_inode *ino, uint64_t new_size, bool to_fb)
+static int convert(struct fs_inode *ino, bool to_fb)
 {
 	struct fs_vol *v = ino->v;
 	struct fs_fd *fd = &ino->fd;
@@ -540,7 +539,6 @@ static int convert(struct fs_inode *ino, uint64_t new_size, bool to_fb)
 	unsigned nold;
 	int ret;
 
-	(void)new_size;
 	if (fd->map == FS_MAP_DIRECT && fd->unit == FS_UNIT_SB && !to_fb)
 		return 0;   /* sub-blocks still do */
 	if ((fd->size + v->sb.sb_size - 1) / v->sb.sb_size > FS_SB_DIRECT_MAX)
@@ -943,8 +941,7 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 			if (ret == -ENOSPC && fd->unit == FS_UNIT_SB) {
 				/* no sub-block left: the file goes to file
 				 * blocks (allocated, or ENOSPC for good) */
-				ret = convert(ino, end > fd->size ? end : fd->size,
-					      true);
+				ret = convert(ino, true);
 				unit = fs_unit(v, fd);
 			}
 			if (ret)

@@ -223,6 +223,36 @@ static void test_open_lock(void **state)
 	assert_int_equal(fs_close(fb), 0);
 }
 
+/* A new named file in the root (fsck finds it), its address. */
+static uint64_t named_file(fs_vol *v)
+{
+	static unsigned n;
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_stat st;
+	char name[32];
+
+	snprintf(name, sizeof(name), "sb%u", n++);
+	assert_int_equal(fs_create(v, fs_root(v), name, &a, &st), 0);
+	return st.ino;
+}
+
+/* 8 KiB files until one takes a file block: no sub-block is left */
+static void use_up_sub_blocks(fs_vol *vs, const unsigned char *b)
+{
+	struct fs_stat st;
+	fs_file *f;
+
+	for (unsigned i = 0; ; i++) {
+		assert_true(i < 20);
+		assert_int_equal(fs_open(vs, named_file(vs), FS_O_RDWR, &f), 0);
+		assert_int_equal(fs_pwrite(f, b, 8 << 10, 0), 8 << 10);
+		assert_int_equal(fs_fstat(f, &st), 0);
+		assert_int_equal(fs_close(f), 0);
+		if (st.alloc >= mk.block_size)
+			break;
+	}
+}
+
 /*
  * Sub-blocks (the small files' units) run out before file blocks: small
  * files then take file blocks, and nothing a writer was told is written
@@ -235,34 +265,39 @@ static void test_sub_blocks_run_out(void **state)
 	const char *specs[1];
 	struct fs_mount_opts mo = { .host = "sbfull" };
 	struct fs_stat st;
-	uint64_t inos[100], y, z;
+	struct fs_create_args da = { .type = FS_TYPE_DIR, .mode = 0755 };
+	uint64_t inos[100], y, z, d1;
 	char small[256];
 	unsigned in_fb = 0;
 	fs_vol *vs;
 	fs_file *f, *fy, *fz;
 
 	(void)state;
-	/* 256 descriptors: 512 sub-blocks of 8 KiB */
+	/* 256 descriptors: 512 sub-blocks of 8 KiB (60 files of 13 use
+	 * them up) */
 	m.files = 256;
 	tu_make_file(small, sizeof(small), "fssb", 160ull << 20);
 	specs[0] = small;
 	assert_int_equal(fs_mkfs(specs, 1, &m), 0);
 	assert_int_equal(fs_mount(specs, 1, &mo, &vs), 0);
 	/* y: 10 KiB in sub-blocks, its second one mapped past its size */
-	y = new_file(vs);
+	y = named_file(vs);
 	assert_int_equal(fs_open(vs, y, FS_O_RDWR, &fy), 0);
 	tu_fill(b, 20 << 10, 7);
 	assert_int_equal(fs_pwrite(fy, b, 10 << 10, 0), 10 << 10);
 	assert_int_equal(fs_fsync(fy), 0);
+	/* d1: a directory in sub-blocks */
+	assert_int_equal(fs_create(vs, fs_root(vs), "d1", &da, &st), 0);
+	d1 = st.ino;
 	/* z: 500 bytes, inline in its descriptor */
-	z = new_file(vs);
+	z = named_file(vs);
 	assert_int_equal(fs_open(vs, z, FS_O_RDWR, &fz), 0);
 	assert_int_equal(fs_pwrite(fz, b, 500, 0), 500);
 	assert_int_equal(fs_fsync(fz), 0);
 	/* 60 files of 100 KiB (13 sub-blocks each): the sub-blocks run out
 	 * on the way, every write still succeeds */
 	for (unsigned i = 0; i < 60; i++) {
-		inos[i] = new_file(vs);
+		inos[i] = named_file(vs);
 		assert_int_equal(fs_open(vs, inos[i], FS_O_RDWR, &f), 0);
 		tu_fill(b, 100 << 10, 100 + i);
 		assert_int_equal(fs_pwrite(f, b, 100 << 10, 0), 100 << 10);
@@ -272,16 +307,8 @@ static void test_sub_blocks_run_out(void **state)
 		assert_int_equal(fs_close(f), 0);
 	}
 	assert_true(in_fb > 0 && in_fb < 60);
-	/* the last few sub-blocks: 8 KiB files until one takes a file block */
-	for (unsigned i = 0; ; i++) {
-		assert_true(i < 20);
-		assert_int_equal(fs_open(vs, new_file(vs), FS_O_RDWR, &f), 0);
-		assert_int_equal(fs_pwrite(f, b, 8 << 10, 0), 8 << 10);
-		assert_int_equal(fs_fstat(f, &st), 0);
-		assert_int_equal(fs_close(f), 0);
-		if (st.alloc >= mk.block_size)
-			break;
-	}
+	/* the last few sub-blocks */
+	use_up_sub_blocks(vs, b);
 	/* z outgrows its descriptor: its 500 bytes move to a file block */
 	tu_fill(b, 20 << 10, 7);
 	assert_int_equal(fs_pwrite(fz, b + 500, 3000, 500), 3000);
@@ -304,6 +331,40 @@ static void test_sub_blocks_run_out(void **state)
 		assert_int_equal(r[i], 0);
 	assert_memory_equal(r + (16 << 10), b + (16 << 10), 4 << 10);
 	assert_int_equal(fs_close(fy), 0);
+	/* a new directory starts in a file block, and d1 grows into file
+	 * blocks: every name can be looked up */
+	use_up_sub_blocks(vs, b);
+	assert_int_equal(fs_create(vs, fs_root(vs), "d2", &da, &st), 0);
+	for (unsigned i = 0; i < 80; i++) {
+		char name[256];
+		struct fs_create_args fa = { .type = FS_TYPE_FILE, .mode = 0644 };
+
+		/* 200 characters: a few blocks' worth of names each */
+		snprintf(name, sizeof(name), "%0196u", i);
+		assert_int_equal(fs_create(vs, i % 2 ? d1 : st.ino, name, &fa,
+					   &(struct fs_stat){ 0 }), 0);
+	}
+	for (unsigned i = 0; i < 80; i++) {
+		char name[256];
+		struct fs_stat s2;
+
+		snprintf(name, sizeof(name), "%0196u", i);
+		assert_int_equal(fs_lookup(vs, i % 2 ? d1 : st.ino, name, &s2), 0);
+	}
+	{
+		struct fs_stat s1, s2;
+
+		assert_int_equal(fs_getattr(vs, d1, &s1), 0);
+		assert_int_equal(fs_getattr(vs, st.ino, &s2), 0);
+		assert_true(s1.alloc >= mk.block_size);
+		assert_true(s2.alloc >= mk.block_size);
+		/* in a parent already in file blocks (nothing to free by
+		 * moving it) */
+		use_up_sub_blocks(vs, b);
+		assert_int_equal(fs_create(vs, d1, "d3", &da, &s1), 0);
+		assert_int_equal(fs_getattr(vs, s1.ino, &s2), 0);
+		assert_true(s2.alloc >= mk.block_size);
+	}
 	/* and everything reads back, after a remount */
 	fs_umount(vs);
 	assert_int_equal(fs_mount(specs, 1, &mo, &vs), 0);
@@ -315,6 +376,14 @@ static void test_sub_blocks_run_out(void **state)
 		assert_int_equal(fs_close(f), 0);
 	}
 	fs_umount(vs);
+	/* and the volume is clean */
+	{
+		struct fs_check_opts co = { 0 };
+		struct fs_check_result res;
+
+		assert_int_equal(fs_check(specs, 1, &co, &res), 0);
+		assert_int_equal(res.errors, 0);
+	}
 	unlink(small);
 	free(b);
 	free(r);
