@@ -59,7 +59,9 @@ static double kc_ttl;           /* s, set at INIT */
 static bool kc_fenced;          /* our holds may be broken: cache nothing */
 
 static struct fuse_session *kc_session;   /* ours, from before the loop */
-static struct fuse_session *kc_se;   /* under kc_lock: NULL once unmounting */
+/* set under kc_lock (atomic: kcache_hold reads it without): NULL once
+ * unmounting */
+static struct fuse_session *kc_se;
 static pthread_rwlock_t kc_lock = PTHREAD_RWLOCK_INITIALIZER;
 /* the FUSE request this thread serves makes the kernel update its own
  * entries and the directories' attributes (create, unlink, rename...) */
@@ -102,7 +104,6 @@ static void kcache_start(const struct fuse_conn_info *conn)
 {
 	struct fs_cache_hooks hk = { .drop = kcache_drop };
 	const char *e = getenv("VMFSD_KCACHE");
-
 	struct lk_vol_info li;
 
 	/* VMFSD_KCACHE=0: cache nothing (comparisons) */
@@ -116,7 +117,7 @@ static void kcache_start(const struct fuse_conn_info *conn)
 	if (kc_ttl < 0.05)
 		return;         /* no time between fencing and breaking */
 	pthread_rwlock_wrlock(&kc_lock);
-	kc_se = kc_session;
+	__atomic_store_n(&kc_se, kc_session, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&kc_lock);
 	fs_set_cache_hooks(vol, &hk);
 	__atomic_store_n(&vmfsd_kcache_on, true, __ATOMIC_RELAXED);
@@ -126,7 +127,7 @@ static void kcache_start(const struct fuse_conn_info *conn)
 static void kcache_stop(void)
 {
 	pthread_rwlock_wrlock(&kc_lock);
-	kc_se = NULL;
+	__atomic_store_n(&kc_se, NULL, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&kc_lock);
 	__atomic_store_n(&vmfsd_kcache_on, false, __ATOMIC_RELAXED);
 }
