@@ -791,7 +791,7 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 	bool reserve = fb && (off + done) / unit * unit < fd->size;
 	struct fs_tx *tx = fs_tx_begin(v);
 	unsigned nnew = 0, nahead = ino->nahead;
-	bool seq = sequential(ino, (off + done) / unit), dirty;
+	bool seq = sequential(ino, (off + done) / unit);
 	struct fs_fd saved;
 	int ret;
 
@@ -799,7 +799,6 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 		return -ENOMEM;
 	pthread_mutex_lock(&ino->m);
 	saved = *fd;
-	dirty = ino->fd_dirty;
 	pthread_mutex_unlock(&ino->m);
 	ret = fs_inode_tx(tx, ino);
 	while (!ret && done < len && nnew < TX_UNITS) {
@@ -853,14 +852,18 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 		ret = put_fd(tx, ino);
 	}
 	if (ret == -ENOSPC) {
-		/* fd as before this transaction, what was not committed of
-		 * it before included (earlier writes' size and times): the
+		/* the map as before this transaction (what fs_bmap_set
+		 * changes: addresses, depth, bytes allocated); size and
+		 * times stay as they are, not yet committed from earlier
+		 * writes (or an aio completion meanwhile) included: the
 		 * writer may go on (another kind of unit, a smaller write) */
 		fs_tx_abort(tx);
 		ino->nahead = nahead;
 		pthread_mutex_lock(&ino->m);
-		*fd = saved;
-		ino->fd_dirty = dirty;
+		fd->map = saved.map;
+		fd->unit = saved.unit;
+		memcpy(fd->addr, saved.addr, sizeof(fd->addr));
+		fd->alloc_bytes = saved.alloc_bytes;
 		pthread_mutex_unlock(&ino->m);
 		fs_bmap_forget(ino);
 		return ret;
