@@ -58,19 +58,12 @@ void fs_stat_from_fd(const struct fs_fd *fd, struct fs_stat *st)
 
 int fs_getattr(fs_vol *v, uint64_t ino, struct fs_stat *st)
 {
-	struct fs_inode *in = NULL;
+	/* an inode this host holds has the current FD in memory (including
+	 * size and times not yet committed) */
+	struct fs_inode *in = fs_inode_find(v, ino);
 	struct fs_fd fd;
 	int ret;
 
-	/* an inode this host holds has the current FD in memory (including
-	 * size and times not yet committed) */
-	pthread_mutex_lock(&v->lock);
-	for (struct fs_inode *i = v->inodes; i; i = i->next)
-		if (i->addr == ino)
-			in = i;
-	if (in)
-		in->refs++;
-	pthread_mutex_unlock(&v->lock);
 	if (in) {
 		bool have;
 
@@ -792,14 +785,14 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 	struct fs_tx *tx = fs_tx_begin(v);
 	unsigned nnew = 0, nahead = ino->nahead;
 	bool seq = sequential(ino, (off + done) / unit);
-	struct fs_fd saved;
+	/* the map as it was (put back if the volume runs out of space) */
+	uint64_t map_addr[FS_FD_ADDRS], map_alloc = fd->alloc_bytes;
+	uint8_t map = fd->map, map_unit = fd->unit;
 	int ret;
 
 	if (!tx)
 		return -ENOMEM;
-	pthread_mutex_lock(&ino->m);
-	saved = *fd;
-	pthread_mutex_unlock(&ino->m);
+	memcpy(map_addr, fd->addr, sizeof(map_addr));
 	ret = fs_inode_tx(tx, ino);
 	while (!ret && done < len && nnew < TX_UNITS) {
 		uint64_t pos = off + done, b = pos / unit, in = pos % unit, a;
@@ -860,10 +853,10 @@ static int write_holes(struct fs_inode *ino, const unsigned char *buf,
 		fs_tx_abort(tx);
 		ino->nahead = nahead;
 		pthread_mutex_lock(&ino->m);
-		fd->map = saved.map;
-		fd->unit = saved.unit;
-		memcpy(fd->addr, saved.addr, sizeof(fd->addr));
-		fd->alloc_bytes = saved.alloc_bytes;
+		fd->map = map;
+		fd->unit = map_unit;
+		memcpy(fd->addr, map_addr, sizeof(map_addr));
+		fd->alloc_bytes = map_alloc;
 		pthread_mutex_unlock(&ino->m);
 		fs_bmap_forget(ino);
 		return ret;

@@ -524,6 +524,9 @@ void fs_inode_unlock(struct fs_inode *ino);
 void fs_inode_reload(struct fs_inode *ino);
 /* Add the inode's lock to a transaction (it must be held). */
 int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino);
+/* The inode of addr if this host has it in memory (a reference for the
+ * caller), or NULL: nothing is read or allocated. */
+struct fs_inode *fs_inode_find(struct fs_vol *v, uint64_t addr);
 /* Call the drop hook of fs_set_cache_hooks, if any (fs.h). */
 void fs_cache_drop(struct fs_vol *v, uint64_t addr, bool changed);
 /* Allocate and initialise a new FD of type in tx; returns its address.

@@ -674,8 +674,7 @@ void fs_cache_drop(struct fs_vol *v, uint64_t addr, bool changed)
 		drop(v->cache_arg, addr, changed);
 }
 
-/* The inode of addr if this host has it in memory (a reference), or NULL. */
-static struct fs_inode *inode_find(struct fs_vol *v, uint64_t addr)
+struct fs_inode *fs_inode_find(struct fs_vol *v, uint64_t addr)
 {
 	struct fs_inode *in = NULL;
 
@@ -689,37 +688,34 @@ static struct fs_inode *inode_find(struct fs_vol *v, uint64_t addr)
 	return in;
 }
 
-/* lk_m held: a directory this host holds, the hold known to the lock
- * manager as ours (not fenced, not lost) */
-static bool dir_held(struct fs_inode *ino)
-{
-	bool dir;
-
-	if (__atomic_load_n(&ino->held, __ATOMIC_ACQUIRE) == LK_FREE ||
-	    !ino->lock || lk_check(ino->lock))
-		return false;
-	pthread_mutex_lock(&ino->m);
-	dir = ino->valid && ino->fd.type == FS_T_DIR;
-	pthread_mutex_unlock(&ino->m);
-	return dir;
-}
-
-bool fs_cache_hold(fs_vol *v, uint64_t addr, uint64_t *token)
+/*
+ * Directory addr held by this host, the hold known to the lock manager as
+ * ours (not fenced, not lost), looked at without waiting (lk_m tried).
+ * mark (fs_cache_hold): the hold is marked cached and *token set; else
+ * (fs_cache_still): true only if it is still the hold of *token, marked.
+ */
+static bool cache_look(struct fs_vol *v, uint64_t addr, uint64_t *token,
+		       bool mark)
 {
 	struct fs_inode *ino;
 	bool ok = false;
 
-	if (!__atomic_load_n(&v->cache_drop, __ATOMIC_ACQUIRE) ||
-	    __atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE))
-		return false;
-	ino = inode_find(v, addr);
-	if (!ino)
+	if (__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE) ||
+	    !(ino = fs_inode_find(v, addr)))
 		return false;
 	if (pthread_mutex_trylock(&ino->lk_m) == 0) {
-		ok = dir_held(ino);
-		if (ok) {
+		if (__atomic_load_n(&ino->held, __ATOMIC_ACQUIRE) != LK_FREE &&
+		    ino->lock && !lk_check(ino->lock)) {
+			pthread_mutex_lock(&ino->m);
+			ok = ino->valid && ino->fd.type == FS_T_DIR;
+			pthread_mutex_unlock(&ino->m);
+		}
+		if (ok && mark) {
 			__atomic_store_n(&ino->cached_out, true, __ATOMIC_RELEASE);
 			*token = ino->holds_lost;
+		} else if (ok) {
+			ok = ino->holds_lost == *token &&
+			     __atomic_load_n(&ino->cached_out, __ATOMIC_ACQUIRE);
 		}
 		pthread_mutex_unlock(&ino->lk_m);
 	}
@@ -727,21 +723,13 @@ bool fs_cache_hold(fs_vol *v, uint64_t addr, uint64_t *token)
 	return ok;
 }
 
+bool fs_cache_hold(fs_vol *v, uint64_t addr, uint64_t *token)
+{
+	return __atomic_load_n(&v->cache_drop, __ATOMIC_ACQUIRE) &&
+	       cache_look(v, addr, token, true);
+}
+
 bool fs_cache_still(fs_vol *v, uint64_t addr, uint64_t token)
 {
-	struct fs_inode *ino;
-	bool ok = false;
-
-	if (__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE))
-		return false;
-	ino = inode_find(v, addr);
-	if (!ino)
-		return false;
-	if (pthread_mutex_trylock(&ino->lk_m) == 0) {
-		ok = dir_held(ino) && ino->holds_lost == token &&
-		     __atomic_load_n(&ino->cached_out, __ATOMIC_ACQUIRE);
-		pthread_mutex_unlock(&ino->lk_m);
-	}
-	fs_inode_put(ino);
-	return ok;
+	return cache_look(v, addr, &token, false);
 }

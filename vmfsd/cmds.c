@@ -34,6 +34,17 @@ bool vmfsd_kcache_on;
 uint64_t vmfsd_fuse_lookups, vmfsd_fuse_getattrs, vmfsd_kcache_replies,
 	 vmfsd_kcache_drops;
 
+/* what info reports of the FUSE side, by name */
+static const struct { const char *name; uint64_t *v; } fuse_counters[] = {
+	{ "fuse_bytes_written", &vmfsd_fuse_written },
+	{ "fuse_bytes_read", &vmfsd_fuse_read },
+	{ "fuse_bytes_copied_in", &vmfsd_fuse_copied_in },
+	{ "fuse_lookups", &vmfsd_fuse_lookups },
+	{ "fuse_getattrs", &vmfsd_fuse_getattrs },
+	{ "kcache_replies", &vmfsd_kcache_replies },
+	{ "kcache_drops", &vmfsd_kcache_drops },
+};
+
 int vmfsd_errno(int ret)
 {
 	return ret < 0 && ret > -1000 ? ret : -EIO;
@@ -95,22 +106,11 @@ static int cmd_info(void *arg, struct ctl_req *r, struct json_object *req,
 	add_u64(resp, "files", in.files);
 	add_u64(resp, "files_free", in.files_free);
 	add_u64(resp, "max_hosts", in.slots);
-	add_u64(resp, "fuse_bytes_written",
-		__atomic_load_n(&vmfsd_fuse_written, __ATOMIC_RELAXED));
-	add_u64(resp, "fuse_bytes_read",
-		__atomic_load_n(&vmfsd_fuse_read, __ATOMIC_RELAXED));
-	add_u64(resp, "fuse_bytes_copied_in",
-		__atomic_load_n(&vmfsd_fuse_copied_in, __ATOMIC_RELAXED));
+	for (size_t i = 0; i < sizeof(fuse_counters) / sizeof(fuse_counters[0]); i++)
+		add_u64(resp, fuse_counters[i].name,
+			__atomic_load_n(fuse_counters[i].v, __ATOMIC_RELAXED));
 	json_object_object_add(resp, "kcache", json_object_new_boolean(
 		__atomic_load_n(&vmfsd_kcache_on, __ATOMIC_RELAXED)));
-	add_u64(resp, "fuse_lookups",
-		__atomic_load_n(&vmfsd_fuse_lookups, __ATOMIC_RELAXED));
-	add_u64(resp, "fuse_getattrs",
-		__atomic_load_n(&vmfsd_fuse_getattrs, __ATOMIC_RELAXED));
-	add_u64(resp, "kcache_replies",
-		__atomic_load_n(&vmfsd_kcache_replies, __ATOMIC_RELAXED));
-	add_u64(resp, "kcache_drops",
-		__atomic_load_n(&vmfsd_kcache_drops, __ATOMIC_RELAXED));
 	json_object_object_add(resp, "read_only",
 			       json_object_new_boolean(in.read_only));
 	if (!in.read_only) {
