@@ -33,6 +33,13 @@ struct fs_file {
 	bool rw;
 };
 
+/* After a change of the data or size reached the LUN (or failed: part of
+ * it may have), before it is acknowledged. */
+static void data_changed(struct fs_inode *ino)
+{
+	__atomic_add_fetch(&ino->data_seq, 1, __ATOMIC_RELEASE);
+}
+
 uint64_t fs_root(fs_vol *v)
 {
 	return v->sb.root;
@@ -966,7 +973,7 @@ static ssize_t write_alloc(struct fs_inode *ino, const unsigned char *buf,
 	return done ? (ssize_t)done : ret;
 }
 
-ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
+static ssize_t pwrite_file(fs_file *f, const void *buf, size_t len, uint64_t off)
 {
 	struct fs_inode *ino = f->ino;
 	struct fs_vol *v = ino->v;
@@ -1039,6 +1046,15 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 	return (ssize_t)done + ret;
 }
 
+ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
+{
+	ssize_t ret = pwrite_file(f, buf, len, off);
+
+	if (ret != -EBADF && len)
+		data_changed(f->ino);
+	return ret;
+}
+
 /* ---- asynchronous I/O ---------------------------------------------------------- */
 
 /* A request left the LUN (or never reached it): aio_drain may go on. */
@@ -1058,6 +1074,8 @@ static void aio_done(struct mp_io *io)
 	a->result = io->result < 0 ? io->result : (ssize_t)a->len;
 	if (a->write && a->result > 0)
 		wrote(ino, a->off + a->len);
+	if (a->write)
+		data_changed(ino);
 	aio_put(ino);
 	a->cb(a);
 }
@@ -1155,7 +1173,17 @@ static int set_size(struct fs_inode *ino, uint64_t size)
 	return fs_commit_fd(ino);
 }
 
+static int truncate_ino(struct fs_inode *ino, uint64_t size);
+
 int fs_truncate_ino(struct fs_inode *ino, uint64_t size)
+{
+	int ret = truncate_ino(ino, size);
+
+	data_changed(ino);
+	return ret;
+}
+
+static int truncate_ino(struct fs_inode *ino, uint64_t size)
 {
 	struct fs_vol *v = ino->v;
 	struct fs_fd *fd = &ino->fd;
@@ -1278,7 +1306,7 @@ int fs_fsync(fs_file *f)
  * the range.  A chunk of units per transaction; ENOSPC keeps what was
  * reserved before it.
  */
-int fs_fallocate(fs_file *f, uint64_t off, uint64_t len, bool keep_size)
+static int fallocate_file(fs_file *f, uint64_t off, uint64_t len, bool keep_size)
 {
 	struct fs_inode *ino = f->ino;
 	struct fs_vol *v = ino->v;
@@ -1347,6 +1375,15 @@ out:
 	return ret;
 }
 
+int fs_fallocate(fs_file *f, uint64_t off, uint64_t len, bool keep_size)
+{
+	int ret = fallocate_file(f, off, len, keep_size);
+
+	if (ret != -EBADF && ret != -EINVAL)
+		data_changed(f->ino);
+	return ret;
+}
+
 /*
  * Punch a hole: units wholly inside [off, off+len) are freed (and given
  * back to the LUN with discard where it has one), the partial edges are
@@ -1370,7 +1407,7 @@ static int zero_range(struct fs_vol *v, struct fs_inode *ino, uint64_t s,
 	return ret;
 }
 
-int fs_punch(fs_file *f, uint64_t off, uint64_t len)
+static int punch_file(fs_file *f, uint64_t off, uint64_t len)
 {
 	struct fs_inode *ino = f->ino;
 	struct fs_vol *v = ino->v;
@@ -1453,6 +1490,15 @@ out:
 	return ret;
 }
 
+int fs_punch(fs_file *f, uint64_t off, uint64_t len)
+{
+	int ret = punch_file(f, off, len);
+
+	if (ret != -EBADF && ret != -EINVAL)
+		data_changed(f->ino);
+	return ret;
+}
+
 int64_t fs_seek(fs_file *f, uint64_t off, bool data)
 {
 	struct fs_inode *ino = f->ino;
@@ -1494,6 +1540,11 @@ out:
 }
 
 /* ---- block map report ------------------------------------------------------ */
+
+uint64_t fs_file_data_seq(fs_file *f)
+{
+	return __atomic_load_n(&f->ino->data_seq, __ATOMIC_ACQUIRE);
+}
 
 uint32_t fs_file_unit(fs_file *f)
 {

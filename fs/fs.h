@@ -385,6 +385,17 @@ int fs_map(fs_file *f, uint64_t off, uint64_t len, struct fs_map_ext *out,
  */
 uint32_t fs_file_unit(fs_file *f);
 
+/*
+ * A number that changes once a change of the file's data or size made on
+ * this host (write, asynchronous write, truncate, fallocate, punch) is on
+ * the LUN, before the change is acknowledged.  A copy of the data read
+ * after taking the number is current while the number is the same
+ * (vmfsd's read-ahead): no other host changes a file this host has open.
+ * Writes that bypass the library (a running VM's on its mapped disk) do
+ * not count.
+ */
+uint64_t fs_file_data_seq(fs_file *f);
+
 /* ---- reports (tools) ------------------------------------------------------ */
 
 /* Resolve a path relative to the root ("" or "/" = the root); no "..",

@@ -492,6 +492,10 @@ struct fs_inode {
 	unsigned npend, nahead;
 	pthread_cond_t filled;      /* a busy entry done, aio_inflight 0 */
 	unsigned aio_inflight;      /* fs_aio requests at the LUN, under m */
+	/* Counts changes of the file's data or size made on this host,
+	 * each counted once it is on the LUN and before it is acknowledged
+	 * (atomic; fs_file_data_seq) */
+	uint64_t data_seq;
 	unsigned ahead_run;         /* units to allocate ahead next time */
 	uint64_t seq_next;          /* unit after the last write (a hint) */
 	/* A directory's lock kept held after its last user (keep.c), under
