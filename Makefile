@@ -152,6 +152,10 @@ $(BIN)/%: $(O)/mkfs/%.o $(LIBS_ALL)
 $(O)/tests/unit/%: $(O)/tests/unit/%.o $(LIBS_ALL)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS) $(CMOCKA_LIBS)
 
+# vmfsd's read-ahead on its own (the test stands in for the attachments)
+$(O)/tests/unit/test_readahead: $(O)/tests/unit/test_readahead.o $(O)/vmfsd/readahead.o $(LIBS_ALL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(O)/vmfsd/readahead.o $(LIBS_ALL) $(SYS_LIBS) $(CMOCKA_LIBS)
+
 $(O)/tests/helpers/%: $(O)/tests/helpers/%.o $(LIBS_ALL)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS_ALL) $(SYS_LIBS)
 

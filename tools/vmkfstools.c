@@ -411,6 +411,14 @@ static int volume_info(const char *path)
 		       (unsigned long long)u64(r, "kcache_replies"),
 		       (unsigned long long)u64(r, "kcache_drops"));
 	}
+	printf("Read-ahead: %llu reads, %llu answered from windows read ahead "
+	       "(%llu of them waited for it), %llu windows read, %llu found "
+	       "stale\n",
+	       (unsigned long long)u64(r, "fuse_reads"),
+	       (unsigned long long)u64(r, "ra_hits"),
+	       (unsigned long long)u64(r, "ra_waits"),
+	       (unsigned long long)u64(r, "ra_windows"),
+	       (unsigned long long)u64(r, "ra_stale"));
 	printf("Extents spanned:\n");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *e = json_object_array_get_idx(exts, i);

@@ -22,6 +22,7 @@
 
 #include "vmfsd/cbt_hook.h"
 #include "vmfsd/cmds.h"
+#include "vmfsd/readahead.h"
 
 struct attach {
 	struct vmfsd_ctx *c;
@@ -83,6 +84,7 @@ static void unregister(struct attach *a)
 			*pp = a->next;
 			break;
 		}
+	ra_bump();                  /* what vmrun wrote is on the LUN */
 	pthread_cond_broadcast(&reg_gone);
 	pthread_mutex_unlock(&reg_lock);
 }
@@ -323,6 +325,7 @@ static int cmd_attach(void *arg, struct ctl_req *r, struct json_object *req,
 	if (!ret) {
 		a->next = attached;
 		attached = a;
+		ra_bump();          /* vmrun writes it from now on */
 	}
 	pthread_mutex_unlock(&reg_lock);
 	if (ret) {

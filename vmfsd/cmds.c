@@ -11,6 +11,7 @@
 #include "fs/fs.h"
 #include "thin/space.h"
 #include "vmfsd/cmds.h"
+#include "vmfsd/readahead.h"
 
 static void add_str(struct json_object *o, const char *k, const char *v)
 {
@@ -29,7 +30,8 @@ static void uuid_str(const uint8_t u[16], char out[37])
 		 u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
-uint64_t vmfsd_fuse_written, vmfsd_fuse_read, vmfsd_fuse_copied_in;
+uint64_t vmfsd_fuse_written, vmfsd_fuse_read, vmfsd_fuse_copied_in,
+	 vmfsd_fuse_reads;
 bool vmfsd_kcache_on;
 uint64_t vmfsd_fuse_lookups, vmfsd_fuse_getattrs, vmfsd_kcache_replies,
 	 vmfsd_kcache_drops;
@@ -43,6 +45,11 @@ static const struct { const char *name; uint64_t *v; } fuse_counters[] = {
 	{ "fuse_getattrs", &vmfsd_fuse_getattrs },
 	{ "kcache_replies", &vmfsd_kcache_replies },
 	{ "kcache_drops", &vmfsd_kcache_drops },
+	{ "fuse_reads", &vmfsd_fuse_reads },
+	{ "ra_hits", &ra_hits },
+	{ "ra_waits", &ra_waits },
+	{ "ra_windows", &ra_windows },
+	{ "ra_stale", &ra_stale },
 };
 
 int vmfsd_errno(int ret)

@@ -51,6 +51,8 @@ void vmfsd_disks_stop(struct vmfsd_ctx *c);
 /* Bytes written and read through FUSE (info reports them: the I/O of a
  * mapped disk never passes here). */
 extern uint64_t vmfsd_fuse_written, vmfsd_fuse_read;
+/* READ requests of regular files */
+extern uint64_t vmfsd_fuse_reads;
 /* write data copied before it could go to the device (not where the
  * receive buffer puts it: fuse_loop.c) */
 extern uint64_t vmfsd_fuse_copied_in;

@@ -42,9 +42,12 @@
 #include "vmfsd/cbt_hook.h"
 #include "vmfsd/cmds.h"
 #include "vmfsd/rdm_fuse.h"
+#include "vmfsd/readahead.h"
 
 static fs_vol *vol;
 static uint64_t root_addr;
+/* --read-only: no locks held, other hosts write meanwhile (no read-ahead) */
+static bool read_only_mount;
 
 /* ---- kernel caching under directory holds (see the header) -------------- */
 
@@ -238,6 +241,22 @@ static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_entry(req, &s, kcache_ttl(held, to_fs(parent), tok));
 }
 
+/* An open regular file's handle (fi->fh). */
+struct vd_fh {
+	fs_file *f;
+	struct ra ra;               /* its read-ahead (readahead.h) */
+};
+
+static struct vd_fh *fh_of(const struct fuse_file_info *fi)
+{
+	return (struct vd_fh *)(uintptr_t)fi->fh;
+}
+
+static fs_file *fh_file(const struct fuse_file_info *fi)
+{
+	return fh_of(fi)->f;
+}
+
 static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_stat s;
@@ -248,7 +267,7 @@ static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	__atomic_add_fetch(&vmfsd_fuse_getattrs, 1, __ATOMIC_RELAXED);
 	if (fi && fi->fh) {
-		ret = fs_fstat((fs_file *)(uintptr_t)fi->fh, &s);
+		ret = fs_fstat(fh_file(fi), &s);
 	} else {
 		/* a directory we hold: cached (kcache_hold is for those only) */
 		held = kcache_hold(to_fs(ino), &tok);
@@ -296,9 +315,9 @@ static void vd_setattr_do(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		return;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE && fi && fi->fh) {
-		ret = fs_ftruncate((fs_file *)(uintptr_t)fi->fh, (uint64_t)attr->st_size);
+		ret = fs_ftruncate(fh_file(fi), (uint64_t)attr->st_size);
 		if (!ret)
-			ret = vmfsd_cbt_resized((fs_file *)(uintptr_t)fi->fh,
+			ret = vmfsd_cbt_resized(fh_file(fi),
 						(uint64_t)attr->st_size);
 		to_set &= ~FUSE_SET_ATTR_SIZE;
 	}
@@ -336,7 +355,7 @@ static void vd_setattr_do(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	}
 	vmfsd_cbt_resize_done(tok);
 	if (!ret)
-		ret = fi && fi->fh ? fs_fstat((fs_file *)(uintptr_t)fi->fh, &s) :
+		ret = fi && fi->fh ? fs_fstat(fh_file(fi), &s) :
 				     fs_getattr(vol, to_fs(ino), &s);
 	if (ret) {
 		fuse_reply_err(req, err(ret));
@@ -452,6 +471,7 @@ static int open_flags(const struct fuse_file_info *fi)
 static int open_common(fuse_ino_t ino, struct fuse_file_info *fi, fs_file *f)
 {
 	int acc = fi->flags & O_ACCMODE;
+	struct vd_fh *h;
 	int ret;
 
 	/* a running VM's disk: vmrun writes it on the LUN through its copy
@@ -479,7 +499,15 @@ static int open_common(fuse_ino_t ino, struct fuse_file_info *fi, fs_file *f)
 			return ret;
 		}
 	}
-	fi->fh = (uint64_t)(uintptr_t)f;
+	h = malloc(sizeof(*h));
+	if (!h) {
+		vmfsd_cbt_release(f);
+		fs_close(f);
+		return -ENOMEM;
+	}
+	h->f = f;
+	ra_init(&h->ra, f, to_fs(ino), !read_only_mount);
+	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 1;    /* no page cache: coherent between hosts */
 	fi->keep_cache = 0;
 	return 0;
@@ -574,6 +602,8 @@ static void vd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	void *buf = vmfsd_thread_buf(size ? size : 1);
+	struct vd_fh *h = fh_of(fi);
+	struct ra_ref ref;
 	ssize_t n;
 
 	(void)ino;
@@ -581,13 +611,15 @@ static void vd_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = fs_pread((fs_file *)(uintptr_t)fi->fh, buf, size, (uint64_t)off);
+	__atomic_add_fetch(&vmfsd_fuse_reads, 1, __ATOMIC_RELAXED);
+	n = ra_read(&h->ra, buf, size, (uint64_t)off, &ref);
 	if (n > 0)
 		__atomic_add_fetch(&vmfsd_fuse_read, (uint64_t)n, __ATOMIC_RELAXED);
 	if (n < 0)
 		fuse_reply_err(req, err((int)n));
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
+		fuse_reply_buf(req, ref.data, (size_t)n);
+	ra_put(&h->ra, &ref);
 }
 
 ssize_t vmfsd_buf_in(struct fuse_bufvec *in, void **buf)
@@ -626,10 +658,10 @@ static void vd_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 	}
 	n = vmfsd_buf_in(in, &buf);
 	if (n >= 0)
-		n = fs_pwrite((fs_file *)(uintptr_t)fi->fh, buf, (size_t)n,
+		n = fs_pwrite(fh_file(fi), buf, (size_t)n,
 			      (uint64_t)off);
 	/* marked after it reached the disk, before it is acknowledged */
-	if (n > 0 && vmfsd_cbt_write((fs_file *)(uintptr_t)fi->fh,
+	if (n > 0 && vmfsd_cbt_write(fh_file(fi),
 				     (uint64_t)off, (uint64_t)n))
 		n = -EIO;
 	if (n > 0)
@@ -643,7 +675,7 @@ static void vd_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 static void vd_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 			 off_t len, struct fuse_file_info *fi)
 {
-	fs_file *f = (fs_file *)(uintptr_t)fi->fh;
+	fs_file *f = fh_file(fi);
 	int ret;
 
 	if (off < 0 || len <= 0) {
@@ -677,7 +709,7 @@ static void vd_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	r = fs_seek((fs_file *)(uintptr_t)fi->fh, off < 0 ? 0 : (uint64_t)off,
+	r = fs_seek(fh_file(fi), off < 0 ? 0 : (uint64_t)off,
 		    whence == SEEK_DATA);
 	if (r < 0)
 		fuse_reply_err(req, err((int)r));
@@ -694,9 +726,15 @@ static void vd_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void vd_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct vd_fh *h = fh_of(fi);
+	int ret;
+
 	(void)ino;
-	vmfsd_cbt_release((fs_file *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, err(fs_close((fs_file *)(uintptr_t)fi->fh)));
+	ra_destroy(&h->ra);
+	vmfsd_cbt_release(h->f);
+	ret = fs_close(h->f);
+	free(h);
+	fuse_reply_err(req, err(ret));
 }
 
 static void vd_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -704,8 +742,8 @@ static void vd_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	(void)ino;
 	(void)datasync;
-	fuse_reply_err(req, err(vmfsd_cbt_fsync((fs_file *)(uintptr_t)fi->fh,
-				fs_fsync((fs_file *)(uintptr_t)fi->fh))));
+	fuse_reply_err(req, err(vmfsd_cbt_fsync(fh_file(fi),
+				fs_fsync(fh_file(fi)))));
 }
 
 /* Directory listings: a snapshot taken at opendir. */
@@ -877,6 +915,8 @@ static const struct fuse_lowlevel_ops ops = {
 static void on_lk_event(void *arg, enum lk_event ev)
 {
 	(void)arg;
+	/* windows read ahead are no longer known to be current */
+	ra_bump();
 	if (ev == LK_EV_FENCED || ev == LK_EV_LOST)
 		kcache_fence();
 	if (ev == LK_EV_FENCED)
@@ -1006,7 +1046,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'n': mo.host = optarg; break;
 		case 'm': mnt = optarg; break;
-		case 'r': mo.read_only = true; break;
+		case 'r': mo.read_only = read_only_mount = true; break;
 		case 'd': want_daemon = true; break;
 		case 'i':
 			if (parse_ms("--hb-interval", optarg, &mo.hb_interval_ms))
@@ -1077,6 +1117,11 @@ int main(int argc, char **argv)
 	ctx.host = mo.host;
 	root_addr = fs_root(vol);
 	vmfsd_cbt_init(vol);
+	if ((c = ra_start())) {
+		fprintf(stderr, "vmfsd: cannot start the read-ahead threads: %s\n",
+			strerror(-c));
+		goto umount_vol;
+	}
 	fargv[fargc++] = argv[0];
 	fargv[fargc++] = "-o";
 	fargv[fargc++] = mo.read_only ?
@@ -1131,6 +1176,7 @@ destroy:
 	fuse_session_destroy(se);
 umount_vol:
 	tell_parent(0);
+	ra_stop();          /* its reads use files that fs_umount closes */
 	fs_umount(vol);
 	thin_luns_destroy(ctx.luns);
 	fprintf(stderr, "vmfsd: host '%s' left the volume\n", mo.host);
