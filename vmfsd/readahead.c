@@ -16,7 +16,7 @@
 #include "vmfsd/cmds.h"
 #include "vmfsd/readahead.h"
 
-#define RA_THREADS 2
+#define RA_THREADS 8           /* windows read at once, over all handles */
 
 uint64_t ra_hits, ra_waits, ra_windows, ra_stale;
 
