@@ -34,7 +34,8 @@ struct fs_file {
 };
 
 /* After a change of the data or size reached the LUN (or failed: part of
- * it may have), before it is acknowledged. */
+ * it may have, or it was refused: a needless count costs a reader's
+ * read-ahead window, nothing else), before it is acknowledged. */
 static void data_changed(struct fs_inode *ino)
 {
 	__atomic_add_fetch(&ino->data_seq, 1, __ATOMIC_RELEASE);
@@ -1050,8 +1051,7 @@ ssize_t fs_pwrite(fs_file *f, const void *buf, size_t len, uint64_t off)
 {
 	ssize_t ret = pwrite_file(f, buf, len, off);
 
-	if (ret != -EBADF && len)
-		data_changed(f->ino);
+	data_changed(f->ino);
 	return ret;
 }
 
@@ -1379,8 +1379,7 @@ int fs_fallocate(fs_file *f, uint64_t off, uint64_t len, bool keep_size)
 {
 	int ret = fallocate_file(f, off, len, keep_size);
 
-	if (ret != -EBADF && ret != -EINVAL)
-		data_changed(f->ino);
+	data_changed(f->ino);
 	return ret;
 }
 
@@ -1494,8 +1493,7 @@ int fs_punch(fs_file *f, uint64_t off, uint64_t len)
 {
 	int ret = punch_file(f, off, len);
 
-	if (ret != -EBADF && ret != -EINVAL)
-		data_changed(f->ino);
+	data_changed(f->ino);
 	return ret;
 }
 

@@ -2,11 +2,10 @@
  * readahead.c - sequential read-ahead for files read through FUSE
  * (readahead.h says what and when).
  *
- * Locks: a handle's m (its windows, its counters) is a leaf but for the
- * library's inode locks that fs_file_data_seq does not take (an atomic
- * load); the threads' queue lock q_m is taken without m held... except
- * in queue(), under m, where q_m is the inner one: never the other way
- * round.  A read-ahead thread reads with neither held.
+ * Locks: under a handle's m, queue() takes the threads' queue lock q_m
+ * and the attachment registry's lock (vmfsd_disk_attached), never the
+ * other way round; a read-ahead thread takes q_m and m one at a time and
+ * reads with neither held.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -57,7 +56,7 @@ static void *ra_thread(void *arg)
 			return NULL;
 		ra = b->ra;
 		/* the handle waits for this (ra_destroy): ra->f stays open */
-		n = fs_pread(ra->f, b->p, b->len, b->off);
+		n = fs_pread(ra->f, b->p, RA_WINDOW, b->off);
 		__atomic_add_fetch(&ra_windows, 1, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&ra->m);
 		b->result = n;
@@ -125,24 +124,28 @@ static struct ra_buf *find(struct ra *ra, uint64_t off)
 	for (unsigned i = 0; i < RA_BUFS; i++) {
 		struct ra_buf *b = &ra->b[i];
 
-		if (b->state != RA_EMPTY && b->off <= off && off - b->off < b->len)
+		if (b->state != RA_EMPTY && b->off <= off && off - b->off < RA_WINDOW)
 			return b;
 	}
 	return NULL;
+}
+
+/* Whether nothing changed the file (or the epoch) since b's read began. */
+static bool fresh(struct ra *ra, const struct ra_buf *b)
+{
+	return b->seq == fs_file_data_seq(ra->f) &&
+	       b->epoch == __atomic_load_n(&epoch, __ATOMIC_ACQUIRE);
 }
 
 /* Whether a filled window may answer [off, off+len): read whole (or up
  * to the end of the file) since the last change of the file's data. */
 static bool current(struct ra *ra, struct ra_buf *b, uint64_t off, size_t len)
 {
-	if (b->state != RA_READY || b->result < 0)
-		return false;
-	if (b->seq != fs_file_data_seq(ra->f) ||
-	    b->epoch != __atomic_load_n(&epoch, __ATOMIC_ACQUIRE))
+	if (b->state != RA_READY || b->result < 0 || !fresh(ra, b))
 		return false;
 	/* it holds the request, or the file ends inside it */
 	return off + len <= b->off + (uint64_t)b->result ||
-	       (size_t)b->result < b->len;
+	       (size_t)b->result < RA_WINDOW;
 }
 
 /* Start reading [pos, pos+RA_WINDOW) under m, unless a window holds pos
@@ -156,17 +159,13 @@ static void queue(struct ra *ra, uint64_t pos, uint64_t cur)
 
 	if (b && (b->state == RA_FILLING || current(ra, b, pos, 1)))
 		return;
-	/* a request for it came in already (a reader with several in
-	 * flight): it is being read */
-	if (pos < ra->next)
-		return;
 	b = NULL;
 	for (unsigned i = 0; i < RA_BUFS && !b; i++) {
 		struct ra_buf *c = &ra->b[i];
 
 		if (c->state == RA_EMPTY ||
 		    (c->state == RA_READY && !c->users &&
-		     (c->off + c->len <= cur ||
+		     (c->off + RA_WINDOW <= cur ||
 		      c->off >= ra->next + (uint64_t)RA_BUFS * RA_WINDOW ||
 		      !current(ra, c, c->off, 1))))
 			b = c;
@@ -196,7 +195,6 @@ static void queue(struct ra *ra, uint64_t pos, uint64_t cur)
 	b->epoch = e;
 	b->seq = fs_file_data_seq(ra->f);
 	b->off = pos;
-	b->len = RA_WINDOW;
 	b->result = 0;
 	b->state = RA_FILLING;
 	b->qnext = NULL;
@@ -205,6 +203,14 @@ static void queue(struct ra *ra, uint64_t pos, uint64_t cur)
 	q_tail = &b->qnext;
 	pthread_cond_signal(&q_c);
 	pthread_mutex_unlock(&q_m);
+}
+
+/* The windows after pos, as many as the handle has besides the one
+ * being copied out (under m; cur: where the reader is). */
+static void queue_after(struct ra *ra, uint64_t pos, uint64_t cur)
+{
+	for (unsigned k = 0; k + 1 < RA_BUFS; k++)
+		queue(ra, pos + (uint64_t)k * RA_WINDOW, cur);
 }
 
 /* Whether to read ahead of the request ra_read has (under m): the
@@ -254,16 +260,12 @@ ssize_t ra_read(struct ra *ra, void *buf, size_t len, uint64_t off,
 		__atomic_add_fetch(&ra_hits, 1, __ATOMIC_RELAXED);
 		/* the window after this one, while this one is copied out
 		 * (not past the end of the file) */
-		if (ahead(ra) && (size_t)b->result == b->len)
-			for (unsigned k = 0; k + 1 < RA_BUFS; k++)
-				queue(ra, b->off + b->len + (uint64_t)k * RA_WINDOW,
-				      off);
+		if (ahead(ra) && (size_t)b->result == RA_WINDOW)
+			queue_after(ra, b->off + RA_WINDOW, off);
 		pthread_mutex_unlock(&ra->m);
 		return n;
 	}
-	if (b && b->state == RA_READY && b->result >= 0 &&
-	    (b->seq != fs_file_data_seq(ra->f) ||
-	     b->epoch != __atomic_load_n(&epoch, __ATOMIC_ACQUIRE))) {
+	if (b && b->state == RA_READY && b->result >= 0 && !fresh(ra, b)) {
 		ra->deep = RA_DEEP_HOLD;   /* written meanwhile: back off */
 		__atomic_add_fetch(&ra_stale, 1, __ATOMIC_RELAXED);
 	}
@@ -277,8 +279,7 @@ ssize_t ra_read(struct ra *ra, void *buf, size_t len, uint64_t off,
 	/* a sequential reader, one request at a time, that got all it
 	 * asked for: read what follows while this is copied out */
 	if (ahead(ra) && n == (ssize_t)len && len <= RA_WINDOW)
-		for (unsigned k = 0; k + 1 < RA_BUFS; k++)
-			queue(ra, off + len + (uint64_t)k * RA_WINDOW, off + len);
+		queue_after(ra, off + len, off + len);
 	pthread_mutex_unlock(&ra->m);
 	return n;
 }

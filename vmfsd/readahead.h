@@ -37,8 +37,7 @@
 
 struct ra_buf {
 	void *p;                    /* RA_WINDOW bytes, or NULL */
-	uint64_t off;               /* file range read into it */
-	size_t len;
+	uint64_t off;               /* [off, off + RA_WINDOW) read into it */
 	ssize_t result;             /* bytes read, or -error */
 	uint64_t seq, epoch;        /* when its read started */
 	enum { RA_EMPTY, RA_FILLING, RA_READY } state;

@@ -216,7 +216,7 @@ static bool holds(struct ra *ra, uint64_t off)
 	pthread_mutex_lock(&ra->m);
 	for (unsigned i = 0; i < RA_BUFS; i++)
 		yes |= ra->b[i].state == RA_READY && ra->b[i].off <= off &&
-		       off < ra->b[i].off + ra->b[i].len;
+		       off < ra->b[i].off + RA_WINDOW;
 	pthread_mutex_unlock(&ra->m);
 	return yes;
 }
