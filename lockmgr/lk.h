@@ -222,8 +222,21 @@ void lk_lock_close_keep(lk_lock *l);
  */
 int lk_acquire(lk_lock *l, enum lk_mode mode, unsigned timeout_ms);
 
-/* Release.  -LK_E_LOST if another host had broken our hold. */
+/* Release.  -LK_E_LOST if another host had broken our hold.  An error
+ * from the hand-over callback (lk_set_handover) leaves the lock held. */
 int lk_release(lk_lock *l);
+
+/*
+ * Called before a lock held by this host can pass to another: before every
+ * release of a hold, and every downgrade of an exclusive hold.  The user of
+ * the locks (the file system's write-back journal) makes durable and puts
+ * in place what it changed under the lock at (lun, off), then returns 0; a
+ * non-zero return fails the release or downgrade with that error and the
+ * hold stays (on disk too).  Called without any lock manager mutex held, on
+ * the releasing thread.  Set once, before the first lock is taken.
+ */
+typedef int (*lk_handover_fn)(void *arg, mp_lun *lun, uint64_t off);
+void lk_set_handover(lk_volume *v, lk_handover_fn fn, void *arg);
 /*
  * The caller has just written the record of this (free, not held) lock
  * itself, as rec (one sector): the next acquire compares against it

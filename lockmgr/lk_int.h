@@ -59,6 +59,10 @@ struct lk_volume {
 	/* other LUNs of the volume, fenced together with ours */
 	mp_lun *fence_luns[32];
 	unsigned nfence;
+
+	/* lk_set_handover: asked before a lock of ours changes hands */
+	lk_handover_fn handover;
+	void *handover_arg;
 };
 
 struct lk_lock {

@@ -787,6 +787,20 @@ int lk_acquire(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 	return change(l, mode, timeout_ms);
 }
 
+void lk_set_handover(lk_volume *v, lk_handover_fn fn, void *arg)
+{
+	v->handover = fn;
+	v->handover_arg = arg;
+}
+
+/* Before our hold of l can pass to another host (lk_set_handover). */
+static int handover(lk_lock *l)
+{
+	lk_volume *v = l->v;
+
+	return v->handover ? v->handover(v->handover_arg, l->lun, l->off) : 0;
+}
+
 int lk_convert(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 {
 	int ret;
@@ -798,6 +812,11 @@ int lk_convert(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 	ret = lk_check(l);
 	if (ret)
 		return ret;
+	if (l->held == LK_EXCL && mode != LK_EXCL) {
+		ret = handover(l);
+		if (ret)
+			return ret;
+	}
 	return change(l, mode, timeout_ms);
 }
 
@@ -817,6 +836,9 @@ int lk_release(lk_lock *l)
 		ret = -ENOMEM;
 		goto out;
 	}
+	ret = handover(l);
+	if (ret)
+		goto out;
 	src = take_img(l, raw);
 	for (;;) {
 		struct lk_lockrec r;
