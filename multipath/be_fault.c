@@ -742,6 +742,8 @@ static bool rule_matches(struct fault *f, struct frule *fr, struct mp_io *io)
 		if (end <= r->off || io->offset >= r->off + r->len)
 			return false;
 	}
+	if (r->minlen && io->length < r->minlen)
+		return false;
 	fr->matches++;
 	if (fr->matches <= r->after)
 		return false;
@@ -1149,6 +1151,8 @@ static int parse_rule(char *item, struct mp_fault_rule *r)
 			r->ms = (unsigned)v;
 		else if (!strcmp(tok, "keep"))
 			r->keep = v;
+		else if (!strcmp(tok, "minlen"))
+			r->minlen = v;
 		else
 			return -1;
 	}

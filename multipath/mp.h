@@ -379,6 +379,7 @@ struct mp_fault_rule {
 	int err;                     /* positive errno or MP_E_* for FAIL */
 	unsigned ms;                 /* DELAY */
 	uint64_t keep;               /* TEAR: bytes written (sector multiple) */
+	uint64_t minlen;             /* only I/Os of at least this many bytes */
 };
 /* Add a rule; returns its id (>= 0) or -error. */
 int mp_fault_add(mp_lun *lun, const struct mp_fault_rule *rule);
