@@ -516,6 +516,13 @@ static int lock_cluster(struct fs_tx *tx, struct fs_vol *v, unsigned ext,
 	return lock_cluster_wait(tx, v, ext, area, c, timeout_ms, timeout_ms);
 }
 
+/* Resources that may hold file data (file blocks, sub-blocks): freed, they
+ * wait out the quarantine. */
+static bool quarantine(enum fs_rtype t)
+{
+	return t == FS_R_FB || t == FS_R_SB;
+}
+
 static uint64_t type_addr(struct fs_vol *v, enum fs_rtype t, unsigned ext,
 			  const struct fs_rc *rc, unsigned bit)
 {
@@ -603,11 +610,20 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 			if (spare && n > rc.nfree / 2)
 				n = rc.nfree / 2;
 			for (unsigned bit = 0; bit < rc.nres && got < n; bit++) {
+				uint64_t a;
+
 				if (rc.bitmap[bit / 8] & (1u << (bit % 8)))
+					continue;
+				a = type_addr(v, t, ext, &rc, bit);
+				/* freed by a transaction not checkpointed yet,
+				 * or by this one: not for file data before
+				 * (docs/FORMAT.md "Journal", quarantine) */
+				if (quarantine(t) && (fs_tx_freed(tx, a) ||
+						      fs_quarantined(v, a)))
 					continue;
 				rc.bitmap[bit / 8] |= (uint8_t)(1u << (bit % 8));
 				rc.nfree--;
-				out[got] = type_addr(v, t, ext, &rc, bit);
+				out[got] = a;
 				/* freed earlier in this transaction: in use
 				 * again, not to be discarded */
 				if (t == FS_R_FB)
@@ -658,8 +674,17 @@ static void log_enospc(struct fs_vol *v, enum fs_rtype t)
 
 int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
 {
-	unsigned got;
+	unsigned got, more;
 	int ret = alloc_res(tx, t, n, out, 2, &got);
+
+	/* short only for blocks in quarantine: once the checkpoint passes
+	 * them they are free to take */
+	if (!ret && got < n && quarantine(t) &&
+	    fs_quarantine_any(fs_tx_vol(tx)) &&
+	    fs_journal_wait(fs_tx_vol(tx), true) == 0) {
+		ret = alloc_res(tx, t, n - got, out + got, 2, &more);
+		got += more;
+	}
 
 	if (!ret && got < n && t != FS_R_SB)
 		log_enospc(fs_tx_vol(tx), t);
@@ -669,7 +694,14 @@ int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)
 int fs_alloc_upto(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 		  uint64_t *out, unsigned *got)
 {
-	return alloc_res(tx, t, n, out, 0, got);
+	int ret = alloc_res(tx, t, n, out, 0, got);
+
+	/* none but for the quarantine: as fs_alloc */
+	if (!ret && !*got && n && quarantine(t) &&
+	    fs_quarantine_any(fs_tx_vol(tx)) &&
+	    fs_journal_wait(fs_tx_vol(tx), true) == 0)
+		ret = alloc_res(tx, t, n, out, 0, got);
+	return ret;
 }
 
 static int cmp_cluster(const void *x, const void *y)
@@ -749,6 +781,11 @@ int fs_free(struct fs_tx *tx, uint64_t a)
 		fs_log(v, "freeing a free resource %llx (cluster %u bit %u)",
 		       (unsigned long long)a, c, bit);
 		return -FS_E_CORRUPT;
+	}
+	if (quarantine(t)) {
+		ret = fs_tx_note_free(tx, a);
+		if (ret)
+			return ret;
 	}
 	rc.bitmap[bit / 8] &= (uint8_t)~(1u << (bit % 8));
 	rc.nfree++;

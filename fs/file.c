@@ -1294,6 +1294,22 @@ int fs_fsync(fs_file *f)
 	}
 	if (!ret && !ino->v->rdonly)
 		ret = fs_flush_all(ino->v);
+	/* and every metadata change of this host so far (its creates and
+	 * renames too) durable and in place: other hosts read it */
+	if (!ret && !ino->v->rdonly)
+		ret = fs_journal_wait(ino->v, true);
+	return ret;
+}
+
+int fs_sync(fs_vol *v)
+{
+	int ret;
+
+	if (v->rdonly)
+		return 0;
+	ret = fs_flush_all(v);
+	if (!ret)
+		ret = fs_journal_wait(v, true);
 	return ret;
 }
 

@@ -344,8 +344,21 @@ struct fs_aio {
 /* 0: submitted, cb will run; <0: refused (-EBADF, -EWOULDBLOCK from a
  * callback...), cb will not run. */
 int fs_aio_submit(fs_file *f, struct fs_aio *a);
-/* Make data and metadata durable and visible to every host. */
+/*
+ * Make data and metadata durable and visible to every host: the file's
+ * data, and every metadata change this host made so far (its creates,
+ * renames and unlinks too), written in place.  Metadata changes are
+ * acknowledged before they are durable (a write-back journal): a crash
+ * keeps every one made before an fsync or fs_sync returned, and of later
+ * ones a prefix in the order they were made.  Other hosts see a change
+ * once it is in place: after fsync / fs_sync, once they take a lock it
+ * was made under, or within the journal's commit delay (about 100 ms at
+ * most, milliseconds when the host is not busy).
+ */
 int fs_fsync(fs_file *f);
+/* fs_fsync for the whole volume (syncfs): every extent flushed, every
+ * metadata change of this host durable and in place. */
+int fs_sync(fs_vol *v);
 int fs_ftruncate(fs_file *f, uint64_t size);
 /* Reserve [off, off+len) in file blocks that read as zeros until written
  * ("to be zeroed"); the size grows unless keep_size. */

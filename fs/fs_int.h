@@ -317,9 +317,27 @@ uint64_t fs_now_ns(void);
 
 struct fs_tx;
 
-/* Open the journal of our slot (after join): new sequence numbers. */
+/* Open the journal of our slot (after join, before any lock is taken):
+ * new sequence numbers, the committer thread, the lock hand-over hook. */
 int fs_journal_open(struct fs_vol *v);
+/* Stop the committer (after fs_journal_wait) and free the journal. */
 void fs_journal_close(struct fs_vol *v);
+void fs_journal_stop(struct fs_vol *v);
+/* Wait until every transaction committed so far is durable in the log
+ * (in_place false: what fsync needs) or also in place with the checkpoint
+ * past it.  -EIO if the committer failed (the volume is given up). */
+int fs_journal_wait(struct fs_vol *v, bool in_place);
+/* Transactions committed and batches written since the journal opened. */
+void fs_journal_stats(struct fs_vol *v, uint64_t *commits, uint64_t *batches);
+/* fs_read through the overlay: the newest committed image of each block
+ * not yet in place, the device (dev) for the rest. */
+int fs_journal_read(struct fs_vol *v, unsigned ext, uint64_t off, void *buf,
+		    size_t len, int (*dev)(struct fs_vol *, unsigned, uint64_t,
+					   void *, size_t));
+/* Whether a file block or sub-block is freed by a transaction the
+ * checkpoint has not passed yet (not to be allocated again before). */
+bool fs_quarantined(struct fs_vol *v, uint64_t addr);
+bool fs_quarantine_any(struct fs_vol *v);
 /* Replay the journal of `slot` (a dead host's, or any for fsck); with dry,
  * only count what would be replayed. */
 int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
@@ -380,9 +398,20 @@ bool fs_tx_has_lock(struct fs_tx *tx, unsigned ext, uint64_t off);
 #define FS_TX_DISCARDS 256
 void fs_tx_discard(struct fs_tx *tx, uint64_t a);
 void fs_tx_undiscard(struct fs_tx *tx, uint64_t a);
-/* Commit (journal, flush, in place, flush) and free; releases deferred
- * locks either way. */
+/* A file block or sub-block the transaction frees: quarantined once it
+ * commits (fs_quarantined), and not allocated again by the transaction
+ * itself (fs_tx_freed). */
+int fs_tx_note_free(struct fs_tx *tx, uint64_t a);
+bool fs_tx_freed(const struct fs_tx *tx, uint64_t a);
+/* Commit (queued for the log and in place: write-back, see journal.c) and
+ * free; releases deferred locks either way (their hand-over waits until
+ * the transaction is in place). */
 int fs_tx_commit(struct fs_tx *tx);
+/* Commit durable and in place before it returns, as one batch of its own
+ * after everything queued before (growing the volume: other hosts read
+ * the superblock without a lock).  A failure before it is durable leaves
+ * nothing of it anywhere; after, the volume is given up. */
+int fs_tx_commit_sync(struct fs_tx *tx);
 /* The transaction maps file data written before it (flushed before the
  * journal commit). */
 void fs_tx_mark_data(struct fs_tx *tx);

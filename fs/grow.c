@@ -273,7 +273,7 @@ static int commit_sb(struct fs_vol *v, lk_lock *l, unsigned n,
 		ret = fs_tx_put(tx, 0, FS_SB_SLOT + FS_BLOCK, b);
 	}
 	if (tx)
-		ret = ret ? (fs_tx_abort(tx), ret) : fs_tx_commit(tx);
+		ret = ret ? (fs_tx_abort(tx), ret) : fs_tx_commit_sync(tx);
 	if (!ret) {
 		v->sb.incompat = nsb->incompat;
 		v->sb.geom_gen = nsb->geom_gen;

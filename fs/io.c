@@ -79,7 +79,8 @@ int fs_bad_meta(struct fs_vol *v, int err, const char *what, unsigned ext,
 	       err == -FS_E_CORRUPT ? -EIO : err;
 }
 
-int fs_read(struct fs_vol *v, unsigned ext, uint64_t off, void *buf, size_t len)
+static int dev_read(struct fs_vol *v, unsigned ext, uint64_t off, void *buf,
+		    size_t len)
 {
 	ssize_t n;
 
@@ -89,6 +90,14 @@ int fs_read(struct fs_vol *v, unsigned ext, uint64_t off, void *buf, size_t len)
 	if (n < 0)
 		return (int)n;
 	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+int fs_read(struct fs_vol *v, unsigned ext, uint64_t off, void *buf, size_t len)
+{
+	if (ext >= v->next)
+		return -EINVAL;
+	/* this host's committed changes not yet in place (journal.c) */
+	return fs_journal_read(v, ext, off, buf, len, dev_read);
 }
 
 int fs_write(struct fs_vol *v, unsigned ext, uint64_t off, const void *buf,

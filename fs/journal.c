@@ -1,43 +1,112 @@
 /*
- * journal.c - per-host metadata redo journal and transactions.
+ * journal.c - per-host metadata redo journal and transactions (write-back).
  *
  * A transaction gathers the new images of the 4 KiB metadata blocks an
- * operation changes and the locks it holds while changing them.  Commit:
+ * operation changes and the locks it holds while changing them.  Commit
+ * (docs/FORMAT.md "Journal"):
  *
- *   1. write descriptor + images + commit block to our journal, flush;
- *   2. write the images in place, flush;
- *   3. release the locks the transaction was asked to release.
+ *   1. the transaction joins the queue in memory, its images become what
+ *      this host reads for those blocks (the overlay, fs_read), its locks
+ *      are noted as pending, the blocks it freed quarantined; acknowledged;
+ *   2. the committer thread writes the queued transactions (a batch) to the
+ *      log in one write and flushes: durable (fs_journal_wait);
+ *   3. it writes the newest image of each block in place, flushes, discards
+ *      the file blocks the batch freed, and moves the header's tail past
+ *      the batch (the checkpoint, FUA); the batch leaves the overlay, the
+ *      pending locks and the quarantine;
+ *   4. a lock a pending transaction lists changes hands (release, downgrade)
+ *      only after 3: the lock manager asks first (lk_set_handover).
  *
- * Step 1 is one write: if it tears, the commit block's crc over descriptor
- * and images does not match and replay ignores the transaction.  Commits are
- * serialised (journal mutex held through step 2), so every transaction
- * before the current one is in place: the log needs no checkpointing, and
- * when it wraps the header is moved to the start of the log before the
- * transaction is written there.
+ * A write that fails in 2 or 3 gives the volume up with every lock kept
+ * (fs_vol_abandon): another host replays the log.  Every transaction after
+ * the checkpoint still has all its locks at the version it was made under
+ * (4), so replay applies each that shows them, in order.  A block freed by
+ * a transaction after the checkpoint is not allocated again by this host
+ * (the quarantine), so no replayed image lands on file data.
  *
- * Replay (docs/FORMAT.md): in sequence from the header's position, each
- * complete transaction whose lock records all still show the version it
- * was made under is written in place again.  Sequence numbers start at
- * (slot generation << 32), so a new owner of the slot never runs into the
- * previous owner's transactions.
+ * Locks: j->lock (queue, sequence numbers, durable / checkpoint marks,
+ * error) before j->ov_lock (overlay, pending locks, quarantine); neither is
+ * held across I/O or while calling out of this file.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "fs/fs_int.h"
 #include "lockmgr/ondisk.h"
 
+#define J_BUCKETS 1024u
+/* A batch is written once no transaction has joined it for J_IDLE_US, or
+ * J_DELAY_MS after its first one (a stream of operations shares one log
+ * write and flush), and at once when something waits for it (fsync, a
+ * lock's hand-over, a full queue, unmount). */
+#define J_DELAY_MS 100
+#define J_IDLE_US 2000
+#define J_RETRY_MS 1000
+
+/* The newest committed image of a block that is not in place yet. */
+struct ov {
+	struct ov *next;
+	unsigned ext;
+	uint64_t off;
+	uint64_t seq;                /* the transaction it is from */
+	const unsigned char *img;    /* that transaction's */
+};
+
+/* A lock a transaction not yet in place lists. */
+struct pl {
+	struct pl *next;
+	const mp_lun *lun;
+	uint64_t off;
+	uint64_t seq;                /* the newest such transaction */
+};
+
+/* A file block or sub-block freed by a transaction not yet checkpointed. */
+struct qa {
+	struct qa *next;
+	uint64_t addr;
+	uint64_t seq;
+};
+
 struct fs_journal {
 	uint32_t slot, nblocks;
 	uint64_t base;               /* byte offset of block 0 on extent 0 */
-	uint64_t seq;                /* next transaction's sequence */
 	uint64_t jid;                /* this incarnation's journal id */
-	uint32_t head;               /* next free block */
+	uint32_t head;               /* next free block (committer only) */
+
 	pthread_mutex_t lock;
-	uint64_t commits;
+	pthread_cond_t work;         /* queue not empty, or stop */
+	pthread_cond_t done;         /* durable / ckpt moved, queue taken, err */
+	uint64_t seq;                /* next transaction's sequence */
+	struct fs_tx *q_head, *q_tail;   /* committed, not taken yet */
+	unsigned q_blocks;           /* their log blocks */
+	unsigned q_max;              /* back-pressure above this */
+	uint64_t durable;            /* every seq below is in the log, flushed */
+	uint64_t ckpt;               /* every seq below is in place */
+	int err;                     /* the committer failed: volume given up */
+	/* A batch whose log write failed (nothing of it on disk) stays queued
+	 * and is tried again when someone waits, or after J_RETRY_MS; every
+	 * waiter of the failed attempt gets its error. */
+	unsigned fails;              /* attempts failed so far */
+	int fail_err;                /* the last one's error */
+	bool stop;
+	unsigned urgent;             /* threads waiting for the committer */
+	bool busy;                   /* the committer is writing a batch */
+	bool paused;                 /* fs_tx_commit_sync at work: no commits */
+	uint64_t q_since;            /* monotonic ns the queue became non-empty */
+	uint64_t q_last;             /* ... and of the last transaction queued */
+	pthread_t thr;
+	bool thr_on;
+	uint64_t commits, batches;
+
+	pthread_mutex_t ov_lock;
+	struct ov *ov[J_BUCKETS];
+	struct pl *pl[J_BUCKETS];
+	struct qa *qa[J_BUCKETS];
+	size_t nov, nqa;             /* read unlocked as a hint */
 };
 
 struct txblk {
@@ -62,6 +131,12 @@ struct fs_tx {
 	uint64_t disc[FS_TX_DISCARDS];
 	unsigned ndfree;          /* fs_tx_defer_free */
 	uint64_t dfree[FS_TX_DISCARDS];
+	uint64_t *freed;          /* file and sub-blocks it frees (quarantine) */
+	unsigned nfreed, capfreed;
+	/* committed: */
+	uint64_t seq;
+	struct fs_tx *next;       /* in the queue, then in its batch */
+	unsigned refs;            /* the committing thread and the committer */
 };
 
 bool fs_tx_holds_clusters(const struct fs_tx *tx)
@@ -215,13 +290,36 @@ static uint64_t jbase(struct fs_vol *v, uint32_t slot)
 	return v->sb.journal_off + (uint64_t)slot * v->sb.journal_blocks * FS_BLOCK;
 }
 
+static unsigned hash2(uintptr_t a, uint64_t b)
+{
+	uint64_t h = ((uint64_t)a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+
+	return (unsigned)(h >> 40) % J_BUCKETS;
+}
+
+static void *committer(void *arg);
+static int handover(void *arg, mp_lun *lun, uint64_t off);
+
+/* The header: tail at (seq, block), checkpointed; written with FUA. */
+static int write_header(struct fs_vol *v, struct fs_journal *j, uint64_t seq,
+			uint32_t block, unsigned char *b)
+{
+	struct fs_jh h = { .slot = j->slot, .nblocks = j->nblocks,
+			   .tail_seq = seq, .tail_block = block, .jid = j->jid,
+			   .flags = FS_JH_CKPT };
+	ssize_t n;
+
+	fs_jh_out(&h, b);
+	n = mp_lun_pwrite(v->ext[0].lun, b, FS_BLOCK, j->base, MP_IO_FUA);
+	return n < 0 ? (int)n : 0;
+}
+
 int fs_journal_open(struct fs_vol *v)
 {
 	struct fs_journal *j = calloc(1, sizeof(*j));
 	struct lk_vol_info li;
-	struct fs_jh h = { 0 };
 	unsigned char *b = fs_balloc(FS_BLOCK);
-	ssize_t n;
+	bool mutexes = false;
 	int ret = 0;
 
 	if (!j || !b) {
@@ -233,7 +331,11 @@ int fs_journal_open(struct fs_vol *v)
 	j->nblocks = v->sb.journal_blocks;
 	j->base = jbase(v, j->slot);
 	j->seq = (li.gen << 32) | 1;
+	j->durable = j->ckpt = j->seq;
 	j->head = 1;
+	/* room for the queue to fill while a batch of the same size is
+	 * written: a batch takes at most the log less its header */
+	j->q_max = (j->nblocks - 1) / 2;
 	/* A new id at every open: blocks left by an earlier owner of the
 	 * slot, or by a volume this LUN held before mkfs -f, never pass for
 	 * ours, whatever their sequence numbers. */
@@ -242,36 +344,294 @@ int fs_journal_open(struct fs_vol *v)
 		goto out;
 	}
 	pthread_mutex_init(&j->lock, NULL);
-	h.slot = j->slot;
-	h.nblocks = j->nblocks;
-	h.tail_seq = j->seq;
-	h.tail_block = 1;
-	h.jid = j->jid;
-	fs_jh_out(&h, b);
+	pthread_mutex_init(&j->ov_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&j->work, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	pthread_cond_init(&j->done, NULL);
+	mutexes = true;
 	/* Safe to overwrite: a slot is free only after its previous owner
 	 * left cleanly or was recovered (its journal replayed). */
-	n = mp_lun_pwrite(v->ext[0].lun, b, FS_BLOCK, j->base, MP_IO_FUA);
-	if (n < 0) {
-		ret = (int)n;
+	ret = write_header(v, j, j->seq, 1, b);
+	if (ret)
+		goto out;
+	v->j = j;
+	ret = -pthread_create(&j->thr, NULL, committer, v);
+	if (ret) {
+		v->j = NULL;
 		goto out;
 	}
-	v->j = j;
+	j->thr_on = true;
+	/* before the first lock is taken (the caller has joined only) */
+	lk_set_handover(v->lk, handover, v);
 	j = NULL;
 out:
-	if (j)
+	if (j && mutexes) {
 		pthread_mutex_destroy(&j->lock);
+		pthread_mutex_destroy(&j->ov_lock);
+		pthread_cond_destroy(&j->work);
+		pthread_cond_destroy(&j->done);
+	}
 	free(j);
 	free(b);
 	return ret;
 }
 
+/*
+ * Under j->lock: wait until every transaction below target is durable (or
+ * with in_place, in place and checkpointed).  0, -EIO once the volume was
+ * given up, or the error of a log write that failed meanwhile (its batch
+ * stays queued for another try).
+ */
+static int wait_for(struct fs_journal *j, uint64_t target, bool in_place)
+{
+	unsigned fails = j->fails;
+	int ret = 0;
+
+	while (!j->err && (in_place ? j->ckpt : j->durable) < target) {
+		if (j->fails != fails) {
+			ret = j->fail_err;
+			break;
+		}
+		j->urgent++;
+		pthread_cond_signal(&j->work);
+		pthread_cond_wait(&j->done, &j->lock);
+		j->urgent--;
+	}
+	return j->err ? -EIO : ret;
+}
+
+/* Every transaction committed so far durable (in_place false) or in place
+ * and checkpointed. */
+int fs_journal_wait(struct fs_vol *v, bool in_place)
+{
+	struct fs_journal *j = v->j;
+	int ret;
+
+	if (!j)
+		return 0;
+	pthread_mutex_lock(&j->lock);
+	ret = wait_for(j, j->seq, in_place);
+	pthread_mutex_unlock(&j->lock);
+	return ret;
+}
+
+void fs_journal_stop(struct fs_vol *v)
+{
+	struct fs_journal *j = v->j;
+
+	if (!j || !j->thr_on)
+		return;
+	pthread_mutex_lock(&j->lock);
+	j->stop = true;
+	pthread_cond_broadcast(&j->work);
+	pthread_mutex_unlock(&j->lock);
+	pthread_join(j->thr, NULL);
+	j->thr_on = false;
+}
+
 void fs_journal_close(struct fs_vol *v)
 {
-	if (!v->j)
+	struct fs_journal *j = v->j;
+
+	if (!j)
 		return;
-	pthread_mutex_destroy(&v->j->lock);
-	free(v->j);
+	fs_journal_stop(v);
+	if (v->lk)
+		lk_set_handover(v->lk, NULL, NULL);
+	/* whatever stayed (the committer failed) */
+	for (unsigned i = 0; i < J_BUCKETS; i++) {
+		while (j->ov[i]) {
+			struct ov *o = j->ov[i];
+
+			j->ov[i] = o->next;
+			free(o);
+		}
+		while (j->pl[i]) {
+			struct pl *p = j->pl[i];
+
+			j->pl[i] = p->next;
+			free(p);
+		}
+		while (j->qa[i]) {
+			struct qa *q = j->qa[i];
+
+			j->qa[i] = q->next;
+			free(q);
+		}
+	}
+	pthread_mutex_destroy(&j->lock);
+	pthread_mutex_destroy(&j->ov_lock);
+	pthread_cond_destroy(&j->work);
+	pthread_cond_destroy(&j->done);
+	free(j);
 	v->j = NULL;
+}
+
+void fs_journal_stats(struct fs_vol *v, uint64_t *commits, uint64_t *batches)
+{
+	struct fs_journal *j = v->j;
+
+	*commits = *batches = 0;
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->lock);
+	*commits = j->commits;
+	*batches = j->batches;
+	pthread_mutex_unlock(&j->lock);
+}
+
+/* ---- the overlay, pending locks, quarantine (under ov_lock) --------------- */
+
+static struct ov *ov_find(struct fs_journal *j, unsigned ext, uint64_t off)
+{
+	for (struct ov *o = j->ov[hash2(ext, off)]; o; o = o->next)
+		if (o->ext == ext && o->off == off)
+			return o;
+	return NULL;
+}
+
+/*
+ * Copy into buf the parts of [off, off+len) on extent ext that the overlay
+ * holds; mark[] (one per 4 KiB block from off rounded down) says which.
+ * Returns how many blocks it found.
+ */
+static size_t ov_patch(struct fs_journal *j, unsigned ext, uint64_t off,
+		       unsigned char *buf, size_t len, bool *mark, bool only_unmarked)
+{
+	uint64_t first = off - off % FS_BLOCK, end = off + len;
+	size_t found = 0, k = 0;
+
+	for (uint64_t blk = first; blk < end; blk += FS_BLOCK, k++) {
+		struct ov *o;
+		uint64_t a, z;
+
+		if (only_unmarked && mark[k])
+			continue;
+		o = ov_find(j, ext, blk);
+		if (!o)
+			continue;
+		a = blk > off ? blk : off;
+		z = blk + FS_BLOCK < end ? blk + FS_BLOCK : end;
+		memcpy(buf + (a - off), o->img + (a - blk), z - a);
+		mark[k] = true;
+		found++;
+	}
+	return found;
+}
+
+int fs_journal_read(struct fs_vol *v, unsigned ext, uint64_t off, void *buf,
+		    size_t len, int (*dev)(struct fs_vol *, unsigned, uint64_t,
+					   void *, size_t))
+{
+	struct fs_journal *j = v->j;
+	uint64_t first, nblk;
+	bool small[16] = { false }, *mark = small;
+	unsigned char *tmp = NULL;
+	size_t found;
+	int ret;
+
+	if (!j || !__atomic_load_n(&j->nov, __ATOMIC_ACQUIRE))
+		return dev(v, ext, off, buf, len);
+	first = off - off % FS_BLOCK;
+	nblk = (off + len - first + FS_BLOCK - 1) / FS_BLOCK;
+	if (nblk > 16 && !(mark = calloc(nblk, sizeof(*mark))))
+		return -ENOMEM;
+	/*
+	 * What is pending when the read begins is the answer for those
+	 * blocks (the device may still have older contents); what is pending
+	 * when it ends, newer still.  A block pending at neither time was in
+	 * place when the read began, or changed while it ran.
+	 */
+	pthread_mutex_lock(&j->ov_lock);
+	found = ov_patch(j, ext, off, buf, len, mark, false);
+	pthread_mutex_unlock(&j->ov_lock);
+	if (!found) {
+		ret = dev(v, ext, off, buf, len);
+		goto out;
+	}
+	if (found == nblk) {
+		ret = 0;
+		goto out;
+	}
+	tmp = malloc(len);
+	if (!tmp) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = dev(v, ext, off, tmp, len);
+	if (ret)
+		goto out;
+	for (uint64_t k = 0; k < nblk; k++) {
+		uint64_t blk = first + k * FS_BLOCK;
+		uint64_t a = blk > off ? blk : off;
+		uint64_t z = blk + FS_BLOCK < off + len ? blk + FS_BLOCK : off + len;
+
+		if (!mark[k])
+			memcpy((unsigned char *)buf + (a - off), tmp + (a - off),
+			       z - a);
+	}
+	pthread_mutex_lock(&j->ov_lock);
+	memset(mark, 0, nblk * sizeof(*mark));
+	ov_patch(j, ext, off, buf, len, mark, false);
+	pthread_mutex_unlock(&j->ov_lock);
+out:
+	free(tmp);
+	if (mark != small)
+		free(mark);
+	return ret;
+}
+
+bool fs_quarantined(struct fs_vol *v, uint64_t addr)
+{
+	struct fs_journal *j = v->j;
+	bool q = false;
+
+	if (!j || !__atomic_load_n(&j->nqa, __ATOMIC_ACQUIRE))
+		return false;
+	pthread_mutex_lock(&j->ov_lock);
+	for (struct qa *p = j->qa[hash2(0, addr)]; p && !q; p = p->next)
+		q = p->addr == addr;
+	pthread_mutex_unlock(&j->ov_lock);
+	return q;
+}
+
+bool fs_quarantine_any(struct fs_vol *v)
+{
+	return v->j && __atomic_load_n(&v->j->nqa, __ATOMIC_ACQUIRE);
+}
+
+/* lk_set_handover: a lock a pending transaction lists waits for it. */
+static int handover(void *arg, mp_lun *lun, uint64_t off)
+{
+	struct fs_vol *v = arg;
+	struct fs_journal *j = v->j;
+	uint64_t seq = 0;
+	bool pending = false;
+	int ret;
+
+	if (!j)
+		return 0;
+	pthread_mutex_lock(&j->ov_lock);
+	for (struct pl *p = j->pl[hash2((uintptr_t)lun, off)]; p; p = p->next) {
+		if (p->lun == lun && p->off == off) {
+			seq = p->seq;
+			pending = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&j->ov_lock);
+	if (!pending)
+		return 0;
+	pthread_mutex_lock(&j->lock);
+	ret = wait_for(j, seq + 1, true);
+	pthread_mutex_unlock(&j->lock);
+	return ret;
 }
 
 /* ---- transactions ---------------------------------------------------------- */
@@ -363,6 +723,8 @@ int fs_tx_put(struct fs_tx *tx, unsigned ext, uint64_t off, const void *blk)
 {
 	struct txblk *b = find(tx, ext, off);
 
+	if (off % FS_BLOCK)
+		return -EINVAL;     /* the overlay is by 4 KiB block */
 	if (!b) {
 		if (tx->n >= FS_JD_MAX_BLOCKS)
 			return -FS_E_JOURNAL;
@@ -402,15 +764,40 @@ static void tx_free(struct fs_tx *tx)
 {
 	for (unsigned i = 0; i < tx->n; i++)
 		free(tx->b[i].img);
+	free(tx->freed);
 	free(tx);
 }
 
-/* in_place: the transaction committed and is written in place */
+int fs_tx_note_free(struct fs_tx *tx, uint64_t a)
+{
+	if (tx->nfreed == tx->capfreed) {
+		unsigned cap = tx->capfreed ? tx->capfreed * 2 : 16;
+		uint64_t *n = realloc(tx->freed, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		tx->freed = n;
+		tx->capfreed = cap;
+	}
+	tx->freed[tx->nfreed++] = a;
+	return 0;
+}
+
+bool fs_tx_freed(const struct fs_tx *tx, uint64_t a)
+{
+	for (unsigned i = 0; i < tx->nfreed; i++)
+		if (tx->freed[i] == a)
+			return true;
+	return false;
+}
+
+/* in_place: the transaction committed (it may still be only in memory:
+ * the hand-over of each lock waits for it, lk_set_handover) */
 static void release_deferred(struct fs_tx *tx, bool keep, bool in_place)
 {
 	for (unsigned i = 0; i < tx->nrel; i++) {
 		/* a cached cluster lock may stay held for our next
-		 * transaction (keep.c): this one is in place */
+		 * transaction (keep.c) */
 		bool kept = !keep && in_place && tx->rel_clus[i] &&
 			    !tx->rel_close[i] && fs_cluster_keep(tx->v, tx->rel[i]);
 		int r = keep || kept ? 0 : lk_release(tx->rel[i]);
@@ -424,7 +811,7 @@ static void release_deferred(struct fs_tx *tx, bool keep, bool in_place)
 			struct txblk *h = find(tx, tx->rel_ext[i],
 					       lk_lock_offset(tx->rel[i]) + FS_BLOCK);
 
-			/* the header as it now is on disk, for our next
+			/* the header as this host now reads it, for our next
 			 * transaction under this lock (or forgotten) */
 			fs_cluster_done(tx->v, tx->rel[i], h ? h->img : NULL,
 					in_place && !r);
@@ -454,47 +841,158 @@ void fs_tx_abort(struct fs_tx *tx)
 	tx_free(tx);
 }
 
-/* Write every image in place, all in flight at once. */
-static int write_in_place(struct fs_tx *tx)
+static void tx_put(struct fs_tx *tx)
 {
-	struct fs_vol *v = tx->v;
-	struct mp_io *ios = calloc(tx->n, sizeof(*ios));
-	struct iovec *iov = calloc(tx->n, sizeof(*iov));
-	int ret = 0;
+	if (!__atomic_sub_fetch(&tx->refs, 1, __ATOMIC_ACQ_REL))
+		tx_free(tx);
+}
 
-	if (!ios || !iov) {
-		ret = -ENOMEM;
+/*
+ * Publish a queued transaction (j->lock held): its images are what this
+ * host reads, its locks pending, its freed blocks quarantined.  Every
+ * node is allocated first: nothing is published unless all is.
+ */
+static int publish(struct fs_vol *v, struct fs_journal *j, struct fs_tx *tx)
+{
+	struct ov **ovs = calloc(tx->n + 1, sizeof(*ovs));
+	struct pl **pls = calloc(tx->nl + 1, sizeof(*pls));
+	struct qa **qas = calloc(tx->nfreed + 1, sizeof(*qas));
+	int ret = ovs && pls && qas ? 0 : -ENOMEM;
+
+	for (unsigned i = 0; !ret && i < tx->n; i++)
+		if (!(ovs[i] = malloc(sizeof(**ovs))))
+			ret = -ENOMEM;
+	for (unsigned i = 0; !ret && i < tx->nl; i++)
+		if (!(pls[i] = malloc(sizeof(**pls))))
+			ret = -ENOMEM;
+	for (unsigned i = 0; !ret && i < tx->nfreed; i++)
+		if (!(qas[i] = malloc(sizeof(**qas))))
+			ret = -ENOMEM;
+	if (ret)
 		goto out;
-	}
+	pthread_mutex_lock(&j->ov_lock);
 	for (unsigned i = 0; i < tx->n; i++) {
-		iov[i].iov_base = tx->b[i].img;
-		iov[i].iov_len = FS_BLOCK;
-		mp_io_prep_write(&ios[i], &iov[i], 1, tx->b[i].off, 0);
-		/* a refused submit completes at once with its error */
-		mp_io_submit(v->ext[tx->b[i].ext].lun, &ios[i]);
-	}
-	for (unsigned i = 0; i < tx->n; i++) {
-		int r = mp_io_wait(&ios[i]);
+		struct ov *o = ov_find(j, tx->b[i].ext, tx->b[i].off);
 
-		if (r < 0 && !ret)
-			ret = r;
+		if (!o) {
+			unsigned h = hash2(tx->b[i].ext, tx->b[i].off);
+
+			o = ovs[i];
+			ovs[i] = NULL;
+			o->ext = tx->b[i].ext;
+			o->off = tx->b[i].off;
+			o->next = j->ov[h];
+			j->ov[h] = o;
+			__atomic_add_fetch(&j->nov, 1, __ATOMIC_RELEASE);
+		}
+		o->seq = tx->seq;
+		o->img = tx->b[i].img;
 	}
+	for (unsigned i = 0; i < tx->nl; i++) {
+		const mp_lun *lun = v->ext[tx->l[i].extent].lun;
+		unsigned h = hash2((uintptr_t)lun, tx->l[i].off);
+		struct pl *p;
+
+		for (p = j->pl[h]; p; p = p->next)
+			if (p->lun == lun && p->off == tx->l[i].off)
+				break;
+		if (!p) {
+			p = pls[i];
+			pls[i] = NULL;
+			p->lun = lun;
+			p->off = tx->l[i].off;
+			p->next = j->pl[h];
+			j->pl[h] = p;
+		}
+		p->seq = tx->seq;
+	}
+	for (unsigned i = 0; i < tx->nfreed; i++) {
+		unsigned h = hash2(0, tx->freed[i]);
+		struct qa *q = qas[i];
+
+		qas[i] = NULL;
+		q->addr = tx->freed[i];
+		q->seq = tx->seq;
+		q->next = j->qa[h];
+		j->qa[h] = q;
+		__atomic_add_fetch(&j->nqa, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&j->ov_lock);
 out:
-	free(ios);
-	free(iov);
+	for (unsigned i = 0; ovs && i < tx->n; i++)
+		free(ovs[i]);
+	for (unsigned i = 0; pls && i < tx->nl; i++)
+		free(pls[i]);
+	for (unsigned i = 0; qas && i < tx->nfreed; i++)
+		free(qas[i]);
+	free(ovs);
+	free(pls);
+	free(qas);
 	return ret;
+}
+
+/* A checkpointed batch leaves the overlay, pending locks and quarantine:
+ * the entries its transactions made and no newer one took over. */
+static void unpublish(struct fs_vol *v, struct fs_journal *j,
+		      struct fs_tx *batch, uint64_t last)
+{
+	pthread_mutex_lock(&j->ov_lock);
+	for (struct fs_tx *tx = batch; tx; tx = tx->next) {
+		for (unsigned i = 0; i < tx->n; i++) {
+			struct ov **pp = &j->ov[hash2(tx->b[i].ext, tx->b[i].off)];
+
+			for (; *pp; pp = &(*pp)->next) {
+				struct ov *o = *pp;
+
+				if (o->ext != tx->b[i].ext || o->off != tx->b[i].off)
+					continue;
+				if (o->seq <= last) {
+					*pp = o->next;
+					free(o);
+					__atomic_sub_fetch(&j->nov, 1, __ATOMIC_RELEASE);
+				}
+				break;
+			}
+		}
+		for (unsigned i = 0; i < tx->nl; i++) {
+			const mp_lun *lun = v->ext[tx->l[i].extent].lun;
+			struct pl **pp = &j->pl[hash2((uintptr_t)lun, tx->l[i].off)];
+
+			for (; *pp; pp = &(*pp)->next) {
+				struct pl *p = *pp;
+
+				if (p->lun != lun || p->off != tx->l[i].off)
+					continue;
+				if (p->seq <= last) {
+					*pp = p->next;
+					free(p);
+				}
+				break;
+			}
+		}
+		for (unsigned i = 0; i < tx->nfreed; i++) {
+			struct qa **pp = &j->qa[hash2(0, tx->freed[i])];
+
+			for (; *pp; pp = &(*pp)->next) {
+				struct qa *q = *pp;
+
+				if (q->addr == tx->freed[i] && q->seq == tx->seq) {
+					*pp = q->next;
+					free(q);
+					__atomic_sub_fetch(&j->nqa, 1, __ATOMIC_RELEASE);
+					break;
+				}
+			}
+		}
+	}
+	pthread_mutex_unlock(&j->ov_lock);
 }
 
 int fs_tx_commit(struct fs_tx *tx)
 {
 	struct fs_vol *v = tx->v;
 	struct fs_journal *j = v->j;
-	unsigned char *buf = NULL;
-	struct fs_jd d;
-	struct fs_jc c = { 0 };
 	bool keep = false;
-	size_t len;
-	ssize_t n;
 	int ret;
 
 	/* Data the transaction maps (a new or no longer to-be-zeroed block)
@@ -505,11 +1003,8 @@ int fs_tx_commit(struct fs_tx *tx)
 		fs_tx_abort(tx);
 		return ret;
 	}
-
-	if (tx->n == 0) {
-		ret = 0;
+	if (tx->n == 0)
 		goto done;
-	}
 	if (!j) {
 		ret = -EROFS;
 		goto done;
@@ -518,100 +1013,439 @@ int fs_tx_commit(struct fs_tx *tx)
 		ret = -EIO;
 		goto done;
 	}
-	len = (size_t)(tx->n + 2) * FS_BLOCK;
 	if (tx->n + 3 > j->nblocks) {
 		ret = -FS_E_JOURNAL;
 		goto done;
 	}
-	buf = fs_balloc(len);
-	if (!buf) {
-		ret = -ENOMEM;
+	pthread_mutex_lock(&j->lock);
+	/* the committer is behind: wait for it to take what is queued */
+	{
+		unsigned fails = j->fails;
+
+		while (!j->err && j->fails == fails &&
+		       (j->paused || (j->q_blocks &&
+				      j->q_blocks + tx->n + 2 > j->q_max))) {
+			j->urgent++;
+			pthread_cond_signal(&j->work);
+			pthread_cond_wait(&j->done, &j->lock);
+			j->urgent--;
+		}
+		if (!j->err && j->fails != fails) {
+			/* the log cannot be written: not this one too */
+			ret = j->fail_err;
+			pthread_mutex_unlock(&j->lock);
+			goto done;
+		}
+	}
+	if (j->err) {
+		pthread_mutex_unlock(&j->lock);
+		ret = -EIO;
+		keep = true;
 		goto done;
 	}
-	pthread_mutex_lock(&j->lock);
-	if (j->head + tx->n + 2 > j->nblocks) {
-		/* wrap: the header must point at where this transaction will
-		 * be before anything is written there */
-		struct fs_jh h = { .slot = j->slot, .nblocks = j->nblocks,
-				   .tail_seq = j->seq, .tail_block = 1,
-				   .jid = j->jid };
+	tx->seq = j->seq;
+	ret = publish(v, j, tx);
+	if (ret) {
+		pthread_mutex_unlock(&j->lock);
+		goto done;
+	}
+	j->seq++;
+	j->commits++;
+	tx->refs = 2;
+	tx->next = NULL;
+	j->q_last = fs_mono_ns();
+	if (j->q_tail) {
+		j->q_tail->next = tx;
+	} else {
+		j->q_head = tx;
+		j->q_since = j->q_last;
+		/* the committer's clock starts (it checks the rest itself) */
+		pthread_cond_signal(&j->work);
+	}
+	j->q_tail = tx;
+	j->q_blocks += tx->n + 2;
+	pthread_mutex_unlock(&j->lock);
+	/* committed: locks it lists change hands after it is in place */
+	release_deferred(tx, false, true);
+	if (tx->ndfree)
+		fs_free_deferred(v, tx->dfree, tx->ndfree);
+	tx_put(tx);
+	return 0;
+done:
+	release_deferred(tx, keep, !ret);
+	/* committed: what it unmapped in clusters it could not wait for */
+	if (!ret && tx->ndfree)
+		fs_free_deferred(v, tx->dfree, tx->ndfree);
+	tx_free(tx);
+	return ret;
+}
 
-		fs_jh_out(&h, buf);
-		n = mp_lun_pwrite(v->ext[0].lun, buf, FS_BLOCK, j->base, MP_IO_FUA);
-		if (n < 0) {
-			ret = (int)n;
-			goto unlock;
-		}
+/* ---- the committer ---------------------------------------------------------- */
+
+struct ipw {                     /* an in-place write */
+	unsigned ext;
+	uint64_t off;
+	uint64_t order;
+	const unsigned char *img;
+};
+
+static int cmp_ipw(const void *x, const void *y)
+{
+	const struct ipw *a = x, *b = y;
+
+	if (a->ext != b->ext)
+		return a->ext < b->ext ? -1 : 1;
+	if (a->off != b->off)
+		return a->off < b->off ? -1 : 1;
+	/* newest first */
+	return a->order > b->order ? -1 : a->order < b->order;
+}
+
+/* The newest image of each block of the batch in place, all in flight at
+ * once, then a flush of the extents written. */
+static int write_in_place(struct fs_vol *v, struct fs_tx *batch, unsigned nimg)
+{
+	struct ipw *w = calloc(nimg ? nimg : 1, sizeof(*w));
+	struct mp_io *ios = calloc(nimg ? nimg : 1, sizeof(*ios));
+	struct iovec *iov = calloc(nimg ? nimg : 1, sizeof(*iov));
+	unsigned n = 0, k = 0;
+	uint32_t mask = 0;
+	uint64_t order = 0;
+	int ret = 0;
+
+	if (!w || !ios || !iov) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (struct fs_tx *tx = batch; tx; tx = tx->next)
+		for (unsigned i = 0; i < tx->n; i++, order++)
+			w[n++] = (struct ipw){ tx->b[i].ext, tx->b[i].off, order,
+					       tx->b[i].img };
+	qsort(w, n, sizeof(*w), cmp_ipw);
+	for (unsigned i = 0; i < n; i++) {
+		if (i && w[i].ext == w[i - 1].ext && w[i].off == w[i - 1].off)
+			continue;
+		iov[k].iov_base = (void *)w[i].img;
+		iov[k].iov_len = FS_BLOCK;
+		mp_io_prep_write(&ios[k], &iov[k], 1, w[i].off, 0);
+		/* a refused submit completes at once with its error */
+		mp_io_submit(v->ext[w[i].ext].lun, &ios[k]);
+		mask |= 1u << w[i].ext;
+		k++;
+	}
+	for (unsigned i = 0; i < k; i++) {
+		int r = mp_io_wait(&ios[i]);
+
+		if (r < 0 && !ret)
+			ret = r;
+	}
+	if (!ret)
+		ret = fs_flush_mask(v, mask);
+out:
+	free(w);
+	free(ios);
+	free(iov);
+	return ret;
+}
+
+/*
+ * Write one batch (the transactions from batch on, in sequence, starting
+ * at log block *head; wrap: the header must first point at block 1) to the
+ * log, make it durable, put it in place, move the checkpoint past it.
+ */
+static int write_batch(struct fs_vol *v, struct fs_journal *j,
+		       struct fs_tx *batch, unsigned nblk, bool wrap,
+		       const char **stage, bool *durable)
+{
+	unsigned char *buf = fs_balloc((size_t)nblk * FS_BLOCK);
+	unsigned char *hb = fs_balloc(FS_BLOCK);
+	uint64_t last = 0, first = batch->seq;
+	unsigned nimg = 0;
+	size_t pos = 0;
+	ssize_t n;
+	int ret;
+
+	*stage = "writing the log";
+	if (!buf || !hb) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE)) {
+		ret = -EIO;
+		goto out;
+	}
+	/* fenced or taken for dead: another host may be replaying us */
+	ret = v->lk ? lk_state(v->lk) : 0;
+	if (ret)
+		goto out;
+	if (wrap) {
+		/* everything before is in place */
+		ret = write_header(v, j, first, 1, hb);
+		if (ret)
+			goto out;
 		j->head = 1;
 	}
-	memset(&d, 0, sizeof(d));
-	d.seq = j->seq;
-	d.jid = j->jid;
-	d.nblocks = tx->n;
-	d.nlocks = tx->nl;
-	for (unsigned i = 0; i < tx->n; i++) {
-		d.t[i].extent = tx->b[i].ext;
-		d.t[i].off = tx->b[i].off;
-		memcpy(buf + (size_t)(i + 1) * FS_BLOCK, tx->b[i].img, FS_BLOCK);
-	}
-	memcpy(d.l, tx->l, tx->nl * sizeof(tx->l[0]));
-	fs_jd_out(&d, buf);
-	c.seq = j->seq;
-	c.jid = j->jid;
-	c.nblocks = tx->n;
-	c.data_crc = mp_crc32c(0, buf, (size_t)(tx->n + 1) * FS_BLOCK);
-	fs_jc_out(&c, buf + (size_t)(tx->n + 1) * FS_BLOCK);
+	for (struct fs_tx *tx = batch; tx; tx = tx->next) {
+		struct fs_jd d;
+		struct fs_jc c = { 0 };
+		unsigned char *rec = buf + pos * FS_BLOCK;
 
-	n = mp_lun_pwrite(v->ext[0].lun, buf, len,
+		memset(&d, 0, sizeof(d));
+		d.seq = tx->seq;
+		d.jid = j->jid;
+		d.nblocks = tx->n;
+		d.nlocks = tx->nl;
+		for (unsigned i = 0; i < tx->n; i++) {
+			d.t[i].extent = tx->b[i].ext;
+			d.t[i].off = tx->b[i].off;
+			memcpy(rec + (size_t)(i + 1) * FS_BLOCK, tx->b[i].img,
+			       FS_BLOCK);
+		}
+		memcpy(d.l, tx->l, tx->nl * sizeof(tx->l[0]));
+		fs_jd_out(&d, rec);
+		c.seq = tx->seq;
+		c.jid = j->jid;
+		c.nblocks = tx->n;
+		c.data_crc = mp_crc32c(0, rec, (size_t)(tx->n + 1) * FS_BLOCK);
+		fs_jc_out(&c, rec + (size_t)(tx->n + 1) * FS_BLOCK);
+		pos += tx->n + 2;
+		nimg += tx->n;
+		last = tx->seq;
+	}
+	n = mp_lun_pwrite(v->ext[0].lun, buf, pos * FS_BLOCK,
 			  j->base + (uint64_t)j->head * FS_BLOCK, 0);
 	ret = n < 0 ? (int)n : 0;
 	if (!ret)
 		ret = mp_lun_flush(v->ext[0].lun);
 	if (ret)
-		goto unlock;
-	/* committed: from here a crash is repaired by replay */
-	ret = write_in_place(tx);
-	if (!ret) {
-		/* only the extents this transaction wrote to */
-		uint32_t mask = 0;
+		goto out;
+	j->head += (uint32_t)pos;
+	*durable = true;
+	pthread_mutex_lock(&j->lock);
+	j->durable = last + 1;
+	pthread_cond_broadcast(&j->done);
+	pthread_mutex_unlock(&j->lock);
 
-		for (unsigned i = 0; i < tx->n; i++)
-			mask |= 1u << tx->b[i].ext;
-		ret = fs_flush_mask(v, mask);
+	/* durable: from here a crash is repaired by replay */
+	*stage = "writing it in place";
+	ret = lk_state(v->lk);
+	if (!ret)
+		ret = write_in_place(v, batch, nimg);
+	if (ret)
+		goto out;
+	/* what it freed goes back to the LUN before anyone, this host
+	 * included (quarantine), can allocate it again */
+	for (struct fs_tx *tx = batch; tx; tx = tx->next)
+		if (tx->ndisc)
+			discard_freed(tx);
+	*stage = "moving the checkpoint";
+	if (j->head + 2 > j->nblocks)
+		j->head = 1;
+	ret = write_header(v, j, last + 1, j->head, hb);
+out:
+	free(buf);
+	free(hb);
+	return ret;
+}
+
+static void *committer(void *arg)
+{
+	struct fs_vol *v = arg;
+	struct fs_journal *j = v->j;
+
+	pthread_mutex_lock(&j->lock);
+	for (;;) {
+		struct fs_tx *batch, *tail, *tx;
+		unsigned nblk = 0;
+		uint64_t last;
+		const char *stage = "";
+		bool wrap = false, durable = false;
+		int ret;
+
+		while (!j->q_head && !j->stop)
+			pthread_cond_wait(&j->work, &j->lock);
+		if (!j->q_head)
+			break;
+		/* gather more, unless someone waits */
+		while (j->q_head && !j->stop && !j->urgent && !j->err) {
+			uint64_t now = fs_mono_ns(), due = j->q_since +
+				       J_DELAY_MS * 1000000ull,
+				 idle = j->q_last + J_IDLE_US * 1000ull;
+			struct timespec ts;
+
+			if (idle < due)
+				due = idle;
+			if (now >= due)
+				break;
+			ts.tv_sec = (time_t)(due / 1000000000ull);
+			ts.tv_nsec = (long)(due % 1000000000ull);
+			pthread_cond_timedwait(&j->work, &j->lock, &ts);
+		}
+		if (j->err) {
+			/* given up: nothing more is written */
+			while ((tx = j->q_head)) {
+				j->q_head = tx->next;
+				unpublish(v, j, tx, tx->seq);
+				tx->next = NULL;
+				tx_put(tx);
+			}
+			j->q_tail = NULL;
+			j->q_blocks = 0;
+			pthread_cond_broadcast(&j->done);
+			continue;
+		}
+		/* the queued transactions that fit before the log's end */
+		batch = tail = j->q_head;
+		if (j->head + batch->n + 2 > j->nblocks)
+			wrap = true;
+		{
+			uint32_t at = wrap ? 1 : j->head;
+
+			for (tx = batch; tx && at + nblk + tx->n + 2 <= j->nblocks;
+			     tx = tx->next) {
+				nblk += tx->n + 2;
+				tail = tx;
+			}
+		}
+		j->q_head = tail->next;
+		if (!j->q_head)
+			j->q_tail = NULL;
+		else
+			j->q_since = fs_mono_ns();
+		tail->next = NULL;
+		j->q_blocks -= nblk;
+		last = tail->seq;
+		j->busy = true;
+		pthread_cond_broadcast(&j->done);   /* room in the queue */
+		pthread_mutex_unlock(&j->lock);
+
+		ret = write_batch(v, j, batch, nblk, wrap, &stage, &durable);
+		if (!ret)
+			unpublish(v, j, batch, last);
+
+		pthread_mutex_lock(&j->lock);
+		j->busy = false;
+		if (ret && !durable && !j->stop && !(v->lk && lk_state(v->lk)) &&
+		    !__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE)) {
+			/* nothing of it on disk, the host still in the
+			 * cluster: queued again, tried again when someone
+			 * waits for it or after J_RETRY_MS */
+			uint64_t due = fs_mono_ns() + J_RETRY_MS * 1000000ull;
+			struct timespec ts = {
+				.tv_sec = (time_t)(due / 1000000000ull),
+				.tv_nsec = (long)(due % 1000000000ull) };
+
+			if (!j->fails++ || j->fail_err != ret)
+				fs_log(v, "writing transactions %llu-%llu to the "
+				       "journal: %s (kept, tried again)",
+				       (unsigned long long)batch->seq,
+				       (unsigned long long)last, fs_strerror(ret));
+			j->fail_err = ret;
+			tail->next = j->q_head;
+			j->q_head = batch;
+			if (!j->q_tail)
+				j->q_tail = tail;
+			j->q_blocks += nblk;
+			pthread_cond_broadcast(&j->done);
+			pthread_cond_timedwait(&j->work, &j->lock, &ts);
+			continue;
+		}
+		if (ret) {
+			j->err = ret;
+		} else {
+			j->ckpt = last + 1;
+			j->batches++;
+		}
+		pthread_cond_broadcast(&j->done);
+		pthread_mutex_unlock(&j->lock);
+		if (ret) {
+			char why[200];
+
+			snprintf(why, sizeof(why), "transactions %llu-%llu "
+				 "committed but %s failed (%s)",
+				 (unsigned long long)batch->seq,
+				 (unsigned long long)last, stage,
+				 fs_strerror(ret));
+			/* after the waiters were told: they may hold what
+			 * giving up takes */
+			fs_vol_abandon(v, why);
+			unpublish(v, j, batch, last);
+		}
+		while ((tx = batch)) {
+			batch = tx->next;
+			tx_put(tx);
+		}
+		pthread_mutex_lock(&j->lock);
 	}
-	if (ret) {
-		/* The journal holds it; the in-place copy may be partial.  No
-		 * lock it was made under may move on before a replay: not the
-		 * deferred ones released below, nor the directory and file
-		 * locks the caller releases after us.  Give the volume up with
-		 * every lock kept; another host replays (the versions still
-		 * match). */
+	pthread_mutex_unlock(&j->lock);
+	return NULL;
+}
+
+int fs_tx_commit_sync(struct fs_tx *tx)
+{
+	struct fs_vol *v = tx->v;
+	struct fs_journal *j = v->j;
+	const char *stage = "";
+	bool wrap, durable = false, keep = false;
+	int ret;
+
+	ret = tx->data ? fs_flush_all(v) : 0;
+	if (!ret && tx->n && !j)
+		ret = -EROFS;
+	if (!ret && tx->n && __atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE))
+		ret = -EIO;
+	if (!ret && tx->n + 3 > (j ? j->nblocks : 0))
+		ret = tx->n ? -FS_E_JOURNAL : 0;
+	if (ret || !tx->n)
+		goto done;
+	/* everything before it in place, and nothing more queued meanwhile */
+	pthread_mutex_lock(&j->lock);
+	while (!j->err && j->paused)
+		pthread_cond_wait(&j->done, &j->lock);
+	j->paused = true;
+	{
+		unsigned fails = j->fails;
+
+		while (!j->err && j->fails == fails &&
+		       (j->q_head || j->busy || j->ckpt < j->seq)) {
+			j->urgent++;
+			pthread_cond_signal(&j->work);
+			pthread_cond_wait(&j->done, &j->lock);
+			j->urgent--;
+		}
+		ret = j->err ? -EIO : j->fails != fails ? j->fail_err : 0;
+	}
+	tx->seq = j->seq;
+	pthread_mutex_unlock(&j->lock);
+	if (!ret) {
+		/* the committer is idle and stays so: its log is ours */
+		tx->next = NULL;
+		wrap = j->head + tx->n + 2 > j->nblocks;
+		ret = write_batch(v, j, tx, tx->n + 2, wrap, &stage, &durable);
+	}
+	pthread_mutex_lock(&j->lock);
+	if (!ret) {
+		j->seq++;
+		j->commits++;
+		j->batches++;
+		j->ckpt = j->seq;
+	}
+	j->paused = false;
+	pthread_cond_broadcast(&j->done);
+	pthread_mutex_unlock(&j->lock);
+	if (ret && durable) {
 		char why[160];
 
-		snprintf(why, sizeof(why), "transaction %llu committed but "
-			 "not written in place (%s)", (unsigned long long)j->seq,
+		snprintf(why, sizeof(why), "transaction %llu committed but %s "
+			 "failed (%s)", (unsigned long long)tx->seq, stage,
 			 fs_strerror(ret));
 		keep = true;
-		j->head += tx->n + 2;
-		j->seq++;
-		pthread_mutex_unlock(&j->lock);
 		fs_vol_abandon(v, why);
-		goto done;
 	}
-	j->head += tx->n + 2;
-	j->seq++;
-	j->commits++;
-unlock:
-	pthread_mutex_unlock(&j->lock);
 done:
-	/* outside the journal lock, inside the cluster locks */
-	if (!ret && tx->ndisc)
-		discard_freed(tx);
 	release_deferred(tx, keep, !ret);
-	/* committed: what it unmapped in clusters it could not wait for */
 	if (!ret && tx->ndfree)
 		fs_free_deferred(v, tx->dfree, tx->ndfree);
-	free(buf);
 	tx_free(tx);
 	return ret;
 }
@@ -723,7 +1557,10 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 	unsigned n_applied = 0, n_skipped = 0, max_ext = 0;
 	struct rtx *txs = NULL;
 	size_t ntx = 0, txcap = 0, sb_tx = SIZE_MAX;
-	struct fs_jd last;           /* the newest transaction's descriptor */
+	struct fs_jd last;           /* a replayed transaction's descriptor */
+	struct fs_jtarget hdrs[FS_JD_MAX_BLOCKS * 4];  /* cluster headers replayed */
+	unsigned nhdr = 0;
+	bool ckpt;
 	struct fs_jh h;
 	uint64_t expect;
 	uint32_t pos;
@@ -800,30 +1637,36 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		pos += d.nblocks + 2;
 		expect++;
 	}
+	ckpt = h.flags & FS_JH_CKPT;
 	if (max_ext >= __atomic_load_n(&v->next, __ATOMIC_ACQUIRE)) {
-		/* the superblock first only if the newest transaction writes
-		 * it: an older one's is in place */
+		/* the superblock first if a transaction that may not be in
+		 * place writes it: any after a checkpoint, else the newest
+		 * only (an older one's is in place) */
 		ret = replay_geometry(v, slot, base,
-				      sb_tx != SIZE_MAX && sb_tx + 1 == ntx ?
+				      sb_tx != SIZE_MAX && (ckpt || sb_tx + 1 == ntx) ?
 				      &txs[sb_tx] : NULL, max_ext, data, dry);
 		if (ret)
 			goto out;
 	}
 	/*
-	 * Only the newest transaction can be incomplete in place: commits
-	 * are serialised per host, and each one's images are written in
-	 * place and flushed before the next is written to the journal.
-	 * Every older one is in place, and writing its images again could
-	 * take a block back in time: one it freed, or wrote before another
-	 * freed it, may hold file data since (the journal never sees data
-	 * writes), under locks it still lists at the same version (a
-	 * directory or cluster lock kept held, a file held open for long).
-	 * The newest is replayed if every lock it lists still shows its
-	 * version (otherwise its owner released one, which it does only
-	 * once the transaction is in place).
+	 * Checkpointed (a write-back journal): every transaction from the
+	 * tail on may be incomplete in place, and each is replayed, in
+	 * order, if every lock it lists still shows its version (its owner
+	 * hands a lock over only once the transactions listing it are in
+	 * place; blocks they freed were not reused for file data before the
+	 * checkpoint passed them).
+	 *
+	 * Otherwise (a journal of a host that committed one transaction at a
+	 * time) only the newest can be incomplete in place: each one's images
+	 * were written in place and flushed before the next went to the
+	 * journal.  Every older one is in place, and writing its images
+	 * again could take a block back in time: one it freed, or wrote
+	 * before another freed it, may hold file data since (the journal
+	 * never sees data writes), under locks it still lists at the same
+	 * version.
 	 */
 	for (size_t k = 0; k < ntx; k++) {
-		if (k + 1 == ntx) {
+		if (ckpt || k + 1 == ntx) {
 			ret = may_replay(v, &txs[k], &txs[k].replay);
 			if (ret)
 				goto out;
@@ -835,23 +1678,37 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		else
 			n_skipped++;
 	}
-	/* pass 2: the newest transaction's images, if it may be replayed */
-	if (ntx && !dry && txs[ntx - 1].replay) {
-		ret = fs_read(v, 0, base + (uint64_t)txs[ntx - 1].pos * FS_BLOCK,
-			      data, (size_t)(txs[ntx - 1].nblocks + 1) * FS_BLOCK);
+	/* pass 2: the images of those that may be replayed, in order */
+	for (size_t k = 0; !dry && k < ntx; k++) {
+		if (!txs[k].replay)
+			continue;
+		ret = fs_read(v, 0, base + (uint64_t)txs[k].pos * FS_BLOCK,
+			      data, (size_t)(txs[k].nblocks + 1) * FS_BLOCK);
 		if (!ret)
 			ret = fs_jd_in(data, &last);
 		for (unsigned i = 0; !ret && i < last.nblocks; i++)
 			ret = fs_write(v, last.t[i].extent, last.t[i].off,
 				       data + (size_t)(i + 1) * FS_BLOCK, FS_BLOCK);
-		if (!ret)
-			ret = fs_flush_all(v);
-		/* what it freed goes back to the LUN, as a live host's
-		 * commit would have done (docs/FORMAT.md "Journal") */
-		for (unsigned i = 0; !ret && i < last.nblocks; i++)
+		if (ret)
+			goto out;
+		for (unsigned i = 0; i < last.nblocks && nhdr < FS_JD_MAX_BLOCKS * 4; i++)
 			if (fb_cluster_header(v, last.t[i].extent, last.t[i].off))
-				discard_cluster_free(v, last.t[i].extent,
-						     last.t[i].off);
+				hdrs[nhdr++] = (struct fs_jtarget){ last.t[i].extent,
+								    last.t[i].off };
+	}
+	if (n_applied && !dry) {
+		ret = fs_flush_all(v);
+		/* what they freed goes back to the LUN, as a live host's
+		 * commit would have done (docs/FORMAT.md "Journal") */
+		for (unsigned i = 0; !ret && i < nhdr; i++) {
+			bool seen = false;
+
+			for (unsigned k = 0; k < i && !seen; k++)
+				seen = hdrs[k].extent == hdrs[i].extent &&
+				       hdrs[k].off == hdrs[i].off;
+			if (!seen)
+				discard_cluster_free(v, hdrs[i].extent, hdrs[i].off);
+		}
 		if (ret)
 			goto out;
 	}

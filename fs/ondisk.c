@@ -587,6 +587,7 @@ int fs_jh_in(const void *buf, struct fs_jh *h)
 	h->tail_seq = G64(b, struct fs_jh_disk, tail_seq);
 	h->tail_block = G64(b, struct fs_jh_disk, tail_block);
 	h->jid = G64(b, struct fs_jh_disk, jid);
+	h->flags = G32(b, struct fs_jh_disk, flags);
 	if (h->nblocks < 16 || h->tail_block == 0 || h->tail_block >= h->nblocks)
 		return -FS_E_CORRUPT;
 	return 0;
@@ -602,6 +603,7 @@ void fs_jh_out(const struct fs_jh *h, void *buf)
 	P64(b, struct fs_jh_disk, tail_seq, h->tail_seq);
 	P64(b, struct fs_jh_disk, tail_block, h->tail_block);
 	P64(b, struct fs_jh_disk, jid, h->jid);
+	P32(b, struct fs_jh_disk, flags, h->flags);
 	seal(b, FS_JH_MAGIC);
 }
 

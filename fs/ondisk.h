@@ -381,14 +381,20 @@ struct fs_jh_disk {
 	uint64_t tail_seq;            /* 0x010 oldest transaction that may matter */
 	uint64_t tail_block;          /* 0x018 where it starts (1..nblocks-1) */
 	uint64_t jid;                 /* 0x020 random, new at every open */
-	uint8_t reserved[0xfd4];      /* 0x028 */
+	uint32_t flags;               /* 0x028 FS_JH_* */
+	uint8_t reserved[0xfd0];      /* 0x02c */
 	uint32_t crc;                 /* 0xffc */
 };
 _Static_assert(sizeof(struct fs_jh_disk) == FS_BLOCK, "jh size");
 
+/* The tail is a checkpoint: every complete transaction from it on is
+ * replayed in order (write-back journal).  Without it, only the newest. */
+#define FS_JH_CKPT 0x1u
+
 struct fs_jh {
 	uint32_t slot, nblocks;
 	uint64_t tail_seq, tail_block, jid;
+	uint32_t flags;
 };
 
 struct fs_jtarget {

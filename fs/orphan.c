@@ -70,6 +70,10 @@ void fs_orphan_del(struct fs_vol *v, uint64_t addr)
 {
 	if (!v->lk)
 		return;
+	/* the transactions that freed it durable first: a crash before
+	 * must find the entry (docs/FORMAT.md "Orphan list") */
+	if (fs_journal_wait(v, false))
+		return;
 	pthread_mutex_lock(&v->orphan_lock);
 	for (unsigned i = 0; i < FS_ORPHANS; i++) {
 		if (v->orphans[i].addr != addr)

@@ -653,6 +653,10 @@ void fs_umount(fs_vol *v)
 	fs_keeper_stop(v);          /* releases the locks kept held */
 	fs_dir_unpin_all(v);        /* their lock handles close with them */
 	fs_ccache_clear(v);         /* cluster lock handles (none held) */
+	/* every change in place before the locks go (they would wait) */
+	if (fs_journal_wait(v, true))
+		fs_log(v, "unmounting with changes not in place (the volume was "
+		       "given up): another host replays this host's journal");
 	if (v->lk) {
 		fs_flush_all(v);
 		lk_close(v->lk);

@@ -279,6 +279,9 @@ static int making_commit(fs_vol *v, struct making *m, const struct thin_desc *d)
 			fs_rename(v, m->dino, m->fname, m->dino, m->tfname,
 				  FS_RENAME_NOREPLACE);
 	}
+	/* the disk there, for good and for every host, when we return */
+	if (!ret)
+		ret = fs_sync(v);
 	fs_close(m->f);
 	m->f = NULL;
 	return ret;
@@ -363,7 +366,7 @@ int thin_delete(fs_vol *v, const char *path, char *err, size_t errlen)
 		      fs_lookup(v, dino, m.tdname, &st) == 0;
 		if (any) {
 			ret = making_clean(v, &m, err, errlen);
-			return ret;
+			return ret ? ret : fs_sync(v);
 		}
 	}
 	if (ret)
@@ -379,6 +382,8 @@ int thin_delete(fs_vol *v, const char *path, char *err, size_t errlen)
 	if (d.change_track[0] && !strchr(d.change_track, '/'))
 		fs_unlink(v, dino, d.change_track);
 	ret = fs_unlink(v, dino, dname);
+	if (!ret)
+		ret = fs_sync(v);   /* gone for good, for every host */
 	return ret ? fail(err, errlen, ret, "removing %s", dname) : 0;
 }
 
@@ -478,6 +483,8 @@ int thin_rename(fs_vol *v, const char *path, const char *newpath, char *err,
 			return fail(err, errlen, ret, "renaming %s", d.change_track);
 	}
 	ret = fs_unlink(v, dino, dname);
+	if (!ret)
+		ret = fs_sync(v);   /* renamed for good, for every host */
 	return ret ? fail(err, errlen, ret, "removing the old %s", dname) : 0;
 }
 

@@ -17,8 +17,9 @@
  * (FUSE_NOTIFY_INC_EPOCH) and the directory's attributes dropped (a
  * change of this host's own outside the FUSE request that made it, the
  * same).  Everything else has timeouts of 0: every other lookup and stat
- * asks the volume.  So what one host wrote and fsync'd is what every
- * other host reads next.  Kernels without FUSE_NOTIFY_INC_EPOCH (protocol
+ * asks the volume.  So what one host wrote and fsync'd (a file, or a
+ * directory: every change of this host, fs_sync) is what every other host
+ * reads next.  Kernels without FUSE_NOTIFY_INC_EPOCH (protocol
  * 7.44) cache nothing.
  *
  * On SIGTERM or SIGINT: unmount, commit, release every lock and the
@@ -746,6 +747,17 @@ static void vd_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 				fs_fsync(fh_file(fi)))));
 }
 
+/* fsync of a directory (sync DIR, syncfs through it): every change this
+ * host made to the volume durable and in place, readable by other hosts. */
+static void vd_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, err(fs_sync(vol)));
+}
+
 /* Directory listings: a snapshot taken at opendir. */
 struct dirbuf {
 	char *p;
@@ -902,6 +914,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.opendir = vd_opendir,
 	.readdir = vd_readdir,
 	.releasedir = vd_releasedir,
+	.fsyncdir = vd_fsyncdir,
 	.statfs = vd_statfs,
 	.create = vd_create,
 	.fallocate = vd_fallocate,

@@ -4,12 +4,16 @@
  *   fs_worker run SPEC HOST DIR SEED
  *       mount as HOST, then forever: create a file in DIR with two
  *       writes (the second extends it), fsync; rename one; remove one.
- *       Each operation is printed "OK ..." only once it is durable.
+ *       Each operation is printed "DO ..." before it starts and "OK ..."
+ *       once it returned: a create once its fsync returned (durable with
+ *       everything before it), a rename or unlink at once (acknowledged,
+ *       durable only at the next create's fsync: a write-back journal).
  *   fs_worker verify SPEC HOST DIR LOG
  *       mount as another host, take DIR's lock (which recovers a dead
- *       host first: journal replay), and check that DIR holds exactly what
- *       LOG's acknowledged operations left, give or take the one operation
- *       in flight at the kill, with every file's contents intact.
+ *       host first: journal replay), and check that DIR holds what LOG's
+ *       operations left up to the last fsync'd create, then a prefix of
+ *       the later ones (the one in flight at the kill last), whole or not
+ *       at all, with every file's contents intact.
  *
  *   fs_worker spanrun HEAD NEW HOST DIR SEED HANG
  *       as run, after filling what extent 0 has free and spanning the
@@ -245,6 +249,7 @@ static int cmd_spanrun(const char *head, const char *new, const char *host,
 		srand(seed);
 		r.off = fa->meta_off;
 		r.len = (uint64_t)fa->clusters * FS_SLOT;
+		r.minlen = FS_BLOCK;    /* headers, not the lock records */
 		r.after = 20 + (unsigned)rand() % 40;
 		ret = mp_fault_add(v->ext[1].lun, &r);
 		if (ret < 0) {
@@ -261,6 +266,7 @@ struct expect {
 	size_t size;
 	uint32_t seed;
 	int seen;
+	bool partial;            /* created in flight: any contents */
 };
 
 static struct expect *ex;
@@ -296,6 +302,8 @@ static int check_one(void *arg, const char *name, uint64_t ino, uint8_t type)
 		return 0;
 	}
 	e->seen = 1;
+	if (e->partial)
+		return 0;               /* created in flight: any contents */
 	if (fs_open(c->v, ino, FS_O_RDONLY, &f)) {
 		printf("cannot open %s\n", name);
 		c->bad = 1;
@@ -328,62 +336,140 @@ static int check_one(void *arg, const char *name, uint64_t ino, uint8_t type)
 	return 0;
 }
 
-/* What LOG's acknowledged operations left (ex, nex); the operation in
- * flight at the kill to inflight. */
-static int load_log(const char *log, char *inflight, size_t ilen)
+/* The log's operations in order; ok: acknowledged (an "OK" line). */
+struct logop {
+	char kind;               /* C(reate), R(ename), U(nlink) */
+	char a[32], b[32];
+	size_t size;
+	uint32_t seed;
+	bool ok;
+};
+
+static struct logop *ops;
+static unsigned nops;
+static int last_sync = -1;       /* the last create acknowledged (fsync'd) */
+
+static void apply(const struct logop *o)
+{
+	struct expect *e;
+
+	switch (o->kind) {
+	case 'C':
+		if (find(o->a))
+			break;
+		e = &ex[nex++];
+		memset(e, 0, sizeof(*e));
+		snprintf(e->name, 32, "%s", o->a);
+		e->size = o->size;
+		e->seed = o->seed;
+		e->partial = !o->ok;
+		break;
+	case 'R':
+		if ((e = find(o->a)))
+			snprintf(e->name, 32, "%s", o->b);
+		break;
+	case 'U':
+		if ((e = find(o->a)))
+			*e = ex[--nex];
+		break;
+	}
+}
+
+/* The model (ex, nex) after every operation up to the last fsync'd
+ * create, then k more in the order they were made. */
+static void model(unsigned k)
+{
+	nex = 0;
+	for (unsigned i = 0; i < nops && (int)i <= last_sync + (int)k; i++)
+		apply(&ops[i]);
+	for (unsigned i = 0; i < nex; i++)
+		ex[i].seen = 0;
+}
+
+static int load_log(const char *log)
 {
 	FILE *lf = fopen(log, "r");
 	char line[256], a[64], b[64];
+	size_t size;
+	unsigned seed;
 
-	inflight[0] = 0;
 	if (!lf) {
 		perror(log);
 		return 1;
 	}
 	ex = calloc(MAXF, sizeof(*ex));
-	while (fgets(line, sizeof(line), lf)) {
-		size_t size;
-		unsigned seed;
+	ops = calloc(4 * MAXF, sizeof(*ops));
+	while (fgets(line, sizeof(line), lf) && nops < 4 * MAXF) {
+		struct logop *o = &ops[nops];
 
-		if (!strncmp(line, "DO ", 3)) {
-			snprintf(inflight, ilen, "%s", line + 3);
-			continue;
-		}
-		if (!strncmp(line, "OK ", 3))
-			inflight[0] = 0;
-
-		if (sscanf(line, "OK CREATE %63s %zu %u", a, &size, &seed) == 3) {
-			snprintf(ex[nex].name, 32, "%.31s", a);
-			ex[nex].size = size;
-			ex[nex].seed = seed;
-			nex++;
-		} else if (sscanf(line, "OK RENAME %63s %63s", a, b) == 2) {
-			struct expect *e = find(a);
-
-			if (e)
-				snprintf(e->name, 32, "%.31s", b);
-		} else if (sscanf(line, "OK UNLINK %63s", a) == 1) {
-			struct expect *e = find(a);
-
-			if (e)
-				*e = ex[--nex];
+		if (sscanf(line, "DO CREATE %63s", a) == 1) {
+			o->kind = 'C';
+			snprintf(o->a, 32, "%.31s", a);
+			nops++;
+		} else if (sscanf(line, "DO RENAME %63s %63s", a, b) == 2) {
+			o->kind = 'R';
+			snprintf(o->a, 32, "%.31s", a);
+			snprintf(o->b, 32, "%.31s", b);
+			nops++;
+		} else if (sscanf(line, "DO UNLINK %63s", a) == 1) {
+			o->kind = 'U';
+			snprintf(o->a, 32, "%.31s", a);
+			nops++;
+		} else if (nops && !strncmp(line, "OK ", 3)) {
+			o = &ops[nops - 1];
+			o->ok = true;
+			if (sscanf(line, "OK CREATE %63s %zu %u", a, &size,
+				   &seed) == 3) {
+				o->size = size;
+				o->seed = seed;
+				last_sync = (int)nops - 1;
+			}
 		}
 	}
 	fclose(lf);
 	return 0;
 }
 
+/* Names seen in the directory (the probe left out). */
+struct names {
+	char (*n)[32];
+	unsigned count;
+};
+
+static int collect(void *arg, const char *name, uint64_t ino, uint8_t type)
+{
+	struct names *c = arg;
+
+	(void)ino;
+	(void)type;
+	if (strcmp(name, "probe") && c->count < MAXF)
+		snprintf(c->n[c->count++], 32, "%s", name);
+	return 0;
+}
+
+/* Whether the model's names are exactly those seen. */
+static bool model_is(const struct names *c)
+{
+	if (c->count != nex)
+		return false;
+	for (unsigned i = 0; i < c->count; i++)
+		if (!find(c->n[i]))
+			return false;
+	return true;
+}
+
 /* Recover the dead host (through DIR's lock, then any left) and check DIR
  * against the log loaded; unmounts v.  Exit 3: recovery failed. */
-static int verify_mounted(fs_vol *v, const char *dname, const char *inflight)
+static int verify_mounted(fs_vol *v, const char *dname)
 {
 	struct fs_create_args pa = { .type = FS_TYPE_FILE, .mode = 0644 };
 	struct fs_stat st;
 	struct seen_ctx c = { 0 };
+	struct names seen = { 0 };
 	struct timespec t0, t1;
-	unsigned missing = 0;
+	unsigned missing = 0, later, acked = 0;
 	uint64_t dir;
-	int ret;
+	int k, ret;
 
 	dir = dir_of(v, dname, 0);
 	/* creating in the directory needs its lock: if the dead host held
@@ -411,6 +497,33 @@ static int verify_mounted(fs_vol *v, const char *dname, const char *inflight)
 		}
 		printf("%u more dead host(s) recovered\n", nrec);
 	}
+	seen.n = calloc(MAXF, 32);
+	if (!seen.n)
+		return 1;
+	ret = fs_readdir(v, dir, collect, &seen);
+	if (ret) {
+		fprintf(stderr, "readdir: %s\n", fs_strerror(ret));
+		return 1;
+	}
+	/* which prefix of the operations after the last fsync survived:
+	 * each whole or not at all, none after one that did not */
+	later = nops - (unsigned)(last_sync + 1);
+	for (unsigned i = (unsigned)(last_sync + 1); i < nops; i++)
+		acked += ops[i].ok;
+	for (k = (int)later; k >= 0; k--) {
+		model((unsigned)k);
+		if (model_is(&seen))
+			break;
+	}
+	printf("after the last fsync: %u operation(s) acknowledged, %u in "
+	       "flight; ", acked, later - acked);
+	if (k < 0) {
+		/* none fits: compare with what was fsync'd */
+		model(0);
+		printf("no prefix of them matches the directory\n");
+	} else {
+		printf("the first %d of them survived\n", k);
+	}
 	c.v = v;
 	ret = fs_readdir(v, dir, check_one, &c);
 	if (ret) {
@@ -423,43 +536,22 @@ static int verify_mounted(fs_vol *v, const char *dname, const char *inflight)
 			printf("missing: %s\n", ex[i].name);
 		}
 	}
-	printf("%u acknowledged files checked, %u with blocks beyond extent 0, "
-	       "%u missing, %u unexpected%s%s\n", nex, c.far, missing, c.extra,
+	printf("%u files checked, %u with blocks beyond extent 0, %u missing, "
+	       "%u unexpected%s%s\n", nex, c.far, missing, c.extra,
 	       c.extra ? " (" : "", c.extra ? c.extra_name : "");
 	if (c.extra)
 		printf(")\n");
 	fs_umount(v);
-	/* The operation in flight at the kill may or may not have happened,
-	 * as a whole: its own names are the only difference allowed. */
-	printf("in flight at the kill: %s", inflight[0] ? inflight : "nothing\n");
-	if (c.bad)
-		return 2;
-	if (missing || c.extra) {
-		char op[16] = "", x[64] = "", y[64] = "";
-		unsigned i, bad = 0;
-
-		sscanf(inflight, "%15s %63s %63s", op, x, y);
-		for (i = 0; i < nex; i++)
-			if (!ex[i].seen && !(!strcmp(op, "RENAME") && !strcmp(ex[i].name, x)) &&
-			    !(!strcmp(op, "UNLINK") && !strcmp(ex[i].name, x)))
-				bad++;
-		if (c.extra && !((!strcmp(op, "CREATE") && !strcmp(c.extra_name, x)) ||
-				 (!strcmp(op, "RENAME") && !strcmp(c.extra_name, y))))
-			bad++;
-		if (bad || c.extra > 1 || missing > 1)
-			return 2;
-	}
-	return 0;
+	free(seen.n);
+	return c.bad || k < 0 || missing || c.extra ? 2 : 0;
 }
 
 static int cmd_verify(const char *spec, const char *host, const char *dname,
 		      const char *log)
 {
-	char inflight[256];
-
-	if (load_log(log, inflight, sizeof(inflight)))
+	if (load_log(log))
 		return 1;
-	return verify_mounted(mount1(spec, host), dname, inflight);
+	return verify_mounted(mount1(spec, host), dname);
 }
 
 /*
@@ -475,7 +567,6 @@ static int cmd_spanverify(const char *head, const char *cand, const char *host,
 	struct fs_mount_opts mo = { .host = host, .no_janitor = true,
 				    .candidates = cands,
 				    .ncandidates = strcmp(cand, "-") ? 1 : 0 };
-	char inflight[256];
 	fs_vol *v;
 	int ret = fs_mount(specs, 1, &mo, &v);
 
@@ -487,7 +578,7 @@ static int cmd_spanverify(const char *head, const char *cand, const char *host,
 	printf("READY (%u extent%s)\n", v->next, v->next == 1 ? "" : "s");
 	while (access(go, F_OK))
 		usleep(50000);
-	if (load_log(log, inflight, sizeof(inflight)))
+	if (load_log(log))
 		return 1;
 	/* before anything is read: a file or directory mapping blocks on
 	 * the new extent would make this host refresh by itself */
@@ -503,7 +594,7 @@ static int cmd_spanverify(const char *head, const char *cand, const char *host,
 		printf("%u dead host(s) recovered before anything was read\n",
 		       nrec);
 	}
-	return verify_mounted(v, dname, inflight);
+	return verify_mounted(v, dname);
 }
 
 /* ---- frees a crash leaves to others (free, recover) ------------------------ */
@@ -512,8 +603,9 @@ static int cmd_spanverify(const char *head, const char *cand, const char *host,
  * Mount SPEC, write MIB MiB into a new file NAME, fsync; then, by MODE:
  *   orphan:   unlink it while open (an orphan on this host's list);
  *   truncate: SPEC is fault:...: make writes of file block cluster headers
- *             in place hang, and truncate the file to 0 (a transaction
- *             that frees the blocks, committed, not in place).
+ *             in place hang, truncate the file to 0 and fsync it (a
+ *             transaction that frees the blocks, in the journal, not in
+ *             place).
  * "READY" once that is done or hanging; then wait to be killed.
  */
 static int cmd_free(const char *spec, const char *host, const char *name,
@@ -545,6 +637,10 @@ static int cmd_free(const char *spec, const char *host, const char *name,
 	printf("WRITTEN %u MiB\n", mib);
 	if (!strcmp(mode, "orphan")) {
 		ret = fs_unlink(v, fs_root(v), name);
+		/* durable (write-back journal): the host dies with the
+		 * file an orphan */
+		if (!ret)
+			ret = fs_sync(v);
 		if (ret) {
 			fprintf(stderr, "fs_worker: unlink: %s\n", fs_strerror(ret));
 			return 1;
@@ -557,6 +653,7 @@ static int cmd_free(const char *spec, const char *host, const char *name,
 
 		r.off = fa->meta_off;
 		r.len = (uint64_t)fa->clusters * FS_SLOT;
+		r.minlen = FS_BLOCK;    /* headers, not the lock records */
 		ret = mp_fault_add(v->ext[0].lun, &r);
 		if (ret < 0) {
 			fprintf(stderr, "fs_worker: fault rule: %s\n",
@@ -564,9 +661,13 @@ static int cmd_free(const char *spec, const char *host, const char *name,
 			return 1;
 		}
 		printf("READY\n");
+		/* acknowledged at once (write-back); its fsync hangs after
+		 * the journal has it */
 		ret = fs_ftruncate(f, 0);
-		fprintf(stderr, "fs_worker: the truncate returned: %s\n",
-			fs_strerror(ret));
+		if (!ret)
+			ret = fs_fsync(f);
+		fprintf(stderr, "fs_worker: the truncate and its fsync returned: "
+			"%s\n", fs_strerror(ret));
 		return 1;
 	}
 	for (;;)

@@ -2,10 +2,13 @@
 # File system crash: a host doing creates (two writes, the second
 # extending, then fsync), renames and unlinks is SIGKILLed mid-stream.
 # Another host takes the directory's lock, which recovers the dead host by
-# journal replay; everything acknowledged is there with its contents.
+# journal replay; everything fsync'd is there with its contents, and of
+# the renames and unlinks acknowledged after the last fsync a prefix, each
+# whole or not at all (fs_worker verify).
 #  - at a random moment;
 #  - inside a transaction: its in-place writes to file descriptors hang
-#    (after the journal commit) until the kill, so replay is what saves it;
+#    (after the batch is in the journal) until the kill, so replay is what
+#    saves it;
 # each plain, and with the dead host's unflushed writes lost at the kill
 # (volatile write cache).
 # FS_CRASH_LUNS=iscsi (fs_crash_iscsi.sh) runs the same on tgtd iSCSI LUNs.
@@ -33,7 +36,9 @@ crash_once() { # label fault-options(or "") seed hang(0/1)
 		"$lun" >/dev/null || fail "mkfs"
 	if [ "$hang" = 1 ]; then
 		read -r fd_off fd_len < <("$W" fdarea "$lun")
-		opts="${opts:+$opts;}write,hang,off=$fd_off,len=$fd_len,after=$((200 + RANDOM % 300))"
+		# the FDs' 4 KiB images, which only the journal's in-place
+		# step writes (not the 512-byte lock records beside them)
+		opts="${opts:+$opts;}write,hang,off=$fd_off,len=$fd_len,minlen=4096,after=$((100 + RANDOM % 200))"
 	fi
 	[ -n "$opts" ] && prefix="fault:$opts:"
 	"$W" run "$prefix$lun" victim vms "$seed" >"$T/$label.log" 2>"$T/$label.err" &

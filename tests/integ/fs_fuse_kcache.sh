@@ -29,28 +29,30 @@ counter() {
 mkdir -p "$A/d/x" || fail "mkdir"
 
 # 1. never stale: A caches d/x and d's attributes, B replaces x and adds a
-# directory, and A shows B's view at once, each round (every fifth after a
-# pause: a directory another host wrote in is not kept held, so not
-# cached, for 2 s after; fs/keep.c)
+# directory and syncs (B's changes are in place for other hosts once
+# synced: a write-back journal), and A shows B's view at once, each round
+# (every fifth after a pause: a directory another host wrote in is not
+# kept held, so not cached, for 2 s after; fs/keep.c)
 for round in $(seq 1 25); do
 	[ $((round % 5)) = 1 ] && sleep 2.2
 	ia=$(stat -c %i "$A/d/x") && na=$(stat -c %h "$A/d") || fail "stat on A"
 	stat "$A/d/x" "$A/d" >/dev/null
-	mv "$B/d/x" "$B/d/old$round" && mkdir "$B/d/x" || fail "B's change ($round)"
+	mv "$B/d/x" "$B/d/old$round" && mkdir "$B/d/x" && sync "$B/d" ||
+		fail "B's change ($round)"
 	ib=$(stat -c %i "$B/d/x") nb=$(stat -c %h "$B/d")
 	ia2=$(stat -c %i "$A/d/x") na2=$(stat -c %h "$A/d")
 	[ "$ia2" = "$ib" ] || fail "round $round: A shows d/x as inode $ia2 (B made $ib, was $ia)"
 	[ "$na2" = "$nb" ] || fail "round $round: A shows d with $na2 links, B $nb (was $na)"
 	[ -d "$A/d/old$round" ] || fail "round $round: A does not see d/old$round"
 	# and back: B removes what A just looked at
-	rmdir "$B/d/old$round" || fail "rmdir on B ($round)"
+	rmdir "$B/d/old$round" && sync "$B/d" || fail "rmdir on B ($round)"
 	[ ! -e "$A/d/old$round" ] || fail "round $round: A still sees d/old$round"
 done
 echo "25 rounds: A saw each of B's renames, new directories and removals at once"
 
 # 2. a path through directories A holds, renamed on B
 mkdir -p "$A/p/q/r" && stat "$A/p/q/r" >/dev/null || fail "mkdir p/q/r"
-mv "$B/p/q" "$B/p/q2" || fail "rename on B"
+mv "$B/p/q" "$B/p/q2" && sync "$B/p" || fail "rename on B"
 [ ! -e "$A/p/q/r" ] || fail "A still walks p/q/r after B renamed q"
 [ -d "$A/p/q2/r" ] || fail "A does not see p/q2/r"
 
@@ -97,6 +99,9 @@ for i in range(4):
     before = os.stat(".").st_nlink
     os.stat(".")
     os.mkdir(os.path.join(b, "wd%d" % i))
+    fd = os.open(b, os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(fd)
+    os.close(fd)
     want = os.stat(b).st_nlink
     got = os.stat(".").st_nlink
     if got != want:

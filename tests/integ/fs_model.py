@@ -376,6 +376,14 @@ class Runner:
             host = self.mounts.index(m)
             want = outcome(model)
             got = outcome(real)
+            if len(self.mounts) > 1:
+                # the other hosts read it once it is in place (fsync of
+                # the mount: every change of this host, write-back journal)
+                fd = os.open(m, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             self.history.append("%d host%d %s: %s" % (self.step, host, desc, got))
             key = desc.split()[0] + (" " + got[1] if got[0] == "err" else "")
             counts[key] = counts.get(key, 0) + 1

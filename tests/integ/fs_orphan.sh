@@ -43,6 +43,10 @@ for name, size in (("small.bin", 70000), ("big.bin", 60 << 20)):
     os.fsync(fd)
     os.unlink(p)
     fds.append(fd)
+# the unlinks durable (a write-back journal): the host dies with them orphans
+dfd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+os.fsync(dfd)
+os.close(dfd)
 open(sys.argv[2], "w").close()
 time.sleep(60)
 PY

@@ -11,7 +11,7 @@ set -u
 truncate -s 1G "$T/lun0.img"
 bin/mkfs.vmfs -L race -H 8 "$T/lun0.img" >/dev/null || fail "mkfs"
 vmfsd_start A "$T/a" "$T/lun0.img"
-mkdir "$T/a/d" || fail "mkdir"
+mkdir "$T/a/d" && sync "$T/a/d" || fail "mkdir"
 # every read of R held 2 ms: wide windows between its FD snapshot and the
 # directory blocks it reads next
 vmfsd_start R "$T/r" --read-only "fault:read,delay,ms=2:$T/lun0.img"
@@ -48,6 +48,8 @@ echo "read-only host: $rounds listings while the writer ran, $errors errors"
 [ $errors = 0 ] || fail "errors on the read-only host"
 ! grep -qi "checksum\|corrupt\|damaged" "$T/vmfsd-R.log" ||
 	fail "racing reads reported as corruption: $(grep -i "checksum\|corrupt\|damaged" "$T/vmfsd-R.log" | head)"
+# the writer's last changes in place (a write-back journal), then read
+sync "$T/a/d" || fail "sync on the writer"
 [ "$(ls "$T/a/d")" = "$(ls "$T/r/d")" ] || fail "the hosts list different names"
 echo "both hosts list the same $(ls "$T/r/d" | wc -l) names"
 vmfsd_stop R

@@ -29,7 +29,9 @@ two_hosts_scenario() {
 
 	for i in $(seq 1 300); do echo "$i" >"$T/b/vm1/f$i"; done
 	[ "$(ls "$T/a/vm1" | wc -l)" -eq 301 ] || fail "A sees $(ls "$T/a/vm1" | wc -l) names"
-	mv "$T/a/vm1/f1" "$T/a/vm1/renamed"
+	# a rename is in place for other hosts once synced (or its lock
+	# handed over): a write-back journal
+	mv "$T/a/vm1/f1" "$T/a/vm1/renamed" && sync "$T/a/vm1" || fail "mv"
 	[ "$(cat "$T/b/vm1/renamed")" = 1 ] || fail "rename not seen on B"
 	[ ! -e "$T/b/vm1/f1" ] || fail "old name still on B"
 

@@ -112,6 +112,10 @@ static void test_basic(void **state)
 	assert_int_equal(fs_lookup(va, root, "file1", &st), 0);
 	assert_true(st.ino == f);
 	assert_int_equal(st.type, FS_TYPE_FILE);
+	/* another host reads what this one made once it is in place: at a
+	 * sync (or a hand-over of the lock it was made under, or after the
+	 * journal's commit delay) */
+	assert_int_equal(fs_sync(va), 0);
 	assert_int_equal(fs_lookup(vb, root, "dir1", &st), 0);   /* other host */
 	assert_true(st.ino == d);
 	assert_int_equal(st.nlink, 2);
@@ -123,6 +127,7 @@ static void test_basic(void **state)
 	a.type = FS_TYPE_SYMLINK;
 	a.target = "../some/where";
 	assert_int_equal(fs_create(va, d, "link", &a, &st), 0);
+	assert_int_equal(fs_sync(va), 0);
 	assert_int_equal(fs_readlink(vb, st.ino, buf, sizeof(buf)), 13);
 	assert_string_equal(buf, "../some/where");
 	assert_true(S_ISLNK(st.mode));
@@ -132,6 +137,7 @@ static void test_basic(void **state)
 	assert_int_equal(fs_rmdir(va, root, "file1"), -ENOTDIR);
 	assert_int_equal(fs_unlink(vb, d, "link"), 0);
 	assert_int_equal(fs_rmdir(vb, root, "dir1"), 0);
+	assert_int_equal(fs_sync(vb), 0);
 	assert_int_equal(fs_lookup(va, root, "dir1", &st), -ENOENT);
 	assert_int_equal(fs_getattr(va, root, &rs), 0);
 	assert_int_equal(rs.nlink, 2);
@@ -145,6 +151,7 @@ static void test_basic(void **state)
 		assert_int_equal(st.mode & 07777, 0755);
 		assert_int_equal(st.uid, 42);
 		assert_true(st.mtime == 123456789);
+		assert_int_equal(fs_sync(vb), 0);
 		assert_int_equal(fs_getattr(va, f, &st), 0);
 		assert_int_equal(st.uid, 42);
 	}
@@ -737,8 +744,10 @@ static void test_create_open(void **state)
 	assert_int_equal(fs_close(g), 0);
 	assert_int_equal(fs_create_open(va, root, "co1", &a, FS_O_RDWR, &st2, &f),
 			 -EEXIST);
-	/* a read-only create-open holds it shared: bravo reads along */
+	/* a read-only create-open holds it shared: bravo reads along (once
+	 * the file is in place) */
 	assert_int_equal(fs_create_open(va, root, "co4", &a, FS_O_RDONLY, &st2, &f), 0);
+	assert_int_equal(fs_sync(va), 0);
 	assert_int_equal(fs_open(vb, st2.ino, FS_O_RDONLY, &g), 0);
 	assert_int_equal(fs_open(vb, st2.ino, FS_O_RDWR, &h2), -EBUSY);
 	assert_int_equal(fs_close(g), 0);
@@ -913,6 +922,9 @@ static void test_dir_cache_hosts(void **state)
 				have[j] = true;
 			}
 		}
+		/* in place for the others to read (what a change not yet
+		 * synced looks like to them: test_writeback_visible) */
+		assert_int_equal(fs_sync(w), 0);
 		/* every host, a few names (the changed one first) */
 		for (unsigned h = 0; h < 3; h++) {
 			for (unsigned q = 0; q < 4; q++) {
@@ -978,6 +990,7 @@ static void test_dir_cache_readers(void **state)
 		else
 			ret = fs_unlink(vb, r.dir, "x");
 		assert_int_equal(ret, 0);
+		assert_int_equal(fs_sync(vb), 0);   /* in place for alpha */
 		/* a few lookups: the first may refill, the others trust it */
 		for (unsigned q = 0; q < 3; q++) {
 			ret = fs_lookup(va, r.dir, "x", &st);

@@ -1,7 +1,8 @@
 /*
  * test_fs_volume.c - making and mounting volumes, finding extents by their
- * headers, allocation in resource clusters by several hosts, and journal
- * replay of a host that died between commit and in-place write.
+ * headers, allocation in resource clusters by several hosts, journal
+ * replay of a host that died between commit and in-place write, and the
+ * write-back journal's overlay, quarantine and hand-over.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -293,7 +294,10 @@ static void test_replay_after_death(void **state)
 	}
 	tx = fs_tx_begin(va);
 	assert_int_equal(fs_alloc(tx, FS_R_FB, 8, a), 0);
-	assert_int_not_equal(fs_tx_commit(tx), 0);
+	/* committed (write-back); the sync that puts it in place fails
+	 * after the journal has it */
+	assert_int_equal(fs_tx_commit(tx), 0);
+	assert_int_not_equal(fs_sync(va), 0);
 	/* the header on disk does not show it yet (alpha has fenced itself:
 	 * read the file) */
 	{
@@ -338,13 +342,15 @@ static void test_replay_after_death(void **state)
 }
 
 /*
- * Alpha renames d/g to d/f: the transaction reaches its journal, but its
- * writes in place fail.  Alpha must give the volume up with the
- * directory's lock still held, so that the journal copy is replayed when
- * bravo recovers it: bravo then finds d/f and not d/g.  (Before, alpha
- * released the directory's lock after the failed commit, its version
- * moved on, and replay skipped the transaction as superseded: the rename
- * was lost, or half in place.)
+ * Alpha creates d/h1..h5 and renames d/g to d/f, all in one batch of its
+ * write-back journal (the rename's release of g's lock makes it go): the
+ * batch reaches the journal, but its writes in place fail (the directory's
+ * sub-block).  Alpha must give the volume up with the directory's lock
+ * still held, so that the journal copy is replayed when bravo recovers
+ * it: every transaction of the batch, in order: bravo then finds h1..h5
+ * and d/f, not d/g.  (Before, alpha released the directory's lock after
+ * the failed commit, its version moved on, and replay skipped the
+ * transaction as superseded: the rename was lost, or half in place.)
  */
 static void test_commit_not_in_place(void **state)
 {
@@ -366,16 +372,26 @@ static void test_commit_not_in_place(void **state)
 	assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
 	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
 	assert_int_equal(fs_create(va, sd.ino, "g", &file, &st), 0);
+	assert_int_equal(fs_sync(va), 0);
 	{
 		struct mp_fault_rule r = {
 			.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
-			.off = va->sb.ext[0].area[FS_A_FD].meta_off,
+			.off = va->sb.ext[0].area[FS_A_PB].meta_off,
 			.len = 1ull << 40,
 		};
 
 		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
 	}
-	assert_int_not_equal(fs_rename(va, sd.ino, "g", sd.ino, "f", 0), 0);
+	/* in place fails from the pointer block area on: directories in
+	 * sub-blocks and file blocks (FDs and their locks still written) */
+	for (int i = 1; i <= 5; i++) {
+		char nm[8];
+
+		snprintf(nm, sizeof(nm), "h%d", i);
+		assert_int_equal(fs_create(va, sd.ino, nm, &file, &st), 0);
+	}
+	assert_int_equal(fs_rename(va, sd.ino, "g", sd.ino, "f", 0), 0);
+	assert_int_not_equal(fs_sync(va), 0);
 	lk_get_info(fs_lk(va), &li);
 	assert_true(li.abandoned);
 	assert_true(li.fenced);
@@ -394,21 +410,28 @@ static void test_commit_not_in_place(void **state)
 	assert_int_equal(fs_create(vb, sd.ino, "h", &file, &st), 0);
 	assert_int_equal(fs_lookup(vb, sd.ino, "f", &st), 0);
 	assert_int_equal(fs_lookup(vb, sd.ino, "g", &st), -ENOENT);
+	for (int i = 1; i <= 5; i++) {
+		char nm[8];
+
+		snprintf(nm, sizeof(nm), "h%d", i);
+		assert_int_equal(fs_lookup(vb, sd.ino, nm, &st), 0);
+	}
 	fs_umount(vb);
 	assert_int_equal(fs_check(specs, 1, &co, &res), 0);
 	assert_int_equal(res.errors, 0);
 }
 
 /*
- * Only the newest transaction of a dead host's journal is replayed.  A
+ * Only the transactions after a dead host's checkpoint are replayed.  A
  * directory kept locked by its host grows out of sub-blocks into file
  * blocks (its sub-block freed); a small file then gets that sub-block for
- * its data, fsync'd.  The host dies inside a later transaction under the
- * same directory lock.  The creates before the move were made under that
- * lock's version too: replaying them (as replay did before) writes the
- * directory's old blocks over the file's data.
+ * its data, fsync'd (the fsync moves the checkpoint past the move).  The
+ * host dies with a later transaction under the same directory lock not in
+ * place.  The creates before the move were made under that lock's version
+ * too: replaying them writes the directory's old blocks over the file's
+ * data.
  */
-static void test_replay_newest_only(void **state)
+static void test_replay_from_checkpoint(void **state)
 {
 	const char *specs[1] = { p0 };
 	struct fs_mount_opts mo = { .host = "alpha", .no_janitor = true };
@@ -462,7 +485,8 @@ static void test_replay_newest_only(void **state)
 		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
 	}
 	snprintf(name, sizeof(name), "%012u", 0);
-	assert_int_not_equal(fs_rename(va, sd.ino, name, sd.ino, "y", 0), 0);
+	assert_int_equal(fs_rename(va, sd.ino, name, sd.ino, "y", 0), 0);
+	assert_int_not_equal(fs_sync(va), 0);
 	assert_int_equal(mp_fault_clear(va->ext[0].lun), 0);
 	fs_umount(va);
 	/* bravo recovers alpha (replay) to change the directory */
@@ -484,6 +508,118 @@ static void test_replay_newest_only(void **state)
 	assert_int_equal(res.errors, 0);
 	free(pat);
 	free(back);
+}
+
+/*
+ * Write-back journal: a file block freed by a transaction the checkpoint
+ * has not passed is not allocated again (it may hold file data next, and
+ * a replay of an earlier transaction that wrote metadata there must never
+ * land on it), by this transaction either; after a sync it is.  Commits
+ * are acknowledged before they are written: several share one batch.
+ */
+static void test_writeback_quarantine(void **state)
+{
+	const char *specs[1] = { p0 };
+	uint64_t a, b, c, commits, batches;
+	struct fs_tx *tx;
+	fs_vol *v;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	v = mount1(p0, "alpha", false);
+	v->alloc_cursor[FS_R_FB] = 0;
+	tx = fs_tx_begin(v);
+	assert_int_equal(fs_alloc(tx, FS_R_FB, 1, &a), 0);
+	assert_int_equal(fs_tx_commit(tx), 0);
+	assert_int_equal(fs_sync(v), 0);
+	/* freed, committed, not synced: quarantined */
+	tx = fs_tx_begin(v);
+	assert_int_equal(fs_free(tx, a), 0);
+	assert_int_equal(fs_tx_commit(tx), 0);
+	assert_true(fs_quarantined(v, a));
+	v->alloc_cursor[FS_R_FB] = 0;
+	tx = fs_tx_begin(v);
+	assert_int_equal(fs_alloc(tx, FS_R_FB, 1, &b), 0);
+	assert_true(b != a);
+	fs_tx_abort(tx);
+	/* the first free one again once the checkpoint passed the free */
+	assert_int_equal(fs_sync(v), 0);
+	assert_false(fs_quarantined(v, a));
+	v->alloc_cursor[FS_R_FB] = 0;
+	tx = fs_tx_begin(v);
+	assert_int_equal(fs_alloc(tx, FS_R_FB, 1, &b), 0);
+	assert_true(b == a);
+	/* freed by this very transaction: not taken back by it */
+	assert_int_equal(fs_free(tx, b), 0);
+	v->alloc_cursor[FS_R_FB] = 0;
+	assert_int_equal(fs_alloc(tx, FS_R_FB, 1, &c), 0);
+	assert_true(c != b);
+	assert_int_equal(fs_tx_commit(tx), 0);
+	assert_int_equal(fs_sync(v), 0);
+	/* a stream of commits shares batches */
+	for (int i = 0; i < 50; i++) {
+		tx = fs_tx_begin(v);
+		assert_int_equal(fs_alloc(tx, FS_R_FB, 1, &b), 0);
+		assert_int_equal(fs_tx_commit(tx), 0);
+	}
+	assert_int_equal(fs_sync(v), 0);
+	fs_journal_stats(v, &commits, &batches);
+	print_message("%llu commits in %llu batches\n",
+		      (unsigned long long)commits, (unsigned long long)batches);
+	assert_true(batches < commits / 2);
+	fs_umount(v);
+}
+
+/*
+ * Write-back journal: what alpha commits it reads back at once (the
+ * overlay), before anything is in place; bravo reads it once alpha syncs,
+ * or once bravo takes a lock it was made under (alpha's hand-over puts it
+ * in place first), or within the commit delay.
+ */
+static void test_writeback_visible(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_create_args dir = { .type = FS_TYPE_DIR, .mode = 0755 };
+	struct fs_create_args file = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_stat st, sd;
+	uint64_t commits, batches;
+	fs_vol *va, *vb;
+	int tries;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	va = mount1(p0, "alpha", false);
+	vb = mount1(p0, "bravo", false);
+	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
+	assert_int_equal(fs_sync(va), 0);
+	/* alpha's own reads: the overlay */
+	assert_int_equal(fs_create(va, sd.ino, "a1", &file, &st), 0);
+	assert_int_equal(fs_lookup(va, sd.ino, "a1", &st), 0);
+	assert_int_equal(fs_getattr(va, st.ino, &st), 0);
+	/* a hand-over: bravo creates in d, which needs d's lock, which alpha
+	 * gives only once a1 is in place */
+	assert_int_equal(fs_create(vb, sd.ino, "b1", &file, &st), 0);
+	assert_int_equal(fs_lookup(vb, sd.ino, "a1", &st), 0);
+	/* and back: alpha takes d again for a2; bravo reads a2 (the lock is
+	 * alpha's, kept) once alpha syncs */
+	assert_int_equal(fs_create(va, sd.ino, "a2", &file, &st), 0);
+	assert_int_equal(fs_lookup(va, sd.ino, "b1", &st), 0);
+	assert_int_equal(fs_sync(va), 0);
+	assert_int_equal(fs_lookup(vb, sd.ino, "a2", &st), 0);
+	/* without a sync: within the commit delay (100 ms; 10 s allowed) */
+	assert_int_equal(fs_create(va, sd.ino, "a3", &file, &st), 0);
+	for (tries = 0; tries < 1000; tries++) {
+		if (fs_lookup(vb, sd.ino, "a3", &st) == 0)
+			break;
+		usleep(10000);
+	}
+	print_message("an unsynced create seen by the other host after %d "
+		      "polls of 10 ms\n", tries);
+	assert_true(tries < 1000);
+	fs_journal_stats(va, &commits, &batches);
+	assert_true(commits > 0 && batches > 0);
+	fs_umount(vb);
+	fs_umount(va);
 }
 
 /* fs_rc_in: the free count must match the bitmap; no bit beyond nres. */
@@ -547,7 +683,9 @@ int main(void)
 		cmocka_unit_test(test_two_hosts_alloc),
 		cmocka_unit_test(test_replay_after_death),
 		cmocka_unit_test(test_commit_not_in_place),
-		cmocka_unit_test(test_replay_newest_only),
+		cmocka_unit_test(test_replay_from_checkpoint),
+		cmocka_unit_test(test_writeback_quarantine),
+		cmocka_unit_test(test_writeback_visible),
 		cmocka_unit_test(test_rc_decode),
 	};
 
