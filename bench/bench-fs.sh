@@ -27,7 +27,11 @@
 #    says so.
 # 2. File creates per second through FUSE (open O_CREAT|O_EXCL + close):
 #    one host in one directory, then two hosts (two vmfsd on the same volume)
-#    at once in two directories; target: two hosts >= 1.5x one.  The LUN
+#    at once in two directories; target: two hosts >= 1.5x one.  Beside it,
+#    the baseline for "affinity works": two hosts on two separate volumes
+#    (one LUN each, nothing shared but the machine): what two hosts can get
+#    on this machine at all; shared / separate near 1 says the shared
+#    volume's locks cost the second host nothing.  The LUN
 #    file is written whole before mkfs, as an array presents a LUN (every
 #    block backed).  The same on a sparse LUN file beside it, for
 #    information (ext4 allocates backing blocks at the volume's first
@@ -65,8 +69,11 @@ MA=$BENCH_DIR/fs-mnt-a
 MB=$BENCH_DIR/fs-mnt-b
 LUNS=$BENCH_DIR/fs-lun-sparse.img
 LUNM=/dev/shm/vmfs-bench-fs-lun-memory.img
+LUNM2=/dev/shm/vmfs-bench-fs-lun-memory-2.img
+LUN2=$BENCH_DIR/fs-lun-2.img
 MC=$BENCH_DIR/fs-mnt-c
 MD=$BENCH_DIR/fs-mnt-d
+ME=$BENCH_DIR/fs-mnt-e
 export VMFSD_RUN_DIR=$BENCH_DIR/run
 
 die() { echo "bench-fs: $*" >&2; exit 1; }
@@ -80,12 +87,12 @@ fstype=$(findmnt -n -o FSTYPE --target "$BENCH_DIR" 2>/dev/null ||
 	stat -f -c %T "$BENCH_DIR")
 
 stop_hosts() {
-	pkill -TERM -f "vmfsd --host bench-[abcd] " 2>/dev/null || true
+	pkill -TERM -f "vmfsd --host bench-[abcde] " 2>/dev/null || true
 	for i in $(seq 1 100); do
-		pgrep -f "vmfsd --host bench-[abcd] " >/dev/null || break
+		pgrep -f "vmfsd --host bench-[abcde] " >/dev/null || break
 		sleep 0.1
 	done
-	for m in "$MA" "$MB" "$MC" "$MD"; do
+	for m in "$MA" "$MB" "$MC" "$MD" "$ME"; do
 		grep -qF " $m fuse" /proc/mounts && fusermount3 -uz "$m"
 	done
 	return 0
@@ -93,7 +100,7 @@ stop_hosts() {
 huge_before=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo "")
 cleanup() {
 	stop_hosts
-	rm -f "$LUNM"
+	rm -f "$LUNM" "$LUNM2"
 	[ -z "$huge_before" ] ||
 		echo "$huge_before" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
 }
@@ -225,13 +232,15 @@ cpu_busy() {
 	echo "$1 $2" | awk -v n="$(nproc)" '{ b = $3 - $1; i = $4 - $2;
 		printf "%.2f", (b + i > 0 ? n * b / (b + i) : 0) }'
 }
-# creates_run MOUNT_A MOUNT_B LABEL: one host, then two, REPS times; sets
-# c1 (one host, median), c2 (two hosts), cratio (median of the pairs'
-# ratios), cpu1 and cpu2 (CPUs busy during each, medians) and perio_med
-# (I/O per create of the one host: the repetition with the median number
-# of reads)
+# creates_run MOUNT_A MOUNT_B LABEL [MOUNT_E]: one host, then two, REPS
+# times; sets c1 (one host, median), c2 (two hosts), cratio (median of the
+# pairs' ratios), cpu1 and cpu2 (CPUs busy during each, medians) and
+# perio_med (I/O per create of the one host: the repetition with the
+# median number of reads).  With MOUNT_E (a host on a volume of its own):
+# also A and E at once, c3 (median), sepratio (two separate / one) and
+# shareff (two shared / two separate, medians of the repetitions' ratios)
 creates_run() {
-	one="" two="" pair="" perio="" busy1="" busy2=""
+	one="" two="" pair="" perio="" busy1="" busy2="" sep="" sepp="" eff=""
 	rep=1
 	while [ "$rep" -le "$REPS" ]; do
 		io0=$(io_counts "$1")
@@ -266,6 +275,24 @@ PY
 		r2=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
 			"$OUT/ca.json" "$OUT/cb.json")
 		echo "  [$rep/$REPS] $3: creates/s: one host $r1, two hosts $r2"
+		if [ -n "${4:-}" ]; then
+			"$FS_BENCH" creates --dir "$1/creates/s-$rep" --seconds "$RUNTIME" \
+				--json >"$OUT/ca.json" &
+			pa=$!
+			"$FS_BENCH" creates --dir "$4/creates/e-$rep" --seconds "$RUNTIME" \
+				--json >"$OUT/ce.json" &
+			pb=$!
+			wait $pa || die "creates on host a, separate volumes ($3)"
+			wait $pb || die "creates on host e ($3)"
+			r3=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
+				"$OUT/ca.json" "$OUT/ce.json")
+			echo "  [$rep/$REPS] $3: two hosts on separate volumes $r3"
+			rm -rf "$1/creates/s-$rep" "$4/creates/e-$rep" ||
+				die "removing the separate creates of repetition $rep ($3)"
+			sep="$sep $r3"
+			sepp="$sepp $(python3 -c "print($r3 / $r1)")"
+			eff="$eff $(python3 -c "print($r2 / $r3)")"
+		fi
 		# the files go before the next repetition (outside the timed
 		# runs): the volume's descriptors then last for any number of
 		# repetitions at any rate
@@ -288,6 +315,12 @@ PY
 	cratio=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $pair))")
 	cpu1=$($BENCH_TOOL median $busy1)
 	cpu2=$($BENCH_TOOL median $busy2)
+	c3="" sepratio="" shareff=""
+	if [ -n "$sep" ]; then
+		c3=$($BENCH_TOOL median $sep)
+		sepratio=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $sepp))")
+		shareff=$(python3 -c "print('%.2f' % $($BENCH_TOOL median $eff))")
+	fi
 }
 
 # the sparse LUN: made anew each run (mkfs only: creates need no data)
@@ -311,24 +344,41 @@ m1="" m2="" mratio="" mperio=""
 if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
 	# descriptors for two runs of the fastest rate here (tmpfs keeps
 	# only what is written)
-	truncate -s 8G "$LUNM"
+	truncate -s 8G "$LUNM" "$LUNM2"
 	"$BIN/mkfs.vmfs" -f -L memory -H 8 -i 262144 "$LUNM" >/dev/null
+	"$BIN/mkfs.vmfs" -f -L memory2 -H 8 -i 262144 "$LUNM2" >/dev/null
+	mkdir -p "$ME"
 	start_host bench-c "$MC" "$LUNM"
 	start_host bench-d "$MD" "$LUNM"
-	mkdir -p "$MC/creates" "$MD/creates"
-	creates_run "$MC" "$MD" "LUN in memory"
+	start_host bench-e "$ME" "$LUNM2"
+	mkdir -p "$MC/creates" "$MD/creates" "$ME/creates"
+	creates_run "$MC" "$MD" "LUN in memory" "$ME"
 	m1=$c1 m2=$c2 mratio=$cratio mperio=$perio_med mcpu1=$cpu1 mcpu2=$cpu2
+	m3=$c3 msep=$sepratio meff=$shareff
 	stop_hosts
-	rm -f "$LUNM"
+	rm -f "$LUNM" "$LUNM2"
 fi
 
+# the separate volume of the baseline: provisioned as the main LUN (3 GiB,
+# written whole once and kept), formatted anew each run
+if [ ! -e "$LUN2.ready" ]; then
+	rm -f "$LUN2"
+	fio --name=prov --filename="$LUN2" --rw=write --bs=1m --size=3g \
+		--direct=1 --ioengine=libaio --iodepth=8 --output-format=terse \
+		>/dev/null || die "writing $LUN2"
+	touch "$LUN2.ready"
+fi
+"$BIN/mkfs.vmfs" -f -L separate -H 8 -i 65536 "$LUN2" >/dev/null
+mkdir -p "$ME"
 start_host bench-a "$MA"
 start_host bench-b "$MB"
+start_host bench-e "$ME" "$LUN2"
 # what an interrupted earlier run left (its big directory holds NFILES
 # descriptors) must not run the creates out of descriptors
 rm -rf "$MA/creates" "$MA/big"
-mkdir -p "$MA/creates"
-creates_run "$MA" "$MB" "provisioned LUN"
+mkdir -p "$MA/creates" "$ME/creates"
+creates_run "$MA" "$MB" "provisioned LUN" "$ME"
+c3p=$c3 sepp_ratio=$sepratio effp=$shareff
 rm -rf "$MA/creates"
 
 # The device's own gain from a second stream, beside the creates: fio at
@@ -407,6 +457,8 @@ else
 	cverdict="**two hosts below 1.5x one host**"
 	ok=0
 fi
+cverdict="$cverdict (${cratio}x; two hosts on separate volumes ${sepp_ratio}x one,"
+cverdict="$cverdict the shared volume ${effp} of that)"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 {
 	echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(uname -n): $(nproc) CPUs ($cpu),"
@@ -467,6 +519,16 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 	if [ -n "$m1" ]; then
 		echo "| memory (tmpfs) | $m1 | $m2 | $mratio | $(printf %.2f "$mcpu1") | $(printf %.2f "$mcpu2") |"
 	fi
+	echo
+	echo "Baseline: two hosts on two separate volumes (one LUN each, made the"
+	echo "same way, nothing shared but the machine), run right after the shared"
+	echo "pair in each repetition: what two hosts get on this machine at all."
+	echo "Shared / separate is the median of the repetitions' ratios."
+	echo
+	echo "| LUN | two hosts, separate volumes creates/s | separate / one | shared / separate |"
+	echo "|---|--:|--:|--:|"
+	echo "| provisioned | $c3p | $sepp_ratio | $effp |"
+	[ -z "$m1" ] || echo "| memory (tmpfs) | $m3 | $msep | $meff |"
 	echo
 	echo "The device's own gain from a second stream in the same run (fio"
 	echo "\`--ioengine=psync --bs=4k --direct=1\` on the raw file, two jobs / one,"

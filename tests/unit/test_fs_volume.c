@@ -384,10 +384,10 @@ static void test_commit_not_in_place(void **state)
 	}
 	/* in place fails from the pointer block area on: directories in
 	 * sub-blocks and file blocks (FDs and their locks still written) */
-	for (int i = 1; i <= 5; i++) {
-		char nm[8];
+	for (unsigned i = 1; i <= 5; i++) {
+		char nm[16];
 
-		snprintf(nm, sizeof(nm), "h%d", i);
+		snprintf(nm, sizeof(nm), "h%u", i);
 		assert_int_equal(fs_create(va, sd.ino, nm, &file, &st), 0);
 	}
 	assert_int_equal(fs_rename(va, sd.ino, "g", sd.ino, "f", 0), 0);
@@ -410,10 +410,10 @@ static void test_commit_not_in_place(void **state)
 	assert_int_equal(fs_create(vb, sd.ino, "h", &file, &st), 0);
 	assert_int_equal(fs_lookup(vb, sd.ino, "f", &st), 0);
 	assert_int_equal(fs_lookup(vb, sd.ino, "g", &st), -ENOENT);
-	for (int i = 1; i <= 5; i++) {
-		char nm[8];
+	for (unsigned i = 1; i <= 5; i++) {
+		char nm[16];
 
-		snprintf(nm, sizeof(nm), "h%d", i);
+		snprintf(nm, sizeof(nm), "h%u", i);
 		assert_int_equal(fs_lookup(vb, sd.ino, nm, &st), 0);
 	}
 	fs_umount(vb);
