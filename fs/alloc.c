@@ -624,10 +624,6 @@ static int alloc_res(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 				rc.bitmap[bit / 8] |= (uint8_t)(1u << (bit % 8));
 				rc.nfree--;
 				out[got] = a;
-				/* freed earlier in this transaction: in use
-				 * again, not to be discarded */
-				if (t == FS_R_FB)
-					fs_tx_undiscard(tx, out[got]);
 				got++;
 			}
 			r = put_header(tx, v, ext, area, &rc);

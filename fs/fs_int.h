@@ -393,11 +393,10 @@ void fs_free_deferred(struct fs_vol *v, uint64_t *a, unsigned n);
 /* Whether the transaction already depends on the lock at (ext, off). */
 bool fs_tx_has_lock(struct fs_tx *tx, unsigned ext, uint64_t off);
 /* A file block the transaction frees: discarded on its LUN (punch hole,
- * UNMAP) once the transaction is in place, before its cluster locks go;
- * undiscard when the transaction allocates it again. */
+ * UNMAP) once the transaction is in place, before its cluster locks can
+ * go or the block leaves the quarantine (nobody allocates it before). */
 #define FS_TX_DISCARDS 256
 void fs_tx_discard(struct fs_tx *tx, uint64_t a);
-void fs_tx_undiscard(struct fs_tx *tx, uint64_t a);
 /* A file block or sub-block the transaction frees: quarantined once it
  * commits (fs_quarantined), and not allocated again by the transaction
  * itself (fs_tx_freed). */

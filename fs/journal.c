@@ -168,13 +168,6 @@ void fs_tx_discard(struct fs_tx *tx, uint64_t a)
 		tx->disc[tx->ndisc++] = a;
 }
 
-void fs_tx_undiscard(struct fs_tx *tx, uint64_t a)
-{
-	for (unsigned i = 0; i < tx->ndisc; i++)
-		if (tx->disc[i] == a)
-			tx->disc[i] = tx->disc[--tx->ndisc];
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -184,8 +177,9 @@ static int cmp_u64(const void *a, const void *b)
 
 /*
  * Give the file blocks the transaction freed back to their LUNs, runs of
- * adjacent blocks in one discard.  Called after the transaction is in
- * place and before its cluster locks are released: nobody can have
+ * adjacent blocks in one discard.  Called by the committer once the
+ * transaction is in place, before its cluster locks can be handed over and
+ * before the checkpoint lifts the blocks' quarantine: nobody can have
  * allocated and written them yet.  Advisory: failures are logged once.
  */
 static void discard_freed(struct fs_tx *tx)
