@@ -1242,6 +1242,17 @@ out:
 	return ret;
 }
 
+/* The host is out of the cluster for good (its slot taken over: its
+ * journal replayed, its locks broken; or the volume given up): nothing
+ * queued can be written any more.  Fenced is not gone: it may beat again
+ * with every lock still its own. */
+static bool gone(struct fs_vol *v)
+{
+	int st = v->lk ? lk_state(v->lk) : 0;
+
+	return st && st != -LK_E_FENCED;
+}
+
 static void *committer(void *arg)
 {
 	struct fs_vol *v = arg;
@@ -1319,11 +1330,12 @@ static void *committer(void *arg)
 
 		pthread_mutex_lock(&j->lock);
 		j->busy = false;
-		if (ret && !durable && !j->stop && !(v->lk && lk_state(v->lk)) &&
+		if (ret && !durable && !j->stop && !gone(v) &&
 		    !__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE)) {
 			/* nothing of it on disk, the host still in the
-			 * cluster: queued again, tried again when someone
-			 * waits for it or after J_RETRY_MS */
+			 * cluster (fenced perhaps, for a while): queued
+			 * again, tried again when someone waits for it or
+			 * after J_RETRY_MS */
 			uint64_t due = fs_mono_ns() + J_RETRY_MS * 1000000ull;
 			struct timespec ts = {
 				.tv_sec = (time_t)(due / 1000000000ull),

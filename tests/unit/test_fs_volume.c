@@ -374,16 +374,32 @@ static void test_commit_not_in_place(void **state)
 	assert_int_equal(fs_create(va, sd.ino, "g", &file, &st), 0);
 	assert_int_equal(fs_sync(va), 0);
 	{
+		/* in place fails from the pointer block area on:
+		 * directories in sub-blocks and file blocks (FDs and their
+		 * locks still written) */
 		struct mp_fault_rule r = {
 			.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
 			.off = va->sb.ext[0].area[FS_A_PB].meta_off,
 			.len = 1ull << 40,
 		};
+		/* and the next log write waits a second: the batch after it
+		 * gathers everything below */
+		struct mp_fault_rule slow = {
+			.op = MP_OP_WRITE, .action = MP_FAULT_DELAY, .ms = 1000,
+			.off = va->sb.journal_off,
+			.len = (uint64_t)va->sb.slots * va->sb.journal_blocks *
+			       FS_BLOCK,
+			.count = 1,
+		};
+		struct fs_setattr sa = { .mask = FS_SET_MODE, .mode = 0700 };
 
 		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
+		assert_true(mp_fault_add(va->ext[0].lun, &slow) >= 0);
+		/* d's FD only (written in place fine), in a batch of its own
+		 * that the committer is writing while the rest is made */
+		assert_int_equal(fs_setattr(va, sd.ino, &sa, &st), 0);
+		usleep(200000);
 	}
-	/* in place fails from the pointer block area on: directories in
-	 * sub-blocks and file blocks (FDs and their locks still written) */
 	for (unsigned i = 1; i <= 5; i++) {
 		char nm[16];
 
@@ -515,7 +531,8 @@ static void test_replay_from_checkpoint(void **state)
  * has not passed is not allocated again (it may hold file data next, and
  * a replay of an earlier transaction that wrote metadata there must never
  * land on it), by this transaction either; after a sync it is.  Commits
- * are acknowledged before they are written: several share one batch.
+ * are acknowledged before they are written: those made while a batch is
+ * written share the next.
  */
 static void test_writeback_quarantine(void **state)
 {
@@ -556,18 +573,45 @@ static void test_writeback_quarantine(void **state)
 	assert_true(c != b);
 	assert_int_equal(fs_tx_commit(tx), 0);
 	assert_int_equal(fs_sync(v), 0);
-	/* a stream of commits shares batches */
-	for (int i = 0; i < 50; i++) {
-		tx = fs_tx_begin(v);
-		assert_int_equal(fs_alloc(tx, FS_R_FB, 1, &b), 0);
-		assert_int_equal(fs_tx_commit(tx), 0);
-	}
-	assert_int_equal(fs_sync(v), 0);
-	fs_journal_stats(v, &commits, &batches);
-	print_message("%llu commits in %llu batches\n",
-		      (unsigned long long)commits, (unsigned long long)batches);
-	assert_true(batches < commits / 2);
 	fs_umount(v);
+	/* commits made while the committer writes a batch share the next
+	 * one (the log write held a second, so that however slow this
+	 * build, they all come before it ends) */
+	{
+		struct fs_mount_opts mo = { .host = "alpha" };
+		char spec[300];
+		const char *fspecs[1] = { spec };
+		uint64_t c0, b0;
+		struct mp_fault_rule slow = {
+			.op = MP_OP_WRITE, .action = MP_FAULT_DELAY, .ms = 1000,
+			.count = 1,
+		};
+
+		snprintf(spec, sizeof(spec), "fault::%s", p0);
+		v = NULL;
+		assert_int_equal(fs_mount(fspecs, 1, &mo, &v), 0);
+		slow.off = v->sb.journal_off;
+		slow.len = (uint64_t)v->sb.slots * v->sb.journal_blocks * FS_BLOCK;
+		fs_journal_stats(v, &c0, &b0);
+		assert_true(mp_fault_add(v->ext[0].lun, &slow) >= 0);
+		/* 30 of 3 blocks each: less than the queue takes (half
+		 * this 256-block journal) */
+		for (int i = 0; i < 30; i++) {
+			tx = fs_tx_begin(v);
+			assert_int_equal(fs_alloc(tx, FS_R_FB, 1, &b), 0);
+			assert_int_equal(fs_tx_commit(tx), 0);
+			if (!i)
+				usleep(100000);   /* the first batch on its way */
+		}
+		assert_int_equal(fs_sync(v), 0);
+		fs_journal_stats(v, &commits, &batches);
+		print_message("%llu commits in %llu batches\n",
+			      (unsigned long long)(commits - c0),
+			      (unsigned long long)(batches - b0));
+		assert_true(commits - c0 == 30);
+		assert_true(batches - b0 <= 2);
+		fs_umount(v);
+	}
 }
 
 /*
@@ -618,6 +662,69 @@ static void test_writeback_visible(void **state)
 	assert_true(tries < 1000);
 	fs_journal_stats(va, &commits, &batches);
 	assert_true(commits > 0 && batches > 0);
+	fs_umount(vb);
+	fs_umount(va);
+}
+
+/*
+ * Write-back journal and a fenced host: alpha's heartbeat I/O hangs, and
+ * the log write of a create's batch is held 3 s, by which time alpha has
+ * fenced itself: the write fails, nothing of the batch is on disk, and
+ * nothing is given up (a fence is not a loss: every lock is still
+ * alpha's).  Once the heartbeat goes on (unfenced) the queued batch is
+ * written and bravo reads the create.
+ */
+static void test_writeback_fenced(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mount_opts mo = { .host = "alpha", .no_janitor = true };
+	struct fs_create_args file = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_stat st;
+	struct lk_vol_info li;
+	char spec[600];
+	const char *fspecs[1] = { spec };
+	fs_vol *va = NULL, *vb;
+	int i;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	snprintf(spec, sizeof(spec), "fault::%s", p0);
+	assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
+	assert_int_equal(fs_sync(va), 0);
+	{
+		struct mp_fault_rule hb = {
+			.op = MP_FAULT_ANY_OP, .action = MP_FAULT_HANG,
+			.off = va->sb.hb_off,
+			.len = va->sb.journal_off - va->sb.hb_off,
+		};
+		struct mp_fault_rule log = {
+			.op = MP_OP_WRITE, .action = MP_FAULT_DELAY, .ms = 3000,
+			.off = va->sb.journal_off,
+			.len = (uint64_t)va->sb.slots * va->sb.journal_blocks *
+			       FS_BLOCK,
+			.count = 1,
+		};
+
+		assert_true(mp_fault_add(va->ext[0].lun, &hb) >= 0);
+		assert_true(mp_fault_add(va->ext[0].lun, &log) >= 0);
+	}
+	assert_int_equal(fs_create(va, fs_root(va), "p1", &file, &st), 0);
+	for (i = 0; i < 1000 && lk_state(fs_lk(va)) != -LK_E_FENCED; i++)
+		usleep(10000);
+	assert_int_equal(lk_state(fs_lk(va)), -LK_E_FENCED);
+	/* past the held log write, which failed fenced */
+	usleep(2000000);
+	assert_int_not_equal(fs_sync(va), 0);
+	lk_get_info(fs_lk(va), &li);
+	assert_false(li.abandoned);
+	/* the heartbeat goes on */
+	assert_int_equal(mp_fault_clear(va->ext[0].lun), 0);
+	for (i = 0; i < 1000 && lk_state(fs_lk(va)) != 0; i++)
+		usleep(10000);
+	assert_int_equal(lk_state(fs_lk(va)), 0);
+	assert_int_equal(fs_sync(va), 0);
+	vb = mount1(p0, "bravo", false);
+	assert_int_equal(fs_lookup(vb, fs_root(vb), "p1", &st), 0);
 	fs_umount(vb);
 	fs_umount(va);
 }
@@ -686,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_replay_from_checkpoint),
 		cmocka_unit_test(test_writeback_quarantine),
 		cmocka_unit_test(test_writeback_visible),
+		cmocka_unit_test(test_writeback_fenced),
 		cmocka_unit_test(test_rc_decode),
 	};
 
