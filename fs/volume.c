@@ -654,9 +654,14 @@ void fs_umount(fs_vol *v)
 	fs_dir_unpin_all(v);        /* their lock handles close with them */
 	fs_ccache_clear(v);         /* cluster lock handles (none held) */
 	/* every change in place before the locks go (they would wait) */
-	if (fs_journal_wait(v, true))
-		fs_log(v, "unmounting with changes not in place (the volume was "
-		       "given up): another host replays this host's journal");
+	{
+		int r = fs_journal_wait(v, true);
+
+		if (r)
+			fs_log(v, "unmounting with metadata changes not in place "
+			       "(%s): what reached the journal is replayed by "
+			       "another host, the rest is lost", fs_strerror(r));
+	}
 	if (v->lk) {
 		fs_flush_all(v);
 		lk_close(v->lk);
