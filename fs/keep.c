@@ -10,11 +10,11 @@
  * change it while we hold it).
  *
  * Keeping changes nothing on disk: a kept lock is an ordinary exclusive
- * hold, and every transaction made under it is in place (flushed) before
- * its commit returns, as for a hold taken per operation; a host that dies
- * holding it is recovered as one that died mid-operation (journal replay
- * of the transactions made under the version it holds, then the lock
- * broken).  What keeping costs is the time another host waits for it:
+ * hold, and every transaction made under it is in place before the lock
+ * changes hands (the journal's hand-over, journal.c), as for a hold taken
+ * per operation; a host that dies holding it is recovered as one that
+ * died mid-operation (journal replay of the transactions after its
+ * checkpoint made under the version it holds, then the lock broken).  What keeping costs is the time another host waits for it:
  * that host marks itself in the record, which we only see by reading it
  * (every FS_KEEP_CHECK_MS) or at our release, so a kept lock goes
  * FS_KEEP_IDLE_MS after its last use, a busy one at the end of the first
