@@ -376,6 +376,15 @@ out:
 	return ret;
 }
 
+/* Under j->lock: wake the committer now and wait for its next news. */
+static void kick_wait(struct fs_journal *j)
+{
+	j->urgent++;
+	pthread_cond_signal(&j->work);
+	pthread_cond_wait(&j->done, &j->lock);
+	j->urgent--;
+}
+
 /*
  * Under j->lock: wait until every transaction below target is durable (or
  * with in_place, in place and checkpointed).  0, -EIO once the volume was
@@ -392,10 +401,7 @@ static int wait_for(struct fs_journal *j, uint64_t target, bool in_place)
 			ret = j->fail_err;
 			break;
 		}
-		j->urgent++;
-		pthread_cond_signal(&j->work);
-		pthread_cond_wait(&j->done, &j->lock);
-		j->urgent--;
+		kick_wait(j);
 	}
 	return j->err ? -EIO : ret;
 }
@@ -982,6 +988,16 @@ static void unpublish(struct fs_vol *v, struct fs_journal *j,
 	pthread_mutex_unlock(&j->ov_lock);
 }
 
+/* The end of a commit (ret 0: committed) or of its failure: the deferred
+ * locks released (or kept), and once committed what it unmapped in
+ * clusters it could not wait for freed. */
+static void tx_finish(struct fs_tx *tx, int ret, bool keep)
+{
+	release_deferred(tx, keep, !ret);
+	if (!ret && tx->ndfree)
+		fs_free_deferred(tx->v, tx->dfree, tx->ndfree);
+}
+
 int fs_tx_commit(struct fs_tx *tx)
 {
 	struct fs_vol *v = tx->v;
@@ -1019,10 +1035,7 @@ int fs_tx_commit(struct fs_tx *tx)
 		while (!j->err && j->fails == fails &&
 		       (j->paused || (j->q_blocks &&
 				      j->q_blocks + tx->n + 2 > j->q_max))) {
-			j->urgent++;
-			pthread_cond_signal(&j->work);
-			pthread_cond_wait(&j->done, &j->lock);
-			j->urgent--;
+			kick_wait(j);
 		}
 		if (!j->err && j->fails != fails) {
 			/* the log cannot be written: not this one too */
@@ -1060,16 +1073,11 @@ int fs_tx_commit(struct fs_tx *tx)
 	j->q_blocks += tx->n + 2;
 	pthread_mutex_unlock(&j->lock);
 	/* committed: locks it lists change hands after it is in place */
-	release_deferred(tx, false, true);
-	if (tx->ndfree)
-		fs_free_deferred(v, tx->dfree, tx->ndfree);
+	tx_finish(tx, 0, false);
 	tx_put(tx);
 	return 0;
 done:
-	release_deferred(tx, keep, !ret);
-	/* committed: what it unmapped in clusters it could not wait for */
-	if (!ret && tx->ndfree)
-		fs_free_deferred(v, tx->dfree, tx->ndfree);
+	tx_finish(tx, ret, keep);
 	tx_free(tx);
 	return ret;
 }
@@ -1414,10 +1422,7 @@ int fs_tx_commit_sync(struct fs_tx *tx)
 
 		while (!j->err && j->fails == fails &&
 		       (j->q_head || j->busy || j->ckpt < j->seq)) {
-			j->urgent++;
-			pthread_cond_signal(&j->work);
-			pthread_cond_wait(&j->done, &j->lock);
-			j->urgent--;
+			kick_wait(j);
 		}
 		ret = j->err ? -EIO : j->fails != fails ? j->fail_err : 0;
 	}
@@ -1449,9 +1454,7 @@ int fs_tx_commit_sync(struct fs_tx *tx)
 		fs_vol_abandon(v, why);
 	}
 done:
-	release_deferred(tx, keep, !ret);
-	if (!ret && tx->ndfree)
-		fs_free_deferred(v, tx->dfree, tx->ndfree);
+	tx_finish(tx, ret, keep);
 	tx_free(tx);
 	return ret;
 }
