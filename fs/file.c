@@ -1310,6 +1310,10 @@ int fs_sync(fs_vol *v)
 	ret = fs_flush_all(v);
 	if (!ret)
 		ret = fs_journal_wait(v, true);
+	/* and the holds kept for the journal go: another host may open
+	 * what we changed at once */
+	if (!ret)
+		fs_keep_settle(v);
 	return ret;
 }
 

@@ -209,11 +209,15 @@ typedef struct fs_file fs_file;
 /*
  * Open a file.  Read-write takes the file's on-disk lock exclusively for
  * as long as it is open on this host (-EBUSY when another host has it open,
- * its name in the log); read-only shares it with other readers.
+ * its name in the log, after waiting up to 3 s for that host to let it
+ * go); read-only shares it with other readers.
  */
 int fs_open(fs_vol *v, uint64_t ino, int flags, fs_file **out);
 /* Commit what is pending (size, times), release the lock with the last
- * open on this host. */
+ * open on this host: at once, or if a change of this host under the lock
+ * is not in place yet (the write-back journal), as soon as it is (a
+ * background release, typically milliseconds later; fs_sync releases
+ * before it returns).  Another host's open meanwhile waits for it. */
 int fs_close(fs_file *f);
 
 ssize_t fs_pread(fs_file *f, void *buf, size_t len, uint64_t off);
@@ -251,7 +255,8 @@ struct fs_create_args {
 				     * size is rdm->capacity, it owns no
 				     * block of the volume */
 };
-/* Create name in dir: -EEXIST if it exists. */
+/* Create name in dir: -EEXIST if it exists.  The new file's lock is held
+ * by this host until the create is in place (as fs_close's release). */
 int fs_create(fs_vol *v, uint64_t dir, const char *name,
 	      const struct fs_create_args *a, struct fs_stat *st);
 /*

@@ -58,9 +58,19 @@ struct fs_orphan {
 /* How often the keeper reads a kept lock's record for a waiting host
  * (lk_lock_wanted); a wanted lock goes at once, to the waiter. */
 #define FS_KEEP_CHECK_MS 100
+/*
+ * Any inode's exclusive hold that a transaction of ours not yet in place
+ * lists (a file just created, written or renamed) is not released when
+ * its last user ends: it is kept until the checkpoint passes those
+ * transactions, then released by the keeper (the committer wakes it), so
+ * that no user waits for the batch at its release.  At most
+ * FS_KEEP_JOURNAL_MAX at once; past that the release waits as before.
+ */
+#define FS_KEEP_JOURNAL_MAX 4096
 
 struct fs_keep {
 	bool kept;                  /* held on disk with no user */
+	bool journal;               /* kept for the journal (v->lock) */
 	uint64_t since;             /* monotonic ns: the hold began */
 	uint64_t last;              /* the last use ended (atomic) */
 	uint64_t nokeep;            /* not kept before this (atomic) */
@@ -139,10 +149,15 @@ struct fs_vol {
 	/* Locks kept held after their last use (keep.c): the directories
 	 * (their inodes, each with a reference) and, in ccache, clusters */
 	struct fs_inode *kept;
+	/* Inode locks kept for the journal (FS_KEEP_JOURNAL_MAX), oldest
+	 * first, each with a reference; how many (v->lock, read atomically) */
+	struct fs_inode *jk_head, *jk_tail;
+	unsigned kept_journal;
 	/* fs_set_cache_hooks (cache_arg first, then cache_drop, atomic) */
 	void (*cache_drop)(void *arg, uint64_t ino, bool changed);
 	void *cache_arg;
 	bool keep_stop;              /* the keeper thread */
+	bool keep_kicked;            /* fs_keep_kick since its last round */
 	bool keep_running;
 	pthread_cond_t keep_cond;
 	pthread_t keeper;
@@ -230,9 +245,34 @@ bool fs_keep_due(struct fs_keep *k, lk_lock *l, uint64_t now, bool force,
  * caller's fs_inode_put. */
 void fs_keep_add(struct fs_inode *ino);
 void fs_keep_del(struct fs_inode *ino);
-/* inode.c: release a kept directory lock if due (lk_m taken by trying
- * unless force); true if it was (its reference is dropped then). */
-bool fs_inode_keep_expire(struct fs_inode *ino, uint64_t now, bool force);
+/* Under the inode's lk_m, its hold exclusive with no user left and listed
+ * by a transaction not in place: kept for the journal (added to the list
+ * if not there, keep.journal set).  False (nothing done) if the keeper is
+ * not running or FS_KEEP_JOURNAL_MAX are kept so already. */
+bool fs_keep_for_journal(struct fs_inode *ino);
+/* Kept by fs_keep_policy (a directory): no longer for the journal. */
+void fs_keep_by_policy(struct fs_inode *ino);
+/* The committer moved the checkpoint: wake the keeper if anything is kept
+ * for the journal. */
+void fs_keep_kick(struct fs_vol *v);
+/* fs_sync, after every transaction is in place: release every hold kept
+ * for the journal that no user has now (waiting for their lk_m). */
+void fs_keep_settle(struct fs_vol *v);
+enum fs_expire {
+	FS_EXPIRE_DUE,              /* the keeper: what is due, lk_m tried */
+	FS_EXPIRE_SETTLE,           /* fs_keep_settle: those for the journal */
+	FS_EXPIRE_ALL,              /* everything (the keeper stops) */
+};
+enum fs_kept {
+	FS_KEPT_GONE,               /* released or left to an open: unkept */
+	FS_KEPT_STAYS,              /* not due */
+	FS_KEPT_BUSY,               /* in use (lk_m tried, or a user) */
+};
+/* inode.c: release a kept inode lock if due (a hold kept for the journal:
+ * once no pending transaction lists it; a directory's: fs_keep_due); its
+ * list reference is dropped when it is unkept. */
+enum fs_kept fs_inode_keep_expire(struct fs_inode *ino, uint64_t now,
+				  enum fs_expire how);
 /* alloc.c: release the kept cluster locks that are due (all if force). */
 void fs_cluster_keep_expire(struct fs_vol *v, uint64_t now, bool force);
 /* alloc.c, under v->lock: whether any cluster lock is kept. */
@@ -343,9 +383,16 @@ bool fs_quarantine_any(struct fs_vol *v);
 int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		      bool dry);
 
+/* Whether a transaction not yet in place lists the lock whose record is
+ * at (ext, off): its hand-over would wait for the checkpoint. */
+bool fs_journal_lock_pending(struct fs_vol *v, unsigned ext, uint64_t off);
+
 struct fs_tx *fs_tx_begin(struct fs_vol *v);
 /* Record a lock (its record on extent ext) the transaction depends on. */
 int fs_tx_lock(struct fs_tx *tx, unsigned ext, lk_lock *l);
+/* The same by the record's offset and the version we hold it at (a lock
+ * whose handle does not exist yet: a new file's, fs_inode_alloc). */
+int fs_tx_lock_at(struct fs_tx *tx, unsigned ext, uint64_t off, uint64_t ver);
 /* Add / replace the image of the 4 KiB block at (ext, off). */
 int fs_tx_put(struct fs_tx *tx, unsigned ext, uint64_t off, const void *blk);
 /* Read a block as the transaction would leave it. */
@@ -530,7 +577,9 @@ struct fs_inode {
 	 * lk_m; kept also means a reference of its own and a place in
 	 * v->kept (under v->lock) */
 	struct fs_keep keep;
-	struct fs_inode *kept_next;
+	/* next in v->kept or (keep.journal) in v->jk_head's list; prev
+	 * there (v->lock) */
+	struct fs_inode *kept_next, *jk_prev;
 };
 
 /* Decode the FD at addr without any lock; re-read on checksum mismatch a

@@ -443,7 +443,7 @@ static void release_hold(struct fs_inode *ino)
 void fs_inode_unlock(struct fs_inode *ino)
 {
 	enum { KEEP, TO_SHARED, RELEASE } what = KEEP;
-	bool dir = false, unkept = false, shared = false;
+	bool dir = false, unkept = false, shared = false, live = false;
 
 	pthread_mutex_lock(&ino->lk_m);
 	pthread_mutex_lock(&ino->m);
@@ -459,6 +459,8 @@ void fs_inode_unlock(struct fs_inode *ino)
 		/* exclusive (changed it) or shared (read it: lookups) */
 		dir = ino->valid && ino->fd.type == FS_T_DIR;
 		shared = ino->held == LK_SHARED;
+		live = ino->valid && ino->fd.nlink &&
+		       ino->fd.type != FS_T_FREE;
 	}
 	pthread_mutex_unlock(&ino->m);
 	/* a directory's hold may stay for our next operation in it */
@@ -469,7 +471,16 @@ void fs_inode_unlock(struct fs_inode *ino)
 			ino->keep.kept = true;
 			fs_keep_add(ino);
 		}
+		fs_keep_by_policy(ino);
 	}
+	/* A hold our transactions not yet in place list stays until they
+	 * are (keep.c): released now, it would wait for them here.  Not a
+	 * file's whose FD is freed: its address may come back as a new file
+	 * before the keeper is done with the old hold. */
+	if (what == RELEASE && !shared && live &&
+	    fs_journal_lock_pending(ino->v, ino->ext, ino->slot_off) &&
+	    fs_keep_for_journal(ino))
+		what = KEEP;
 	/* users counted meanwhile (under m alone: fs_close) lock again,
 	 * after us, through lk_m */
 	if (what == TO_SHARED) {
@@ -487,34 +498,58 @@ void fs_inode_unlock(struct fs_inode *ino)
 		fs_inode_put(ino);          /* the list's; the caller has one */
 }
 
-bool fs_inode_keep_expire(struct fs_inode *ino, uint64_t now, bool force)
+enum fs_kept fs_inode_keep_expire(struct fs_inode *ino, uint64_t now,
+				  enum fs_expire how)
 {
-	bool gone = false, idle;
+	enum fs_kept r = FS_KEPT_STAYS;
+	bool idle, opened, due, journal;
 	enum lk_mode held;
 
-	if (force)
+	if (how != FS_EXPIRE_DUE)
 		pthread_mutex_lock(&ino->lk_m);
 	else if (pthread_mutex_trylock(&ino->lk_m))
-		return false;               /* in use */
+		return FS_KEPT_BUSY;
 	pthread_mutex_lock(&ino->m);
 	idle = ino->lock_users == 0;
+	opened = ino->opens_rw || ino->opens_ro;
 	held = ino->held;
 	pthread_mutex_unlock(&ino->m);
-	/* judged even in use: one that is due (wanted, too old) is then
-	 * released by the unlock that ends the use */
-	if (ino->keep.kept &&
-	    (held == LK_FREE ||
-	     fs_keep_due(&ino->keep, ino->lock, now, force, held == LK_SHARED)) &&
-	    idle) {
+	pthread_mutex_lock(&ino->v->lock);
+	journal = ino->keep.journal;
+	pthread_mutex_unlock(&ino->v->lock);
+	if (!ino->keep.kept) {
+		due = false;
+	} else if (opened) {
+		/* an open took the hold over (it has no lock user): its
+		 * last close decides again */
+		fs_keep_del(ino);
+		r = FS_KEPT_GONE;
+		due = false;
+	} else if (how == FS_EXPIRE_SETTLE && !journal) {
+		due = false;
+	} else if (held == LK_FREE || how == FS_EXPIRE_ALL) {
+		due = true;
+	} else if (journal) {
+		due = !fs_journal_lock_pending(ino->v, ino->ext, ino->slot_off);
+	} else {
+		/* judged even in use: one that is due (wanted, too old) is
+		 * then released by the unlock that ends the use (the
+		 * release waits for its transactions to be in place) */
+		due = fs_keep_due(&ino->keep, ino->lock, now, false,
+				  held == LK_SHARED);
+	}
+	if (due && !idle)
+		r = FS_KEPT_BUSY;
+	if (due && idle) {
 		if (held != LK_FREE)
 			release_hold(ino);
 		fs_keep_del(ino);
-		gone = true;
+		r = FS_KEPT_GONE;
 	}
 	pthread_mutex_unlock(&ino->lk_m);
-	if (gone)
+	if (r == FS_KEPT_GONE)
 		fs_inode_put(ino);          /* the list's; the caller has one */
-	return gone;
+	return r;
 }
 
 int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
@@ -535,7 +570,7 @@ int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
  * the transaction that makes the file commits (the FD is free until then,
  * and under our cluster lock). */
 static int reset_fd_lock(struct fs_vol *v, uint64_t addr, const void *cur,
-			 void *written, enum lk_mode hold)
+			 void *written, enum lk_mode hold, uint64_t *version)
 {
 	unsigned ss = v->ss, ext = fs_addr_ext(addr);
 	uint64_t off = fs_res_off(v, addr);
@@ -565,6 +600,7 @@ static int reset_fd_lock(struct fs_vol *v, uint64_t addr, const void *cur,
 	ret = fs_write(v, ext, off, b, ss);
 	if (!ret && written)
 		memcpy(written, b, ss);
+	*version = ver;
 	free(b);
 	return ret;
 }
@@ -604,7 +640,7 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 	struct fs_vol *v = fs_tx_vol(tx);
 	unsigned char *slot;
 	struct fs_fd old;
-	uint64_t a, now = fs_now_ns();
+	uint64_t a, ver = 0, now = fs_now_ns();
 	int ret;
 
 	ret = fs_alloc(tx, FS_R_FD, 1, &a);
@@ -628,7 +664,11 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		memset(&old, 0, sizeof(old));   /* never used, or damaged */
 	/* Nobody can hold the lock of a free FD legitimately: any hold left
 	 * there is from before it was freed (or from another volume). */
-	ret = reset_fd_lock(v, a, slot, lockrec, hold);
+	ret = reset_fd_lock(v, a, slot, lockrec, hold, &ver);
+	/* held: listed, so that its hand-over waits for this transaction
+	 * and a replay of it checks that nobody took the lock since */
+	if (!ret && hold != LK_FREE)
+		ret = fs_tx_lock_at(tx, fs_addr_ext(a), fs_res_off(v, a), ver);
 	if (ret)
 		goto out;
 	memset(out, 0, sizeof(*out));

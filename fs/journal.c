@@ -634,6 +634,25 @@ static int handover(void *arg, mp_lun *lun, uint64_t off)
 	return ret;
 }
 
+bool fs_journal_lock_pending(struct fs_vol *v, unsigned ext, uint64_t off)
+{
+	struct fs_journal *j = v->j;
+	const mp_lun *lun = v->ext[ext].lun;
+	bool pending = false;
+
+	if (!j)
+		return false;
+	pthread_mutex_lock(&j->ov_lock);
+	for (struct pl *p = j->pl[hash2((uintptr_t)lun, off)]; p; p = p->next) {
+		if (p->lun == lun && p->off == off) {
+			pending = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&j->ov_lock);
+	return pending;
+}
+
 /* ---- transactions ---------------------------------------------------------- */
 
 struct fs_tx *fs_tx_begin(struct fs_vol *v)
@@ -657,10 +676,15 @@ unsigned fs_tx_blocks(const struct fs_tx *tx)
 
 int fs_tx_lock(struct fs_tx *tx, unsigned ext, lk_lock *l)
 {
-	uint64_t off = lk_lock_offset(l), ver = lk_lock_version(l);
+	uint64_t ver = lk_lock_version(l);
 
 	if (!ver)
 		return -LK_E_NOTHELD;
+	return fs_tx_lock_at(tx, ext, lk_lock_offset(l), ver);
+}
+
+int fs_tx_lock_at(struct fs_tx *tx, unsigned ext, uint64_t off, uint64_t ver)
+{
 	for (unsigned i = 0; i < tx->nl; i++) {
 		if (tx->l[i].off == off && tx->l[i].extent == ext) {
 			tx->l[i].version = ver;
@@ -1372,6 +1396,9 @@ static void *committer(void *arg)
 		}
 		pthread_cond_broadcast(&j->done);
 		pthread_mutex_unlock(&j->lock);
+		/* holds kept until their transactions were in place may go */
+		if (!ret)
+			fs_keep_kick(v);
 		if (ret) {
 			char why[200];
 

@@ -1,5 +1,6 @@
 /*
- * keep.c - directory and cluster locks kept held after their last use.
+ * keep.c - directory and cluster locks kept held after their last use,
+ * and any inode lock kept until the transactions listing it are in place.
  *
  * A host creating files in one directory takes the directory's lock and a
  * cluster lock for every create, and lets both go after it: four
@@ -23,6 +24,14 @@
  * since our last hold is not kept for FS_KEEP_BACKOFF_MS.  Shared holds
  * (directories this host only reads) have a backoff of their own: only a
  * writer that waited for one stops them that long (fs_int.h).
+ *
+ * A hold whose last user ends while a transaction of ours not in place
+ * lists it (a file just created, written, renamed) would wait for that
+ * transaction at its release (the journal's hand-over): it is kept
+ * instead, in a list of its own (v->jk_head, oldest first), and released
+ * by the keeper once no pending transaction lists it; the committer wakes
+ * the keeper at each checkpoint (fs_keep_kick), and fs_sync releases them
+ * before it returns (fs_keep_settle).
  *
  * The keeper thread wakes every FS_KEEP_IDLE_MS / 2 while anything is
  * kept and releases what is due; it never waits for a lock a user has
@@ -144,25 +153,108 @@ void fs_keep_add(struct fs_inode *ino)
 	pthread_mutex_unlock(&v->lock);
 }
 
+/* Out of the journal's list (v->lock held, keep.journal set). */
+static void jk_unlink(struct fs_vol *v, struct fs_inode *ino)
+{
+	if (ino->jk_prev)
+		ino->jk_prev->kept_next = ino->kept_next;
+	else
+		v->jk_head = ino->kept_next;
+	if (ino->kept_next)
+		ino->kept_next->jk_prev = ino->jk_prev;
+	else
+		v->jk_tail = ino->jk_prev;
+	ino->kept_next = ino->jk_prev = NULL;
+	ino->keep.journal = false;
+	__atomic_sub_fetch(&v->kept_journal, 1, __ATOMIC_RELEASE);
+}
+
 void fs_keep_del(struct fs_inode *ino)
 {
 	struct fs_vol *v = ino->v;
 
 	pthread_mutex_lock(&v->lock);
-	for (struct fs_inode **pp = &v->kept; *pp; pp = &(*pp)->kept_next) {
-		if (*pp == ino) {
-			*pp = ino->kept_next;
-			break;
+	if (ino->keep.journal) {
+		jk_unlink(v, ino);
+	} else {
+		for (struct fs_inode **pp = &v->kept; *pp;
+		     pp = &(*pp)->kept_next) {
+			if (*pp == ino) {
+				*pp = ino->kept_next;
+				break;
+			}
 		}
+		ino->kept_next = NULL;
 	}
-	ino->kept_next = NULL;
 	ino->keep.kept = false;
 	pthread_mutex_unlock(&v->lock);
 }
 
-/* Release what is due (everything if force): the directories, a few at a
- * time with a reference each taken under v->lock, then the clusters. */
-static void expire(struct fs_vol *v, bool force)
+bool fs_keep_for_journal(struct fs_inode *ino)
+{
+	struct fs_vol *v = ino->v;
+	bool ok = true;
+
+	if (!__atomic_load_n(&v->keep_running, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE))
+		return false;
+	pthread_mutex_lock(&v->lock);
+	if (ino->keep.kept) {
+		/* kept already (for the journal, or a directory by the
+		 * policy: that one goes only once in place anyway) */
+	} else if (v->kept_journal >= FS_KEEP_JOURNAL_MAX) {
+		ok = false;
+	} else {
+		/* at the tail: the list is in the order of the holds'
+		 * last transactions, about */
+		ino->keep.kept = ino->keep.journal = true;
+		ino->refs++;
+		ino->kept_next = NULL;
+		ino->jk_prev = v->jk_tail;
+		if (v->jk_tail)
+			v->jk_tail->kept_next = ino;
+		else
+			v->jk_head = ino;
+		v->jk_tail = ino;
+		__atomic_add_fetch(&v->kept_journal, 1, __ATOMIC_RELEASE);
+		pthread_cond_signal(&v->keep_cond);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return ok;
+}
+
+void fs_keep_by_policy(struct fs_inode *ino)
+{
+	struct fs_vol *v = ino->v;
+
+	pthread_mutex_lock(&v->lock);
+	if (ino->keep.journal) {
+		jk_unlink(v, ino);
+		ino->kept_next = v->kept;
+		v->kept = ino;
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+void fs_keep_kick(struct fs_vol *v)
+{
+	if (!__atomic_load_n(&v->kept_journal, __ATOMIC_ACQUIRE) ||
+	    !__atomic_load_n(&v->keep_running, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&v->lock);
+	v->keep_kicked = true;
+	pthread_cond_signal(&v->keep_cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+/*
+ * Release what is due (how) in one list (journal: v->jk_head's, else
+ * v->kept's), a few at a time with a reference each taken under v->lock.
+ * The journal's list is in about the order the holds' transactions go in
+ * place: the keeper stops at the first whose transactions are not (the
+ * next checkpoint wakes it).
+ */
+static void expire_list(struct fs_vol *v, bool journal, enum fs_expire how)
 {
 	uint64_t now = fs_mono_ns();
 	struct fs_inode *batch[16];
@@ -170,9 +262,11 @@ static void expire(struct fs_vol *v, bool force)
 
 	for (;;) {
 		unsigned i = 0, n = 0, released = 0;
+		bool stop = false;
 
 		pthread_mutex_lock(&v->lock);
-		for (struct fs_inode *p = v->kept; p && n < 16; p = p->kept_next) {
+		for (struct fs_inode *p = journal ? v->jk_head : v->kept;
+		     p && n < 16; p = p->kept_next) {
 			if (i++ < skip)
 				continue;
 			p->refs++;
@@ -182,17 +276,37 @@ static void expire(struct fs_vol *v, bool force)
 		if (!n)
 			break;
 		for (unsigned k = 0; k < n; k++) {
-			if (fs_inode_keep_expire(batch[k], now, force))
+			enum fs_kept r = stop ? FS_KEPT_STAYS :
+				fs_inode_keep_expire(batch[k], now, how);
+
+			if (r == FS_KEPT_GONE)
 				released++;
+			else if (r == FS_KEPT_STAYS && journal &&
+				 how == FS_EXPIRE_DUE)
+				stop = true;
 			fs_inode_put(batch[k]);
 		}
 		/* the ones left stay in the list before those not seen
 		 * (one added meanwhile, at the head, waits a tick) */
 		skip += n - released;
-		if (n < 16)
+		if (n < 16 || stop)
 			break;
 	}
-	fs_cluster_keep_expire(v, now, force);
+}
+
+static void expire(struct fs_vol *v, enum fs_expire how)
+{
+	expire_list(v, true, how);
+	if (how != FS_EXPIRE_SETTLE) {
+		expire_list(v, false, how);
+		fs_cluster_keep_expire(v, fs_mono_ns(), how == FS_EXPIRE_ALL);
+	}
+}
+
+void fs_keep_settle(struct fs_vol *v)
+{
+	if (__atomic_load_n(&v->kept_journal, __ATOMIC_ACQUIRE))
+		expire(v, FS_EXPIRE_SETTLE);
 }
 
 static void *keeper_main(void *arg)
@@ -201,7 +315,9 @@ static void *keeper_main(void *arg)
 
 	pthread_mutex_lock(&v->lock);
 	while (!v->keep_stop) {
-		if (!v->kept && !fs_cluster_keep_any(v)) {
+		if (v->keep_kicked) {
+			/* the checkpoint moved: at once */
+		} else if (!v->kept && !v->jk_head && !fs_cluster_keep_any(v)) {
 			pthread_cond_wait(&v->keep_cond, &v->lock);
 		} else {
 			struct timespec ts;
@@ -216,8 +332,9 @@ static void *keeper_main(void *arg)
 		}
 		if (v->keep_stop)
 			break;
+		v->keep_kicked = false;
 		pthread_mutex_unlock(&v->lock);
-		expire(v, false);
+		expire(v, FS_EXPIRE_DUE);
 		pthread_mutex_lock(&v->lock);
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -255,5 +372,5 @@ void fs_keeper_stop(struct fs_vol *v)
 	pthread_mutex_unlock(&v->lock);
 	pthread_join(v->keeper, NULL);
 	pthread_cond_destroy(&v->keep_cond);
-	expire(v, true);
+	expire(v, FS_EXPIRE_ALL);
 }

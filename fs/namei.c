@@ -181,13 +181,22 @@ int fs_lookup(fs_vol *v, uint64_t dir, const char *name, struct fs_stat *st)
 	return ret;
 }
 
-/* fs_create; *keep (if not NULL): a reference to the new file's inode,
- * which knows its FD and lock record as written (fs_inode_seed), the
- * record held by us in hold (LK_FREE: free) for the open that follows. */
+/*
+ * fs_create; *keep (if not NULL): a reference to the new file's inode,
+ * which knows its FD and lock record as written (fs_inode_seed), held by
+ * us with no user, for the open that follows.
+ *
+ * The new FD's lock is written held by us (exclusive) before the
+ * transaction and listed in it: nobody can take it before the
+ * transaction is in place (the hand-over waits; our release is deferred
+ * to then, fs_inode_unlock), so a replay of the transaction never writes
+ * the new FD over what another host made of the file since.
+ */
 static int create(fs_vol *v, uint64_t dir, const char *name,
 		  const struct fs_create_args *a, struct fs_stat *st,
-		  struct fs_inode **keep, enum lk_mode hold)
+		  struct fs_inode **keep)
 {
+	enum lk_mode hold = v->lk ? LK_EXCL : LK_FREE;
 	struct fs_inode *d, *ni = NULL;
 	struct fs_dirent de;
 	struct fs_tx *tx = NULL;
@@ -216,7 +225,7 @@ static int create(fs_vol *v, uint64_t dir, const char *name,
 		break;
 	default: return -EINVAL;
 	}
-	if (keep && !(lockrec = fs_balloc(v->ss)))
+	if (!(lockrec = fs_balloc(v->ss)))
 		return -ENOMEM;
 	ret = dir_begin(v, dir, &d);
 	if (ret) {
@@ -240,6 +249,10 @@ again:
 	if (!ret)
 		ret = fs_inode_alloc(tx, a->type, ftype | (a->mode & 07777),
 				     a->uid, a->gid, dir, &fd, lockrec, hold);
+	/* before the commit: nothing can fail after it that would leave
+	 * the new lock held with nobody to release it */
+	if (!ret)
+		ret = fs_inode_get(v, fd.self, &ni);
 	if (ret)
 		goto abort;
 	if (a->type == FS_TYPE_SYMLINK) {
@@ -254,16 +267,13 @@ again:
 		fs_rdm_out(a->rdm, fd.rdm);
 		ret = fs_fd_put(tx, &fd);
 	} else if (a->type == FS_TYPE_DIR) {
-		ret = fs_inode_get(v, fd.self, &ni);
-		if (!ret) {
-			/* new: nobody else can know it yet */
-			ni->fd = fd;
-			ret = fs_dir_init(tx, ni);
-			if (!ret)
-				ret = fs_fd_put(tx, &ni->fd);
-			fd = ni->fd;
-			fs_bmap_forget(ni);
-		}
+		/* new: nobody else can know it yet */
+		ni->fd = fd;
+		ret = fs_dir_init(tx, ni);
+		if (!ret)
+			ret = fs_fd_put(tx, &ni->fd);
+		fd = ni->fd;
+		fs_bmap_forget(ni);
 		d->fd.nlink++;
 	}
 	if (!ret)
@@ -292,14 +302,22 @@ abort:
 	if (retry_in_fb(d, &ret, &moved))
 		goto again;
 end:
-	if (ni)
-		fs_inode_put(ni);
 	ino_end(d);
 	/* what this create committed: no need to read it back */
 	if (!ret && st)
 		fs_stat_from_fd(&fd, st);
-	if (!ret && keep && fs_inode_get(v, fd.self, keep) == 0)
-		fs_inode_seed(*keep, &fd, lockrec);
+	if (!ret) {
+		fs_inode_seed(ni, &fd, lockrec);
+		if (keep) {
+			*keep = ni;         /* the open that follows uses the hold */
+			ni = NULL;
+		} else {
+			/* no user: released once the transaction is in place */
+			fs_inode_unlock(ni);
+		}
+	}
+	if (ni)
+		fs_inode_put(ni);
 	free(lockrec);
 	return ret;
 }
@@ -307,7 +325,7 @@ end:
 int fs_create(fs_vol *v, uint64_t dir, const char *name,
 	      const struct fs_create_args *a, struct fs_stat *st)
 {
-	return create(v, dir, name, a, st, NULL, LK_FREE);
+	return create(v, dir, name, a, st, NULL);
 }
 
 int fs_create_open(fs_vol *v, uint64_t dir, const char *name,
@@ -320,8 +338,7 @@ int fs_create_open(fs_vol *v, uint64_t dir, const char *name,
 
 	if (a->type != FS_TYPE_FILE)
 		return -EINVAL;
-	ret = create(v, dir, name, a, &s, &ni,
-		     flags == FS_O_RDWR ? LK_EXCL : LK_SHARED);
+	ret = create(v, dir, name, a, &s, &ni);
 	if (ret)
 		return ret;
 	/* the inode stays referenced until the open has it */

@@ -408,7 +408,14 @@ static void test_commit_not_in_place(void **state)
 	}
 	assert_int_equal(fs_rename(va, sd.ino, "g", sd.ino, "f", 0), 0);
 	assert_int_not_equal(fs_sync(va), 0);
-	lk_get_info(fs_lk(va), &li);
+	/* the waiters hear of the failure before the volume is given up
+	 * (they may hold what giving up takes) */
+	for (unsigned i = 0; i < 200; i++) {
+		lk_get_info(fs_lk(va), &li);
+		if (li.abandoned)
+			break;
+		usleep(10000);
+	}
 	assert_true(li.abandoned);
 	assert_true(li.fenced);
 	/* the LUN works again, alpha stays out: nothing more is written */
@@ -432,6 +439,103 @@ static void test_commit_not_in_place(void **state)
 		snprintf(nm, sizeof(nm), "h%u", i);
 		assert_int_equal(fs_lookup(vb, sd.ino, nm, &st), 0);
 	}
+	fs_umount(vb);
+	assert_int_equal(fs_check(specs, 1, &co, &res), 0);
+	assert_int_equal(res.errors, 0);
+}
+
+/*
+ * A file one host created and closed stays its host's until the create is
+ * checkpointed.  Alpha creates x (written, closed); its batch is in place
+ * but the checkpoint hangs.  Bravo finds x and asks for it read-write:
+ * it must not get it (before, a create did not list the new file's lock
+ * and the close let it go at once).  Alpha's power goes; bravo recovers
+ * it (replay: the create again, its transaction after the checkpoint),
+ * then gets x, writes and fsyncs it.  What bravo wrote must stay: had
+ * bravo got x before alpha's checkpoint, the replay would have written
+ * x's descriptor as created over bravo's.
+ */
+static void test_create_kept_until_checkpoint(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mount_opts mo = { .host = "alpha", .no_janitor = true };
+	struct fs_create_args dir = { .type = FS_TYPE_DIR, .mode = 0755 };
+	struct fs_create_args file = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_check_opts co = { 0 };
+	struct fs_check_result res;
+	struct fs_stat st, sd, sx;
+	char spec[600], buf[4096], back[4096];
+	const char *fspecs[1] = { spec };
+	fs_vol *va = NULL, *vb;
+	fs_file *f;
+	int r = -1;
+
+	(void)state;
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	snprintf(spec, sizeof(spec), "fault::%s", p0);
+	assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
+	vb = mount1(p0, "bravo", false);
+	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
+	assert_int_equal(fs_sync(va), 0);
+	{
+		/* alpha's journal header: the next checkpoint hangs */
+		struct mp_fault_rule hang = {
+			.op = MP_OP_WRITE, .action = MP_FAULT_HANG,
+			.off = va->sb.journal_off + (uint64_t)va->slot *
+			       va->sb.journal_blocks * FS_BLOCK,
+			.len = FS_BLOCK,
+		};
+
+		assert_true(mp_fault_add(va->ext[0].lun, &hang) >= 0);
+	}
+	/* created and closed, nothing written: only the create lists x */
+	assert_int_equal(fs_create_open(va, sd.ino, "x", &file, FS_O_RDWR,
+					&sx, &f), 0);
+	assert_int_equal(fs_close(f), 0);
+	/* in place: bravo finds it (a lookup of a directory alpha holds
+	 * reads it as it is in place) */
+	for (unsigned i = 0; i < 300 && r; i++) {
+		r = fs_lookup(vb, sd.ino, "x", &st);
+		if (r)
+			usleep(10000);
+	}
+	assert_int_equal(r, 0);
+	/* alpha keeps x until the checkpoint, which does not come */
+	r = fs_open(vb, sx.ino, FS_O_RDWR, &f);
+	if (r == 0) {
+		/* what the replay below would undo */
+		memset(buf, 'b', sizeof(buf));
+		assert_int_equal(fs_pwrite(f, buf, sizeof(buf), 0),
+				 (ssize_t)sizeof(buf));
+		assert_int_equal(fs_fsync(f), 0);
+		assert_int_equal(fs_close(f), 0);
+		fail_msg("bravo opened a file alpha created before alpha's "
+			 "checkpoint");
+	}
+	assert_int_equal(r, -EBUSY);
+	/* alpha dies: its header write fails, so does every later I/O */
+	assert_int_equal(mp_fault_power_cut(va->ext[0].lun,
+					    MP_POWERCUT_LOSE_ALL), 0);
+	fs_umount(va);
+	/* bravo gets x once alpha is recovered (dead, replayed, its locks
+	 * broken) */
+	for (unsigned i = 0; i < 10 && r; i++)
+		r = fs_open(vb, sx.ino, FS_O_RDWR, &f);
+	assert_int_equal(r, 0);
+	assert_int_equal(fs_fstat(f, &st), 0);
+	assert_int_equal(st.size, 0);
+	memset(buf, 'b', sizeof(buf));
+	assert_int_equal(fs_pwrite(f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	assert_int_equal(fs_fsync(f), 0);
+	assert_int_equal(fs_close(f), 0);
+	/* and everything alpha held is bravo's to take (a create in d) */
+	assert_int_equal(fs_create(vb, sd.ino, "y", &file, &st), 0);
+	assert_int_equal(fs_lookup(vb, sd.ino, "x", &st), 0);
+	assert_int_equal(st.size, 4096);
+	assert_int_equal(fs_open(vb, sx.ino, FS_O_RDONLY, &f), 0);
+	assert_int_equal(fs_pread(f, back, sizeof(back), 0), (ssize_t)sizeof(back));
+	assert_memory_equal(back, buf, sizeof(buf));
+	assert_int_equal(fs_close(f), 0);
 	fs_umount(vb);
 	assert_int_equal(fs_check(specs, 1, &co, &res), 0);
 	assert_int_equal(res.errors, 0);
@@ -790,6 +894,7 @@ int main(void)
 		cmocka_unit_test(test_two_hosts_alloc),
 		cmocka_unit_test(test_replay_after_death),
 		cmocka_unit_test(test_commit_not_in_place),
+		cmocka_unit_test(test_create_kept_until_checkpoint),
 		cmocka_unit_test(test_replay_from_checkpoint),
 		cmocka_unit_test(test_writeback_quarantine),
 		cmocka_unit_test(test_writeback_visible),
