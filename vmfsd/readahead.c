@@ -109,6 +109,10 @@ void ra_destroy(struct ra *ra)
 	for (unsigned i = 0; i < RA_BUFS; i++)
 		while (ra->b[i].state == RA_FILLING)
 			pthread_cond_wait(&ra->c, &ra->m);
+	/* A reader's reply reaches the kernel before its ra_put: the
+	 * release can come (another FUSE thread) in between. */
+	while (ra->inflight)
+		pthread_cond_wait(&ra->c, &ra->m);
 	pthread_mutex_unlock(&ra->m);
 	if (ra->mem) {
 		mp_free_io(ra->mem, (size_t)RA_BUFS * RA_WINDOW);
@@ -289,7 +293,8 @@ void ra_put(struct ra *ra, struct ra_ref *ref)
 	pthread_mutex_lock(&ra->m);
 	if (ref->buf)
 		ref->buf->users--;
-	ra->inflight--;
+	if (!--ra->inflight)
+		pthread_cond_broadcast(&ra->c);   /* ra_destroy may wait */
 	pthread_mutex_unlock(&ra->m);
 	ref->buf = NULL;
 }

@@ -74,7 +74,9 @@ void ra_stop(void);
 /* on: false for a handle that must never read ahead (a read-only
  * host's: it holds no lock, other hosts may write the file meanwhile). */
 void ra_init(struct ra *ra, fs_file *f, uint64_t ino, bool on);
-/* Wait for its window reads, free its windows. */
+/* Wait for its window reads and for requests between ra_read and ra_put
+ * (their replies may reach the kernel, and the release come, first); free
+ * its windows. */
 void ra_destroy(struct ra *ra);
 /*
  * Read [off, off+len): from a window when one holds it, else with
