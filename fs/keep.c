@@ -34,7 +34,8 @@
  * before it returns (fs_keep_settle).
  *
  * The keeper thread wakes every FS_KEEP_IDLE_MS / 2 while anything is
- * kept and releases what is due; it never waits for a lock a user has
+ * kept and releases what is due (woken by a checkpoint in between: the
+ * holds kept for the journal only); it never waits for a lock a user has
  * (directories: lk_m by trying; clusters: those a transaction of ours has
  * are skipped).
  */
@@ -294,10 +295,12 @@ static void expire_list(struct fs_vol *v, bool journal, enum fs_expire how)
 	}
 }
 
-static void expire(struct fs_vol *v, enum fs_expire how)
+/* all: the directories and clusters too (not on a wake-up for the
+ * journal's list alone) */
+static void expire(struct fs_vol *v, enum fs_expire how, bool all)
 {
 	expire_list(v, true, how);
-	if (how != FS_EXPIRE_SETTLE) {
+	if (how != FS_EXPIRE_SETTLE && all) {
 		expire_list(v, false, how);
 		fs_cluster_keep_expire(v, fs_mono_ns(), how == FS_EXPIRE_ALL);
 	}
@@ -306,12 +309,13 @@ static void expire(struct fs_vol *v, enum fs_expire how)
 void fs_keep_settle(struct fs_vol *v)
 {
 	if (__atomic_load_n(&v->kept_journal, __ATOMIC_ACQUIRE))
-		expire(v, FS_EXPIRE_SETTLE);
+		expire(v, FS_EXPIRE_SETTLE, false);
 }
 
 static void *keeper_main(void *arg)
 {
 	struct fs_vol *v = arg;
+	uint64_t tick = 0;           /* the next round over everything */
 
 	pthread_mutex_lock(&v->lock);
 	while (!v->keep_stop) {
@@ -334,7 +338,18 @@ static void *keeper_main(void *arg)
 			break;
 		v->keep_kicked = false;
 		pthread_mutex_unlock(&v->lock);
-		expire(v, FS_EXPIRE_DUE);
+		{
+			/* a checkpoint's wake-up between two ticks releases
+			 * only what was kept for the journal: the kept
+			 * directories are looked at (their lk_m tried) no
+			 * more often than before */
+			uint64_t now = fs_mono_ns();
+			bool all = now >= tick;
+
+			if (all)
+				tick = now + FS_KEEP_IDLE_MS / 2 * MS;
+			expire(v, FS_EXPIRE_DUE, all);
+		}
 		pthread_mutex_lock(&v->lock);
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -372,5 +387,5 @@ void fs_keeper_stop(struct fs_vol *v)
 	pthread_mutex_unlock(&v->lock);
 	pthread_join(v->keeper, NULL);
 	pthread_cond_destroy(&v->keep_cond);
-	expire(v, FS_EXPIRE_ALL);
+	expire(v, FS_EXPIRE_ALL, true);
 }
