@@ -606,27 +606,34 @@ bool fs_quarantine_any(struct fs_vol *v)
 	return v->j && __atomic_load_n(&v->j->nqa, __ATOMIC_ACQUIRE);
 }
 
-/* lk_set_handover: a lock a pending transaction lists waits for it. */
-static int handover(void *arg, mp_lun *lun, uint64_t off)
+/* Whether a pending transaction lists the lock at (lun, off); *seq: the
+ * newest that does. */
+static bool pending_seq(struct fs_journal *j, const mp_lun *lun, uint64_t off,
+			uint64_t *seq)
 {
-	struct fs_vol *v = arg;
-	struct fs_journal *j = v->j;
-	uint64_t seq = 0;
 	bool pending = false;
-	int ret;
 
-	if (!j)
-		return 0;
 	pthread_mutex_lock(&j->ov_lock);
 	for (struct pl *p = j->pl[hash2((uintptr_t)lun, off)]; p; p = p->next) {
 		if (p->lun == lun && p->off == off) {
-			seq = p->seq;
+			*seq = p->seq;
 			pending = true;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&j->ov_lock);
-	if (!pending)
+	return pending;
+}
+
+/* lk_set_handover: a lock a pending transaction lists waits for it. */
+static int handover(void *arg, mp_lun *lun, uint64_t off)
+{
+	struct fs_vol *v = arg;
+	struct fs_journal *j = v->j;
+	uint64_t seq;
+	int ret;
+
+	if (!j || !pending_seq(j, lun, off, &seq))
 		return 0;
 	pthread_mutex_lock(&j->lock);
 	ret = wait_for(j, seq + 1, true);
@@ -636,21 +643,9 @@ static int handover(void *arg, mp_lun *lun, uint64_t off)
 
 bool fs_journal_lock_pending(struct fs_vol *v, unsigned ext, uint64_t off)
 {
-	struct fs_journal *j = v->j;
-	const mp_lun *lun = v->ext[ext].lun;
-	bool pending = false;
+	uint64_t seq;
 
-	if (!j)
-		return false;
-	pthread_mutex_lock(&j->ov_lock);
-	for (struct pl *p = j->pl[hash2((uintptr_t)lun, off)]; p; p = p->next) {
-		if (p->lun == lun && p->off == off) {
-			pending = true;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&j->ov_lock);
-	return pending;
+	return v->j && pending_seq(v->j, v->ext[ext].lun, off, &seq);
 }
 
 /* ---- transactions ---------------------------------------------------------- */
