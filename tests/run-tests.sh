@@ -41,6 +41,18 @@ run() {
 	echo $(( (end - start) / 1000000 )) >"$log.ms"
 }
 
+# The first failure (cmocka, sanitizer, assertion) with what led to it,
+# then the end of the log: a long log's tail alone hides which test failed.
+excerpt() { # log
+	local log="$1" first
+	first=$(grep -n -m 1 -E '^\[  (FAILED|ERROR)   ?\]|^\[  ERROR   \]|ERROR: (Address|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:|Assertion .* failed|^FAIL:' "$log" | cut -d: -f1)
+	if [ -n "$first" ] && [ "$first" -lt "$(( $(wc -l <"$log") - 25 ))" ]; then
+		sed -n "$(( first > 15 ? first - 15 : 1 )),$(( first + 10 ))p" "$log" | sed 's/^/      | /'
+		echo "      | [...]"
+	fi
+	tail -n 25 "$log" | sed 's/^/      | /'
+}
+
 report() { # name
 	local name="$1" log rc ms dur
 	log=$(logof "$name")
@@ -54,7 +66,7 @@ report() { # name
 	*) fail=$((fail + 1)); failed+=("$name")
 	   [ "$rc" -eq 124 ] && echo "timed out" >>"$log"
 	   printf 'FAIL  %-48s (exit %d, log %s)\n' "$name" "$rc" "$log"
-	   tail -n 25 "$log" | sed 's/^/      | /' ;;
+	   excerpt "$log" ;;
 	esac
 }
 
