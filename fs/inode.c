@@ -476,8 +476,13 @@ void fs_inode_unlock(struct fs_inode *ino)
 	/* A hold our transactions not yet in place list stays until they
 	 * are (keep.c): released now, it would wait for them here.  Not a
 	 * file's whose FD is freed: its address may come back as a new file
-	 * before the keeper is done with the old hold. */
-	if (what == RELEASE && !shared && live &&
+	 * before the keeper is done with the old hold.  Nor a directory's:
+	 * one that gets here is wanted by another host or was kept too long
+	 * (else the policy above kept it), and our next operation in it
+	 * would take the kept hold and list it in a newer transaction, again
+	 * and again: the release waits for the batch (the hand-over), and
+	 * the other host gets the directory. */
+	if (what == RELEASE && !dir && !shared && live &&
 	    fs_journal_lock_pending(ino->v, ino->ext, ino->slot_off) &&
 	    fs_keep_for_journal(ino))
 		what = KEEP;
