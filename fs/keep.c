@@ -207,7 +207,13 @@ bool fs_keep_for_journal(struct fs_inode *ino)
 		ok = false;
 	} else {
 		/* at the tail: the list is in the order of the holds'
-		 * last transactions, about */
+		 * last transactions, about.  The keeper is woken by the
+		 * next checkpoint; only a list that was empty wakes it now
+		 * (it may sleep without a timeout, and this transaction
+		 * may be in place already), not one per hold: that was
+		 * two context switches and a look at the list per create */
+		bool wake = !v->jk_head;
+
 		ino->keep.kept = ino->keep.journal = true;
 		ino->refs++;
 		ino->kept_next = NULL;
@@ -218,7 +224,8 @@ bool fs_keep_for_journal(struct fs_inode *ino)
 			v->jk_head = ino;
 		v->jk_tail = ino;
 		__atomic_add_fetch(&v->kept_journal, 1, __ATOMIC_RELEASE);
-		pthread_cond_signal(&v->keep_cond);
+		if (wake)
+			pthread_cond_signal(&v->keep_cond);
 	}
 	pthread_mutex_unlock(&v->lock);
 	return ok;
