@@ -175,26 +175,31 @@ int fs_getattr(fs_vol *v, uint64_t ino, struct fs_stat *st);
 
 /*
  * Caches outside the library (vmfsd: the kernel's directory entries and
- * attributes) that stay current only while this host holds a directory's
- * lock: nobody else can change the directory then.
+ * attributes) that stay current only while this host holds a file's or a
+ * directory's lock: nobody else can change it then.
  *
- * fs_cache_hold: whether this host holds directory ino's lock now (any
- * mode, in use or kept); if so, *token is the hold's, and before that hold
- * goes (released, or found lost) the drop hook is called for ino.  Never
- * waits (false when the lock is being changed).  Ask before reading what
- * is to be cached, and fs_cache_still after: true when the same hold was
- * there throughout, so that what was read in between was read under it.
+ * fs_cache_hold: whether this host holds the lock of ino (a directory or a
+ * regular file) now (any mode, in use, open or kept); if so, *token is the
+ * hold's, and before that hold goes (released, or found lost) the drop
+ * hook is called for ino.  Never waits (false when the lock is being
+ * changed).  Ask before reading what is to be cached, and fs_cache_still
+ * after: true when the same hold was there throughout, so that what was
+ * read in between was read under it.
  *
  * The drop hook, in the thread that lets the hold go and before it goes
- * (its lock taken: it must not call into the library):
- *   drop(arg, ino, false)  the hold on directory ino goes;
- *   drop(arg, ino, true)   this host is changing directory ino (a
- *                          transaction of the calling thread);
- *   drop(arg, 0, false)    the volume was given up: nothing held is
- *                          known to be current.
+ * (its lock taken: it must not call into the library), with FS_DROP_DIR
+ * in flags when ino is a directory (what is cached under it: its names
+ * too):
+ *   drop(arg, ino, 0)               the hold on ino goes;
+ *   drop(arg, ino, FS_DROP_CHANGED) this host is changing ino (a
+ *                                   transaction of the calling thread);
+ *   drop(arg, 0, 0)                 the volume was given up: nothing held
+ *                                   is known to be current.
  */
+#define FS_DROP_CHANGED 1u
+#define FS_DROP_DIR 2u
 struct fs_cache_hooks {
-	void (*drop)(void *arg, uint64_t ino, bool changed);
+	void (*drop)(void *arg, uint64_t ino, unsigned flags);
 	void *arg;
 };
 void fs_set_cache_hooks(fs_vol *v, const struct fs_cache_hooks *h);

@@ -154,7 +154,7 @@ struct fs_vol {
 	struct fs_inode *jk_head, *jk_tail;
 	unsigned kept_journal;
 	/* fs_set_cache_hooks (cache_arg first, then cache_drop, atomic) */
-	void (*cache_drop)(void *arg, uint64_t ino, bool changed);
+	void (*cache_drop)(void *arg, uint64_t ino, unsigned flags);
 	void *cache_arg;
 	bool keep_stop;              /* the keeper thread */
 	bool keep_kicked;            /* fs_keep_kick since its last round */
@@ -499,9 +499,11 @@ struct fs_inode {
 	pthread_mutex_t lk_m;
 	lk_lock *lock;              /* opened under lk_m, then fixed */
 	/* Under lk_m: a cache outside the library relies on our hold
-	 * (fs_cache_hold; the drop hook runs before it goes), and the
-	 * number of holds lost so far (fs_cache_still's token). */
-	bool cached_out;
+	 * (fs_cache_hold; the drop hook runs before it goes): 0, or
+	 * FS_CACHED_OUT with the hook's FS_DROP_DIR for a directory; and
+	 * the number of holds lost so far (fs_cache_still's token). */
+#define FS_CACHED_OUT 0x80u
+	uint8_t cached_out;
 	uint64_t holds_lost;
 
 	pthread_mutex_t m;          /* the fields below */
@@ -609,7 +611,7 @@ int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino);
  * caller), or NULL: nothing is read or allocated. */
 struct fs_inode *fs_inode_find(struct fs_vol *v, uint64_t addr);
 /* Call the drop hook of fs_set_cache_hooks, if any (fs.h). */
-void fs_cache_drop(struct fs_vol *v, uint64_t addr, bool changed);
+void fs_cache_drop(struct fs_vol *v, uint64_t addr, unsigned flags);
 /* Allocate and initialise a new FD of type in tx; returns its address.
  * The FD's lock record is (re)written free, or held by this host in hold
  * (an open that comes with the create), version above any old one. */

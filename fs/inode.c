@@ -229,8 +229,10 @@ static void rw_excl_done(struct fs_inode *ino)
 static void hold_goes(struct fs_inode *ino)
 {
 	ino->holds_lost++;
-	if (__atomic_exchange_n(&ino->cached_out, false, __ATOMIC_ACQ_REL))
-		fs_cache_drop(ino->v, ino->addr, false);
+	uint8_t c = __atomic_exchange_n(&ino->cached_out, 0, __ATOMIC_ACQ_REL);
+
+	if (c)
+		fs_cache_drop(ino->v, ino->addr, c & FS_DROP_DIR);
 }
 
 /* A kept hold the lock manager no longer has (lk_m held, no user): gone
@@ -559,12 +561,17 @@ enum fs_kept fs_inode_keep_expire(struct fs_inode *ino, uint64_t now,
 
 int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
 {
+	uint8_t c;
+
 	if (!ino->lock || __atomic_load_n(&ino->held, __ATOMIC_ACQUIRE) != LK_EXCL)
 		return -LK_E_NOTHELD;
-	/* a cache outside relies on our hold: we change what it has (rw
-	 * exclusive: no reader of ours can fill it again meanwhile) */
-	if (__atomic_load_n(&ino->cached_out, __ATOMIC_ACQUIRE))
-		fs_cache_drop(ino->v, ino->addr, true);
+	/* a cache outside relies on our hold: we change what it has (a
+	 * directory: rw exclusive, no reader of ours can fill it again
+	 * meanwhile; a file's attributes: fs.h) */
+	c = __atomic_load_n(&ino->cached_out, __ATOMIC_ACQUIRE);
+	if (c)
+		fs_cache_drop(ino->v, ino->addr,
+			      (c & FS_DROP_DIR) | FS_DROP_CHANGED);
 	return fs_tx_lock(tx, ino->ext, ino->lock);
 }
 
@@ -710,13 +717,13 @@ void fs_set_cache_hooks(fs_vol *v, const struct fs_cache_hooks *h)
 	__atomic_store_n(&v->cache_drop, h->drop, __ATOMIC_RELEASE);
 }
 
-void fs_cache_drop(struct fs_vol *v, uint64_t addr, bool changed)
+void fs_cache_drop(struct fs_vol *v, uint64_t addr, unsigned flags)
 {
-	void (*drop)(void *, uint64_t, bool) =
+	void (*drop)(void *, uint64_t, unsigned) =
 		__atomic_load_n(&v->cache_drop, __ATOMIC_ACQUIRE);
 
 	if (drop)
-		drop(v->cache_arg, addr, changed);
+		drop(v->cache_arg, addr, flags);
 }
 
 struct fs_inode *fs_inode_find(struct fs_vol *v, uint64_t addr)
@@ -743,6 +750,7 @@ static bool cache_look(struct fs_vol *v, uint64_t addr, uint64_t *token,
 		       bool mark)
 {
 	struct fs_inode *ino;
+	uint8_t flags = 0;
 	bool ok = false;
 
 	if (__atomic_load_n(&v->abandoned, __ATOMIC_ACQUIRE) ||
@@ -752,11 +760,14 @@ static bool cache_look(struct fs_vol *v, uint64_t addr, uint64_t *token,
 		if (__atomic_load_n(&ino->held, __ATOMIC_ACQUIRE) != LK_FREE &&
 		    ino->lock && !lk_check(ino->lock)) {
 			pthread_mutex_lock(&ino->m);
-			ok = ino->valid && ino->fd.type == FS_T_DIR;
+			ok = ino->valid && ino->fd.nlink &&
+			     (ino->fd.type == FS_T_DIR || ino->fd.type == FS_T_FILE);
+			flags = ino->fd.type == FS_T_DIR ? FS_DROP_DIR : 0;
 			pthread_mutex_unlock(&ino->m);
 		}
 		if (ok && mark) {
-			__atomic_store_n(&ino->cached_out, true, __ATOMIC_RELEASE);
+			__atomic_store_n(&ino->cached_out, FS_CACHED_OUT | flags,
+					 __ATOMIC_RELEASE);
 			*token = ino->holds_lost;
 		} else if (ok) {
 			ok = ino->holds_lost == *token &&

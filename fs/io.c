@@ -55,7 +55,7 @@ void fs_vol_abandon(struct fs_vol *v, const char *why)
 	if (v->lk)
 		lk_abandon(v->lk, why);
 	/* every hold stays on disk, but nothing here is current any more */
-	fs_cache_drop(v, 0, false);
+	fs_cache_drop(v, 0, 0);
 }
 
 void fs_log(struct fs_vol *v, const char *fmt, ...)

@@ -16,7 +16,7 @@
  * meanwhile: before the hold goes, every cached entry is made stale
  * (FUSE_NOTIFY_INC_EPOCH) and the directory's attributes dropped (a
  * change of this host's own outside the FUSE request that made it, the
- * same).  Everything else has timeouts of 0: every other lookup and stat
+ * same).  A file's attributes, likewise, from its CREATE reply only.  Everything else has timeouts of 0: every other lookup and stat
  * asks the volume.  So what one host wrote and fsync'd (a file, or a
  * directory: every change of this host, fs_sync) is what every other host
  * reads next.  Kernels without FUSE_NOTIFY_INC_EPOCH (protocol
@@ -71,9 +71,10 @@ static pthread_rwlock_t kc_lock = PTHREAD_RWLOCK_INITIALIZER;
  * entries and the directories' attributes (create, unlink, rename...) */
 static __thread bool kc_in_ns_op;
 
-/* fs drop hook (fs.h): before a directory hold goes, or while this host
- * changes a directory the kernel may have cached */
-static void kcache_drop(void *arg, uint64_t ino, bool changed)
+/* fs drop hook (fs.h): before a hold goes, or while this host changes a
+ * directory or file the kernel may have cached (a file: its attributes;
+ * a directory: its names too) */
+static void kcache_drop(void *arg, uint64_t ino, unsigned flags)
 {
 	static bool warned;
 	/* struct fuse_out_header of the kernel's protocol: a notification
@@ -86,9 +87,11 @@ static void kcache_drop(void *arg, uint64_t ino, bool changed)
 	if (!kc_se)
 		goto out;
 	__atomic_add_fetch(&vmfsd_kcache_drops, 1, __ATOMIC_RELAXED);
-	/* a change the kernel makes to its own entries (the request it
-	 * sent) needs no new epoch, only the attributes of what changed */
-	if ((!changed || !kc_in_ns_op) &&
+	/* a file's hold covers no names; a change the kernel makes to its
+	 * own entries (the request it sent) needs no new epoch, only the
+	 * attributes of what changed */
+	if ((!ino || (flags & FS_DROP_DIR)) &&
+	    (!(flags & FS_DROP_CHANGED) || !kc_in_ns_op) &&
 	    write(fuse_session_fd(kc_se), &h, sizeof(h)) != (ssize_t)sizeof(h) &&
 	    !__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
 		fprintf(stderr, "vmfsd: making the kernel's directory entries "
@@ -150,7 +153,7 @@ static bool kcache_hold(uint64_t dir, uint64_t *token)
 static void kcache_fence(void)
 {
 	__atomic_store_n(&kc_fenced, true, __ATOMIC_RELEASE);
-	kcache_drop(NULL, 0, false);
+	kcache_drop(NULL, 0, 0);
 }
 
 static double kcache_ttl(bool held, uint64_t dir, uint64_t token)
@@ -279,7 +282,11 @@ static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	vmfsd_fill_stat(&s, &st);
-	fuse_reply_attr(req, &st, kcache_ttl(held, to_fs(ino), tok));
+	/* a file's: never (this host may change it outside FUSE meanwhile,
+	 * and the getattr can read it before that change and reply after
+	 * the change's drop) */
+	fuse_reply_attr(req, &st, kcache_ttl(held && S_ISDIR(st.st_mode),
+					     to_fs(ino), tok));
 }
 
 static uint64_t ts_ns(const struct timespec *t)
@@ -533,11 +540,19 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fuse_entry_param e;
 	struct fs_stat s;
 	fs_file *f = NULL;
+	uint64_t tok = 0;
+	bool held = false;
 	int ret;
 
 	kc_in_ns_op = true;
 	ret = fs_create_open(vol, to_fs(parent), name, &a, open_flags(fi), &s, &f);
 	kc_in_ns_op = false;
+	/* what we made, and hold since it was made (open, no lock change
+	 * between): the kernel keeps the new file's attributes while the
+	 * hold lasts (the open's permission check asks for none); our
+	 * changes to them outside FUSE, and the hold going, drop them */
+	if (!ret)
+		held = kcache_hold(s.ino, &tok);
 	if (ret == -EEXIST && !(fi->flags & O_EXCL))
 		ret = fs_lookup(vol, to_fs(parent), name, &s);
 	/* the kernel opens through a create without a lookup: a data file
@@ -556,6 +571,7 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.ino = to_fuse(s.ino);
 	e.generation = s.gen;
 	vmfsd_fill_stat(&s, &e.attr);
+	e.attr_timeout = kcache_ttl(held, s.ino, tok);
 	fuse_reply_create(req, &e, fi);
 }
 

@@ -141,6 +141,58 @@ g1=$(counter getattrs "$A")
 echo "200 stats of d on A, each with a lookup in it: $((g1 - g0)) getattrs reached vmfsd"
 [ $((g1 - g0)) -lt 50 ] || fail "attributes of d not cached: $((g1 - g0)) getattrs"
 
+# 6. a file A made (create through FUSE): its attributes cached while A
+# holds it (the open after the create asks for none), shown right after
+# B, once A's hold went, wrote past its end and changed its mode
+mkdir "$A/f" || fail "mkdir f"
+g0=$(counter getattrs "$A")
+python3 - "$A/f" <<'PY' || fail "creates in f"
+import os, sys
+for i in range(100):
+    os.close(os.open(os.path.join(sys.argv[1], "n%d" % i),
+                     os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+PY
+g1=$(counter getattrs "$A")
+echo "100 creates on A: $((g1 - g0)) getattrs reached vmfsd"
+# the directory's attributes once per create (the kernel drops them for
+# its own create); none for the new files
+[ $((g1 - g0)) -lt 150 ] || fail "new files' attributes not cached: $((g1 - g0)) getattrs"
+python3 - "$A/f" "$B/f" <<'PY' || fail "file attributes: see above"
+import os, sys, time
+a, b = sys.argv[1:]
+for i in range(10):
+    pa, pb = os.path.join(a, "c%d" % i), os.path.join(b, "c%d" % i)
+    # (no write on A: a write makes the kernel ask for the attributes
+    # again by itself)
+    fd = os.open(pa, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+    os.fsync(fd)            # B sees what A synced (a write-back journal)
+    os.close(fd)
+    st = os.stat(pa)
+    if st.st_size != 0:
+        sys.exit("round %d: A shows its new file at %d bytes" % (i, st.st_size))
+    # B can open it once A's hold went (A's batch in place: at most the
+    # open timeout)
+    for t in range(50):
+        try:
+            fb = os.open(pb, os.O_RDWR)
+            break
+        except OSError as e:
+            if e.errno != 16:
+                raise
+            time.sleep(0.1)
+    else:
+        sys.exit("round %d: B cannot open A's file" % i)
+    os.pwrite(fb, b"x" * 4096, 8192)
+    os.fchmod(fb, 0o600)
+    os.fsync(fb)
+    os.close(fb)
+    st = os.stat(pa)
+    if st.st_size != 12288 or st.st_mode & 0o777 != 0o600:
+        sys.exit("round %d: A shows %d bytes, mode %o; B made 12288, 600"
+                 % (i, st.st_size, st.st_mode & 0o777))
+print("10 rounds: A showed B's size and mode of A's new file at once")
+PY
+
 vmfsd_stop A
 vmfsd_stop B
 bin/fsck.vmfs -n "$T/lun.img" >"$T/fsck.out" 2>&1 || fail "fsck: $(cat "$T/fsck.out")"

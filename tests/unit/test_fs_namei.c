@@ -1031,18 +1031,34 @@ struct hook_rec {
 	pthread_mutex_t m;
 	unsigned changed, gone, all;    /* calls for the watched directory */
 	bool gone_while_held;           /* every "gone" call: record still ours */
+	bool dir_flag_wrong;            /* FS_DROP_DIR not as the inode is */
 	uint64_t dir;
+	uint64_t file;                  /* a watched file */
+	unsigned file_changed, file_gone;
+	bool file_gone_while_held;
 };
 
 static struct hook_rec hrec = { .m = PTHREAD_MUTEX_INITIALIZER };
 
-static void hook_drop(void *arg, uint64_t ino, bool changed)
+static void hook_drop(void *arg, uint64_t ino, unsigned flags)
 {
 	struct hook_rec *h = arg;
+	bool changed = flags & FS_DROP_CHANGED;
 
 	pthread_mutex_lock(&h->m);
+	if ((ino == h->dir && !(flags & FS_DROP_DIR)) ||
+	    (ino == h->file && (flags & FS_DROP_DIR)))
+		h->dir_flag_wrong = true;
 	if (!ino) {
 		h->all++;
+	} else if (ino == h->file && changed) {
+		h->file_changed++;
+	} else if (ino == h->file) {
+		struct lk_lock_info li;
+
+		h->file_gone++;
+		if (fs_inode_lock_info(va, ino, &li) || li.mode == LK_FREE)
+			h->file_gone_while_held = false;
 	} else if (ino == h->dir && changed) {
 		h->changed++;
 	} else if (ino == h->dir) {
@@ -1116,6 +1132,35 @@ static void test_cache_hooks(void **state)
 	assert_int_equal(hook_count(&hrec.gone), 2);
 	assert_false(fs_cache_still(va, d, tok2));
 	assert_true(hrec.gone_while_held);
+
+	/* a file: cacheable while held (created and open; then kept for
+	 * its batch), told of our change to it (a truncate), and before its
+	 * hold goes (the keeper, once the batch is in place; fs_sync) */
+	{
+		struct fs_create_args fa = { .type = FS_TYPE_FILE, .mode = 0644 };
+		fs_file *f;
+
+		assert_int_equal(fs_create_open(va, d, "cached-file", &fa,
+						FS_O_RDWR, &st, &f), 0);
+		pthread_mutex_lock(&hrec.m);
+		hrec.file = st.ino;
+		hrec.file_gone_while_held = true;
+		pthread_mutex_unlock(&hrec.m);
+		for (int i = 0; i < 10 && !fs_cache_hold(va, st.ino, &tok); i++)
+			usleep(1000);
+		assert_true(fs_cache_still(va, st.ino, tok));
+		assert_int_equal(fs_ftruncate(f, 4096), 0);
+		assert_true(hook_count(&hrec.file_changed) >= 1);
+		assert_int_equal(hook_count(&hrec.file_gone), 0);
+		assert_int_equal(fs_close(f), 0);
+		assert_int_equal(fs_sync(va), 0);
+		assert_int_equal(hook_count(&hrec.file_gone), 1);
+		assert_false(fs_cache_still(va, st.ino, tok));
+		assert_true(hrec.file_gone_while_held);
+		/* not held: not cacheable */
+		assert_false(fs_cache_hold(va, st.ino, &tok));
+	}
+	assert_false(hrec.dir_flag_wrong);
 	assert_int_equal(hook_count(&hrec.all), 0);
 	fs_set_cache_hooks(va, &none);
 	/* without hooks nothing is cacheable */
