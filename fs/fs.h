@@ -192,7 +192,10 @@ int fs_getattr(fs_vol *v, uint64_t ino, struct fs_stat *st);
  * too):
  *   drop(arg, ino, 0)               the hold on ino goes;
  *   drop(arg, ino, FS_DROP_CHANGED) this host is changing ino (a
- *                                   transaction of the calling thread);
+ *                                   transaction of the calling thread;
+ *                                   a file is then no longer marked:
+ *                                   its token fails, and its hold goes
+ *                                   untold unless fs_cache_hold again);
  *   drop(arg, 0, 0)                 the volume was given up: nothing held
  *                                   is known to be current.
  */

@@ -228,9 +228,10 @@ static void rw_excl_done(struct fs_inode *ino)
  * cache outside the library keeps under it goes first (fs_cache_hold). */
 static void hold_goes(struct fs_inode *ino)
 {
-	ino->holds_lost++;
-	uint8_t c = __atomic_exchange_n(&ino->cached_out, 0, __ATOMIC_ACQ_REL);
+	uint8_t c;
 
+	ino->holds_lost++;
+	c = __atomic_exchange_n(&ino->cached_out, 0, __ATOMIC_ACQ_REL);
 	if (c)
 		fs_cache_drop(ino->v, ino->addr, c & FS_DROP_DIR);
 }
@@ -567,8 +568,11 @@ int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
 		return -LK_E_NOTHELD;
 	/* a cache outside relies on our hold: we change what it has (a
 	 * directory: rw exclusive, no reader of ours can fill it again
-	 * meanwhile; a file's attributes: fs.h) */
+	 * meanwhile, and it stays marked; a file: what was cached of it is
+	 * gone after the hook, and nothing more until marked again, fs.h) */
 	c = __atomic_load_n(&ino->cached_out, __ATOMIC_ACQUIRE);
+	if (c && !(c & FS_DROP_DIR))
+		c = __atomic_exchange_n(&ino->cached_out, 0, __ATOMIC_ACQ_REL);
 	if (c)
 		fs_cache_drop(ino->v, ino->addr,
 			      (c & FS_DROP_DIR) | FS_DROP_CHANGED);

@@ -16,8 +16,9 @@
  * meanwhile: before the hold goes, every cached entry is made stale
  * (FUSE_NOTIFY_INC_EPOCH) and the directory's attributes dropped (a
  * change of this host's own outside the FUSE request that made it, the
- * same).  A file's attributes, likewise, from its CREATE reply only.  Everything else has timeouts of 0: every other lookup and stat
- * asks the volume.  So what one host wrote and fsync'd (a file, or a
+ * same).  A file's attributes, likewise, from its CREATE reply only.
+ * Everything else has timeouts of 0: every other lookup and stat asks the
+ * volume.  So what one host wrote and fsync'd (a file, or a
  * directory: every change of this host, fs_sync) is what every other host
  * reads next.  Kernels without FUSE_NOTIFY_INC_EPOCH (protocol
  * 7.44) cache nothing.
