@@ -63,6 +63,10 @@ struct lk_volume {
 	/* lk_set_handover: asked before a lock of ours changes hands */
 	lk_handover_fn handover;
 	void *handover_arg;
+
+	/* lk_locks_lost: how many times every hold was lost (atomic); each
+	 * handle catches up in its own thread (lock.c catch_up) */
+	uint64_t lost_epoch;
 };
 
 struct lk_lock {
@@ -93,6 +97,7 @@ struct lk_lock {
 	 * what is there, and that is judged as a fresh read would be. */
 	unsigned char *img;
 	bool img_ok;
+	uint64_t epoch;           /* v->lost_epoch as this handle last saw it */
 	struct lk_lock *next;
 };
 

@@ -254,6 +254,7 @@ int lk_lock_open_on(lk_volume *v, mp_lun *lun, uint64_t off, lk_lock **out)
 	l->ss = in.logical_sector;
 	l->method = v->joined ? lk_method_for(v, lun) : LK_METHOD_AUTO;
 	l->off = off;
+	l->epoch = __atomic_load_n(&v->lost_epoch, __ATOMIC_ACQUIRE);
 	pthread_mutex_lock(&v->lock);
 	l->next = v->locks;
 	v->locks = l;
@@ -263,6 +264,7 @@ int lk_lock_open_on(lk_volume *v, mp_lun *lun, uint64_t off, lk_lock **out)
 }
 
 static int read_rec(lk_lock *l, unsigned char *raw, struct lk_lockrec *r);
+static void catch_up(lk_lock *l);
 static int find_holder(const struct lk_lockrec *r, uint32_t slot, uint64_t gen);
 
 /*
@@ -307,6 +309,7 @@ static void lock_close(lk_lock *l, bool release)
 
 	if (!l)
 		return;
+	catch_up(l);
 	v = l->v;
 	if (release && l->held == LK_FREE && l->mark_left)
 		settle_mark(l);
@@ -334,16 +337,28 @@ void lk_lock_close_keep(lk_lock *l)
 	lock_close(l, false);
 }
 
+/*
+ * Every hold is lost (the heartbeat thread, or leaving after giving up):
+ * a handle's fields are its user's (one thread at a time), so each
+ * forgets its hold itself at its next call (catch_up), not here.
+ */
 void lk_locks_lost(lk_volume *v)
 {
-	pthread_mutex_lock(&v->lock);
-	for (lk_lock *l = v->locks; l; l = l->next) {
-		l->held = LK_FREE;
-		l->released_version = 0;
-		l->img_ok = false;
-		l->cache_valid = false;
-	}
-	pthread_mutex_unlock(&v->lock);
+	__atomic_add_fetch(&v->lost_epoch, 1, __ATOMIC_ACQ_REL);
+}
+
+/* At the start of every call on a handle: a loss since its last call. */
+static void catch_up(lk_lock *l)
+{
+	uint64_t e = __atomic_load_n(&l->v->lost_epoch, __ATOMIC_ACQUIRE);
+
+	if (e == l->epoch)
+		return;
+	l->epoch = e;
+	l->held = LK_FREE;
+	l->released_version = 0;
+	l->img_ok = false;
+	l->cache_valid = false;
 }
 
 int lk_release_all(lk_volume *v)
@@ -356,6 +371,7 @@ int lk_release_all(lk_volume *v)
 
 		pthread_mutex_lock(&v->lock);
 		for (lk_lock *p = v->locks; p; p = p->next) {
+			catch_up(p);        /* leaving: no user of it now */
 			if (p->held != LK_FREE) {
 				l = p;
 				break;
@@ -374,11 +390,13 @@ int lk_release_all(lk_volume *v)
 
 enum lk_mode lk_held_mode(lk_lock *l)
 {
+	catch_up(l);
 	return l->held;
 }
 
 uint64_t lk_lock_version(lk_lock *l)
 {
+	catch_up(l);
 	return l->held != LK_FREE ? l->version : 0;
 }
 
@@ -389,21 +407,25 @@ uint64_t lk_lock_offset(lk_lock *l)
 
 bool lk_cache_valid(lk_lock *l)
 {
+	catch_up(l);
 	return l->held != LK_FREE && l->cache_valid;
 }
 
 bool lk_waited(lk_lock *l)
 {
+	catch_up(l);
 	return l->held != LK_FREE && l->waited;
 }
 
 bool lk_release_wanted(lk_lock *l)
 {
+	catch_up(l);
 	return l->held == LK_FREE && l->wanted;
 }
 
 uint64_t lk_released_version(lk_lock *l)
 {
+	catch_up(l);
 	return l->held == LK_FREE ? l->released_version : 0;
 }
 
@@ -411,6 +433,7 @@ int lk_check(lk_lock *l)
 {
 	int ret = lk_state(l->v);
 
+	catch_up(l);
 	if (ret)
 		return ret;
 	if (l->held == LK_FREE)
@@ -449,6 +472,7 @@ int lk_lock_wanted(lk_lock *l)
 	struct lk_lockrec r;
 	int ret;
 
+	catch_up(l);
 	if (!raw)
 		return -ENOMEM;
 	ret = read_rec(l, raw, &r);
@@ -780,6 +804,7 @@ out:
 
 int lk_acquire(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 {
+	catch_up(l);
 	if (mode < LK_EXCL || mode > LK_MULTIWRITER)
 		return -EINVAL;
 	if (l->held != LK_FREE && l->held != mode)
@@ -805,6 +830,7 @@ int lk_convert(lk_lock *l, enum lk_mode mode, unsigned timeout_ms)
 {
 	int ret;
 
+	catch_up(l);
 	if (mode < LK_EXCL || mode > LK_MULTIWRITER)
 		return -EINVAL;
 	if (l->held == LK_FREE)
@@ -828,6 +854,7 @@ int lk_release(lk_lock *l)
 	enum rec_src src;
 	int ret;
 
+	catch_up(l);
 	if (l->held == LK_FREE) {
 		ret = -LK_E_NOTHELD;
 		goto out;
@@ -908,6 +935,7 @@ int lk_lock_seed(lk_lock *l, const void *rec)
 {
 	struct lk_lockrec r;
 
+	catch_up(l);
 	if (l->held != LK_FREE || lk_lockrec_in(rec, &r) || r.self_off != l->off ||
 	    r.mode != LK_FREE || r.nholders || !r.version)
 		return -EINVAL;
@@ -947,6 +975,7 @@ int lk_lock_seed_held(lk_lock *l, const void *rec)
 	uint32_t slot;
 	uint64_t gen;
 
+	catch_up(l);
 	self_id(v, &slot, &gen);
 	if (l->held != LK_FREE || lk_lockrec_in(rec, &r) || r.self_off != l->off ||
 	    (r.mode != LK_EXCL && r.mode != LK_SHARED) || r.nholders != 1 ||
@@ -990,6 +1019,7 @@ int lk_lock_info(lk_lock *l, struct lk_lock_info *info)
 	struct lk_lockrec r;
 	int ret;
 
+	catch_up(l);
 	if (!raw)
 		return -ENOMEM;
 	ret = lk_read_on(l->lun, l->off, raw, l->ss, MP_IO_FENCE_BYPASS);
