@@ -365,9 +365,13 @@ static void test_commit_not_in_place(void **state)
 	char spec[600];
 	const char *fspecs[1] = { spec };
 	fs_vol *va = NULL, *vb;
+	/* a dead timeout long enough for the delayed log write below: the
+	 * heartbeat's writes may queue behind it on the LUN */
+	struct fs_mkfs_opts mk_slow = mk;
 
 	(void)state;
-	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	mk_slow.hb_dead_ms = 5000;
+	assert_int_equal(fs_mkfs(specs, 1, &mk_slow), 0);
 	snprintf(spec, sizeof(spec), "fault::%s", p0);
 	assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
 	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
@@ -382,10 +386,12 @@ static void test_commit_not_in_place(void **state)
 			.off = va->sb.ext[0].area[FS_A_PB].meta_off,
 			.len = 1ull << 40,
 		};
-		/* and the next log write waits a second: the batch after it
-		 * gathers everything below */
+		/* and the next log write waits two seconds: the batch
+		 * after it gathers everything below (also under
+		 * ThreadSanitizer on a loaded machine: one second was once
+		 * too short, and h1 went alone) */
 		struct mp_fault_rule slow = {
-			.op = MP_OP_WRITE, .action = MP_FAULT_DELAY, .ms = 1000,
+			.op = MP_OP_WRITE, .action = MP_FAULT_DELAY, .ms = 2000,
 			.off = va->sb.journal_off,
 			.len = (uint64_t)va->sb.slots * va->sb.journal_blocks *
 			       FS_BLOCK,
