@@ -178,8 +178,9 @@ int fs_getattr(fs_vol *v, uint64_t ino, struct fs_stat *st);
  * attributes) that stay current only while this host holds a file's or a
  * directory's lock: nobody else can change it then.
  *
- * fs_cache_hold: whether this host holds the lock of ino (a directory or a
- * regular file) now (any mode, in use, open or kept); if so, *token is the
+ * fs_cache_hold: whether this host holds the lock of ino (a directory; a
+ * regular file too if files) now (any mode, in use, open or kept); if so,
+ * *token is the
  * hold's, and before that hold goes (released, or found lost) the drop
  * hook is called for ino.  Never waits (false when the lock is being
  * changed).  Ask before reading what is to be cached, and fs_cache_still
@@ -206,7 +207,7 @@ struct fs_cache_hooks {
 	void *arg;
 };
 void fs_set_cache_hooks(fs_vol *v, const struct fs_cache_hooks *h);
-bool fs_cache_hold(fs_vol *v, uint64_t ino, uint64_t *token);
+bool fs_cache_hold(fs_vol *v, uint64_t ino, bool files, uint64_t *token);
 bool fs_cache_still(fs_vol *v, uint64_t ino, uint64_t token);
 
 typedef struct fs_file fs_file;

@@ -745,13 +745,14 @@ struct fs_inode *fs_inode_find(struct fs_vol *v, uint64_t addr)
 }
 
 /*
- * Directory addr held by this host, the hold known to the lock manager as
- * ours (not fenced, not lost), looked at without waiting (lk_m tried).
- * mark (fs_cache_hold): the hold is marked cached and *token set; else
- * (fs_cache_still): true only if it is still the hold of *token, marked.
+ * Directory (or, if files, regular file) addr held by this host, the hold
+ * known to the lock manager as ours (not fenced, not lost), looked at
+ * without waiting (lk_m tried).  mark (fs_cache_hold): the hold is marked
+ * cached and *token set; else (fs_cache_still): true only if it is still
+ * the hold of *token, marked.
  */
-static bool cache_look(struct fs_vol *v, uint64_t addr, uint64_t *token,
-		       bool mark)
+static bool cache_look(struct fs_vol *v, uint64_t addr, bool files,
+		       uint64_t *token, bool mark)
 {
 	struct fs_inode *ino;
 	uint8_t flags = 0;
@@ -765,7 +766,8 @@ static bool cache_look(struct fs_vol *v, uint64_t addr, uint64_t *token,
 		    ino->lock && !lk_check(ino->lock)) {
 			pthread_mutex_lock(&ino->m);
 			ok = ino->valid && ino->fd.nlink &&
-			     (ino->fd.type == FS_T_DIR || ino->fd.type == FS_T_FILE);
+			     (ino->fd.type == FS_T_DIR ||
+			      (files && ino->fd.type == FS_T_FILE));
 			flags = ino->fd.type == FS_T_DIR ? FS_DROP_DIR : 0;
 			pthread_mutex_unlock(&ino->m);
 		}
@@ -783,13 +785,14 @@ static bool cache_look(struct fs_vol *v, uint64_t addr, uint64_t *token,
 	return ok;
 }
 
-bool fs_cache_hold(fs_vol *v, uint64_t addr, uint64_t *token)
+bool fs_cache_hold(fs_vol *v, uint64_t addr, bool files, uint64_t *token)
 {
 	return __atomic_load_n(&v->cache_drop, __ATOMIC_ACQUIRE) &&
-	       cache_look(v, addr, token, true);
+	       cache_look(v, addr, files, token, true);
 }
 
 bool fs_cache_still(fs_vol *v, uint64_t addr, uint64_t token)
 {
-	return cache_look(v, addr, &token, false);
+	/* marked already: of a type fs_cache_hold was asked for */
+	return cache_look(v, addr, true, &token, false);
 }

@@ -140,13 +140,13 @@ static void kcache_stop(void)
 	__atomic_store_n(&vmfsd_kcache_on, false, __ATOMIC_RELAXED);
 }
 
-/* Whether what is read of directory dir from now on may be cached:
- * *token for kcache_still after the reading. */
-static bool kcache_hold(uint64_t dir, uint64_t *token)
+/* Whether what is read of directory ino (or, if files, regular file ino)
+ * from now on may be cached: *token for kcache_ttl after the reading. */
+static bool kcache_hold(uint64_t ino, bool files, uint64_t *token)
 {
 	return __atomic_load_n(&kc_se, __ATOMIC_ACQUIRE) &&
 	       !__atomic_load_n(&kc_fenced, __ATOMIC_ACQUIRE) &&
-	       fs_cache_hold(vol, dir, token);
+	       fs_cache_hold(vol, ino, files, token);
 }
 
 /* fenced or locks lost: other hosts may soon take our holds; nothing more
@@ -157,9 +157,9 @@ static void kcache_fence(void)
 	kcache_drop(NULL, 0, 0);
 }
 
-static double kcache_ttl(bool held, uint64_t dir, uint64_t token)
+static double kcache_ttl(bool held, uint64_t ino, uint64_t token)
 {
-	if (!held || !fs_cache_still(vol, dir, token))
+	if (!held || !fs_cache_still(vol, ino, token))
 		return 0;
 	__atomic_add_fetch(&vmfsd_kcache_replies, 1, __ATOMIC_RELAXED);
 	return kc_ttl;
@@ -233,7 +233,7 @@ static void vd_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_stat s;
 	uint64_t tok = 0;
-	bool held = kcache_hold(to_fs(parent), &tok);
+	bool held = kcache_hold(to_fs(parent), false, &tok);
 	int ret = fs_lookup(vol, to_fs(parent), name, &s);
 
 	__atomic_add_fetch(&vmfsd_fuse_lookups, 1, __ATOMIC_RELAXED);
@@ -274,8 +274,11 @@ static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (fi && fi->fh) {
 		ret = fs_fstat(fh_file(fi), &s);
 	} else {
-		/* a directory we hold: cached (kcache_hold is for those only) */
-		held = kcache_hold(to_fs(ino), &tok);
+		/* a directory we hold: cached.  A file's attributes never
+		 * are here (this host may change it outside FUSE meanwhile,
+		 * and the getattr can read before that change and reply
+		 * after the change's drop) */
+		held = kcache_hold(to_fs(ino), false, &tok);
 		ret = fs_getattr(vol, to_fs(ino), &s);
 	}
 	if (ret) {
@@ -283,11 +286,7 @@ static void vd_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	vmfsd_fill_stat(&s, &st);
-	/* a file's: never (this host may change it outside FUSE meanwhile,
-	 * and the getattr can read it before that change and reply after
-	 * the change's drop) */
-	fuse_reply_attr(req, &st, kcache_ttl(held && S_ISDIR(st.st_mode),
-					     to_fs(ino), tok));
+	fuse_reply_attr(req, &st, kcache_ttl(held, to_fs(ino), tok));
 }
 
 static uint64_t ts_ns(const struct timespec *t)
@@ -553,7 +552,7 @@ static void vd_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * hold lasts (the open's permission check asks for none); our
 	 * changes to them outside FUSE, and the hold going, drop them */
 	if (!ret)
-		held = kcache_hold(s.ino, &tok);
+		held = kcache_hold(s.ino, true, &tok);
 	if (ret == -EEXIST && !(fi->flags & O_EXCL))
 		ret = fs_lookup(vol, to_fs(parent), name, &s);
 	/* the kernel opens through a create without a lookup: a data file
