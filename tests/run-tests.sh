@@ -45,7 +45,7 @@ run() {
 # then the end of the log: a long log's tail alone hides which test failed.
 excerpt() { # log
 	local log="$1" first
-	first=$(grep -n -m 1 -E '^\[  (FAILED|ERROR)   ?\]|^\[  ERROR   \]|ERROR: (Address|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:|Assertion .* failed|^FAIL:' "$log" | cut -d: -f1)
+	first=$(grep -n -m 1 -E '^\[  (FAILED|ERROR) +\]|ERROR: (Address|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:|Assertion .* failed|^FAIL:' "$log" | cut -d: -f1)
 	if [ -n "$first" ] && [ "$first" -lt "$(( $(wc -l <"$log") - 25 ))" ]; then
 		sed -n "$(( first > 15 ? first - 15 : 1 )),$(( first + 10 ))p" "$log" | sed 's/^/      | /'
 		echo "      | [...]"
