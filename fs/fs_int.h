@@ -367,6 +367,10 @@ void fs_journal_stop(struct fs_vol *v);
  * (in_place false: what fsync needs) or also in place with the checkpoint
  * past it.  -EIO if the committer failed (the volume is given up). */
 int fs_journal_wait(struct fs_vol *v, bool in_place);
+/* How long a batch gathers: delay_ms after its first transaction, idle_ms
+ * after its last (defaults 100 and 2); for tests that need transactions
+ * in one batch whatever the machine's speed. */
+void fs_journal_gather(struct fs_vol *v, unsigned delay_ms, unsigned idle_ms);
 /* Transactions committed and batches written since the journal opened. */
 void fs_journal_stats(struct fs_vol *v, uint64_t *commits, uint64_t *batches);
 /* fs_read through the overlay: the newest committed image of each block

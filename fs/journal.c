@@ -98,6 +98,7 @@ struct fs_journal {
 	bool paused;                 /* fs_tx_commit_sync at work: no commits */
 	uint64_t q_since;            /* monotonic ns the queue became non-empty */
 	uint64_t q_last;             /* ... and of the last transaction queued */
+	uint64_t delay_ns, idle_ns;  /* J_DELAY_MS, J_IDLE_US (fs_journal_gather) */
 	pthread_t thr;
 	bool thr_on;
 	uint64_t commits, batches;
@@ -327,6 +328,8 @@ int fs_journal_open(struct fs_vol *v)
 	j->seq = (li.gen << 32) | 1;
 	j->durable = j->ckpt = j->seq;
 	j->head = 1;
+	j->delay_ns = J_DELAY_MS * 1000000ull;
+	j->idle_ns = J_IDLE_US * 1000ull;
 	/* room for the queue to fill while a batch of the same size is
 	 * written: a batch takes at most the log less its header */
 	j->q_max = (j->nblocks - 1) / 2;
@@ -471,6 +474,17 @@ void fs_journal_close(struct fs_vol *v)
 	pthread_cond_destroy(&j->done);
 	free(j);
 	v->j = NULL;
+}
+
+void fs_journal_gather(struct fs_vol *v, unsigned delay_ms, unsigned idle_ms)
+{
+	struct fs_journal *j = v->j;
+
+	pthread_mutex_lock(&j->lock);
+	j->delay_ns = delay_ms * 1000000ull;
+	j->idle_ns = idle_ms * 1000000ull;
+	pthread_cond_broadcast(&j->work);
+	pthread_mutex_unlock(&j->lock);
 }
 
 void fs_journal_stats(struct fs_vol *v, uint64_t *commits, uint64_t *batches)
@@ -1300,9 +1314,9 @@ static void *committer(void *arg)
 			break;
 		/* gather more, unless someone waits */
 		while (j->q_head && !j->stop && !j->urgent && !j->err) {
-			uint64_t now = fs_mono_ns(), due = j->q_since +
-				       J_DELAY_MS * 1000000ull,
-				 idle = j->q_last + J_IDLE_US * 1000ull;
+			uint64_t now = fs_mono_ns(),
+				 due = j->q_since + j->delay_ns,
+				 idle = j->q_last + j->idle_ns;
 			struct timespec ts;
 
 			if (idle < due)
