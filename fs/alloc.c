@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "fs/fs_int.h"
+#include "lockmgr/ondisk.h"
 
 /* Clusters of `area` over all extents, numbered globally. */
 static uint64_t total_clusters(struct fs_vol *v, unsigned area)
@@ -122,6 +123,7 @@ static int cc_get(struct fs_vol *v, unsigned ext, uint64_t off, lk_lock **out)
 	victim->off = off;
 	victim->used = ++v->ccache_tick;
 	victim->hdr_ok = victim->fresh = false;
+	victim->pf_bits = 0;
 	victim->keep = (struct fs_keep){ 0 };
 	pthread_mutex_unlock(&v->lock);
 	lk_lock_close(old);           /* no transaction has it; a kept hold
@@ -148,6 +150,8 @@ static void cc_acquired(struct fs_vol *v, lk_lock *l)
 	pthread_mutex_lock(&v->lock);
 	if ((e = cc_of(v, l))) {
 		e->fresh = valid && e->hdr_ok;
+		if (!valid)
+			e->pf_bits = 0;   /* another host may have allocated */
 		fs_keep_acquired(&e->keep, waited, valid, fs_mono_ns(), false);
 	}
 	pthread_mutex_unlock(&v->lock);
@@ -173,8 +177,10 @@ static bool cc_kept_reuse(struct fs_vol *v, lk_lock *l)
 	pthread_mutex_lock(&v->lock);
 	if ((e = cc_of(v, l))) {
 		e->fresh = kept && e->hdr_ok;
-		if (!kept)
+		if (!kept) {
 			e->keep.kept = false;   /* lost: acquire afresh */
+			e->pf_bits = 0;
+		}
 	}
 	pthread_mutex_unlock(&v->lock);
 	return kept;
@@ -307,6 +313,7 @@ void fs_cluster_forget(struct fs_vol *v, lk_lock *l)
 		e->l = NULL;
 		e->hdr_ok = e->fresh = false;
 		e->keep = (struct fs_keep){ 0 };
+		e->pf_bits = 0;
 	}
 	pthread_mutex_unlock(&v->lock);
 }
@@ -321,6 +328,9 @@ void fs_ccache_clear(struct fs_vol *v)
 		v->ccache[i].l = NULL;
 		v->ccache[i].hdr_ok = v->ccache[i].fresh = false;
 		v->ccache[i].keep = (struct fs_keep){ 0 };
+		free(v->ccache[i].pf);
+		v->ccache[i].pf = NULL;
+		v->ccache[i].pf_bits = 0;
 		pthread_mutex_unlock(&v->lock);
 		lk_lock_close(l);
 	}
@@ -666,6 +676,74 @@ static void log_enospc(struct fs_vol *v, enum fs_rtype t)
 		fs_log(v, "out of %s: no free one in any resource cluster%s",
 		       what[t] ? what[t] : "resources",
 		       t == FS_R_FD ? " (mkfs.vmfs -i sets how many)" : "");
+}
+
+/* Whether the lock sector of a slot shows no holder (or was never
+ * written): one another host cannot be using. */
+static bool slot_lock_free(const unsigned char *slot)
+{
+	struct lk_lockrec r;
+
+	return lk_lockrec_in(slot, &r) != 0 || r.mode == LK_FREE;
+}
+
+int fs_fd_slot_read(struct fs_tx *tx, uint64_t a, void *slot)
+{
+	struct fs_vol *v = fs_tx_vol(tx);
+	unsigned ext = fs_addr_ext(a);
+	uint32_t pc = v->sb.ext[ext].area[FS_A_FD].per_cluster;
+	uint64_t idx = fs_addr_index(a);
+	uint32_t c = (uint32_t)(idx / pc), i = (uint32_t)(idx % pc), n;
+	uint64_t coff = fs_cluster_off(v, ext, FS_A_FD, c), bits = 0;
+	unsigned char *buf;
+	struct fs_ccache *e;
+	struct fs_rc rc;
+	int ret;
+
+	pthread_mutex_lock(&v->lock);
+	e = cc_find(v, ext, coff);
+	if (e && e->pf && i >= e->pf_first && i < e->pf_first + 64 &&
+	    (e->pf_bits >> (i - e->pf_first) & 1)) {
+		memcpy(slot, e->pf + (size_t)(i - e->pf_first) * FS_SLOT,
+		       FS_SLOT);
+		e->pf_bits &= ~(1ull << (i - e->pf_first));
+		pthread_mutex_unlock(&v->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	/* the slots after it that are free in the cluster as this
+	 * transaction sees it (it holds the lock: nobody else allocates
+	 * there, and only the holder writes a free slot) */
+	n = pc - i < FS_FD_PREFETCH ? pc - i : FS_FD_PREFETCH;
+	if (!e || n < 2 || !fs_tx_has_lock(tx, ext, coff) ||
+	    read_header(tx, ext, FS_A_FD, c, &rc, RH_LOCKED, 0))
+		return fs_read(v, ext, fs_res_off(v, a), slot, FS_SLOT);
+	buf = fs_balloc((size_t)n * FS_SLOT);
+	if (!buf)
+		return fs_read(v, ext, fs_res_off(v, a), slot, FS_SLOT);
+	ret = fs_read(v, ext, fs_res_off(v, a), buf, (size_t)n * FS_SLOT);
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	memcpy(slot, buf, FS_SLOT);
+	for (uint32_t k = 1; k < n && i + k < rc.nres; k++)
+		if (!(rc.bitmap[(i + k) / 8] & (1u << ((i + k) % 8))) &&
+		    slot_lock_free(buf + (size_t)k * FS_SLOT))
+			bits |= 1ull << k;
+	pthread_mutex_lock(&v->lock);
+	/* the entry is this transaction's (taken): still the cluster's */
+	e = cc_find(v, ext, coff);
+	if (e) {
+		free(e->pf);
+		e->pf = buf;
+		e->pf_first = i;
+		e->pf_bits = bits;
+		buf = NULL;
+	}
+	pthread_mutex_unlock(&v->lock);
+	free(buf);
+	return 0;
 }
 
 int fs_alloc(struct fs_tx *tx, enum fs_rtype t, unsigned n, uint64_t *out)

@@ -35,6 +35,7 @@ struct fs_orphan {
 #define FS_DC_BUCKETS 64      /* hash chains per directory */
 
 #define FS_CCACHE 16            /* cluster lock handles kept (alloc.c) */
+#define FS_FD_PREFETCH 32       /* FD slots read at once (fs_fd_slot_read) */
 
 /*
  * Directory and cluster locks stay held after their last user (keep.c) for
@@ -144,6 +145,14 @@ struct fs_vol {
 					  * since (judged at our acquire) */
 		struct fs_keep keep;     /* the lock kept held (keep.c) */
 		unsigned char hdr[FS_BLOCK];
+		/* FD clusters: slots pf_first.. of the cluster as read in
+		 * one I/O under the lock (FS_FD_PREFETCH), each bit of
+		 * pf_bits one still to hand out (free then, its record
+		 * free; fs_fd_slot_read); all clear once another host may
+		 * have held the lock (or ours was lost) */
+		unsigned char *pf;
+		uint32_t pf_first;
+		uint64_t pf_bits;
 	} ccache[FS_CCACHE];
 	uint64_t ccache_tick;
 	/* Locks kept held after their last use (keep.c): the directories
@@ -744,6 +753,10 @@ int fs_alloc_upto(struct fs_tx *tx, enum fs_rtype t, unsigned n,
 		  uint64_t *out, unsigned *got);
 /* Free one resource inside tx. */
 int fs_free(struct fs_tx *tx, uint64_t a);
+/* The 8 KiB slot (lock sector, FD at +4 KiB) of FD a, just allocated in
+ * tx: from what an earlier call read of its cluster under the lock held
+ * since (one read for FS_FD_PREFETCH slots), else read. */
+int fs_fd_slot_read(struct fs_tx *tx, uint64_t a, void *slot);
 /* Free and total counts of every type (statfs), by reading the headers. */
 int fs_count(struct fs_vol *v, uint64_t free[FS_R_TYPES],
 	     uint64_t total[FS_R_TYPES]);

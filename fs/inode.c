@@ -662,12 +662,12 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 	ret = fs_alloc(tx, FS_R_FD, 1, &a);
 	if (ret)
 		return ret;
-	/* the slot in one read: lock sector, FD body at +4 KiB (free, and
-	 * under our cluster lock: nobody writes it meanwhile) */
+	/* the slot: lock sector, FD body at +4 KiB (free, and under our
+	 * cluster lock: nobody writes it meanwhile) */
 	slot = fs_balloc(2 * FS_BLOCK);
 	if (!slot)
 		return -ENOMEM;
-	ret = fs_read(v, fs_addr_ext(a), fs_res_off(v, a), slot, 2 * FS_BLOCK);
+	ret = fs_fd_slot_read(tx, a, slot);
 	if (ret)
 		goto out;
 	ret = fs_fd_in(slot + FS_BLOCK, &old);

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "fs/fs_int.h"
+#include "lockmgr/ondisk.h"
 #include "tests/unit/testutil.h"
 
 static char p0[256], p1[256], p2[256], px[256];
@@ -437,6 +438,100 @@ static void test_commit_not_in_place(void **state)
 	assert_int_equal(res.errors, 0);
 }
 
+/*
+ * Free FD slots are read a run at a time under the cluster lock and handed
+ * out from memory while this host keeps the lock (fs_fd_slot_read): 40
+ * creates read the FD area a couple of times, not 40.  Once another host
+ * held the cluster, what was read is not used: bravo, sent to alpha's
+ * cluster, creates a file there and removes it (its FD free again, its
+ * generation kept); alpha's next create gets that slot, and must make it
+ * the generation after bravo's and its lock record a version above
+ * bravo's, not what alpha read before (an old generation again would let
+ * a stale handle of bravo's file pass for alpha's).
+ */
+static void test_fd_prefetch(void **state)
+{
+	struct fs_create_args file = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct mp_lun_stats io0[32], io1[32];
+	struct fs_stat st, sb;
+	struct lk_lockrec r0, r1;
+	unsigned char *sec;
+	fs_vol *va, *vb;
+	char nm[16];
+
+	(void)state;
+	assert_int_equal(fs_mkfs((const char *[]){ p0 }, 1, &mk), 0);
+	va = mount1(p0, "alpha", false);
+	vb = mount1(p0, "bravo", false);
+	sec = fs_balloc(FS_BLOCK);
+	assert_non_null(sec);
+	assert_int_equal(fs_create(va, fs_root(va), "first", &file, &st), 0);
+	fs_vol_io(va, io0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(nm, sizeof(nm), "a%d", i);
+		assert_int_equal(fs_create(va, fs_root(va), nm, &file, &st), 0);
+	}
+	fs_vol_io(va, io1);
+	print_message("40 creates: %llu reads\n",
+		      (unsigned long long)(io1[0].reads - io0[0].reads));
+	/* (one each before; heartbeats and directory blocks besides) */
+	assert_true(io1[0].reads - io0[0].reads <= 13);
+	assert_int_equal(fs_sync(va), 0);
+
+	/* bravo in alpha's cluster, once alpha's keeper let its lock go
+	 * (else bravo would allocate elsewhere meanwhile) */
+	{
+		uint64_t coff = fs_cluster_off(va, 0, FS_A_FD,
+					       (uint32_t)(fs_addr_index(st.ino) / 256));
+		struct lk_lock_info li;
+		lk_lock *cl;
+
+		assert_int_equal(lk_lock_open_on(fs_lk(vb), vb->ext[0].lun, coff,
+						 &cl), 0);
+		for (int i = 0; ; i++) {
+			assert_int_equal(lk_lock_info(cl, &li), 0);
+			if (li.mode == LK_FREE)
+				break;
+			assert_true(i < 1000);
+			usleep(10000);
+		}
+		lk_lock_close_keep(cl);
+	}
+	vb->alloc_cursor[FS_R_FD] = va->alloc_cursor[FS_R_FD];
+	assert_int_equal(fs_create(vb, fs_root(vb), "b", &file, &sb), 0);
+	assert_int_equal(fs_addr_index(sb.ino) / 256,
+			 fs_addr_index(st.ino) / 256);
+	assert_int_equal(fs_unlink(vb, fs_root(vb), "b"), 0);
+	assert_int_equal(fs_sync(vb), 0);
+	assert_int_equal(fs_read(vb, fs_addr_ext(sb.ino), fs_res_off(vb, sb.ino),
+				 sec, FS_BLOCK), 0);
+	assert_int_equal(lk_lockrec_in(sec, &r0), 0);
+	fs_umount(vb);         /* the cluster free for alpha again */
+
+	assert_int_equal(fs_create(va, fs_root(va), "a", &file, &st), 0);
+	assert_true(st.ino == sb.ino);
+	assert_true(st.gen == sb.gen + 1);
+	assert_int_equal(fs_sync(va), 0);
+	assert_int_equal(fs_read(va, fs_addr_ext(st.ino), fs_res_off(va, st.ino),
+				 sec, FS_BLOCK), 0);
+	assert_int_equal(lk_lockrec_in(sec, &r1), 0);
+	assert_true(r1.version > r0.version);
+	free(sec);
+	fs_umount(va);
+}
+
+/*
+ * A new file's lock record is written with the transaction that makes the
+ * file, not before it (fs_inode_alloc).  Two things must hold for that.
+ * Order: another host finds the file (through a directory it reads without
+ * our lock) only once the record saying we hold it is in place: with the
+ * record's write failing, alpha's new file's name must not reach the disk
+ * at all (a raw scan), neither in a small directory (d: sub-blocks) nor in
+ * a bigger one (big: file blocks).  Replay: the record was never written, yet
+ * the create is in alpha's journal: bravo, recovering alpha, must replay
+ * it although the record on disk does not show the version the
+ * transaction lists; then x is there, and bravo can open it.
+ */
 /*
  * A file one host created and closed stays its host's until the create is
  * checkpointed.  Alpha creates x (written, closed); its batch is in place
@@ -899,6 +994,7 @@ int main(void)
 		cmocka_unit_test(test_two_hosts_alloc),
 		cmocka_unit_test(test_replay_after_death),
 		cmocka_unit_test(test_commit_not_in_place),
+		cmocka_unit_test(test_fd_prefetch),
 		cmocka_unit_test(test_create_kept_until_checkpoint),
 		cmocka_unit_test(test_replay_from_checkpoint),
 		cmocka_unit_test(test_writeback_quarantine),
