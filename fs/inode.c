@@ -158,12 +158,36 @@ int fs_inode_lock_info(struct fs_vol *v, uint64_t addr, struct lk_lock_info *li)
 
 	if (!v->lk)
 		return -EROFS;          /* read-only hosts keep no lock state */
+	/* a new file's record comes with the transaction that made it: in
+	 * place once that is (moments) */
+	if (fs_journal_lock_pending(v, fs_addr_ext(addr), fs_res_off(v, addr)))
+		(void)fs_journal_wait(v, true);
 	ret = lk_lock_open_on(v->lk, v->ext[fs_addr_ext(addr)].lun,
 			      fs_res_off(v, addr), &l);
 	if (ret)
 		return ret;
 	ret = lk_lock_info(l, li);
 	lk_lock_close_keep(l);      /* a handle for reading: no hold of ours */
+	if (ret == -LK_E_BADMAGIC) {
+		/* a sector never written: the slot of a file another host
+		 * is making (its record comes with that transaction), or
+		 * never used: nobody holds it */
+		unsigned char *b = fs_balloc(v->ss);
+		bool zero = b != NULL;
+
+		if (b && fs_read(v, fs_addr_ext(addr), fs_res_off(v, addr), b,
+				 v->ss) == 0) {
+			for (unsigned i = 0; i < v->ss && zero; i++)
+				zero = !b[i];
+		} else {
+			zero = false;
+		}
+		free(b);
+		if (zero) {
+			memset(li, 0, sizeof(*li));
+			ret = 0;
+		}
+	}
 	return ret;
 }
 
@@ -579,18 +603,26 @@ int fs_inode_tx(struct fs_tx *tx, struct fs_inode *ino)
 	return fs_tx_lock(tx, ino->ext, ino->lock);
 }
 
-/* (Re)write the lock record of a newly allocated FD: free, or held by us
+/*
+ * (Re)write the lock record of a newly allocated FD: free, or held by us
  * in hold, and with a version above whatever an earlier incarnation left
- * (cur: the sector as read), so that another host's cached view of the old
+ * (cur: the slot as read), so that another host's cached view of the old
  * file can never pass for current.  Nobody else can use the lock before
- * the transaction that makes the file commits (the FD is free until then,
- * and under our cluster lock). */
-static int reset_fd_lock(struct fs_vol *v, uint64_t addr, const void *cur,
-			 void *written, enum lk_mode hold, uint64_t *version)
+ * the transaction that makes the file is in place (the FD is free until
+ * then, and under our cluster lock).  Held: the record's block goes into
+ * tx, written in place before anything that makes the file reachable
+ * (write_in_place, docs/FORMAT.md); free: written now (nothing would
+ * order a free record before the directory entry another host may act
+ * on without asking us).
+ */
+static int reset_fd_lock(struct fs_tx *tx, uint64_t addr,
+			 const unsigned char *cur, void *written,
+			 enum lk_mode hold, uint64_t *version)
 {
+	struct fs_vol *v = fs_tx_vol(tx);
 	unsigned ss = v->ss, ext = fs_addr_ext(addr);
 	uint64_t off = fs_res_off(v, addr);
-	unsigned char *b = fs_balloc(ss);
+	unsigned char *b = fs_balloc(FS_BLOCK);
 	struct lk_lockrec r;
 	uint64_t ver = 1;
 	int ret;
@@ -600,11 +632,11 @@ static int reset_fd_lock(struct fs_vol *v, uint64_t addr, const void *cur,
 	if (lk_lockrec_in(cur, &r) == 0)
 		ver = r.version + 1;
 	if (hold != LK_FREE) {
+		/* the block as it is, the record in its first sector */
+		memcpy(b, cur, FS_BLOCK);
 		ret = lk_lockrec_make_held(v->lk, off, hold, ver, b, ss);
-		if (ret) {
-			free(b);
-			return ret;
-		}
+		if (!ret)
+			ret = fs_tx_put(tx, ext, off, b);
 	} else {
 		memset(&r, 0, sizeof(r));
 		r.mode = LK_FREE;
@@ -612,8 +644,8 @@ static int reset_fd_lock(struct fs_vol *v, uint64_t addr, const void *cur,
 		r.self_off = off;
 		memcpy(r.uuid, v->sb.uuid, 16);
 		lk_lockrec_out(&r, b, ss);
+		ret = fs_write(v, ext, off, b, ss);
 	}
-	ret = fs_write(v, ext, off, b, ss);
 	if (!ret && written)
 		memcpy(written, b, ss);
 	*version = ver;
@@ -680,7 +712,7 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 		memset(&old, 0, sizeof(old));   /* never used, or damaged */
 	/* Nobody can hold the lock of a free FD legitimately: any hold left
 	 * there is from before it was freed (or from another volume). */
-	ret = reset_fd_lock(v, a, slot, lockrec, hold, &ver);
+	ret = reset_fd_lock(tx, a, slot, lockrec, hold, &ver);
 	/* held: listed, so that its hand-over waits for this transaction
 	 * and a replay of it checks that nobody took the lock since */
 	if (!ret && hold != LK_FREE)

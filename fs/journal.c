@@ -1136,19 +1136,87 @@ static int cmp_ipw(const void *x, const void *y)
 	return a->order > b->order ? -1 : a->order < b->order;
 }
 
-/* The newest image of each block of the batch in place, all in flight at
- * once, then a flush of the extents written. */
+/*
+ * Whether the in-place write w goes first: a lock record block of an FD
+ * slot, or the FD of anything but a directory.  Nothing written first
+ * makes a file reachable (only a directory's blocks, or its FD with the
+ * names inline, do), so another host finds a new file only once its lock
+ * record is in place.
+ */
+static bool goes_first(const struct fs_vol *v, const struct ipw *w)
+{
+	const struct fs_area *ar = &v->sb.ext[w->ext].area[FS_A_FD];
+	uint64_t rel;
+
+	if (w->off < ar->res_off ||
+	    w->off >= ar->res_off + (uint64_t)ar->clusters * ar->per_cluster *
+				    FS_SLOT)
+		return false;
+	rel = (w->off - ar->res_off) % FS_SLOT;
+	return rel == 0 ||
+	       (rel == FS_BLOCK &&
+		w->img[offsetof(struct fs_fd_disk, type)] != FS_T_DIR);
+}
+
+/* Blocks written in place by one I/O at most (adjacent blocks join). */
+#define IPW_RUN 32u
+
+/*
+ * Write the blocks w[0..n) (sorted, one image per block) in runs of
+ * adjacent blocks, all in flight at once; the first error.
+ */
+static int write_runs(struct fs_vol *v, const struct ipw *w, unsigned n,
+		      struct mp_io *ios, struct iovec *iov, uint32_t *mask)
+{
+	unsigned k = 0;
+	int ret = 0;
+
+	for (unsigned i = 0; i < n;) {
+		unsigned m = 1;
+
+		while (i + m < n && m < IPW_RUN && w[i + m].ext == w[i].ext &&
+		       w[i + m].off == w[i].off + (uint64_t)m * FS_BLOCK)
+			m++;
+		for (unsigned j = 0; j < m; j++) {
+			iov[i + j].iov_base = (void *)w[i + j].img;
+			iov[i + j].iov_len = FS_BLOCK;
+		}
+		mp_io_prep_write(&ios[k], &iov[i], (int)m, w[i].off, 0);
+		/* a refused submit completes at once with its error */
+		mp_io_submit(v->ext[w[i].ext].lun, &ios[k]);
+		*mask |= 1u << w[i].ext;
+		k++;
+		i += m;
+	}
+	for (unsigned i = 0; i < k; i++) {
+		int r = mp_io_wait(&ios[i]);
+
+		if (r < 0 && !ret)
+			ret = r;
+	}
+	return ret;
+}
+
+/*
+ * The newest image of each block of the batch in place, then a flush of
+ * the extents written.  Lock records and the FDs of files first, and only
+ * once those are written the rest (goes_first): a new file's lock record
+ * comes with the transaction that makes the file (fs_inode_alloc), and
+ * another host that finds the file through a directory (read without our
+ * lock) must find the record that says it is ours.
+ */
 static int write_in_place(struct fs_vol *v, struct fs_tx *batch, unsigned nimg)
 {
 	struct ipw *w = calloc(nimg ? nimg : 1, sizeof(*w));
+	struct ipw *o = calloc(nimg ? nimg : 1, sizeof(*o));
 	struct mp_io *ios = calloc(nimg ? nimg : 1, sizeof(*ios));
 	struct iovec *iov = calloc(nimg ? nimg : 1, sizeof(*iov));
-	unsigned n = 0, k = 0;
+	unsigned n = 0, k = 0, nfd = 0;
 	uint32_t mask = 0;
 	uint64_t order = 0;
 	int ret = 0;
 
-	if (!w || !ios || !iov) {
+	if (!w || !o || !ios || !iov) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -1157,27 +1225,26 @@ static int write_in_place(struct fs_vol *v, struct fs_tx *batch, unsigned nimg)
 			w[n++] = (struct ipw){ tx->b[i].ext, tx->b[i].off, order,
 					       tx->b[i].img };
 	qsort(w, n, sizeof(*w), cmp_ipw);
+	/* the newest image of each block; those in FD areas first */
 	for (unsigned i = 0; i < n; i++) {
 		if (i && w[i].ext == w[i - 1].ext && w[i].off == w[i - 1].off)
 			continue;
-		iov[k].iov_base = (void *)w[i].img;
-		iov[k].iov_len = FS_BLOCK;
-		mp_io_prep_write(&ios[k], &iov[k], 1, w[i].off, 0);
-		/* a refused submit completes at once with its error */
-		mp_io_submit(v->ext[w[i].ext].lun, &ios[k]);
-		mask |= 1u << w[i].ext;
-		k++;
+		w[k++] = w[i];
 	}
-	for (unsigned i = 0; i < k; i++) {
-		int r = mp_io_wait(&ios[i]);
-
-		if (r < 0 && !ret)
-			ret = r;
-	}
+	for (unsigned i = 0; i < k; i++)
+		if (goes_first(v, &w[i]))
+			o[nfd++] = w[i];
+	for (unsigned i = 0, m = nfd; i < k; i++)
+		if (!goes_first(v, &w[i]))
+			o[m++] = w[i];
+	ret = write_runs(v, o, nfd, ios, iov, &mask);
+	if (!ret)
+		ret = write_runs(v, o + nfd, k - nfd, ios, iov + nfd, &mask);
 	if (!ret)
 		ret = fs_flush_mask(v, mask);
 out:
 	free(w);
+	free(o);
 	free(ios);
 	free(iov);
 	return ret;
@@ -1497,24 +1564,17 @@ done:
 
 /* ---- replay ------------------------------------------------------------------- */
 
-static int lock_version_matches(struct fs_vol *v, const struct fs_jlock *l,
-				bool *match)
-{
-	unsigned char *b = fs_balloc(v->ss);
-	struct lk_lockrec r;
-	int ret;
+/* A lock record as the replay leaves it so far: the version written by
+ * a transaction it replays (before anything is written). */
+struct rver {
+	unsigned ext;
+	uint64_t off, version;
+};
 
-	*match = false;
-	if (!b)
-		return -ENOMEM;
-	ret = fs_read(v, l->extent, l->off, b, v->ss);
-	if (!ret) {
-		if (lk_lockrec_in(b, &r) == 0 && r.version == l->version)
-			*match = true;
-	}
-	free(b);
-	return ret;
-}
+struct rvers {
+	struct rver *v;
+	size_t n, cap;
+};
 
 /* A transaction found in a journal being replayed. */
 struct rtx {
@@ -1523,16 +1583,70 @@ struct rtx {
 	bool replay;
 	unsigned nl;
 	struct fs_jlock l[FS_JD_MAX_LOCKS];
+	/* the lock's record is among the transaction's blocks (a new
+	 * file's, fs_inode_alloc): the version it writes */
+	bool writes[FS_JD_MAX_LOCKS];
+	uint64_t wver[FS_JD_MAX_LOCKS];
 };
 
-/* Whether every lock tx was made under still shows its version. */
-static int may_replay(struct fs_vol *v, const struct rtx *tx, bool *all)
+/* The version of lock l's record: as a replayed transaction writes it,
+ * else on disk (0: no record there yet). */
+static int lock_version(struct fs_vol *v, const struct rvers *rv,
+			const struct fs_jlock *l, uint64_t *ver)
+{
+	unsigned char *b;
+	struct lk_lockrec r;
+	int ret;
+
+	for (size_t i = rv->n; i-- > 0;)
+		if (rv->v[i].ext == l->extent && rv->v[i].off == l->off) {
+			*ver = rv->v[i].version;
+			return 0;
+		}
+	b = fs_balloc(v->ss);
+	if (!b)
+		return -ENOMEM;
+	ret = fs_read(v, l->extent, l->off, b, v->ss);
+	*ver = !ret && lk_lockrec_in(b, &r) == 0 ? r.version : 0;
+	free(b);
+	return ret;
+}
+
+/*
+ * Whether every lock tx was made under still shows its version: a lock
+ * whose record tx itself writes shows at most that version (the record
+ * may not be in place yet: nobody else can have taken it before the
+ * transaction was, which is checkpointed after).  If so, the records it
+ * writes count for the transactions after it.
+ */
+static int may_replay(struct fs_vol *v, struct rvers *rv, const struct rtx *tx,
+		      bool *all)
 {
 	int ret = 0;
 
 	*all = true;
-	for (unsigned i = 0; i < tx->nl && *all && !ret; i++)
-		ret = lock_version_matches(v, &tx->l[i], all);
+	for (unsigned i = 0; i < tx->nl && *all && !ret; i++) {
+		uint64_t cur;
+
+		ret = lock_version(v, rv, &tx->l[i], &cur);
+		*all = tx->writes[i] ? cur <= tx->l[i].version
+				     : cur == tx->l[i].version;
+	}
+	for (unsigned i = 0; i < tx->nl && *all && !ret; i++) {
+		if (!tx->writes[i])
+			continue;
+		if (rv->n == rv->cap) {
+			size_t cap = rv->cap ? rv->cap * 2 : 64;
+			struct rver *n = realloc(rv->v, cap * sizeof(*n));
+
+			if (!n)
+				return -ENOMEM;
+			rv->v = n;
+			rv->cap = cap;
+		}
+		rv->v[rv->n++] = (struct rver){ tx->l[i].extent, tx->l[i].off,
+						tx->wver[i] };
+	}
 	return ret;
 }
 
@@ -1557,7 +1671,10 @@ static int replay_geometry(struct fs_vol *v, uint32_t slot, uint64_t base,
 	if (max_ext < __atomic_load_n(&v->next, __ATOMIC_ACQUIRE))
 		goto known;
 	if (sb_tx && !dry) {
-		ret = may_replay(v, sb_tx, &all);
+		struct rvers none = { 0 };
+
+		ret = may_replay(v, &none, sb_tx, &all);
+		free(none.v);
 		if (ret)
 			return ret;
 		ret = fs_read(v, 0, base + (uint64_t)sb_tx->pos * FS_BLOCK, data,
@@ -1605,6 +1722,7 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 	struct fs_jd last;           /* a replayed transaction's descriptor */
 	struct fs_jtarget hdrs[FS_JD_MAX_BLOCKS * 4];  /* cluster headers replayed */
 	unsigned nhdr = 0;
+	struct rvers rv = { 0 };     /* lock records the replay writes */
 	bool ckpt;
 	struct fs_jh h;
 	uint64_t expect;
@@ -1669,6 +1787,20 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		txs[ntx].seq = d.seq;
 		txs[ntx].nl = d.nlocks;
 		memcpy(txs[ntx].l, d.l, d.nlocks * sizeof(d.l[0]));
+		for (unsigned i = 0; i < d.nlocks; i++) {
+			struct lk_lockrec r;
+
+			txs[ntx].writes[i] = false;
+			txs[ntx].wver[i] = 0;
+			for (unsigned k = 0; k < d.nblocks; k++)
+				if (d.t[k].extent == d.l[i].extent &&
+				    d.t[k].off == d.l[i].off &&
+				    lk_lockrec_in(data + (size_t)(k + 1) * FS_BLOCK,
+						  &r) == 0) {
+					txs[ntx].writes[i] = true;
+					txs[ntx].wver[i] = r.version;
+				}
+		}
 		for (unsigned i = 0; i < d.nblocks; i++) {
 			if (d.t[i].extent > max_ext)
 				max_ext = d.t[i].extent;
@@ -1712,7 +1844,7 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 	 */
 	for (size_t k = 0; k < ntx; k++) {
 		if (ckpt || k + 1 == ntx) {
-			ret = may_replay(v, &txs[k], &txs[k].replay);
+			ret = may_replay(v, &rv, &txs[k], &txs[k].replay);
 			if (ret)
 				goto out;
 		} else {
@@ -1764,6 +1896,7 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		*applied = n_applied;
 out:
 	free(txs);
+	free(rv.v);
 	free(b);
 	free(data);
 	return ret;

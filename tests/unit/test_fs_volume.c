@@ -532,6 +532,123 @@ static void test_fd_prefetch(void **state)
  * it although the record on disk does not show the version the
  * transaction lists; then x is there, and bravo can open it.
  */
+/* Whether name is anywhere on the LUN outside the journals (a directory
+ * entry in place), read raw. */
+static bool name_on_disk(fs_vol *v, const char *name)
+{
+	uint64_t j0 = v->sb.journal_off,
+		 j1 = j0 + (uint64_t)v->sb.slots * v->sb.journal_blocks * FS_BLOCK;
+	size_t chunk = 4 << 20, n = strlen(name);
+	unsigned char *b = tu_alloc(chunk);
+	struct mp_lun_info li;
+	bool found = false;
+	mp_lun *lun;
+
+	assert_int_equal(mp_lun_open(p0, NULL, &lun), 0);
+	mp_lun_get_info(lun, &li);
+	/* chunks overlap by a block: a name across two is seen whole */
+	for (uint64_t off = 0; off < li.capacity && !found; off += chunk - 4096) {
+		size_t len = li.capacity - off < chunk ? li.capacity - off : chunk;
+		unsigned char *q = b;
+
+		assert_int_equal(mp_lun_pread(lun, b, len, off), (ssize_t)len);
+		while (!found && (q = memmem(q, len - (size_t)(q - b), name, n))) {
+			uint64_t at = off + (uint64_t)(q - b);
+
+			found = at < j0 || at >= j1;
+			q++;
+		}
+	}
+	mp_lun_close(lun);
+	free(b);
+	return found;
+}
+
+static void test_new_lock_with_tx(void **state)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mount_opts mo = { .host = "alpha", .no_janitor = true };
+	struct fs_create_args dir = { .type = FS_TYPE_DIR, .mode = 0755 };
+	struct fs_create_args file = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_check_opts co = { 0 };
+	struct fs_check_result res;
+	struct fs_stat st, sd, sb;
+	struct lk_lockrec r;
+	unsigned char *sec = fs_balloc(FS_BLOCK);
+	char spec[600];
+	const char *fspecs[1] = { spec };
+	fs_vol *va = NULL, *vb;
+	fs_file *f = NULL;
+
+	(void)state;
+	assert_non_null(sec);
+	assert_int_equal(fs_mkfs(specs, 1, &mk), 0);
+	snprintf(spec, sizeof(spec), "fault::%s", p0);
+	assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
+	vb = mount1(p0, "bravo", false);
+	assert_int_equal(fs_create(va, fs_root(va), "big", &dir, &sb), 0);
+	for (int i = 0; i < 100; i++) {
+		char nm[16];
+
+		snprintf(nm, sizeof(nm), "f%d", i);
+		assert_int_equal(fs_create(va, sb.ino, nm, &file, &st), 0);
+	}
+	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
+	/* so that d's FD and the slot x gets are not neighbours */
+	assert_int_equal(fs_create(va, fs_root(va), "spacer", &file, &st), 0);
+	for (int k = 0; k < 2; k++) {
+		uint64_t dino = k ? sb.ino : sd.ino, slot;
+		char z[16], x[32];
+
+		snprintf(x, sizeof(x), "xylophone-%d", k);
+		/* the slot x will get: one freed, the first free */
+		assert_int_equal(fs_create(va, dino, "p", &file, &st), 0);
+		slot = st.ino;
+		assert_int_equal(fs_unlink(va, dino, "p"), 0);
+		assert_int_equal(fs_sync(va), 0);
+		{
+			/* the lock record's block cannot be written */
+			struct mp_fault_rule fail = {
+				.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
+				.off = fs_res_off(va, slot), .len = FS_BLOCK,
+			};
+
+			assert_true(mp_fault_add(va->ext[0].lun, &fail) >= 0);
+		}
+		assert_int_equal(fs_create_open(va, dino, x, &file, FS_O_RDWR,
+						&st, &f), 0);
+		assert_true(st.ino == slot);
+		assert_int_not_equal(fs_sync(va), 0);   /* in place failed */
+		/* nothing of it reachable, the record not alpha's (bravo
+		 * reads the directory for the first time: nothing cached) */
+		assert_false(name_on_disk(va, x));
+		assert_int_equal(fs_lookup(vb, dino, x, &st), -ENOENT);
+		assert_int_equal(fs_read(vb, fs_addr_ext(slot), fs_res_off(vb, slot),
+					 sec, FS_BLOCK), 0);
+		assert_true(lk_lockrec_in(sec, &r) == 0 && r.mode == LK_FREE);
+		(void)fs_close(f);
+		assert_int_equal(mp_fault_clear(va->ext[0].lun), 0);
+		fs_umount(va);       /* its slot and locks left for recovery */
+
+		/* bravo changes the directory: waits for alpha to be dead,
+		 * replays its journal */
+		snprintf(z, sizeof(z), "z%d", k);
+		assert_int_equal(fs_create(vb, dino, z, &file, &st), 0);
+		assert_int_equal(fs_lookup(vb, dino, x, &st), 0);
+		assert_true(st.ino == slot);
+		assert_int_equal(fs_open(vb, st.ino, FS_O_RDWR, &f), 0);
+		assert_int_equal(fs_close(f), 0);
+		assert_int_equal(fs_sync(vb), 0);
+		va = NULL;
+		assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
+	}
+	fs_umount(va);
+	fs_umount(vb);
+	assert_int_equal(fs_check(specs, 1, &co, &res), 0);
+	assert_int_equal(res.errors, 0);
+	free(sec);
+}
+
 /*
  * A file one host created and closed stays its host's until the create is
  * checkpointed.  Alpha creates x (written, closed); its batch is in place
@@ -995,6 +1112,7 @@ int main(void)
 		cmocka_unit_test(test_replay_after_death),
 		cmocka_unit_test(test_commit_not_in_place),
 		cmocka_unit_test(test_fd_prefetch),
+		cmocka_unit_test(test_new_lock_with_tx),
 		cmocka_unit_test(test_create_kept_until_checkpoint),
 		cmocka_unit_test(test_replay_from_checkpoint),
 		cmocka_unit_test(test_writeback_quarantine),
