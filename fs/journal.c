@@ -1589,10 +1589,11 @@ struct rtx {
 	uint64_t wver[FS_JD_MAX_LOCKS];
 };
 
-/* The version of lock l's record: as a replayed transaction writes it,
- * else on disk (0: no record there yet). */
+/* The version of lock l's record, and whether nobody holds it: as a
+ * replayed transaction writes it (held), else on disk (version 0 and
+ * free: no record there yet). */
 static int lock_version(struct fs_vol *v, const struct rvers *rv,
-			const struct fs_jlock *l, uint64_t *ver)
+			const struct fs_jlock *l, uint64_t *ver, bool *free_)
 {
 	unsigned char *b;
 	struct lk_lockrec r;
@@ -1601,13 +1602,20 @@ static int lock_version(struct fs_vol *v, const struct rvers *rv,
 	for (size_t i = rv->n; i-- > 0;)
 		if (rv->v[i].ext == l->extent && rv->v[i].off == l->off) {
 			*ver = rv->v[i].version;
+			*free_ = false;
 			return 0;
 		}
 	b = fs_balloc(v->ss);
 	if (!b)
 		return -ENOMEM;
 	ret = fs_read(v, l->extent, l->off, b, v->ss);
-	*ver = !ret && lk_lockrec_in(b, &r) == 0 ? r.version : 0;
+	if (!ret && lk_lockrec_in(b, &r) == 0) {
+		*ver = r.version;
+		*free_ = r.mode == LK_FREE;
+	} else {
+		*ver = 0;
+		*free_ = true;
+	}
 	free(b);
 	return ret;
 }
@@ -1616,8 +1624,10 @@ static int lock_version(struct fs_vol *v, const struct rvers *rv,
  * Whether every lock tx was made under still shows its version: a lock
  * whose record tx itself writes shows at most that version (the record
  * may not be in place yet: nobody else can have taken it before the
- * transaction was, which is checkpointed after).  If so, the records it
- * writes count for the transactions after it.
+ * transaction was, which is checkpointed after), or no holder (a host
+ * that locked the free FD meanwhile, an open by an address that was
+ * stale then, found it free and let it go).  If so, the records it writes
+ * count for the transactions after it.
  */
 static int may_replay(struct fs_vol *v, struct rvers *rv, const struct rtx *tx,
 		      bool *all)
@@ -1627,9 +1637,10 @@ static int may_replay(struct fs_vol *v, struct rvers *rv, const struct rtx *tx,
 	*all = true;
 	for (unsigned i = 0; i < tx->nl && *all && !ret; i++) {
 		uint64_t cur;
+		bool nobody;
 
-		ret = lock_version(v, rv, &tx->l[i], &cur);
-		*all = tx->writes[i] ? cur <= tx->l[i].version
+		ret = lock_version(v, rv, &tx->l[i], &cur, &nobody);
+		*all = tx->writes[i] ? cur <= tx->l[i].version || nobody
 				     : cur == tx->l[i].version;
 	}
 	for (unsigned i = 0; i < tx->nl && *all && !ret; i++) {

@@ -530,7 +530,8 @@ static void test_fd_prefetch(void **state)
  * a bigger one (big: file blocks).  Replay: the record was never written, yet
  * the create is in alpha's journal: bravo, recovering alpha, must replay
  * it although the record on disk does not show the version the
- * transaction lists; then x is there, and bravo can open it.
+ * transaction lists (older, or newer but free: bravo locked the free FD
+ * by its address meanwhile); then x is there, and bravo can open it.
  */
 /* Whether name is anywhere on the LUN outside the journals (a directory
  * entry in place), read raw. */
@@ -578,7 +579,8 @@ static void test_new_lock_with_tx(void **state)
 	char spec[600];
 	const char *fspecs[1] = { spec };
 	fs_vol *va = NULL, *vb;
-	fs_file *f = NULL;
+	fs_file *f = NULL, *f2 = NULL;
+	struct lk_lockrec r2;
 
 	(void)state;
 	assert_non_null(sec);
@@ -626,6 +628,15 @@ static void test_new_lock_with_tx(void **state)
 		assert_int_equal(fs_read(vb, fs_addr_ext(slot), fs_res_off(vb, slot),
 					 sec, FS_BLOCK), 0);
 		assert_true(lk_lockrec_in(sec, &r) == 0 && r.mode == LK_FREE);
+		/* bravo opens the slot by its address, as a kernel holding
+		 * the slot's earlier file might: it locks the free FD, finds
+		 * it free, lets it go, the record's version now past the one
+		 * alpha's create lists */
+		assert_int_equal(fs_open(vb, slot, FS_O_RDWR, &f2), -ENOENT);
+		assert_int_equal(fs_read(vb, fs_addr_ext(slot), fs_res_off(vb, slot),
+					 sec, FS_BLOCK), 0);
+		assert_int_equal(lk_lockrec_in(sec, &r2), 0);
+		assert_true(r2.version > r.version + 1);
 		(void)fs_close(f);
 		assert_int_equal(mp_fault_clear(va->ext[0].lun), 0);
 		fs_umount(va);       /* its slot and locks left for recovery */
