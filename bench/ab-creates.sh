@@ -8,6 +8,9 @@
 # repetition (the first alternates), so a machine that changes speed
 # during the run weighs on both; prints each repetition and the medians
 # (of the rates and of the per-repetition ratios new / old).
+# AB_LUN=FILE: a volume of its own instead, made anew at the start (FILE
+# written whole first, 3 GiB, as an array's LUN; mkfs.vmfs -H 8 -i 65536,
+# with -J AB_JOURNAL_MIB if set: the journal a larger datastore gets).
 set -eu
 cd "$(dirname "$0")/.."
 OLD=$1 NEW=$2 REPS=${3:-5}
@@ -23,9 +26,19 @@ die() { echo "ab-creates: $*" >&2; exit 1; }
 [ -x "$OLD/bin/vmfsd" ] || die "no $OLD/bin/vmfsd"
 [ -x "$NEW/bin/vmfsd" ] || die "no $NEW/bin/vmfsd"
 [ -x "$FS_BENCH" ] || die "no $FS_BENCH (make all)"
-ls "$LUN".ready-*-provisioned >/dev/null 2>&1 ||
-	die "no provisioned $LUN: run BENCH_ONLY=fs bench/run-bench.sh first"
 mkdir -p "$MA" "$MB"
+if [ -n "${AB_LUN:-}" ]; then
+	LUN=$AB_LUN
+	[ -s "$LUN" ] || fio --name=provision --filename="$LUN" --rw=write \
+		--bs=1m --size=3g --direct=1 --ioengine=libaio --iodepth=8 \
+		--output-format=terse >/dev/null || die "writing $LUN"
+	"$NEW/bin/mkfs.vmfs" -f -L ab -H 8 -i 65536 \
+		${AB_JOURNAL_MIB:+-J "$AB_JOURNAL_MIB"} "$LUN" >/dev/null ||
+		die "mkfs.vmfs $LUN"
+else
+	ls "$LUN".ready-*-provisioned >/dev/null 2>&1 ||
+		die "no provisioned $LUN: run BENCH_ONLY=fs bench/run-bench.sh first"
+fi
 
 wait_gone() { # mount
 	local i
