@@ -518,6 +518,10 @@ struct fs_inode {
 #define FS_CACHED_OUT 0x80u
 	uint8_t cached_out;
 	uint64_t holds_lost;
+	/* Under lk_m: our hold came with the create, whose transaction
+	 * carries the record (fs_inode_seed): until that is in place the
+	 * record on disk is the slot's old one, not worth reading */
+	bool rec_new;
 
 	pthread_mutex_t m;          /* the fields below */
 	/* held changes under lk_m, m and (from LK_FREE) rw exclusive, so

@@ -445,6 +445,7 @@ static void release_hold(struct fs_inode *ino)
 	int r;
 
 	hold_goes(ino);
+	ino->rec_new = false;
 	r = lk_release(ino->lock);
 
 	ino->keep.released = fs_mono_ns();
@@ -563,10 +564,16 @@ enum fs_kept fs_inode_keep_expire(struct fs_inode *ino, uint64_t now,
 		due = true;
 	} else if (journal) {
 		due = !fs_journal_lock_pending(ino->v, ino->ext, ino->slot_off);
+	} else if (ino->rec_new &&
+		   fs_journal_lock_pending(ino->v, ino->ext, ino->slot_off)) {
+		/* new, its record not in place: nobody else can reach it
+		 * yet, nor want it */
+		due = false;
 	} else {
 		/* judged even in use: one that is due (wanted, too old) is
 		 * then released by the unlock that ends the use (the
 		 * release waits for its transactions to be in place) */
+		ino->rec_new = false;
 		due = fs_keep_due(&ino->keep, ino->lock, now, false,
 				  held == LK_SHARED);
 	}
@@ -675,6 +682,7 @@ void fs_inode_seed(struct fs_inode *ino, const struct fs_fd *fd,
 	install_fd(ino, fd);
 	/* held with no user yet: the open that follows counts itself */
 	__atomic_store_n(&ino->held, (enum lk_mode)r.mode, __ATOMIC_RELEASE);
+	ino->rec_new = r.mode != LK_FREE;
 	pthread_mutex_unlock(&ino->m);
 	rw_excl_done(ino);
 out:
