@@ -1139,9 +1139,9 @@ static int cmp_ipw(const void *x, const void *y)
 /*
  * Whether the in-place write w goes first: a lock record block of an FD
  * slot, or the FD of anything but a directory.  Nothing written first
- * makes a file reachable (only a directory's blocks, or its FD with the
- * names inline, do), so another host finds a new file only once its lock
- * record is in place.
+ * makes a file reachable (a directory's blocks do; its FD goes with them
+ * too), so another host finds a new file only once its lock record is in
+ * place.
  */
 static bool goes_first(const struct fs_vol *v, const struct ipw *w)
 {
