@@ -87,6 +87,9 @@ struct fs_vol {
 	unsigned ss;                 /* sector size */
 	bool rdonly;
 	char host[65];
+	/* a free FD slot held something that is no FD of this volume (one
+	 * log line per mount: after mkfs on a used LUN there are many) */
+	bool old_fd_logged;          /* atomic */
 
 	lk_volume *lk;               /* NULL when read-only */
 	uint32_t slot;

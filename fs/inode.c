@@ -713,9 +713,15 @@ int fs_inode_alloc(struct fs_tx *tx, uint8_t type, uint32_t mode, uint32_t uid,
 	ret = fs_fd_in(slot + FS_BLOCK, &old);
 	if (!ret && old.self != a)
 		ret = -FS_E_CORRUPT;
-	if (ret && ret != -FS_E_BADMAGIC)
-		fs_bad_meta(v, ret, "free file descriptor (made anew)",
-			    fs_addr_ext(a), fs_res_off(v, a) + FS_BLOCK);
+	/* Not this volume's FD: never used since mkfs (whatever the LUN held
+	 * before, which mkfs does not clear), or damaged.  Nothing of ours
+	 * is lost either way: the FD is made anew (generation 1). */
+	if (ret && ret != -FS_E_BADMAGIC &&
+	    !__atomic_exchange_n(&v->old_fd_logged, true, __ATOMIC_RELAXED))
+		fs_bad_meta(v, ret, "free file descriptor (made anew; the "
+			    "LUN's earlier contents, or damaged; further ones "
+			    "not logged)", fs_addr_ext(a),
+			    fs_res_off(v, a) + FS_BLOCK);
 	if (ret)
 		memset(&old, 0, sizeof(old));   /* never used, or damaged */
 	/* Nobody can hold the lock of a free FD legitimately: any hold left
