@@ -41,6 +41,9 @@ struct fs_mkfs_opts {
 				     * head extent (others get a quarter) */
 	bool force;                 /* overwrite an existing volume */
 	const uint8_t *uuid;        /* NULL = random */
+	bool single_records;        /* tests: a journal record per transaction
+				     * (no FS_INCOMPAT_JGROUPS), as volumes
+				     * made before groups */
 };
 
 /*

@@ -99,6 +99,12 @@ struct fs_journal {
 	uint64_t q_since;            /* monotonic ns the queue became non-empty */
 	uint64_t q_last;             /* ... and of the last transaction queued */
 	uint64_t delay_ns, idle_ns;  /* J_DELAY_MS, J_IDLE_US (fs_journal_gather) */
+	/* The queue's last group (FS_INCOMPAT_JGROUPS): the record the
+	 * transactions from its first on will be written as, while g_open
+	 * (and every record stands for one transaction without groups). */
+	bool groups;
+	bool g_open;
+	struct jgrp *g;
 	pthread_t thr;
 	bool thr_on;
 	uint64_t commits, batches;
@@ -108,6 +114,17 @@ struct fs_journal {
 	struct pl *pl[J_BUCKETS];
 	struct qa *qa[J_BUCKETS];
 	size_t nov, nqa;             /* read unlocked as a hint */
+};
+
+/* A group being built: the blocks and locks of its record so far. */
+struct jgrp {
+	unsigned nt, nl;
+	struct fs_jtarget t[FS_JD_MAX_BLOCKS];
+	struct gl {
+		unsigned ext;
+		uint64_t off, version;
+		bool w;              /* the record's images include its block */
+	} l[FS_JD_MAX_LOCKS];
 };
 
 struct txblk {
@@ -136,6 +153,8 @@ struct fs_tx {
 	unsigned nfreed, capfreed;
 	/* committed: */
 	uint64_t seq;
+	bool gstart;              /* its log record starts with it */
+	unsigned glog;            /* log blocks it adds to its record */
 	struct fs_tx *next;       /* in the queue, then in its batch */
 	unsigned refs;            /* the committing thread and the committer */
 };
@@ -333,6 +352,12 @@ int fs_journal_open(struct fs_vol *v)
 	/* room for the queue to fill while a batch of the same size is
 	 * written: a batch takes at most the log less its header */
 	j->q_max = (j->nblocks - 1) / 2;
+	j->groups = v->sb.incompat & FS_INCOMPAT_JGROUPS;
+	j->g = calloc(1, sizeof(*j->g));
+	if (!j->g) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	/* A new id at every open: blocks left by an earlier owner of the
 	 * slot, or by a volume this LUN held before mkfs -f, never pass for
 	 * ours, whatever their sequence numbers. */
@@ -374,6 +399,8 @@ out:
 		pthread_cond_destroy(&j->work);
 		pthread_cond_destroy(&j->done);
 	}
+	if (j)
+		free(j->g);
 	free(j);
 	free(b);
 	return ret;
@@ -472,6 +499,7 @@ void fs_journal_close(struct fs_vol *v)
 	pthread_mutex_destroy(&j->ov_lock);
 	pthread_cond_destroy(&j->work);
 	pthread_cond_destroy(&j->done);
+	free(j->g);
 	free(j);
 	v->j = NULL;
 }
@@ -1031,6 +1059,107 @@ static void tx_finish(struct fs_tx *tx, int ret, bool keep)
 		fs_free_deferred(tx->v, tx->dfree, tx->ndfree);
 }
 
+static bool g_has_block(const struct jgrp *g, unsigned ext, uint64_t off)
+{
+	for (unsigned i = 0; i < g->nt; i++)
+		if (g->t[i].extent == ext && g->t[i].off == off)
+			return true;
+	return false;
+}
+
+static struct gl *g_lock(struct jgrp *g, unsigned ext, uint64_t off)
+{
+	for (unsigned i = 0; i < g->nl; i++)
+		if (g->l[i].ext == ext && g->l[i].off == off)
+			return &g->l[i];
+	return NULL;
+}
+
+/*
+ * Whether tx may join the queue's last group (docs/FORMAT.md "Journal",
+ * groups): the record stays within its limits and the log, and the
+ * replay rule judges the record as it would judge tx and each transaction
+ * already in it: the locks they share have one version, and a lock's
+ * record block is among the record's images exactly when every
+ * transaction listing it wrote it.  *newb: the blocks tx adds.
+ */
+static bool g_fits(struct fs_journal *j, struct fs_tx *tx, unsigned *newb)
+{
+	struct jgrp *g = j->g;
+	unsigned newl = 0, nb = 0;
+
+	for (unsigned i = 0; i < tx->nl; i++) {
+		const struct fs_jlock *l = &tx->l[i];
+		bool w = find(tx, l->extent, l->off) != NULL;
+		struct gl *e = g_lock(g, l->extent, l->off);
+
+		if (e) {
+			if (e->version != l->version || e->w != w)
+				return false;
+		} else {
+			/* written by an earlier one that did not list it */
+			if (!w && g_has_block(g, l->extent, l->off))
+				return false;
+			newl++;
+		}
+	}
+	for (unsigned i = 0; i < tx->n; i++) {
+		const struct gl *e = g_lock(g, tx->b[i].ext, tx->b[i].off);
+
+		/* the block of a lock listed without it */
+		if (e && !e->w)
+			return false;
+		if (!g_has_block(g, tx->b[i].ext, tx->b[i].off))
+			nb++;
+	}
+	if (g->nl + newl > FS_JD_MAX_LOCKS || g->nt + nb > FS_JD_MAX_BLOCKS ||
+	    g->nt + nb + 3 > j->nblocks)
+		return false;
+	*newb = nb;
+	return true;
+}
+
+/* Add tx to the queue's last group, or start a new one with it (always
+ * without groups); the log blocks it adds. j->lock held. */
+static unsigned g_add(struct fs_journal *j, struct fs_tx *tx)
+{
+	struct jgrp *g = j->g;
+	unsigned nb = 0;
+
+	tx->gstart = !(j->groups && j->g_open && g_fits(j, tx, &nb));
+	if (tx->gstart) {
+		g->nt = g->nl = 0;
+		nb = tx->n;
+	}
+	for (unsigned i = 0; i < tx->nl; i++) {
+		const struct fs_jlock *l = &tx->l[i];
+
+		if (!g_lock(g, l->extent, l->off))
+			g->l[g->nl++] = (struct gl){
+				l->extent, l->off, l->version,
+				find(tx, l->extent, l->off) != NULL };
+	}
+	for (unsigned i = 0; i < tx->n; i++)
+		if (!g_has_block(g, tx->b[i].ext, tx->b[i].off))
+			g->t[g->nt++] = (struct fs_jtarget){ tx->b[i].ext,
+							     tx->b[i].off };
+	j->g_open = j->groups;
+	tx->glog = nb + (tx->gstart ? 2 : 0);
+	return tx->glog;
+}
+
+/* The last transaction of the record tx starts, and the record's log
+ * blocks. */
+static struct fs_tx *g_end(struct fs_tx *tx, unsigned *len)
+{
+	*len = tx->glog;
+	while (tx->next && !tx->next->gstart) {
+		tx = tx->next;
+		*len += tx->glog;
+	}
+	return tx;
+}
+
 int fs_tx_commit(struct fs_tx *tx)
 {
 	struct fs_vol *v = tx->v;
@@ -1103,7 +1232,7 @@ int fs_tx_commit(struct fs_tx *tx)
 		pthread_cond_signal(&j->work);
 	}
 	j->q_tail = tx;
-	j->q_blocks += tx->n + 2;
+	j->q_blocks += g_add(j, tx);
 	pthread_mutex_unlock(&j->lock);
 	/* committed: locks it lists change hands after it is in place */
 	tx_finish(tx, 0, false);
@@ -1261,6 +1390,7 @@ static int write_batch(struct fs_vol *v, struct fs_journal *j,
 {
 	unsigned char *buf = fs_balloc((size_t)nblk * FS_BLOCK);
 	unsigned char *hb = fs_balloc(FS_BLOCK);
+	struct fs_jd *d = malloc(sizeof(*d));
 	uint64_t last = 0, first = batch->seq;
 	unsigned nimg = 0;
 	size_t pos = 0;
@@ -1268,7 +1398,7 @@ static int write_batch(struct fs_vol *v, struct fs_journal *j,
 	int ret;
 
 	*stage = "writing the log";
-	if (!buf || !hb) {
+	if (!buf || !hb || !d) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -1287,32 +1417,68 @@ static int write_batch(struct fs_vol *v, struct fs_journal *j,
 			goto out;
 		j->head = 1;
 	}
-	for (struct fs_tx *tx = batch; tx; tx = tx->next) {
-		struct fs_jd d;
+	for (struct fs_tx *tx = batch, *e; tx; tx = e->next) {
 		struct fs_jc c = { 0 };
 		unsigned char *rec = buf + pos * FS_BLOCK;
+		unsigned len;
 
-		memset(&d, 0, sizeof(d));
-		d.seq = tx->seq;
-		d.jid = j->jid;
-		d.nblocks = tx->n;
-		d.nlocks = tx->nl;
-		for (unsigned i = 0; i < tx->n; i++) {
-			d.t[i].extent = tx->b[i].ext;
-			d.t[i].off = tx->b[i].off;
-			memcpy(rec + (size_t)(i + 1) * FS_BLOCK, tx->b[i].img,
-			       FS_BLOCK);
+		e = g_end(tx, &len);
+		memset(d, 0, sizeof(*d));
+		d->seq = tx->seq;
+		d->jid = j->jid;
+		d->ntx = (uint32_t)(e->seq - tx->seq + 1);
+		/* each block once, the newest image (the group's last
+		 * transaction that wrote it); every lock listed */
+		for (struct fs_tx *m = tx;; m = m->next) {
+			for (unsigned i = 0; i < m->n; i++) {
+				unsigned k = 0;
+
+				while (k < d->nblocks &&
+				       (d->t[k].extent != m->b[i].ext ||
+					d->t[k].off != m->b[i].off))
+					k++;
+				if (k == d->nblocks) {
+					/* never (g_fits, the committer's
+					 * count) */
+					if (k == FS_JD_MAX_BLOCKS ||
+					    pos + k + 3 > nblk) {
+						ret = -EIO;
+						goto out;
+					}
+					d->t[k].extent = m->b[i].ext;
+					d->t[k].off = m->b[i].off;
+					d->nblocks++;
+				}
+				memcpy(rec + (size_t)(k + 1) * FS_BLOCK,
+				       m->b[i].img, FS_BLOCK);
+			}
+			for (unsigned i = 0; i < m->nl; i++) {
+				unsigned k = 0;
+
+				while (k < d->nlocks &&
+				       (d->l[k].extent != m->l[i].extent ||
+					d->l[k].off != m->l[i].off))
+					k++;
+				if (k == d->nlocks) {
+					if (k == FS_JD_MAX_LOCKS) {
+						ret = -EIO;
+						goto out;
+					}
+					d->l[d->nlocks++] = m->l[i];
+				}
+			}
+			nimg += m->n;
+			if (m == e)
+				break;
 		}
-		memcpy(d.l, tx->l, tx->nl * sizeof(tx->l[0]));
-		fs_jd_out(&d, rec);
+		fs_jd_out(d, rec);
 		c.seq = tx->seq;
 		c.jid = j->jid;
-		c.nblocks = tx->n;
-		c.data_crc = mp_crc32c(0, rec, (size_t)(tx->n + 1) * FS_BLOCK);
-		fs_jc_out(&c, rec + (size_t)(tx->n + 1) * FS_BLOCK);
-		pos += tx->n + 2;
-		nimg += tx->n;
-		last = tx->seq;
+		c.nblocks = d->nblocks;
+		c.data_crc = mp_crc32c(0, rec, (size_t)(d->nblocks + 1) * FS_BLOCK);
+		fs_jc_out(&c, rec + (size_t)(d->nblocks + 1) * FS_BLOCK);
+		pos += d->nblocks + 2;
+		last = e->seq;
 	}
 	n = mp_lun_pwrite(v->ext[0].lun, buf, pos * FS_BLOCK,
 			  j->base + (uint64_t)j->head * FS_BLOCK, 0);
@@ -1347,6 +1513,7 @@ static int write_batch(struct fs_vol *v, struct fs_journal *j,
 out:
 	free(buf);
 	free(hb);
+	free(d);
 	return ret;
 }
 
@@ -1404,26 +1571,34 @@ static void *committer(void *arg)
 			}
 			j->q_tail = NULL;
 			j->q_blocks = 0;
+			j->g_open = false;
 			pthread_cond_broadcast(&j->done);
 			continue;
 		}
 		/* the queued transactions that fit before the log's end */
 		batch = tail = j->q_head;
-		if (j->head + batch->n + 2 > j->nblocks)
-			wrap = true;
 		{
-			uint32_t at = wrap ? 1 : j->head;
+			unsigned len;
+			uint32_t at;
 
-			for (tx = batch; tx && at + nblk + tx->n + 2 <= j->nblocks;
-			     tx = tx->next) {
-				nblk += tx->n + 2;
-				tail = tx;
+			g_end(batch, &len);
+			wrap = j->head + len > j->nblocks;
+			at = wrap ? 1 : j->head;
+			/* whole records (groups) */
+			for (tx = batch; tx; tx = tx->next) {
+				struct fs_tx *e = g_end(tx, &len);
+
+				if (at + nblk + len > j->nblocks)
+					break;
+				nblk += len;
+				tail = tx = e;
 			}
 		}
 		j->q_head = tail->next;
-		if (!j->q_head)
+		if (!j->q_head) {
 			j->q_tail = NULL;
-		else
+			j->g_open = false;  /* its last group is taken */
+		} else
 			j->q_since = fs_mono_ns();
 		tail->next = NULL;
 		j->q_blocks -= nblk;
@@ -1534,6 +1709,8 @@ int fs_tx_commit_sync(struct fs_tx *tx)
 	if (!ret) {
 		/* the committer is idle and stays so: its log is ours */
 		tx->next = NULL;
+		tx->gstart = true;      /* a record of its own */
+		tx->glog = tx->n + 2;
 		wrap = j->head + tx->n + 2 > j->nblocks;
 		ret = write_batch(v, j, tx, tx->n + 2, wrap, &stage, &durable);
 	}
@@ -1580,6 +1757,7 @@ struct rvers {
 struct rtx {
 	uint32_t pos, nblocks;
 	uint64_t seq;
+	uint32_t ntx;                /* transactions the record stands for */
 	bool replay;
 	unsigned nl;
 	struct fs_jlock l[FS_JD_MAX_LOCKS];
@@ -1796,6 +1974,7 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 		txs[ntx].pos = pos;
 		txs[ntx].nblocks = d.nblocks;
 		txs[ntx].seq = d.seq;
+		txs[ntx].ntx = d.ntx;
 		txs[ntx].nl = d.nlocks;
 		memcpy(txs[ntx].l, d.l, d.nlocks * sizeof(d.l[0]));
 		for (unsigned i = 0; i < d.nlocks; i++) {
@@ -1823,7 +2002,7 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 				max_ext = d.l[i].extent;
 		ntx++;
 		pos += d.nblocks + 2;
-		expect++;
+		expect += d.ntx;        /* a group stands for several */
 	}
 	ckpt = h.flags & FS_JH_CKPT;
 	if (max_ext >= __atomic_load_n(&v->next, __ATOMIC_ACQUIRE)) {
@@ -1862,9 +2041,9 @@ int fs_journal_replay(struct fs_vol *v, uint32_t slot, unsigned *applied,
 			txs[k].replay = false;
 		}
 		if (txs[k].replay)
-			n_applied++;
+			n_applied += txs[k].ntx;
 		else
-			n_skipped++;
+			n_skipped += txs[k].ntx;
 	}
 	/* pass 2: the images of those that may be replayed, in order */
 	for (size_t k = 0; !dry && k < ntx; k++) {

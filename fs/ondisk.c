@@ -620,6 +620,9 @@ int fs_jd_in(const void *buf, struct fs_jd *d)
 	d->nblocks = g32(b + 16);
 	d->nlocks = g32(b + 20);
 	d->jid = g64(b + 24);
+	d->ntx = g32(b + FS_JD_NTX_OFF);
+	if (d->ntx == 0)
+		d->ntx = 1;             /* one transaction (older records) */
 	if (d->nblocks == 0 || d->nblocks > FS_JD_MAX_BLOCKS ||
 	    d->nlocks > FS_JD_MAX_LOCKS)
 		return -FS_E_CORRUPT;
@@ -650,6 +653,9 @@ void fs_jd_out(const struct fs_jd *d, void *buf)
 	p32(b + 16, d->nblocks);
 	p32(b + 20, d->nlocks);
 	p64(b + 24, d->jid);
+	/* one: left 0, as a volume without groups has it */
+	if (d->ntx > 1)
+		p32(b + FS_JD_NTX_OFF, d->ntx);
 	t = b + 0x20;
 	l = t + FS_JD_MAX_BLOCKS * 16;
 	for (unsigned i = 0; i < d->nblocks && i < FS_JD_MAX_BLOCKS; i++) {

@@ -178,9 +178,10 @@ struct fs_sb {
 
 /* Feature bits. */
 #define FS_INCOMPAT_LUN_SHARED 0x1u  /* an extent lives on another's LUN */
+#define FS_INCOMPAT_JGROUPS 0x2u     /* a journal record may be a group */
 #define FS_COMPAT_KNOWN 0u
 #define FS_RO_COMPAT_KNOWN 0u
-#define FS_INCOMPAT_KNOWN FS_INCOMPAT_LUN_SHARED
+#define FS_INCOMPAT_KNOWN (FS_INCOMPAT_LUN_SHARED | FS_INCOMPAT_JGROUPS)
 
 /* ---- resource cluster header --------------------------------------------- */
 
@@ -410,15 +411,18 @@ struct fs_jlock {
 
 /* descriptor: magic/version (8), seq (8), nblocks (4), nlocks (4), jid (8),
  * then targets (16 bytes each: extent u32, pad u32,
- * off u64), then locks (24 bytes: extent u32, pad u32, off u64, version u64) */
+ * off u64), then locks (24 bytes: extent u32, pad u32, off u64, version u64),
+ * then at FS_JD_NTX_OFF the transactions the record stands for (u32; 0 is
+ * one: a group, FS_INCOMPAT_JGROUPS, stands for seq .. seq + ntx - 1) */
+#define FS_JD_NTX_OFF (0x20 + FS_JD_MAX_BLOCKS * 16 + FS_JD_MAX_LOCKS * 24)
 struct fs_jd {
 	uint64_t seq, jid;
 	uint32_t nblocks, nlocks;
+	uint32_t ntx;                 /* decoded: at least 1 */
 	struct fs_jtarget t[FS_JD_MAX_BLOCKS];
 	struct fs_jlock l[FS_JD_MAX_LOCKS];
 };
-_Static_assert(0x20 + FS_JD_MAX_BLOCKS * 16 + FS_JD_MAX_LOCKS * 24 <= FS_CRC_OFF,
-	       "descriptor fits");
+_Static_assert(FS_JD_NTX_OFF + 4 <= FS_CRC_OFF, "descriptor fits");
 
 struct fs_jc {
 	uint64_t seq, jid;

@@ -278,6 +278,8 @@ int fs_mkfs(const char *const *specs, unsigned n, const struct fs_mkfs_opts *o)
 	sb->sb_size = 8192;
 	sb->ctime_ns = fs_now_ns();
 	sb->nextents = n;
+	if (!o->single_records)
+		sb->incompat |= FS_INCOMPAT_JGROUPS;
 	sb->hb_off = MIB;
 	hb_size = align_up(lk_region_size(lun[0], sb->slots), MIB);
 	jsize = o->journal_mib ? (uint64_t)o->journal_mib * MIB :

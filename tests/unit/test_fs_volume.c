@@ -441,6 +441,183 @@ static void test_commit_not_in_place(void **state)
 	assert_int_equal(res.errors, 0);
 }
 
+/* The records of slot's journal from its checkpoint on (as replay finds
+ * them): how many, the transactions they stand for, the most in one, and
+ * how many have an image of block off of extent 0. */
+static void log_records(fs_vol *v, uint32_t slot, uint64_t off,
+			unsigned *nrec, uint64_t *ntx, unsigned *most,
+			unsigned *with)
+{
+	int fd = open(p0, O_RDONLY);
+	uint64_t base = v->sb.journal_off +
+			(uint64_t)slot * v->sb.journal_blocks * FS_BLOCK;
+	unsigned char *b = fs_balloc((size_t)(FS_JD_MAX_BLOCKS + 2) * FS_BLOCK);
+	struct fs_jd *d = malloc(sizeof(*d));
+	struct fs_jh h;
+	struct fs_jc c;
+	uint64_t expect;
+	uint32_t pos;
+
+	assert_true(fd >= 0);
+	assert_non_null(b);
+	assert_non_null(d);
+	*nrec = 0;
+	*ntx = 0;
+	*most = 0;
+	/* the LUN itself (the volume is given up: it reads nothing) */
+	assert_int_equal(pread(fd, b, FS_BLOCK, (off_t)base), FS_BLOCK);
+	assert_int_equal(fs_jh_in(b, &h), 0);
+	pos = (uint32_t)h.tail_block;
+	expect = h.tail_seq;
+	while (pos + 2 <= h.nblocks) {
+		assert_int_equal(pread(fd, b, FS_BLOCK,
+				       (off_t)(base + (uint64_t)pos * FS_BLOCK)),
+				 FS_BLOCK);
+		if (fs_jd_in(b, d) || d->jid != h.jid || d->seq != expect)
+			break;
+		assert_int_equal(pread(fd, b, (size_t)(d->nblocks + 2) * FS_BLOCK,
+				       (off_t)(base + (uint64_t)pos * FS_BLOCK)),
+				 (ssize_t)(d->nblocks + 2) * FS_BLOCK);
+		assert_int_equal(fs_jc_in(b + (size_t)(d->nblocks + 1) * FS_BLOCK,
+					  &c), 0);
+		assert_true(c.seq == d->seq && c.nblocks == d->nblocks);
+		(*nrec)++;
+		*ntx += d->ntx;
+		if (d->ntx > *most)
+			*most = d->ntx;
+		for (unsigned i = 0; i < d->nblocks; i++)
+			if (d->t[i].extent == 0 && d->t[i].off == off)
+				(*with)++;
+		pos += d->nblocks + 2;
+		expect += d->ntx;
+	}
+	close(fd);
+	free(d);
+	free(b);
+}
+
+/*
+ * Journal groups (docs/FORMAT.md "Journal"): the transactions of a batch
+ * go to the log as few records, each block once.  Alpha makes 20 files in
+ * d (it stays in sub-blocks, whose writes fail), a file w it writes to (the write lists w's lock without writing its
+ * record, which the create wrote: it must start a record of its own),
+ * another file and a rename, all in one batch whose in-place writes fail
+ * (directory blocks): the log must hold every transaction in fewer
+ * records than transactions, and bravo, recovering alpha, must replay all
+ * of them (every name, w's data, the rename), fsck clean.  Again on a
+ * volume made without groups (a record per transaction, as volumes made
+ * before them): the same outcome, a record each.
+ */
+static void groups_run(bool single)
+{
+	const char *specs[1] = { p0 };
+	struct fs_mkfs_opts o = mk;
+	struct fs_mount_opts mo = { .host = "alpha", .no_janitor = true };
+	struct fs_create_args dir = { .type = FS_TYPE_DIR, .mode = 0755 };
+	struct fs_create_args file = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct fs_check_opts co = { 0 };
+	struct fs_check_result res;
+	struct fs_stat st, sd, sw;
+	struct lk_vol_info li;
+	char spec[600], nm[16], buf[32];
+	const char *fspecs[1] = { spec };
+	fs_vol *va = NULL, *vb;
+	fs_file *f;
+	uint64_t c0, b0, c1, b1, ntx;
+	unsigned nrec = 0, most = 0, with = 0;
+
+	o.single_records = single;
+	/* room for the whole batch without groups (a record per create) */
+	o.journal_mib = 4;
+	assert_int_equal(fs_mkfs(specs, 1, &o), 0);
+	snprintf(spec, sizeof(spec), "fault::%s", p0);
+	assert_int_equal(fs_mount(fspecs, 1, &mo, &va), 0);
+	assert_int_equal(!!(va->sb.incompat & FS_INCOMPAT_JGROUPS), !single);
+	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
+	assert_int_equal(fs_create(va, sd.ino, "g", &file, &st), 0);
+	assert_int_equal(fs_sync(va), 0);
+	{
+		/* in place fails for directory blocks (sub-blocks) */
+		struct mp_fault_rule r = {
+			.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
+			.off = va->sb.ext[0].area[FS_A_PB].meta_off,
+			.len = 1ull << 40,
+		};
+
+		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
+	}
+	fs_journal_gather(va, 60000, 60000);
+	fs_journal_stats(va, &c0, &b0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(nm, sizeof(nm), "n%d", i);
+		assert_int_equal(fs_create(va, sd.ino, nm, &file, &st), 0);
+	}
+	assert_int_equal(fs_create(va, sd.ino, "w", &file, &sw), 0);
+	assert_int_equal(fs_open(va, sw.ino, FS_O_RDWR, &f), 0);
+	assert_int_equal(fs_pwrite(f, "written in the batch", 20, 0), 20);
+	assert_int_equal(fs_close(f), 0);
+	assert_int_equal(fs_create(va, sd.ino, "y", &file, &st), 0);
+	assert_int_equal(fs_rename(va, sd.ino, "g", sd.ino, "f", 0), 0);
+	fs_journal_stats(va, &c1, &b1);
+	assert_int_equal(b1, b0);
+	assert_true(c1 - c0 >= 24);
+	assert_int_not_equal(fs_sync(va), 0);
+	for (unsigned i = 0; i < 200; i++) {
+		lk_get_info(fs_lk(va), &li);
+		if (li.abandoned)
+			break;
+		usleep(10000);
+	}
+	assert_true(li.abandoned);
+	assert_int_equal(mp_fault_clear(va->ext[0].lun), 0);
+
+	/* the log: every transaction, in records */
+	log_records(va, va->slot, fs_res_off(va, sw.ino) + FS_BLOCK, &nrec, &ntx,
+		    &most, &with);
+	print_message("%s: %llu transactions in %u records (at most %u in "
+		      "one)\n", single ? "without groups" : "groups",
+		      (unsigned long long)(c1 - c0), nrec, most);
+	assert_int_equal(ntx, c1 - c0);
+	if (single) {
+		assert_int_equal(nrec, ntx);
+		assert_int_equal(most, 1);
+	} else {
+		assert_true(nrec * 4 <= ntx);
+		/* the write after w's create starts a record: w's FD in
+		 * two (one if the write joined the create's) */
+		assert_int_equal(with, 2);
+	}
+	fs_umount(va);
+
+	/* bravo recovers alpha: all of it replayed */
+	vb = mount1(p0, "bravo", false);
+	assert_int_equal(fs_create(vb, sd.ino, "h", &file, &st), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(nm, sizeof(nm), "n%d", i);
+		assert_int_equal(fs_lookup(vb, sd.ino, nm, &st), 0);
+	}
+	assert_int_equal(fs_lookup(vb, sd.ino, "y", &st), 0);
+	assert_int_equal(fs_lookup(vb, sd.ino, "f", &st), 0);
+	assert_int_equal(fs_lookup(vb, sd.ino, "g", &st), -ENOENT);
+	assert_int_equal(fs_lookup(vb, sd.ino, "w", &st), 0);
+	assert_int_equal(st.size, 20);
+	assert_int_equal(fs_open(vb, st.ino, 0, &f), 0);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(fs_pread(f, buf, sizeof(buf), 0), 20);
+	assert_memory_equal(buf, "written in the batch", 20);
+	assert_int_equal(fs_close(f), 0);
+	fs_umount(vb);
+	assert_int_equal(fs_check(specs, 1, &co, &res), 0);
+	assert_int_equal(res.errors, 0);
+}
+
+static void test_journal_groups(void **state)
+{
+	(void)state;
+	groups_run(false);
+	groups_run(true);
+}
+
 /*
  * Free FD slots are read a run at a time under the cluster lock and handed
  * out from memory while this host keeps the lock (fs_fd_slot_read): 40
@@ -1140,6 +1317,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_own_busy),
 		cmocka_unit_test(test_two_hosts_alloc),
 		cmocka_unit_test(test_replay_after_death),
+		cmocka_unit_test(test_journal_groups),
 		cmocka_unit_test(test_commit_not_in_place),
 		cmocka_unit_test(test_fd_prefetch),
 		cmocka_unit_test(test_new_lock_with_tx),
