@@ -99,7 +99,11 @@ struct fs_vol {
 	bool abandoned;
 
 	pthread_mutex_t lock;        /* below */
-	struct fs_inode *inodes;     /* open inodes (hash chain list) */
+	/* the inodes in memory, by address (chains of fs_inode.next): many
+	 * hundreds while creates stream (new files' holds are kept until
+	 * their batch is in place) */
+#define FS_IHASH 4096u
+	struct fs_inode *inodes[FS_IHASH];
 	/* Directories kept in the inode table with a reference of their own
 	 * (the most recently used FS_DIR_PIN), so that their lock handle
 	 * (its released version) and their block cache outlive an operation

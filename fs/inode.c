@@ -77,6 +77,14 @@ int fs_fd_put(struct fs_tx *tx, const struct fs_fd *fd)
 
 static void hold_goes(struct fs_inode *ino);
 
+static unsigned ihash(uint64_t addr)
+{
+	/* FD addresses of one cluster differ in their low bits */
+	addr ^= addr >> 29;
+	addr *= 0x9e3779b97f4a7c15ull;
+	return (unsigned)(addr >> 52) % FS_IHASH;
+}
+
 int fs_inode_get(struct fs_vol *v, uint64_t addr, struct fs_inode **out)
 {
 	struct fs_inode *ino;
@@ -84,7 +92,7 @@ int fs_inode_get(struct fs_vol *v, uint64_t addr, struct fs_inode **out)
 	if (!fs_addr_valid(v, addr, FS_R_FD))
 		return -ENOENT;
 	pthread_mutex_lock(&v->lock);
-	for (ino = v->inodes; ino; ino = ino->next)
+	for (ino = v->inodes[ihash(addr)]; ino; ino = ino->next)
 		if (ino->addr == addr)
 			break;
 	if (ino) {
@@ -108,8 +116,8 @@ int fs_inode_get(struct fs_vol *v, uint64_t addr, struct fs_inode **out)
 	pthread_mutex_init(&ino->m, NULL);
 	pthread_mutex_init(&ino->pbc_m, NULL);
 	pthread_cond_init(&ino->filled, NULL);
-	ino->next = v->inodes;
-	v->inodes = ino;
+	ino->next = v->inodes[ihash(addr)];
+	v->inodes[ihash(addr)] = ino;
 	pthread_mutex_unlock(&v->lock);
 	*out = ino;
 	return 0;
@@ -127,7 +135,8 @@ void fs_inode_put(struct fs_inode *ino)
 		pthread_mutex_unlock(&v->lock);
 		return;
 	}
-	for (struct fs_inode **pp = &v->inodes; *pp; pp = &(*pp)->next) {
+	for (struct fs_inode **pp = &v->inodes[ihash(ino->addr)]; *pp;
+	     pp = &(*pp)->next) {
 		if (*pp == ino) {
 			*pp = ino->next;
 			break;
@@ -781,9 +790,11 @@ struct fs_inode *fs_inode_find(struct fs_vol *v, uint64_t addr)
 	struct fs_inode *in = NULL;
 
 	pthread_mutex_lock(&v->lock);
-	for (struct fs_inode *i = v->inodes; i; i = i->next)
-		if (i->addr == addr)
+	for (struct fs_inode *i = v->inodes[ihash(addr)]; i; i = i->next)
+		if (i->addr == addr) {
 			in = i;
+			break;
+		}
 	if (in)
 		in->refs++;
 	pthread_mutex_unlock(&v->lock);
