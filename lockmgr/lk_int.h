@@ -98,7 +98,9 @@ struct lk_lock {
 	unsigned char *img;
 	bool img_ok;
 	uint64_t epoch;           /* v->lost_epoch as this handle last saw it */
-	struct lk_lock *next;
+	struct lk_lock *next, **pprev;  /* v->locks (unlinked in O(1): a
+					 * host streaming creates has
+					 * hundreds open) */
 };
 
 /* ---- io.c ---------------------------------------------------------------- */

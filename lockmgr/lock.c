@@ -257,6 +257,9 @@ int lk_lock_open_on(lk_volume *v, mp_lun *lun, uint64_t off, lk_lock **out)
 	l->epoch = __atomic_load_n(&v->lost_epoch, __ATOMIC_ACQUIRE);
 	pthread_mutex_lock(&v->lock);
 	l->next = v->locks;
+	if (l->next)
+		l->next->pprev = &l->next;
+	l->pprev = &v->locks;
 	v->locks = l;
 	pthread_mutex_unlock(&v->lock);
 	*out = l;
@@ -316,12 +319,9 @@ static void lock_close(lk_lock *l, bool release)
 	if (release && l->held != LK_FREE)
 		lk_release(l);
 	pthread_mutex_lock(&v->lock);
-	for (lk_lock **pp = &v->locks; *pp; pp = &(*pp)->next) {
-		if (*pp == l) {
-			*pp = l->next;
-			break;
-		}
-	}
+	*l->pprev = l->next;
+	if (l->next)
+		l->next->pprev = l->pprev;
 	pthread_mutex_unlock(&v->lock);
 	free(l->img);
 	free(l);
