@@ -8,9 +8,11 @@
 # repetition (the first alternates), so a machine that changes speed
 # during the run weighs on both; prints each repetition and the medians
 # (of the rates and of the per-repetition ratios new / old).
-# AB_LUN=FILE: a volume of its own instead, made anew at the start (FILE
-# written whole first, 3 GiB, as an array's LUN; mkfs.vmfs -H 8 -i 65536,
+# AB_LUN=FILE: a volume of its own instead, made anew by each run (FILE
+# written whole first, 3 GiB, as an array's LUN; mkfs.vmfs -H 8 -i 98304,
 # with -J AB_JOURNAL_MIB if set: the journal a larger datastore gets).
+# AB_PIN=1: a CPU per host, as on separate machines (host a's vmfsd and
+# client on CPU 0, the one-host run too; host b's on CPU 1).
 set -eu
 cd "$(dirname "$0")/.."
 OLD=$1 NEW=$2 REPS=${3:-5}
@@ -32,9 +34,6 @@ if [ -n "${AB_LUN:-}" ]; then
 	[ -s "$LUN" ] || fio --name=provision --filename="$LUN" --rw=write \
 		--bs=1m --size=3g --direct=1 --ioengine=libaio --iodepth=8 \
 		--output-format=terse >/dev/null || die "writing $LUN"
-	"$NEW/bin/mkfs.vmfs" -f -L ab -H 8 -i 65536 \
-		${AB_JOURNAL_MIB:+-J "$AB_JOURNAL_MIB"} "$LUN" >/dev/null ||
-		die "mkfs.vmfs $LUN"
 else
 	ls "$LUN".ready-*-provisioned >/dev/null 2>&1 ||
 		die "no provisioned $LUN: run BENCH_ONLY=fs bench/run-bench.sh first"
@@ -45,8 +44,13 @@ wait_gone() { # mount
 	for i in $(seq 100); do mountpoint -q "$1" || return 0; sleep 0.1; done
 	die "$1 still mounted"
 }
-start() { # build host mount
-	"$1/bin/vmfsd" --host "$2" --mount "$3" --daemon "$LUN" \
+on() { # cpu command...: on that CPU with AB_PIN=1
+	local c=$1
+	shift
+	if [ "${AB_PIN:-0}" = 1 ]; then taskset -c "$c" "$@"; else "$@"; fi
+}
+start() { # build host mount cpu
+	on "$4" "$1/bin/vmfsd" --host "$2" --mount "$3" --daemon "$LUN" \
 		2>>"$OUT/vmfsd.log" || die "vmfsd $2: $(tail -n 3 "$OUT/vmfsd.log")"
 }
 stop() {
@@ -60,15 +64,24 @@ rate() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["per_s"
 
 run() { # build rep -> "one two"
 	local r1 r2 ra rb
-	start "$1" ab-a "$MA"
-	start "$1" ab-b "$MB"
+	# each build's own format (a newer one may set features an older
+	# binary refuses), anew for every run
+	if [ -n "${AB_LUN:-}" ]; then
+		"$1/bin/mkfs.vmfs" -f -L ab -H 8 -i 98304 \
+			${AB_JOURNAL_MIB:+-J "$AB_JOURNAL_MIB"} "$LUN" >/dev/null ||
+			die "mkfs.vmfs $LUN"
+	fi
+	start "$1" ab-a "$MA" 0
+	start "$1" ab-b "$MB" 1
 	mkdir -p "$MA/ab" "$MB/ab"
-	"$FS_BENCH" creates --dir "$MA/ab/one-$2" --seconds "$RUNTIME" --json \
+	on 0 "$FS_BENCH" creates --dir "$MA/ab/one-$2" --seconds "$RUNTIME" --json \
 		>"$OUT/1.json" || die "creates, one host"
-	"$FS_BENCH" creates --dir "$MA/ab/a-$2" --seconds "$RUNTIME" --json \
+	# (the volume's descriptors last for any rate)
+	rm -rf "$MA/ab/one-$2" || die "removing the files"
+	on 0 "$FS_BENCH" creates --dir "$MA/ab/a-$2" --seconds "$RUNTIME" --json \
 		>"$OUT/a.json" &
 	local pa=$!
-	"$FS_BENCH" creates --dir "$MB/ab/b-$2" --seconds "$RUNTIME" --json \
+	on 1 "$FS_BENCH" creates --dir "$MB/ab/b-$2" --seconds "$RUNTIME" --json \
 		>"$OUT/b.json" || die "creates, host b"
 	wait $pa || die "creates, host a"
 	r1=$(rate "$OUT/1.json")
