@@ -15,8 +15,8 @@
  * Compare-and-write is emulated: an OFD write lock on the sector range, read,
  * compare, write, unlock.  OFD locks belong to the open file description, so
  * this is atomic between every handle of every process on THIS machine (each
- * handle has its own open file description and its one worker thread
- * serialises the handle's own CAWs).  It is NOT atomic between machines
+ * handle has its own open file description; the handle's own CAWs of the
+ * same sectors take turns on an in-process mutex stripe).  It is NOT atomic between machines
  * sharing a block device: that needs SCSI COMPARE AND WRITE.  Plain writes
  * do not take the lock; callers that mix plain writes with CAW on the same
  * sector must order them themselves (the lock manager writes its records
@@ -84,6 +84,20 @@ static int parse_spec(const char *spec, struct local_opts *lo)
 
 /* ---- worker: blocking operations ------------------------------------------ */
 
+/* The stripes of caw_m a compare-and-write of io takes: those of the
+ * 512-byte units it covers (taken in ascending order). */
+static uint64_t caw_stripes(const struct mp_io *io)
+{
+	uint64_t first = io->offset >> 9, n = (io->length + 511) >> 9;
+	uint64_t m = 0;
+
+	if (n >= LOCAL_CAW_STRIPES)
+		return ~0ull;
+	for (uint64_t i = 0; i < n; i++)
+		m |= 1ull << ((first + i) % LOCAL_CAW_STRIPES);
+	return m;
+}
+
 static int emulated_caw(struct local *l, struct mp_io *io)
 {
 	struct flock fl = {
@@ -92,6 +106,7 @@ static int emulated_caw(struct local *l, struct mp_io *io)
 		.l_start = (off_t)io->offset,
 		.l_len = (off_t)io->length,
 	};
+	uint64_t stripes;
 	void *cur;
 	ssize_t n;
 	int ret;
@@ -100,9 +115,14 @@ static int emulated_caw(struct local *l, struct mp_io *io)
 	if (!cur)
 		return -ENOMEM;
 	/* the OFD lock excludes other handles only: this handle's own
-	 * compare-and-writes (the worker's, callers' in their threads)
-	 * take turns on caw_m */
-	pthread_mutex_lock(&l->caw_m);
+	 * compare-and-writes (the worker's, callers' in their threads) of
+	 * the same sectors take turns on their stripes of caw_m, those of
+	 * other sectors go at once (a host releasing one lock per file it
+	 * created has many in flight: one mutex made them a queue) */
+	stripes = caw_stripes(io);
+	for (unsigned i = 0; i < LOCAL_CAW_STRIPES; i++)
+		if (stripes >> i & 1)
+			pthread_mutex_lock(&l->caw_m[i]);
 	while (fcntl(l->fd, F_OFD_SETLKW, &fl) < 0) {
 		if (errno != EINTR) {
 			ret = -errno;
@@ -125,7 +145,9 @@ unlock:
 	fl.l_type = F_UNLCK;
 	fcntl(l->fd, F_OFD_SETLK, &fl);
 free_cur:
-	pthread_mutex_unlock(&l->caw_m);
+	for (unsigned i = LOCAL_CAW_STRIPES; i-- > 0;)
+		if (stripes >> i & 1)
+			pthread_mutex_unlock(&l->caw_m[i]);
 	free(cur);
 	return ret;
 }
@@ -371,7 +393,8 @@ static int local_open(struct mp_path *p, const char *spec,
 	p->max_inflight = LOCAL_ENTRIES;
 
 	pthread_mutex_init(&l->wlock, NULL);
-	pthread_mutex_init(&l->caw_m, NULL);
+	for (unsigned i = 0; i < LOCAL_CAW_STRIPES; i++)
+		pthread_mutex_init(&l->caw_m[i], NULL);
 	pthread_cond_init(&l->wcond, NULL);
 	ret = -pthread_create(&l->worker, NULL, worker_main, l);
 	if (ret)
@@ -400,7 +423,8 @@ stop_worker:
 destroy_sync:
 	pthread_cond_destroy(&l->wcond);
 	pthread_mutex_destroy(&l->wlock);
-	pthread_mutex_destroy(&l->caw_m);
+	for (unsigned i = 0; i < LOCAL_CAW_STRIPES; i++)
+		pthread_mutex_destroy(&l->caw_m[i]);
 close_fd:
 	close(l->fd);
 free_l:
@@ -421,7 +445,8 @@ static void local_close(struct mp_path *p)
 	pthread_join(l->worker, NULL);
 	pthread_cond_destroy(&l->wcond);
 	pthread_mutex_destroy(&l->wlock);
-	pthread_mutex_destroy(&l->caw_m);
+	for (unsigned i = 0; i < LOCAL_CAW_STRIPES; i++)
+		pthread_mutex_destroy(&l->caw_m[i]);
 	close(l->fd);
 	free(l);
 }

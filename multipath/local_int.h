@@ -36,7 +36,10 @@ struct local {
 	pthread_cond_t wcond;
 	struct mp_io *whead, *wtail;
 	bool wstop;
-	pthread_mutex_t caw_m;       /* this handle's emulated CAWs, one at a time */
+	/* this handle's emulated CAWs: one at a time per 512-byte unit they
+	 * cover, by stripe (the OFD lock excludes other handles only) */
+#define LOCAL_CAW_STRIPES 64
+	pthread_mutex_t caw_m[LOCAL_CAW_STRIPES];
 };
 
 /* Complete a read or write from an engine: checks the transfer length. */
