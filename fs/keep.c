@@ -299,18 +299,30 @@ static void expire_list(struct fs_vol *v, bool journal, enum fs_expire how)
 		skip += n - released;
 		if (n < 16 || stop)
 			break;
+		/* a round of the keeper at most: the directories are
+		 * judged at every tick (the list goes on at the next) */
+		if (journal && how == FS_EXPIRE_DUE &&
+		    fs_mono_ns() - now >= FS_KEEP_IDLE_MS / 2 * MS) {
+			pthread_mutex_lock(&v->lock);
+			v->keep_kicked = true;
+			pthread_mutex_unlock(&v->lock);
+			break;
+		}
 	}
 }
 
 /* all: the directories and clusters too (not on a wake-up for the
- * journal's list alone) */
+ * journal's list alone), first: the journal's list of a host streaming
+ * creates grows as fast as the keeper releases it (a compare-and-write
+ * per file), and a directory another host waits for must not wait for
+ * that list to run dry */
 static void expire(struct fs_vol *v, enum fs_expire how, bool all)
 {
-	expire_list(v, true, how);
 	if (how != FS_EXPIRE_SETTLE && all) {
 		expire_list(v, false, how);
 		fs_cluster_keep_expire(v, fs_mono_ns(), how == FS_EXPIRE_ALL);
 	}
+	expire_list(v, true, how);
 }
 
 void fs_keep_settle(struct fs_vol *v)

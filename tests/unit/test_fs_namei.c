@@ -71,6 +71,14 @@ static uint64_t mk_(fs_vol *v, uint64_t dir, const char *name, uint8_t type)
 	return st.ino;
 }
 
+static int mkdir_(fs_vol *v, uint64_t dir, const char *name)
+{
+	struct fs_create_args a = { .type = FS_TYPE_DIR, .mode = 0755 };
+	struct fs_stat st;
+
+	return fs_create(v, dir, name, &a, &st);
+}
+
 struct names {
 	char **n;
 	size_t count;
@@ -628,6 +636,109 @@ static void test_keep_wanted(void **state)
 			fail_msg("bravo takes a shared hold alpha just waited for");
 		usleep(2200000);   /* FS_KEEP_BACKOFF_MS, whatever set it */
 	}
+}
+
+struct stream {
+	fs_vol *v;
+	uint64_t dir, sub;
+	int stop;                   /* atomic */
+	unsigned made;
+	int err;
+};
+
+/* As a FUSE host's creates in dir/sub: each looks sub up in dir (the
+ * kernel's path walk), then creates and opens a file in sub and closes it;
+ * at most BUSY_KEPT files. */
+static void *stream_main(void *arg)
+{
+	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	struct stream *w = arg;
+	struct fs_stat st;
+	char name[32];
+	fs_file *f;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) && !w->err) {
+		w->err = fs_lookup(w->v, w->dir, "sub", &st);
+		if (w->err)
+			break;
+		snprintf(name, sizeof(name), "s%05u", w->made % 100000);
+		w->err = fs_create_open(w->v, w->sub, name, &a, FS_O_RDWR, &st,
+					&f);
+		if (w->err)
+			break;
+		w->err = fs_close(f);
+		if (w->err)
+			break;
+		w->made++;
+		if (w->made > BUSY_KEPT) {
+			snprintf(name, sizeof(name), "s%05u",
+				 (w->made - 1 - BUSY_KEPT) % 100000);
+			w->err = fs_unlink(w->v, w->sub, name);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A directory delta keeps for lookups while it streams creates below it
+ * goes to bravo, who wants to change it, while the stream goes on.  The
+ * keeper judges kept directories before it works through the new files'
+ * holds kept for the journal (a compare-and-write each, a list that grew
+ * as fast as it released it): it judged them only once that list ran dry,
+ * and bravo's mkdir waited for the lock until it timed out (EBUSY).
+ */
+static void test_keep_wanted_streaming(void **state)
+{
+	struct fs_mount_opts mo = { .host = "delta" };
+	struct mp_fault_rule slow = {
+		.op = MP_OP_CAW, .action = MP_FAULT_DELAY, .ms = 1,
+		.len = 1ull << 40,
+	};
+	char spec[600];
+	const char *specs[1] = { spec };
+	struct stream w = { 0 };
+	struct fs_stat st;
+	fs_vol *vd = NULL;
+	struct timespec t0, t1;
+	pthread_t t;
+	int ret;
+
+	(void)state;
+	/* delta releases the new files' locks (one compare-and-write each)
+	 * slower than it makes files: its keeper always has some to release */
+	snprintf(spec, sizeof(spec), "fault::%s", path);
+	assert_int_equal(fs_mount(specs, 1, &mo, &vd), 0);
+	assert_true(mp_fault_add(vd->ext[0].lun, &slow) >= 0);
+	w.v = vd;
+	w.dir = mk_(vd, root, "streamdir", FS_TYPE_DIR);
+	w.sub = mk_(vd, w.dir, "sub", FS_TYPE_DIR);
+	assert_int_equal(fs_sync(vd), 0);
+	assert_int_equal(fs_lookup(vb, root, "streamdir", &st), 0);
+	assert_int_equal(pthread_create(&t, NULL, stream_main, &w), 0);
+	usleep(100000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = mkdir_(vb, w.dir, "from-bravo");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	print_message("bravo's mkdir waited %.3f s; delta made %u files "
+		      "meanwhile\n", (double)(t1.tv_sec - t0.tv_sec) +
+		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, w.made);
+	assert_int_equal(mp_fault_clear(vd->ext[0].lun), 0);
+	if (!ret)
+		ret = fs_lookup(vd, w.dir, "from-bravo", &st);
+	fs_umount(vd);
+	assert_int_equal(w.err, 0);
+	if (ret)
+		fail_msg("bravo's mkdir while delta streams creates below: %s",
+			 fs_strerror(ret));
+	/* delta's keeper saw bravo waiting (FS_KEEP_CHECK_MS, a tick, the
+	 * release: about 0.1 s), not the hold's age reaching FS_KEEP_MAX_MS
+	 * (1.9 s before: the directories were judged only once the
+	 * journal's list ran dry) */
+	if ((double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 > FS_KEEP_MAX_MS / 2000.0)
+		fail_msg("bravo waited for delta's hold to grow old");
 }
 
 struct many {
@@ -1211,6 +1322,7 @@ int main(void)
 		cmocka_unit_test(test_keep),
 		cmocka_unit_test(test_keep_shared),
 		cmocka_unit_test(test_keep_wanted),
+		cmocka_unit_test(test_keep_wanted_streaming),
 		cmocka_unit_test(test_keep_share_after_writers),
 		cmocka_unit_test(test_long_names),
 		cmocka_unit_test(test_cluster_cache),
