@@ -132,7 +132,7 @@ start_host() { # name mount [lun]
 # File descriptors: the creates phase and the big directory together need
 # more than mkfs's default for this size (one per 512 KiB), so ask for
 # plenty; the stamp names both, so a volume made otherwise is made again.
-FILES=$((NFILES * 4 + 98304))
+FILES=$((NFILES * 4 + 32768))
 # (jgroups: made by a mkfs that sets the journal's groups feature)
 stamp=$LUN.ready-$size_bytes-$FILES-provisioned-jgroups
 if [ ! -e "$stamp" ]; then
@@ -141,7 +141,8 @@ if [ ! -e "$stamp" ]; then
 	[ "$avail" -gt $((2 * size_bytes + (6 << 30))) ] ||
 		die "not enough space in $BENCH_DIR for two $SIZE files"
 	echo "bench-fs: writing $LUN whole, formatting it and writing a $SIZE file in it"
-	# data, descriptors, journals; every block written, as an array's LUN
+	# data, descriptors (8 KiB each), journals; every block written, as
+	# an array's LUN
 	fio --name=provision --filename="$LUN" --rw=write --bs=1m \
 		--size=$((size_bytes + (2 << 30))) --direct=1 --ioengine=libaio \
 		--iodepth=8 --output-format=terse >/dev/null
