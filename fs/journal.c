@@ -71,6 +71,17 @@ struct qa {
 	uint64_t seq;
 };
 
+/* A group being built: the blocks and locks of its record so far. */
+struct jgrp {
+	unsigned nt, nl;
+	struct fs_jtarget t[FS_JD_MAX_BLOCKS];
+	struct gl {
+		unsigned ext;
+		uint64_t off, version;
+		bool w;              /* the record's images include its block */
+	} l[FS_JD_MAX_LOCKS];
+};
+
 struct fs_journal {
 	uint32_t slot, nblocks;
 	uint64_t base;               /* byte offset of block 0 on extent 0 */
@@ -104,7 +115,7 @@ struct fs_journal {
 	 * (and every record stands for one transaction without groups). */
 	bool groups;
 	bool g_open;
-	struct jgrp *g;
+	struct jgrp g;
 	pthread_t thr;
 	bool thr_on;
 	uint64_t commits, batches;
@@ -116,21 +127,11 @@ struct fs_journal {
 	size_t nov, nqa;             /* read unlocked as a hint */
 };
 
-/* A group being built: the blocks and locks of its record so far. */
-struct jgrp {
-	unsigned nt, nl;
-	struct fs_jtarget t[FS_JD_MAX_BLOCKS];
-	struct gl {
-		unsigned ext;
-		uint64_t off, version;
-		bool w;              /* the record's images include its block */
-	} l[FS_JD_MAX_LOCKS];
-};
-
 struct txblk {
 	unsigned ext;
 	uint64_t off;
 	unsigned char *img;
+	unsigned gi;              /* its index in the log record (g_add) */
 };
 
 struct fs_tx {
@@ -155,6 +156,7 @@ struct fs_tx {
 	uint64_t seq;
 	bool gstart;              /* its log record starts with it */
 	unsigned glog;            /* log blocks it adds to its record */
+	uint8_t gl[FS_JD_MAX_LOCKS];  /* its locks' indices in the record */
 	struct fs_tx *next;       /* in the queue, then in its batch */
 	unsigned refs;            /* the committing thread and the committer */
 };
@@ -353,11 +355,6 @@ int fs_journal_open(struct fs_vol *v)
 	 * written: a batch takes at most the log less its header */
 	j->q_max = (j->nblocks - 1) / 2;
 	j->groups = v->sb.incompat & FS_INCOMPAT_JGROUPS;
-	j->g = calloc(1, sizeof(*j->g));
-	if (!j->g) {
-		ret = -ENOMEM;
-		goto out;
-	}
 	/* A new id at every open: blocks left by an earlier owner of the
 	 * slot, or by a volume this LUN held before mkfs -f, never pass for
 	 * ours, whatever their sequence numbers. */
@@ -399,8 +396,6 @@ out:
 		pthread_cond_destroy(&j->work);
 		pthread_cond_destroy(&j->done);
 	}
-	if (j)
-		free(j->g);
 	free(j);
 	free(b);
 	return ret;
@@ -499,7 +494,6 @@ void fs_journal_close(struct fs_vol *v)
 	pthread_mutex_destroy(&j->ov_lock);
 	pthread_cond_destroy(&j->work);
 	pthread_cond_destroy(&j->done);
-	free(j->g);
 	free(j);
 	v->j = NULL;
 }
@@ -1059,12 +1053,14 @@ static void tx_finish(struct fs_tx *tx, int ret, bool keep)
 		fs_free_deferred(tx->v, tx->dfree, tx->ndfree);
 }
 
-static bool g_has_block(const struct jgrp *g, unsigned ext, uint64_t off)
+/* The index of a block in the group's record (nt: not in it). */
+static unsigned g_block(const struct jgrp *g, unsigned ext, uint64_t off)
 {
-	for (unsigned i = 0; i < g->nt; i++)
-		if (g->t[i].extent == ext && g->t[i].off == off)
-			return true;
-	return false;
+	unsigned i = 0;
+
+	while (i < g->nt && (g->t[i].extent != ext || g->t[i].off != off))
+		i++;
+	return i;
 }
 
 static struct gl *g_lock(struct jgrp *g, unsigned ext, uint64_t off)
@@ -1085,7 +1081,7 @@ static struct gl *g_lock(struct jgrp *g, unsigned ext, uint64_t off)
  */
 static bool g_fits(struct fs_journal *j, struct fs_tx *tx, unsigned *newb)
 {
-	struct jgrp *g = j->g;
+	struct jgrp *g = &j->g;
 	unsigned newl = 0, nb = 0;
 
 	for (unsigned i = 0; i < tx->nl; i++) {
@@ -1098,7 +1094,7 @@ static bool g_fits(struct fs_journal *j, struct fs_tx *tx, unsigned *newb)
 				return false;
 		} else {
 			/* written by an earlier one that did not list it */
-			if (!w && g_has_block(g, l->extent, l->off))
+			if (!w && g_block(g, l->extent, l->off) < g->nt)
 				return false;
 			newl++;
 		}
@@ -1109,7 +1105,7 @@ static bool g_fits(struct fs_journal *j, struct fs_tx *tx, unsigned *newb)
 		/* the block of a lock listed without it */
 		if (e && !e->w)
 			return false;
-		if (!g_has_block(g, tx->b[i].ext, tx->b[i].off))
+		if (g_block(g, tx->b[i].ext, tx->b[i].off) == g->nt)
 			nb++;
 	}
 	if (g->nl + newl > FS_JD_MAX_LOCKS || g->nt + nb > FS_JD_MAX_BLOCKS ||
@@ -1123,7 +1119,7 @@ static bool g_fits(struct fs_journal *j, struct fs_tx *tx, unsigned *newb)
  * without groups); the log blocks it adds. j->lock held. */
 static unsigned g_add(struct fs_journal *j, struct fs_tx *tx)
 {
-	struct jgrp *g = j->g;
+	struct jgrp *g = &j->g;
 	unsigned nb = 0;
 
 	tx->gstart = !(j->groups && j->g_open && g_fits(j, tx, &nb));
@@ -1131,18 +1127,26 @@ static unsigned g_add(struct fs_journal *j, struct fs_tx *tx)
 		g->nt = g->nl = 0;
 		nb = tx->n;
 	}
+	/* where each lock and block goes in the record (write_batch) */
 	for (unsigned i = 0; i < tx->nl; i++) {
 		const struct fs_jlock *l = &tx->l[i];
+		struct gl *e = g_lock(g, l->extent, l->off);
 
-		if (!g_lock(g, l->extent, l->off))
-			g->l[g->nl++] = (struct gl){
-				l->extent, l->off, l->version,
-				find(tx, l->extent, l->off) != NULL };
+		if (!e) {
+			e = &g->l[g->nl++];
+			*e = (struct gl){ l->extent, l->off, l->version,
+					  find(tx, l->extent, l->off) != NULL };
+		}
+		tx->gl[i] = (uint8_t)(e - g->l);
 	}
-	for (unsigned i = 0; i < tx->n; i++)
-		if (!g_has_block(g, tx->b[i].ext, tx->b[i].off))
+	for (unsigned i = 0; i < tx->n; i++) {
+		unsigned k = g_block(g, tx->b[i].ext, tx->b[i].off);
+
+		if (k == g->nt)
 			g->t[g->nt++] = (struct fs_jtarget){ tx->b[i].ext,
 							     tx->b[i].off };
+		tx->b[i].gi = k;
+	}
 	j->g_open = j->groups;
 	tx->glog = nb + (tx->gstart ? 2 : 0);
 	return tx->glog;
@@ -1428,44 +1432,23 @@ static int write_batch(struct fs_vol *v, struct fs_journal *j,
 		d->jid = j->jid;
 		d->ntx = (uint32_t)(e->seq - tx->seq + 1);
 		/* each block once, the newest image (the group's last
-		 * transaction that wrote it); every lock listed */
+		 * transaction that wrote it); every lock listed: where
+		 * g_add put them */
 		for (struct fs_tx *m = tx;; m = m->next) {
 			for (unsigned i = 0; i < m->n; i++) {
-				unsigned k = 0;
+				unsigned k = m->b[i].gi;
 
-				while (k < d->nblocks &&
-				       (d->t[k].extent != m->b[i].ext ||
-					d->t[k].off != m->b[i].off))
-					k++;
-				if (k == d->nblocks) {
-					/* never (g_fits, the committer's
-					 * count) */
-					if (k == FS_JD_MAX_BLOCKS ||
-					    pos + k + 3 > nblk) {
-						ret = -EIO;
-						goto out;
-					}
-					d->t[k].extent = m->b[i].ext;
-					d->t[k].off = m->b[i].off;
-					d->nblocks++;
-				}
+				d->t[k].extent = m->b[i].ext;
+				d->t[k].off = m->b[i].off;
+				if (k >= d->nblocks)
+					d->nblocks = k + 1;
 				memcpy(rec + (size_t)(k + 1) * FS_BLOCK,
 				       m->b[i].img, FS_BLOCK);
 			}
 			for (unsigned i = 0; i < m->nl; i++) {
-				unsigned k = 0;
-
-				while (k < d->nlocks &&
-				       (d->l[k].extent != m->l[i].extent ||
-					d->l[k].off != m->l[i].off))
-					k++;
-				if (k == d->nlocks) {
-					if (k == FS_JD_MAX_LOCKS) {
-						ret = -EIO;
-						goto out;
-					}
-					d->l[d->nlocks++] = m->l[i];
-				}
+				d->l[m->gl[i]] = m->l[i];
+				if (m->gl[i] >= d->nlocks)
+					d->nlocks = m->gl[i] + 1u;
 			}
 			nimg += m->n;
 			if (m == e)
@@ -1711,6 +1694,10 @@ int fs_tx_commit_sync(struct fs_tx *tx)
 		tx->next = NULL;
 		tx->gstart = true;      /* a record of its own */
 		tx->glog = tx->n + 2;
+		for (unsigned i = 0; i < tx->n; i++)
+			tx->b[i].gi = i;
+		for (unsigned i = 0; i < tx->nl; i++)
+			tx->gl[i] = (uint8_t)i;
 		wrap = j->head + tx->n + 2 > j->nblocks;
 		ret = write_batch(v, j, tx, tx->n + 2, wrap, &stage, &durable);
 	}
