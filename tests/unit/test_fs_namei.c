@@ -336,6 +336,10 @@ static void wait_dir_released(uint64_t d, unsigned secs)
 struct keep_writer {
 	fs_vol *v;
 	uint64_t dir;
+	/* 0: files in dir; else as a FUSE host's creates in dir/sub: each
+	 * looks sub up in dir (the kernel's path walk), then creates and
+	 * opens a file in sub and closes it */
+	uint64_t sub;
 	int stop;                   /* atomic */
 	unsigned made;
 	int err;
@@ -347,12 +351,23 @@ static void *keep_writer_main(void *arg)
 {
 	struct keep_writer *w = arg;
 	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
+	uint64_t in = w->sub ? w->sub : w->dir;
 	struct fs_stat st;
 	char name[32];
+	fs_file *f;
 
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 		snprintf(name, sizeof(name), "busy%05u", w->made % 100000);
-		w->err = fs_create(w->v, w->dir, name, &a, &st);
+		if (w->sub) {
+			w->err = fs_lookup(w->v, w->dir, "sub", &st);
+			if (!w->err)
+				w->err = fs_create_open(w->v, in, name, &a,
+							FS_O_RDWR, &st, &f);
+			if (!w->err)
+				w->err = fs_close(f);
+		} else {
+			w->err = fs_create(w->v, in, name, &a, &st);
+		}
 		if (w->err)
 			break;
 		w->made++;
@@ -361,7 +376,7 @@ static void *keep_writer_main(void *arg)
 		if (w->made > BUSY_KEPT) {
 			snprintf(name, sizeof(name), "busy%05u",
 				 (w->made - 1 - BUSY_KEPT) % 100000);
-			w->err = fs_unlink(w->v, w->dir, name);
+			w->err = fs_unlink(w->v, in, name);
 			if (w->err)
 				break;
 		}
@@ -638,47 +653,6 @@ static void test_keep_wanted(void **state)
 	}
 }
 
-struct stream {
-	fs_vol *v;
-	uint64_t dir, sub;
-	int stop;                   /* atomic */
-	unsigned made;
-	int err;
-};
-
-/* As a FUSE host's creates in dir/sub: each looks sub up in dir (the
- * kernel's path walk), then creates and opens a file in sub and closes it;
- * at most BUSY_KEPT files. */
-static void *stream_main(void *arg)
-{
-	struct fs_create_args a = { .type = FS_TYPE_FILE, .mode = 0644 };
-	struct stream *w = arg;
-	struct fs_stat st;
-	char name[32];
-	fs_file *f;
-
-	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) && !w->err) {
-		w->err = fs_lookup(w->v, w->dir, "sub", &st);
-		if (w->err)
-			break;
-		snprintf(name, sizeof(name), "s%05u", w->made % 100000);
-		w->err = fs_create_open(w->v, w->sub, name, &a, FS_O_RDWR, &st,
-					&f);
-		if (w->err)
-			break;
-		w->err = fs_close(f);
-		if (w->err)
-			break;
-		w->made++;
-		if (w->made > BUSY_KEPT) {
-			snprintf(name, sizeof(name), "s%05u",
-				 (w->made - 1 - BUSY_KEPT) % 100000);
-			w->err = fs_unlink(w->v, w->sub, name);
-		}
-	}
-	return NULL;
-}
-
 /*
  * A directory delta keeps for lookups while it streams creates below it
  * goes to bravo, who wants to change it, while the stream goes on.  The
@@ -696,7 +670,7 @@ static void test_keep_wanted_streaming(void **state)
 	};
 	char spec[600];
 	const char *specs[1] = { spec };
-	struct stream w = { 0 };
+	struct keep_writer w = { 0 };
 	struct fs_stat st;
 	fs_vol *vd = NULL;
 	struct timespec t0, t1;
@@ -714,7 +688,7 @@ static void test_keep_wanted_streaming(void **state)
 	w.sub = mk_(vd, w.dir, "sub", FS_TYPE_DIR);
 	assert_int_equal(fs_sync(vd), 0);
 	assert_int_equal(fs_lookup(vb, root, "streamdir", &st), 0);
-	assert_int_equal(pthread_create(&t, NULL, stream_main, &w), 0);
+	assert_int_equal(pthread_create(&t, NULL, keep_writer_main, &w), 0);
 	usleep(100000);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = mkdir_(vb, w.dir, "from-bravo");

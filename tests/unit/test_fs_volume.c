@@ -345,6 +345,33 @@ static void test_replay_after_death(void **state)
 	free(blk);
 }
 
+/* In-place writes of v fail from the pointer block area on: directories
+ * in sub-blocks and file blocks (FDs and their locks are still written). */
+static void fail_in_place_dirs(fs_vol *v)
+{
+	struct mp_fault_rule r = {
+		.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
+		.off = v->sb.ext[0].area[FS_A_PB].meta_off,
+		.len = 1ull << 40,
+	};
+
+	assert_true(mp_fault_add(v->ext[0].lun, &r) >= 0);
+}
+
+/* v gives the volume up once a batch is durable but not in place: the
+ * waiters hear of the failure first (they may hold what giving up
+ * takes), so it may take a moment. */
+static void wait_abandoned(fs_vol *v, struct lk_vol_info *li)
+{
+	for (unsigned i = 0; i < 200; i++) {
+		lk_get_info(fs_lk(v), li);
+		if (li->abandoned)
+			break;
+		usleep(10000);
+	}
+	assert_true(li->abandoned);
+}
+
 /*
  * Alpha creates d/h1..h5 and renames d/g to d/f, all in one batch of its
  * write-back journal (gathering until the sync asks for it): the
@@ -378,18 +405,7 @@ static void test_commit_not_in_place(void **state)
 	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
 	assert_int_equal(fs_create(va, sd.ino, "g", &file, &st), 0);
 	assert_int_equal(fs_sync(va), 0);
-	{
-		/* in place fails from the pointer block area on:
-		 * directories in sub-blocks and file blocks (FDs and their
-		 * locks still written) */
-		struct mp_fault_rule r = {
-			.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
-			.off = va->sb.ext[0].area[FS_A_PB].meta_off,
-			.len = 1ull << 40,
-		};
-
-		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
-	}
+	fail_in_place_dirs(va);
 	/* the six transactions below go in one batch however slow the
 	 * machine (ThreadSanitizer): it gathers until the sync waits */
 	fs_journal_gather(va, 60000, 60000);
@@ -405,15 +421,7 @@ static void test_commit_not_in_place(void **state)
 	assert_int_equal(c1, c0 + 6);
 	assert_int_equal(b1, b0);
 	assert_int_not_equal(fs_sync(va), 0);
-	/* the waiters hear of the failure before the volume is given up
-	 * (they may hold what giving up takes) */
-	for (unsigned i = 0; i < 200; i++) {
-		lk_get_info(fs_lk(va), &li);
-		if (li.abandoned)
-			break;
-		usleep(10000);
-	}
-	assert_true(li.abandoned);
+	wait_abandoned(va, &li);
 	assert_true(li.fenced);
 	/* the LUN works again, alpha stays out: nothing more is written */
 	assert_int_equal(mp_fault_clear(va->ext[0].lun), 0);
@@ -536,16 +544,7 @@ static void groups_run(bool single)
 	assert_int_equal(fs_create(va, fs_root(va), "d", &dir, &sd), 0);
 	assert_int_equal(fs_create(va, sd.ino, "g", &file, &st), 0);
 	assert_int_equal(fs_sync(va), 0);
-	{
-		/* in place fails for directory blocks (sub-blocks) */
-		struct mp_fault_rule r = {
-			.op = MP_OP_WRITE, .action = MP_FAULT_FAIL,
-			.off = va->sb.ext[0].area[FS_A_PB].meta_off,
-			.len = 1ull << 40,
-		};
-
-		assert_true(mp_fault_add(va->ext[0].lun, &r) >= 0);
-	}
+	fail_in_place_dirs(va);
 	fs_journal_gather(va, 60000, 60000);
 	fs_journal_stats(va, &c0, &b0);
 	for (int i = 0; i < 20; i++) {
@@ -562,13 +561,7 @@ static void groups_run(bool single)
 	assert_int_equal(b1, b0);
 	assert_true(c1 - c0 >= 24);
 	assert_int_not_equal(fs_sync(va), 0);
-	for (unsigned i = 0; i < 200; i++) {
-		lk_get_info(fs_lk(va), &li);
-		if (li.abandoned)
-			break;
-		usleep(10000);
-	}
-	assert_true(li.abandoned);
+	wait_abandoned(va, &li);
 	assert_int_equal(mp_fault_clear(va->ext[0].lun), 0);
 
 	/* the log: every transaction, in records */
