@@ -248,6 +248,11 @@ pin_host() { # mount cpus
 	[ -n "$pid" ] || die "no vmfsd serving $1"
 	taskset -a -p -c "$2" "$pid" >/dev/null || die "taskset $pid"
 }
+# rate JSON...: the creates per second of fs_bench runs, summed
+rate() {
+	python3 -c 'import json, sys
+print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' "$@"
+}
 # creates MOUNT DIR OUT [CPU]: fs_bench creates, on CPU if given
 creates() {
 	if [ -n "${4:-}" ]; then
@@ -280,7 +285,7 @@ creates_run() {
 		t1=$(cpu_ticks)
 		busy1="$busy1 $(cpu_busy "$t0" "$t1")"
 		io1=$(io_counts "$1")
-		r1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["per_s"])' "$OUT/c1.json")
+		r1=$(rate "$OUT/c1.json")
 		# I/O per create (the mkdir of the directory included: one
 		# among thousands; vmfsd leaves the counting commands' own
 		# I/O out)
@@ -301,8 +306,7 @@ PY
 		wait $pb || die "creates on host b ($3)"
 		t1=$(cpu_ticks)
 		busy2="$busy2 $(cpu_busy "$t0" "$t1")"
-		r2=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
-			"$OUT/ca.json" "$OUT/cb.json")
+		r2=$(rate "$OUT/ca.json" "$OUT/cb.json")
 		echo "  [$rep/$REPS] $3: creates/s: one host $r1, two hosts $r2"
 		rm -rf "$1/creates/a-$rep" "$2/creates/b-$rep" ||
 			die "removing the creates ($3)"
@@ -313,8 +317,7 @@ PY
 			pb=$!
 			wait $pa || die "creates on host a, separate volumes ($3)"
 			wait $pb || die "creates on host e ($3)"
-			r3=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
-				"$OUT/ca.json" "$OUT/ce.json")
+			r3=$(rate "$OUT/ca.json" "$OUT/ce.json")
 			echo "  [$rep/$REPS] $3: two hosts on separate volumes $r3"
 			rm -rf "$1/creates/s-$rep" "$4/creates/e-$rep" ||
 				die "removing the separate creates of repetition $rep ($3)"
@@ -338,9 +341,8 @@ PY
 				die "removing the creates ($3)"
 			pin_host "$1" "0-$(($(nproc) - 1))"
 			pin_host "$2" "0-$(($(nproc) - 1))"
-			p1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["per_s"])' "$OUT/c1.json")
-			p2=$(python3 -c 'import json,sys; print(sum(json.load(open(f))["per_s"] for f in sys.argv[1:]))' \
-				"$OUT/ca.json" "$OUT/cb.json")
+			p1=$(rate "$OUT/c1.json")
+			p2=$(rate "$OUT/ca.json" "$OUT/cb.json")
 			echo "  [$rep/$REPS] $3: pinned, a CPU per host: one host $p1, two hosts $p2"
 			onep="$onep $p1"
 			twop="$twop $p2"
